@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Node is one graph node as an op factory sees it at compile time.
+type Node struct {
+	Name    string
+	OpType  string
+	Opset   int64
+	Inputs  []string // "" marks an omitted optional input
+	Outputs []string
+	attrs   map[string]*onnxpb.AttributeProto
+	// Const returns the value of input i when it is a weight or a folded constant,
+	// or nil when it is only known at run time.
+	Const func(i int) *tensor.Tensor
+}
+
+// Has reports whether the node sets attribute name.
+func (n *Node) Has(name string) bool { _, ok := n.attrs[name]; return ok }
+
+// Int returns integer attribute name, or def when it is absent.
+func (n *Node) Int(name string, def int64) int64 {
+	if a, ok := n.attrs[name]; ok {
+		return a.GetI()
+	}
+	return def
+}
+
+// Float returns float attribute name, or def when it is absent.
+func (n *Node) Float(name string, def float32) float32 {
+	if a, ok := n.attrs[name]; ok {
+		return a.GetF()
+	}
+	return def
+}
+
+// String returns string attribute name, or def when it is absent.
+func (n *Node) String(name string, def string) string {
+	if a, ok := n.attrs[name]; ok {
+		return string(a.GetS())
+	}
+	return def
+}
+
+// Ints returns integer-list attribute name, or def when it is absent.
+func (n *Node) Ints(name string, def []int64) []int64 {
+	if a, ok := n.attrs[name]; ok {
+		return a.GetInts()
+	}
+	return def
+}
+
+// Floats returns float-list attribute name, or def when it is absent.
+func (n *Node) Floats(name string, def []float32) []float32 {
+	if a, ok := n.attrs[name]; ok {
+		return a.GetFloats()
+	}
+	return def
+}
+
+// Tensor returns tensor attribute name decoded, or nil when it is absent.
+func (n *Node) Tensor(name string) (*tensor.Tensor, error) {
+	a, ok := n.attrs[name]
+	if !ok {
+		return nil, nil
+	}
+	t, err := onnx.TensorFromProto(a.GetT())
+	if err != nil {
+		return nil, fmt.Errorf("attribute %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// Errorf returns an error that names the node and its op.
+func (n *Node) Errorf(format string, args ...any) error {
+	return fmt.Errorf("node %q (%s): %s", n.Name, n.OpType, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,368 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// ErrBadInput is wrapped by every Run error caused by the caller's inputs (missing,
+// unknown, wrong dtype or shape), as opposed to a failure inside the graph.
+var ErrBadInput = errors.New("bad input")
+
+// ErrUnsupported is wrapped by Compile errors for ops the engine does not implement.
+var ErrUnsupported = errors.New("unsupported")
+
+// ValueInfo describes a graph input or output. A Shape entry of -1 is a dynamic
+// dimension, named by the same entry of DimNames when the model names it.
+type ValueInfo struct {
+	Name     string       `json:"name"`
+	DType    tensor.DType `json:"-"`
+	Shape    []int        `json:"shape"`
+	DimNames []string     `json:"-"`
+}
+
+// step is one node of the compiled plan.
+type step struct {
+	node   *Node
+	kernel Kernel
+	in     []int // value slots; -1 for an omitted optional input
+	out    []int
+}
+
+// Model is a compiled graph. It is immutable and safe for concurrent Run calls.
+type Model struct {
+	Inputs  []ValueInfo
+	Outputs []ValueInfo
+
+	src     *onnx.Model
+	steps   []step
+	nslots  int
+	consts  map[int]*tensor.Tensor // weight slots
+	inSlot  []int                  // slot of each Inputs entry
+	outSlot []int                  // slot of each Outputs entry
+	// lastUse[s] is the index of the last step that reads slot s, so Run can drop
+	// intermediates early; -1 for graph outputs and constants.
+	lastUse []int
+}
+
+// Source returns the loaded file this model was compiled from.
+func (m *Model) Source() *onnx.Model { return m.src }
+
+// Compile turns a loaded model into an executable plan: it resolves every node to a
+// kernel (an unsupported op is an error naming the op, its node and the opset) and
+// orders nodes topologically.
+func Compile(src *onnx.Model) (*Model, error) {
+	g := src.Proto.GetGraph()
+	opset := src.Opset()
+	m := &Model{src: src, consts: map[int]*tensor.Tensor{}}
+	slots := map[string]int{}
+	slot := func(name string) int {
+		if s, ok := slots[name]; ok {
+			return s
+		}
+		slots[name] = m.nslots
+		m.nslots++
+		return slots[name]
+	}
+	for name, w := range src.Weights {
+		m.consts[slot(name)] = w
+	}
+	for _, vi := range g.GetInput() {
+		if _, isWeight := src.Weights[vi.GetName()]; isWeight {
+			continue
+		}
+		info, err := valueInfo(vi)
+		if err != nil {
+			return nil, err
+		}
+		m.Inputs = append(m.Inputs, info)
+		m.inSlot = append(m.inSlot, slot(vi.GetName()))
+	}
+	for _, vi := range g.GetOutput() {
+		info, err := valueInfo(vi)
+		if err != nil {
+			return nil, err
+		}
+		m.Outputs = append(m.Outputs, info)
+	}
+
+	nodes, err := topoSort(g, src.Weights)
+	if err != nil {
+		return nil, err
+	}
+	for i, pn := range nodes {
+		if d := pn.GetDomain(); d != "" && d != "ai.onnx" {
+			return nil, fmt.Errorf("node %q: op %s in domain %q: %w (only the default ONNX domain is)", pn.GetName(), pn.GetOpType(), d, ErrUnsupported)
+		}
+		n := &Node{Name: pn.GetName(), OpType: pn.GetOpType(), Opset: opset, Inputs: pn.GetInput(), Outputs: pn.GetOutput(), attrs: map[string]*onnxpb.AttributeProto{}}
+		if n.Name == "" {
+			n.Name = fmt.Sprintf("%s_%d", n.OpType, i)
+		}
+		for _, a := range pn.GetAttribute() {
+			n.attrs[a.GetName()] = a
+		}
+		st := step{node: n}
+		for _, in := range n.Inputs {
+			if in == "" {
+				st.in = append(st.in, -1)
+				continue
+			}
+			st.in = append(st.in, slot(in))
+		}
+		for _, out := range n.Outputs {
+			st.out = append(st.out, slot(out))
+		}
+		n.Const = func(i int) *tensor.Tensor {
+			if i >= len(st.in) || st.in[i] < 0 {
+				return nil
+			}
+			return m.consts[st.in[i]]
+		}
+		f, ok := ops[n.OpType]
+		if !ok {
+			return nil, fmt.Errorf("node %q: op %s (opset %d): %w", n.Name, n.OpType, opset, ErrUnsupported)
+		}
+		st.kernel, err = f(n)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", onnx.ErrBadModel, n.Errorf("%v", err))
+		}
+		m.steps = append(m.steps, st)
+	}
+	for _, o := range m.Outputs {
+		s, ok := slots[o.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: graph output %q is produced by no node", onnx.ErrBadModel, o.Name)
+		}
+		m.outSlot = append(m.outSlot, s)
+	}
+	m.lastUse = make([]int, m.nslots)
+	for i := range m.lastUse {
+		m.lastUse[i] = -1
+	}
+	for i, st := range m.steps {
+		for _, s := range st.in {
+			if s >= 0 {
+				m.lastUse[s] = i
+			}
+		}
+	}
+	for _, s := range m.outSlot {
+		m.lastUse[s] = len(m.steps)
+	}
+	return m, nil
+}
+
+// valueInfo converts a graph input or output declaration.
+func valueInfo(vi *onnxpb.ValueInfoProto) (ValueInfo, error) {
+	info := ValueInfo{Name: vi.GetName()}
+	tt := vi.GetType().GetTensorType()
+	if tt == nil {
+		return info, fmt.Errorf("%w: value %q: only tensor types are supported", onnx.ErrBadModel, vi.GetName())
+	}
+	info.DType = tensor.DType(tt.GetElemType())
+	if tt.GetShape() == nil {
+		info.Shape = nil // unknown rank
+		return info, nil
+	}
+	info.Shape = []int{}
+	for _, d := range tt.GetShape().GetDim() {
+		if _, ok := d.GetValue().(*onnxpb.TensorShapeProto_Dimension_DimValue); ok && d.GetDimValue() >= 0 {
+			info.Shape = append(info.Shape, int(d.GetDimValue()))
+			info.DimNames = append(info.DimNames, "")
+			continue
+		}
+		info.Shape = append(info.Shape, -1)
+		info.DimNames = append(info.DimNames, d.GetDimParam())
+	}
+	return info, nil
+}
+
+// topoSort orders the graph's nodes so each runs after the producers of its inputs
+// (Kahn's algorithm, stable in file order).
+func topoSort(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor) ([]*onnxpb.NodeProto, error) {
+	ready := map[string]bool{"": true}
+	for name := range weights {
+		ready[name] = true
+	}
+	for _, vi := range g.GetInput() {
+		ready[vi.GetName()] = true
+	}
+	pending := append([]*onnxpb.NodeProto(nil), g.GetNode()...)
+	var out []*onnxpb.NodeProto
+	for len(pending) > 0 {
+		var next []*onnxpb.NodeProto
+		for _, n := range pending {
+			ok := true
+			for _, in := range n.GetInput() {
+				if !ready[in] {
+					ok = false
+					break
+				}
+			}
+			if !ok {
+				next = append(next, n)
+				continue
+			}
+			out = append(out, n)
+			for _, o := range n.GetOutput() {
+				ready[o] = true
+			}
+		}
+		if len(next) == len(pending) {
+			var missing []string
+			for _, n := range next {
+				for _, in := range n.GetInput() {
+					if !ready[in] {
+						missing = append(missing, fmt.Sprintf("%s needs %q", n.GetName()+"/"+n.GetOpType(), in))
+						break
+					}
+				}
+			}
+			return nil, fmt.Errorf("%w: graph has a cycle or undefined inputs: %s", onnx.ErrBadModel, strings.Join(missing, "; "))
+		}
+		pending = next
+	}
+	return out, nil
+}
+
+// CheckInputs validates inputs against the model's declared inputs: every declared
+// input present, no unknown names, matching dtype, rank and static dimensions.
+// Errors wrap ErrBadInput and name the input and the rule.
+func (m *Model) CheckInputs(inputs map[string]*tensor.Tensor) error {
+	for name := range inputs {
+		if m.input(name) == nil {
+			names := make([]string, len(m.Inputs))
+			for i, in := range m.Inputs {
+				names[i] = in.Name
+			}
+			return fmt.Errorf("%w: input %q: the model has no such input (inputs: %s)", ErrBadInput, name, strings.Join(names, ", "))
+		}
+	}
+	for _, want := range m.Inputs {
+		t, ok := inputs[want.Name]
+		if !ok || t == nil {
+			return fmt.Errorf("%w: input %q: missing", ErrBadInput, want.Name)
+		}
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("%w: input %q: %v", ErrBadInput, want.Name, err)
+		}
+		if t.DType != want.DType {
+			return fmt.Errorf("%w: input %q: dtype %s, the model wants %s", ErrBadInput, want.Name, t.DType, want.DType)
+		}
+		if want.Shape == nil {
+			continue
+		}
+		if len(t.Shape) != len(want.Shape) {
+			return fmt.Errorf("%w: input %q: shape %s has rank %d, the model wants rank %d %s", ErrBadInput, want.Name, tensor.ShapeString(t.Shape), len(t.Shape), len(want.Shape), shapeSpec(want))
+		}
+		for i, d := range want.Shape {
+			if d >= 0 && t.Shape[i] != d {
+				return fmt.Errorf("%w: input %q: shape %s, the model wants %s (dimension %d must be %d)", ErrBadInput, want.Name, tensor.ShapeString(t.Shape), shapeSpec(want), i, d)
+			}
+		}
+	}
+	return nil
+}
+
+// shapeSpec formats a declared shape with dynamic dimensions by name, e.g. [N 1 28 28].
+func shapeSpec(v ValueInfo) string {
+	parts := make([]string, len(v.Shape))
+	for i, d := range v.Shape {
+		switch {
+		case d >= 0:
+			parts[i] = fmt.Sprint(d)
+		case i < len(v.DimNames) && v.DimNames[i] != "":
+			parts[i] = v.DimNames[i]
+		default:
+			parts[i] = "?"
+		}
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func (m *Model) input(name string) *ValueInfo {
+	for i := range m.Inputs {
+		if m.Inputs[i].Name == name {
+			return &m.Inputs[i]
+		}
+	}
+	return nil
+}
+
+// Run executes the graph on inputs and returns every graph output by name. It
+// checks inputs first (errors wrap ErrBadInput); a kernel failure names its node.
+// Run never modifies inputs.
+func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[string]*tensor.Tensor, error) {
+	if err := m.CheckInputs(inputs); err != nil {
+		return nil, err
+	}
+	vals := make([]*tensor.Tensor, m.nslots)
+	for s, t := range m.consts {
+		vals[s] = t
+	}
+	for i, in := range m.Inputs {
+		vals[m.inSlot[i]] = inputs[in.Name]
+	}
+	args := make([]*tensor.Tensor, 0, 8)
+	for i, st := range m.steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		args = args[:0]
+		for _, s := range st.in {
+			if s < 0 {
+				args = append(args, nil)
+				continue
+			}
+			if vals[s] == nil {
+				return nil, st.node.Errorf("input %q has no value", st.node.Inputs[len(args)])
+			}
+			args = append(args, vals[s])
+		}
+		outs, err := runKernel(st, args)
+		if err != nil {
+			return nil, err
+		}
+		for j, s := range st.out {
+			if j < len(outs) {
+				vals[s] = outs[j]
+			}
+		}
+		for _, s := range st.in {
+			if s >= 0 && m.lastUse[s] == i {
+				if _, isConst := m.consts[s]; !isConst {
+					vals[s] = nil
+				}
+			}
+		}
+	}
+	out := make(map[string]*tensor.Tensor, len(m.Outputs))
+	for i, o := range m.Outputs {
+		if vals[m.outSlot[i]] == nil {
+			return nil, fmt.Errorf("graph output %q was not computed", o.Name)
+		}
+		out[o.Name] = vals[m.outSlot[i]]
+	}
+	return out, nil
+}
+
+// runKernel calls a kernel, turning a kernel panic (a bug, or a shape the kernel
+// failed to check) into an error so one bad request cannot take down an instance.
+func runKernel(st step, args []*tensor.Tensor) (outs []*tensor.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = st.node.Errorf("internal error: %v", r)
+		}
+	}()
+	outs, err = st.kernel(args)
+	if err != nil {
+		return nil, st.node.Errorf("%v", err)
+	}
+	return outs, nil
+}

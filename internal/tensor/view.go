@@ -1,0 +1,130 @@
+package tensor
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// nativeLittle reports whether this machine stores numbers little-endian, as ONNX
+// raw_data and .npy files (as Spindle writes and reads them) do.
+var nativeLittle = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// View returns a tensor whose data aliases raw, the little-endian bytes of
+// NumElements(shape) elements of dt. It returns ok=false, and no tensor, when
+// aliasing is impossible: raw is misaligned for dt, the machine is big-endian, or dt
+// is Bool (whose bytes may hold values other than 0 and 1). Callers then use Decode,
+// which copies.
+func View(dt DType, shape []int, raw []byte) (t *Tensor, ok bool, err error) {
+	n := NumElements(shape)
+	if sz := dt.Size(); sz == 0 || dt == Float16 {
+		return nil, false, fmt.Errorf("unsupported dtype %s", dt)
+	} else if len(raw) != n*sz {
+		return nil, false, fmt.Errorf("shape %s of %s needs %d bytes, have %d", ShapeString(shape), dt, n*sz, len(raw))
+	}
+	if dt == Bool || !nativeLittle {
+		return nil, false, nil
+	}
+	if n > 0 && uintptr(unsafe.Pointer(&raw[0]))%uintptr(dt.Size()) != 0 {
+		return nil, false, nil
+	}
+	t = &Tensor{DType: dt, Shape: append([]int(nil), shape...)}
+	if n == 0 {
+		*t = *New(dt, shape...)
+		return t, true, nil
+	}
+	p := unsafe.Pointer(&raw[0])
+	switch dt {
+	case Float32:
+		t.F32 = unsafe.Slice((*float32)(p), n)
+	case Float64:
+		t.F64 = unsafe.Slice((*float64)(p), n)
+	case Int64:
+		t.I64 = unsafe.Slice((*int64)(p), n)
+	case Int32:
+		t.I32 = unsafe.Slice((*int32)(p), n)
+	case Int8:
+		t.I8 = unsafe.Slice((*int8)(p), n)
+	case Uint8:
+		t.U8 = raw[:n:n]
+	}
+	return t, true, nil
+}
+
+// Decode copies raw, the little-endian bytes of NumElements(shape) elements of dt,
+// into a new tensor. Float16 data is widened to Float32.
+func Decode(dt DType, shape []int, raw []byte) (*Tensor, error) {
+	n := NumElements(shape)
+	sz := dt.Size()
+	if sz == 0 {
+		return nil, fmt.Errorf("unsupported dtype %s", dt)
+	}
+	if len(raw) != n*sz {
+		return nil, fmt.Errorf("shape %s of %s needs %d bytes, have %d", ShapeString(shape), dt, n*sz, len(raw))
+	}
+	out := dt
+	if dt == Float16 {
+		out = Float32
+	}
+	t := New(out, shape...)
+	le := binary.LittleEndian
+	switch dt {
+	case Float32:
+		for i := range t.F32 {
+			t.F32[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
+		}
+	case Float16:
+		for i := range t.F32 {
+			t.F32[i] = HalfToFloat(le.Uint16(raw[2*i:]))
+		}
+	case Float64:
+		for i := range t.F64 {
+			t.F64[i] = math.Float64frombits(le.Uint64(raw[8*i:]))
+		}
+	case Int64:
+		for i := range t.I64 {
+			t.I64[i] = int64(le.Uint64(raw[8*i:]))
+		}
+	case Int32:
+		for i := range t.I32 {
+			t.I32[i] = int32(le.Uint32(raw[4*i:]))
+		}
+	case Int8:
+		for i := range t.I8 {
+			t.I8[i] = int8(raw[i])
+		}
+	case Uint8:
+		copy(t.U8, raw)
+	case Bool:
+		for i := range t.B {
+			t.B[i] = raw[i] != 0
+		}
+	}
+	return t, nil
+}
+
+// HalfToFloat converts an IEEE 754 binary16 value to float32.
+func HalfToFloat(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal: normalise
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		mant &= 0x3ff
+		return math.Float32frombits(sign | e<<23 | mant<<13)
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
