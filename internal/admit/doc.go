@@ -1,0 +1,8 @@
+// Package admit bounds how many requests run at once and how many may wait, with
+// both limits resizable while requests are in flight (after Knative's
+// pkg/queue/breaker.go).
+//
+// The gateway uses it per function and the instance per worker pool: when the
+// autoscaler gives an instance more CPU, the instance raises its concurrency here,
+// and waiting requests start at once; lowering it never cancels running work.
+package admit
