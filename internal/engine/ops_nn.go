@@ -1,0 +1,585 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+func init() {
+	register("Conv", newConv)
+	register("MaxPool", newMaxPool)
+	register("Gemm", newGemm)
+	register("MatMul", newMatMul)
+	register("Softmax", func(n *Node) (Kernel, error) { return newSoftmax(n, false) })
+	register("LogSoftmax", func(n *Node) (Kernel, error) { return newSoftmax(n, true) })
+}
+
+// windowAttrs are the sliding-window attributes Conv and MaxPool share.
+type windowAttrs struct {
+	autoPad   string
+	kernel    []int64 // empty: Conv takes it from W
+	strides   []int64
+	dilations []int64
+	pads      []int64
+	ceil      bool
+}
+
+func readWindowAttrs(n *Node) (windowAttrs, error) {
+	a := windowAttrs{
+		autoPad:   n.String("auto_pad", "NOTSET"),
+		kernel:    n.Ints("kernel_shape", nil),
+		strides:   n.Ints("strides", nil),
+		dilations: n.Ints("dilations", nil),
+		pads:      n.Ints("pads", nil),
+		ceil:      n.Int("ceil_mode", 0) != 0,
+	}
+	switch a.autoPad {
+	case "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER":
+	default:
+		return a, fmt.Errorf("attribute auto_pad: %q, must be NOTSET, SAME_UPPER, SAME_LOWER or VALID", a.autoPad)
+	}
+	if a.autoPad != "NOTSET" && len(a.pads) > 0 {
+		return a, fmt.Errorf("attribute pads: cannot be set together with auto_pad=%s", a.autoPad)
+	}
+	for _, l := range []struct {
+		name string
+		v    []int64
+		min  int64
+	}{{"kernel_shape", a.kernel, 1}, {"strides", a.strides, 1}, {"dilations", a.dilations, 1}, {"pads", a.pads, 0}} {
+		for i, v := range l.v {
+			if v < l.min {
+				return a, fmt.Errorf("attribute %s: entry %d is %d, must be >= %d", l.name, i, v, l.min)
+			}
+		}
+	}
+	if len(a.pads)%2 != 0 {
+		return a, fmt.Errorf("attribute pads: %d entries, must be 2 per spatial axis", len(a.pads))
+	}
+	return a, nil
+}
+
+// geometry returns the output size and leading padding of each spatial axis for
+// input sizes in and kernel sizes k (ONNX Conv/MaxPool spec, auto_pad rules from
+// the operator docs). With ceil_mode a last window that would start inside the
+// trailing padding is dropped, as PyTorch and onnxruntime do.
+func (a *windowAttrs) geometry(in []int, k []int64) (out, padBegin []int, err error) {
+	nd := len(in)
+	if len(k) != nd {
+		return nil, nil, fmt.Errorf("kernel_shape %v: %d entries, the input has %d spatial axes", k, len(k), nd)
+	}
+	get := func(name string, v []int64, def int64, i int, want int) (int, error) {
+		if len(v) == 0 {
+			return int(def), nil
+		}
+		if len(v) != want {
+			return 0, fmt.Errorf("attribute %s: %d entries, want %d for %d spatial axes", name, len(v), want, nd)
+		}
+		return int(v[i]), nil
+	}
+	out = make([]int, nd)
+	padBegin = make([]int, nd)
+	for i := 0; i < nd; i++ {
+		s, err := get("strides", a.strides, 1, i, nd)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := get("dilations", a.dilations, 1, i, nd)
+		if err != nil {
+			return nil, nil, err
+		}
+		ek := (int(k[i])-1)*d + 1
+		switch a.autoPad {
+		case "NOTSET", "VALID":
+			pb, pe := 0, 0
+			if a.autoPad == "NOTSET" {
+				if pb, err = get("pads", a.pads, 0, i, 2*nd); err != nil {
+					return nil, nil, err
+				}
+				if pe, err = get("pads", a.pads, 0, nd+i, 2*nd); err != nil {
+					return nil, nil, err
+				}
+			}
+			span := in[i] + pb + pe - ek
+			if span < 0 {
+				return nil, nil, fmt.Errorf("spatial axis %d: input size %d plus padding %d+%d is smaller than the dilated kernel %d", i, in[i], pb, pe, ek)
+			}
+			o := span/s + 1
+			if a.ceil {
+				o = (span+s-1)/s + 1
+				if (o-1)*s >= in[i]+pb {
+					o--
+				}
+			}
+			out[i], padBegin[i] = o, pb
+		default: // SAME_UPPER, SAME_LOWER
+			o := (in[i] + s - 1) / s
+			total := max(0, (o-1)*s+ek-in[i])
+			pb := total / 2
+			if a.autoPad == "SAME_LOWER" {
+				pb = (total + 1) / 2
+			}
+			out[i], padBegin[i] = o, pb
+		}
+	}
+	return out, padBegin, nil
+}
+
+// geom3 is a window geometry padded to three spatial axes (D, H, W) so that one
+// loop nest serves 1-D, 2-D and 3-D ops; missing leading axes have size 1,
+// kernel 1, stride 1, dilation 1 and no padding.
+type geom3 struct {
+	in, out, k, s, d, p [3]int
+}
+
+func newGeom3(a *windowAttrs, in []int, k []int64, out, padBegin []int) geom3 {
+	var g geom3
+	off := 3 - len(in)
+	for i := 0; i < 3; i++ {
+		g.in[i], g.out[i], g.k[i], g.s[i], g.d[i] = 1, 1, 1, 1, 1
+	}
+	for i := range in {
+		j := i + off
+		g.in[j], g.out[j], g.k[j], g.p[j] = in[i], out[i], int(k[i]), padBegin[i]
+		if len(a.strides) > 0 {
+			g.s[j] = int(a.strides[i])
+		}
+		if len(a.dilations) > 0 {
+			g.d[j] = int(a.dilations[i])
+		}
+	}
+	return g
+}
+
+func (g *geom3) inSize() int  { return g.in[0] * g.in[1] * g.in[2] }
+func (g *geom3) outSize() int { return g.out[0] * g.out[1] * g.out[2] }
+func (g *geom3) kSize() int   { return g.k[0] * g.k[1] * g.k[2] }
+
+// pointwise reports whether the window is a 1×1 kernel with stride 1 and no
+// padding, where im2col is the identity.
+func (g *geom3) pointwise() bool {
+	for i := 0; i < 3; i++ {
+		if g.k[i] != 1 || g.s[i] != 1 || g.p[i] != 0 || g.in[i] != g.out[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// im2col writes the column matrix of channels planes of x (each g.inSize()
+// long) into col, shaped [channels*kSize, outSize]; padding reads as 0.
+func im2col(g *geom3, x []float32, channels int, col []float32) {
+	P := g.outSize()
+	row := 0
+	for c := 0; c < channels; c++ {
+		plane := x[c*g.inSize() : (c+1)*g.inSize()]
+		for kd := 0; kd < g.k[0]; kd++ {
+			for kh := 0; kh < g.k[1]; kh++ {
+				for kw := 0; kw < g.k[2]; kw++ {
+					dst := col[row*P : (row+1)*P]
+					row++
+					i := 0
+					for od := 0; od < g.out[0]; od++ {
+						id := od*g.s[0] - g.p[0] + kd*g.d[0]
+						if id < 0 || id >= g.in[0] {
+							clear(dst[i : i+g.out[1]*g.out[2]])
+							i += g.out[1] * g.out[2]
+							continue
+						}
+						for oh := 0; oh < g.out[1]; oh++ {
+							ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+							if ih < 0 || ih >= g.in[1] {
+								clear(dst[i : i+g.out[2]])
+								i += g.out[2]
+								continue
+							}
+							src := plane[(id*g.in[1]+ih)*g.in[2] : (id*g.in[1]+ih+1)*g.in[2]]
+							iw := -g.p[2] + kw*g.d[2]
+							for ow := 0; ow < g.out[2]; ow++ {
+								if iw >= 0 && iw < g.in[2] {
+									dst[i] = src[iw]
+								} else {
+									dst[i] = 0
+								}
+								i++
+								iw += g.s[2]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// newConv implements Conv for 1-D to 3-D float32 inputs: X [N C ...], W [M C/group
+// k...], optional B [M]. Each image and group is one im2col plus one gemmF32.
+func newConv(n *Node) (Kernel, error) {
+	a, err := readWindowAttrs(n)
+	if err != nil {
+		return nil, err
+	}
+	group := int(n.Int("group", 1))
+	if group < 1 {
+		return nil, fmt.Errorf("attribute group: %d, must be >= 1", group)
+	}
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 3); err != nil {
+			return nil, err
+		}
+		x, w := in[0], in[1]
+		if x.DType != tensor.Float32 || w.DType != tensor.Float32 {
+			return nil, fmt.Errorf("inputs X %s and W %s: Conv supports float32 only", x, w)
+		}
+		r := len(x.Shape)
+		if r < 3 || r > 5 {
+			return nil, fmt.Errorf("input X: shape %s, must be [N C ...] with 1 to 3 spatial axes", tensor.ShapeString(x.Shape))
+		}
+		if len(w.Shape) != r {
+			return nil, fmt.Errorf("input W: shape %s, must have the rank of X %s", tensor.ShapeString(w.Shape), tensor.ShapeString(x.Shape))
+		}
+		N, C, M := x.Shape[0], x.Shape[1], w.Shape[0]
+		if C%group != 0 || w.Shape[1]*group != C {
+			return nil, fmt.Errorf("input W: shape %s: channels %d × group %d must equal X's channels %d", tensor.ShapeString(w.Shape), w.Shape[1], group, C)
+		}
+		if M%group != 0 {
+			return nil, fmt.Errorf("input W: %d output channels are not divisible by group %d", M, group)
+		}
+		k := make([]int64, r-2)
+		for i := range k {
+			k[i] = int64(w.Shape[2+i])
+		}
+		if len(a.kernel) > 0 {
+			if len(a.kernel) != len(k) {
+				return nil, fmt.Errorf("attribute kernel_shape %v: %d entries, W has %d spatial axes", a.kernel, len(a.kernel), len(k))
+			}
+			for i := range k {
+				if a.kernel[i] != k[i] {
+					return nil, fmt.Errorf("attribute kernel_shape %v does not match W's shape %s", a.kernel, tensor.ShapeString(w.Shape))
+				}
+			}
+		}
+		var bias []float32
+		if len(in) > 2 && in[2] != nil {
+			b := in[2]
+			if b.DType != tensor.Float32 || len(b.Shape) != 1 || b.Shape[0] != M {
+				return nil, fmt.Errorf("input B: %s, must be float32[%d]", b, M)
+			}
+			bias = b.F32
+		}
+		outSp, padBegin, err := a.geometry(x.Shape[2:], k)
+		if err != nil {
+			return nil, err
+		}
+		g := newGeom3(&a, x.Shape[2:], k, outSp, padBegin)
+		yShape := append([]int{N, M}, outSp...)
+		y := tensor.New(tensor.Float32, yShape...)
+		Cg, Mg := C/group, M/group
+		P, K := g.outSize(), Cg*g.kSize()
+		var col []float32
+		if !g.pointwise() {
+			col = make([]float32, K*P)
+		}
+		for img := 0; img < N; img++ {
+			for gi := 0; gi < group; gi++ {
+				xs := x.F32[(img*C+gi*Cg)*g.inSize() : (img*C+(gi+1)*Cg)*g.inSize()]
+				src := xs
+				if col != nil {
+					im2col(&g, xs, Cg, col)
+					src = col
+				}
+				ys := y.F32[(img*M+gi*Mg)*P : (img*M+(gi+1)*Mg)*P]
+				gemmF32(false, false, Mg, P, K, 1, w.F32[gi*Mg*K:(gi+1)*Mg*K], K, src, P, 0, ys, P)
+			}
+			if bias != nil {
+				for m := 0; m < M; m++ {
+					plane := y.F32[(img*M+m)*P : (img*M+m+1)*P]
+					for i := range plane {
+						plane[i] += bias[m]
+					}
+				}
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// newMaxPool implements MaxPool for 1-D to 3-D float32 inputs. Padding never wins
+// the max (it reads as -Inf). The Indices output is not supported.
+func newMaxPool(n *Node) (Kernel, error) {
+	a, err := readWindowAttrs(n)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.kernel) == 0 {
+		return nil, fmt.Errorf("attribute kernel_shape: required")
+	}
+	if len(n.Outputs) > 1 && n.Outputs[1] != "" {
+		return nil, fmt.Errorf("output Indices (%q): not supported; only the pooled values are", n.Outputs[1])
+	}
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input X: dtype %s, MaxPool supports float32 only", x.DType)
+		}
+		r := len(x.Shape)
+		if r < 3 || r > 5 {
+			return nil, fmt.Errorf("input X: shape %s, must be [N C ...] with 1 to 3 spatial axes", tensor.ShapeString(x.Shape))
+		}
+		outSp, padBegin, err := a.geometry(x.Shape[2:], a.kernel)
+		if err != nil {
+			return nil, err
+		}
+		g := newGeom3(&a, x.Shape[2:], a.kernel, outSp, padBegin)
+		y := tensor.New(tensor.Float32, append([]int{x.Shape[0], x.Shape[1]}, outSp...)...)
+		planes := x.Shape[0] * x.Shape[1]
+		inS, outS := g.inSize(), g.outSize()
+		negInf := float32(math.Inf(-1))
+		for pl := 0; pl < planes; pl++ {
+			src := x.F32[pl*inS : (pl+1)*inS]
+			dst := y.F32[pl*outS : (pl+1)*outS]
+			i := 0
+			for od := 0; od < g.out[0]; od++ {
+				for oh := 0; oh < g.out[1]; oh++ {
+					for ow := 0; ow < g.out[2]; ow++ {
+						m := negInf
+						for kd := 0; kd < g.k[0]; kd++ {
+							id := od*g.s[0] - g.p[0] + kd*g.d[0]
+							if id < 0 || id >= g.in[0] {
+								continue
+							}
+							for kh := 0; kh < g.k[1]; kh++ {
+								ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+								if ih < 0 || ih >= g.in[1] {
+									continue
+								}
+								base := (id*g.in[1] + ih) * g.in[2]
+								for kw := 0; kw < g.k[2]; kw++ {
+									iw := ow*g.s[2] - g.p[2] + kw*g.d[2]
+									if iw < 0 || iw >= g.in[2] {
+										continue
+									}
+									if v := src[base+iw]; v > m || v != v {
+										m = v
+									}
+								}
+							}
+						}
+						dst[i] = m
+						i++
+					}
+				}
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// newGemm implements Y = alpha*op(A)*op(B) + beta*C for 2-D float32 A and B, with
+// C optional and broadcast unidirectionally to [M N].
+func newGemm(n *Node) (Kernel, error) {
+	transA := n.Int("transA", 0) != 0
+	transB := n.Int("transB", 0) != 0
+	alpha := n.Float("alpha", 1)
+	beta := n.Float("beta", 1)
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 3); err != nil {
+			return nil, err
+		}
+		A, B := in[0], in[1]
+		if A.DType != tensor.Float32 || B.DType != tensor.Float32 {
+			return nil, fmt.Errorf("inputs A %s and B %s: Gemm supports float32 only", A, B)
+		}
+		if len(A.Shape) != 2 || len(B.Shape) != 2 {
+			return nil, fmt.Errorf("inputs A %s and B %s: both must be 2-D", tensor.ShapeString(A.Shape), tensor.ShapeString(B.Shape))
+		}
+		M, K := A.Shape[0], A.Shape[1]
+		if transA {
+			M, K = K, M
+		}
+		K2, N := B.Shape[0], B.Shape[1]
+		if transB {
+			K2, N = N, K2
+		}
+		if K != K2 {
+			return nil, fmt.Errorf("inputs A %s (transA=%v) and B %s (transB=%v): inner dimensions %d and %d must match",
+				tensor.ShapeString(A.Shape), transA, tensor.ShapeString(B.Shape), transB, K, K2)
+		}
+		y := tensor.New(tensor.Float32, M, N)
+		b := float32(0)
+		if len(in) > 2 && in[2] != nil && beta != 0 {
+			C := in[2]
+			if C.DType != tensor.Float32 {
+				return nil, fmt.Errorf("input C: dtype %s, must be float32", C.DType)
+			}
+			if err := unidirectional(C.Shape, []int{M, N}); err != nil {
+				return nil, fmt.Errorf("input C: %w", err)
+			}
+			broadcastApply(y.F32, y.Shape, y.F32, y.Shape, C.F32, C.Shape, func(_, c float32) float32 { return c })
+			b = beta
+		}
+		gemmF32(transA, transB, M, N, K, alpha, A.F32, A.Shape[1], B.F32, B.Shape[1], b, y.F32, N)
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// unidirectional checks that shape broadcasts to target without target changing
+// (ONNX unidirectional broadcasting).
+func unidirectional(shape, target []int) error {
+	if len(shape) > len(target) {
+		return fmt.Errorf("shape %s has more axes than %s", tensor.ShapeString(shape), tensor.ShapeString(target))
+	}
+	off := len(target) - len(shape)
+	for i, d := range shape {
+		if d != 1 && d != target[off+i] {
+			return fmt.Errorf("shape %s does not broadcast to %s (dimension %d is %d, must be 1 or %d)",
+				tensor.ShapeString(shape), tensor.ShapeString(target), i, d, target[off+i])
+		}
+	}
+	return nil
+}
+
+// newMatMul implements numpy.matmul for float32: a 1-D A is a row vector and a
+// 1-D B a column vector (the added axis is dropped from the result), and batch
+// axes broadcast.
+func newMatMul(n *Node) (Kernel, error) {
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 2); err != nil {
+			return nil, err
+		}
+		A, B := in[0], in[1]
+		if A.DType != tensor.Float32 || B.DType != tensor.Float32 {
+			return nil, fmt.Errorf("inputs A %s and B %s: MatMul supports float32 only", A, B)
+		}
+		if len(A.Shape) == 0 || len(B.Shape) == 0 {
+			return nil, fmt.Errorf("inputs A %s and B %s: scalars are not allowed", tensor.ShapeString(A.Shape), tensor.ShapeString(B.Shape))
+		}
+		as, bs := A.Shape, B.Shape
+		if len(as) == 1 {
+			as = []int{1, as[0]}
+		}
+		if len(bs) == 1 {
+			bs = []int{bs[0], 1}
+		}
+		M, K := as[len(as)-2], as[len(as)-1]
+		K2, N := bs[len(bs)-2], bs[len(bs)-1]
+		if K != K2 {
+			return nil, fmt.Errorf("inputs A %s and B %s: inner dimensions %d and %d must match", tensor.ShapeString(A.Shape), tensor.ShapeString(B.Shape), K, K2)
+		}
+		ba, bb := as[:len(as)-2], bs[:len(bs)-2]
+		batch, err := broadcastShapes(ba, bb)
+		if err != nil {
+			return nil, fmt.Errorf("batch axes of A %s and B %s: %w", tensor.ShapeString(A.Shape), tensor.ShapeString(B.Shape), err)
+		}
+		shape := append([]int{}, batch...)
+		if len(A.Shape) > 1 {
+			shape = append(shape, M)
+		}
+		if len(B.Shape) > 1 {
+			shape = append(shape, N)
+		}
+		y := tensor.New(tensor.Float32, shape...)
+		nb := tensor.NumElements(batch)
+		if tensor.NumElements(bb) == 1 {
+			// B is one matrix shared by every batch: fold A's batch axes into M.
+			// A's batch axes may still broadcast against B's size-1 axes.
+			rows := tensor.NumElements(ba) * M
+			if nb == tensor.NumElements(ba) {
+				gemmF32(false, false, rows, N, K, 1, A.F32, K, B.F32, N, 0, y.F32, N)
+				return []*tensor.Tensor{y}, nil
+			}
+		}
+		sa := broadcastStrides(ba, batch)
+		sb := broadcastStrides(bb, batch)
+		idx := make([]int, len(batch))
+		for i := 0; i < nb; i++ {
+			offA, offB := 0, 0
+			for d, v := range idx {
+				offA += v * sa[d]
+				offB += v * sb[d]
+			}
+			gemmF32(false, false, M, N, K, 1, A.F32[offA*M*K:(offA+1)*M*K], K, B.F32[offB*K*N:(offB+1)*K*N], N, 0, y.F32[i*M*N:(i+1)*M*N], N)
+			for d := len(idx) - 1; d >= 0; d-- {
+				idx[d]++
+				if idx[d] < batch[d] {
+					break
+				}
+				idx[d] = 0
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// newSoftmax implements Softmax and LogSoftmax. Before opset 13 the input is
+// coerced to 2-D at axis (default 1) and normalised over the flattened trailing
+// axes; from opset 13 it is normalised along axis alone (default -1). The max is
+// subtracted first so large inputs do not overflow.
+func newSoftmax(n *Node, logOut bool) (Kernel, error) {
+	legacy := n.Opset < 13
+	def := int64(-1)
+	if legacy {
+		def = 1
+	}
+	axis := n.Int("axis", def)
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input: dtype %s, %s supports float32 only", x.DType, n.OpType)
+		}
+		r := len(x.Shape)
+		a, err := normAxis(axis, r, legacy)
+		if err != nil {
+			return nil, fmt.Errorf("attribute axis: %w", err)
+		}
+		outer := tensor.NumElements(x.Shape[:a])
+		var size, inner int
+		if legacy {
+			size, inner = tensor.NumElements(x.Shape[a:]), 1
+		} else {
+			size, inner = x.Shape[a], tensor.NumElements(x.Shape[a+1:])
+		}
+		y := tensor.New(tensor.Float32, x.Shape...)
+		if size == 0 {
+			return []*tensor.Tensor{y}, nil
+		}
+		for o := 0; o < outer; o++ {
+			for j := 0; j < inner; j++ {
+				base := o*size*inner + j
+				m := float32(math.Inf(-1))
+				for i := 0; i < size; i++ {
+					if v := x.F32[base+i*inner]; v > m {
+						m = v
+					}
+				}
+				var sum float64
+				for i := 0; i < size; i++ {
+					e := math.Exp(float64(x.F32[base+i*inner] - m))
+					sum += e
+					if !logOut {
+						y.F32[base+i*inner] = float32(e)
+					}
+				}
+				if logOut {
+					ls := float32(math.Log(sum))
+					for i := 0; i < size; i++ {
+						y.F32[base+i*inner] = x.F32[base+i*inner] - m - ls
+					}
+				} else {
+					inv := 1 / sum
+					for i := 0; i < size; i++ {
+						y.F32[base+i*inner] = float32(float64(y.F32[base+i*inner]) * inv)
+					}
+				}
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
