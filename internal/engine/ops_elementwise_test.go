@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+func TestBinaryOps(t *testing.T) {
+	tests := []struct {
+		name string
+		op   string
+		a, b *tensor.Tensor
+		want *tensor.Tensor
+	}{
+		{"same shape", "Add", f32([]float32{1, 2, 3, 4}, 2, 2), f32([]float32{10, 20, 30, 40}, 2, 2), f32([]float32{11, 22, 33, 44}, 2, 2)},
+		{"scalar b", "Add", f32([]float32{1, 2, 3}, 3), f32([]float32{10}), f32([]float32{11, 12, 13}, 3)},
+		{"scalar a", "Sub", f32([]float32{10}), f32([]float32{1, 2, 3}, 3), f32([]float32{9, 8, 7}, 3)},
+		{"row vector", "Add", f32([]float32{1, 2, 3, 4, 5, 6}, 2, 3), f32([]float32{10, 20, 30}, 3), f32([]float32{11, 22, 33, 14, 25, 36}, 2, 3)},
+		{"column vector", "Add", f32([]float32{1, 2, 3, 4, 5, 6}, 2, 3), f32([]float32{10, 20}, 2, 1), f32([]float32{11, 12, 13, 24, 25, 26}, 2, 3)},
+		{"both sides expand", "Mul", f32([]float32{1, 2}, 2, 1), f32([]float32{1, 10, 100}, 1, 3), f32([]float32{1, 10, 100, 2, 20, 200}, 2, 3)},
+		{"rank promotion", "Add", f32([]float32{1, 2}, 2), f32([]float32{10, 20, 30}, 3, 1, 1), f32([]float32{11, 12, 21, 22, 31, 32}, 3, 1, 2)},
+		{"middle axis broadcast", "Sub", f32(seq(0, 8), 2, 2, 2), f32([]float32{1, 2, 3, 4}, 2, 1, 2), f32([]float32{-1, -1, 1, 1, 1, 1, 3, 3}, 2, 2, 2)},
+		{"size-1 output axis", "Add", f32([]float32{1}, 1, 1), f32([]float32{2}, 1), f32([]float32{3}, 1, 1)},
+		{"empty", "Add", f32(nil, 0, 3), f32([]float32{1, 2, 3}, 3), f32(nil, 0, 3)},
+		{"div", "Div", f32([]float32{1, 9, -8}, 3), f32([]float32{2, 3, 4}, 3), f32([]float32{0.5, 3, -2}, 3)},
+		{"int64 add broadcast", "Add", i64([]int64{1, 2, 3, 4}, 2, 2), i64([]int64{100}, 1), i64([]int64{101, 102, 103, 104}, 2, 2)},
+		{"int64 div truncates", "Div", i64([]int64{7, -7}, 2), i64([]int64{2}), i64([]int64{3, -3}, 2)},
+		{"float64 mul", "Mul", &tensor.Tensor{DType: tensor.Float64, Shape: []int{2}, F64: []float64{1.5, 2}}, &tensor.Tensor{DType: tensor.Float64, Shape: []int{}, F64: []float64{2}}, &tensor.Tensor{DType: tensor.Float64, Shape: []int{2}, F64: []float64{3, 4}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runOp(t, opCase{op: tt.op, inputs: []*tensor.Tensor{tt.a, tt.b}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTensor(t, got[0], tt.want, 0)
+		})
+	}
+}
+
+func TestBinaryOpErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		op   string
+		a, b *tensor.Tensor
+		frag []string
+	}{
+		{"not broadcastable", "Add", f32(seq(0, 6), 2, 3), f32(seq(0, 2), 2), []string{"do not broadcast", "[2 3]", "[2]"}},
+		{"dtype mismatch", "Mul", f32([]float32{1}, 1), i64([]int64{1}, 1), []string{"same dtype"}},
+		{"int division by zero", "Div", i64([]int64{1, 2}, 2), i64([]int64{1, 0}, 2), []string{"division by zero"}},
+		{"unsupported dtype", "Add", &tensor.Tensor{DType: tensor.Bool, Shape: []int{1}, B: []bool{true}}, &tensor.Tensor{DType: tensor.Bool, Shape: []int{1}, B: []bool{true}}, []string{"bool", "Add supports"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := runOp(t, opCase{op: tt.op, inputs: []*tensor.Tensor{tt.a, tt.b}})
+			wantErr(t, err, append(tt.frag, tt.op+"_1")...)
+			if errors.Is(err, ErrBadInput) {
+				t.Errorf("kernel error %v wraps ErrBadInput; it is not an input-validation error", err)
+			}
+		})
+	}
+}
+
+func TestRelu(t *testing.T) {
+	got, err := runOp(t, opCase{op: "Relu", inputs: []*tensor.Tensor{f32([]float32{-2, -0.5, 0, 0.5, 3, -1e30}, 2, 3)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTensor(t, got[0], f32([]float32{0, 0, 0, 0.5, 3, 0}, 2, 3), 0)
+
+	_, err = runOp(t, opCase{op: "Relu", inputs: []*tensor.Tensor{i64([]int64{1}, 1)}})
+	wantErr(t, err, "int64", "Relu supports")
+}
+
+func TestBroadcastShapes(t *testing.T) {
+	tests := []struct {
+		a, b, want []int
+		ok         bool
+	}{
+		{[]int{2, 3}, []int{3}, []int{2, 3}, true},
+		{[]int{}, []int{4, 1}, []int{4, 1}, true},
+		{[]int{8, 1, 6, 1}, []int{7, 1, 5}, []int{8, 7, 6, 5}, true},
+		{[]int{0, 1}, []int{1, 5}, []int{0, 5}, true},
+		{[]int{2, 1}, []int{8, 4, 3}, nil, false},
+		{[]int{3}, []int{4}, nil, false},
+	}
+	for _, tt := range tests {
+		got, err := broadcastShapes(tt.a, tt.b)
+		if (err == nil) != tt.ok {
+			t.Errorf("broadcastShapes(%v, %v): err %v, want ok=%v", tt.a, tt.b, err, tt.ok)
+			continue
+		}
+		if tt.ok && tensor.ShapeString(got) != tensor.ShapeString(tt.want) {
+			t.Errorf("broadcastShapes(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// TestUnsupportedOp checks that Compile rejects an unknown op, naming the op, the
+// node and the opset.
+func TestUnsupportedOp(t *testing.T) {
+	_, err := runOp(t, opCase{opset: 13, op: "Foo", inputs: []*tensor.Tensor{f32([]float32{1}, 1)}})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("got %v, want an error wrapping ErrUnsupported", err)
+	}
+	wantErr(t, err, "Foo", `"Foo_1"`, "opset 13")
+	if errors.Is(err, onnx.ErrBadModel) {
+		t.Errorf("unsupported op error %v also wraps ErrBadModel", err)
+	}
+}
