@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// refGemm is the reference loop from gemmF32's doc comment, in float64.
+func refGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) []float64 {
+	out := make([]float64, len(c))
+	for i := range c {
+		out[i] = float64(c[i])
+	}
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			prev := float64(c[i*ldc+j])
+			if beta == 0 {
+				prev = 0
+			}
+			out[i*ldc+j] = float64(alpha)*s + float64(beta)*prev
+		}
+	}
+	return out
+}
+
+// TestGemmConformance compares gemmF32 with the reference loop over transposes,
+// padded leading dimensions, alpha and beta, and checks that the padding of C
+// (the guard band between rows and after the last row) is never written.
+func TestGemmConformance(t *testing.T) {
+	const guard = 1234.5
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(rng.Float64()*2 - 1)
+		}
+		return s
+	}
+	sizes := [][3]int{{1, 1, 1}, {3, 5, 7}, {17, 9, 33}, {4, 1, 16}, {1, 20, 3}, {2, 3, 0}}
+	for _, sz := range sizes {
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				for _, ab := range [][2]float32{{1, 0}, {0.5, 1}, {-2, 0.25}} {
+					m, n, k := sz[0], sz[1], sz[2]
+					name := fmt.Sprintf("m%d_n%d_k%d_tA%v_tB%v_a%v_b%v", m, n, k, tA, tB, ab[0], ab[1])
+					t.Run(name, func(t *testing.T) {
+						ar, ac := m, k
+						if tA {
+							ar, ac = k, m
+						}
+						br, bc := k, n
+						if tB {
+							br, bc = n, k
+						}
+						lda, ldb, ldc := ac+2, bc+3, n+1
+						a := fill(ar*lda + 1)
+						b := fill(br*ldb + 1)
+						c := fill(m*ldc + 4)
+						for i := 0; i < m; i++ {
+							c[i*ldc+n] = guard
+						}
+						for i := m * ldc; i < len(c); i++ {
+							c[i] = guard
+						}
+						if ab[1] == 0 {
+							for i := 0; i < m; i++ {
+								for j := 0; j < n; j++ {
+									c[i*ldc+j] = float32(math.NaN()) // beta 0 must not read C
+								}
+							}
+						}
+						want := refGemm(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+						gemmF32(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+						for i := 0; i < m; i++ {
+							for j := 0; j < n; j++ {
+								if got := float64(c[i*ldc+j]); math.Abs(got-want[i*ldc+j]) > 1e-4 {
+									t.Fatalf("c[%d,%d] = %v, want %v", i, j, got, want[i*ldc+j])
+								}
+							}
+							if c[i*ldc+n] != guard {
+								t.Fatalf("guard after row %d overwritten: %v", i, c[i*ldc+n])
+							}
+						}
+						for i := m * ldc; i < len(c); i++ {
+							if c[i] != guard {
+								t.Fatalf("guard after C overwritten at %d: %v", i, c[i])
+							}
+						}
+					})
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package engine
+
+import (
+	"math"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+func ones(n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = 1
+	}
+	return out
+}
+
+func TestConv(t *testing.T) {
+	x33 := f32(seq(1, 9), 1, 1, 3, 3) // [[1 2 3] [4 5 6] [7 8 9]]
+	k22 := f32(ones(4), 1, 1, 2, 2)
+	x2c := f32([]float32{1, 2, 3, 4, 5, 6, 7, 8}, 1, 2, 2, 2) // channel 0: 1..4, channel 1: 5..8
+	tests := []struct {
+		name   string
+		attrs  []modelgen.Attr
+		inputs []*tensor.Tensor
+		want   *tensor.Tensor
+	}{
+		{"valid 2x2", nil, []*tensor.Tensor{x33, k22}, f32([]float32{12, 16, 24, 28}, 1, 1, 2, 2)},
+		{"bias", nil, []*tensor.Tensor{x33, k22, f32([]float32{-10}, 1)}, f32([]float32{2, 6, 14, 18}, 1, 1, 2, 2)},
+		{"pad 1 stride 2", []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1), modelgen.AInts("strides", 2, 2)},
+			[]*tensor.Tensor{x33, k22}, f32([]float32{1, 5, 11, 28}, 1, 1, 2, 2)},
+		{"asymmetric pads", []modelgen.Attr{modelgen.AInts("pads", 0, 0, 1, 0)},
+			[]*tensor.Tensor{x33, k22}, f32([]float32{12, 16, 24, 28, 15, 17}, 1, 1, 3, 2)},
+		{"dilation 2", []modelgen.Attr{modelgen.AInts("dilations", 2, 2)}, []*tensor.Tensor{x33, k22}, f32([]float32{20}, 1, 1, 1, 1)},
+		{"auto_pad SAME_UPPER", []modelgen.Attr{modelgen.AString("auto_pad", "SAME_UPPER")}, []*tensor.Tensor{x33, k22},
+			f32([]float32{12, 16, 9, 24, 28, 15, 15, 17, 9}, 1, 1, 3, 3)},
+		{"auto_pad SAME_LOWER", []modelgen.Attr{modelgen.AString("auto_pad", "SAME_LOWER")}, []*tensor.Tensor{x33, k22},
+			f32([]float32{1, 3, 5, 5, 12, 16, 11, 24, 28}, 1, 1, 3, 3)},
+		{"auto_pad VALID", []modelgen.Attr{modelgen.AString("auto_pad", "VALID")}, []*tensor.Tensor{x33, k22}, f32([]float32{12, 16, 24, 28}, 1, 1, 2, 2)},
+		{"kernel_shape matches W", []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2)}, []*tensor.Tensor{x33, k22}, f32([]float32{12, 16, 24, 28}, 1, 1, 2, 2)},
+		{"two in two out channels", nil,
+			[]*tensor.Tensor{x2c, f32(append(ones(8), 1, 0, 0, 0, 0, 0, 0, 2), 2, 2, 2, 2)},
+			f32([]float32{36, 1 + 16}, 1, 2, 1, 1)},
+		{"group 2 pointwise with bias", []modelgen.Attr{modelgen.AInt("group", 2)},
+			[]*tensor.Tensor{x2c, f32([]float32{2, 3}, 2, 1, 1, 1), f32([]float32{1, -1}, 2)},
+			f32([]float32{3, 5, 7, 9, 14, 17, 20, 23}, 1, 2, 2, 2)},
+		{"group 2 spatial", []modelgen.Attr{modelgen.AInt("group", 2)},
+			[]*tensor.Tensor{x2c, f32([]float32{1, 1, 1, 1, 1, 0, 0, 1}, 2, 1, 2, 2)},
+			f32([]float32{10, 13}, 1, 2, 1, 1)},
+		{"depthwise batch 2", []modelgen.Attr{modelgen.AInt("group", 2)},
+			[]*tensor.Tensor{f32(append(seq(1, 8), seq(-8, 8)...), 2, 2, 2, 2), f32([]float32{1, 1, 1, 1, 1, 0, 0, 1}, 2, 1, 2, 2)},
+			f32([]float32{10, 13, -26, -5}, 2, 2, 1, 1)},
+		{"1-D with pads", []modelgen.Attr{modelgen.AInts("pads", 1, 1)},
+			[]*tensor.Tensor{f32([]float32{1, 2, 3, 4}, 1, 1, 4), f32([]float32{1, -1}, 1, 1, 2)},
+			f32([]float32{-1, -1, -1, -1, 4}, 1, 1, 5)},
+		{"3-D", nil, []*tensor.Tensor{f32(seq(1, 8), 1, 1, 2, 2, 2), f32(ones(8), 1, 1, 2, 2, 2)}, f32([]float32{36}, 1, 1, 1, 1, 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runOp(t, opCase{op: "Conv", attrs: tt.attrs, inputs: tt.inputs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTensor(t, got[0], tt.want, 1e-5)
+		})
+	}
+}
+
+func TestConvErrors(t *testing.T) {
+	x := f32(seq(1, 9), 1, 1, 3, 3)
+	tests := []struct {
+		name   string
+		attrs  []modelgen.Attr
+		inputs []*tensor.Tensor
+		frag   []string
+	}{
+		{"channel mismatch", nil, []*tensor.Tensor{x, f32(ones(8), 1, 2, 2, 2)}, []string{"must equal X's channels 1"}},
+		{"rank mismatch", nil, []*tensor.Tensor{x, f32(ones(2), 1, 1, 2)}, []string{"rank of X"}},
+		{"kernel larger than input", nil, []*tensor.Tensor{x, f32(ones(16), 1, 1, 4, 4)}, []string{"smaller than the dilated kernel"}},
+		{"bias shape", nil, []*tensor.Tensor{x, f32(ones(4), 1, 1, 2, 2), f32([]float32{1, 2}, 2)}, []string{"input B", "float32[1]"}},
+		{"kernel_shape mismatch", []modelgen.Attr{modelgen.AInts("kernel_shape", 3, 3)}, []*tensor.Tensor{x, f32(ones(4), 1, 1, 2, 2)}, []string{"kernel_shape", "does not match"}},
+		{"strides length", []modelgen.Attr{modelgen.AInts("strides", 1)}, []*tensor.Tensor{x, f32(ones(4), 1, 1, 2, 2)}, []string{"strides", "want 2"}},
+		{"bad auto_pad", []modelgen.Attr{modelgen.AString("auto_pad", "FULL")}, []*tensor.Tensor{x, f32(ones(4), 1, 1, 2, 2)}, []string{"auto_pad", "FULL"}},
+		{"pads with auto_pad", []modelgen.Attr{modelgen.AString("auto_pad", "VALID"), modelgen.AInts("pads", 0, 0, 0, 0)}, []*tensor.Tensor{x, f32(ones(4), 1, 1, 2, 2)}, []string{"cannot be set together"}},
+		{"2-D input", nil, []*tensor.Tensor{f32(ones(9), 3, 3), f32(ones(4), 2, 2)}, []string{"input X", "[N C ...]"}},
+		{"int64 input", nil, []*tensor.Tensor{i64(make([]int64, 9), 1, 1, 3, 3), f32(ones(4), 1, 1, 2, 2)}, []string{"float32 only"}},
+		{"zero group", []modelgen.Attr{modelgen.AInt("group", 0)}, []*tensor.Tensor{x, f32(ones(4), 1, 1, 2, 2)}, []string{"group", ">= 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := runOp(t, opCase{op: "Conv", attrs: tt.attrs, inputs: tt.inputs})
+			wantErr(t, err, append(tt.frag, "Conv")...)
+		})
+	}
+}
+
+func TestMaxPool(t *testing.T) {
+	x33 := f32(seq(1, 9), 1, 1, 3, 3)
+	tests := []struct {
+		name  string
+		attrs []modelgen.Attr
+		x     *tensor.Tensor
+		want  *tensor.Tensor
+	}{
+		{"2x2 stride 2", []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2)},
+			f32(seq(1, 16), 1, 1, 4, 4), f32([]float32{6, 8, 14, 16}, 1, 1, 2, 2)},
+		{"stride 1 default", []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2)}, x33, f32([]float32{5, 6, 8, 9}, 1, 1, 2, 2)},
+		{"padding", []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2), modelgen.AInts("pads", 1, 1, 1, 1)},
+			x33, f32([]float32{1, 3, 7, 9}, 1, 1, 2, 2)},
+		{"padding never wins for negatives", []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2), modelgen.AInts("pads", 1, 1, 1, 1)},
+			f32(seq(-9, 9), 1, 1, 3, 3), f32([]float32{-9, -7, -3, -1}, 1, 1, 2, 2)},
+		{"floor mode", []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2)}, x33, f32([]float32{5}, 1, 1, 1, 1)},
+		{"ceil mode", []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2), modelgen.AInt("ceil_mode", 1)},
+			x33, f32([]float32{5, 6, 8, 9}, 1, 1, 2, 2)},
+		{"ceil mode drops window starting in padding", []modelgen.Attr{modelgen.AInts("kernel_shape", 2), modelgen.AInts("strides", 2), modelgen.AInts("pads", 0, 1), modelgen.AInt("ceil_mode", 1)},
+			f32([]float32{1, 2, 3, 4}, 1, 1, 4), f32([]float32{2, 4}, 1, 1, 2)},
+		{"dilation", []modelgen.Attr{modelgen.AInts("kernel_shape", 2), modelgen.AInts("dilations", 2)},
+			f32([]float32{1, 5, 2, 4, 3}, 1, 1, 5), f32([]float32{2, 5, 3}, 1, 1, 3)},
+		{"SAME_UPPER", []modelgen.Attr{modelgen.AInts("kernel_shape", 2), modelgen.AString("auto_pad", "SAME_UPPER")},
+			f32([]float32{1, 3, 2}, 1, 1, 3), f32([]float32{3, 3, 2}, 1, 1, 3)},
+		{"SAME_LOWER", []modelgen.Attr{modelgen.AInts("kernel_shape", 2), modelgen.AString("auto_pad", "SAME_LOWER")},
+			f32([]float32{1, 3, 2}, 1, 1, 3), f32([]float32{1, 3, 3}, 1, 1, 3)},
+		{"channels and batch", []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2)},
+			f32([]float32{1, 2, 3, 4, 8, 7, 6, 5, -1, -2, -3, -4}, 3, 1, 2, 2), f32([]float32{4, 8, -1}, 3, 1, 1, 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runOp(t, opCase{op: "MaxPool", attrs: tt.attrs, inputs: []*tensor.Tensor{tt.x}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTensor(t, got[0], tt.want, 0)
+		})
+	}
+
+	_, err := runOp(t, opCase{op: "MaxPool", inputs: []*tensor.Tensor{x33}})
+	wantErr(t, err, "kernel_shape", "required")
+	_, err = runOp(t, opCase{op: "MaxPool", attrs: []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2)}, inputs: []*tensor.Tensor{x33}, nout: 2})
+	wantErr(t, err, "Indices", "not supported")
+	_, err = runOp(t, opCase{op: "MaxPool", attrs: []modelgen.Attr{modelgen.AInts("kernel_shape", 2)}, inputs: []*tensor.Tensor{x33}})
+	wantErr(t, err, "kernel_shape", "2 spatial axes")
+}
+
+func TestGemm(t *testing.T) {
+	a := f32([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	aT := f32([]float32{1, 4, 2, 5, 3, 6}, 3, 2)
+	b := f32([]float32{1, 0, 0, 1, 1, 1}, 3, 2)
+	bT := f32([]float32{1, 0, 1, 0, 1, 1}, 2, 3)
+	ab := []float32{4, 5, 10, 11} // a×b
+	tests := []struct {
+		name   string
+		attrs  []modelgen.Attr
+		inputs []*tensor.Tensor
+		want   []float32
+	}{
+		{"plain", nil, []*tensor.Tensor{a, b}, ab},
+		{"transA", []modelgen.Attr{modelgen.AInt("transA", 1)}, []*tensor.Tensor{aT, b}, ab},
+		{"transB", []modelgen.Attr{modelgen.AInt("transB", 1)}, []*tensor.Tensor{a, bT}, ab},
+		{"both transposed", []modelgen.Attr{modelgen.AInt("transA", 1), modelgen.AInt("transB", 1)}, []*tensor.Tensor{aT, bT}, ab},
+		{"alpha beta row C", []modelgen.Attr{modelgen.AFloat("alpha", 2), modelgen.AFloat("beta", 0.5)},
+			[]*tensor.Tensor{a, b, f32([]float32{10, 20}, 2)}, []float32{13, 20, 25, 32}},
+		{"column C", nil, []*tensor.Tensor{a, b, f32([]float32{1, 2}, 2, 1)}, []float32{5, 6, 12, 13}},
+		{"scalar C", nil, []*tensor.Tensor{a, b, f32([]float32{-4})}, []float32{0, 1, 6, 7}},
+		{"full C", nil, []*tensor.Tensor{a, b, f32([]float32{1, 2, 3, 4}, 2, 2)}, []float32{5, 7, 13, 15}},
+		{"beta 0 ignores C", []modelgen.Attr{modelgen.AFloat("beta", 0)}, []*tensor.Tensor{a, b, f32([]float32{float32(math.NaN())})}, ab},
+		{"omitted C", nil, []*tensor.Tensor{a, b, nil}, ab},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runOp(t, opCase{opset: 13, op: "Gemm", attrs: tt.attrs, inputs: tt.inputs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTensor(t, got[0], f32(tt.want, 2, 2), 1e-5)
+		})
+	}
+
+	_, err := runOp(t, opCase{op: "Gemm", inputs: []*tensor.Tensor{a, a}})
+	wantErr(t, err, "inner dimensions 3 and 2")
+	_, err = runOp(t, opCase{op: "Gemm", inputs: []*tensor.Tensor{a, b, f32([]float32{1, 2, 3}, 3)}})
+	wantErr(t, err, "input C", "does not broadcast")
+	_, err = runOp(t, opCase{op: "Gemm", inputs: []*tensor.Tensor{f32(ones(6), 1, 2, 3), b}})
+	wantErr(t, err, "2-D")
+}
+
+func TestMatMul(t *testing.T) {
+	a := f32([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	b := f32([]float32{1, 0, 0, 1, 1, 1}, 3, 2)
+	eye2 := []float32{1, 0, 0, 1}
+	m := []float32{1, 2, 3, 4}
+	tests := []struct {
+		name string
+		a, b *tensor.Tensor
+		want *tensor.Tensor
+	}{
+		{"2-D", a, b, f32([]float32{4, 5, 10, 11}, 2, 2)},
+		{"1-D × 2-D", f32([]float32{1, 2, 3}, 3), b, f32([]float32{4, 5}, 2)},
+		{"2-D × 1-D", a, f32([]float32{1, 1, 1}, 3), f32([]float32{6, 15}, 2)},
+		{"1-D × 1-D", f32([]float32{1, 2, 3}, 3), f32([]float32{4, 5, 6}, 3), f32([]float32{32})},
+		{"batched × shared matrix", f32(append(eye2, 2, 0, 0, 2), 2, 2, 2), f32(m, 2, 2), f32([]float32{1, 2, 3, 4, 2, 4, 6, 8}, 2, 2, 2)},
+		{"matrix × batched", f32(m, 2, 2), f32(append(append(eye2, 2, 0, 0, 2), 0, 0, 0, 0), 3, 2, 2),
+			f32([]float32{1, 2, 3, 4, 2, 4, 6, 8, 0, 0, 0, 0}, 3, 2, 2)},
+		{"batch broadcast both sides", f32([]float32{1, 2, 3, 4}, 2, 1, 1, 2), f32([]float32{1, 1, 1, 0, 0, 1}, 1, 3, 2, 1),
+			f32([]float32{3, 1, 2, 7, 3, 4}, 2, 3, 1, 1)},
+		{"batched × 1-D", f32(append(eye2, 2, 0, 0, 2), 2, 2, 2), f32([]float32{1, 2}, 2), f32([]float32{1, 2, 2, 4}, 2, 2)},
+		{"size-1 batch of B folds", f32(append(eye2, 2, 0, 0, 2), 2, 2, 2), f32(m, 1, 2, 2), f32([]float32{1, 2, 3, 4, 2, 4, 6, 8}, 2, 2, 2)},
+		{"empty K", f32(nil, 2, 0), f32(nil, 0, 3), f32(make([]float32, 6), 2, 3)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runOp(t, opCase{op: "MatMul", inputs: []*tensor.Tensor{tt.a, tt.b}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTensor(t, got[0], tt.want, 1e-5)
+		})
+	}
+	_, err := runOp(t, opCase{op: "MatMul", inputs: []*tensor.Tensor{a, a}})
+	wantErr(t, err, "inner dimensions 3 and 2")
+	_, err = runOp(t, opCase{op: "MatMul", inputs: []*tensor.Tensor{f32(ones(12), 2, 2, 3), f32(ones(18), 3, 3, 2)}})
+	wantErr(t, err, "batch axes", "do not broadcast")
+}
+
+func TestSoftmax(t *testing.T) {
+	ln3 := float32(math.Log(3))
+	x := f32([]float32{0, ln3, 0, ln3}, 1, 2, 2)
+	tests := []struct {
+		name  string
+		op    string
+		opset int64
+		attrs []modelgen.Attr
+		x     *tensor.Tensor
+		want  *tensor.Tensor
+	}{
+		{"known values", "Softmax", 13, nil, f32([]float32{1, 2, 3}, 1, 3), f32([]float32{0.09003057, 0.24472847, 0.66524096}, 1, 3)},
+		{"log known values", "LogSoftmax", 13, nil, f32([]float32{1, 2, 3}, 1, 3), f32([]float32{-2.4076059, -1.4076059, -0.4076059}, 1, 3)},
+		{"opset 13 default axis -1", "Softmax", 13, nil, x, f32([]float32{0.25, 0.75, 0.25, 0.75}, 1, 2, 2)},
+		{"opset 13 axis 1 only", "Softmax", 13, []modelgen.Attr{modelgen.AInt("axis", 1)}, x, f32([]float32{0.5, 0.5, 0.5, 0.5}, 1, 2, 2)},
+		{"opset 13 axis 0 of 2-D", "Softmax", 13, []modelgen.Attr{modelgen.AInt("axis", 0)}, f32([]float32{0, 0, ln3, 0}, 2, 2), f32([]float32{0.25, 0.5, 0.75, 0.5}, 2, 2)},
+		{"opset 11 default axis 1 flattens", "Softmax", 11, nil, x, f32([]float32{0.125, 0.375, 0.125, 0.375}, 1, 2, 2)},
+		{"opset 11 axis 2", "Softmax", 11, []modelgen.Attr{modelgen.AInt("axis", 2)}, x, f32([]float32{0.25, 0.75, 0.25, 0.75}, 1, 2, 2)},
+		{"opset 11 log flattens", "LogSoftmax", 11, nil, x,
+			f32([]float32{float32(math.Log(0.125)), float32(math.Log(0.375)), float32(math.Log(0.125)), float32(math.Log(0.375))}, 1, 2, 2)},
+		{"large inputs are stable", "Softmax", 13, nil, f32([]float32{1000, 1000, -1000}, 3), f32([]float32{0.5, 0.5, 0}, 3)},
+		{"log large inputs", "LogSoftmax", 13, nil, f32([]float32{1000, 1000}, 2), f32([]float32{-float32(math.Ln2), -float32(math.Ln2)}, 2)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runOp(t, opCase{opset: tt.opset, op: tt.op, attrs: tt.attrs, inputs: []*tensor.Tensor{tt.x}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTensor(t, got[0], tt.want, 1e-6)
+		})
+	}
+	_, err := runOp(t, opCase{op: "Softmax", attrs: []modelgen.Attr{modelgen.AInt("axis", 3)}, inputs: []*tensor.Tensor{x}})
+	wantErr(t, err, "axis 3", "out of range")
+	_, err = runOp(t, opCase{op: "LogSoftmax", inputs: []*tensor.Tensor{i64([]int64{1}, 1)}})
+	wantErr(t, err, "int64", "LogSoftmax supports")
+}
