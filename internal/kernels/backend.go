@@ -1,0 +1,44 @@
+package kernels
+
+// microKernel computes one tile of C from packed panels, with no bounds checks.
+// For r < mr and j < width (mr and width fixed per kernel):
+//
+//	var s float32 // accumulated in the kernel's own order, with FMA where it has one
+//	for p := 0; p < k; p++ {
+//		s += a[p*mr+r] * b[(j/PanelWidth)*bstride + p*PanelWidth + j%PanelWidth]
+//	}
+//	if beta == 0 {
+//		c[r*ldc+j] = alpha * s // c is not read: it may hold NaN
+//	} else {
+//		c[r*ldc+j] = alpha*s + beta*c[r*ldc+j]
+//	}
+//
+// a is an A panel of k rows of mr values, b the first of width/PanelWidth B
+// panels (bstride floats apart; a kernel narrower than a panel reads the panel's
+// first width columns) and c the tile's top-left element. k is at least 1.
+type microKernel func(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+
+// backend is one family of microkernels and the blocking sizes tuned for it.
+type backend struct {
+	name string
+	// mr is the most rows a kernel handles; kernels[w][r-1] handles r rows.
+	mr int
+	// mc is the most rows of A packed at once: mc×kc floats should sit in L2.
+	mc int
+	// kc is the depth of one packed block: a kc×width B tile should sit in L1.
+	kc int
+	// widths are the kernel widths, widest first. Each is 8, 16 or 32, and one
+	// of 16 or 32 columns is a multiple of every width.
+	widths  []int
+	kernels [][]microKernel
+}
+
+// backends lists the backends this build and CPU can run, fastest first.
+// active is backends[0]; tests run every entry.
+var backends = availableBackends()
+
+// active is the backend Sgemm and SgemmPacked use.
+var active = backends[0]
+
+// Backend names the microkernel family in use: "avx512", "avx2" or "go".
+func Backend() string { return active.name }

@@ -1,0 +1,438 @@
+package kernels
+
+import (
+	"fmt"
+	"sync"
+)
+
+// PanelWidth is the number of columns in one panel of a packed B.
+const PanelWidth = 16
+
+// ncBlock is how many columns of an unpacked B Sgemm packs at once; kc×ncBlock
+// floats should sit in L3.
+const ncBlock = 4096
+
+// Sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices, where
+// op(X) is X, or its transpose when transX is set. op(A) is m×k, op(B) is k×n
+// and C is m×n; lda, ldb and ldc are the row strides of A, B and C as stored
+// (A is k×m in memory when transA is set, B is n×k when transB is set).
+//
+// The result is that of this loop, up to float32 rounding in a different order:
+//
+//	for i := 0; i < m; i++ {
+//		for j := 0; j < n; j++ {
+//			var s float32
+//			for p := 0; p < k; p++ {
+//				s += opA(i, p) * opB(p, j)
+//			}
+//			c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
+//		}
+//	}
+//
+// except that, as in BLAS, C is not read when beta is 0 (so NaNs there vanish)
+// and A and B are not read when alpha or k is 0. Only the m×n elements of C are
+// written. A and B are never written and must not overlap C.
+//
+// Sgemm panics, with a message starting "kernels:", on negative sizes, a leading
+// dimension smaller than its row, or a slice too short for its matrix: these are
+// programmer errors of the calling op.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(transA, m, n, k, a, lda, c, ldc)
+	checkB(transB, k, n, b, ldb)
+	active.gemm(transA, m, n, k, alpha, a, lda, bSource{trans: transB, b: b, ldb: ldb}, beta, c, ldc)
+}
+
+// SgemmPacked is Sgemm with op(B) taken from pb, a k×n matrix packed by PackB,
+// PackBInto or PackedBFromSlice. It panics when pb's shape is not k×n.
+func SgemmPacked(transA bool, m, n, k int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int) {
+	checkGemm(transA, m, n, k, a, lda, c, ldc)
+	checkPacked(pb, k, n)
+	active.gemm(transA, m, n, k, alpha, a, lda, bSource{packed: pb}, beta, c, ldc)
+}
+
+// SgemmParallel is Sgemm with C split into column blocks (or, when C is too
+// narrow, row blocks) that up to threads goroutines compute at once. It returns
+// when all of C is done. threads below 2, or too little work to share, run
+// Sgemm on the calling goroutine.
+func SgemmParallel(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(transA, m, n, k, a, lda, c, ldc)
+	checkB(transB, k, n, b, ldb)
+	active.gemmParallel(threads, minParallelFlops, transA, m, n, k, alpha, a, lda, bSource{trans: transB, b: b, ldb: ldb}, beta, c, ldc)
+}
+
+// SgemmPackedParallel is SgemmPacked split over up to threads goroutines, as
+// SgemmParallel splits Sgemm.
+func SgemmPackedParallel(threads int, transA bool, m, n, k int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int) {
+	checkGemm(transA, m, n, k, a, lda, c, ldc)
+	checkPacked(pb, k, n)
+	active.gemmParallel(threads, minParallelFlops, transA, m, n, k, alpha, a, lda, bSource{packed: pb}, beta, c, ldc)
+}
+
+// PackedB is a k×n op(B) copied into the layout the microkernels read:
+// ceil(n/PanelWidth) panels one after another, panel q being k rows of
+// PanelWidth floats, row p holding op(B)[p][q*PanelWidth+j] for j < PanelWidth,
+// and zero for columns at or past n. So element (p, j) is at
+//
+//	(j/PanelWidth)*k*PanelWidth + p*PanelWidth + j%PanelWidth
+//
+// and the whole takes PackedBSize(k, n) floats. The layout is the same for
+// every backend, so it may be written to a file and mapped back.
+//
+// A PackedB is never written after packing, so one value may serve any number
+// of goroutines. The zero value is a packed 0×0 matrix.
+type PackedB struct {
+	k, n int
+	data []float32
+}
+
+// K returns the number of rows of the packed op(B).
+func (pb *PackedB) K() int { return pb.k }
+
+// N returns the number of columns of the packed op(B).
+func (pb *PackedB) N() int { return pb.n }
+
+// Data returns the packed floats, PackedBSize(K(), N()) of them, in the layout
+// documented on PackedB. The caller must not modify them.
+func (pb *PackedB) Data() []float32 { return pb.data }
+
+// PackedBSize returns how many floats a packed k×n op(B) takes.
+func PackedBSize(k, n int) int {
+	if k < 0 || n < 0 {
+		panic(fmt.Sprintf("kernels: packed size of %d×%d matrix", k, n))
+	}
+	return (n + PanelWidth - 1) / PanelWidth * PanelWidth * k
+}
+
+// PackB packs op(B), k×n, into a new PackedB. B is n×k in memory when transB is
+// set, k×n otherwise, with row stride ldb. It panics as Sgemm does on bad sizes.
+func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
+	return PackBInto(make([]float32, PackedBSize(k, n)), transB, k, n, b, ldb)
+}
+
+// PackBInto is PackB writing into dst, which must hold at least
+// PackedBSize(k, n) floats; the PackedB returned views dst[:PackedBSize(k, n)].
+func PackBInto(dst []float32, transB bool, k, n int, b []float32, ldb int) *PackedB {
+	checkB(transB, k, n, b, ldb)
+	size := PackedBSize(k, n)
+	if len(dst) < size {
+		panic(fmt.Sprintf("kernels: pack %d×%d: dst has %d floats, need %d", k, n, len(dst), size))
+	}
+	dst = dst[:size]
+	packB(transB, b, ldb, 0, k, 0, n, dst, k*PanelWidth)
+	return &PackedB{k: k, n: n, data: dst}
+}
+
+// PackedBFromSlice wraps floats already in the PackedB layout (for example a
+// mapped file section written from Data) without copying them. data must hold
+// exactly PackedBSize(k, n) floats; it panics otherwise, so callers loading
+// untrusted files check the length first. data must not change afterwards.
+func PackedBFromSlice(k, n int, data []float32) *PackedB {
+	if size := PackedBSize(k, n); len(data) != size {
+		panic(fmt.Sprintf("kernels: packed %d×%d matrix: have %d floats, need %d", k, n, len(data), size))
+	}
+	return &PackedB{k: k, n: n, data: data}
+}
+
+// checkGemm panics on sizes, strides or lengths that do not describe op(A)
+// (m×k) and C (m×n).
+func checkGemm(transA bool, m, n, k int, a []float32, lda int, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("kernels: negative size m=%d n=%d k=%d", m, n, k))
+	}
+	if transA {
+		checkMatrix("a", a, k, m, lda)
+	} else {
+		checkMatrix("a", a, m, k, lda)
+	}
+	checkMatrix("c", c, m, n, ldc)
+}
+
+func checkB(transB bool, k, n int, b []float32, ldb int) {
+	if k < 0 || n < 0 {
+		panic(fmt.Sprintf("kernels: negative size k=%d n=%d", k, n))
+	}
+	if transB {
+		checkMatrix("b", b, n, k, ldb)
+	} else {
+		checkMatrix("b", b, k, n, ldb)
+	}
+}
+
+func checkPacked(pb *PackedB, k, n int) {
+	if pb == nil {
+		panic("kernels: nil PackedB")
+	}
+	if pb.k != k || pb.n != n {
+		panic(fmt.Sprintf("kernels: PackedB is %d×%d, want %d×%d", pb.k, pb.n, k, n))
+	}
+}
+
+// checkMatrix panics unless s holds a rows×cols matrix with row stride ld.
+// As in BLAS, ld must be at least max(1, cols) even for an empty matrix.
+func checkMatrix(name string, s []float32, rows, cols, ld int) {
+	if ld < max(1, cols) {
+		panic(fmt.Sprintf("kernels: ld%s=%d is less than max(1, %d)", name, ld, cols))
+	}
+	if rows > 0 && cols > 0 && len(s) < (rows-1)*ld+cols {
+		panic(fmt.Sprintf("kernels: %s has %d floats, a %d×%d matrix with stride %d needs %d",
+			name, len(s), rows, cols, ld, (rows-1)*ld+cols))
+	}
+}
+
+// bSource is op(B) as the caller holds it: packed, or a plain matrix.
+type bSource struct {
+	packed *PackedB // when set, the other fields are unused
+	trans  bool
+	b      []float32
+	ldb    int
+}
+
+// cols returns op(B) restricted to columns [j0, n). For a packed B, j0 must
+// be a multiple of PanelWidth.
+func (bs bSource) cols(j0, k int) bSource {
+	switch {
+	case bs.packed != nil:
+		pb := bs.packed
+		return bSource{packed: &PackedB{k: pb.k, n: pb.n - j0, data: pb.data[j0/PanelWidth*k*PanelWidth:]}}
+	case bs.trans:
+		bs.b = bs.b[j0*bs.ldb:]
+	default:
+		bs.b = bs.b[j0:]
+	}
+	return bs
+}
+
+// workspace holds the packing buffers of one gemm call.
+type workspace struct {
+	a, b, tile []float32
+}
+
+var workspaces = sync.Pool{New: func() any { return new(workspace) }}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// gemm is Sgemm on checked arguments with backend be.
+func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, lda int, bs bSource, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scale(m, n, beta, c, ldc)
+		return
+	}
+	ws := workspaces.Get().(*workspace)
+	defer workspaces.Put(ws)
+	ws.tile = grow(ws.tile, be.mr*2*PanelWidth)
+	ws.a = grow(ws.a, min(m, be.mc)*min(k, be.kc))
+
+	if pb := bs.packed; pb != nil {
+		for p0 := 0; p0 < k; p0 += be.kc {
+			kb := min(be.kc, k-p0)
+			bt := beta
+			if p0 > 0 {
+				bt = 1
+			}
+			be.rowBlocks(ws, transA, m, n, kb, alpha, a, lda, p0, pb.data[p0*PanelWidth:], k*PanelWidth, bt, c, ldc)
+		}
+		return
+	}
+	ws.b = grow(ws.b, PackedBSize(min(k, be.kc), min(n, ncBlock)))
+	for j0 := 0; j0 < n; j0 += ncBlock {
+		nb := min(ncBlock, n-j0)
+		for p0 := 0; p0 < k; p0 += be.kc {
+			kb := min(be.kc, k-p0)
+			bt := beta
+			if p0 > 0 {
+				bt = 1
+			}
+			bp := ws.b[:PackedBSize(kb, nb)]
+			packB(bs.trans, bs.b, bs.ldb, p0, kb, j0, nb, bp, kb*PanelWidth)
+			be.rowBlocks(ws, transA, m, nb, kb, alpha, a, lda, p0, bp, kb*PanelWidth, bt, c[j0:], ldc)
+		}
+	}
+}
+
+// rowBlocks multiplies rows of op(A), depth [p0, p0+kb), by the packed B
+// block bp (panels bstride floats apart) into C, packing A in blocks of at
+// most be.mc rows split as evenly as the block count allows.
+func (be *backend) rowBlocks(ws *workspace, transA bool, m, n, kb int, alpha float32, a []float32, lda, p0 int, bp []float32, bstride int, beta float32, c []float32, ldc int) {
+	blocks := (m + be.mc - 1) / be.mc
+	for blk := 0; blk < blocks; blk++ {
+		i0, i1 := m*blk/blocks, m*(blk+1)/blocks
+		mb := i1 - i0
+		// Split the block into panels of at most mr rows whose sizes differ by
+		// at most one, so that no panel is a sliver with too few accumulators
+		// to hide FMA latency (m=16 with mr=14 runs as 8+8, not 14+2).
+		panels := (mb + be.mr - 1) / be.mr
+		ap := ws.a[:mb*kb]
+		packA(transA, a, lda, i0, mb, p0, kb, panels, ap)
+		be.macro(panels, mb, n, kb, alpha, ap, bp, bstride, beta, c[i0*ldc:], ldc, ws.tile)
+	}
+}
+
+// packA copies rows [i0, i0+mb) and depth [p0, p0+kb) of op(A) into panels
+// row panels: panel t covers block rows [r0, r1) = [mb*t/panels,
+// mb*(t+1)/panels) and sits at ap[r0*kb:], kb rows of r1-r0 values.
+func packA(transA bool, a []float32, lda, i0, mb, p0, kb, panels int, ap []float32) {
+	for t := 0; t < panels; t++ {
+		r0, r1 := mb*t/panels, mb*(t+1)/panels
+		rows := r1 - r0
+		d := ap[r0*kb : r1*kb]
+		if transA {
+			for p := 0; p < kb; p++ {
+				off := (p0+p)*lda + i0 + r0
+				copy(d[p*rows:(p+1)*rows], a[off:off+rows])
+			}
+			continue
+		}
+		for r := 0; r < rows; r++ {
+			off := (i0+r0+r)*lda + p0
+			for p, v := range a[off : off+kb] {
+				d[p*rows+r] = v
+			}
+		}
+	}
+}
+
+// packB copies columns [j0, j0+nb) and depth [p0, p0+kb) of op(B) into the
+// PackedB layout with panels stride floats apart.
+func packB(transB bool, b []float32, ldb, p0, kb, j0, nb int, bp []float32, stride int) {
+	if kb == 0 {
+		return // an empty B may be an empty slice; there is nothing to pack
+	}
+	for q := 0; q*PanelWidth < nb; q++ {
+		c0 := j0 + q*PanelWidth
+		cols := min(PanelWidth, nb-q*PanelWidth)
+		d := bp[q*stride : q*stride+kb*PanelWidth]
+		if transB {
+			if cols < PanelWidth {
+				clear(d)
+			}
+			for x := 0; x < cols; x++ {
+				off := (c0+x)*ldb + p0
+				for p, v := range b[off : off+kb] {
+					d[p*PanelWidth+x] = v
+				}
+			}
+			continue
+		}
+		for p := 0; p < kb; p++ {
+			row := d[p*PanelWidth : (p+1)*PanelWidth]
+			off := (p0+p)*ldb + c0
+			copy(row, b[off:off+cols])
+			clear(row[cols:])
+		}
+	}
+}
+
+// macro runs the microkernels over an mb×n block of C from A packed in panels
+// (as packA leaves it) and a packed B block. Full tiles are written in place;
+// the ragged right edge goes through ws.tile so kernels never touch C outside
+// the m×n region.
+func (be *backend) macro(panels, mb, n, kb int, alpha float32, ap, bp []float32, bstride int, beta float32, c []float32, ldc int, tile []float32) {
+	for j := 0; j < n; {
+		rem := n - j
+		// The widest kernel that fits, or else the narrowest, run into tile.
+		wi := len(be.widths) - 1
+		for i, w := range be.widths {
+			if w <= rem {
+				wi = i
+				break
+			}
+		}
+		w := be.widths[wi]
+		// Widths only shrink along a row, so a kernel never straddles more
+		// panels than it reads: j%PanelWidth is 0 unless w is 8.
+		b := &bp[j/PanelWidth*bstride+j%PanelWidth]
+		for t := 0; t < panels; t++ {
+			r0, r1 := mb*t/panels, mb*(t+1)/panels
+			rows := r1 - r0
+			kern := be.kernels[wi][rows-1]
+			if w <= rem {
+				kern(kb, &ap[r0*kb], b, bstride, &c[r0*ldc+j], ldc, alpha, beta)
+				continue
+			}
+			kern(kb, &ap[r0*kb], b, bstride, &tile[0], w, 1, 0)
+			for r := 0; r < rows; r++ {
+				crow := c[(r0+r)*ldc+j:][:rem]
+				trow := tile[r*w:][:rem]
+				if beta == 0 {
+					for x, v := range trow {
+						crow[x] = alpha * v
+					}
+				} else {
+					for x, v := range trow {
+						crow[x] = alpha*v + beta*crow[x]
+					}
+				}
+			}
+		}
+		j += min(w, rem)
+	}
+}
+
+// scale sets C = beta*C, writing zeros without reading C when beta is 0.
+func scale(m, n int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		switch beta {
+		case 0:
+			clear(row)
+		case 1:
+		default:
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// minParallelFlops is the least work worth a goroutine: about 20µs of kernel.
+const minParallelFlops = 2 << 20
+
+// gemmParallel splits C into blocks of at least minFlops work for up to
+// threads goroutines. Column blocks are multiples of 32 columns so every block
+// starts on a packed panel and keeps the widest kernels; row blocks are used
+// when C is too narrow.
+func (be *backend) gemmParallel(threads, minFlops int, transA bool, m, n, k int, alpha float32, a []float32, lda int, bs bSource, beta float32, c []float32, ldc int) {
+	parts := min(threads, 2*m*n*k/max(1, minFlops))
+	colBlocks, rowBlocks := n/32, m/8
+	if colBlocks < parts && rowBlocks < parts {
+		parts = max(colBlocks, rowBlocks)
+	}
+	if parts < 2 {
+		be.gemm(transA, m, n, k, alpha, a, lda, bs, beta, c, ldc)
+		return
+	}
+	var wg sync.WaitGroup
+	if colBlocks >= parts {
+		for i := 0; i < parts; i++ {
+			j0, j1 := colBlocks*i/parts*32, colBlocks*(i+1)/parts*32
+			if i == parts-1 {
+				j1 = n
+			}
+			wg.Go(func() {
+				be.gemm(transA, m, j1-j0, k, alpha, a, lda, bs.cols(j0, k), beta, c[j0:], ldc)
+			})
+		}
+	} else {
+		for i := 0; i < parts; i++ {
+			i0, i1 := m*i/parts, m*(i+1)/parts
+			var ai []float32
+			if transA {
+				ai = a[i0:]
+			} else {
+				ai = a[i0*lda:]
+			}
+			wg.Go(func() {
+				be.gemm(transA, i1-i0, n, k, alpha, ai, lda, bs, beta, c[i0*ldc:], ldc)
+			})
+		}
+	}
+	wg.Wait()
+}

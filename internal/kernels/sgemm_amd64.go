@@ -1,0 +1,5 @@
+//go:build !noasm
+
+package kernels
+
+func availableBackends() []*backend { return []*backend{goBackend} }
