@@ -90,8 +90,10 @@ type Model struct {
 	// Weights maps initializer names to their tensors.
 	Weights map[string]*tensor.Tensor
 	// Dir is the folder the model file was loaded from.
-	Dir    string
-	Report Report
+	Dir string
+	// ExternalFiles lists the external-data files the model uses, relative to Dir.
+	ExternalFiles []string
+	Report        Report
 
 	files []*file
 }
@@ -263,6 +265,7 @@ func (m *Model) externalBytes(meta *onnxpb.TensorProto, mode LoadMode, ext map[s
 		}
 		ext[path] = f
 		m.files = append(m.files, f)
+		m.ExternalFiles = append(m.ExternalFiles, filepath.Clean(loc))
 		m.Report.FileBytes += int64(len(f.data))
 	}
 	size := int64(len(f.data))
