@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine with Go: installs what the
+# tests need (scripts/testdeps.sh), then runs vet, the unit and end-to-end tests,
+# the race detector over the concurrent packages, the kernels without assembly
+# (-tags noasm), and each fuzz target for a bounded time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/testdeps.sh
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 20m ./...
+
+echo "== go test -race (concurrent packages)"
+race_pkgs=()
+for p in gateway instance admit autoscale sandbox; do
+  [ -d "internal/$p" ] && race_pkgs+=("./internal/$p/...")
+done
+go test -count=1 -race -timeout 15m "${race_pkgs[@]}"
+
+if [ -d internal/kernels ]; then
+  echo "== go test -tags noasm (pure-Go kernels)"
+  go test -count=1 -tags noasm ./internal/kernels/... ./internal/engine/...
+fi
+
+echo "== fuzz (bounded)"
+fuzztime=${SPINDLE_FUZZTIME:-10s}
+grep -rHoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' internal | sort -u |
+while IFS=: read -r file decl; do
+  target=${decl#func }
+  pkg=$(dirname "$file")
+  echo "-- ${target} (${pkg}, ${fuzztime})"
+  go test -run='^$' -fuzz="^${target}\$" -fuzztime="${fuzztime}" "./${pkg}" >/tmp/spindle-fuzz.log 2>&1 || { cat /tmp/spindle-fuzz.log; exit 1; }
+done
+echo "== all tests passed"
