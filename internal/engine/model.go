@@ -130,7 +130,13 @@ func Compile(src *onnx.Model) (*Model, error) {
 		}
 		st.kernel, err = f(n)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", onnx.ErrBadModel, n.Errorf("%v", err))
+			// A factory reports ErrUnsupported for a supported op used in a way
+			// the engine does not implement; anything else is a malformed node.
+			cause := onnx.ErrBadModel
+			if errors.Is(err, ErrUnsupported) {
+				cause = ErrUnsupported
+			}
+			return nil, fmt.Errorf("node %q (%s, opset %d): %w: %w", n.Name, n.OpType, opset, cause, err)
 		}
 		m.steps = append(m.steps, st)
 	}
