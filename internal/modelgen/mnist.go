@@ -64,7 +64,12 @@ type generator struct {
 
 // generators lists the model kinds by name; adding a kind is one entry.
 var generators = map[string]generator{
-	"mnist-cnn": {build: MNISTCNN}, // 87 KB: weights stay inside model.onnx
+	"mnist-cnn":            {build: MNISTCNN}, // 87 KB: weights stay inside model.onnx
+	"minilm-l6":            {build: func(s uint64) *Builder { return Transformer(MiniLML6, s) }, save: external},
+	"minilm-l6-decomposed": {build: func(s uint64) *Builder { return Transformer(MiniLML6.Decomposed(), s) }, save: external},
+	"bert-base":            {build: func(s uint64) *Builder { return Transformer(BERTBase, s) }, save: external},
+	"bert-base-decomposed": {build: func(s uint64) *Builder { return Transformer(BERTBase.Decomposed(), s) }, save: external},
+	"vgg16":                {build: VGG16, save: external},
 }
 
 // Kinds returns the model kinds Generate knows, sorted.
