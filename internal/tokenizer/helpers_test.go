@@ -70,3 +70,13 @@ func loadBERT(t testing.TB) *Tokenizer {
 	}
 	return bertTok
 }
+
+// normalizeString runs s through the tokenizer's normalizer.
+func (t *Tokenizer) normalizeString(s string) string {
+	chars, _ := applyNorm(t.norm, appendChars(nil, s, 0), nil)
+	var b strings.Builder
+	for _, c := range chars {
+		b.WriteRune(c.r)
+	}
+	return b.String()
+}
