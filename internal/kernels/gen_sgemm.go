@@ -21,7 +21,7 @@ type isa struct {
 	lanes   int    // floats per register
 	mr      int    // most rows
 	widths  []int  // kernel widths, widest first
-	unroll  int    // depth steps per main-loop iteration
+	unroll  int    // depth steps per main-loop iteration: 4, as bload assumes
 	zeroOp  string // instruction that zeroes a register
 	feature string
 }
@@ -56,7 +56,7 @@ func main() {
 			for r := 1; r <= s.mr; r++ {
 				name := kernelName(s, r, w)
 				fmt.Fprintf(&stubs, "// %s is a microKernel for %d rows and %d columns using %s.\n//\n//go:noescape\n", name, r, w, s.feature)
-				fmt.Fprintf(&stubs, "func %s(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)\n\n", name)
+				fmt.Fprintf(&stubs, "func %s(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)\n\n", name)
 				genKernel(&asm, s, r, w)
 			}
 		}
@@ -74,7 +74,7 @@ func main() {
 }
 
 // genKernel writes one microkernel. Registers: AX walks the A panel, BX the B
-// panel, R8 is the byte distance to the next B panel, CX and R10 count depth,
+// panel and R13 the next one, R11 is brow in bytes, CX and R10 count depth,
 // DX walks the rows of C and R9 is ldc in bytes.
 func genKernel(out *bytes.Buffer, s isa, rows, width int) {
 	p := func(format string, args ...any) { fmt.Fprintf(out, "\t"+format+"\n", args...) }
@@ -83,14 +83,18 @@ func genKernel(out *bytes.Buffer, s isa, rows, width int) {
 	acc := func(r, v int) string { return fmt.Sprintf("%s%d", s.reg, r*vecs+v) }
 	breg := func(v int) string { return fmt.Sprintf("%s%d", s.reg, nacc0(s)+v) }
 	bcast := func(r int) string { return fmt.Sprintf("%s%d", s.reg, nacc0(s)+2+r%2) }
-	// bload returns the operand for B vector v of depth step u.
+	// bload returns the operand for B vector v of depth step u: rows are R11
+	// bytes apart (R12 = 3*R11) and vectors past the first panel's 16 columns
+	// come from the next panel, which R13 walks.
 	bload := func(u, v int) string {
-		off := u*16*4 + (v*s.lanes%16)*4
+		base := "BX"
 		if v*s.lanes >= 16 {
-			return fmt.Sprintf("%d(BX)(R8*1)", off)
+			base = "R13"
 		}
-		return fmt.Sprintf("%d(BX)", off)
+		index := []string{"", "(R11*1)", "(R11*2)", "(R12*1)"}[u]
+		return fmt.Sprintf("%d(%s)%s", (v*s.lanes%16)*4, base, index)
 	}
+	twoPanels := vecs*s.lanes > 16
 	step := func(u int) {
 		for v := 0; v < vecs; v++ {
 			p("VMOVUPS %s, %s", bload(u, v), breg(v))
@@ -103,17 +107,20 @@ func genKernel(out *bytes.Buffer, s isa, rows, width int) {
 		}
 	}
 
-	fmt.Fprintf(out, "\n// func %s(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)\n", kernelName(s, rows, width))
-	fmt.Fprintf(out, "TEXT ·%s(SB), NOSPLIT, $0-56\n", kernelName(s, rows, width))
+	fmt.Fprintf(out, "\n// func %s(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)\n", kernelName(s, rows, width))
+	fmt.Fprintf(out, "TEXT ·%s(SB), NOSPLIT, $0-64\n", kernelName(s, rows, width))
 	p("MOVQ k+0(FP), CX")
 	p("MOVQ a+8(FP), AX")
 	p("MOVQ b+16(FP), BX")
-	if vecs*s.lanes > 16 {
-		p("MOVQ bstride+24(FP), R8")
-		p("SHLQ $2, R8")
+	if twoPanels {
+		p("MOVQ bstride+24(FP), R13")
+		p("LEAQ (BX)(R13*4), R13")
 	}
-	p("MOVQ c+32(FP), DX")
-	p("MOVQ ldc+40(FP), R9")
+	p("MOVQ brow+32(FP), R11")
+	p("SHLQ $2, R11")
+	p("LEAQ (R11)(R11*2), R12")
+	p("MOVQ c+40(FP), DX")
+	p("MOVQ ldc+48(FP), R9")
 	p("SHLQ $2, R9")
 	for i := 0; i < nacc; i++ {
 		r := fmt.Sprintf("%s%d", s.reg, i)
@@ -127,7 +134,10 @@ func genKernel(out *bytes.Buffer, s isa, rows, width int) {
 		step(u)
 	}
 	p("ADDQ $%d, AX", s.unroll*rows*4)
-	p("ADDQ $%d, BX", s.unroll*16*4)
+	p("LEAQ (BX)(R11*4), BX")
+	if twoPanels {
+		p("LEAQ (R13)(R11*4), R13")
+	}
 	p("DECQ R10")
 	p("JNZ loop")
 	fmt.Fprintf(out, "tail:\n")
@@ -136,23 +146,26 @@ func genKernel(out *bytes.Buffer, s isa, rows, width int) {
 	fmt.Fprintf(out, "tailloop:\n")
 	step(0)
 	p("ADDQ $%d, AX", rows*4)
-	p("ADDQ $%d, BX", 16*4)
+	p("ADDQ R11, BX")
+	if twoPanels {
+		p("ADDQ R11, R13")
+	}
 	p("DECQ CX")
 	p("JNZ tailloop")
 
 	fmt.Fprintf(out, "store:\n")
 	alpha, beta := breg(0), breg(1)
-	p("VBROADCASTSS alpha+48(FP), %s", alpha)
+	p("VBROADCASTSS alpha+56(FP), %s", alpha)
 	for r := 0; r < rows; r++ {
 		for v := 0; v < vecs; v++ {
 			p("VMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
 		}
 	}
 	// beta == 0 (or -0) must not read C, which may hold NaN.
-	p("MOVL beta+52(FP), R10")
+	p("MOVL beta+60(FP), R10")
 	p("ANDL $0x7fffffff, R10")
 	p("JZ overwrite")
-	p("VBROADCASTSS beta+52(FP), %s", beta)
+	p("VBROADCASTSS beta+60(FP), %s", beta)
 	for r := 0; r < rows; r++ {
 		for v := 0; v < vecs; v++ {
 			p("VFMADD231PS %d(DX), %s, %s", v*s.lanes*4, beta, acc(r, v))

@@ -216,6 +216,16 @@ func grow(s []float32, n int) []float32 {
 	return s[:n]
 }
 
+// bBlock is a kb-deep slab of op(B) in a form the kernels read: columns
+// [j0, j0+n) of the current C block, in panels of PanelWidth columns that
+// start stride floats apart, each made of rows that start row floats apart.
+// data starts at the slab's first row of its first panel.
+type bBlock struct {
+	j0, n       int
+	data        []float32
+	stride, row int
+}
+
 // gemm is Sgemm on checked arguments with backend be.
 func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, lda int, bs bSource, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
@@ -229,38 +239,63 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 	defer workspaces.Put(ws)
 	ws.tile = grow(ws.tile, be.mr*2*PanelWidth)
 	ws.a = grow(ws.a, min(m, be.mc)*min(k, be.kc))
-
-	if pb := bs.packed; pb != nil {
-		for p0 := 0; p0 < k; p0 += be.kc {
-			kb := min(be.kc, k-p0)
-			bt := beta
-			if p0 > 0 {
-				bt = 1
-			}
-			be.rowBlocks(ws, transA, m, n, kb, alpha, a, lda, p0, pb.data[p0*PanelWidth:], k*PanelWidth, bt, c, ldc)
+	// Depth blocks after the first accumulate onto what the first wrote.
+	betaAt := func(p0 int) float32 {
+		if p0 > 0 {
+			return 1
 		}
-		return
+		return beta
 	}
-	ws.b = grow(ws.b, PackedBSize(min(k, be.kc), min(n, ncBlock)))
-	for j0 := 0; j0 < n; j0 += ncBlock {
-		nb := min(ncBlock, n-j0)
+
+	switch {
+	case bs.packed != nil:
 		for p0 := 0; p0 < k; p0 += be.kc {
 			kb := min(be.kc, k-p0)
-			bt := beta
-			if p0 > 0 {
-				bt = 1
+			seg := [1]bBlock{{n: n, data: bs.packed.data[p0*PanelWidth:], stride: k * PanelWidth, row: PanelWidth}}
+			be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
+		}
+
+	case !bs.trans && (m <= be.directRows || strideAlign(bs.ldb) <= be.directAlign):
+		// Whole panels are read in place; only the ragged last panel, which a
+		// kernel would read past the row's end, is packed.
+		n16 := n &^ (PanelWidth - 1)
+		ws.b = grow(ws.b, PackedBSize(min(k, be.kc), n-n16))
+		for p0 := 0; p0 < k; p0 += be.kc {
+			kb := min(be.kc, k-p0)
+			var segs [2]bBlock
+			ns := 0
+			if n16 > 0 {
+				segs[ns] = bBlock{n: n16, data: bs.b[p0*bs.ldb:], stride: PanelWidth, row: bs.ldb}
+				ns++
 			}
-			bp := ws.b[:PackedBSize(kb, nb)]
-			packB(bs.trans, bs.b, bs.ldb, p0, kb, j0, nb, bp, kb*PanelWidth)
-			be.rowBlocks(ws, transA, m, nb, kb, alpha, a, lda, p0, bp, kb*PanelWidth, bt, c[j0:], ldc)
+			if n16 < n {
+				tail := ws.b[:PackedBSize(kb, n-n16)]
+				packB(false, bs.b, bs.ldb, p0, kb, n16, n-n16, tail, kb*PanelWidth)
+				segs[ns] = bBlock{j0: n16, n: n - n16, data: tail, stride: kb * PanelWidth, row: PanelWidth}
+				ns++
+			}
+			be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, segs[:ns], betaAt(p0), c, ldc)
+		}
+
+	default:
+		ws.b = grow(ws.b, PackedBSize(min(k, be.kc), min(n, ncBlock)))
+		for j0 := 0; j0 < n; j0 += ncBlock {
+			nb := min(ncBlock, n-j0)
+			for p0 := 0; p0 < k; p0 += be.kc {
+				kb := min(be.kc, k-p0)
+				bp := ws.b[:PackedBSize(kb, nb)]
+				packB(bs.trans, bs.b, bs.ldb, p0, kb, j0, nb, bp, kb*PanelWidth)
+				seg := [1]bBlock{{j0: j0, n: nb, data: bp, stride: kb * PanelWidth, row: PanelWidth}}
+				be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
+			}
 		}
 	}
 }
 
-// rowBlocks multiplies rows of op(A), depth [p0, p0+kb), by the packed B
-// block bp (panels bstride floats apart) into C, packing A in blocks of at
-// most be.mc rows split as evenly as the block count allows.
-func (be *backend) rowBlocks(ws *workspace, transA bool, m, n, kb int, alpha float32, a []float32, lda, p0 int, bp []float32, bstride int, beta float32, c []float32, ldc int) {
+// rowBlocks multiplies rows of op(A), depth [p0, p0+kb), by the B slabs segs
+// into C, packing A in blocks of at most be.mc rows split as evenly as the
+// block count allows.
+func (be *backend) rowBlocks(ws *workspace, transA bool, m, kb int, alpha float32, a []float32, lda, p0 int, segs []bBlock, beta float32, c []float32, ldc int) {
 	blocks := (m + be.mc - 1) / be.mc
 	for blk := 0; blk < blocks; blk++ {
 		i0, i1 := m*blk/blocks, m*(blk+1)/blocks
@@ -271,7 +306,9 @@ func (be *backend) rowBlocks(ws *workspace, transA bool, m, n, kb int, alpha flo
 		panels := (mb + be.mr - 1) / be.mr
 		ap := ws.a[:mb*kb]
 		packA(transA, a, lda, i0, mb, p0, kb, panels, ap)
-		be.macro(panels, mb, n, kb, alpha, ap, bp, bstride, beta, c[i0*ldc:], ldc, ws.tile)
+		for _, seg := range segs {
+			be.macro(panels, mb, kb, alpha, ap, seg, beta, c[i0*ldc+seg.j0:], ldc, ws.tile)
+		}
 	}
 }
 
@@ -302,41 +339,50 @@ func packA(transA bool, a []float32, lda, i0, mb, p0, kb, panels int, ap []float
 // packB copies columns [j0, j0+nb) and depth [p0, p0+kb) of op(B) into the
 // PackedB layout with panels stride floats apart.
 func packB(transB bool, b []float32, ldb, p0, kb, j0, nb int, bp []float32, stride int) {
-	if kb == 0 {
+	if kb == 0 || nb == 0 {
 		return // an empty B may be an empty slice; there is nothing to pack
+	}
+	full := nb / PanelWidth // panels without padding
+	rem := nb - full*PanelWidth
+	if !transB {
+		// Row by row: reading B in order is twice as fast as walking down
+		// one panel's columns, whose rows may be pages apart.
+		for p := 0; p < kb; p++ {
+			src := b[(p0+p)*ldb+j0:][:nb]
+			for q := 0; q < full; q++ {
+				*(*[PanelWidth]float32)(bp[q*stride+p*PanelWidth:]) = *(*[PanelWidth]float32)(src[q*PanelWidth:])
+			}
+			if rem > 0 {
+				row := bp[full*stride+p*PanelWidth:][:PanelWidth]
+				copy(row, src[full*PanelWidth:])
+				clear(row[rem:])
+			}
+		}
+		return
 	}
 	for q := 0; q*PanelWidth < nb; q++ {
 		c0 := j0 + q*PanelWidth
 		cols := min(PanelWidth, nb-q*PanelWidth)
 		d := bp[q*stride : q*stride+kb*PanelWidth]
-		if transB {
-			if cols < PanelWidth {
-				clear(d)
-			}
-			for x := 0; x < cols; x++ {
-				off := (c0+x)*ldb + p0
-				for p, v := range b[off : off+kb] {
-					d[p*PanelWidth+x] = v
-				}
-			}
-			continue
+		if cols < PanelWidth {
+			clear(d)
 		}
-		for p := 0; p < kb; p++ {
-			row := d[p*PanelWidth : (p+1)*PanelWidth]
-			off := (p0+p)*ldb + c0
-			copy(row, b[off:off+cols])
-			clear(row[cols:])
+		for x := 0; x < cols; x++ {
+			off := (c0+x)*ldb + p0
+			for p, v := range b[off : off+kb] {
+				d[p*PanelWidth+x] = v
+			}
 		}
 	}
 }
 
-// macro runs the microkernels over an mb×n block of C from A packed in panels
-// (as packA leaves it) and a packed B block. Full tiles are written in place;
-// the ragged right edge goes through ws.tile so kernels never touch C outside
-// the m×n region.
-func (be *backend) macro(panels, mb, n, kb int, alpha float32, ap, bp []float32, bstride int, beta float32, c []float32, ldc int, tile []float32) {
-	for j := 0; j < n; {
-		rem := n - j
+// macro runs the microkernels over an mb×seg.n block of C from A packed in
+// panels (as packA leaves it) and the B slab seg. Full tiles are written in
+// place; the ragged right edge goes through tile so kernels never touch C
+// outside the m×n region.
+func (be *backend) macro(panels, mb, kb int, alpha float32, ap []float32, seg bBlock, beta float32, c []float32, ldc int, tile []float32) {
+	for j := 0; j < seg.n; {
+		rem := seg.n - j
 		// The widest kernel that fits, or else the narrowest, run into tile.
 		wi := len(be.widths) - 1
 		for i, w := range be.widths {
@@ -348,16 +394,16 @@ func (be *backend) macro(panels, mb, n, kb int, alpha float32, ap, bp []float32,
 		w := be.widths[wi]
 		// Widths only shrink along a row, so a kernel never straddles more
 		// panels than it reads: j%PanelWidth is 0 unless w is 8.
-		b := &bp[j/PanelWidth*bstride+j%PanelWidth]
+		b := &seg.data[j/PanelWidth*seg.stride+j%PanelWidth]
 		for t := 0; t < panels; t++ {
 			r0, r1 := mb*t/panels, mb*(t+1)/panels
 			rows := r1 - r0
 			kern := be.kernels[wi][rows-1]
 			if w <= rem {
-				kern(kb, &ap[r0*kb], b, bstride, &c[r0*ldc+j], ldc, alpha, beta)
+				kern(kb, &ap[r0*kb], b, seg.stride, seg.row, &c[r0*ldc+j], ldc, alpha, beta)
 				continue
 			}
-			kern(kb, &ap[r0*kb], b, bstride, &tile[0], w, 1, 0)
+			kern(kb, &ap[r0*kb], b, seg.stride, seg.row, &tile[0], w, 1, 0)
 			for r := 0; r < rows; r++ {
 				crow := c[(r0+r)*ldc+j:][:rem]
 				trow := tile[r*w:][:rem]
@@ -374,6 +420,13 @@ func (be *backend) macro(panels, mb, n, kb int, alpha float32, ap, bp []float32,
 		}
 		j += min(w, rem)
 	}
+}
+
+// strideAlign returns the largest power of two that divides a row stride of
+// ld floats in bytes.
+func strideAlign(ld int) int {
+	bytes := 4 * ld
+	return bytes & -bytes
 }
 
 // scale sets C = beta*C, writing zeros without reading C when beta is 0.

@@ -13,22 +13,26 @@ import "golang.org/x/sys/cpu"
 // one broadcast of A feed two FMAs, so 14 rows make 28 FMAs per 16 loads, and
 // 28 independent accumulators cover the FMA latency of two pipes.
 var avx512Backend = &backend{
-	name:    "avx512",
-	mr:      14,
-	mc:      168,
-	kc:      256,
-	widths:  []int{32, 16},
-	kernels: avx512Kernels,
+	name:        "avx512",
+	mr:          14,
+	mc:          168,
+	kc:          256,
+	directRows:  16,
+	directAlign: 1024,
+	widths:      []int{32, 16},
+	kernels:     avx512Kernels,
 }
 
 // avx2Backend is the classic 6×16 tile in 12 ymm registers (BLIS haswell).
 var avx2Backend = &backend{
-	name:    "avx2",
-	mr:      6,
-	mc:      144,
-	kc:      256,
-	widths:  []int{16, 8},
-	kernels: avx2Kernels,
+	name:        "avx2",
+	mr:          6,
+	mc:          144,
+	kc:          256,
+	directRows:  0,
+	directAlign: 512,
+	widths:      []int{16, 8},
+	kernels:     avx2Kernels,
 }
 
 func availableBackends() []*backend {

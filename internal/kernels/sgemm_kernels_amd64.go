@@ -13,142 +13,142 @@ var avx512Kernels = [][]microKernel{
 // sgemmAVX512_1x32 is a microKernel for 1 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_1x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_1x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_2x32 is a microKernel for 2 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_2x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_2x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_3x32 is a microKernel for 3 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_3x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_3x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_4x32 is a microKernel for 4 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_4x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_4x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_5x32 is a microKernel for 5 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_5x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_5x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_6x32 is a microKernel for 6 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_6x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_6x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_7x32 is a microKernel for 7 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_7x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_7x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_8x32 is a microKernel for 8 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_8x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_8x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_9x32 is a microKernel for 9 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_9x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_9x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_10x32 is a microKernel for 10 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_10x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_10x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_11x32 is a microKernel for 11 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_11x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_11x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_12x32 is a microKernel for 12 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_12x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_12x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_13x32 is a microKernel for 13 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_13x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_13x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_14x32 is a microKernel for 14 rows and 32 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_14x32(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_14x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_1x16 is a microKernel for 1 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_1x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_1x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_2x16 is a microKernel for 2 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_2x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_2x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_3x16 is a microKernel for 3 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_3x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_3x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_4x16 is a microKernel for 4 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_4x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_4x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_5x16 is a microKernel for 5 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_5x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_5x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_6x16 is a microKernel for 6 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_6x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_6x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_7x16 is a microKernel for 7 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_7x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_7x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_8x16 is a microKernel for 8 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_8x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_8x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_9x16 is a microKernel for 9 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_9x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_9x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_10x16 is a microKernel for 10 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_10x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_10x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_11x16 is a microKernel for 11 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_11x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_11x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_12x16 is a microKernel for 12 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_12x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_12x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_13x16 is a microKernel for 13 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_13x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_13x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_14x16 is a microKernel for 14 rows and 16 columns using AVX-512F.
 //
 //go:noescape
-func sgemmAVX512_14x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX512_14x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // avx2Kernels[w][r-1] is the AVX2 and FMA microKernel for r rows and width [16 8][w].
 var avx2Kernels = [][]microKernel{
@@ -159,59 +159,59 @@ var avx2Kernels = [][]microKernel{
 // sgemmAVX2_1x16 is a microKernel for 1 rows and 16 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_1x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_1x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_2x16 is a microKernel for 2 rows and 16 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_2x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_2x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_3x16 is a microKernel for 3 rows and 16 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_3x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_3x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_4x16 is a microKernel for 4 rows and 16 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_4x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_4x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_5x16 is a microKernel for 5 rows and 16 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_5x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_5x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_6x16 is a microKernel for 6 rows and 16 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_6x16(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_6x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_1x8 is a microKernel for 1 rows and 8 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_1x8(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_1x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_2x8 is a microKernel for 2 rows and 8 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_2x8(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_2x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_3x8 is a microKernel for 3 rows and 8 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_3x8(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_3x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_4x8 is a microKernel for 4 rows and 8 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_4x8(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_4x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_5x8 is a microKernel for 5 rows and 8 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_5x8(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_5x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_6x8 is a microKernel for 6 rows and 8 columns using AVX2 and FMA.
 //
 //go:noescape
-func sgemmAVX2_6x8(k int, a, b *float32, bstride int, c *float32, ldc int, alpha, beta float32)
+func sgemmAVX2_6x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)

@@ -171,8 +171,16 @@ type gemmMode struct {
 }
 
 var gemmModes = []gemmMode{
-	{"plain", func(be *backend, tc gemmCase, a, b, c *matrix) {
-		be.gemm(tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{trans: tc.transB, b: b.data(), ldb: b.ld}, tc.beta, c.data(), c.ld)
+	{"pack-per-call", func(be *backend, tc gemmCase, a, b, c *matrix) {
+		pack := *be
+		pack.directRows = 0
+		pack.gemm(tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{trans: tc.transB, b: b.data(), ldb: b.ld}, tc.beta, c.data(), c.ld)
+	}},
+	{"direct", func(be *backend, tc gemmCase, a, b, c *matrix) {
+		// Plain B read in place whatever m is (a transposed B is still packed).
+		direct := *be
+		direct.directRows = math.MaxInt
+		direct.gemm(tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{trans: tc.transB, b: b.data(), ldb: b.ld}, tc.beta, c.data(), c.ld)
 	}},
 	{"packed", func(be *backend, tc gemmCase, a, b, c *matrix) {
 		// Pack into a guarded buffer so a kernel reading past the packed
