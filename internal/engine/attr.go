@@ -19,6 +19,17 @@ type Node struct {
 	// Const returns the value of input i when it is a weight or a folded constant,
 	// or nil when it is only known at run time.
 	Const func(i int) *tensor.Tensor
+	// inShapes holds the statically inferred shape of each input, nil where unknown.
+	inShapes [][]int
+}
+
+// InShape returns the shape of input i when Compile inferred it statically (the
+// graph's inputs declare static shapes, or the input is a constant), or nil.
+func (n *Node) InShape(i int) []int {
+	if i < 0 || i >= len(n.inShapes) {
+		return nil
+	}
+	return n.inShapes[i]
 }
 
 // Has reports whether the node sets attribute name.

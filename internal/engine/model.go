@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spindleml/spindle/internal/onnx"
@@ -20,6 +21,10 @@ var ErrUnsupported = errors.New("unsupported")
 
 // ValueInfo describes a graph input or output. A Shape entry of -1 is a dynamic
 // dimension, named by the same entry of DimNames when the model names it.
+//
+// Spindle computes float16 as float32: a float16 input takes a float32 tensor
+// and a float16 output is returned as float32 (float16 weights are widened at
+// load, see onnx.Report). DType still says what the model declares.
 type ValueInfo struct {
 	Name     string       `json:"name"`
 	DType    tensor.DType `json:"-"`
@@ -32,7 +37,29 @@ type step struct {
 	node   *Node
 	kernel Kernel
 	in     []int // value slots; -1 for an omitted optional input
-	out    []int
+	out    []int // value slots; -1 for an omitted optional output
+}
+
+// constSlot is a value known at compile time: a weight or a folded output.
+type constSlot struct {
+	slot int
+	t    *tensor.Tensor
+}
+
+// Stats says what Compile did to a graph.
+type Stats struct {
+	// Nodes is the number of nodes in the graph.
+	Nodes int
+	// Steps is the number of nodes every Run executes.
+	Steps int
+	// Folded counts nodes whose inputs were all constant, so Compile executed
+	// them once and kept their outputs as constants (Shape nodes of tensors whose
+	// shape inference knows count too).
+	Folded int
+	// FoldedBytes is the size of the constants folded nodes produced.
+	FoldedBytes int64
+	// StaticShapes counts the node outputs whose shapes Compile inferred.
+	StaticShapes int
 }
 
 // Model is a compiled graph. It is immutable and safe for concurrent Run calls.
@@ -41,37 +68,56 @@ type Model struct {
 	Outputs []ValueInfo
 
 	src     *onnx.Model
+	stats   Stats
 	steps   []step
 	nslots  int
-	consts  map[int]*tensor.Tensor // weight slots
-	inSlot  []int                  // slot of each Inputs entry
-	outSlot []int                  // slot of each Outputs entry
+	consts  []constSlot // values Run starts from: weights and folded outputs still read
+	inSlot  []int       // slot of each Inputs entry
+	outSlot []int       // slot of each Outputs entry
 	// lastUse[s] is the index of the last step that reads slot s, so Run can drop
-	// intermediates early; -1 for graph outputs and constants.
+	// intermediates early; len(steps) for graph outputs.
 	lastUse []int
+	isConst []bool
+	// shapes[s] is the statically inferred shape of slot s, or nil when unknown.
+	// Run checks every kernel output against it.
+	shapes [][]int
 }
 
 // Source returns the loaded file this model was compiled from.
 func (m *Model) Source() *onnx.Model { return m.src }
 
-// Compile turns a loaded model into an executable plan: it resolves every node to a
-// kernel (an unsupported op is an error naming the op, its node and the opset) and
-// orders nodes topologically.
+// Stats returns what Compile did to the graph.
+func (m *Model) Stats() Stats { return m.stats }
+
+// Compile turns a loaded model into an executable plan. It orders nodes
+// topologically and resolves each to a kernel (an unsupported op is an error
+// wrapping ErrUnsupported that names the op, its node and the opset). On the way
+// it infers static shapes where the inputs' shapes are declared, and folds
+// constants: a node whose inputs are all known at compile time (weights, Constant
+// nodes, folded outputs, the Shape of a tensor with a static shape) runs once
+// here and its outputs become constants that later nodes' factories see through
+// Node.Const. Random ops are never folded, nor nodes whose outputs would be
+// large and bigger than their inputs (see foldLimit).
 func Compile(src *onnx.Model) (*Model, error) {
 	g := src.Proto.GetGraph()
 	opset := src.Opset()
-	m := &Model{src: src, consts: map[int]*tensor.Tensor{}}
+	m := &Model{src: src}
 	slots := map[string]int{}
+	var shapes [][]int
+	var consts []*tensor.Tensor
 	slot := func(name string) int {
 		if s, ok := slots[name]; ok {
 			return s
 		}
 		slots[name] = m.nslots
 		m.nslots++
+		shapes = append(shapes, nil)
+		consts = append(consts, nil)
 		return slots[name]
 	}
 	for name, w := range src.Weights {
-		m.consts[slot(name)] = w
+		s := slot(name)
+		consts[s], shapes[s] = w, w.Shape
 	}
 	for _, vi := range g.GetInput() {
 		if _, isWeight := src.Weights[vi.GetName()]; isWeight {
@@ -82,7 +128,11 @@ func Compile(src *onnx.Model) (*Model, error) {
 			return nil, err
 		}
 		m.Inputs = append(m.Inputs, info)
-		m.inSlot = append(m.inSlot, slot(vi.GetName()))
+		s := slot(vi.GetName())
+		m.inSlot = append(m.inSlot, s)
+		if staticShape(info.Shape) {
+			shapes[s] = info.Shape
+		}
 	}
 	for _, vi := range g.GetOutput() {
 		info, err := valueInfo(vi)
@@ -96,6 +146,7 @@ func Compile(src *onnx.Model) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.stats.Nodes = len(nodes)
 	for i, pn := range nodes {
 		if d := pn.GetDomain(); d != "" && d != "ai.onnx" {
 			return nil, fmt.Errorf("node %q: op %s in domain %q: %w (only the default ONNX domain is)", pn.GetName(), pn.GetOpType(), d, ErrUnsupported)
@@ -116,19 +167,30 @@ func Compile(src *onnx.Model) (*Model, error) {
 			st.in = append(st.in, slot(in))
 		}
 		for _, out := range n.Outputs {
+			if out == "" {
+				st.out = append(st.out, -1)
+				continue
+			}
 			st.out = append(st.out, slot(out))
+		}
+		inShapes := make([][]int, len(st.in))
+		for j, s := range st.in {
+			if s >= 0 {
+				inShapes[j] = shapes[s]
+			}
 		}
 		n.Const = func(i int) *tensor.Tensor {
 			if i >= len(st.in) || st.in[i] < 0 {
 				return nil
 			}
-			return m.consts[st.in[i]]
+			return consts[st.in[i]]
 		}
+		n.inShapes = inShapes
 		f, ok := ops[n.OpType]
 		if !ok {
 			return nil, fmt.Errorf("node %q: op %s (opset %d): %w", n.Name, n.OpType, opset, ErrUnsupported)
 		}
-		st.kernel, err = f(n)
+		st.kernel, err = callFactory(f, n)
 		if err != nil {
 			// A factory reports ErrUnsupported for a supported op used in a way
 			// the engine does not implement; anything else is a malformed node.
@@ -138,8 +200,25 @@ func Compile(src *onnx.Model) (*Model, error) {
 			}
 			return nil, fmt.Errorf("node %q (%s, opset %d): %w: %w", n.Name, n.OpType, opset, cause, err)
 		}
+		if outs := fold(st, consts); outs != nil {
+			for j, s := range st.out {
+				if s >= 0 && j < len(outs) {
+					consts[s], shapes[s] = outs[j], outs[j].Shape
+					m.stats.FoldedBytes += int64(len(outs[j].Bytes()))
+				}
+			}
+			m.stats.Folded++
+			continue
+		}
+		for j, shape := range inferShapes(n, inShapes) {
+			if j < len(st.out) && st.out[j] >= 0 && shape != nil {
+				shapes[st.out[j]] = shape
+				m.stats.StaticShapes++
+			}
+		}
 		m.steps = append(m.steps, st)
 	}
+	m.stats.Steps = len(m.steps)
 	for _, o := range m.Outputs {
 		s, ok := slots[o.Name]
 		if !ok {
@@ -161,7 +240,42 @@ func Compile(src *onnx.Model) (*Model, error) {
 	for _, s := range m.outSlot {
 		m.lastUse[s] = len(m.steps)
 	}
+	// Keep only the constants something still reads: weights that only fed
+	// folded nodes are not needed at run time.
+	m.isConst = make([]bool, m.nslots)
+	for s, t := range consts {
+		if t != nil && m.lastUse[s] >= 0 {
+			m.consts = append(m.consts, constSlot{s, t})
+			m.isConst[s] = true
+		}
+	}
+	m.shapes = shapes
 	return m, nil
+}
+
+// callFactory runs an op factory, turning a panic (a factory that failed to
+// check a malformed attribute) into an error.
+func callFactory(f OpFactory, n *Node) (k Kernel, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return f(n)
+}
+
+// staticShape reports whether a declared shape has a known rank and no dynamic
+// dimensions.
+func staticShape(shape []int) bool {
+	if shape == nil {
+		return false
+	}
+	for _, d := range shape {
+		if d < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // valueInfo converts a graph input or output declaration.
@@ -169,7 +283,7 @@ func valueInfo(vi *onnxpb.ValueInfoProto) (ValueInfo, error) {
 	info := ValueInfo{Name: vi.GetName()}
 	tt := vi.GetType().GetTensorType()
 	if tt == nil {
-		return info, fmt.Errorf("%w: value %q: only tensor types are supported", onnx.ErrBadModel, vi.GetName())
+		return info, fmt.Errorf("value %q: %w: only tensor types are supported, not sequences, maps or optionals", vi.GetName(), ErrUnsupported)
 	}
 	info.DType = tensor.DType(tt.GetElemType())
 	if tt.GetShape() == nil {
@@ -258,7 +372,7 @@ func (m *Model) CheckInputs(inputs map[string]*tensor.Tensor) error {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("%w: input %q: %v", ErrBadInput, want.Name, err)
 		}
-		if t.DType != want.DType {
+		if t.DType != want.DType && !(want.DType == tensor.Float16 && t.DType == tensor.Float32) {
 			return fmt.Errorf("%w: input %q: dtype %s, the model wants %s", ErrBadInput, want.Name, t.DType, want.DType)
 		}
 		if want.Shape == nil {
@@ -309,8 +423,8 @@ func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[
 		return nil, err
 	}
 	vals := make([]*tensor.Tensor, m.nslots)
-	for s, t := range m.consts {
-		vals[s] = t
+	for _, c := range m.consts {
+		vals[c.slot] = c.t
 	}
 	for i, in := range m.Inputs {
 		vals[m.inSlot[i]] = inputs[in.Name]
@@ -336,15 +450,18 @@ func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[
 			return nil, err
 		}
 		for j, s := range st.out {
-			if j < len(outs) {
+			if j < len(outs) && s >= 0 {
 				vals[s] = outs[j]
+				// Later constants may rely on the inferred shape (a folded
+				// Shape node), so a disagreement must not go unnoticed.
+				if m.shapes[s] != nil && outs[j] != nil && !slices.Equal(outs[j].Shape, m.shapes[s]) {
+					return nil, st.node.Errorf("internal error: output %d has shape %s, compile-time shape inference said %s", j, tensor.ShapeString(outs[j].Shape), tensor.ShapeString(m.shapes[s]))
+				}
 			}
 		}
 		for _, s := range st.in {
-			if s >= 0 && m.lastUse[s] == i {
-				if _, isConst := m.consts[s]; !isConst {
-					vals[s] = nil
-				}
+			if s >= 0 && m.lastUse[s] == i && !m.isConst[s] {
+				vals[s] = nil
 			}
 		}
 	}
