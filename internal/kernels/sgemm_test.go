@@ -119,31 +119,44 @@ func (tc gemmCase) operands(rng *rand.Rand) (a, b, c *matrix) {
 	return a, b, c
 }
 
-// check compares got (C after the multiply) with a float64 reference of tc on
-// a, b and c0 (C before). Each element may be off by (k+4) float32 epsilons of
-// the magnitude sum |alpha|*sum|a*b| + |beta*c|, the classic bound for a
-// recursive float32 dot product (Higham, Accuracy and Stability of Numerical
-// Algorithms, §3.1) with slack for the final scaling.
-func (tc gemmCase) check(a, b, c0, got *matrix) error {
+// reference is the expected C for tc: a float64 result and a tolerance per
+// element. The tolerance is (k+4) float32 epsilons of the magnitude sum
+// |alpha|*sum|a*b| + |beta*c|, the classic bound for a recursive float32 dot
+// product (Higham, Accuracy and Stability of Numerical Algorithms, §3.1) with
+// slack for the final scaling.
+type reference struct {
+	want, tol []float64 // row-major m×n
+}
+
+func (tc gemmCase) reference(a, b, c0 *matrix) reference {
 	const eps = 1.0 / (1 << 23)
-	opA := func(i, p int) float64 {
-		if tc.transA {
-			return float64(a.at(p, i))
+	// Dense float64 copies of op(A) and op(B)ᵀ make the inner loop a plain dot.
+	opA := make([]float64, tc.m*tc.k)
+	opBT := make([]float64, tc.n*tc.k)
+	for p := 0; p < tc.k; p++ {
+		for i := 0; i < tc.m; i++ {
+			if tc.transA {
+				opA[i*tc.k+p] = float64(a.at(p, i))
+			} else {
+				opA[i*tc.k+p] = float64(a.at(i, p))
+			}
 		}
-		return float64(a.at(i, p))
-	}
-	opB := func(p, j int) float64 {
-		if tc.transB {
-			return float64(b.at(j, p))
+		for j := 0; j < tc.n; j++ {
+			if tc.transB {
+				opBT[j*tc.k+p] = float64(b.at(j, p))
+			} else {
+				opBT[j*tc.k+p] = float64(b.at(p, j))
+			}
 		}
-		return float64(b.at(p, j))
 	}
+	ref := reference{want: make([]float64, tc.m*tc.n), tol: make([]float64, tc.m*tc.n)}
 	for i := 0; i < tc.m; i++ {
 		for j := 0; j < tc.n; j++ {
 			var sum, mag float64
 			if tc.alpha != 0 {
-				for p := 0; p < tc.k; p++ {
-					x := opA(i, p) * opB(p, j)
+				bj := opBT[j*tc.k : (j+1)*tc.k]
+				for p, av := range opA[i*tc.k : (i+1)*tc.k] {
+					x := av * bj[p]
 					sum += x
 					mag += math.Abs(x)
 				}
@@ -155,8 +168,19 @@ func (tc gemmCase) check(a, b, c0, got *matrix) error {
 				want += bc
 				mag += math.Abs(bc)
 			}
-			g := float64(got.at(i, j))
-			if tol := float64(tc.k+4) * eps * mag; math.IsNaN(g) || math.Abs(g-want) > tol {
+			ref.want[i*tc.n+j] = want
+			ref.tol[i*tc.n+j] = float64(tc.k+4) * eps * mag
+		}
+	}
+	return ref
+}
+
+// check compares got, C after the multiply, with the reference.
+func (ref reference) check(tc gemmCase, got *matrix) error {
+	for i := 0; i < tc.m; i++ {
+		for j := 0; j < tc.n; j++ {
+			g, want, tol := float64(got.at(i, j)), ref.want[i*tc.n+j], ref.tol[i*tc.n+j]
+			if math.IsNaN(g) || math.Abs(g-want) > tol {
 				return fmt.Errorf("c[%d][%d] = %v, want %v ± %.3g", i, j, g, want, tol)
 			}
 		}
@@ -203,21 +227,35 @@ var gemmModes = []gemmMode{
 	}},
 }
 
-// runCase runs tc in mode on be and reports the first violation.
-func runCase(be *backend, mode gemmMode, tc gemmCase, rng *rand.Rand) error {
-	a, b, c := tc.operands(rng)
-	a0, b0, c0 := a.clone(), b.clone(), c.clone()
-	mode.run(be, tc, a, b, c)
-	if err := a.sameBits("a", a0); err != nil {
+// preparedCase is a case with its operands and reference answer, built
+// once and run by every backend and mode.
+type preparedCase struct {
+	gemmCase
+	a, b, c0 *matrix
+	ref      reference
+}
+
+func prepare(tc gemmCase, rng *rand.Rand) *preparedCase {
+	a, b, c0 := tc.operands(rng)
+	return &preparedCase{gemmCase: tc, a: a, b: b, c0: c0, ref: tc.reference(a, b, c0)}
+}
+
+// run runs the case in mode on be and reports the first violation. A and B
+// are passed as prepared, so a kernel writing to them fails here and taints
+// later runs, which is fine: the first failure is the one to read.
+func (pc *preparedCase) run(be *backend, mode gemmMode) error {
+	a, b, c := pc.a.clone(), pc.b.clone(), pc.c0.clone()
+	mode.run(be, pc.gemmCase, a, b, c)
+	if err := a.sameBits("a", pc.a); err != nil {
 		return err
 	}
-	if err := b.sameBits("b", b0); err != nil {
+	if err := b.sameBits("b", pc.b); err != nil {
 		return err
 	}
 	if err := c.checkGuards("c"); err != nil {
 		return err
 	}
-	return tc.check(a0, b0, c0, c)
+	return pc.ref.check(pc.gemmCase, c)
 }
 
 // conformanceCases sweeps the edge sizes: every m, n, k combination of small
@@ -264,16 +302,19 @@ func conformanceCases() []gemmCase {
 // TestSgemmConformance runs the conformance suite on every backend this build
 // and CPU offer, through every entry point.
 func TestSgemmConformance(t *testing.T) {
-	cases := conformanceCases()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var cases []*preparedCase
+	for _, tc := range conformanceCases() {
+		cases = append(cases, prepare(tc, rng))
+	}
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			for _, mode := range gemmModes {
 				t.Run(mode.name, func(t *testing.T) {
-					rng := rand.New(rand.NewPCG(3, 4))
 					failures := 0
-					for _, tc := range cases {
-						if err := runCase(be, mode, tc, rng); err != nil {
-							t.Errorf("%v: %v", tc, err)
+					for _, pc := range cases {
+						if err := pc.run(be, mode); err != nil {
+							t.Errorf("%v: %v", pc.gemmCase, err)
 							if failures++; failures == 10 {
 								t.Fatal("too many failures")
 							}
@@ -401,13 +442,13 @@ func TestPublicEntryPoints(t *testing.T) {
 	}
 	for _, call := range calls {
 		t.Run(call.name, func(t *testing.T) {
-			a, b, c := tc.operands(rng)
-			a0, b0, c0 := a.clone(), b.clone(), c.clone()
+			pc := prepare(tc, rng)
+			a, b, c := pc.a.clone(), pc.b.clone(), pc.c0.clone()
 			call.run(a, b, c)
 			if err := c.checkGuards("c"); err != nil {
 				t.Error(err)
 			}
-			if err := tc.check(a0, b0, c0, c); err != nil {
+			if err := pc.ref.check(tc, c); err != nil {
 				t.Error(err)
 			}
 		})
