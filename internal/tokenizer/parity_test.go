@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -332,5 +333,80 @@ func TestTruncatedReferenceSanity(t *testing.T) {
 	got = truncatedReference(t, e, ref)
 	if want := []int64{101, 4, 5, 6, 102}; !slices.Equal(got.InputIDs, want) {
 		t.Errorf("left: ids = %v, want %v", got.InputIDs, want)
+	}
+}
+
+// randomPools are the character classes TestParityRandom mixes. They leave
+// out what doc.go lists as deliberate differences from transformers.js (capital
+// sigma, CJK outside the BMP, unassigned code points).
+var randomPools = []string{
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+	" \t\n\r\u00a0\u3000\u2028",
+	"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~¿¡«»—–…·•",
+	"éèêëàâäçñöüÅåØøÆæßÉÈÇÑ",
+	"\u0301\u0308\u0323\u0327\u030a\u0345",
+	"你好世界中文字符東京大",
+	"こんにちはカタカナ",
+	"안녕하세요한국어",
+	"مرحبابالعالم",
+	"नमस्तेदुनिया",
+	"สวัสดีชาวโลก",
+	"😀🍕👍🏽❤️👩‍👩‍👧🇫🇷",
+	"\u200b\u200c\u200d\ufeff\u00ad\u0000\u0007\u001f\u007f\u0085",
+	"ΑΒΓΔΕΖΗΘαβγδεζηθάέή",
+	"АБВГДабвгдЁё",
+	"ǅǈǋǲ ﬁﬂ ＡＢＣａｂｃ１２３ ²³¹ ½",
+	"İıĞğŞş",
+	"[CLS][SEP][MASK][UNK][PAD]",
+}
+
+// TestParityRandom compares ids and type ids with transformers.js on random
+// texts and pairs mixing scripts, marks, spaces, punctuation and control
+// characters (fixed seed).
+func TestParityRandom(t *testing.T) {
+	path := bertJSON(t)
+	tok := loadBERT(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	pools := make([][]rune, len(randomPools))
+	for i, p := range randomPools {
+		pools[i] = []rune(p)
+	}
+	randomText := func(minLen int) string {
+		var b strings.Builder
+		for range minLen + rng.IntN(48) {
+			p := pools[rng.IntN(len(pools))]
+			b.WriteRune(p[rng.IntN(len(p))])
+		}
+		return b.String()
+	}
+	items := make([]refItem, 600)
+	gots := make([]Encoding, len(items))
+	for i := range items {
+		items[i].Text = randomText(0)
+		var err error
+		if i%2 == 0 {
+			gots[i], err = tok.Encode(items[i].Text, WithoutTruncation(), WithoutPadding())
+		} else {
+			// A non-empty pair: transformers.js takes "" for no pair at all.
+			pair := randomText(1)
+			items[i].TextPair = &pair
+			gots[i], err = tok.EncodePair(items[i].Text, pair, WithoutTruncation(), WithoutPadding())
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", items[i].Text, err)
+		}
+	}
+	refs := runReference(t, path, items)
+	bad := 0
+	for i, ref := range refs {
+		if !slices.Equal(gots[i].IDs, ref.InputIDs) || !slices.Equal(gots[i].TypeIDs, ref.TokenTypeIDs) {
+			if bad++; bad <= 5 {
+				t.Errorf("%q / %v: ids (-want +got):\n-%v\n+%v\ntype ids (-want +got):\n-%v\n+%v", items[i].Text,
+					items[i].TextPair, ref.InputIDs, gots[i].IDs, ref.TokenTypeIDs, gots[i].TypeIDs)
+			}
+		}
+	}
+	if bad > 5 {
+		t.Errorf("... %d texts differ in all", bad)
 	}
 }
