@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -10,6 +11,10 @@ import (
 func init() {
 	register("Conv", newConv)
 	register("MaxPool", newMaxPool)
+	register("AveragePool", newAveragePool)
+	register("GlobalAveragePool", func(n *Node) (Kernel, error) { return newGlobalPool(n, false) })
+	register("GlobalMaxPool", func(n *Node) (Kernel, error) { return newGlobalPool(n, true) })
+	register("ConvTranspose", newConvTranspose)
 	register("Gemm", newGemm)
 	register("MatMul", newMatMul)
 	register("Softmax", func(n *Node) (Kernel, error) { return newSoftmax(n, false) })
@@ -64,10 +69,10 @@ func readWindowAttrs(n *Node) (windowAttrs, error) {
 // input sizes in and kernel sizes k (ONNX Conv/MaxPool spec, auto_pad rules from
 // the operator docs). With ceil_mode a last window that would start inside the
 // trailing padding is dropped, as PyTorch and onnxruntime do.
-func (a *windowAttrs) geometry(in []int, k []int64) (out, padBegin []int, err error) {
+func (a *windowAttrs) geometry(in []int, k []int64) (out, padBegin, padEnd []int, err error) {
 	nd := len(in)
 	if len(k) != nd {
-		return nil, nil, fmt.Errorf("kernel_shape %v: %d entries, the input has %d spatial axes", k, len(k), nd)
+		return nil, nil, nil, fmt.Errorf("kernel_shape %v: %d entries, the input has %d spatial axes", k, len(k), nd)
 	}
 	get := func(name string, v []int64, def int64, i int, want int) (int, error) {
 		if len(v) == 0 {
@@ -80,14 +85,15 @@ func (a *windowAttrs) geometry(in []int, k []int64) (out, padBegin []int, err er
 	}
 	out = make([]int, nd)
 	padBegin = make([]int, nd)
+	padEnd = make([]int, nd)
 	for i := 0; i < nd; i++ {
 		s, err := get("strides", a.strides, 1, i, nd)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		d, err := get("dilations", a.dilations, 1, i, nd)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		ek := (int(k[i])-1)*d + 1
 		switch a.autoPad {
@@ -95,15 +101,15 @@ func (a *windowAttrs) geometry(in []int, k []int64) (out, padBegin []int, err er
 			pb, pe := 0, 0
 			if a.autoPad == "NOTSET" {
 				if pb, err = get("pads", a.pads, 0, i, 2*nd); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 				if pe, err = get("pads", a.pads, 0, nd+i, 2*nd); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 			}
 			span := in[i] + pb + pe - ek
 			if span < 0 {
-				return nil, nil, fmt.Errorf("spatial axis %d: input size %d plus padding %d+%d is smaller than the dilated kernel %d", i, in[i], pb, pe, ek)
+				return nil, nil, nil, fmt.Errorf("spatial axis %d: input size %d plus padding %d+%d is smaller than the dilated kernel %d", i, in[i], pb, pe, ek)
 			}
 			o := span/s + 1
 			if a.ceil {
@@ -112,7 +118,7 @@ func (a *windowAttrs) geometry(in []int, k []int64) (out, padBegin []int, err er
 					o--
 				}
 			}
-			out[i], padBegin[i] = o, pb
+			out[i], padBegin[i], padEnd[i] = o, pb, pe
 		default: // SAME_UPPER, SAME_LOWER
 			o := (in[i] + s - 1) / s
 			total := max(0, (o-1)*s+ek-in[i])
@@ -120,10 +126,10 @@ func (a *windowAttrs) geometry(in []int, k []int64) (out, padBegin []int, err er
 			if a.autoPad == "SAME_LOWER" {
 				pb = (total + 1) / 2
 			}
-			out[i], padBegin[i] = o, pb
+			out[i], padBegin[i], padEnd[i] = o, pb, total-pb
 		}
 	}
-	return out, padBegin, nil
+	return out, padBegin, padEnd, nil
 }
 
 // geom3 is a window geometry padded to three spatial axes (D, H, W) so that one
@@ -268,7 +274,7 @@ func newConv(n *Node) (Kernel, error) {
 			}
 			bias = b.F32
 		}
-		outSp, padBegin, err := a.geometry(x.Shape[2:], k)
+		outSp, padBegin, _, err := a.geometry(x.Shape[2:], k)
 		if err != nil {
 			return nil, err
 		}
@@ -305,8 +311,36 @@ func newConv(n *Node) (Kernel, error) {
 	}, nil
 }
 
-// newMaxPool implements MaxPool for 1-D to 3-D float32 inputs. Padding never wins
-// the max (it reads as -Inf). The Indices output is not supported.
+// poolInput checks a pooling op's X: 1 to 3 spatial axes.
+func poolInput(x *tensor.Tensor) error {
+	if r := len(x.Shape); r < 3 || r > 5 {
+		return fmt.Errorf("input X: shape %s, must be [N C ...] with 1 to 3 spatial axes", tensor.ShapeString(x.Shape))
+	}
+	return nil
+}
+
+// taps returns the kernel offsets along one axis whose input index
+// o*s - p + k*d lies in [lo, hi), as the half-open range [k0, k1).
+func taps(o, s, p, d, k, lo, hi int) (k0, k1 int) {
+	start := o*s - p
+	k0 = 0
+	if start < lo {
+		k0 = (lo - start + d - 1) / d
+	}
+	k1 = k
+	if last := start + (k-1)*d; last >= hi {
+		k1 = (hi - start + d - 1) / d
+	}
+	if k1 < k0 {
+		k1 = k0
+	}
+	return k0, k1
+}
+
+// newMaxPool implements MaxPool for 1-D to 3-D float32, float64, int8 and uint8
+// inputs, with dilations and the optional Indices output (flat indices into X,
+// row-major or, with storage_order=1, column-major within each plane). Padding
+// never wins the max; NaN does.
 func newMaxPool(n *Node) (Kernel, error) {
 	a, err := readWindowAttrs(n)
 	if err != nil {
@@ -315,64 +349,226 @@ func newMaxPool(n *Node) (Kernel, error) {
 	if len(a.kernel) == 0 {
 		return nil, fmt.Errorf("attribute kernel_shape: required")
 	}
-	if len(n.Outputs) > 1 && n.Outputs[1] != "" {
-		return nil, fmt.Errorf("output Indices (%q): not supported; only the pooled values are", n.Outputs[1])
+	colMajor := n.Int("storage_order", 0) == 1
+	wantIdx := len(n.Outputs) > 1 && n.Outputs[1] != ""
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if err := poolInput(x); err != nil {
+			return nil, err
+		}
+		outSp, padBegin, _, err := a.geometry(x.Shape[2:], a.kernel)
+		if err != nil {
+			return nil, err
+		}
+		g := newGeom3(&a, x.Shape[2:], a.kernel, outSp, padBegin)
+		shape := append([]int{x.Shape[0], x.Shape[1]}, outSp...)
+		y := tensor.New(x.DType, shape...)
+		var idx []int64
+		outs := []*tensor.Tensor{y}
+		if wantIdx {
+			it := tensor.New(tensor.Int64, shape...)
+			idx = it.I64
+			outs = append(outs, it)
+		}
+		planes := x.Shape[0] * x.Shape[1]
+		switch x.DType {
+		case tensor.Float32:
+			maxPool(&g, x.F32, y.F32, idx, planes, colMajor, float32(math.Inf(-1)))
+		case tensor.Float64:
+			maxPool(&g, x.F64, y.F64, idx, planes, colMajor, math.Inf(-1))
+		case tensor.Int8:
+			maxPool(&g, x.I8, y.I8, idx, planes, colMajor, math.MinInt8)
+		case tensor.Uint8:
+			maxPool(&g, x.U8, y.U8, idx, planes, colMajor, 0)
+		default:
+			return nil, fmt.Errorf("input X: dtype %s, MaxPool supports float32, float64, int8 and uint8", x.DType)
+		}
+		return outs, nil
+	}, nil
+}
+
+// maxPool computes the max over each window of each plane; lowest is what an
+// all-padding window yields. idx, when not nil, receives the argmax positions.
+func maxPool[T float32 | float64 | int8 | uint8](g *geom3, x, y []T, idx []int64, planes int, colMajor bool, lowest T) {
+	inS, outS := g.inSize(), g.outSize()
+	for pl := 0; pl < planes; pl++ {
+		src := x[pl*inS : (pl+1)*inS]
+		dst := y[pl*outS : (pl+1)*outS]
+		i := 0
+		for od := 0; od < g.out[0]; od++ {
+			d0, d1 := taps(od, g.s[0], g.p[0], g.d[0], g.k[0], 0, g.in[0])
+			for oh := 0; oh < g.out[1]; oh++ {
+				h0, h1 := taps(oh, g.s[1], g.p[1], g.d[1], g.k[1], 0, g.in[1])
+				for ow := 0; ow < g.out[2]; ow++ {
+					w0, w1 := taps(ow, g.s[2], g.p[2], g.d[2], g.k[2], 0, g.in[2])
+					m, at := lowest, -1
+					for kd := d0; kd < d1; kd++ {
+						id := od*g.s[0] - g.p[0] + kd*g.d[0]
+						for kh := h0; kh < h1; kh++ {
+							ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+							base := (id*g.in[1] + ih) * g.in[2]
+							for kw := w0; kw < w1; kw++ {
+								iw := ow*g.s[2] - g.p[2] + kw*g.d[2]
+								if v := src[base+iw]; v > m || v != v || at < 0 {
+									m, at = v, base+iw
+								}
+							}
+						}
+					}
+					dst[i] = m
+					if idx != nil {
+						if at < 0 {
+							at = 0
+						}
+						if colMajor {
+							iw := at % g.in[2]
+							ih := at / g.in[2] % g.in[1]
+							id := at / (g.in[2] * g.in[1])
+							at = id + ih*g.in[0] + iw*g.in[0]*g.in[1]
+						}
+						idx[i] = int64(pl*inS + at)
+					}
+					i++
+				}
+			}
+		}
 	}
+}
+
+// newAveragePool implements AveragePool for 1-D to 3-D float32 inputs. With
+// count_include_pad the divisor counts the window's positions inside the padded
+// input (pads, not the extra room ceil_mode adds), as onnxruntime and PyTorch do;
+// without it, only positions inside the input.
+func newAveragePool(n *Node) (Kernel, error) {
+	a, err := readWindowAttrs(n)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.kernel) == 0 {
+		return nil, fmt.Errorf("attribute kernel_shape: required")
+	}
+	if len(a.dilations) > 0 && n.Opset < 19 {
+		a.dilations = nil // not an AveragePool attribute before opset 19
+	}
+	includePad := n.Int("count_include_pad", 0) != 0
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if err := poolInput(x); err != nil {
+			return nil, err
+		}
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input X: dtype %s, AveragePool supports float32 only", x.DType)
+		}
+		outSp, padBegin, padEnd, err := a.geometry(x.Shape[2:], a.kernel)
+		if err != nil {
+			return nil, err
+		}
+		g := newGeom3(&a, x.Shape[2:], a.kernel, outSp, padBegin)
+		var hi [3]int // upper bound of positions counted when includePad
+		for i := range hi {
+			hi[i] = g.in[i]
+		}
+		if includePad {
+			off := 3 - len(padEnd)
+			for i := range padEnd {
+				hi[off+i] += padEnd[i]
+			}
+		}
+		y := tensor.New(tensor.Float32, append([]int{x.Shape[0], x.Shape[1]}, outSp...)...)
+		planes := x.Shape[0] * x.Shape[1]
+		inS, outS := g.inSize(), g.outSize()
+		for pl := 0; pl < planes; pl++ {
+			src := x.F32[pl*inS : (pl+1)*inS]
+			dst := y.F32[pl*outS : (pl+1)*outS]
+			i := 0
+			for od := 0; od < g.out[0]; od++ {
+				d0, d1 := taps(od, g.s[0], g.p[0], g.d[0], g.k[0], 0, g.in[0])
+				cd := d1 - d0
+				if includePad {
+					c0, c1 := taps(od, g.s[0], g.p[0], g.d[0], g.k[0], -g.p[0], hi[0])
+					cd = c1 - c0
+				}
+				for oh := 0; oh < g.out[1]; oh++ {
+					h0, h1 := taps(oh, g.s[1], g.p[1], g.d[1], g.k[1], 0, g.in[1])
+					ch := h1 - h0
+					if includePad {
+						c0, c1 := taps(oh, g.s[1], g.p[1], g.d[1], g.k[1], -g.p[1], hi[1])
+						ch = c1 - c0
+					}
+					for ow := 0; ow < g.out[2]; ow++ {
+						w0, w1 := taps(ow, g.s[2], g.p[2], g.d[2], g.k[2], 0, g.in[2])
+						cw := w1 - w0
+						if includePad {
+							c0, c1 := taps(ow, g.s[2], g.p[2], g.d[2], g.k[2], -g.p[2], hi[2])
+							cw = c1 - c0
+						}
+						var sum float32
+						for kd := d0; kd < d1; kd++ {
+							id := od*g.s[0] - g.p[0] + kd*g.d[0]
+							for kh := h0; kh < h1; kh++ {
+								ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+								base := (id*g.in[1] + ih) * g.in[2]
+								for kw := w0; kw < w1; kw++ {
+									sum += src[base+ow*g.s[2]-g.p[2]+kw*g.d[2]]
+								}
+							}
+						}
+						if count := cd * ch * cw; count > 0 {
+							dst[i] = sum / float32(count)
+						}
+						i++
+					}
+				}
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// newGlobalPool implements GlobalAveragePool and GlobalMaxPool: X [N C ...]
+// reduces to [N C 1 ...] over all spatial axes.
+func newGlobalPool(n *Node, isMax bool) (Kernel, error) {
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, 1); err != nil {
 			return nil, err
 		}
 		x := in[0]
 		if x.DType != tensor.Float32 {
-			return nil, fmt.Errorf("input X: dtype %s, MaxPool supports float32 only", x.DType)
+			return nil, fmt.Errorf("input X: dtype %s, %s supports float32 only", x.DType, n.OpType)
 		}
-		r := len(x.Shape)
-		if r < 3 || r > 5 {
-			return nil, fmt.Errorf("input X: shape %s, must be [N C ...] with 1 to 3 spatial axes", tensor.ShapeString(x.Shape))
+		if len(x.Shape) < 2 {
+			return nil, fmt.Errorf("input X: shape %s, must be [N C ...]", tensor.ShapeString(x.Shape))
 		}
-		outSp, padBegin, err := a.geometry(x.Shape[2:], a.kernel)
-		if err != nil {
-			return nil, err
+		shape := append([]int{}, x.Shape...)
+		for i := 2; i < len(shape); i++ {
+			shape[i] = 1
 		}
-		g := newGeom3(&a, x.Shape[2:], a.kernel, outSp, padBegin)
-		y := tensor.New(tensor.Float32, append([]int{x.Shape[0], x.Shape[1]}, outSp...)...)
-		planes := x.Shape[0] * x.Shape[1]
-		inS, outS := g.inSize(), g.outSize()
-		negInf := float32(math.Inf(-1))
-		for pl := 0; pl < planes; pl++ {
-			src := x.F32[pl*inS : (pl+1)*inS]
-			dst := y.F32[pl*outS : (pl+1)*outS]
-			i := 0
-			for od := 0; od < g.out[0]; od++ {
-				for oh := 0; oh < g.out[1]; oh++ {
-					for ow := 0; ow < g.out[2]; ow++ {
-						m := negInf
-						for kd := 0; kd < g.k[0]; kd++ {
-							id := od*g.s[0] - g.p[0] + kd*g.d[0]
-							if id < 0 || id >= g.in[0] {
-								continue
-							}
-							for kh := 0; kh < g.k[1]; kh++ {
-								ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
-								if ih < 0 || ih >= g.in[1] {
-									continue
-								}
-								base := (id*g.in[1] + ih) * g.in[2]
-								for kw := 0; kw < g.k[2]; kw++ {
-									iw := ow*g.s[2] - g.p[2] + kw*g.d[2]
-									if iw < 0 || iw >= g.in[2] {
-										continue
-									}
-									if v := src[base+iw]; v > m || v != v {
-										m = v
-									}
-								}
-							}
-						}
-						dst[i] = m
-						i++
+		y := tensor.New(tensor.Float32, shape...)
+		size := tensor.NumElements(x.Shape[2:])
+		for pl := range y.F32 {
+			src := x.F32[pl*size : (pl+1)*size]
+			if isMax {
+				m := float32(math.Inf(-1))
+				for _, v := range src {
+					if v > m || v != v {
+						m = v
 					}
 				}
+				y.F32[pl] = m
+				continue
+			}
+			var s float64
+			for _, v := range src {
+				s += float64(v)
+			}
+			if size > 0 {
+				y.F32[pl] = float32(s / float64(size))
 			}
 		}
 		return []*tensor.Tensor{y}, nil
@@ -576,6 +772,210 @@ func newSoftmax(n *Node, logOut bool) (Kernel, error) {
 					inv := 1 / sum
 					for i := 0; i < size; i++ {
 						y.F32[base+i*inner] = float32(float64(y.F32[base+i*inner]) * inv)
+					}
+				}
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// convTransposeGeometry returns the output size and leading padding of each
+// spatial axis of a ConvTranspose (ONNX operator docs): without output_shape,
+// out = s*(in-1) + output_padding + (k-1)*d + 1 - pads; with output_shape, or
+// with auto_pad SAME_*, out is given (in*s for SAME) and the total padding is
+// split with the odd unit at the end for SAME_UPPER, at the start otherwise
+// (onnxruntime's ComputeTransposePadAndOutputShape).
+func convTransposeGeometry(a *windowAttrs, outPad, outShape []int64, in []int, k []int64) (out, padBegin []int, err error) {
+	nd := len(in)
+	get := func(name string, v []int64, def int64, i, want int) (int, error) {
+		if len(v) == 0 {
+			return int(def), nil
+		}
+		if len(v) != want {
+			return 0, fmt.Errorf("attribute %s: %d entries, want %d for %d spatial axes", name, len(v), want, nd)
+		}
+		return int(v[i]), nil
+	}
+	if len(outShape) > nd {
+		outShape = outShape[len(outShape)-nd:] // [N C ...] is allowed too
+	}
+	out = make([]int, nd)
+	padBegin = make([]int, nd)
+	for i := 0; i < nd; i++ {
+		s, err := get("strides", a.strides, 1, i, nd)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := get("dilations", a.dilations, 1, i, nd)
+		if err != nil {
+			return nil, nil, err
+		}
+		op, err := get("output_padding", outPad, 0, i, nd)
+		if err != nil {
+			return nil, nil, err
+		}
+		if op < 0 || (op >= s && op >= d) {
+			return nil, nil, fmt.Errorf("attribute output_padding: entry %d is %d, must be >= 0 and less than the stride %d or dilation %d", i, op, s, d)
+		}
+		full := s*(in[i]-1) + op + (int(k[i])-1)*d + 1
+		switch {
+		case len(outShape) > 0 || a.autoPad == "SAME_UPPER" || a.autoPad == "SAME_LOWER":
+			o := in[i] * s
+			if len(outShape) > 0 {
+				o, err = get("output_shape", outShape, 0, i, nd)
+				if err != nil {
+					return nil, nil, err
+				}
+			}
+			if o < 0 {
+				return nil, nil, fmt.Errorf("attribute output_shape: entry %d is %d, must be >= 0", i, o)
+			}
+			// A larger output than the taps reach is zero-filled (plus bias)
+			// at the end, as onnxruntime does.
+			total := max(0, full-o)
+			pb := total - total/2
+			if a.autoPad == "SAME_UPPER" {
+				pb = total / 2
+			}
+			out[i], padBegin[i] = o, pb
+		default:
+			pb, pe := 0, 0
+			if a.autoPad == "NOTSET" {
+				if pb, err = get("pads", a.pads, 0, i, 2*nd); err != nil {
+					return nil, nil, err
+				}
+				if pe, err = get("pads", a.pads, 0, nd+i, 2*nd); err != nil {
+					return nil, nil, err
+				}
+			}
+			if full-pb-pe < 0 {
+				return nil, nil, fmt.Errorf("spatial axis %d: pads %d+%d exceed the output size %d", i, pb, pe, full)
+			}
+			out[i], padBegin[i] = full-pb-pe, pb
+		}
+	}
+	return out, padBegin, nil
+}
+
+// col2im is the adjoint of im2col: it adds each row of col, shaped
+// [channels*kSize, inSize] with one column per input position, into the output
+// planes y (channels of g.outSize()), at the position each kernel tap of each
+// input position lands on. Here g.in is ConvTranspose's input and g.out its
+// output; taps that land in the padding are dropped.
+func col2im(g *geom3, col []float32, channels int, y []float32) {
+	P := g.inSize()
+	row := 0
+	for c := 0; c < channels; c++ {
+		plane := y[c*g.outSize() : (c+1)*g.outSize()]
+		for kd := 0; kd < g.k[0]; kd++ {
+			for kh := 0; kh < g.k[1]; kh++ {
+				for kw := 0; kw < g.k[2]; kw++ {
+					src := col[row*P : (row+1)*P]
+					row++
+					i := 0
+					for id := 0; id < g.in[0]; id++ {
+						od := id*g.s[0] - g.p[0] + kd*g.d[0]
+						if od < 0 || od >= g.out[0] {
+							i += g.in[1] * g.in[2]
+							continue
+						}
+						for ih := 0; ih < g.in[1]; ih++ {
+							oh := ih*g.s[1] - g.p[1] + kh*g.d[1]
+							if oh < 0 || oh >= g.out[1] {
+								i += g.in[2]
+								continue
+							}
+							dst := plane[(od*g.out[1]+oh)*g.out[2] : (od*g.out[1]+oh+1)*g.out[2]]
+							ow := -g.p[2] + kw*g.d[2]
+							for iw := 0; iw < g.in[2]; iw++ {
+								if ow >= 0 && ow < g.out[2] {
+									dst[ow] += src[i]
+								}
+								i++
+								ow += g.s[2]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// newConvTranspose implements ConvTranspose for 1-D to 3-D float32 inputs: X [N C
+// ...], W [C M/group k...], optional B [M]. Each image and group is one gemmF32
+// (W's transpose times X) and one col2im.
+func newConvTranspose(n *Node) (Kernel, error) {
+	a, err := readWindowAttrs(n)
+	if err != nil {
+		return nil, err
+	}
+	if a.ceil {
+		return nil, fmt.Errorf("attribute ceil_mode: not a ConvTranspose attribute")
+	}
+	group := int(n.Int("group", 1))
+	if group < 1 {
+		return nil, fmt.Errorf("attribute group: %d, must be >= 1", group)
+	}
+	outPad := n.Ints("output_padding", nil)
+	outShape := n.Ints("output_shape", nil)
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 3); err != nil {
+			return nil, err
+		}
+		x, w := in[0], in[1]
+		if x.DType != tensor.Float32 || w.DType != tensor.Float32 {
+			return nil, fmt.Errorf("inputs X %s and W %s: ConvTranspose supports float32 only", x, w)
+		}
+		r := len(x.Shape)
+		if r < 3 || r > 5 {
+			return nil, fmt.Errorf("input X: shape %s, must be [N C ...] with 1 to 3 spatial axes", tensor.ShapeString(x.Shape))
+		}
+		if len(w.Shape) != r {
+			return nil, fmt.Errorf("input W: shape %s, must have the rank of X %s", tensor.ShapeString(w.Shape), tensor.ShapeString(x.Shape))
+		}
+		N, C := x.Shape[0], x.Shape[1]
+		if w.Shape[0] != C || C%group != 0 {
+			return nil, fmt.Errorf("input W: shape %s: first dimension must equal X's %d channels, divisible by group %d", tensor.ShapeString(w.Shape), C, group)
+		}
+		Cg, Mg := C/group, w.Shape[1]
+		M := Mg * group
+		k := make([]int64, r-2)
+		for i := range k {
+			k[i] = int64(w.Shape[2+i])
+		}
+		if len(a.kernel) > 0 && !slices.Equal(a.kernel, k) {
+			return nil, fmt.Errorf("attribute kernel_shape %v does not match W's shape %s", a.kernel, tensor.ShapeString(w.Shape))
+		}
+		var bias []float32
+		if len(in) > 2 && in[2] != nil {
+			b := in[2]
+			if b.DType != tensor.Float32 || len(b.Shape) != 1 || b.Shape[0] != M {
+				return nil, fmt.Errorf("input B: %s, must be float32[%d]", b, M)
+			}
+			bias = b.F32
+		}
+		outSp, padBegin, err := convTransposeGeometry(&a, outPad, outShape, x.Shape[2:], k)
+		if err != nil {
+			return nil, err
+		}
+		g := newGeom3(&a, x.Shape[2:], k, outSp, padBegin)
+		y := tensor.New(tensor.Float32, append([]int{N, M}, outSp...)...)
+		P, K, Q := g.inSize(), Mg*g.kSize(), g.outSize()
+		col := make([]float32, K*P)
+		for img := 0; img < N; img++ {
+			for gi := 0; gi < group; gi++ {
+				xs := x.F32[(img*C+gi*Cg)*P : (img*C+(gi+1)*Cg)*P]
+				ws := w.F32[gi*Cg*K : (gi+1)*Cg*K]
+				gemmF32(true, false, K, P, Cg, 1, ws, K, xs, P, 0, col, P)
+				col2im(&g, col, Mg, y.F32[(img*M+gi*Mg)*Q:(img*M+(gi+1)*Mg)*Q])
+			}
+			if bias != nil {
+				for m := 0; m < M; m++ {
+					plane := y.F32[(img*M+m)*Q : (img*M+m+1)*Q]
+					for i := range plane {
+						plane[i] += bias[m]
 					}
 				}
 			}

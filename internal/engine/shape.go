@@ -186,7 +186,7 @@ func inferConv(n *Node, in [][]int) ([][]int, error) {
 	for i := range k {
 		k[i] = int64(w[2+i])
 	}
-	sp, _, err := a.geometry(x[2:], k)
+	sp, _, _, err := a.geometry(x[2:], k)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +202,7 @@ func inferPool(n *Node, in [][]int) ([][]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	sp, _, err := a.geometry(x[2:], a.kernel)
+	sp, _, _, err := a.geometry(x[2:], a.kernel)
 	if err != nil {
 		return nil, err
 	}
