@@ -6,7 +6,8 @@
 //
 //	added tokens ([CLS], [MASK], ... matched in the raw text)
 //	-> normalizer   BertNormalizer: clean text, space out CJK ideographs,
-//	                strip accents (NFD, drop Mn), lowercase
+//	                strip accents (NFD, drop Mn), lowercase; or a Sequence of
+//	                NFD, StripAccents, Lowercase and BertNormalizer
 //	-> pre-tokenizer BertPreTokenizer: split on whitespace, isolate punctuation
 //	-> model        WordPiece: greedy longest-match-first sub-words
 //	-> truncation   longest_first / only_first / only_second, before special tokens
@@ -26,9 +27,9 @@
 //
 // # Where this differs from transformers.js
 //
-// The tests compare against @huggingface/transformers (tools/node/tokenize.mjs),
-// which agrees on every id of the test corpus. Where the two JavaScript and Rust
-// implementations disagree this package follows Rust:
+// The tests compare against @huggingface/transformers (tools/node/tokenize.mjs):
+// ids, type ids and masks agree on the test corpus and on random text. Where
+// transformers.js and the Rust library disagree, this package follows Rust:
 //   - truncation removes text tokens and keeps the final [SEP]
 //     (transformers.js cuts the finished sequence, [SEP] included);
 //   - CJK ideographs outside the Basic Multilingual Plane (U+20000...) are spaced

@@ -64,8 +64,10 @@ type Padding struct {
 }
 
 // Encoding is a tokenized text, ready for a BERT-style model. All slices have
-// the same length. Offsets are byte offsets into the original text (see the
-// package documentation); special and padding tokens have [0, 0].
+// the same length; the zero Encoding has none. Offsets are byte offsets into
+// the text the token came from (for a pair, the second text's tokens point into
+// the second text; their type id tells them apart); special and padding tokens
+// have [0, 0]. See the package documentation for other units.
 type Encoding struct {
 	IDs           []int64
 	TypeIDs       []int64
