@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spindleml/spindle/internal/client"
+	"github.com/spindleml/spindle/internal/npy"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// gatewayFlag adds --gateway, defaulting to $SPINDLE_GATEWAY or the local gateway.
+func gatewayFlag(cmd *cobra.Command) *string {
+	def := os.Getenv("SPINDLE_GATEWAY")
+	if def == "" {
+		def = "http://127.0.0.1:8080"
+	}
+	return cmd.Flags().String("gateway", def, "gateway URL (env SPINDLE_GATEWAY)")
+}
+
+func newClient(gw string) (*client.Client, error) {
+	c, err := client.New(gw)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
+}
+
+// readInputs parses --input NAME=FILE.npy flags and reads the files.
+func readInputs(specs []string) (map[string]*tensor.Tensor, error) {
+	inputs := map[string]*tensor.Tensor{}
+	for _, s := range specs {
+		name, path, ok := strings.Cut(s, "=")
+		if !ok || name == "" || path == "" {
+			return nil, usagef("--input %q: want NAME=FILE.npy", s)
+		}
+		if _, dup := inputs[name]; dup {
+			return nil, usagef("--input %q: input %q given twice", s, name)
+		}
+		t, err := npy.ReadFile(path)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--input %s: %w", name, err)}
+		}
+		inputs[name] = t
+	}
+	return inputs, nil
+}
+
+// writeOutputs writes each output as DIR/NAME.npy, or prints a summary when dir
+// is empty.
+func writeOutputs(cmd *cobra.Command, dir string, names []string, outs map[string]*tensor.Tensor) error {
+	if len(names) == 0 {
+		for n := range outs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, n := range names {
+		t := outs[n]
+		if dir == "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", n, t, preview(t))
+			continue
+		}
+		if !filepath.IsLocal(n) || strings.ContainsAny(n, `/\`) {
+			return fmt.Errorf("output %q: name is not a safe file name", n)
+		}
+		path := filepath.Join(dir, n+".npy")
+		if err := npy.WriteFile(path, t); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s %s -> %s\n", n, t, path)
+	}
+	return nil
+}
+
+// preview formats up to 10 values of t.
+func preview(t *tensor.Tensor) string {
+	const max = 10
+	var vals []string
+	n := min(t.Len(), max)
+	for i := 0; i < n; i++ {
+		switch t.DType {
+		case tensor.Float32:
+			vals = append(vals, fmt.Sprintf("%.6g", t.F32[i]))
+		case tensor.Float64:
+			vals = append(vals, fmt.Sprintf("%.6g", t.F64[i]))
+		case tensor.Int64:
+			vals = append(vals, fmt.Sprint(t.I64[i]))
+		case tensor.Int32:
+			vals = append(vals, fmt.Sprint(t.I32[i]))
+		case tensor.Int8:
+			vals = append(vals, fmt.Sprint(t.I8[i]))
+		case tensor.Uint8:
+			vals = append(vals, fmt.Sprint(t.U8[i]))
+		case tensor.Bool:
+			vals = append(vals, fmt.Sprint(t.B[i]))
+		}
+	}
+	s := "[" + strings.Join(vals, " ")
+	if t.Len() > max {
+		s += " ..."
+	}
+	return s + "]"
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spindleml/spindle/internal/instance"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/sandbox"
+)
+
+// newInstanceCmd is `spindle instance`, the function instance the platform starts
+// as a child process. It reports its address and readiness on stdout (see package
+// sandbox) and logs to stderr.
+func newInstanceCmd() *cobra.Command {
+	var cfg instance.Config
+	var listen, load string
+	var drain time.Duration
+	cmd := &cobra.Command{
+		Use:    "instance --name NAME --model PATH [--listen ADDR]",
+		Short:  "Serve one model (started by the platform, not by users)",
+		Hidden: true,
+		Args:   args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Name == "" || cfg.ModelPath == "" {
+				return usagef("--name and --model: required")
+			}
+			mode, err := onnx.ParseLoadMode(load)
+			if err != nil {
+				return usagef("--load: %v", err)
+			}
+			cfg.Load = mode
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return usagef("--listen %q: %v", listen, err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), sandbox.ListenLine+ln.Addr().String())
+			srv := instance.New(cfg)
+			rep, err := srv.Load()
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			cfg.Logger.Info("model loaded", "report", rep.String())
+			fmt.Fprintln(cmd.OutOrStdout(), sandbox.ReadyLine)
+			err = srv.Serve(ctx, ln, drain)
+			srv.Close()
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", "", "function name")
+	f.StringVar(&cfg.ModelPath, "model", "", "model file")
+	f.StringVar(&listen, "listen", "127.0.0.1:0", "address to serve on")
+	f.StringVar(&load, "load", string(onnx.Mmap), "load mode: copy, single or mmap")
+	f.IntVar(&cfg.Workers, "workers", 0, "concurrent inferences (default GOMAXPROCS)")
+	f.IntVar(&cfg.Queue, "queue", 0, "requests that may wait for a worker (default 64 per worker)")
+	f.DurationVar(&drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
+	return cmd
+}

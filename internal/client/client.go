@@ -1,0 +1,237 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spindleml/spindle/internal/oip"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/registry"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Error is a non-2xx answer from the gateway.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
+
+// IsClientError reports whether err is a 4xx answer: the request was at fault.
+func IsClientError(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status >= 400 && e.Status < 500
+}
+
+// Client is a gateway client. The zero value is unusable; call New.
+type Client struct {
+	base *url.URL
+	http *http.Client
+}
+
+// New returns a client for the gateway at base (e.g. http://127.0.0.1:8080).
+func New(base string) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("gateway %q: must be an http(s) URL like http://127.0.0.1:8080", base)
+	}
+	return &Client{base: u, http: &http.Client{}}, nil
+}
+
+func (c *Client) url(path string) string {
+	return strings.TrimSuffix(c.base.String(), "/") + path
+}
+
+func (c *Client) do(req *http.Request, out any) error {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("gateway %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e oip.ErrorResponse
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return &Error{Status: resp.StatusCode, Message: e.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if f, ok := out.(func(io.Reader) error); ok {
+		return f(resp.Body)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Deploy uploads the model at modelPath (and the external data files it
+// references) as function name.
+func (c *Client) Deploy(ctx context.Context, name, modelPath string) (registry.Function, error) {
+	var f registry.Function
+	// Load (mapped, nothing copied) to validate locally and find external files.
+	m, err := onnx.Load(modelPath, onnx.Mmap)
+	if err != nil {
+		return f, err
+	}
+	ext := append([]string(nil), m.ExternalFiles...)
+	m.Close()
+	dir := filepath.Dir(modelPath)
+	files := append([]string{filepath.Base(modelPath)}, ext...)
+
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		pw.CloseWithError(writeUpload(mw, name, dir, files))
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/admin/v1/functions"), pr)
+	if err != nil {
+		return f, err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	err = c.do(req, &f)
+	pr.Close()
+	return f, err
+}
+
+func writeUpload(mw *multipart.Writer, name, dir string, files []string) error {
+	if err := mw.WriteField("name", name); err != nil {
+		return err
+	}
+	if err := mw.WriteField("model", filepath.ToSlash(files[0])); err != nil {
+		return err
+	}
+	for _, rel := range files {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, filepath.ToSlash(rel)))
+		h.Set("Content-Type", "application/octet-stream")
+		w, err := mw.CreatePart(h)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(filepath.Join(dir, rel))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(w, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return mw.Close()
+}
+
+// List returns the deployed functions.
+func (c *Client) List(ctx context.Context) ([]registry.Function, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/admin/v1/functions"), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []registry.Function
+	return out, c.do(req, &out)
+}
+
+// Describe returns a function and its running instances as JSON.
+func (c *Client) Describe(ctx context.Context, name string) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/admin/v1/functions/"+url.PathEscape(name)), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out json.RawMessage
+	return out, c.do(req, &out)
+}
+
+// Remove deletes a function and stops its instances.
+func (c *Client) Remove(ctx context.Context, name string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.url("/admin/v1/functions/"+url.PathEscape(name)), nil)
+	if err != nil {
+		return err
+	}
+	return c.do(req, nil)
+}
+
+// Infer runs function name on inputs and returns its outputs in response order.
+func (c *Client) Infer(ctx context.Context, name string, inputs map[string]*tensor.Tensor) ([]string, map[string]*tensor.Tensor, error) {
+	req := oip.InferRequest{}
+	for n, t := range inputs {
+		in, err := inputFromTensor(n, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		req.Inputs = append(req.Inputs, in)
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/v2/models/"+url.PathEscape(name)+"/infer"), bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	var names []string
+	var outs map[string]*tensor.Tensor
+	err = c.do(hreq, func(r io.Reader) error {
+		resp, ts, err := oip.DecodeResponse(r)
+		if err != nil {
+			return err
+		}
+		for _, o := range resp.Outputs {
+			names = append(names, o.Name)
+		}
+		outs = ts
+		return nil
+	})
+	return names, outs, err
+}
+
+// inputFromTensor builds a request input with flat data.
+func inputFromTensor(name string, t *tensor.Tensor) (oip.RequestInput, error) {
+	in := oip.RequestInput{Name: name, Datatype: oip.DatatypeOf(t.DType)}
+	for _, d := range t.Shape {
+		in.Shape = append(in.Shape, int64(d))
+	}
+	var data any
+	switch t.DType {
+	case tensor.Float32:
+		data = t.F32
+	case tensor.Float64:
+		data = t.F64
+	case tensor.Int64:
+		data = t.I64
+	case tensor.Int32:
+		data = t.I32
+	case tensor.Int8:
+		data = t.I8
+	case tensor.Uint8:
+		// encoding/json writes []uint8 as base64; OIP wants numbers.
+		u := make([]int, len(t.U8))
+		for i, v := range t.U8 {
+			u[i] = int(v)
+		}
+		data = u
+	case tensor.Bool:
+		data = t.B
+	default:
+		return in, fmt.Errorf("input %q: dtype %s cannot be sent", name, t.DType)
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return in, fmt.Errorf("input %q: %w", name, err)
+	}
+	in.Data = b
+	return in, nil
+}

@@ -1,0 +1,244 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/instance"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/registry"
+)
+
+// Deploy upload format (multipart/form-data, parts in any order):
+//   - "name":  the function name;
+//   - "model": the model file's path relative to the upload root (default: the
+//     only .onnx file uploaded);
+//   - "file":  one part per file, its Content-Disposition filename the path
+//     relative to the upload root (external data keeps its place beside the model).
+
+// deploy stores an uploaded model, checks that it loads and compiles, and
+// registers (or replaces) the function.
+func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, g.cfg.MaxUploadBytes)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: want multipart/form-data with fields name, model and file parts: %v", err))
+		return
+	}
+	staged, err := g.store.Stage()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			os.RemoveAll(staged)
+		}
+	}()
+	var name, modelFile string
+	var files []string
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			writeError(w, statusForBody(err), fmt.Sprintf("body: %v", err))
+			return
+		}
+		switch part.FormName() {
+		case "name", "model":
+			b, err := io.ReadAll(io.LimitReader(part, 1024))
+			if err != nil {
+				writeError(w, statusForBody(err), fmt.Sprintf("%s: %v", part.FormName(), err))
+				return
+			}
+			if part.FormName() == "name" {
+				name = strings.TrimSpace(string(b))
+			} else {
+				modelFile = strings.TrimSpace(string(b))
+			}
+		case "file":
+			rel, err := partPath(part.Header.Get("Content-Disposition"))
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			if err := saveFile(filepath.Join(staged, rel), part); err != nil {
+				writeError(w, statusForBody(err), fmt.Sprintf("file %q: %v", rel, err))
+				return
+			}
+			files = append(files, filepath.ToSlash(rel))
+		default:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("body: unknown field %q (want name, model, file)", part.FormName()))
+			return
+		}
+	}
+	if err := registry.ValidateName(name); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if modelFile == "" {
+		for _, f := range files {
+			if strings.HasSuffix(f, ".onnx") {
+				if modelFile != "" {
+					writeError(w, http.StatusBadRequest, "model: several .onnx files uploaded; name the model file")
+					return
+				}
+				modelFile = f
+			}
+		}
+	}
+	if modelFile == "" {
+		writeError(w, http.StatusBadRequest, "model: no model file uploaded (want a file part ending in .onnx)")
+		return
+	}
+	if !filepath.IsLocal(modelFile) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("model %q: must be a relative path inside the upload", modelFile))
+		return
+	}
+	if _, err := os.Stat(filepath.Join(staged, modelFile)); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("model %q: not among the uploaded files", modelFile))
+		return
+	}
+	// Load in place to reject a broken model now rather than at its first request.
+	src, err := onnx.Load(filepath.Join(staged, modelFile), onnx.Mmap)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("model: %v", trimStaged(err, staged)))
+		return
+	}
+	compiled, err := engine.Compile(src)
+	if err != nil {
+		src.Close()
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("model: %v", trimStaged(err, staged)))
+		return
+	}
+	md := instance.Metadata(name, compiled)
+	src.Close()
+
+	digest, size, err := g.store.Commit(staged)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	committed = true
+	f := registry.Function{Name: name, Task: "infer", ModelDigest: digest, ModelFile: filepath.ToSlash(modelFile), ModelBytes: size, Metadata: md, Created: time.Now().UTC()}
+	if err := g.reg.Put(f); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	// A redeploy replaces the model: the running instance serves the old one.
+	g.stopInstance(name)
+	writeJSON(w, http.StatusCreated, f)
+}
+
+// partPath extracts and validates the relative path a file part was uploaded
+// under. (multipart.Part.FileName drops directories, which external data needs.)
+func partPath(disposition string) (string, error) {
+	_, params, err := mime.ParseMediaType(disposition)
+	if err != nil {
+		return "", fmt.Errorf("file: bad Content-Disposition: %v", err)
+	}
+	rel := params["filename"]
+	if rel == "" {
+		return "", errors.New("file: part has no filename")
+	}
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("file %q: must be a relative path without '..'", rel)
+	}
+	return filepath.Clean(rel), nil
+}
+
+func saveFile(path string, r io.Reader) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return errors.New("uploaded twice")
+		}
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// statusForBody maps a body read error to 413 for an oversized upload, else 400.
+func statusForBody(err error) int {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
+}
+
+// trimStaged removes the staging folder from an error message, so users see the
+// paths they uploaded.
+func trimStaged(err error, staged string) string {
+	return strings.ReplaceAll(err.Error(), staged+string(filepath.Separator), "")
+}
+
+func (g *Gateway) list(w http.ResponseWriter, r *http.Request) {
+	fs, err := g.reg.List()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if fs == nil {
+		fs = []registry.Function{}
+	}
+	writeJSON(w, http.StatusOK, fs)
+}
+
+func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
+	f, ok := g.lookup(w, r)
+	if !ok {
+		return
+	}
+	type instanceInfo struct {
+		Pid  int    `json:"pid"`
+		Addr string `json:"addr"`
+	}
+	out := struct {
+		registry.Function
+		Instances []instanceInfo `json:"instances"`
+	}{Function: f, Instances: []instanceInfo{}}
+	g.mu.Lock()
+	fn := g.fns[f.Name]
+	g.mu.Unlock()
+	if fn != nil {
+		fn.mu.Lock()
+		if fn.proc != nil && !fn.proc.Exited() {
+			out.Instances = append(out.Instances, instanceInfo{Pid: fn.proc.Pid, Addr: fn.proc.Addr})
+		}
+		fn.mu.Unlock()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (g *Gateway) remove(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := g.reg.Delete(name); err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("function %q is not deployed", name))
+			return
+		}
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	g.stopInstance(name)
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+}

@@ -1,0 +1,295 @@
+package instance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/spindleml/spindle/internal/admit"
+	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/oip"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Config is what an instance serves and how. Zero values take the defaults noted.
+type Config struct {
+	// Name is the function name; requests for other model names get 404.
+	Name string
+	// ModelPath is the .onnx file to serve.
+	ModelPath string
+	// Load is the load mode; "" means Mmap.
+	Load onnx.LoadMode
+	// Workers is how many inferences run at once; 0 means GOMAXPROCS.
+	Workers int
+	// Queue is how many requests may wait for a worker; 0 means 64 per worker.
+	Queue int
+	// MaxBodyBytes caps a request body; 0 means 64 MiB.
+	MaxBodyBytes int64
+	// Logger receives operational messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Load == "" {
+		c.Load = onnx.Mmap
+	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.Queue <= 0 {
+		c.Queue = 64 * c.Workers
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 64 << 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server serves one model. Create it with New, then Load, then Serve.
+type Server struct {
+	cfg   Config
+	src   *onnx.Model
+	model *engine.Model
+	pool  *admit.Limiter
+	ready atomic.Bool
+
+	inflight atomic.Int64
+	served   atomic.Int64
+}
+
+// New returns a server for cfg; it loads nothing yet.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	return &Server{cfg: cfg, pool: admit.New(cfg.Workers, cfg.Queue)}
+}
+
+// Load loads and compiles the model. The server reports ready only after it.
+func (s *Server) Load() (onnx.Report, error) {
+	src, err := onnx.Load(s.cfg.ModelPath, s.cfg.Load)
+	if err != nil {
+		return onnx.Report{}, fmt.Errorf("load model %q: %w", s.cfg.ModelPath, err)
+	}
+	m, err := engine.Compile(src)
+	if err != nil {
+		src.Close()
+		return onnx.Report{}, fmt.Errorf("compile model %q: %w", s.cfg.ModelPath, err)
+	}
+	s.src, s.model = src, m
+	s.ready.Store(true)
+	return src.Report, nil
+}
+
+// Close releases the model. Call it after Serve has returned.
+func (s *Server) Close() error {
+	s.ready.Store(false)
+	if s.src == nil {
+		return nil
+	}
+	return s.src.Close()
+}
+
+// SetWorkers changes how many inferences run at once, live: waiting requests
+// start as soon as slots open, running ones are never interrupted.
+func (s *Server) SetWorkers(n int) {
+	st := s.pool.Stats()
+	q := st.Queue
+	if st.Concurrency > 0 {
+		q = st.Queue / st.Concurrency * max(n, 1)
+	}
+	s.pool.Resize(n, q)
+}
+
+// Handler returns the HTTP API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+	})
+	mux.HandleFunc("GET /v2/health/ready", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+	})
+	mux.HandleFunc("GET /v2", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"name": "spindle", "version": "0.1.0", "extensions": []string{}})
+	})
+	mux.HandleFunc("GET /v2/models/{model}", s.withModel(s.metadata))
+	mux.HandleFunc("GET /v2/models/{model}/ready", s.withModel(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"name": s.cfg.Name, "ready": true})
+	}))
+	mux.HandleFunc("POST /v2/models/{model}/infer", s.withModel(s.infer))
+	mux.HandleFunc("GET /_spindle/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %s: no such endpoint", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// Stats is a snapshot of the instance's load.
+type Stats struct {
+	Pool     admit.Stats `json:"pool"`
+	InFlight int64       `json:"in_flight"`
+	Served   int64       `json:"served"`
+}
+
+// Stats returns the instance's current load.
+func (s *Server) Stats() Stats {
+	return Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load()}
+}
+
+// withModel rejects requests for a model this instance does not serve, or before
+// it is ready.
+func (s *Server) withModel(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if m := r.PathValue("model"); m != s.cfg.Name {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("model %q: not served here (this instance serves %q)", m, s.cfg.Name))
+			return
+		}
+		if !s.ready.Load() {
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %q: not loaded yet", s.cfg.Name))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Metadata(s.cfg.Name, s.model))
+}
+
+// Metadata describes a compiled model in OIP v2 form; dynamic dimensions are -1.
+func Metadata(name string, m *engine.Model) oip.ModelMetadata {
+	md := oip.ModelMetadata{Name: name, Versions: []string{"1"}, Platform: "onnx"}
+	conv := func(vs []engine.ValueInfo) []oip.TensorMetadata {
+		out := make([]oip.TensorMetadata, 0, len(vs))
+		for _, v := range vs {
+			shape := make([]int64, len(v.Shape))
+			for i, d := range v.Shape {
+				shape[i] = int64(d)
+			}
+			out = append(out, oip.TensorMetadata{Name: v.Name, Datatype: oip.DatatypeOf(v.DType), Shape: shape})
+		}
+		return out
+	}
+	md.Inputs, md.Outputs = conv(m.Inputs), conv(m.Outputs)
+	return md
+}
+
+func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	req, inputs, err := oip.DecodeRequest(r.Body, s.cfg.MaxBodyBytes)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.model.CheckInputs(inputs); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	want, err := s.requestedOutputs(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var outs map[string]*tensor.Tensor
+	err = s.pool.Do(r.Context(), func() error {
+		var err error
+		outs, err = s.model.Run(r.Context(), inputs)
+		return err
+	})
+	switch {
+	case errors.Is(err, admit.ErrQueueFull):
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("model %q: all %d workers busy and the queue is full", s.cfg.Name, s.pool.Stats().Concurrency))
+		return
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("model %q: request deadline exceeded", s.cfg.Name))
+		return
+	case errors.Is(err, context.Canceled):
+		writeError(w, 499, "client closed the request")
+		return
+	case errors.Is(err, engine.ErrBadInput):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		s.cfg.Logger.Error("inference failed", "model", s.cfg.Name, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.served.Add(1)
+	resp := &oip.InferResponse{ModelName: s.cfg.Name, ModelVersion: "1", ID: req.ID}
+	for _, o := range want {
+		resp.Outputs = append(resp.Outputs, oip.OutputFromTensor(o, outs[o]))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := oip.EncodeResponse(w, resp); err != nil {
+		s.cfg.Logger.Warn("write response", "model", s.cfg.Name, "err", err)
+	}
+}
+
+// requestedOutputs returns the outputs a request asked for (all when it names none).
+func (s *Server) requestedOutputs(req *oip.InferRequest) ([]string, error) {
+	if len(req.Outputs) == 0 {
+		out := make([]string, len(s.model.Outputs))
+		for i, o := range s.model.Outputs {
+			out[i] = o.Name
+		}
+		return out, nil
+	}
+	var out []string
+	for i, o := range req.Outputs {
+		found := false
+		for _, mo := range s.model.Outputs {
+			found = found || mo.Name == o.Name
+		}
+		if !found {
+			return nil, fmt.Errorf("outputs[%d].name: model %q has no output %q", i, s.cfg.Name, o.Name)
+		}
+		out = append(out, o.Name)
+	}
+	return out, nil
+}
+
+// Serve serves HTTP on ln until ctx ends, then stops taking new requests, lets
+// in-flight ones finish (up to drain), and returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, oip.ErrorResponse{Error: msg})
+}

@@ -1,0 +1,111 @@
+package modelstore
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Store is a folder of model folders named by digest. Its zero value is unusable;
+// call Open.
+type Store struct {
+	dir string
+}
+
+// Open returns the store rooted at dir, creating it.
+func Open(dir string) (*Store, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "staging")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Stage creates an empty folder to upload a model's files into before Commit.
+func (s *Store) Stage() (string, error) {
+	return os.MkdirTemp(filepath.Join(s.dir, "staging"), "upload-")
+}
+
+// Path returns the path of file inside the model folder digest.
+func (s *Store) Path(digest, file string) string {
+	return filepath.Join(s.dir, digest, file)
+}
+
+// Commit moves a staged folder into the store under its digest: the sha256 over
+// the sorted relative paths and contents of its files. If the same model is
+// already stored the staged copy is discarded. It returns the digest and the total
+// size of the files.
+func (s *Store) Commit(staged string) (digest string, size int64, err error) {
+	digest, size, err = Digest(staged)
+	if err != nil {
+		return "", 0, err
+	}
+	dst := filepath.Join(s.dir, digest)
+	if _, err := os.Stat(dst); err == nil {
+		return digest, size, os.RemoveAll(staged)
+	}
+	if err := os.Rename(staged, dst); err != nil {
+		if _, serr := os.Stat(dst); serr == nil { // lost a race with an identical upload
+			return digest, size, os.RemoveAll(staged)
+		}
+		return "", 0, err
+	}
+	return digest, size, nil
+}
+
+// Digest hashes a folder's regular files (paths and contents) in sorted order.
+func Digest(dir string) (string, int64, error) {
+	type entry struct {
+		rel string
+		sum [32]byte
+	}
+	var entries []entry
+	var size int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: not a regular file", path)
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		if err != nil {
+			return err
+		}
+		size += n
+		var e entry
+		e.rel = filepath.ToSlash(rel)
+		copy(e.sum[:], h.Sum(nil))
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	if len(entries) == 0 {
+		return "", 0, errors.New("no files")
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].rel < entries[j].rel })
+	h := sha256.New()
+	for _, e := range entries {
+		fmt.Fprintf(h, "%s\x00%x\n", e.rel, e.sum)
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
+}

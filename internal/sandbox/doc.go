@@ -1,0 +1,6 @@
+// Package sandbox starts function instances as child processes and stops them.
+//
+// A child reports on its stdout, one line each, "SPINDLE-LISTEN <addr>" once its
+// HTTP port is open and "SPINDLE-READY" once its model is loaded; anything else it
+// prints, and all of its stderr, goes to the function's log file.
+package sandbox

@@ -1,0 +1,193 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Protocol lines a child prints on stdout.
+const (
+	ListenLine = "SPINDLE-LISTEN "
+	ReadyLine  = "SPINDLE-READY"
+)
+
+// Spec says what process to start.
+type Spec struct {
+	// Path and Args are the program and its arguments (without argv[0]).
+	Path string
+	Args []string
+	// Env is added to the parent's environment.
+	Env []string
+	// Log receives the child's stderr and non-protocol stdout; nil discards it.
+	Log io.Writer
+}
+
+// Process is a started child. Its methods are safe for concurrent use.
+type Process struct {
+	// Addr is the host:port the child serves on.
+	Addr string
+	Pid  int
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // set before done closes
+
+	tailMu sync.Mutex
+	tail   []string // last stderr lines, for error messages
+}
+
+// Start runs the child and waits until it reports ready, fails, or ctx ends (then
+// the child is killed). A child that exits before ready yields an error holding
+// the last lines of its stderr.
+func Start(ctx context.Context, spec Spec) (*Process, error) {
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Env = append(os.Environ(), spec.Env...)
+	// Own process group: a signal to the platform's terminal does not reach
+	// instances directly, the gateway stops them in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
+	}
+	p := &Process{Pid: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
+	logw := spec.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	var logMu sync.Mutex
+	writeLog := func(line string) {
+		logMu.Lock()
+		fmt.Fprintln(logw, line)
+		logMu.Unlock()
+	}
+
+	addr := make(chan string, 1)
+	ready := make(chan struct{})
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go func() {
+		defer pipes.Done()
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			writeLog(line)
+			p.tailMu.Lock()
+			p.tail = append(p.tail, line)
+			if len(p.tail) > 20 {
+				p.tail = p.tail[len(p.tail)-20:]
+			}
+			p.tailMu.Unlock()
+		}
+	}()
+	go func() {
+		defer pipes.Done()
+		sc := bufio.NewScanner(stdout)
+		readyOnce := sync.OnceFunc(func() { close(ready) })
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, ListenLine):
+				select {
+				case addr <- strings.TrimSpace(strings.TrimPrefix(line, ListenLine)):
+				default:
+				}
+			case line == ReadyLine:
+				readyOnce()
+			default:
+				writeLog(line)
+			}
+		}
+	}()
+	go func() {
+		pipes.Wait() // Wait must not run before the pipes are drained
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+
+	var listenAddr string
+	for {
+		select {
+		case a := <-addr:
+			listenAddr = a
+			addr = nil
+			continue
+		case <-ready:
+			if listenAddr == "" {
+				p.Kill()
+				return nil, errors.New("instance reported ready before its address")
+			}
+			p.Addr = listenAddr
+			return p, nil
+		case <-p.done:
+			return nil, fmt.Errorf("instance exited before ready (%v): %s", p.err, p.Tail())
+		case <-ctx.Done():
+			p.Kill()
+			<-p.done
+			return nil, fmt.Errorf("instance not ready: %w", ctx.Err())
+		}
+	}
+}
+
+// Tail returns the last lines the child wrote to stderr, joined by " | ".
+func (p *Process) Tail() string {
+	p.tailMu.Lock()
+	defer p.tailMu.Unlock()
+	return strings.Join(p.tail, " | ")
+}
+
+// Done is closed when the child has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the child has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Err returns the child's exit error once Done is closed.
+func (p *Process) Err() error {
+	<-p.done
+	return p.err
+}
+
+// Kill stops the child at once.
+func (p *Process) Kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+}
+
+// Stop asks the child to drain and exit (SIGTERM), and kills it after grace.
+func (p *Process) Stop(grace time.Duration) error {
+	if p.Exited() {
+		return nil
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		p.Kill()
+		<-p.done
+	}
+	return nil
+}
