@@ -30,7 +30,7 @@ func reference(t *testing.T) *ORT {
 	t.Helper()
 	o, err := FindORT(filepath.Join("..", ".."))
 	if err != nil {
-		t.Fatalf("%v\nrun scripts/testdeps.sh to install node's test tools", err)
+		t.Fatal(err) // the error says to run scripts/testdeps.sh
 	}
 	return o
 }
