@@ -2,109 +2,360 @@ package engine
 
 import (
 	"fmt"
+	"math"
+	"sort"
+	"strings"
 
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
+// Elementwise binary and variadic ops with NumPy multidirectional broadcasting
+// (ONNX Broadcasting.md): Add, Sub, Mul, Div, Pow, Mod, Min, Max, Sum, Mean
+// and PRelu (whose slope broadcasts to X only). Outputs are freshly allocated.
+
 func init() {
-	registerBinary("Add",
-		func(x, y float32) float32 { return x + y },
-		func(x, y float64) float64 { return x + y },
-		func(x, y int32) int32 { return x + y },
-		func(x, y int64) int64 { return x + y }, false)
-	registerBinary("Sub",
-		func(x, y float32) float32 { return x - y },
-		func(x, y float64) float64 { return x - y },
-		func(x, y int32) int32 { return x - y },
-		func(x, y int64) int64 { return x - y }, false)
-	registerBinary("Mul",
-		func(x, y float32) float32 { return x * y },
-		func(x, y float64) float64 { return x * y },
-		func(x, y int32) int32 { return x * y },
-		func(x, y int64) int64 { return x * y }, false)
-	registerBinary("Div",
-		func(x, y float32) float32 { return x / y },
-		func(x, y float64) float64 { return x / y },
-		func(x, y int32) int32 { return x / y },
-		func(x, y int64) int64 { return x / y }, true)
-	register("Relu", func(n *Node) (Kernel, error) {
-		return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-			if err := checkInputs(in, 1, 1); err != nil {
-				return nil, err
-			}
-			x := in[0]
-			switch x.DType {
-			case tensor.Float32:
-				out := tensor.New(tensor.Float32, x.Shape...)
-				for i, v := range x.F32 {
-					if v > 0 {
-						out.F32[i] = v
-					}
-				}
-				return []*tensor.Tensor{out}, nil
-			case tensor.Float64:
-				out := tensor.New(tensor.Float64, x.Shape...)
-				for i, v := range x.F64 {
-					if v > 0 {
-						out.F64[i] = v
-					}
-				}
-				return []*tensor.Tensor{out}, nil
-			}
-			return nil, fmt.Errorf("input X: dtype %s, Relu supports float32 and float64", x.DType)
-		}, nil
-	})
+	registerBinary("Add", numTable(add[float32], add[float64], add[int64], add[int32], add[int8], add[uint8]))
+	registerBinary("Sub", numTable(sub[float32], sub[float64], sub[int64], sub[int32], sub[int8], sub[uint8]))
+	registerBinary("Mul", numTable(mul[float32], mul[float64], mul[int64], mul[int32], mul[int8], mul[uint8]))
+	divs := numTable(div[float32], div[float64], nil, nil, nil, nil)
+	divs[tensor.Int64] = nonZeroDivisor[int64](bin(div[int64]))
+	divs[tensor.Int32] = nonZeroDivisor[int32](bin(div[int32]))
+	divs[tensor.Int8] = nonZeroDivisor[int8](bin(div[int8]))
+	divs[tensor.Uint8] = nonZeroDivisor[uint8](bin(div[uint8]))
+	registerBinary("Div", divs)
+	register("Mod", newMod)
+	register("Pow", newPow)
+	register("PRelu", newPRelu)
+	maxes := numTable(maxOf[float32], maxOf[float64], maxOf[int64], maxOf[int32], maxOf[int8], maxOf[uint8])
+	mins := numTable(minOf[float32], minOf[float64], minOf[int64], minOf[int32], minOf[int8], minOf[uint8])
+	sums := numTable(add[float32], add[float64], add[int64], add[int32], add[int8], add[uint8])
+	registerVariadic("Max", maxes, false)
+	registerVariadic("Min", mins, false)
+	registerVariadic("Sum", sums, false)
+	registerVariadic("Mean", numTable(add[float32], add[float64], nil, nil, nil, nil), true)
 }
 
-// registerBinary registers an elementwise binary op with NumPy multidirectional
-// broadcasting (ONNX Broadcasting.md) over float32, float64, int32 and int64.
-// intDiv marks integer division, whose zero divisors are an error, not a panic.
-func registerBinary(op string, f32 func(x, y float32) float32, f64 func(x, y float64) float64,
-	i32 func(x, y int32) int32, i64 func(x, y int64) int64, intDiv bool) {
-	register(op, func(n *Node) (Kernel, error) {
-		return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-			if err := checkInputs(in, 2, 2); err != nil {
-				return nil, err
-			}
-			a, b := in[0], in[1]
-			if a.DType != b.DType {
-				return nil, fmt.Errorf("inputs A %s and B %s: both must have the same dtype", a, b)
-			}
-			shape, err := broadcastShapes(a.Shape, b.Shape)
-			if err != nil {
-				return nil, fmt.Errorf("inputs A and B: %w", err)
-			}
-			out := tensor.New(a.DType, shape...)
-			switch a.DType {
-			case tensor.Float32:
-				broadcastApply(out.F32, shape, a.F32, a.Shape, b.F32, b.Shape, f32)
-			case tensor.Float64:
-				broadcastApply(out.F64, shape, a.F64, a.Shape, b.F64, b.Shape, f64)
-			case tensor.Int32:
-				if intDiv && hasZero(b.I32) {
-					return nil, fmt.Errorf("input B: integer division by zero")
-				}
-				broadcastApply(out.I32, shape, a.I32, a.Shape, b.I32, b.Shape, i32)
-			case tensor.Int64:
-				if intDiv && hasZero(b.I64) {
-					return nil, fmt.Errorf("input B: integer division by zero")
-				}
-				broadcastApply(out.I64, shape, a.I64, a.Shape, b.I64, b.Shape, i64)
-			default:
-				return nil, fmt.Errorf("input A: dtype %s, %s supports float32, float64, int32 and int64", a.DType, op)
-			}
-			return []*tensor.Tensor{out}, nil
-		}, nil
-	})
+func add[T num](x, y T) T { return x + y }
+func sub[T num](x, y T) T { return x - y }
+func mul[T num](x, y T) T { return x * y }
+func div[T num](x, y T) T { return x / y }
+
+// maxOf and minOf propagate NaN from either side, as NumPy's maximum does.
+func maxOf[T num](x, y T) T {
+	if x > y || x != x {
+		return x
+	}
+	return y
 }
 
-func hasZero[T int32 | int64](s []T) bool {
+func minOf[T num](x, y T) T {
+	if x < y || x != x {
+		return x
+	}
+	return y
+}
+
+// binaryFn computes one dtype's elementwise op of a and b (already checked to
+// share that dtype) into a new tensor of the broadcast shape.
+type binaryFn func(a, b *tensor.Tensor, shape []int) (*tensor.Tensor, error)
+
+// binaryTable holds an op's implementations by input dtype.
+type binaryTable map[tensor.DType]binaryFn
+
+// bin lifts an element function to a broadcasting binaryFn.
+func bin[T, R elem](f func(x, y T) R) binaryFn {
+	return func(a, b *tensor.Tensor, shape []int) (*tensor.Tensor, error) {
+		out := newOf[R](shape)
+		broadcastApply(dataOf[R](out), shape, dataOf[T](a), a.Shape, dataOf[T](b), b.Shape, f)
+		return out, nil
+	}
+}
+
+// numTable builds a table from per-dtype element functions; nil ones are left
+// out.
+func numTable(f32 func(x, y float32) float32, f64 func(x, y float64) float64, i64 func(x, y int64) int64,
+	i32 func(x, y int32) int32, i8 func(x, y int8) int8, u8 func(x, y uint8) uint8) binaryTable {
+	t := binaryTable{}
+	if f32 != nil {
+		t[tensor.Float32] = bin(f32)
+	}
+	if f64 != nil {
+		t[tensor.Float64] = bin(f64)
+	}
+	if i64 != nil {
+		t[tensor.Int64] = bin(i64)
+	}
+	if i32 != nil {
+		t[tensor.Int32] = bin(i32)
+	}
+	if i8 != nil {
+		t[tensor.Int8] = bin(i8)
+	}
+	if u8 != nil {
+		t[tensor.Uint8] = bin(u8)
+	}
+	return t
+}
+
+// nonZeroDivisor wraps an integer division so a zero divisor is an error, not
+// a panic.
+func nonZeroDivisor[T integer](f binaryFn) binaryFn {
+	return func(a, b *tensor.Tensor, shape []int) (*tensor.Tensor, error) {
+		if hasZero(dataOf[T](b)) {
+			return nil, fmt.Errorf("input B: integer division by zero")
+		}
+		return f(a, b, shape)
+	}
+}
+
+func hasZero[T integer](s []T) bool {
 	for _, v := range s {
 		if v == 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// dtypeNames lists a table's dtypes for error messages.
+func (t binaryTable) dtypeNames() string {
+	var names []string
+	for dt := range t {
+		names = append(names, dt.String())
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// apply checks that a and b share a dtype the table supports and broadcast,
+// then runs the op.
+func (t binaryTable) apply(op string, a, b *tensor.Tensor) (*tensor.Tensor, error) {
+	if a.DType != b.DType {
+		return nil, fmt.Errorf("inputs A %s and B %s: both must have the same dtype", a, b)
+	}
+	f, ok := t[a.DType]
+	if !ok {
+		return nil, fmt.Errorf("input A: dtype %s, %s supports %s", a.DType, op, t.dtypeNames())
+	}
+	shape, err := broadcastShapes(a.Shape, b.Shape)
+	if err != nil {
+		return nil, fmt.Errorf("inputs A and B: %w", err)
+	}
+	return f(a, b, shape)
+}
+
+// registerBinary registers a two-input broadcasting op.
+func registerBinary(op string, t binaryTable) {
+	register(op, func(n *Node) (Kernel, error) { return binaryKernel(op, t), nil })
+}
+
+func binaryKernel(op string, t binaryTable) Kernel {
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 2); err != nil {
+			return nil, err
+		}
+		out, err := t.apply(op, in[0], in[1])
+		if err != nil {
+			return nil, err
+		}
+		return []*tensor.Tensor{out}, nil
+	}
+}
+
+// registerVariadic registers an op over one or more inputs that folds them
+// left to right with t, all broadcasting together. mean divides the result by
+// the number of inputs.
+func registerVariadic(op string, t binaryTable, mean bool) {
+	register(op, func(n *Node) (Kernel, error) {
+		return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+			if err := checkInputs(in, 1, len(in)); err != nil {
+				return nil, err
+			}
+			acc := in[0]
+			if _, ok := t[acc.DType]; !ok {
+				return nil, fmt.Errorf("input 0: dtype %s, %s supports %s", acc.DType, op, t.dtypeNames())
+			}
+			for i, x := range in[1:] {
+				if x == nil {
+					return nil, fmt.Errorf("input %d is required", i+1)
+				}
+				var err error
+				if acc, err = t.apply(op, acc, x); err != nil {
+					return nil, fmt.Errorf("input %d: %w", i+1, err)
+				}
+			}
+			if len(in) == 1 {
+				acc = tensor.New(acc.DType, acc.Shape...)
+				copy(acc.Bytes(), in[0].Bytes())
+			}
+			if mean {
+				switch acc.DType {
+				case tensor.Float32:
+					for i := range acc.F32 {
+						acc.F32[i] /= float32(len(in))
+					}
+				case tensor.Float64:
+					for i := range acc.F64 {
+						acc.F64[i] /= float64(len(in))
+					}
+				}
+			}
+			return []*tensor.Tensor{acc}, nil
+		}, nil
+	})
+}
+
+// newMod: fmod=0 (the default) is Python's integer modulo, whose result takes
+// the divisor's sign; fmod=1 is C's fmod, taking the dividend's sign, and is
+// the only mode ONNX allows for floating-point inputs.
+func newMod(n *Node) (Kernel, error) {
+	fmod := n.Int("fmod", 0)
+	if fmod != 0 && fmod != 1 {
+		return nil, fmt.Errorf("attribute fmod: %d, must be 0 or 1", fmod)
+	}
+	var t binaryTable
+	if fmod == 1 {
+		t = numTable(fmodF[float32], fmodF[float64], nil, nil, nil, nil)
+		t[tensor.Int64] = nonZeroDivisor[int64](bin(fmodI[int64]))
+		t[tensor.Int32] = nonZeroDivisor[int32](bin(fmodI[int32]))
+		t[tensor.Int8] = nonZeroDivisor[int8](bin(fmodI[int8]))
+		t[tensor.Uint8] = nonZeroDivisor[uint8](bin(fmodI[uint8]))
+	} else {
+		t = binaryTable{
+			tensor.Int64: nonZeroDivisor[int64](bin(floorMod[int64])),
+			tensor.Int32: nonZeroDivisor[int32](bin(floorMod[int32])),
+			tensor.Int8:  nonZeroDivisor[int8](bin(floorMod[int8])),
+			tensor.Uint8: nonZeroDivisor[uint8](bin(floorMod[uint8])),
+		}
+	}
+	return binaryKernel("Mod (fmod="+fmt.Sprint(fmod)+")", t), nil
+}
+
+func fmodF[T floating](x, y T) T { return T(math.Mod(float64(x), float64(y))) }
+func fmodI[T integer](x, y T) T  { return x % y }
+func floorMod[T integer](x, y T) T {
+	r := x % y
+	if r != 0 && (r < 0) != (y < 0) {
+		r += y
+	}
+	return r
+}
+
+// newPow raises X to Y elementwise. The output has X's dtype; Y may be any of
+// float32, float64, int64, int32 (opset 12 allows mixed types). Integer bases
+// with integer exponents are exact; other integer results truncate toward
+// zero as a C cast of pow() does.
+func newPow(n *Node) (Kernel, error) {
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 2); err != nil {
+			return nil, err
+		}
+		x, y := in[0], in[1]
+		switch y.DType {
+		case tensor.Float32, tensor.Float64, tensor.Int64, tensor.Int32:
+		default:
+			return nil, fmt.Errorf("input Y: dtype %s, Pow supports float32, float64, int64 and int32 exponents", y.DType)
+		}
+		shape, err := broadcastShapes(x.Shape, y.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("inputs X and Y: %w", err)
+		}
+		intExp := y.DType == tensor.Int64 || y.DType == tensor.Int32
+		var yy *tensor.Tensor
+		if intExp {
+			yy, err = castTensor(y, tensor.Int64)
+		} else {
+			yy, err = castTensor(y, tensor.Float64)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var out *tensor.Tensor
+		switch x.DType {
+		case tensor.Float32:
+			out = powFloat[float32](x, yy, shape, intExp)
+		case tensor.Float64:
+			out = powFloat[float64](x, yy, shape, intExp)
+		case tensor.Int64:
+			out = powInt[int64](x, yy, shape, intExp)
+		case tensor.Int32:
+			out = powInt[int32](x, yy, shape, intExp)
+		default:
+			return nil, fmt.Errorf("input X: dtype %s, Pow supports float32, float64, int64 and int32 bases", x.DType)
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+func powFloat[T floating](x, y *tensor.Tensor, shape []int, intExp bool) *tensor.Tensor {
+	out := newOf[T](shape)
+	if intExp {
+		broadcastApply(dataOf[T](out), shape, dataOf[T](x), x.Shape, y.I64, y.Shape, func(a T, b int64) T {
+			return T(math.Pow(float64(a), float64(b)))
+		})
+		return out
+	}
+	broadcastApply(dataOf[T](out), shape, dataOf[T](x), x.Shape, y.F64, y.Shape, func(a T, b float64) T {
+		return T(math.Pow(float64(a), b))
+	})
+	return out
+}
+
+func powInt[T int64 | int32](x, y *tensor.Tensor, shape []int, intExp bool) *tensor.Tensor {
+	out := newOf[T](shape)
+	if intExp {
+		broadcastApply(dataOf[T](out), shape, dataOf[T](x), x.Shape, y.I64, y.Shape, ipow[T])
+		return out
+	}
+	broadcastApply(dataOf[T](out), shape, dataOf[T](x), x.Shape, y.F64, y.Shape, func(a T, b float64) T {
+		return T(math.Pow(float64(a), b))
+	})
+	return out
+}
+
+// ipow is x**e by squaring, wrapping on overflow like C integer arithmetic. A
+// negative exponent gives the truncated real result (0 unless |x| is 1).
+func ipow[T int64 | int32](x T, e int64) T {
+	if e < 0 {
+		return T(math.Pow(float64(x), float64(e)))
+	}
+	r := T(1)
+	for e > 0 {
+		if e&1 == 1 {
+			r *= x
+		}
+		x *= x
+		e >>= 1
+	}
+	return r
+}
+
+// newPRelu: y = x for x >= 0, slope*x otherwise; slope broadcasts to X's
+// shape (unidirectionally: the output always has X's shape).
+func newPRelu(n *Node) (Kernel, error) {
+	t := numTable(prelu[float32], prelu[float64], prelu[int64], prelu[int32], nil, nil)
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 2); err != nil {
+			return nil, err
+		}
+		x, s := in[0], in[1]
+		shape, err := broadcastShapes(x.Shape, s.Shape)
+		if err != nil || tensor.ShapeString(shape) != tensor.ShapeString(x.Shape) {
+			return nil, fmt.Errorf("input slope: shape %s does not broadcast to X's shape %s", tensor.ShapeString(s.Shape), tensor.ShapeString(x.Shape))
+		}
+		out, err := t.apply("PRelu", x, s)
+		if err != nil {
+			return nil, err
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+func prelu[T float32 | float64 | int64 | int32](x, s T) T {
+	if x < 0 {
+		return s * x
+	}
+	return x
 }
 
 // broadcastShapes returns the shape two tensors broadcast to under NumPy rules:
@@ -154,7 +405,7 @@ func broadcastStrides(in, out []int) []int {
 // ashape and bshape. It is the one broadcasting loop every elementwise binary op
 // shares: a fast path for equal shapes and scalars, otherwise an odometer over
 // the outer dimensions with a strided inner loop.
-func broadcastApply[T any](dst []T, shape []int, a []T, ashape []int, b []T, bshape []int, f func(x, y T) T) {
+func broadcastApply[A, B, C any](dst []C, shape []int, a []A, ashape []int, b []B, bshape []int, f func(x A, y B) C) {
 	if len(dst) == 0 {
 		return
 	}

@@ -64,17 +64,6 @@ func TestBinaryOpErrors(t *testing.T) {
 	}
 }
 
-func TestRelu(t *testing.T) {
-	got, err := runOp(t, opCase{op: "Relu", inputs: []*tensor.Tensor{f32([]float32{-2, -0.5, 0, 0.5, 3, -1e30}, 2, 3)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkTensor(t, got[0], f32([]float32{0, 0, 0, 0.5, 3, 0}, 2, 3), 0)
-
-	_, err = runOp(t, opCase{op: "Relu", inputs: []*tensor.Tensor{i64([]int64{1}, 1)}})
-	wantErr(t, err, "int64", "Relu supports")
-}
-
 func TestBroadcastShapes(t *testing.T) {
 	tests := []struct {
 		a, b, want []int

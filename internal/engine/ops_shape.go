@@ -6,7 +6,7 @@ import (
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
-// Shape ops. Flatten, Reshape, Identity and Dropout return tensors that share
+// Shape ops. Flatten, Reshape, Squeeze, Unsqueeze, Identity and Dropout return tensors that share
 // their input's data slice with a new Shape: the engine never writes into a
 // kernel's inputs or outputs after they are produced, so sharing is safe as long
 // as every consumer (including the caller of Run) treats tensors as read-only.
@@ -25,6 +25,8 @@ func init() {
 	register("Reshape", newReshape)
 	register("Dropout", newDropout)
 	register("Constant", newConstant)
+	register("Squeeze", newSqueeze)
+	register("Unsqueeze", newUnsqueeze)
 }
 
 // reshaped returns a tensor sharing t's data with a copy of shape.
@@ -250,5 +252,97 @@ func newConstant(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		return []*tensor.Tensor{val}, nil
+	}, nil
+}
+
+// axesSource reads a Squeeze/Unsqueeze axes list: an attribute before opset
+// 13, an input (optional for Squeeze) since. ok is false when none is given.
+func axesSource(n *Node, in []*tensor.Tensor, attr []int64, hasAttr bool) (axes []int64, ok bool, err error) {
+	if n.Opset < 13 {
+		return attr, hasAttr, nil
+	}
+	if len(in) < 2 || in[1] == nil {
+		return nil, false, nil
+	}
+	axes, err = intList(in[1], "axes")
+	return axes, err == nil, err
+}
+
+// newSqueeze removes the listed size-1 dimensions, or every size-1 dimension
+// when no axes are given.
+func newSqueeze(n *Node) (Kernel, error) {
+	attr, hasAttr := n.Ints("axes", nil), n.Has("axes")
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 2); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		axes, ok, err := axesSource(n, in, attr, hasAttr)
+		if err != nil {
+			return nil, err
+		}
+		drop := make([]bool, len(x.Shape))
+		if ok {
+			ax, err := normAxes(axes, len(x.Shape), "axes")
+			if err != nil {
+				return nil, err
+			}
+			for _, a := range ax {
+				if x.Shape[a] != 1 {
+					return nil, fmt.Errorf("axes: dimension %d of input shape %s is %d, only size-1 dimensions can be squeezed", a, tensor.ShapeString(x.Shape), x.Shape[a])
+				}
+				drop[a] = true
+			}
+		} else {
+			for d, v := range x.Shape {
+				drop[d] = v == 1
+			}
+		}
+		shape := []int{}
+		for d, v := range x.Shape {
+			if !drop[d] {
+				shape = append(shape, v)
+			}
+		}
+		return []*tensor.Tensor{reshaped(x, shape)}, nil
+	}, nil
+}
+
+// newUnsqueeze inserts size-1 dimensions at the listed positions of the
+// output (negative axes count from the end of the output's rank).
+func newUnsqueeze(n *Node) (Kernel, error) {
+	attr, hasAttr := n.Ints("axes", nil), n.Has("axes")
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 2); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		axes, ok, err := axesSource(n, in, attr, hasAttr)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("axes: required")
+		}
+		r := len(x.Shape) + len(axes)
+		ax, err := normAxes(axes, r, "axes")
+		if err != nil {
+			return nil, err
+		}
+		ins := make([]bool, r)
+		for _, a := range ax {
+			ins[a] = true
+		}
+		shape := make([]int, 0, r)
+		j := 0
+		for d := 0; d < r; d++ {
+			if ins[d] {
+				shape = append(shape, 1)
+				continue
+			}
+			shape = append(shape, x.Shape[j])
+			j++
+		}
+		return []*tensor.Tensor{reshaped(x, shape)}, nil
 	}, nil
 }

@@ -1,0 +1,329 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Elementwise unary ops. Float32 inputs are computed in float64 and rounded
+// once, so transcendental ops (Exp, Erf, Tanh, ...) are correctly rounded or
+// within one ulp of float32; this matters for BERT's Erf-decomposed GELU,
+// which ONNX Runtime computes to float32 precision. Outputs are freshly
+// allocated.
+
+func init() {
+	for op, f := range map[string]func(float64) float64{
+		"Exp":   math.Exp,
+		"Log":   math.Log,
+		"Sqrt":  math.Sqrt,
+		"Erf":   math.Erf,
+		"Tanh":  math.Tanh,
+		"Floor": math.Floor,
+		"Ceil":  math.Ceil,
+		// Round halves to even, as ONNX specifies (numpy.round).
+		"Round":    math.RoundToEven,
+		"Sigmoid":  sigmoid,
+		"Softplus": softplus,
+		"Softsign": func(x float64) float64 { return x / (1 + math.Abs(x)) },
+		"Mish":     func(x float64) float64 { return x * math.Tanh(softplus(x)) },
+		"Cos":      math.Cos,
+		"Sin":      math.Sin,
+		"Tan":      math.Tan,
+		"Acos":     math.Acos,
+		"Asin":     math.Asin,
+		"Atan":     math.Atan,
+		"Cosh":     math.Cosh,
+		"Sinh":     math.Sinh,
+		"Acosh":    math.Acosh,
+		"Asinh":    math.Asinh,
+		"Atanh":    math.Atanh,
+		"HardSwish": func(x float64) float64 {
+			return x * max(0, min(1, x/6+0.5))
+		},
+	} {
+		registerUnary(op, fixed(floatTable(f)))
+	}
+	registerUnary("Reciprocal", fixed(unaryTable{
+		tensor.Float32: un(func(x float32) float32 { return 1 / x }),
+		tensor.Float64: un(func(x float64) float64 { return 1 / x }),
+	}))
+	registerUnary("Neg", fixed(signedTable(neg[float32], neg[float64], neg[int64], neg[int32], neg[int8])))
+	registerUnary("Abs", fixed(withUint8(signedTable(abs[float32], abs[float64], abs[int64], abs[int32], abs[int8]), func(x uint8) uint8 { return x })))
+	registerUnary("Sign", fixed(withUint8(signedTable(sign[float32], sign[float64], sign[int64], sign[int32], sign[int8]), func(x uint8) uint8 { return min(x, 1) })))
+	registerUnary("Relu", fixed(signedTable(relu[float32], relu[float64], relu[int64], relu[int32], relu[int8])))
+	registerUnary("IsNaN", fixed(unaryTable{
+		tensor.Float32: un(func(x float32) bool { return x != x }),
+		tensor.Float64: un(func(x float64) bool { return x != x }),
+	}))
+	registerUnary("IsInf", newIsInf)
+	registerUnary("LeakyRelu", func(n *Node) (unaryTable, error) {
+		alpha := float64(n.Float("alpha", 0.01))
+		return floatTable(func(x float64) float64 {
+			if x < 0 {
+				return alpha * x
+			}
+			return x
+		}), nil
+	})
+	registerUnary("Elu", func(n *Node) (unaryTable, error) {
+		alpha := float64(n.Float("alpha", 1))
+		return floatTable(func(x float64) float64 {
+			if x < 0 {
+				return alpha * math.Expm1(x)
+			}
+			return x
+		}), nil
+	})
+	registerUnary("Celu", func(n *Node) (unaryTable, error) {
+		alpha := float64(n.Float("alpha", 1))
+		if alpha == 0 {
+			return nil, fmt.Errorf("attribute alpha: must not be 0")
+		}
+		return floatTable(func(x float64) float64 {
+			return max(0, x) + min(0, alpha*math.Expm1(x/alpha))
+		}), nil
+	})
+	registerUnary("Selu", func(n *Node) (unaryTable, error) {
+		alpha := float64(n.Float("alpha", 1.67326319217681884765625))
+		gamma := float64(n.Float("gamma", 1.05070102214813232421875))
+		return floatTable(func(x float64) float64 {
+			if x <= 0 {
+				return gamma * alpha * math.Expm1(x)
+			}
+			return gamma * x
+		}), nil
+	})
+	registerUnary("HardSigmoid", func(n *Node) (unaryTable, error) {
+		alpha, beta := float64(n.Float("alpha", 0.2)), float64(n.Float("beta", 0.5))
+		return floatTable(func(x float64) float64 { return max(0, min(1, alpha*x+beta)) }), nil
+	})
+	registerUnary("ThresholdedRelu", func(n *Node) (unaryTable, error) {
+		alpha := float64(n.Float("alpha", 1))
+		return floatTable(func(x float64) float64 {
+			if x > alpha {
+				return x
+			}
+			return 0
+		}), nil
+	})
+	registerUnary("Gelu", func(n *Node) (unaryTable, error) {
+		switch a := n.String("approximate", "none"); a {
+		case "none":
+			return floatTable(func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }), nil
+		case "tanh":
+			c := math.Sqrt(2 / math.Pi)
+			return floatTable(func(x float64) float64 { return 0.5 * x * (1 + math.Tanh(c*(x+0.044715*x*x*x))) }), nil
+		default:
+			return nil, fmt.Errorf("attribute approximate: %q: %w (none and tanh are)", a, ErrUnsupported)
+		}
+	})
+	register("Clip", newClip)
+}
+
+// sigmoid is 1/(1+e^-x) evaluated without overflow for large |x|.
+func sigmoid(x float64) float64 {
+	if x >= 0 {
+		return 1 / (1 + math.Exp(-x))
+	}
+	e := math.Exp(x)
+	return e / (1 + e)
+}
+
+// softplus is log(1+e^x) evaluated without overflow for large x.
+func softplus(x float64) float64 {
+	if x > 0 {
+		return x + math.Log1p(math.Exp(-x))
+	}
+	return math.Log1p(math.Exp(x))
+}
+
+type signedNum interface {
+	float32 | float64 | int64 | int32 | int8
+}
+
+func neg[T signedNum](x T) T { return -x }
+
+func abs[T signedNum](x T) T {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func relu[T signedNum](x T) T {
+	if x > 0 {
+		return x
+	}
+	return 0
+}
+
+// sign maps NaN to NaN (x != x), as numpy.sign does.
+func sign[T signedNum](x T) T {
+	switch {
+	case x > 0:
+		return 1
+	case x < 0:
+		return T(0) - 1
+	}
+	return x
+}
+
+// unaryFn computes one dtype's elementwise op into a new tensor.
+type unaryFn func(x *tensor.Tensor) *tensor.Tensor
+
+// unaryTable holds an op's implementations by input dtype.
+type unaryTable map[tensor.DType]unaryFn
+
+// un lifts an element function to a unaryFn.
+func un[T, R elem](f func(T) R) unaryFn {
+	return func(x *tensor.Tensor) *tensor.Tensor {
+		out := newOf[R](x.Shape)
+		dst := dataOf[R](out)
+		for i, v := range dataOf[T](x) {
+			dst[i] = f(v)
+		}
+		return out
+	}
+}
+
+// floatTable implements a float64 function for float64 and float32 (computed
+// in float64, rounded once).
+func floatTable(f func(float64) float64) unaryTable {
+	return unaryTable{
+		tensor.Float32: un(func(x float32) float32 { return float32(f(float64(x))) }),
+		tensor.Float64: un(f),
+	}
+}
+
+func signedTable(f32 func(float32) float32, f64 func(float64) float64, i64 func(int64) int64, i32 func(int32) int32, i8 func(int8) int8) unaryTable {
+	return unaryTable{
+		tensor.Float32: un(f32), tensor.Float64: un(f64),
+		tensor.Int64: un(i64), tensor.Int32: un(i32), tensor.Int8: un(i8),
+	}
+}
+
+func withUint8(t unaryTable, u8 func(uint8) uint8) unaryTable {
+	t[tensor.Uint8] = un(u8)
+	return t
+}
+
+// fixed is the maker of an op without attributes.
+func fixed(t unaryTable) func(*Node) (unaryTable, error) {
+	return func(*Node) (unaryTable, error) { return t, nil }
+}
+
+// registerUnary registers a one-input elementwise op; mk reads the node's
+// attributes at compile time.
+func registerUnary(op string, mk func(n *Node) (unaryTable, error)) {
+	register(op, func(n *Node) (Kernel, error) {
+		t, err := mk(n)
+		if err != nil {
+			return nil, err
+		}
+		return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+			if err := checkInputs(in, 1, 1); err != nil {
+				return nil, err
+			}
+			f, ok := t[in[0].DType]
+			if !ok {
+				var names []string
+				for dt := range t {
+					names = append(names, dt.String())
+				}
+				sort.Strings(names)
+				return nil, fmt.Errorf("input X: dtype %s, %s supports %s", in[0].DType, op, strings.Join(names, ", "))
+			}
+			return []*tensor.Tensor{f(in[0])}, nil
+		}, nil
+	})
+}
+
+// newIsInf reports infinities, positive and negative ones selectable.
+func newIsInf(n *Node) (unaryTable, error) {
+	pos, negInf := n.Int("detect_positive", 1) != 0, n.Int("detect_negative", 1) != 0
+	f := func(x float64) bool { return (pos && math.IsInf(x, 1)) || (negInf && math.IsInf(x, -1)) }
+	return unaryTable{
+		tensor.Float32: un(func(x float32) bool { return f(float64(x)) }),
+		tensor.Float64: un(f),
+	}, nil
+}
+
+// newClip limits values to [min, max]. Before opset 11 the bounds are float
+// attributes; since, they are optional scalar inputs of the input's dtype.
+// When min > max every value becomes max, as the spec says. NaN stays NaN.
+func newClip(n *Node) (Kernel, error) {
+	attrMode := n.Opset < 11
+	lo := n.Float("min", float32(math.Inf(-1)))
+	hi := n.Float("max", float32(math.Inf(1)))
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if attrMode {
+			if err := checkInputs(in, 1, 1); err != nil {
+				return nil, err
+			}
+			x := in[0]
+			switch x.DType {
+			case tensor.Float32:
+				return []*tensor.Tensor{clip(x, lo, hi)}, nil
+			case tensor.Float64:
+				return []*tensor.Tensor{clip(x, float64(lo), float64(hi))}, nil
+			}
+			return nil, fmt.Errorf("input input: dtype %s, Clip before opset 11 supports float32 and float64", x.DType)
+		}
+		if err := checkInputs(in, 1, 3); err != nil {
+			return nil, err
+		}
+		switch in[0].DType {
+		case tensor.Float32:
+			return clipInputs[float32](in, float32(math.Inf(-1)), float32(math.Inf(1)))
+		case tensor.Float64:
+			return clipInputs(in, math.Inf(-1), math.Inf(1))
+		case tensor.Int64:
+			return clipInputs[int64](in, math.MinInt64, math.MaxInt64)
+		case tensor.Int32:
+			return clipInputs[int32](in, math.MinInt32, math.MaxInt32)
+		case tensor.Int8:
+			return clipInputs[int8](in, math.MinInt8, math.MaxInt8)
+		case tensor.Uint8:
+			return clipInputs[uint8](in, 0, math.MaxUint8)
+		}
+		return nil, fmt.Errorf("input input: dtype %s, Clip supports float32, float64, int64, int32, int8 and uint8", in[0].DType)
+	}, nil
+}
+
+func clipInputs[T num](in []*tensor.Tensor, lo, hi T) ([]*tensor.Tensor, error) {
+	x := in[0]
+	for i, name := range []string{"min", "max"} {
+		if i+1 >= len(in) || in[i+1] == nil {
+			continue
+		}
+		b := in[i+1]
+		if b.DType != x.DType || b.Len() != 1 {
+			return nil, fmt.Errorf("input %s: %s, must be a scalar of the input's dtype %s", name, b, x.DType)
+		}
+		if i == 0 {
+			lo = dataOf[T](b)[0]
+		} else {
+			hi = dataOf[T](b)[0]
+		}
+	}
+	return []*tensor.Tensor{clip(x, lo, hi)}, nil
+}
+
+func clip[T num](x *tensor.Tensor, lo, hi T) *tensor.Tensor {
+	out := newOf[T](x.Shape)
+	dst := dataOf[T](out)
+	for i, v := range dataOf[T](x) {
+		if v < lo {
+			v = lo
+		}
+		if v > hi {
+			v = hi
+		}
+		dst[i] = v
+	}
+	return out
+}
