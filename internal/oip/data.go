@@ -145,7 +145,7 @@ func (s *dataScanner) flat() *dataError {
 			err.suffix = "[" + strconv.Itoa(s.n-1) + "]"
 			return err
 		}
-		if done, err := s.next(""); done || err != nil {
+		if done, err := s.next(); done || err != nil {
 			return err
 		}
 	}
@@ -175,7 +175,8 @@ func (s *dataScanner) nested(depth int) *dataError {
 				return err
 			}
 			count++
-			if done, err := s.next(s.path(depth - 1)); err != nil {
+			if done, err := s.next(); err != nil {
+				err.suffix = s.path(depth - 1)
 				return err
 			} else if done {
 				break
@@ -190,8 +191,8 @@ func (s *dataScanner) nested(depth int) *dataError {
 }
 
 // next consumes the ',' or ']' after an array element and reports whether the
-// array ended. suffix is the array's path, for errors.
-func (s *dataScanner) next(suffix string) (done bool, err *dataError) {
+// array ended. Its errors leave the path to the caller.
+func (s *dataScanner) next() (done bool, err *dataError) {
 	s.space()
 	if s.i < len(s.b) {
 		switch s.b[s.i] {
@@ -203,7 +204,7 @@ func (s *dataScanner) next(suffix string) (done bool, err *dataError) {
 			return true, nil
 		}
 	}
-	return false, &dataError{suffix, fmt.Sprintf("expected ',' or ']', found %s", s.kind())}
+	return false, &dataError{msg: fmt.Sprintf("expected ',' or ']', found %s", s.kind())}
 }
 
 // elem scans one element and stores it. Its errors leave the path to the caller.

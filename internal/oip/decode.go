@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/bits"
 	"strconv"
+	"strings"
 
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -23,33 +24,6 @@ const (
 	// limit; ONNX models in practice stay far below it).
 	MaxRank = 64
 )
-
-// The wire types mirror the public ones with every field a json.RawMessage, so
-// that encoding/json never fails on a field's type and each field is decoded
-// here with an error that names its index ("inputs[1].shape").
-type wireTensor struct {
-	Name       json.RawMessage `json:"name"`
-	Shape      json.RawMessage `json:"shape"`
-	Datatype   json.RawMessage `json:"datatype"`
-	Parameters json.RawMessage `json:"parameters"`
-	Data       json.RawMessage `json:"data"`
-}
-
-type wireRequest struct {
-	ID         json.RawMessage   `json:"id"`
-	Parameters json.RawMessage   `json:"parameters"`
-	Inputs     []json.RawMessage `json:"inputs"`
-	Outputs    []json.RawMessage `json:"outputs"`
-}
-
-type wireResponse struct {
-	ModelName    json.RawMessage   `json:"model_name"`
-	ModelVersion json.RawMessage   `json:"model_version"`
-	ID           json.RawMessage   `json:"id"`
-	Parameters   json.RawMessage   `json:"parameters"`
-	Outputs      []json.RawMessage `json:"outputs"`
-	Error        json.RawMessage   `json:"error"`
-}
 
 // decoder carries the sentinel its errors wrap and whether float data may hold
 // null (read as NaN).
@@ -75,24 +49,28 @@ func DecodeRequest(r io.Reader, maxBytes int64) (*InferRequest, map[string]*tens
 	if err != nil {
 		return nil, nil, err
 	}
-	var w wireRequest
-	if err := d.unmarshalBody(body, &w); err != nil {
+	top, err := d.body(body)
+	if err != nil {
 		return nil, nil, err
 	}
 	req := &InferRequest{}
-	if err := d.field("id", w.ID, &req.ID, "a string"); err != nil {
+	if err := d.field("id", top["id"], &req.ID, "a string"); err != nil {
 		return nil, nil, err
 	}
-	if req.Parameters, err = d.params("parameters", w.Parameters); err != nil {
+	if req.Parameters, err = d.params("parameters", top["parameters"]); err != nil {
 		return nil, nil, err
 	}
-	if len(w.Inputs) == 0 {
+	inputs, err := d.array("inputs", top["inputs"])
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(inputs) == 0 {
 		return nil, nil, d.errorf("inputs", "at least one input is required")
 	}
-	req.Inputs = make([]RequestInput, len(w.Inputs))
-	tensors := make(map[string]*tensor.Tensor, len(w.Inputs))
-	index := make(map[string]int, len(w.Inputs))
-	for i, raw := range w.Inputs {
+	req.Inputs = make([]RequestInput, len(inputs))
+	tensors := make(map[string]*tensor.Tensor, len(inputs))
+	index := make(map[string]int, len(inputs))
+	for i, raw := range inputs {
 		path := "inputs[" + strconv.Itoa(i) + "]"
 		in, t, err := d.tensor(path, raw)
 		if err != nil {
@@ -105,25 +83,26 @@ func DecodeRequest(r io.Reader, maxBytes int64) (*InferRequest, map[string]*tens
 		tensors[in.Name] = t
 		req.Inputs[i] = in
 	}
-	outIndex := make(map[string]int, len(w.Outputs))
-	for i, raw := range w.Outputs {
+	outputs, err := d.array("outputs", top["outputs"])
+	if err != nil {
+		return nil, nil, err
+	}
+	outIndex := make(map[string]int, len(outputs))
+	for i, raw := range outputs {
 		path := "outputs[" + strconv.Itoa(i) + "]"
-		var wo struct {
-			Name       json.RawMessage `json:"name"`
-			Parameters json.RawMessage `json:"parameters"`
-		}
-		if err := json.Unmarshal(raw, &wo); err != nil {
-			return nil, nil, d.errorf(path, "must be an object")
+		m, ok := object(raw)
+		if !ok {
+			return nil, nil, d.errorf(path, "must be an object, not %s", jsonKind(raw))
 		}
 		var o RequestOutput
-		if err := d.name(path, wo.Name, &o.Name); err != nil {
+		if err := d.name(path, m["name"], &o.Name); err != nil {
 			return nil, nil, err
 		}
 		if j, dup := outIndex[o.Name]; dup {
 			return nil, nil, d.errorf(path+".name", "%s is also the name of outputs[%d]", strconv.Quote(o.Name), j)
 		}
 		outIndex[o.Name] = i
-		if o.Parameters, err = d.params(path+".parameters", wo.Parameters); err != nil {
+		if o.Parameters, err = d.params(path+".parameters", m["parameters"]); err != nil {
 			return nil, nil, err
 		}
 		req.Outputs = append(req.Outputs, o)
@@ -141,34 +120,37 @@ func DecodeResponse(r io.Reader) (*InferResponse, map[string]*tensor.Tensor, err
 	if err != nil {
 		return nil, nil, err
 	}
-	var w wireResponse
-	if err := d.unmarshalBody(body, &w); err != nil {
+	top, err := d.body(body)
+	if err != nil {
 		return nil, nil, err
 	}
-	if w.Error != nil && w.Outputs == nil {
-		var msg string
-		if err := d.field("error", w.Error, &msg, "a string"); err != nil {
+	if msg, ok := top["error"]; ok && top["outputs"] == nil {
+		var text string
+		if err := d.field("error", msg, &text, "a string"); err != nil {
 			return nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("%w: %s", ErrRemote, msg)
+		return nil, nil, fmt.Errorf("%w: %s", ErrRemote, text)
 	}
 	resp := &InferResponse{}
 	for _, f := range []struct {
 		name string
-		raw  json.RawMessage
 		dst  *string
-	}{{"model_name", w.ModelName, &resp.ModelName}, {"model_version", w.ModelVersion, &resp.ModelVersion}, {"id", w.ID, &resp.ID}} {
-		if err := d.field(f.name, f.raw, f.dst, "a string"); err != nil {
+	}{{"model_name", &resp.ModelName}, {"model_version", &resp.ModelVersion}, {"id", &resp.ID}} {
+		if err := d.field(f.name, top[f.name], f.dst, "a string"); err != nil {
 			return nil, nil, err
 		}
 	}
-	if resp.Parameters, err = d.params("parameters", w.Parameters); err != nil {
+	if resp.Parameters, err = d.params("parameters", top["parameters"]); err != nil {
 		return nil, nil, err
 	}
-	resp.Outputs = make([]ResponseOutput, len(w.Outputs))
-	tensors := make(map[string]*tensor.Tensor, len(w.Outputs))
-	index := make(map[string]int, len(w.Outputs))
-	for i, raw := range w.Outputs {
+	outputs, err := d.array("outputs", top["outputs"])
+	if err != nil {
+		return nil, nil, err
+	}
+	resp.Outputs = make([]ResponseOutput, len(outputs))
+	tensors := make(map[string]*tensor.Tensor, len(outputs))
+	index := make(map[string]int, len(outputs))
+	for i, raw := range outputs {
 		path := "outputs[" + strconv.Itoa(i) + "]"
 		out, t, err := d.tensor(path, raw)
 		if err != nil {
@@ -207,42 +189,51 @@ func byteSize(n int64) string {
 	return strconv.FormatInt(n, 10) + " bytes"
 }
 
-// unmarshalBody decodes a whole body into one of the wire structs. The only type
-// errors left possible are a body that is not an object and an inputs or
-// outputs member that is not an array of objects.
-func (d decoder) unmarshalBody(body []byte, v any) error {
-	if len(body) == 0 {
-		return d.errorf("body", "is empty")
+// body validates a whole body and splits the object it must be into members.
+func (d decoder) body(body []byte) (map[string][]byte, error) {
+	if skipSpace(body, 0) == len(body) {
+		return nil, d.errorf("body", "is empty")
 	}
-	err := json.Unmarshal(body, v)
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &syn):
-		return d.errorf("body", "invalid JSON at offset %d: %v", syn.Offset, syn)
-	case errors.As(err, &typ) && typ.Field == "":
-		return d.errorf("body", "must be a JSON object, not %s", typ.Value)
-	case errors.As(err, &typ):
-		return d.errorf(typ.Field, "must be an array of objects, not %s", typ.Value)
+	if err := validate(body); err != nil {
+		return nil, d.errorf("body", "invalid JSON at offset %d: %s", err.off, err.msg)
 	}
-	return d.errorf("body", "%v", err)
+	top, ok := object(body)
+	if !ok {
+		return nil, d.errorf("body", "must be a JSON object, not %s", jsonKind(body))
+	}
+	return top, nil
+}
+
+// array splits an optional array member; null or absent is empty.
+func (d decoder) array(path string, raw []byte) ([][]byte, error) {
+	if raw == nil || string(raw) == "null" {
+		return nil, nil
+	}
+	elems, ok := array(raw)
+	if !ok {
+		return nil, d.errorf(path, "must be an array of objects, not %s", jsonKind(raw))
+	}
+	return elems, nil
 }
 
 // field decodes raw, if present, into dst, naming the JSON type expected.
-func (d decoder) field(path string, raw json.RawMessage, dst any, want string) error {
+func (d decoder) field(path string, raw []byte, dst any, want string) error {
 	if raw == nil {
 		return nil
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
-		return d.errorf(path, "must be %s, not %s", want, jsonKind(raw))
+		var typ *json.UnmarshalTypeError
+		if kind := jsonKind(raw); !strings.HasPrefix(want, kind) || !errors.As(err, &typ) {
+			return d.errorf(path, "must be %s, not %s", want, kind)
+		}
+		// The container is right; an element is not.
+		return d.errorf(path, "must be %s, found %s", want, typ.Value)
 	}
 	return nil
 }
 
 // name decodes a required, non-empty name.
-func (d decoder) name(path string, raw json.RawMessage, dst *string) error {
+func (d decoder) name(path string, raw []byte, dst *string) error {
 	if raw == nil {
 		return d.errorf(path+".name", "is missing")
 	}
@@ -257,7 +248,7 @@ func (d decoder) name(path string, raw json.RawMessage, dst *string) error {
 
 // params decodes an optional parameters object whose values must be strings,
 // numbers or booleans, as the spec's $parameter allows.
-func (d decoder) params(path string, raw json.RawMessage) (Parameters, error) {
+func (d decoder) params(path string, raw []byte) (Parameters, error) {
 	var p Parameters
 	if err := d.field(path, raw, &p, "an object"); err != nil {
 		return nil, err
@@ -295,12 +286,14 @@ func jsonKind(raw []byte) string {
 }
 
 // tensor decodes one request input or response output at path.
-func (d decoder) tensor(path string, raw json.RawMessage) (RequestInput, *tensor.Tensor, error) {
+func (d decoder) tensor(path string, raw []byte) (RequestInput, *tensor.Tensor, error) {
 	var in RequestInput
-	var w wireTensor
-	if err := json.Unmarshal(raw, &w); err != nil {
+	m, ok := object(raw)
+	if !ok {
 		return in, nil, d.errorf(path, "must be an object, not %s", jsonKind(raw))
 	}
+	w := struct{ Name, Shape, Datatype, Parameters, Data []byte }{
+		m["name"], m["shape"], m["datatype"], m["parameters"], m["data"]}
 	if err := d.name(path, w.Name, &in.Name); err != nil {
 		return in, nil, err
 	}

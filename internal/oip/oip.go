@@ -33,7 +33,7 @@ type RequestInput struct {
 	Datatype   string     `json:"datatype"`
 	Parameters Parameters `json:"parameters,omitempty"`
 	// Data is the tensor's elements as a JSON array, flat in row-major order or
-	// nested to match Shape.
+	// nested to match Shape. After DecodeRequest it aliases the body read.
 	Data json.RawMessage `json:"data"`
 }
 
