@@ -9,9 +9,10 @@
 // extension is rejected with a clear error.
 //
 // Decoding is strict where the spec is, and says where the body is wrong: every
-// error from DecodeRequest is a *FieldError naming the JSON path
-// ("inputs[0].data[3]") and the rule, and wraps ErrBadRequest. Unknown fields
-// are ignored, as the spec allows extensions.
+// error DecodeRequest returns for a bad body is a *FieldError naming the JSON
+// path ("inputs[0].data[3]") and the rule, and wraps ErrBadRequest. Member names
+// match exactly (not case-insensitively, as encoding/json would); unknown
+// members are ignored, as the spec allows extensions.
 //
 // JSON has no NaN or infinity. Encoders write a non-finite float as null, and
 // DecodeResponse reads null in float data as NaN; DecodeRequest rejects null,
