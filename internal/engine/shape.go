@@ -45,6 +45,7 @@ func init() {
 	shapeFns["MatMul"] = inferMatMul
 	shapeFns["Gemm"] = inferGemm
 	shapeFns["Conv"] = inferConv
+	shapeFns["ConvTranspose"] = inferConvTranspose
 	shapeFns["MaxPool"] = inferPool
 	shapeFns["AveragePool"] = inferPool
 	shapeFns["LpPool"] = inferPool
@@ -191,6 +192,26 @@ func inferConv(n *Node, in [][]int) ([][]int, error) {
 		return nil, err
 	}
 	return [][]int{append([]int{x[0], w[0]}, sp...)}, nil
+}
+
+func inferConvTranspose(n *Node, in [][]int) ([][]int, error) {
+	x, w := in[0], in[1]
+	if len(x) < 3 || len(w) != len(x) {
+		return nil, nil
+	}
+	a, err := readWindowAttrs(n)
+	if err != nil {
+		return nil, err
+	}
+	k := make([]int64, len(w)-2)
+	for i := range k {
+		k[i] = int64(w[2+i])
+	}
+	sp, _, err := convTransposeGeometry(&a, n.Ints("output_padding", nil), n.Ints("output_shape", nil), x[2:], k)
+	if err != nil {
+		return nil, err
+	}
+	return [][]int{append([]int{x[0], w[1] * int(n.Int("group", 1))}, sp...)}, nil
 }
 
 func inferPool(n *Node, in [][]int) ([][]int, error) {

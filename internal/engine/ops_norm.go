@@ -1,0 +1,300 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Normalization ops. Statistics are accumulated in float64 so that long rows
+// (a transformer's hidden size, a large feature map) lose no precision; the
+// results are float32.
+
+func init() {
+	register("LayerNormalization", newLayerNorm)
+	register("BatchNormalization", newBatchNorm)
+	register("InstanceNormalization", newInstanceNorm)
+	register("LRN", newLRN)
+}
+
+// newLayerNorm implements LayerNormalization (opset 17): X is normalised over
+// its axes from axis on, Y = (X - mean) / sqrt(var + epsilon) * Scale + B, with
+// Scale and the optional B broadcast unidirectionally to X.shape[axis:]. The
+// optional outputs Mean and InvStdDev have X's shape with the normalised axes
+// set to 1.
+func newLayerNorm(n *Node) (Kernel, error) {
+	axis := n.Int("axis", -1)
+	eps := float64(n.Float("epsilon", 1e-5))
+	if st := n.Int("stash_type", 1); st != 1 {
+		return nil, fmt.Errorf("attribute stash_type: %d: %w (only 1, float32 statistics, is)", st, ErrUnsupported)
+	}
+	wantMean := len(n.Outputs) > 1 && n.Outputs[1] != ""
+	wantInv := len(n.Outputs) > 2 && n.Outputs[2] != ""
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 3); err != nil {
+			return nil, err
+		}
+		x, scale := in[0], in[1]
+		var bias *tensor.Tensor
+		if len(in) > 2 {
+			bias = in[2]
+		}
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input X: dtype %s, LayerNormalization supports float32 only", x.DType)
+		}
+		a, err := normAxis(axis, len(x.Shape), false)
+		if err != nil {
+			return nil, fmt.Errorf("attribute axis: %w", err)
+		}
+		norm := x.Shape[a:]
+		sc, err := broadcastParam("Scale", scale, norm)
+		if err != nil {
+			return nil, err
+		}
+		var bi []float32
+		if bias != nil {
+			if bi, err = broadcastParam("B", bias, norm); err != nil {
+				return nil, err
+			}
+		}
+		outer, size := tensor.NumElements(x.Shape[:a]), tensor.NumElements(norm)
+		y := tensor.New(tensor.Float32, x.Shape...)
+		statShape := append([]int{}, x.Shape...)
+		for i := a; i < len(statShape); i++ {
+			statShape[i] = 1
+		}
+		mean := tensor.New(tensor.Float32, statShape...)
+		inv := tensor.New(tensor.Float32, statShape...)
+		for o := 0; o < outer; o++ {
+			row := x.F32[o*size : (o+1)*size]
+			dst := y.F32[o*size : (o+1)*size]
+			m, is := meanInvStd(row, eps)
+			mean.F32[o], inv.F32[o] = float32(m), float32(is)
+			for i, v := range row {
+				r := float32((float64(v) - m) * is)
+				r *= sc[i]
+				if bi != nil {
+					r += bi[i]
+				}
+				dst[i] = r
+			}
+		}
+		outs := []*tensor.Tensor{y}
+		if wantMean || wantInv {
+			outs = append(outs, mean, inv)
+		}
+		return outs, nil
+	}, nil
+}
+
+// meanInvStd returns the mean of row and 1/sqrt(variance + eps), the variance
+// taken about the mean in a second pass for accuracy.
+func meanInvStd(row []float32, eps float64) (mean, invStd float64) {
+	if len(row) == 0 {
+		return 0, 1 / math.Sqrt(eps)
+	}
+	var s float64
+	for _, v := range row {
+		s += float64(v)
+	}
+	mean = s / float64(len(row))
+	var ss float64
+	for _, v := range row {
+		d := float64(v) - mean
+		ss += d * d
+	}
+	return mean, 1 / math.Sqrt(ss/float64(len(row))+eps)
+}
+
+// broadcastParam returns a float32 parameter (LayerNormalization's Scale or B)
+// expanded to shape, which it must broadcast to unidirectionally. A parameter
+// that already has shape's element count and trailing dimensions is returned as is.
+func broadcastParam(name string, p *tensor.Tensor, shape []int) ([]float32, error) {
+	if p.DType != tensor.Float32 {
+		return nil, fmt.Errorf("input %s: dtype %s, must be float32", name, p.DType)
+	}
+	if err := unidirectional(p.Shape, shape); err != nil {
+		return nil, fmt.Errorf("input %s: %w", name, err)
+	}
+	n := tensor.NumElements(shape)
+	if len(p.F32) == n {
+		return p.F32, nil
+	}
+	out := make([]float32, n)
+	broadcastApply(out, shape, out, shape, p.F32, p.Shape, func(_, v float32) float32 { return v })
+	return out, nil
+}
+
+// newBatchNorm implements BatchNormalization in inference mode: Y = (X - mean) /
+// sqrt(var + epsilon) * scale + B per channel (axis 1), or per element of a
+// channel block with spatial=0 (opsets before 9). Training mode (training_mode=1
+// from opset 14, is_test=0 before opset 7) and its extra outputs are
+// ErrUnsupported. When all four parameters are constants the per-channel
+// multiplier and offset are computed once here.
+func newBatchNorm(n *Node) (Kernel, error) {
+	eps := float64(n.Float("epsilon", 1e-5))
+	if n.Int("training_mode", 0) != 0 {
+		return nil, fmt.Errorf("attribute training_mode: 1: %w (inference only)", ErrUnsupported)
+	}
+	if n.Opset < 7 && n.Has("is_test") && n.Int("is_test", 0) == 0 {
+		return nil, fmt.Errorf("attribute is_test: 0 asks for training: %w (inference only)", ErrUnsupported)
+	}
+	for i := 1; i < len(n.Outputs); i++ {
+		if n.Outputs[i] != "" {
+			return nil, fmt.Errorf("output %d (%q): the running and saved statistics are training outputs: %w", i, n.Outputs[i], ErrUnsupported)
+		}
+	}
+	// coeffs folds the four parameters into y = x*mul + add.
+	coeffs := func(in []*tensor.Tensor) (mul, add []float32, err error) {
+		names := []string{"scale", "B", "input_mean", "input_var"}
+		size := -1
+		for i, name := range names {
+			p := in[i+1]
+			if p.DType != tensor.Float32 {
+				return nil, nil, fmt.Errorf("input %s: dtype %s, must be float32", name, p.DType)
+			}
+			if size >= 0 && len(p.F32) != size {
+				return nil, nil, fmt.Errorf("input %s: %s, must have %d elements like scale", name, p, size)
+			}
+			size = len(p.F32)
+		}
+		mul, add = make([]float32, size), make([]float32, size)
+		for c := range mul {
+			m := float64(in[1].F32[c]) / math.Sqrt(float64(in[4].F32[c])+eps)
+			mul[c] = float32(m)
+			add[c] = float32(float64(in[2].F32[c]) - float64(in[3].F32[c])*m)
+		}
+		return mul, add, nil
+	}
+	var cMul, cAdd []float32
+	if c := []*tensor.Tensor{nil, n.Const(1), n.Const(2), n.Const(3), n.Const(4)}; c[1] != nil && c[2] != nil && c[3] != nil && c[4] != nil {
+		var err error
+		if cMul, cAdd, err = coeffs(c); err != nil {
+			return nil, err
+		}
+	}
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 5, 5); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input X: dtype %s, BatchNormalization supports float32 only", x.DType)
+		}
+		if len(x.Shape) < 2 {
+			return nil, fmt.Errorf("input X: shape %s, must be [N C ...]", tensor.ShapeString(x.Shape))
+		}
+		mul, add := cMul, cAdd
+		if mul == nil {
+			var err error
+			if mul, add, err = coeffs(in); err != nil {
+				return nil, err
+			}
+		}
+		N, C := x.Shape[0], x.Shape[1]
+		inner := tensor.NumElements(x.Shape[2:])
+		// per is how many consecutive elements share one coefficient.
+		per := inner
+		switch len(mul) {
+		case C:
+		case C * inner: // spatial=0: one coefficient per element of a channel block
+			per = 1
+		default:
+			return nil, fmt.Errorf("input scale: %d elements, must be %d (one per channel of X %s)", len(mul), C, tensor.ShapeString(x.Shape))
+		}
+		y := tensor.New(tensor.Float32, x.Shape...)
+		block := C * inner
+		for img := 0; img < N; img++ {
+			src := x.F32[img*block : (img+1)*block]
+			dst := y.F32[img*block : (img+1)*block]
+			for i := 0; i < block; i += per {
+				m, a := mul[i/per], add[i/per]
+				for j := i; j < i+per; j++ {
+					dst[j] = src[j]*m + a
+				}
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// newInstanceNorm implements InstanceNormalization: each (image, channel) plane
+// of X [N C ...] is normalised over its spatial positions, then scaled and
+// shifted by the channel's scale and B.
+func newInstanceNorm(n *Node) (Kernel, error) {
+	eps := float64(n.Float("epsilon", 1e-5))
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 3, 3); err != nil {
+			return nil, err
+		}
+		x, scale, b := in[0], in[1], in[2]
+		if x.DType != tensor.Float32 || scale.DType != tensor.Float32 || b.DType != tensor.Float32 {
+			return nil, fmt.Errorf("inputs %s, %s, %s: InstanceNormalization supports float32 only", x, scale, b)
+		}
+		if len(x.Shape) < 3 {
+			return nil, fmt.Errorf("input X: shape %s, must be [N C D1 ...]", tensor.ShapeString(x.Shape))
+		}
+		C := x.Shape[1]
+		if len(scale.F32) != C || len(b.F32) != C {
+			return nil, fmt.Errorf("inputs scale %s and B %s: must have %d elements, one per channel", scale, b, C)
+		}
+		size := tensor.NumElements(x.Shape[2:])
+		y := tensor.New(tensor.Float32, x.Shape...)
+		for pl := 0; pl < x.Shape[0]*C; pl++ {
+			row := x.F32[pl*size : (pl+1)*size]
+			dst := y.F32[pl*size : (pl+1)*size]
+			m, is := meanInvStd(row, eps)
+			k, off := float64(scale.F32[pl%C])*is, float64(b.F32[pl%C])
+			for i, v := range row {
+				dst[i] = float32((float64(v)-m)*k + off)
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// newLRN implements local response normalisation across channels (AlexNet):
+// y = x / (bias + alpha/size * sum of x² over the size channels around c)^beta,
+// the window running from c-floor((size-1)/2) to c+ceil((size-1)/2).
+func newLRN(n *Node) (Kernel, error) {
+	size := int(n.Int("size", 0))
+	if size < 1 {
+		return nil, fmt.Errorf("attribute size: %d, must be >= 1 (it is required)", size)
+	}
+	alpha := float64(n.Float("alpha", 1e-4))
+	beta := float64(n.Float("beta", 0.75))
+	bias := float64(n.Float("bias", 1))
+	lo, hi := (size-1)/2, (size-1)-(size-1)/2
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input X: dtype %s, LRN supports float32 only", x.DType)
+		}
+		if len(x.Shape) < 3 {
+			return nil, fmt.Errorf("input X: shape %s, must be [N C D1 ...]", tensor.ShapeString(x.Shape))
+		}
+		N, C := x.Shape[0], x.Shape[1]
+		inner := tensor.NumElements(x.Shape[2:])
+		y := tensor.New(tensor.Float32, x.Shape...)
+		for img := 0; img < N; img++ {
+			base := img * C * inner
+			for c := 0; c < C; c++ {
+				c0, c1 := max(0, c-lo), min(C-1, c+hi)
+				for i := 0; i < inner; i++ {
+					var s float64
+					for cc := c0; cc <= c1; cc++ {
+						v := float64(x.F32[base+cc*inner+i])
+						s += v * v
+					}
+					j := base + c*inner + i
+					y.F32[j] = float32(float64(x.F32[j]) / math.Pow(bias+alpha/float64(size)*s, beta))
+				}
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
