@@ -28,8 +28,8 @@ type resizeAttrs struct {
 	cubicA         float64
 	excludeOutside bool
 	extrapolation  float32
-	keepAspect     string  // keep_aspect_ratio_policy (opset 18)
-	axes           []int64 // axes (opset 18); nil means all
+	keepAspect     string    // keep_aspect_ratio_policy (opset 18)
+	axes           []int64   // axes (opset 18); nil means all
 	scalesAt       int       // input index of scales: 2 (Resize-11+), 1 (Resize-10, Upsample-9) or 0 (attribute)
 	scalesAttr     []float32 // Upsample-7's scales attribute
 }
