@@ -167,17 +167,13 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 func (c *Client) Infer(ctx context.Context, name string, inputs map[string]*tensor.Tensor) ([]string, map[string]*tensor.Tensor, error) {
 	req := oip.InferRequest{}
 	for n, t := range inputs {
-		in, err := inputFromTensor(n, t)
-		if err != nil {
-			return nil, nil, err
-		}
-		req.Inputs = append(req.Inputs, in)
+		req.Inputs = append(req.Inputs, oip.InputFromTensor(n, t))
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, nil, err
+	var body bytes.Buffer
+	if err := oip.EncodeRequest(&body, &req); err != nil {
+		return nil, nil, fmt.Errorf("encode request: %w", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/v2/models/"+url.PathEscape(name)+"/infer"), bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/v2/models/"+url.PathEscape(name)+"/infer"), &body)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -196,42 +192,4 @@ func (c *Client) Infer(ctx context.Context, name string, inputs map[string]*tens
 		return nil
 	})
 	return names, outs, err
-}
-
-// inputFromTensor builds a request input with flat data.
-func inputFromTensor(name string, t *tensor.Tensor) (oip.RequestInput, error) {
-	in := oip.RequestInput{Name: name, Datatype: oip.DatatypeOf(t.DType)}
-	for _, d := range t.Shape {
-		in.Shape = append(in.Shape, int64(d))
-	}
-	var data any
-	switch t.DType {
-	case tensor.Float32:
-		data = t.F32
-	case tensor.Float64:
-		data = t.F64
-	case tensor.Int64:
-		data = t.I64
-	case tensor.Int32:
-		data = t.I32
-	case tensor.Int8:
-		data = t.I8
-	case tensor.Uint8:
-		// encoding/json writes []uint8 as base64; OIP wants numbers.
-		u := make([]int, len(t.U8))
-		for i, v := range t.U8 {
-			u[i] = int(v)
-		}
-		data = u
-	case tensor.Bool:
-		data = t.B
-	default:
-		return in, fmt.Errorf("input %q: dtype %s cannot be sent", name, t.DType)
-	}
-	b, err := json.Marshal(data)
-	if err != nil {
-		return in, fmt.Errorf("input %q: %w", name, err)
-	}
-	in.Data = b
-	return in, nil
 }

@@ -137,7 +137,7 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A redeploy replaces the model: the running instance serves the old one.
-	g.stopInstance(name)
+	g.stopFunction(name)
 	writeJSON(w, http.StatusCreated, f)
 }
 
@@ -209,8 +209,9 @@ func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type instanceInfo struct {
-		Pid  int    `json:"pid"`
-		Addr string `json:"addr"`
+		Pid      int    `json:"pid"`
+		Addr     string `json:"addr"`
+		InFlight int64  `json:"in_flight"`
 	}
 	out := struct {
 		registry.Function
@@ -221,8 +222,9 @@ func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
 	g.mu.Unlock()
 	if fn != nil {
 		fn.mu.Lock()
-		if fn.proc != nil && !fn.proc.Exited() {
-			out.Instances = append(out.Instances, instanceInfo{Pid: fn.proc.Pid, Addr: fn.proc.Addr})
+		fn.pruneLocked()
+		for _, r := range fn.replicas {
+			out.Instances = append(out.Instances, instanceInfo{Pid: r.proc.Pid, Addr: r.proc.Addr, InFlight: r.inflight.Load()})
 		}
 		fn.mu.Unlock()
 	}
@@ -239,6 +241,6 @@ func (g *Gateway) remove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	g.stopInstance(name)
+	g.stopFunction(name)
 	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
 }

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,13 +14,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"k8s.io/utils/clock"
 
 	"github.com/spindleml/spindle/internal/modelstore"
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/registry"
-	"github.com/spindleml/spindle/internal/sandbox"
 )
 
 // Config configures a Gateway. Zero values take the defaults noted.
@@ -34,7 +39,20 @@ type Config struct {
 	MaxUploadBytes int64
 	// StopGrace is how long an instance may drain when stopped; 0 means 10 s.
 	StopGrace time.Duration
-	Logger    *slog.Logger
+	// IdleTimeout is how long a function may go without requests before its
+	// instances are stopped (scale to zero); 0 means 5 min.
+	IdleTimeout time.Duration
+	// MaxWaiting bounds the requests per function that wait for an instance to
+	// start; more get 429. 0 means 1024.
+	MaxWaiting int
+	// DefaultTimeout is a request's deadline when it sets no Spindle-Timeout
+	// header; MaxTimeout caps the header. 0 means 60 s and 10 min.
+	DefaultTimeout, MaxTimeout time.Duration
+	// MaxBodyBytes caps an inference request body; 0 means 64 MiB.
+	MaxBodyBytes int64
+	// Clock drives idle scale-down; nil means the real clock.
+	Clock  clock.WithTicker
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -46,6 +64,24 @@ func (c *Config) setDefaults() {
 	}
 	if c.StopGrace <= 0 {
 		c.StopGrace = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 5 * time.Minute
+	}
+	if c.MaxWaiting <= 0 {
+		c.MaxWaiting = 1024
+	}
+	if c.DefaultTimeout <= 0 {
+		c.DefaultTimeout = 60 * time.Second
+	}
+	if c.MaxTimeout <= 0 {
+		c.MaxTimeout = 10 * time.Minute
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 64 << 20
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -60,16 +96,11 @@ type Gateway struct {
 	store *modelstore.Store
 	proxy *httputil.ReverseProxy
 
+	clock clock.WithTicker
+	ready atomic.Bool
+
 	mu  sync.Mutex
 	fns map[string]*function
-}
-
-// function is the gateway's live state for one deployed function.
-type function struct {
-	mu       sync.Mutex
-	proc     *sandbox.Process
-	starting chan struct{} // non-nil while a start is in progress; closed when it ends
-	startErr error         // result of the last start, valid once starting is closed
 }
 
 // New opens the data directory and returns a gateway.
@@ -92,10 +123,11 @@ func New(cfg Config) (*Gateway, error) {
 		reg.Close()
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, reg: reg, store: store, fns: map[string]*function{}}
+	g := &Gateway{cfg: cfg, reg: reg, store: store, fns: map[string]*function{}, clock: cfg.Clock}
+	g.ready.Store(true)
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(r.In.Context().Value(upstreamKey{}).(*url.URL))
+			r.SetURL(r.In.Context().Value(proxyKey{}).(*proxyCall).upstream)
 			r.Out.Host = r.In.Host
 		},
 		Transport: &http.Transport{
@@ -103,21 +135,23 @@ func New(cfg Config) (*Gateway, error) {
 			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
 		},
+		// Nothing has been written when the transport fails: record the error
+		// and let infer decide between a retry and an error answer.
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			switch {
-			case errors.Is(err, context.DeadlineExceeded):
-				writeError(w, http.StatusGatewayTimeout, "request deadline exceeded while waiting for the instance")
-			case errors.Is(err, context.Canceled):
-				writeError(w, 499, "client closed the request")
-			default:
-				writeError(w, http.StatusBadGateway, fmt.Sprintf("instance failed: %v", err))
-			}
+			*r.Context().Value(proxyKey{}).(*proxyCall).err = err
 		},
 	}
 	return g, nil
 }
 
-type upstreamKey struct{}
+type proxyKey struct{}
+
+// proxyCall carries a proxied request's upstream in, and its transport error
+// out, so the handler can retry instead of answering.
+type proxyCall struct {
+	upstream *url.URL
+	err      *error
+}
 
 // Registry returns the gateway's function registry.
 func (g *Gateway) Registry() *registry.Registry { return g.reg }
@@ -129,6 +163,10 @@ func (g *Gateway) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
 	})
 	mux.HandleFunc("GET /v2/health/ready", func(w http.ResponseWriter, r *http.Request) {
+		if !g.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 	})
 	mux.HandleFunc("GET /v2/models/{name}", g.metadata)
@@ -174,117 +212,134 @@ func (g *Gateway) modelReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) infer(w http.ResponseWriter, r *http.Request) {
-	f, ok := g.lookup(w, r)
+	spec, ok := g.lookup(w, r)
 	if !ok {
 		return
 	}
-	p, err := g.ensure(r.Context(), f)
+	timeout, err := g.requestTimeout(r)
 	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	if err != nil {
+		writeError(w, statusForBody(err), fmt.Sprintf("body: %v", err))
+		return
+	}
+	f := g.function(spec)
+	// An instance that dies mid-request (killed, out of memory) gets the request
+	// retried once on a healthy instance; inference is idempotent.
+	for attempt := 0; ; attempt++ {
+		rep, err := g.acquire(ctx, f)
+		if err != nil {
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
+				writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("function %q: deadline %s exceeded while waiting for an instance to start", spec.Name, timeout))
+			case errors.Is(err, context.Canceled):
+				writeError(w, 499, "client closed the request")
+			case errors.Is(err, ErrQueueFull):
+				writeError(w, http.StatusTooManyRequests, err.Error())
+			default:
+				writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("function %q: %v", spec.Name, err))
+			}
+			return
+		}
+		var perr error
+		out := r.Clone(context.WithValue(ctx, proxyKey{}, &proxyCall{upstream: rep.url, err: &perr}))
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		g.proxy.ServeHTTP(w, out)
+		g.release(f, rep)
+		if perr == nil {
+			return
+		}
+		died := waitExit(rep, time.Second)
 		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("function %q: request deadline exceeded while the instance starts", f.Name))
-		case errors.Is(err, context.Canceled):
+		case died && attempt == 0 && ctx.Err() == nil:
+			g.cfg.Logger.Warn("instance died mid-request; retrying", "function", spec.Name, "pid", rep.proc.Pid)
+			continue
+		case errors.Is(perr, context.DeadlineExceeded):
+			writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("function %q: deadline %s exceeded while the instance was computing", spec.Name, timeout))
+		case errors.Is(perr, context.Canceled):
 			writeError(w, 499, "client closed the request")
+		case died:
+			writeError(w, http.StatusBadGateway, fmt.Sprintf("function %q: instance exited during the request (%v), and the retry failed too", spec.Name, rep.proc.Err()))
 		default:
-			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("function %q: %v", f.Name, err))
+			writeError(w, http.StatusBadGateway, fmt.Sprintf("function %q: instance failed: %v", spec.Name, perr))
 		}
 		return
 	}
-	u := &url.URL{Scheme: "http", Host: p.Addr}
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, u)))
 }
 
-// ensure returns a running instance of f, starting one if none runs. Concurrent
-// callers share one start; each waits only as long as its own ctx allows, while
-// the start itself is bounded by StartTimeout, not by any one request.
-func (g *Gateway) ensure(ctx context.Context, f registry.Function) (*sandbox.Process, error) {
-	g.mu.Lock()
-	fn := g.fns[f.Name]
-	if fn == nil {
-		fn = &function{}
-		g.fns[f.Name] = fn
+// waitExit reports whether r's process exits within d: a reset connection is
+// often seen a moment before the exit is.
+func waitExit(r *replica, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.proc.Done():
+		return true
+	case <-t.C:
+		return false
 	}
+}
+
+// TimeoutHeader carries a per-request deadline: a Go duration ("2.5s", "300ms")
+// or a number of seconds. The gateway caps it at Config.MaxTimeout.
+const TimeoutHeader = "Spindle-Timeout"
+
+func (g *Gateway) requestTimeout(r *http.Request) (time.Duration, error) {
+	h := r.Header.Get(TimeoutHeader)
+	if h == "" {
+		return g.cfg.DefaultTimeout, nil
+	}
+	d, err := time.ParseDuration(h)
+	if err != nil {
+		secs, ferr := strconv.ParseFloat(h, 64)
+		if ferr != nil {
+			return 0, fmt.Errorf("header %s %q: want a duration like 2s or 500ms, or seconds", TimeoutHeader, h)
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("header %s %q: must be positive", TimeoutHeader, h)
+	}
+	return min(d, g.cfg.MaxTimeout), nil
+}
+
+// function returns the live state for spec, creating it; a redeploy (new
+// digest) replaces it and stops the old replicas.
+func (g *Gateway) function(spec registry.Function) *function {
+	g.mu.Lock()
+	f := g.fns[spec.Name]
+	if f != nil && f.spec.ModelDigest == spec.ModelDigest && f.spec.ModelFile == spec.ModelFile {
+		g.mu.Unlock()
+		return f
+	}
+	old := f
+	f = newFunction(spec, g.clock.Now())
+	g.fns[spec.Name] = f
 	g.mu.Unlock()
-
-	for {
-		fn.mu.Lock()
-		if fn.proc != nil && !fn.proc.Exited() {
-			p := fn.proc
-			fn.mu.Unlock()
-			return p, nil
-		}
-		if fn.starting == nil {
-			fn.starting = make(chan struct{})
-			go g.start(fn, f)
-		}
-		starting := fn.starting
-		fn.mu.Unlock()
-
-		select {
-		case <-starting:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		fn.mu.Lock()
-		err := fn.startErr
-		fn.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
+	if old != nil {
+		go g.stopAll(old)
 	}
+	return f
 }
 
-// start launches an instance of f and publishes the result on fn.
-func (g *Gateway) start(fn *function, f registry.Function) {
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.StartTimeout)
-	defer cancel()
-	logf, err := os.OpenFile(filepath.Join(g.cfg.Home, "logs", f.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	var p *sandbox.Process
-	if err == nil {
-		began := time.Now()
-		p, err = sandbox.Start(ctx, sandbox.Spec{
-			Path: g.cfg.Exe,
-			Args: []string{"instance", "--name", f.Name, "--model", g.store.Path(f.ModelDigest, f.ModelFile), "--listen", "127.0.0.1:0"},
-			Log:  logf,
-		})
-		if err == nil {
-			g.cfg.Logger.Info("instance started", "function", f.Name, "pid", p.Pid, "addr", p.Addr, "elapsed", time.Since(began).Round(time.Millisecond))
-			go func() {
-				<-p.Done()
-				logf.Close()
-				g.cfg.Logger.Info("instance exited", "function", f.Name, "pid", p.Pid, "err", p.Err())
-			}()
-		} else {
-			logf.Close()
-			g.cfg.Logger.Warn("instance start failed", "function", f.Name, "err", err)
-		}
-	}
-	fn.mu.Lock()
-	fn.proc, fn.startErr = p, err
-	close(fn.starting)
-	fn.starting = nil
-	fn.mu.Unlock()
-}
-
-// stopInstance stops f's instance, if any, letting it drain.
-func (g *Gateway) stopInstance(name string) {
+// stopFunction stops and forgets name's replicas.
+func (g *Gateway) stopFunction(name string) {
 	g.mu.Lock()
-	fn := g.fns[name]
+	f := g.fns[name]
 	delete(g.fns, name)
 	g.mu.Unlock()
-	if fn == nil {
-		return
-	}
-	fn.mu.Lock()
-	p := fn.proc
-	fn.proc = nil
-	fn.mu.Unlock()
-	if p != nil {
-		p.Stop(g.cfg.StopGrace)
+	if f != nil {
+		g.stopAll(f)
 	}
 }
 
-// Close stops every instance and closes the registry.
+// Close stops every instance, letting each drain, and closes the registry.
 func (g *Gateway) Close() error {
 	g.mu.Lock()
 	names := make([]string, 0, len(g.fns))
@@ -295,16 +350,19 @@ func (g *Gateway) Close() error {
 	var wg sync.WaitGroup
 	for _, n := range names {
 		wg.Add(1)
-		go func() { defer wg.Done(); g.stopInstance(n) }()
+		go func() { defer wg.Done(); g.stopFunction(n) }()
 	}
 	wg.Wait()
 	return g.reg.Close()
 }
 
-// Serve serves the gateway on ln until ctx ends, then drains in-flight requests
-// and stops the instances.
+// Serve serves the gateway on ln until ctx ends, then stops accepting requests,
+// drains in-flight ones, and stops the instances (each draining its own).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	rctx, stopReaper := context.WithCancel(ctx)
+	defer stopReaper()
+	go g.runReaper(rctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -313,6 +371,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	g.ready.Store(false)
 	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.StopGrace)
 	defer cancel()
 	err := srv.Shutdown(sctx)

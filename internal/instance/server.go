@@ -194,7 +194,12 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	defer s.inflight.Add(-1)
 	req, inputs, err := oip.DecodeRequest(r.Body, s.cfg.MaxBodyBytes)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		code := http.StatusBadRequest
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, code, err.Error())
 		return
 	}
 	if err := s.model.CheckInputs(inputs); err != nil {

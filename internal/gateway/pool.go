@@ -1,0 +1,226 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spindleml/spindle/internal/registry"
+	"github.com/spindleml/spindle/internal/sandbox"
+)
+
+// ErrQueueFull is returned when too many requests already wait for a function's
+// instance to start.
+var ErrQueueFull = errors.New("too many requests waiting for an instance")
+
+// replica is one running instance of a function.
+type replica struct {
+	proc     *sandbox.Process
+	url      *url.URL
+	inflight atomic.Int64
+}
+
+// function is the gateway's live state for one deployed function: its running
+// replicas, starts in progress, and the requests waiting for them.
+type function struct {
+	name string
+
+	mu       sync.Mutex
+	spec     registry.Function
+	replicas []*replica
+	starting int
+	// changed is closed (and replaced) whenever replicas or starting change,
+	// waking every waiter.
+	changed   chan struct{}
+	lastErr   error // last failed start
+	lastErrAt time.Time
+	waiting   int
+	inflight  int
+	lastUsed  time.Time
+}
+
+func newFunction(spec registry.Function, now time.Time) *function {
+	return &function{name: spec.Name, spec: spec, changed: make(chan struct{}), lastUsed: now}
+}
+
+// broadcastLocked wakes every waiter.
+func (f *function) broadcastLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// pruneLocked drops replicas whose process has exited.
+func (f *function) pruneLocked() {
+	live := f.replicas[:0]
+	for _, r := range f.replicas {
+		if !r.proc.Exited() {
+			live = append(live, r)
+		}
+	}
+	clear(f.replicas[len(live):])
+	f.replicas = live
+}
+
+// acquire returns the least-loaded running replica, starting one if none runs.
+// Waiting is bounded by maxWaiting (ErrQueueFull) and by ctx. A start that fails
+// while this caller waits is returned as its error. The caller must call
+// release(r) when the request is done.
+func (g *Gateway) acquire(ctx context.Context, f *function) (*replica, error) {
+	began := g.clock.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		f.pruneLocked()
+		if len(f.replicas) > 0 {
+			best := f.replicas[0]
+			for _, r := range f.replicas[1:] {
+				if r.inflight.Load() < best.inflight.Load() {
+					best = r
+				}
+			}
+			best.inflight.Add(1)
+			f.inflight++
+			f.lastUsed = g.clock.Now()
+			return best, nil
+		}
+		if f.lastErr != nil && f.lastErrAt.After(began) && f.starting == 0 {
+			return nil, f.lastErr
+		}
+		if f.starting == 0 {
+			f.starting++
+			go g.startReplica(f)
+		}
+		if f.waiting >= g.cfg.MaxWaiting {
+			return nil, fmt.Errorf("function %q: %w (%d waiting)", f.name, ErrQueueFull, f.waiting)
+		}
+		f.waiting++
+		ch := f.changed
+		f.mu.Unlock()
+		var err error
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		f.mu.Lock()
+		f.waiting--
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// release ends a request on r.
+func (g *Gateway) release(f *function, r *replica) {
+	r.inflight.Add(-1)
+	f.mu.Lock()
+	f.inflight--
+	f.lastUsed = g.clock.Now()
+	f.mu.Unlock()
+}
+
+// startReplica starts one instance of f (the caller counted it in f.starting).
+func (g *Gateway) startReplica(f *function) {
+	f.mu.Lock()
+	spec := f.spec
+	f.mu.Unlock()
+	r, err := g.launch(spec)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.starting--
+	if err != nil {
+		f.lastErr, f.lastErrAt = err, g.clock.Now()
+	} else {
+		f.replicas = append(f.replicas, r)
+		f.lastErr = nil
+	}
+	f.broadcastLocked()
+}
+
+// launch starts an instance process for spec and waits until it is ready.
+func (g *Gateway) launch(spec registry.Function) (*replica, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.StartTimeout)
+	defer cancel()
+	logf, err := os.OpenFile(filepath.Join(g.cfg.Home, "logs", spec.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	p, err := sandbox.Start(ctx, sandbox.Spec{
+		Path: g.cfg.Exe,
+		Args: []string{"instance", "--name", spec.Name, "--model", g.store.Path(spec.ModelDigest, spec.ModelFile), "--listen", "127.0.0.1:0"},
+		Log:  logf,
+	})
+	if err != nil {
+		logf.Close()
+		g.cfg.Logger.Warn("instance start failed", "function", spec.Name, "err", err)
+		return nil, err
+	}
+	g.cfg.Logger.Info("instance started", "function", spec.Name, "pid", p.Pid, "addr", p.Addr, "elapsed", time.Since(began).Round(time.Millisecond))
+	go func() {
+		<-p.Done()
+		logf.Close()
+		g.cfg.Logger.Info("instance exited", "function", spec.Name, "pid", p.Pid, "err", p.Err())
+	}()
+	return &replica{proc: p, url: &url.URL{Scheme: "http", Host: p.Addr}}, nil
+}
+
+// stopAll removes every replica of f from routing and stops them, letting each
+// drain its in-flight requests.
+func (g *Gateway) stopAll(f *function) {
+	f.mu.Lock()
+	rs := f.replicas
+	f.replicas = nil
+	f.broadcastLocked()
+	f.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.proc.Stop(g.cfg.StopGrace) }()
+	}
+	wg.Wait()
+}
+
+// reapIdle stops the replicas of every function idle for longer than IdleTimeout
+// (scale to zero). It returns the names of the functions it scaled down.
+func (g *Gateway) reapIdle(now time.Time) []string {
+	g.mu.Lock()
+	fns := make([]*function, 0, len(g.fns))
+	for _, f := range g.fns {
+		fns = append(fns, f)
+	}
+	g.mu.Unlock()
+	var reaped []string
+	for _, f := range fns {
+		f.mu.Lock()
+		idle := f.inflight == 0 && f.waiting == 0 && len(f.replicas) > 0 && now.Sub(f.lastUsed) >= g.cfg.IdleTimeout
+		f.mu.Unlock()
+		if idle {
+			g.cfg.Logger.Info("scaling to zero", "function", f.name, "idle", now.Sub(f.lastUsed).Round(time.Second))
+			g.stopAll(f)
+			reaped = append(reaped, f.name)
+		}
+	}
+	return reaped
+}
+
+// runReaper calls reapIdle periodically until ctx ends.
+func (g *Gateway) runReaper(ctx context.Context) {
+	period := max(g.cfg.IdleTimeout/4, 100*time.Millisecond)
+	t := g.clock.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C():
+			g.reapIdle(now)
+		}
+	}
+}
