@@ -1,0 +1,207 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// TestFoldShapeChain builds the chain exporters write to flatten a feature map,
+// Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])), and checks that with
+// a static input shape every node but the Reshape is folded, while a dynamic
+// batch keeps the chain and still computes the same result.
+func TestFoldShapeChain(t *testing.T) {
+	build := func(batch int64) *modelgen.Builder {
+		b := modelgen.NewBuilder("chain", 13, 1)
+		b.Input("x", tensor.Float32, []int64{batch, 2, 3})
+		b.Output("y", tensor.Float32, nil)
+		shape := b.Node("Shape", []string{"x"}, nil)
+		n := b.Node("Gather", []string{shape, b.InitTensor("zero", tensor.FromI64([]int64{0}))}, []modelgen.Attr{modelgen.AInt("axis", 0)})
+		n = b.Node("Unsqueeze", []string{n, b.Ints64("axes", 0)}, nil)
+		target := b.Node("Concat", []string{n, b.Ints64("minus1", -1)}, []modelgen.Attr{modelgen.AInt("axis", 0)})
+		b.Node("Reshape", []string{"x", target}, nil, "y")
+		return b
+	}
+	x := f32(seq(0, 12), 2, 2, 3)
+	want := f32(seq(0, 12), 2, 6)
+	tests := []struct {
+		name       string
+		batch      int64
+		folded     int
+		steps      int
+		inputBatch []int
+	}{
+		{"static", 2, 4, 1, []int{2}},
+		{"dynamic batch", -1, 0, 5, []int{2, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := compileGraph(t, build(tt.batch), onnx.Copy, modelgen.SaveOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := m.Stats()
+			if st.Nodes != 5 || st.Folded != tt.folded || st.Steps != tt.steps {
+				t.Errorf("stats %+v, want 5 nodes, %d folded, %d steps", st, tt.folded, tt.steps)
+			}
+			for _, nb := range tt.inputBatch {
+				in := f32(x.F32[:nb*6], nb, 2, 3)
+				out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": in})
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkTensor(t, out["y"], f32(want.F32[:nb*6], nb, 6), 0)
+			}
+		})
+	}
+}
+
+// TestFoldWeights checks that a Transpose of a weight and arithmetic on Constant
+// nodes run once at compile time, that the weights they consumed are not kept
+// for Run, and that a folded value can be a graph output.
+func TestFoldWeights(t *testing.T) {
+	b := modelgen.NewBuilder("weights", 13, 1)
+	b.Input("x", tensor.Float32, []int64{1, 3})
+	b.Output("y", tensor.Float32, nil)
+	b.Output("k", tensor.Float32, nil)
+	w := b.Init("w", []int64{2, 3}, []float32{1, 2, 3, 4, 5, 6}) // [out in], as nn.Linear stores it
+	wt := b.Node("Transpose", []string{w}, []modelgen.Attr{modelgen.AInts("perm", 1, 0)})
+	two := b.Init("two", nil, []float32{2})
+	scaled := b.Node("Mul", []string{wt, two}, nil)
+	b.Node("MatMul", []string{"x", scaled}, nil, "y")
+	b.Node("Add", []string{two, two}, nil, "k")
+	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.Folded != 3 || st.Steps != 1 || st.FoldedBytes != 24+24+4 {
+		t.Errorf("stats %+v, want 3 folded nodes (52 bytes) and 1 step", st)
+	}
+	if len(m.consts) != 2 {
+		t.Errorf("Run starts from %d constants, want 2 (the folded weight and output k); w and two are dead", len(m.consts))
+	}
+	out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{1, 1, 1}, 1, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTensor(t, out["y"], f32([]float32{12, 30}, 1, 2), 0)
+	checkTensor(t, out["k"], f32([]float32{4}), 0)
+}
+
+// TestFoldLimits checks what Compile must not fold: a constant far larger than
+// its inputs (it would multiply the model's memory), and a node whose kernel
+// fails on its constant inputs, which must fail each Run with the node named
+// rather than fail Compile.
+func TestFoldLimits(t *testing.T) {
+	t.Run("huge output", func(t *testing.T) {
+		b := modelgen.NewBuilder("huge", 13, 1)
+		b.Input("x", tensor.Float32, []int64{1})
+		b.Output("y", tensor.Float32, nil)
+		big := b.Node("ConstantOfShape", []string{b.Ints64("shape", 1<<30)}, nil)
+		b.Node("Add", []string{"x", big}, nil, "y")
+		m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := m.Stats(); st.Folded != 0 || st.Steps != 2 {
+			t.Errorf("stats %+v, want ConstantOfShape of 4 GiB left unfolded", st)
+		}
+	})
+	t.Run("failing kernel", func(t *testing.T) {
+		b := modelgen.NewBuilder("divzero", 13, 1)
+		b.Input("x", tensor.Int64, []int64{1})
+		b.Output("y", tensor.Int64, nil)
+		q := b.Node("Div", []string{b.Ints64("one", 1), b.Ints64("zero", 0)}, nil)
+		b.Node("Add", []string{"x", q}, nil, "y")
+		m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = m.Run(context.Background(), map[string]*tensor.Tensor{"x": i64([]int64{1}, 1)})
+		wantErr(t, err, "Div", "division by zero")
+	})
+}
+
+// TestFoldTransformer compiles a small generated BERT twice, once with its
+// declared dynamic [batch sequence] inputs and once with the inputs declared
+// static, and checks that the static compile folds the Shape chains (fewer
+// steps) without changing any output bit.
+func TestFoldTransformer(t *testing.T) {
+	cfg := modelgen.TransformerConfig{Name: "tiny", Layers: 2, Hidden: 32, Heads: 4, FFN: 64, Vocab: 50,
+		MaxPos: 16, TypeVocab: 2, Eps: 1e-12, FusedLayerNorm: true}
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := modelgen.Transformer(cfg, 3).Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const B, S = 2, 7
+	compile := func(static bool) *Model {
+		src, err := onnx.Load(path, onnx.Copy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if static {
+			for _, in := range src.Proto.GetGraph().GetInput() {
+				for i, d := range in.GetType().GetTensorType().GetShape().GetDim() {
+					d.Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: []int64{B, S}[i]}
+				}
+			}
+		}
+		m, err := Compile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	dyn, stat := compile(false), compile(true)
+	if d, s := dyn.Stats(), stat.Stats(); s.Steps >= d.Steps || s.Folded <= d.Folded {
+		t.Errorf("static shapes folded nothing more: dynamic %+v, static %+v", d, s)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids, mask, types := tensor.New(tensor.Int64, B, S), tensor.New(tensor.Int64, B, S), tensor.New(tensor.Int64, B, S)
+	for i := range ids.I64 {
+		ids.I64[i] = rng.Int64N(cfg.Vocab)
+		mask.I64[i] = int64(min(1, rng.IntN(4)))
+		types.I64[i] = int64(rng.IntN(2))
+	}
+	in := map[string]*tensor.Tensor{"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+	want, err := dyn.Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := stat.Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range want {
+		checkTensor(t, got[name], w, 0)
+	}
+}
+
+// TestFloat16Inputs checks that a float16 graph input takes float32 values, the
+// engine's representation of float16.
+func TestFloat16Inputs(t *testing.T) {
+	b := modelgen.NewBuilder("half", 13, 1)
+	b.Input("x", tensor.Float16, []int64{2})
+	b.Output("y", tensor.Float32, nil)
+	b.Node("Relu", []string{"x"}, nil, "y")
+	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{-1, 2}, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTensor(t, out["y"], f32([]float32{0, 2}, 2), 0)
+	_, err = m.Run(context.Background(), map[string]*tensor.Tensor{"x": tensor.FromI64([]int64{1, 2}, 2)})
+	if !errors.Is(err, ErrBadInput) {
+		t.Errorf("int64 for a float16 input: got %v, want ErrBadInput", err)
+	}
+}
