@@ -1,0 +1,318 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/spindleml/spindle/internal/client"
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// spindleBin is the real spindle binary, built once: the gateway starts real
+// instance processes from it.
+var spindleBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gateway-test-")
+	if err != nil {
+		panic(err)
+	}
+	spindleBin = filepath.Join(dir, "spindle")
+	build := exec.Command("go", "build", "-o", spindleBin, "../../cmd/spindle")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build spindle:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// gatedExe returns a wrapper around the spindle binary that starts it only once
+// the returned gate file exists, so tests control exactly when an instance
+// becomes ready.
+func gatedExe(t *testing.T) (exe, gate string) {
+	t.Helper()
+	dir := t.TempDir()
+	gate = filepath.Join(dir, "open")
+	exe = filepath.Join(dir, "spindle-gated")
+	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %q ]; do sleep 0.02; done\nexec %q \"$@\"\n", gate, spindleBin)
+	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return exe, gate
+}
+
+type testGateway struct {
+	*Gateway
+	url   string
+	clock *clocktesting.FakeClock
+}
+
+func newTestGateway(t *testing.T, cfg Config) *testGateway {
+	t.Helper()
+	if cfg.Exe == "" {
+		cfg.Exe = spindleBin
+	}
+	cfg.Home = t.TempDir()
+	fc := clocktesting.NewFakeClock(time.Now())
+	cfg.Clock = fc
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		g.Close()
+	})
+	return &testGateway{Gateway: g, url: srv.URL, clock: fc}
+}
+
+// deploy writes a model with the builder and deploys it through the real API.
+func (tg *testGateway) deploy(t *testing.T, name string, b *modelgen.Builder) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(tg.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Deploy(context.Background(), name, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addModel is a tiny model: y = x + 1 over 4 floats.
+func addModel() *modelgen.Builder {
+	b := modelgen.NewBuilder("add", 13, 1)
+	b.Input("x", tensor.Float32, []int64{4})
+	b.Fill("one", 1, 4)
+	b.Node("Add", []string{"x", "one"}, nil, "y")
+	b.Output("y", tensor.Float32, []int64{4})
+	return b
+}
+
+// slowModel chains MatMuls of 384x384 matrices so one inference takes long
+// enough (hundreds of ms in plain Go) to kill its instance mid-request.
+func slowModel(layers int) *modelgen.Builder {
+	b := modelgen.NewBuilder("slow", 13, 1)
+	b.Input("x", tensor.Float32, []int64{384, 384})
+	x := "x"
+	for i := 0; i < layers; i++ {
+		w := b.Normal(fmt.Sprintf("w%d", i), 0.05, 384, 384)
+		x = b.Node("MatMul", []string{x, w}, nil)
+	}
+	b.Node("Identity", []string{x}, nil, "y")
+	b.Output("y", tensor.Float32, []int64{384, 384})
+	return b
+}
+
+const addBody = `{"inputs":[{"name":"x","shape":[4],"datatype":"FP32","data":[1,2,3,4]}]}`
+
+func slowBody() string {
+	return `{"inputs":[{"name":"x","shape":[384,384],"datatype":"FP32","data":[` + strings.TrimSuffix(strings.Repeat("0.01,", 384*384), ",") + `]}]}`
+}
+
+func infer(t *testing.T, url, name, body string, header ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v2/models/"+name+"/infer", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("infer: %v", err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (tg *testGateway) fn(name string) *function {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return tg.fns[name]
+}
+
+func (tg *testGateway) pids(name string) []int {
+	f := tg.fn(name)
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pruneLocked()
+	var out []int
+	for _, r := range f.replicas {
+		out = append(out, r.proc.Pid)
+	}
+	return out
+}
+
+// waitUntil polls cond (gateway state changes on other goroutines); it bounds
+// the wait by count, not by asserting any duration.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 3000; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting until %s", what)
+}
+
+func TestScaleFromZeroAndToZero(t *testing.T) {
+	tg := newTestGateway(t, Config{IdleTimeout: time.Minute})
+	tg.deploy(t, "add", addModel())
+	if got := tg.pids("add"); len(got) != 0 {
+		t.Fatalf("instances before any request: %v", got)
+	}
+	code, body := infer(t, tg.url, "add", addBody)
+	if code != 200 || !strings.Contains(body, `"data":[2,3,4,5]`) {
+		t.Fatalf("first request: %d %s", code, body)
+	}
+	first := tg.pids("add")
+	if len(first) != 1 {
+		t.Fatalf("instances after first request: %v", first)
+	}
+	// Not idle long enough: nothing happens.
+	tg.clock.Step(30 * time.Second)
+	if r := tg.reapIdle(tg.clock.Now()); len(r) != 0 {
+		t.Fatalf("reaped %v after 30s idle, IdleTimeout is 1m", r)
+	}
+	tg.clock.Step(31 * time.Second)
+	if r := tg.reapIdle(tg.clock.Now()); len(r) != 1 || r[0] != "add" {
+		t.Fatalf("reaped %v after 61s idle, want [add]", r)
+	}
+	if got := tg.pids("add"); len(got) != 0 {
+		t.Fatalf("instances after scale to zero: %v", got)
+	}
+	if err := syscall.Kill(first[0], 0); err == nil {
+		t.Fatalf("instance pid %d still exists after scale to zero", first[0])
+	}
+	code, body = infer(t, tg.url, "add", addBody)
+	if code != 200 {
+		t.Fatalf("request after scale to zero: %d %s", code, body)
+	}
+	if again := tg.pids("add"); len(again) != 1 || again[0] == first[0] {
+		t.Fatalf("instances after restart: %v (first was %v)", again, first)
+	}
+}
+
+func TestWaitingRequestsAreBounded(t *testing.T) {
+	exe, gate := gatedExe(t)
+	tg := newTestGateway(t, Config{Exe: exe, MaxWaiting: 2})
+	tg.deploy(t, "add", addModel())
+
+	var wg sync.WaitGroup
+	codes := make(chan int, 2)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, _ := infer(t, tg.url, "add", addBody)
+			codes <- code
+		}()
+	}
+	waitUntil(t, "2 requests wait for the instance", func() bool {
+		f := tg.fn("add")
+		if f == nil {
+			return false
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.waiting == 2
+	})
+	code, body := infer(t, tg.url, "add", addBody)
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "waiting for an instance") {
+		t.Fatalf("third request while starting: %d %s, want 429", code, body)
+	}
+	os.WriteFile(gate, nil, 0o644)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Fatalf("queued request got %d, want 200", c)
+		}
+	}
+}
+
+func TestDeadlineWhileStarting(t *testing.T) {
+	exe, gate := gatedExe(t)
+	tg := newTestGateway(t, Config{Exe: exe})
+	tg.deploy(t, "add", addModel())
+	code, body := infer(t, tg.url, "add", addBody, TimeoutHeader, "300ms")
+	if code != http.StatusGatewayTimeout || !strings.Contains(body, "deadline 300ms exceeded") {
+		t.Fatalf("got %d %s, want 504 naming the 300ms deadline", code, body)
+	}
+	for _, bad := range []string{"soon", "-1s", "0"} {
+		code, body := infer(t, tg.url, "add", addBody, TimeoutHeader, bad)
+		if code != 400 || !strings.Contains(body, TimeoutHeader) {
+			t.Fatalf("%s=%q: got %d %s, want 400 naming the header", TimeoutHeader, bad, code, body)
+		}
+	}
+	os.WriteFile(gate, nil, 0o644)
+	if code, body := infer(t, tg.url, "add", addBody); code != 200 {
+		t.Fatalf("after the gate opened: %d %s", code, body)
+	}
+}
+
+func TestRetryWhenInstanceIsKilledMidRequest(t *testing.T) {
+	tg := newTestGateway(t, Config{})
+	tg.deploy(t, "slow", slowModel(12))
+	body := slowBody()
+	if code, msg := infer(t, tg.url, "slow", body); code != 200 {
+		t.Fatalf("warm-up: %d %.200s", code, msg)
+	}
+	victim := tg.pids("slow")[0]
+
+	done := make(chan [2]any, 1)
+	go func() {
+		code, msg := infer(t, tg.url, "slow", body)
+		done <- [2]any{code, msg}
+	}()
+	waitUntil(t, "the request is in flight on the instance", func() bool {
+		f := tg.fn("slow")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.replicas) == 1 && f.replicas[0].inflight.Load() == 1
+	})
+	syscall.Kill(victim, syscall.SIGKILL)
+	res := <-done
+	if res[0].(int) != 200 {
+		t.Fatalf("request whose instance was killed: %v %.300s, want 200 after one retry", res[0], res[1])
+	}
+	var resp struct {
+		Outputs []struct{ Shape []int } `json:"outputs"`
+	}
+	if err := json.Unmarshal([]byte(res[1].(string)), &resp); err != nil || len(resp.Outputs) != 1 {
+		t.Fatalf("retried response: %v %.200s", err, res[1])
+	}
+	if now := tg.pids("slow"); len(now) != 1 || now[0] == victim {
+		t.Fatalf("instances after the kill: %v (victim %d)", now, victim)
+	}
+}
