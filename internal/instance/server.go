@@ -133,6 +133,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /_spindle/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	})
+	mux.HandleFunc("POST /_spindle/resize", s.resize)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %s: no such endpoint", r.Method, r.URL.Path))
 	})
@@ -141,14 +142,46 @@ func (s *Server) Handler() http.Handler {
 
 // Stats is a snapshot of the instance's load.
 type Stats struct {
-	Pool     admit.Stats `json:"pool"`
-	InFlight int64       `json:"in_flight"`
-	Served   int64       `json:"served"`
+	Pool       admit.Stats `json:"pool"`
+	InFlight   int64       `json:"in_flight"`
+	Served     int64       `json:"served"`
+	GOMAXPROCS int         `json:"gomaxprocs"`
 }
 
 // Stats returns the instance's current load.
 func (s *Server) Stats() Stats {
-	return Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load()}
+	return Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+}
+
+// Resize is the body of POST /_spindle/resize, sent by the platform when it
+// changes the instance's CPU allotment: the worker count and the Go scheduler's
+// parallelism follow the new quota, live.
+type Resize struct {
+	Workers    int `json:"workers"`
+	GOMAXPROCS int `json:"gomaxprocs"`
+}
+
+func (s *Server) resize(w http.ResponseWriter, r *http.Request) {
+	var req Resize
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: %v", err))
+		return
+	}
+	if req.Workers < 1 || req.Workers > 4096 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("workers: %d must be between 1 and 4096", req.Workers))
+		return
+	}
+	if req.GOMAXPROCS < 0 || req.GOMAXPROCS > 4096 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("gomaxprocs: %d must be between 0 (unchanged) and 4096", req.GOMAXPROCS))
+		return
+	}
+	s.SetWorkers(req.Workers)
+	if req.GOMAXPROCS > 0 {
+		runtime.GOMAXPROCS(req.GOMAXPROCS)
+	}
+	writeJSON(w, http.StatusOK, s.Stats())
 }
 
 // withModel rejects requests for a model this instance does not serve, or before
