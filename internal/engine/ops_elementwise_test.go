@@ -2,8 +2,10 @@ package engine
 
 import (
 	"errors"
+	"math"
 	"testing"
 
+	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -98,5 +100,71 @@ func TestUnsupportedOp(t *testing.T) {
 	wantErr(t, err, "Foo", `"Foo_1"`, "opset 13")
 	if errors.Is(err, onnx.ErrBadModel) {
 		t.Errorf("unsupported op error %v also wraps ErrBadModel", err)
+	}
+}
+
+func TestBinaryOpsMore(t *testing.T) {
+	tests := []struct {
+		name  string
+		op    string
+		attrs []modelgen.Attr
+		in    []*tensor.Tensor
+		want  *tensor.Tensor
+		tol   float64
+	}{
+		{"uint8 add wraps", "Add", nil, []*tensor.Tensor{tens([]uint8{250, 1}, 2), tens([]uint8{10}, 1)}, tens([]uint8{4, 11}, 2), 0},
+		{"int8 mul", "Mul", nil, []*tensor.Tensor{tens([]int8{-3, 4}, 2), tens([]int8{5, -6}, 2)}, tens([]int8{-15, -24}, 2), 0},
+		{"int32 div truncates", "Div", nil, []*tensor.Tensor{tens([]int32{7, -7}, 2), tens([]int32{2}, 1)}, tens([]int32{3, -3}, 2), 0},
+		{"pow float", "Pow", nil, []*tensor.Tensor{f32([]float32{2, 4, -2}, 3), f32([]float32{3, 0.5, 2}, 3)}, f32([]float32{8, 2, 4}, 3), 0},
+		{"pow broadcast scalar", "Pow", nil, []*tensor.Tensor{f32([]float32{1, 2, 3}, 3), f32([]float32{2})}, f32([]float32{1, 4, 9}, 3), 0},
+		{"pow float base int64 exponent", "Pow", nil, []*tensor.Tensor{f32([]float32{1.5, 2}, 2), i64([]int64{2, -1}, 2)}, f32([]float32{2.25, 0.5}, 2), 0},
+		{"pow int64 base int64 exponent exact", "Pow", nil, []*tensor.Tensor{i64([]int64{3, 7, 2}, 3), i64([]int64{39, 0, -1}, 3)}, i64([]int64{4052555153018976267, 1, 0}, 3), 0},
+		{"pow int32 base float exponent truncates", "Pow", nil, []*tensor.Tensor{tens([]int32{2, 9}, 2), f32([]float32{0.5, 0.5}, 2)}, tens([]int32{1, 3}, 2), 0},
+		{"mod python sign", "Mod", nil, []*tensor.Tensor{i64([]int64{-7, 7, -7, 7}, 4), i64([]int64{3, -3, -3, 3}, 4)}, i64([]int64{2, -2, -1, 1}, 4), 0},
+		{"mod fmod int", "Mod", []modelgen.Attr{modelgen.AInt("fmod", 1)}, []*tensor.Tensor{tens([]int32{-7, 7}, 2), tens([]int32{3, -3}, 2)}, tens([]int32{-1, 1}, 2), 0},
+		{"mod fmod float", "Mod", []modelgen.Attr{modelgen.AInt("fmod", 1)}, []*tensor.Tensor{f32([]float32{-7.5, 7.5}, 2), f32([]float32{2}, 1)}, f32([]float32{-1.5, 1.5}, 2), 0},
+		{"max variadic broadcast", "Max", nil, []*tensor.Tensor{f32([]float32{1, 5}, 2), f32([]float32{3}, 1), f32([]float32{0, 2, 4, 6}, 2, 2)}, f32([]float32{3, 5, 4, 6}, 2, 2), 0},
+		{"min one input", "Min", nil, []*tensor.Tensor{f32([]float32{1, -5}, 2)}, f32([]float32{1, -5}, 2), 0},
+		{"min int64", "Min", nil, []*tensor.Tensor{i64([]int64{1, -5}, 2), i64([]int64{0, 0}, 2)}, i64([]int64{0, -5}, 2), 0},
+		{"max propagates NaN", "Max", nil, []*tensor.Tensor{f32([]float32{float32(math.NaN()), 1}, 2), f32([]float32{1, float32(math.NaN())}, 2)}, f32([]float32{float32(math.NaN()), float32(math.NaN())}, 2), 0},
+		{"sum", "Sum", nil, []*tensor.Tensor{f32([]float32{1, 2}, 2), f32([]float32{10}, 1), f32([]float32{100, 200}, 2)}, f32([]float32{111, 212}, 2), 0},
+		{"mean", "Mean", nil, []*tensor.Tensor{f32([]float32{1, 2}, 2), f32([]float32{3, 6}, 2)}, f32([]float32{2, 4}, 2), 0},
+		{"prelu per channel", "PRelu", nil, []*tensor.Tensor{f32([]float32{-1, 1, -2, 2}, 2, 2), f32([]float32{0.1, 0.5}, 2, 1)}, f32([]float32{-0.1, 1, -1, 2}, 2, 2), 1e-7},
+		{"prelu scalar slope", "PRelu", nil, []*tensor.Tensor{f32([]float32{-4, 4}, 2), f32([]float32{0.25})}, f32([]float32{-1, 4}, 2), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runOp(t, opCase{opset: 13, op: tt.op, attrs: tt.attrs, inputs: tt.in})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkClose(t, got[0], tt.want, tt.tol)
+		})
+	}
+}
+
+func TestBinaryOpMoreErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		op    string
+		attrs []modelgen.Attr
+		in    []*tensor.Tensor
+		frag  []string
+	}{
+		{"mod by zero", "Mod", nil, []*tensor.Tensor{i64([]int64{1}, 1), i64([]int64{0}, 1)}, []string{"division by zero"}},
+		{"mod float without fmod", "Mod", nil, []*tensor.Tensor{f32([]float32{1}, 1), f32([]float32{1}, 1)}, []string{"float32", "fmod=0"}},
+		{"uint8 div by zero", "Div", nil, []*tensor.Tensor{tens([]uint8{1}, 1), tens([]uint8{0}, 1)}, []string{"division by zero"}},
+		{"pow bool exponent", "Pow", nil, []*tensor.Tensor{f32([]float32{1}, 1), tens([]bool{true}, 1)}, []string{"input Y", "bool"}},
+		{"pow bool base", "Pow", nil, []*tensor.Tensor{tens([]bool{true}, 1), f32([]float32{1}, 1)}, []string{"input X", "bool"}},
+		{"pow shapes", "Pow", nil, []*tensor.Tensor{f32([]float32{1, 2}, 2), f32([]float32{1, 2, 3}, 3)}, []string{"do not broadcast"}},
+		{"max dtype mismatch", "Max", nil, []*tensor.Tensor{f32([]float32{1}, 1), i64([]int64{1}, 1)}, []string{"input 1", "same dtype"}},
+		{"max bool", "Max", nil, []*tensor.Tensor{tens([]bool{true}, 1)}, []string{"bool", "Max supports"}},
+		{"prelu slope wider than x", "PRelu", nil, []*tensor.Tensor{f32([]float32{1}, 1), f32([]float32{1, 2}, 2)}, []string{"slope", "[2]", "X's shape [1]"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := runOp(t, opCase{opset: 13, op: tt.op, attrs: tt.attrs, inputs: tt.in})
+			wantErr(t, err, tt.frag...)
+		})
 	}
 }

@@ -214,3 +214,24 @@ func TestConstantFeedsReshape(t *testing.T) {
 		checkTensor(t, out["y"], f32(seq(1, 6), 3, 2), 0)
 	}
 }
+
+func TestSqueezeUnsqueeze(t *testing.T) {
+	x := f32(seq(0, 6), 1, 3, 1, 2)
+	runTensorCases(t, []tensorCase{
+		{name: "squeeze all ones", op: "Squeeze", inputs: ins(x), want: outs(f32(seq(0, 6), 3, 2))},
+		{name: "squeeze axes input", op: "Squeeze", inputs: ins(x, i64([]int64{-2}, 1)), want: outs(f32(seq(0, 6), 1, 3, 2))},
+		{name: "squeeze axes attribute (opset 11)", opset: 11, op: "Squeeze", attrs: []modelgen.Attr{modelgen.AInts("axes", 0)}, inputs: ins(x), want: outs(f32(seq(0, 6), 3, 1, 2))},
+		{name: "squeeze to scalar", op: "Squeeze", inputs: ins(i64([]int64{4}, 1, 1)), want: outs(i64([]int64{4}))},
+		{name: "unsqueeze", op: "Unsqueeze", inputs: ins(f32(seq(0, 6), 3, 2), i64([]int64{0, 3}, 2)), want: outs(f32(seq(0, 6), 1, 3, 2, 1))},
+		{name: "unsqueeze negative unsorted", op: "Unsqueeze", inputs: ins(f32(seq(0, 6), 3, 2), i64([]int64{-1, 1}, 2)), want: outs(f32(seq(0, 6), 3, 1, 2, 1))},
+		{name: "unsqueeze attribute (opset 11)", opset: 11, op: "Unsqueeze", attrs: []modelgen.Attr{modelgen.AInts("axes", 1)}, inputs: ins(f32(seq(0, 6), 3, 2)), want: outs(f32(seq(0, 6), 3, 1, 2))},
+		{name: "unsqueeze scalar", op: "Unsqueeze", inputs: ins(tens([]bool{true}), i64([]int64{0}, 1)), want: outs(tens([]bool{true}, 1))},
+	})
+	runErrCases(t, []errCase{
+		{name: "squeeze non-one", op: "Squeeze", inputs: ins(x, i64([]int64{1}, 1)), frag: []string{"dimension 1", "is 3", "size-1"}},
+		{name: "squeeze axis range", op: "Squeeze", inputs: ins(x, i64([]int64{4}, 1)), frag: []string{"axis 4", "out of range"}},
+		{name: "unsqueeze missing axes", op: "Unsqueeze", inputs: ins(x), frag: []string{"axes", "required"}},
+		{name: "unsqueeze duplicate", op: "Unsqueeze", inputs: ins(x, i64([]int64{0, 0}, 2)), frag: []string{"appears twice"}},
+		{name: "unsqueeze axis range", op: "Unsqueeze", inputs: ins(f32([]float32{1}, 1), i64([]int64{2}, 1)), frag: []string{"axis 2", "out of range"}},
+	})
+}

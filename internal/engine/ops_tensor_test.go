@@ -1,12 +1,245 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"testing"
 
+	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/tensor"
 )
+
+// tensorCase is one run of a tensor op: inputs, expected outputs in order.
+type tensorCase struct {
+	name   string
+	opset  int64
+	op     string
+	attrs  []modelgen.Attr
+	inputs []*tensor.Tensor
+	want   []*tensor.Tensor
+}
+
+func runTensorCases(t *testing.T, tests []tensorCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runOp(t, opCase{opset: tt.opset, op: tt.op, attrs: tt.attrs, inputs: tt.inputs, nout: len(tt.want)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range tt.want {
+				checkClose(t, got[i], w, 0)
+			}
+		})
+	}
+}
+
+// errCase is one run of an op that must fail with an error naming frag.
+type errCase struct {
+	name   string
+	opset  int64
+	op     string
+	attrs  []modelgen.Attr
+	inputs []*tensor.Tensor
+	nout   int
+	frag   []string
+	unsup  bool // the error must wrap ErrUnsupported
+}
+
+func runErrCases(t *testing.T, tests []errCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := runOp(t, opCase{opset: tt.opset, op: tt.op, attrs: tt.attrs, inputs: tt.inputs, nout: tt.nout})
+			wantErr(t, err, tt.frag...)
+			if errors.Is(err, ErrUnsupported) != tt.unsup {
+				t.Errorf("errors.Is(err, ErrUnsupported) = %v, want %v", !tt.unsup, tt.unsup)
+			}
+		})
+	}
+}
+
+func outs(ts ...*tensor.Tensor) []*tensor.Tensor { return ts }
+
+func ins(ts ...*tensor.Tensor) []*tensor.Tensor { return ts }
+
+func TestGatherFamily(t *testing.T) {
+	runTensorCases(t, []tensorCase{
+		{name: "gather axis 0", op: "Gather", inputs: ins(f32(seq(1, 6), 3, 2), i64([]int64{2, 0}, 2)), want: outs(f32([]float32{5, 6, 1, 2}, 2, 2))},
+		{name: "gather axis 1, negative, 2-D indices", op: "Gather", attrs: []modelgen.Attr{modelgen.AInt("axis", 1)},
+			inputs: ins(f32(seq(0, 6), 2, 3), i64([]int64{-1, 0}, 1, 2)), want: outs(f32([]float32{2, 0, 5, 3}, 2, 1, 2))},
+		{name: "gather scalar int32 index", op: "Gather", inputs: ins(i64([]int64{10, 20, 30}, 3), tens([]int32{1})), want: outs(i64([]int64{20}))},
+		{name: "gather bool rows", op: "Gather", inputs: ins(tens([]bool{true, false, false, true}, 2, 2), i64([]int64{1, 1, 0}, 3)),
+			want: outs(tens([]bool{false, true, false, true, true, false}, 3, 2))},
+		{name: "gather empty indices", op: "Gather", inputs: ins(f32(seq(0, 4), 2, 2), i64(nil, 0)), want: outs(f32(nil, 0, 2))},
+		{name: "gather elements axis 1", op: "GatherElements", attrs: []modelgen.Attr{modelgen.AInt("axis", 1)},
+			inputs: ins(f32([]float32{1, 2, 3, 4}, 2, 2), i64([]int64{0, 0, 1, 0}, 2, 2)), want: outs(f32([]float32{1, 1, 4, 3}, 2, 2))},
+		{name: "gather elements axis 0, negative", op: "GatherElements",
+			inputs: ins(f32([]float32{1, 2, 3, 4}, 2, 2), i64([]int64{-1, 0}, 1, 2)), want: outs(f32([]float32{3, 2}, 1, 2))},
+		{name: "scatternd", op: "ScatterND", inputs: ins(f32(seq(1, 8), 8), i64([]int64{4, 3, 1, 7}, 4, 1), f32([]float32{9, 10, 11, 12}, 4)),
+			want: outs(f32([]float32{1, 11, 3, 10, 9, 6, 7, 12}, 8))},
+		{name: "scatternd slices add", opset: 16, op: "ScatterND", attrs: []modelgen.Attr{modelgen.AString("reduction", "add")},
+			inputs: ins(f32([]float32{1, 1, 1, 1}, 2, 2), i64([]int64{0, 0}, 2, 1), f32([]float32{5, 6, 1, 1}, 2, 2)),
+			want:   outs(f32([]float32{7, 8, 1, 1}, 2, 2))},
+	})
+	runErrCases(t, []errCase{
+		{name: "gather index out of range", op: "Gather", inputs: ins(f32(seq(0, 3), 3), i64([]int64{3}, 1)), frag: []string{"indices", "3", "out of range [-3, 2]"}},
+		{name: "gather float indices", op: "Gather", inputs: ins(f32(seq(0, 3), 3), f32([]float32{0}, 1)), frag: []string{"indices", "float32"}},
+		{name: "gather axis", op: "Gather", attrs: []modelgen.Attr{modelgen.AInt("axis", 1)}, inputs: ins(f32(seq(0, 3), 3), i64([]int64{0}, 1)), frag: []string{"axis 1", "out of range"}},
+		{name: "gather scalar data", op: "Gather", inputs: ins(f32([]float32{1}), i64([]int64{0}, 1)), frag: []string{"axis 0", "rank 0"}},
+		{name: "gather elements rank", op: "GatherElements", inputs: ins(f32(seq(0, 4), 2, 2), i64([]int64{0}, 1)), frag: []string{"indices", "rank 2"}},
+		{name: "scatternd index range", op: "ScatterND", inputs: ins(f32(seq(1, 2), 2), i64([]int64{2}, 1, 1), f32([]float32{9}, 1)), frag: []string{"indices", "out of range"}},
+		{name: "scatternd updates shape", op: "ScatterND", inputs: ins(f32(seq(1, 2), 2), i64([]int64{1}, 1, 1), f32([]float32{9, 9}, 2)), frag: []string{"updates", "must be [1]"}},
+		{name: "scatternd reduction", opset: 16, op: "ScatterND", attrs: []modelgen.Attr{modelgen.AString("reduction", "xor")}, inputs: ins(f32(seq(1, 2), 2), i64([]int64{1}, 1, 1), f32([]float32{9}, 1)), frag: []string{"reduction", "xor"}, unsup: true},
+	})
+}
+
+func TestTransposeShapeSize(t *testing.T) {
+	x := f32(seq(0, 12), 2, 3, 2)
+	runTensorCases(t, []tensorCase{
+		{name: "transpose default reverses", op: "Transpose", inputs: ins(f32(seq(0, 6), 2, 3)), want: outs(f32([]float32{0, 3, 1, 4, 2, 5}, 3, 2))},
+		{name: "transpose perm", op: "Transpose", attrs: []modelgen.Attr{modelgen.AInts("perm", 1, 0, 2)}, inputs: ins(x),
+			want: outs(f32([]float32{0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11}, 3, 2, 2))},
+		{name: "transpose perm last two", op: "Transpose", attrs: []modelgen.Attr{modelgen.AInts("perm", 0, 2, 1)}, inputs: ins(x),
+			want: outs(f32([]float32{0, 2, 4, 1, 3, 5, 6, 8, 10, 7, 9, 11}, 2, 2, 3))},
+		{name: "transpose int8", op: "Transpose", inputs: ins(tens([]int8{1, 2, 3, 4}, 2, 2)), want: outs(tens([]int8{1, 3, 2, 4}, 2, 2))},
+		{name: "transpose scalar", op: "Transpose", inputs: ins(f32([]float32{5})), want: outs(f32([]float32{5}))},
+		{name: "shape", op: "Shape", inputs: ins(x), want: outs(i64([]int64{2, 3, 2}, 3))},
+		{name: "shape start", opset: 15, op: "Shape", attrs: []modelgen.Attr{modelgen.AInt("start", 1)}, inputs: ins(x), want: outs(i64([]int64{3, 2}, 2))},
+		{name: "shape negative end", opset: 15, op: "Shape", attrs: []modelgen.Attr{modelgen.AInt("end", -1)}, inputs: ins(x), want: outs(i64([]int64{2, 3}, 2))},
+		{name: "shape clamps", opset: 15, op: "Shape", attrs: []modelgen.Attr{modelgen.AInt("start", -10), modelgen.AInt("end", 10)}, inputs: ins(x), want: outs(i64([]int64{2, 3, 2}, 3))},
+		{name: "shape empty range", opset: 15, op: "Shape", attrs: []modelgen.Attr{modelgen.AInt("start", 2), modelgen.AInt("end", 1)}, inputs: ins(x), want: outs(i64(nil, 0))},
+		{name: "shape of scalar", op: "Shape", inputs: ins(f32([]float32{1})), want: outs(i64(nil, 0))},
+		{name: "size", op: "Size", inputs: ins(x), want: outs(i64([]int64{12}))},
+	})
+	runErrCases(t, []errCase{
+		{name: "perm length", op: "Transpose", attrs: []modelgen.Attr{modelgen.AInts("perm", 1, 0)}, inputs: ins(x), frag: []string{"perm", "rank 3"}},
+		{name: "perm repeats", op: "Transpose", attrs: []modelgen.Attr{modelgen.AInts("perm", 0, 0, 1)}, inputs: ins(x), frag: []string{"perm", "not a permutation"}},
+	})
+}
+
+func TestConcatSplit(t *testing.T) {
+	a, b := f32([]float32{1, 2}, 2, 1), f32([]float32{3, 4, 5, 6}, 2, 2)
+	runTensorCases(t, []tensorCase{
+		{name: "concat axis 1", op: "Concat", attrs: []modelgen.Attr{modelgen.AInt("axis", 1)}, inputs: ins(a, b), want: outs(f32([]float32{1, 3, 4, 2, 5, 6}, 2, 3))},
+		{name: "concat axis -1 with empty", op: "Concat", attrs: []modelgen.Attr{modelgen.AInt("axis", -1)}, inputs: ins(a, f32(nil, 2, 0), a), want: outs(f32([]float32{1, 1, 2, 2}, 2, 2))},
+		{name: "concat axis 0 int64", op: "Concat", attrs: []modelgen.Attr{modelgen.AInt("axis", 0)}, inputs: ins(i64([]int64{1}, 1), i64([]int64{2, 3}, 2)), want: outs(i64([]int64{1, 2, 3}, 3))},
+		{name: "split equal", op: "Split", attrs: []modelgen.Attr{modelgen.AInt("axis", 1)}, inputs: ins(f32(seq(0, 8), 2, 4)),
+			want: outs(f32([]float32{0, 1, 4, 5}, 2, 2), f32([]float32{2, 3, 6, 7}, 2, 2))},
+		{name: "split input", op: "Split", inputs: ins(f32(seq(0, 6), 6), i64([]int64{1, 0, 5}, 3)),
+			want: outs(f32([]float32{0}, 1), f32(nil, 0), f32(seq(1, 5), 5))},
+		{name: "split attribute (opset 11)", opset: 11, op: "Split", attrs: []modelgen.Attr{modelgen.AInts("split", 2, 1)}, inputs: ins(f32(seq(0, 3), 3, 1)),
+			want: outs(f32([]float32{0, 1}, 2, 1), f32([]float32{2}, 1, 1))},
+		{name: "split num_outputs uneven (opset 18)", opset: 18, op: "Split", attrs: []modelgen.Attr{modelgen.AInt("num_outputs", 3)}, inputs: ins(i64([]int64{1, 2, 3, 4, 5}, 5)),
+			want: outs(i64([]int64{1, 2}, 2), i64([]int64{3, 4}, 2), i64([]int64{5}, 1))},
+	})
+	runErrCases(t, []errCase{
+		{name: "concat shapes", op: "Concat", attrs: []modelgen.Attr{modelgen.AInt("axis", 0)}, inputs: ins(a, b), frag: []string{"input 1", "other than axis 0 must match"}},
+		{name: "concat dtypes", op: "Concat", attrs: []modelgen.Attr{modelgen.AInt("axis", 0)}, inputs: ins(a, i64([]int64{1, 2}, 2, 1)), frag: []string{"input 1", "int64"}},
+		{name: "concat no axis", op: "Concat", inputs: ins(a), frag: []string{"axis", "required"}},
+		{name: "split uneven", op: "Split", inputs: ins(f32(seq(0, 3), 3)), nout: 2, frag: []string{"split equally into 2"}},
+		{name: "split sum", op: "Split", inputs: ins(f32(seq(0, 3), 3), i64([]int64{1, 1}, 2)), nout: 2, frag: []string{"sums to 2", "has 3"}},
+		{name: "split count", op: "Split", inputs: ins(f32(seq(0, 3), 3), i64([]int64{3}, 1)), nout: 2, frag: []string{"1 entries", "2 outputs"}},
+	})
+}
+
+func TestSlice(t *testing.T) {
+	x := f32(seq(0, 12), 3, 4)
+	const maxI, minI = math.MaxInt64, math.MinInt64
+	runTensorCases(t, []tensorCase{
+		{name: "basic", op: "Slice", inputs: ins(x, i64([]int64{0, 1}, 2), i64([]int64{2, 3}, 2)), want: outs(f32([]float32{1, 2, 5, 6}, 2, 2))},
+		{name: "reverse rows", op: "Slice", inputs: ins(x, i64([]int64{-1}, 1), i64([]int64{minI}, 1), i64([]int64{1}, 1), i64([]int64{-1}, 1)),
+			want: outs(f32([]float32{3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8}, 3, 4))},
+		{name: "step 2 to end", op: "Slice", inputs: ins(x, i64([]int64{0}, 1), i64([]int64{maxI}, 1), i64([]int64{0}, 1), i64([]int64{2}, 1)),
+			want: outs(f32([]float32{0, 1, 2, 3, 8, 9, 10, 11}, 2, 4))},
+		{name: "negative axis and step -2", op: "Slice", inputs: ins(x, i64([]int64{10}, 1), i64([]int64{0}, 1), i64([]int64{-1}, 1), i64([]int64{-2}, 1)),
+			want: outs(f32([]float32{3, 1, 7, 5, 11, 9}, 3, 2))},
+		{name: "start past the end is empty", op: "Slice", inputs: ins(x, i64([]int64{5}, 1), i64([]int64{maxI}, 1)), want: outs(f32(nil, 0, 4))},
+		{name: "int32 inputs", op: "Slice", inputs: ins(x, tens([]int32{1}, 1), tens([]int32{-1}, 1), tens([]int32{1}, 1)),
+			want: outs(f32([]float32{1, 2, 5, 6, 9, 10}, 3, 2))},
+		{name: "attributes (opset 9)", opset: 9, op: "Slice", attrs: []modelgen.Attr{modelgen.AInts("starts", 1), modelgen.AInts("ends", 2), modelgen.AInts("axes", 0)},
+			inputs: ins(x), want: outs(f32([]float32{4, 5, 6, 7}, 1, 4))},
+		{name: "bool", op: "Slice", inputs: ins(tens([]bool{true, false, true}, 3), i64([]int64{1}, 1), i64([]int64{3}, 1)), want: outs(tens([]bool{false, true}, 2))},
+	})
+	runErrCases(t, []errCase{
+		{name: "zero step", op: "Slice", inputs: ins(x, i64([]int64{0}, 1), i64([]int64{1}, 1), i64([]int64{0}, 1), i64([]int64{0}, 1)), frag: []string{"steps", "is 0"}},
+		{name: "length mismatch", op: "Slice", inputs: ins(x, i64([]int64{0, 0}, 2), i64([]int64{1}, 1)), frag: []string{"starts has 2", "ends 1"}},
+		{name: "repeated axis", op: "Slice", inputs: ins(x, i64([]int64{0, 0}, 2), i64([]int64{1, 1}, 2), i64([]int64{0, -2}, 2)), frag: []string{"appears twice"}},
+		{name: "float starts", op: "Slice", inputs: ins(x, f32([]float32{0}, 1), i64([]int64{1}, 1)), frag: []string{"starts", "int64 or int32"}},
+	})
+}
+
+func TestExpandTilePad(t *testing.T) {
+	runTensorCases(t, []tensorCase{
+		{name: "expand", op: "Expand", inputs: ins(f32([]float32{1, 2, 3}, 3, 1), i64([]int64{2, 1, 2}, 3)),
+			want: outs(f32([]float32{1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3}, 2, 3, 2))},
+		{name: "expand to smaller shape keeps input", op: "Expand", inputs: ins(f32([]float32{1, 2}, 2), i64([]int64{1}, 1)), want: outs(f32([]float32{1, 2}, 2))},
+		{name: "expand int64 scalar", op: "Expand", inputs: ins(i64([]int64{7}), i64([]int64{3}, 1)), want: outs(i64([]int64{7, 7, 7}, 3))},
+		{name: "tile", op: "Tile", inputs: ins(f32([]float32{1, 2}, 1, 2), i64([]int64{2, 2}, 2)), want: outs(f32([]float32{1, 2, 1, 2, 1, 2, 1, 2}, 2, 4))},
+		{name: "tile rows", op: "Tile", inputs: ins(tens([]int32{1, 2, 3, 4}, 2, 2), i64([]int64{2, 1}, 2)), want: outs(tens([]int32{1, 2, 3, 4, 1, 2, 3, 4}, 4, 2))},
+		{name: "pad constant", op: "Pad", inputs: ins(f32([]float32{1, 2, 3, 4}, 2, 2), i64([]int64{0, 1, 1, 0}, 4), f32([]float32{9})),
+			want: outs(f32([]float32{9, 1, 2, 9, 3, 4, 9, 9, 9}, 3, 3))},
+		{name: "pad constant default zero int64", op: "Pad", inputs: ins(i64([]int64{5}, 1), i64([]int64{1, 2}, 2)), want: outs(i64([]int64{0, 5, 0, 0}, 4))},
+		{name: "pad reflect", op: "Pad", attrs: []modelgen.Attr{modelgen.AString("mode", "reflect")}, inputs: ins(f32([]float32{1, 2, 3}, 3), i64([]int64{2, 2}, 2)),
+			want: outs(f32([]float32{3, 2, 1, 2, 3, 2, 1}, 7))},
+		{name: "pad edge", op: "Pad", attrs: []modelgen.Attr{modelgen.AString("mode", "edge")}, inputs: ins(f32([]float32{1, 2, 3}, 3), i64([]int64{2, 2}, 2)),
+			want: outs(f32([]float32{1, 1, 1, 2, 3, 3, 3}, 7))},
+		{name: "pad wrap", opset: 19, op: "Pad", attrs: []modelgen.Attr{modelgen.AString("mode", "wrap")}, inputs: ins(f32([]float32{1, 2, 3}, 3), i64([]int64{2, 2}, 2)),
+			want: outs(f32([]float32{2, 3, 1, 2, 3, 1, 2}, 7))},
+		{name: "pad negative crops", op: "Pad", inputs: ins(f32([]float32{1, 2, 3}, 3), i64([]int64{-1, 1}, 2)), want: outs(f32([]float32{2, 3, 0}, 3))},
+		{name: "pad axes (opset 18)", opset: 18, op: "Pad", inputs: ins(f32([]float32{1, 2, 3, 4}, 2, 2), i64([]int64{1, 0}, 2), nil, i64([]int64{-1}, 1)),
+			want: outs(f32([]float32{0, 1, 2, 0, 3, 4}, 2, 3))},
+		{name: "pad attributes (opset 2)", opset: 2, op: "Pad", attrs: []modelgen.Attr{modelgen.AInts("pads", 1, 0), modelgen.AFloat("value", -1)},
+			inputs: ins(f32([]float32{1, 2}, 2)), want: outs(f32([]float32{-1, 1, 2}, 3))},
+		{name: "pad reflect 2-D", op: "Pad", attrs: []modelgen.Attr{modelgen.AString("mode", "reflect")}, inputs: ins(f32([]float32{1, 2, 3, 4}, 2, 2), i64([]int64{1, 1, 0, 0}, 4)),
+			want: outs(f32([]float32{4, 3, 4, 2, 1, 2, 4, 3, 4}, 3, 3))},
+	})
+	runErrCases(t, []errCase{
+		{name: "expand shapes", op: "Expand", inputs: ins(f32([]float32{1, 2}, 2), i64([]int64{3}, 1)), frag: []string{"do not broadcast"}},
+		{name: "expand too large", op: "Expand", inputs: ins(f32([]float32{1}, 1), i64([]int64{1 << 20, 1 << 20}, 2)), frag: []string{"more than"}},
+		{name: "expand negative", op: "Expand", inputs: ins(f32([]float32{1}, 1), i64([]int64{-2}, 1)), frag: []string{"dimension 0 is -2"}},
+		{name: "tile repeats length", op: "Tile", inputs: ins(f32([]float32{1}, 1), i64([]int64{1, 2}, 2)), frag: []string{"repeats", "rank 1"}},
+		{name: "tile huge", op: "Tile", inputs: ins(f32([]float32{1, 2}, 2), i64([]int64{1 << 62}, 1)), frag: []string{"more than"}},
+		{name: "pad count", op: "Pad", inputs: ins(f32([]float32{1}, 1), i64([]int64{1}, 1)), frag: []string{"pads", "2 x 1 axes"}},
+		{name: "pad reflect too wide", op: "Pad", attrs: []modelgen.Attr{modelgen.AString("mode", "reflect")}, inputs: ins(f32([]float32{1, 2}, 2), i64([]int64{2, 0}, 2)), frag: []string{"reflect", "smaller than its size 2"}},
+		{name: "pad value dtype", op: "Pad", inputs: ins(f32([]float32{1}, 1), i64([]int64{1, 1}, 2), i64([]int64{0})), frag: []string{"constant_value", "float32"}},
+		{name: "pad mode", op: "Pad", attrs: []modelgen.Attr{modelgen.AString("mode", "mirror")}, inputs: ins(f32([]float32{1}, 1), i64([]int64{1, 1}, 2)), frag: []string{"mode", "mirror"}, unsup: true},
+	})
+}
+
+func TestCastAndCreation(t *testing.T) {
+	to := func(dt tensor.DType) []modelgen.Attr { return []modelgen.Attr{modelgen.AInt("to", int64(dt))} }
+	runTensorCases(t, []tensorCase{
+		{name: "float to int32 truncates", op: "Cast", attrs: to(tensor.Int32), inputs: ins(f32([]float32{-1.7, 1.7, 2.5, -0.5}, 4)), want: outs(tens([]int32{-1, 1, 2, 0}, 4))},
+		{name: "float to uint8", op: "Cast", attrs: to(tensor.Uint8), inputs: ins(f32([]float32{3.9, 255}, 2)), want: outs(tens([]uint8{3, 255}, 2))},
+		{name: "int64 to bool", op: "Cast", attrs: to(tensor.Bool), inputs: ins(i64([]int64{0, -3, 1}, 3)), want: outs(tens([]bool{false, true, true}, 3))},
+		{name: "float to bool, NaN is true", op: "Cast", attrs: to(tensor.Bool), inputs: ins(f32([]float32{0, float32(math.NaN()), 0.1}, 3)), want: outs(tens([]bool{false, true, true}, 3))},
+		{name: "bool to float", op: "Cast", attrs: to(tensor.Float32), inputs: ins(tens([]bool{true, false}, 2)), want: outs(f32([]float32{1, 0}, 2))},
+		{name: "float64 to float32", op: "Cast", attrs: to(tensor.Float32), inputs: ins(tens([]float64{0.1, 1e300}, 2)), want: outs(f32([]float32{0.1, float32(math.Inf(1))}, 2))},
+		{name: "int8 to int64 sign extends", op: "Cast", attrs: to(tensor.Int64), inputs: ins(tens([]int8{-1, 127}, 2)), want: outs(i64([]int64{-1, 127}, 2))},
+		{name: "castlike", op: "CastLike", inputs: ins(f32([]float32{2.9}, 1), i64(nil, 0)), want: outs(i64([]int64{2}, 1))},
+		{name: "constantofshape default", op: "ConstantOfShape", inputs: ins(i64([]int64{2, 1}, 2)), want: outs(f32([]float32{0, 0}, 2, 1))},
+		{name: "constantofshape int64 value", op: "ConstantOfShape", attrs: []modelgen.Attr{tensorAttr("value", i64([]int64{7}, 1))}, inputs: ins(i64([]int64{3}, 1)), want: outs(i64([]int64{7, 7, 7}, 3))},
+		{name: "constantofshape scalar", op: "ConstantOfShape", attrs: []modelgen.Attr{tensorAttr("value", tens([]bool{true}, 1))}, inputs: ins(i64(nil, 0)), want: outs(tens([]bool{true}))},
+		{name: "constantofshape zero dim", op: "ConstantOfShape", inputs: ins(i64([]int64{0, 4}, 2)), want: outs(f32(nil, 0, 4))},
+		{name: "range float", op: "Range", inputs: ins(f32([]float32{0}), f32([]float32{1}), f32([]float32{0.3})), want: outs(f32([]float32{0, 0.3, 0.6, 0.90000004}, 4))},
+		{name: "range int32 negative delta", op: "Range", inputs: ins(tens([]int32{10}), tens([]int32{4}), tens([]int32{-3})), want: outs(tens([]int32{10, 7}, 2))},
+		{name: "range int64 empty", op: "Range", inputs: ins(i64([]int64{5}), i64([]int64{0}), i64([]int64{1})), want: outs(i64(nil, 0))},
+		{name: "nonzero", op: "NonZero", inputs: ins(f32([]float32{1, float32(math.Copysign(0, -1)), 0, 3}, 2, 2)), want: outs(i64([]int64{0, 1, 0, 1}, 2, 2))},
+		{name: "nonzero bool 1-D", op: "NonZero", inputs: ins(tens([]bool{false, true, true}, 3)), want: outs(i64([]int64{1, 2}, 1, 2))},
+	})
+	runErrCases(t, []errCase{
+		{name: "cast to float16", op: "Cast", attrs: to(tensor.Float16), inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "float16"}, unsup: true},
+		{name: "cast to string", op: "Cast", attrs: to(tensor.String), inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "string"}, unsup: true},
+		{name: "cast without to", op: "Cast", inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "required"}},
+		{name: "constantofshape negative", op: "ConstantOfShape", inputs: ins(i64([]int64{-1}, 1)), frag: []string{"dimension 0 is -1"}},
+		{name: "constantofshape huge", op: "ConstantOfShape", inputs: ins(i64([]int64{1 << 40, 1 << 40}, 2)), frag: []string{"more than"}},
+		{name: "range zero delta", op: "Range", inputs: ins(f32([]float32{0}), f32([]float32{1}), f32([]float32{0})), frag: []string{"delta", "must not be 0"}},
+		{name: "range huge", op: "Range", inputs: ins(i64([]int64{0}), i64([]int64{math.MaxInt64}), i64([]int64{1})), frag: []string{"exceeds"}},
+		{name: "range dtypes", op: "Range", inputs: ins(f32([]float32{0}), i64([]int64{1}), f32([]float32{1})), frag: []string{"limit", "int64"}},
+	})
+}
 
 // tens builds a tensor of element type T holding vals (not copied).
 func tens[T elem](vals []T, shape ...int) *tensor.Tensor {
