@@ -1,0 +1,135 @@
+package instance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// newServer loads y = x*2 over [N,4] into a real server behind httptest.
+func newServer(t *testing.T, workers, queue int) (*Server, string) {
+	t.Helper()
+	b := modelgen.NewBuilder("double", 13, 1)
+	b.Input("x", tensor.Float32, []int64{-1, 4}, "N")
+	b.Fill("two", 2, 4)
+	b.Node("Mul", []string{"x", "two"}, nil, "y")
+	b.Output("y", tensor.Float32, []int64{-1, 4}, "N")
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Name: "double", ModelPath: path, Workers: workers, Queue: queue})
+	if _, err := s.Load(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { srv.Close(); s.Close() })
+	return s, srv.URL
+}
+
+func call(t *testing.T, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%s %s: %d, body not JSON: %q", method, url, resp.StatusCode, b)
+	}
+	return resp.StatusCode, v
+}
+
+func TestEndpoints(t *testing.T) {
+	_, url := newServer(t, 2, 8)
+	tests := []struct {
+		name, method, path, body string
+		code                     int
+		want                     string // substring of the JSON answer
+	}{
+		{"live", "GET", "/v2/health/live", "", 200, `"live":true`},
+		{"ready", "GET", "/v2/health/ready", "", 200, `"ready":true`},
+		{"metadata", "GET", "/v2/models/double", "", 200, `"datatype":"FP32"`},
+		{"model ready", "GET", "/v2/models/double/ready", "", 200, `"ready":true`},
+		{"infer", "POST", "/v2/models/double/infer", `{"inputs":[{"name":"x","shape":[2,4],"datatype":"FP32","data":[[1,2,3,4],[5,6,7,8]]}]}`, 200, `"data":[2,4,6,8,10,12,14,16]`},
+		{"other model", "POST", "/v2/models/other/infer", `{}`, 404, `not served here`},
+		{"unknown output", "POST", "/v2/models/double/infer", `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"z"}]}`, 400, `outputs[0].name`},
+		{"bad dim", "POST", "/v2/models/double/infer", `{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}`, 400, `dimension 1 must be 4`},
+		{"resize bad workers", "POST", "/_spindle/resize", `{"workers":0}`, 400, `workers: 0 must be between 1`},
+		{"resize unknown field", "POST", "/_spindle/resize", `{"workers":2,"cpus":3}`, 400, `unknown field`},
+		{"no such endpoint", "GET", "/nope", "", 404, `no such endpoint`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, v := call(t, tc.method, url+tc.path, tc.body)
+			b, _ := json.Marshal(v)
+			if code != tc.code || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("got %d %s, want %d with %s", code, b, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestResizeUnderLoad resizes the worker pool up and down while requests run:
+// no request fails, and the pool reports each new size.
+func TestResizeUnderLoad(t *testing.T) {
+	s, url := newServer(t, 1, 4096)
+	body := `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`
+	var wg sync.WaitGroup
+	failures := make(chan string, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50 && ctx.Err() == nil; i++ {
+				resp, err := http.Post(url+"/v2/models/double/infer", "application/json", strings.NewReader(body))
+				if err != nil {
+					failures <- err.Error()
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failures <- fmt.Sprint(resp.StatusCode)
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		n := 1 + i%4
+		code, v := call(t, "POST", url+"/_spindle/resize", fmt.Sprintf(`{"workers":%d,"gomaxprocs":0}`, n))
+		if code != 200 {
+			t.Fatalf("resize to %d: %d %v", n, code, v)
+		}
+		if got := s.Stats().Pool.Concurrency; got != n {
+			t.Fatalf("after resize to %d the pool runs %d at once", n, got)
+		}
+	}
+	wg.Wait()
+	cancel()
+	close(failures)
+	var all []string
+	for f := range failures {
+		all = append(all, f)
+	}
+	if len(all) > 0 {
+		t.Fatalf("%d requests failed during resizes: %v", len(all), all[:min(len(all), 5)])
+	}
+	if served := s.Stats().Served; served != 400 {
+		t.Fatalf("served %d, want 400", served)
+	}
+}
