@@ -267,6 +267,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("second request started a new instance: pid %v then %v", first, second)
 	}
 
+	// spindle logs shows the instance's load report.
+	if logs := mustRun(t, "logs", "mnist", gw); !strings.Contains(logs, "model loaded") {
+		t.Fatalf("spindle logs: %q", logs)
+	}
+
 	t.Run("bad requests", func(t *testing.T) {
 		valid := `{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":` + zeros(784) + `}]}`
 		tests := []struct {

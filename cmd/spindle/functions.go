@@ -126,3 +126,26 @@ func newRmCmd() *cobra.Command {
 	}
 	return cmd
 }
+
+func newLogsCmd() *cobra.Command {
+	var n int64
+	cmd := &cobra.Command{Use: "logs NAME", Short: "Print the end of a function's instance log", Args: args("NAME")}
+	gw := gatewayFlag(cmd)
+	cmd.Flags().Int64Var(&n, "bytes", 64<<10, "how many bytes from the end")
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if n <= 0 {
+			return usagef("--bytes: %d must be positive", n)
+		}
+		c, err := newClient(*gw)
+		if err != nil {
+			return err
+		}
+		b, err := c.Logs(context.Background(), a[0], n)
+		if err != nil {
+			return err
+		}
+		_, err = cmd.OutOrStdout().Write(b)
+		return err
+	}
+	return cmd
+}

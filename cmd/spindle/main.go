@@ -64,7 +64,7 @@ func newRoot() *cobra.Command {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	root.AddCommand(
-		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(),
+		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(), newLogsCmd(),
 		newRunCmd(), newInstanceCmd(), newModelCmd(),
 	)
 	return root

@@ -193,3 +193,18 @@ func (c *Client) Infer(ctx context.Context, name string, inputs map[string]*tens
 	})
 	return names, outs, err
 }
+
+// Logs returns up to the last n bytes of function name's instance log.
+func (c *Client) Logs(ctx context.Context, name string, n int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(fmt.Sprintf("/admin/v1/functions/%s/logs?bytes=%d", url.PathEscape(name), n)), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	err = c.do(req, func(r io.Reader) error {
+		var err error
+		out, err = io.ReadAll(r)
+		return err
+	})
+	return out, err
+}

@@ -176,6 +176,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/functions", g.list)
 	mux.HandleFunc("GET /admin/v1/functions/{name}", g.describe)
 	mux.HandleFunc("DELETE /admin/v1/functions/{name}", g.remove)
+	mux.HandleFunc("GET /admin/v1/functions/{name}/logs", g.logs)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %s: no such endpoint", r.Method, r.URL.Path))
 	})
