@@ -208,69 +208,89 @@ func forRows(shape []int, strides [][]int, fn func(offs []int, n int, step []int
 // index idx is src's element at off + Σ idx[d]*strides[d]. Transpose, Slice,
 // Expand and Tile are all this one loop with different strides.
 func copyStrided(dst, src *tensor.Tensor, shape, strides []int, off int) {
+	moveStrided(dst, 0, contiguousStrides(shape), src, off, strides, shape)
+}
+
+// moveStrided copies, for every index idx of shape, src's element at srcOff +
+// Σ idx[d]*srcStrides[d] to dst's element at dstOff + Σ idx[d]*dstStrides[d].
+func moveStrided(dst *tensor.Tensor, dstOff int, dstStrides []int, src *tensor.Tensor, srcOff int, srcStrides, shape []int) {
+	st := [][]int{dstStrides, srcStrides}
 	switch dst.DType.Size() {
 	case 1:
-		copyStridedW(words[uint8](dst), words[uint8](src), shape, strides, off)
+		moveStridedW(words[uint8](dst), dstOff, words[uint8](src), srcOff, shape, st)
 	case 4:
-		copyStridedW(words[uint32](dst), words[uint32](src), shape, strides, off)
+		moveStridedW(words[uint32](dst), dstOff, words[uint32](src), srcOff, shape, st)
 	case 8:
-		copyStridedW(words[uint64](dst), words[uint64](src), shape, strides, off)
+		moveStridedW(words[uint64](dst), dstOff, words[uint64](src), srcOff, shape, st)
 	default:
-		panic("engine: copyStrided: unsupported element size")
+		panic("engine: moveStrided: unsupported element size")
 	}
 }
 
-func copyStridedW[W word](dst, src []W, shape, strides []int, off int) {
-	forRows(shape, [][]int{contiguousStrides(shape), strides}, func(offs []int, n int, step []int) {
-		d, s, ss := offs[0], offs[1]+off, step[1]
-		switch ss {
-		case 1:
+func moveStridedW[W word](dst []W, dstOff int, src []W, srcOff int, shape []int, strides [][]int) {
+	forRows(shape, strides, func(offs []int, n int, step []int) {
+		d, s := offs[0]+dstOff, offs[1]+srcOff
+		ds, ss := step[0], step[1]
+		switch {
+		case ds == 1 && ss == 1:
 			copy(dst[d:d+n], src[s:s+n])
-		case 0:
+		case ds == 1 && ss == 0:
 			v := src[s]
-			for i := range dst[d : d+n] {
-				dst[d+i] = v
+			row := dst[d : d+n]
+			for i := range row {
+				row[i] = v
 			}
 		default:
-			for i := range dst[d : d+n] {
-				dst[d+i] = src[s]
+			for i := 0; i < n; i++ {
+				dst[d] = src[s]
+				d += ds
 				s += ss
 			}
 		}
 	})
 }
 
-// takeFlat sets dst[i] = src[idx[i]], or fill[0] where idx[i] < 0. fill is a
-// one-element tensor of dst's dtype, or nil when no index is negative.
-func takeFlat(dst, src *tensor.Tensor, idx []int, fill *tensor.Tensor) {
+// takeFlat sets dst[i] = src[idx[i]].
+func takeFlat(dst, src *tensor.Tensor, idx []int) {
 	switch dst.DType.Size() {
 	case 1:
-		takeFlatW(words[uint8](dst), words[uint8](src), idx, fillWord[uint8](fill))
+		takeFlatW(words[uint8](dst), words[uint8](src), idx)
 	case 4:
-		takeFlatW(words[uint32](dst), words[uint32](src), idx, fillWord[uint32](fill))
+		takeFlatW(words[uint32](dst), words[uint32](src), idx)
 	case 8:
-		takeFlatW(words[uint64](dst), words[uint64](src), idx, fillWord[uint64](fill))
+		takeFlatW(words[uint64](dst), words[uint64](src), idx)
 	default:
 		panic("engine: takeFlat: unsupported element size")
 	}
 }
 
-func fillWord[W word](t *tensor.Tensor) W {
-	if t == nil {
-		return 0
+func takeFlatW[W word](dst, src []W, idx []int) {
+	for i, j := range idx {
+		dst[i] = src[j]
 	}
-	return words[W](t)[0]
 }
 
-func takeFlatW[W word](dst, src []W, idx []int, fill W) {
-	for i, j := range idx {
-		if j < 0 {
-			dst[i] = fill
-		} else {
-			dst[i] = src[j]
-		}
+// fillTensor sets every element of t to v's one element (same dtype).
+func fillTensor(t, v *tensor.Tensor) {
+	switch t.DType.Size() {
+	case 1:
+		fillW(words[uint8](t), fillWord[uint8](v))
+	case 4:
+		fillW(words[uint32](t), fillWord[uint32](v))
+	case 8:
+		fillW(words[uint64](t), fillWord[uint64](v))
+	default:
+		panic("engine: fillTensor: unsupported element size")
 	}
 }
+
+func fillW[W word](dst []W, v W) {
+	for i := range dst {
+		dst[i] = v
+	}
+}
+
+func fillWord[W word](t *tensor.Tensor) W { return words[W](t)[0] }
 
 // intList reads a 0-D or 1-D int64 or int32 tensor, named for errors.
 func intList(t *tensor.Tensor, name string) ([]int64, error) {
@@ -454,7 +474,7 @@ func newGatherElements(n *Node) (Kernel, error) {
 			}
 		}
 		out := tensor.New(x.DType, ind.Shape...)
-		takeFlat(out, x, flat, nil)
+		takeFlat(out, x, flat)
 		return []*tensor.Tensor{out}, nil
 	}, nil
 }
@@ -696,6 +716,9 @@ func newConcat(n *Node) (Kernel, error) {
 func newSplit(n *Node) (Kernel, error) {
 	axis := n.Int("axis", 0)
 	nout := len(n.Outputs)
+	if nout == 0 {
+		return nil, fmt.Errorf("no outputs; Split needs at least one")
+	}
 	splitAttr := n.Ints("split", nil)
 	numOutputs := n.Int("num_outputs", 0)
 	if n.Has("num_outputs") && int(numOutputs) != nout {
@@ -1031,8 +1054,16 @@ func newPad(n *Node) (Kernel, error) {
 		if err := checkSize(shape, "output"); err != nil {
 			return nil, err
 		}
+		if fill == nil {
+			fill = tensor.New(x.DType, 1)
+		}
+		out := tensor.New(x.DType, shape...)
+		if mode == "constant" {
+			padConstant(out, x, begin, fill)
+			return []*tensor.Tensor{out}, nil
+		}
 		// maps[d][o] is the input coordinate feeding output coordinate o of
-		// dimension d, or -1 for the constant.
+		// dimension d (edge, reflect and wrap always find one).
 		maps := make([][]int, r)
 		for d := 0; d < r; d++ {
 			dim := x.Shape[d]
@@ -1041,8 +1072,6 @@ func newPad(n *Node) (Kernel, error) {
 				i := o - begin[d]
 				if i < 0 || i >= dim {
 					switch mode {
-					case "constant":
-						i = -1
 					case "edge":
 						i = min(max(i, 0), dim-1)
 					case "wrap":
@@ -1068,12 +1097,7 @@ func newPad(n *Node) (Kernel, error) {
 		for k := range flat {
 			off := 0
 			for d := 0; d < r; d++ {
-				i := maps[d][coord[d]]
-				if i < 0 {
-					off = -1
-					break
-				}
-				off += i * xs[d]
+				off += maps[d][coord[d]] * xs[d]
 			}
 			flat[k] = off
 			for d := r - 1; d >= 0; d-- {
@@ -1084,13 +1108,31 @@ func newPad(n *Node) (Kernel, error) {
 				coord[d] = 0
 			}
 		}
-		if fill == nil {
-			fill = tensor.New(x.DType, 1)
-		}
-		out := tensor.New(x.DType, shape...)
-		takeFlat(out, x, flat, fill)
+		takeFlat(out, x, flat)
 		return []*tensor.Tensor{out}, nil
 	}, nil
+}
+
+// padConstant fills out with fill and copies into it the part of x that
+// begin (negative to crop) places inside out.
+func padConstant(out, x *tensor.Tensor, begin []int, fill *tensor.Tensor) {
+	r := len(x.Shape)
+	os, xs := contiguousStrides(out.Shape), contiguousStrides(x.Shape)
+	shape := make([]int, r)
+	srcOff, dstOff := 0, 0
+	for d := 0; d < r; d++ {
+		lo := max(0, -begin[d])
+		hi := min(x.Shape[d], out.Shape[d]-begin[d])
+		shape[d] = max(0, hi-lo)
+		srcOff += lo * xs[d]
+		dstOff += (lo + begin[d]) * os[d]
+	}
+	if tensor.NumElements(shape) < out.Len() {
+		fillTensor(out, fill)
+	}
+	if tensor.NumElements(shape) > 0 {
+		moveStrided(out, dstOff, os, x, srcOff, xs, shape)
+	}
 }
 
 // castTypes are the dtypes Cast converts between.
@@ -1247,8 +1289,7 @@ func newConstantOfShape(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		out := tensor.New(val.DType, shape...)
-		idx := make([]int, out.Len())
-		takeFlat(out, val, idx, nil)
+		fillTensor(out, val)
 		return []*tensor.Tensor{out}, nil
 	}, nil
 }
