@@ -429,7 +429,7 @@ func maxPool[T float32 | float64 | int8 | uint8](g *geom3, x, y []T, idx []int64
 							id := at / (g.in[2] * g.in[1])
 							at = id + ih*g.in[0] + iw*g.in[0]*g.in[1]
 						}
-						idx[i] = int64(pl*inS + at)
+						idx[pl*outS+i] = int64(pl*inS + at)
 					}
 					i++
 				}

@@ -257,3 +257,79 @@ func TestSoftmax(t *testing.T) {
 	_, err = runOp(t, opCase{op: "LogSoftmax", inputs: []*tensor.Tensor{i64([]int64{1}, 1)}})
 	wantErr(t, err, "int64", "LogSoftmax supports")
 }
+
+func TestMaxPoolIndices(t *testing.T) {
+	x := f32([]float32{1, 4, 3, 2, 0, 9, 8, 7}, 2, 1, 2, 2)
+	k := modelgen.AInts("kernel_shape", 2, 2)
+	runOpTests(t, "MaxPool", []opTest{
+		{name: "row-major", opset: 12, attrs: []modelgen.Attr{k}, inputs: []*tensor.Tensor{x},
+			want: []*tensor.Tensor{f32([]float32{4, 9}, 2, 1, 1, 1), i64([]int64{1, 5}, 2, 1, 1, 1)}},
+		// Column-major within a 2×2 plane: (h, w) is at h + w*2.
+		{name: "column-major", opset: 12, attrs: []modelgen.Attr{k, modelgen.AInt("storage_order", 1)}, inputs: []*tensor.Tensor{x},
+			want: []*tensor.Tensor{f32([]float32{4, 9}, 2, 1, 1, 1), i64([]int64{2, 6}, 2, 1, 1, 1)}},
+	})
+}
+
+func TestAveragePool(t *testing.T) {
+	x33 := f32(seq(1, 9), 1, 1, 3, 3)
+	win := []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("pads", 1, 1, 1, 1), modelgen.AInts("strides", 2, 2)}
+	runOpTests(t, "AveragePool", []opTest{
+		// Windows: {1}, {2 3}, {4 7}, {5 6 8 9}.
+		{name: "pads exclude padding", attrs: win, inputs: []*tensor.Tensor{x33}, want: []*tensor.Tensor{f32([]float32{1, 2.5, 5.5, 7}, 1, 1, 2, 2)}},
+		{name: "count_include_pad", attrs: append(win, modelgen.AInt("count_include_pad", 1)), inputs: []*tensor.Tensor{x33},
+			want: []*tensor.Tensor{f32([]float32{0.25, 1.25, 2.75, 7}, 1, 1, 2, 2)}},
+		{name: "ceil_mode", attrs: []modelgen.Attr{modelgen.AInts("kernel_shape", 2), modelgen.AInts("strides", 2), modelgen.AInt("ceil_mode", 1)},
+			inputs: []*tensor.Tensor{f32(seq(1, 5), 1, 1, 5)}, want: []*tensor.Tensor{f32([]float32{1.5, 3.5, 5}, 1, 1, 3)}},
+		{name: "SAME_UPPER", attrs: []modelgen.Attr{modelgen.AInts("kernel_shape", 2), modelgen.AString("auto_pad", "SAME_UPPER")},
+			inputs: []*tensor.Tensor{f32([]float32{1, 3, 2}, 1, 1, 3)}, want: []*tensor.Tensor{f32([]float32{2, 2.5, 2}, 1, 1, 3)}},
+		{name: "dilations at opset 19", opset: 19, attrs: []modelgen.Attr{modelgen.AInts("kernel_shape", 2), modelgen.AInts("dilations", 2)},
+			inputs: []*tensor.Tensor{f32(seq(1, 4), 1, 1, 4)}, want: []*tensor.Tensor{f32([]float32{2, 3}, 1, 1, 2)}},
+	})
+	runOpErrTests(t, "AveragePool", []opErrTest{
+		{name: "kernel_shape required", inputs: []*tensor.Tensor{x33}, fragments: []string{"kernel_shape", "required"}},
+		{name: "int64 input", attrs: []modelgen.Attr{modelgen.AInts("kernel_shape", 2)}, inputs: []*tensor.Tensor{i64([]int64{1, 2}, 1, 1, 2)},
+			fragments: []string{"int64", "float32 only"}},
+	})
+}
+
+func TestGlobalPools(t *testing.T) {
+	x := f32([]float32{1, 2, 3, 4, 5, 6, 7, 8}, 1, 2, 2, 2)
+	runOpTests(t, "GlobalAveragePool", []opTest{{name: "2-D", inputs: []*tensor.Tensor{x}, want: []*tensor.Tensor{f32([]float32{2.5, 6.5}, 1, 2, 1, 1)}}})
+	runOpTests(t, "GlobalMaxPool", []opTest{{name: "2-D", inputs: []*tensor.Tensor{x}, want: []*tensor.Tensor{f32([]float32{4, 8}, 1, 2, 1, 1)}}})
+}
+
+func TestConvTranspose(t *testing.T) {
+	x := f32([]float32{1, 2, 3}, 1, 1, 3)
+	w2 := f32([]float32{1, 1}, 1, 1, 2)
+	w3 := f32([]float32{1, 1, 1}, 1, 1, 3)
+	s2 := modelgen.AInts("strides", 2)
+	runOpTests(t, "ConvTranspose", []opTest{
+		{name: "stride 1", inputs: []*tensor.Tensor{x, w2}, want: []*tensor.Tensor{f32([]float32{1, 3, 5, 3}, 1, 1, 4)}},
+		{name: "stride 2 with bias", attrs: []modelgen.Attr{s2}, inputs: []*tensor.Tensor{x, w2, f32([]float32{10}, 1)}, consts: []int{1, 2},
+			want: []*tensor.Tensor{f32([]float32{11, 11, 12, 12, 13, 13}, 1, 1, 6)}},
+		{name: "pads", attrs: []modelgen.Attr{s2, modelgen.AInts("pads", 1, 1)}, inputs: []*tensor.Tensor{x, w2},
+			want: []*tensor.Tensor{f32([]float32{1, 2, 2, 3}, 1, 1, 4)}},
+		{name: "output_padding", attrs: []modelgen.Attr{s2, modelgen.AInts("output_padding", 1)}, inputs: []*tensor.Tensor{x, w2},
+			want: []*tensor.Tensor{f32([]float32{1, 1, 2, 2, 3, 3, 0}, 1, 1, 7)}},
+		{name: "output_shape beyond the taps", attrs: []modelgen.Attr{s2, modelgen.AInts("output_shape", 8)}, inputs: []*tensor.Tensor{x, w2},
+			want: []*tensor.Tensor{f32([]float32{1, 1, 2, 2, 3, 3, 0, 0}, 1, 1, 8)}},
+		// Full output [1 1 3 2 5 3 3]; SAME keeps 6 = 3*2, dropping the odd
+		// padding unit at the end (SAME_UPPER) or the start (SAME_LOWER).
+		{name: "SAME_UPPER", attrs: []modelgen.Attr{s2, modelgen.AString("auto_pad", "SAME_UPPER")}, inputs: []*tensor.Tensor{x, w3},
+			want: []*tensor.Tensor{f32([]float32{1, 1, 3, 2, 5, 3}, 1, 1, 6)}},
+		{name: "SAME_LOWER", attrs: []modelgen.Attr{s2, modelgen.AString("auto_pad", "SAME_LOWER")}, inputs: []*tensor.Tensor{x, w3},
+			want: []*tensor.Tensor{f32([]float32{1, 3, 2, 5, 3, 3}, 1, 1, 6)}},
+		{name: "dilation 2", attrs: []modelgen.Attr{modelgen.AInts("dilations", 2)}, inputs: []*tensor.Tensor{x, w2},
+			want: []*tensor.Tensor{f32([]float32{1, 2, 4, 2, 3}, 1, 1, 5)}},
+		{name: "group 2", attrs: []modelgen.Attr{modelgen.AInt("group", 2)},
+			inputs: []*tensor.Tensor{f32([]float32{1, 2, 3, 4}, 1, 2, 2), f32([]float32{2, -1}, 2, 1, 1)},
+			want:   []*tensor.Tensor{f32([]float32{2, 4, -3, -4}, 1, 2, 2)}},
+		{name: "2-D, two output channels", inputs: []*tensor.Tensor{f32([]float32{1, 2, 3, 4}, 1, 1, 2, 2), f32([]float32{1, 0, 0, 2}, 1, 2, 1, 2)},
+			want: []*tensor.Tensor{f32([]float32{1, 2, 0, 3, 4, 0, 0, 2, 4, 0, 6, 8}, 1, 2, 2, 3)}},
+	})
+	runOpErrTests(t, "ConvTranspose", []opErrTest{
+		{name: "W channels", inputs: []*tensor.Tensor{x, f32(ones(4), 2, 1, 2)}, fragments: []string{"input W", "channels"}},
+		{name: "output_padding too large", attrs: []modelgen.Attr{modelgen.AInts("output_padding", 2)}, inputs: []*tensor.Tensor{x, w2},
+			fragments: []string{"output_padding", "stride"}},
+	})
+}
