@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/onnx"
@@ -204,4 +208,48 @@ func TestFloat16Inputs(t *testing.T) {
 	if !errors.Is(err, ErrBadInput) {
 		t.Errorf("int64 for a float16 input: got %v, want ErrBadInput", err)
 	}
+}
+
+// TestFloat16Weights checks that float16 initializers are widened to float32 at
+// load, that the load report says what that cost, and that they compute.
+func TestFloat16Weights(t *testing.T) {
+	b := modelgen.NewBuilder("half", 13, 1)
+	b.Input("x", tensor.Float32, []int64{3})
+	b.Output("y", tensor.Float32, nil)
+	b.Node("Add", []string{"x", "w"}, nil, "y")
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := onnx.Load(path, onnx.Copy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1, -2 and 0.5 as IEEE half-precision bit patterns.
+	dt, half := int32(tensor.Float16), []byte{0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38}
+	mp := proto.Clone(src.Proto).(*onnxpb.ModelProto)
+	mp.Graph.Initializer = append(mp.Graph.Initializer, &onnxpb.TensorProto{Name: proto.String("w"), Dims: []int64{3}, DataType: &dt, RawData: half})
+	raw, err := proto.Marshal(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if src, err = onnx.Load(path, onnx.Mmap); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if r := src.Report; r.Float16Tensors != 1 || r.Float16AddedBytes != 6 || !strings.Contains(r.String(), "1 float16 widened adding 6 B") {
+		t.Errorf("report %+v (%s), want 1 float16 tensor widened adding 6 bytes", r, r)
+	}
+	m, err := Compile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{1, 1, 1}, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTensor(t, out["y"], f32([]float32{2, -1, 1.5}, 3), 0)
 }

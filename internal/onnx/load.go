@@ -61,12 +61,14 @@ type Report struct {
 	// Float16Tensors counts float16 initializers widened to float32 (their float32
 	// bytes are part of CopiedBytes).
 	Float16Tensors int
+	// Float16AddedBytes is the memory widening cost: 2 bytes per float16 element.
+	Float16AddedBytes int64
 }
 
 // String formats r as a one-line summary.
 func (r Report) String() string {
-	return fmt.Sprintf("load %s: %d tensors, %s weights, %s copied (%d tensors, %d float16 widened) in %s",
-		r.Mode, r.Tensors, humanBytes(r.WeightBytes), humanBytes(r.CopiedBytes), r.CopiedTensors, r.Float16Tensors, r.Elapsed.Round(time.Microsecond))
+	return fmt.Sprintf("load %s: %d tensors, %s weights, %s copied (%d tensors, %d float16 widened adding %s) in %s",
+		r.Mode, r.Tensors, humanBytes(r.WeightBytes), humanBytes(r.CopiedBytes), r.CopiedTensors, r.Float16Tensors, humanBytes(r.Float16AddedBytes), r.Elapsed.Round(time.Microsecond))
 }
 
 func humanBytes(n int64) string {
@@ -170,6 +172,7 @@ func Load(path string, mode LoadMode) (*Model, error) {
 		}
 		if in.meta.GetDataType() == int32(tensor.Float16) {
 			m.Report.Float16Tensors++
+			m.Report.Float16AddedBytes += int64(t.Len()) * 2
 		}
 	}
 	if mode == Copy {
