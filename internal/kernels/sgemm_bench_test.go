@@ -91,3 +91,22 @@ func BenchmarkSgemmParallel(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMicroKernel runs each backend's widest, tallest kernel on panels
+// that stay in L1: the ceiling the blocked multiply can approach.
+func BenchmarkMicroKernel(b *testing.B) {
+	const k = 256
+	for _, be := range backends {
+		w := be.widths[0]
+		a := make([]float32, k*be.mr)
+		bp := make([]float32, k*w)
+		c := make([]float32, be.mr*w)
+		kern := be.kernels[0][be.mr-1]
+		b.Run(fmt.Sprintf("%s/%dx%d", be.name, be.mr, w), func(b *testing.B) {
+			for b.Loop() {
+				kern(k, &a[0], &bp[0], k*PanelWidth, PanelWidth, &c[0], w, 1, 0)
+			}
+			reportGFLOPS(b, be.mr, w, k)
+		})
+	}
+}
