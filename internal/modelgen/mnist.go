@@ -70,6 +70,9 @@ var generators = map[string]generator{
 	"bert-base":            {build: func(s uint64) *Builder { return Transformer(BERTBase, s) }, save: external},
 	"bert-base-decomposed": {build: func(s uint64) *Builder { return Transformer(BERTBase.Decomposed(), s) }, save: external},
 	"vgg16":                {build: VGG16, save: external},
+	"tiny-bert":            {build: func(s uint64) *Builder { return Transformer(TinyBERT, s) }, save: external},
+	"tiny-bert-cls":        {build: func(s uint64) *Builder { return Transformer(TinyBERTCls, s) }, save: external},
+	"tiny-image-cls":       {build: TinyImageCls},
 }
 
 // Kinds returns the model kinds Generate knows, sorted.
