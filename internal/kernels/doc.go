@@ -13,5 +13,10 @@
 // depend on the backend, so it can be stored in a file and mapped back with
 // PackedBFromSlice without a copy.
 //
+// The amd64 kernels are generated Go assembly: gen_sgemm.go writes
+// sgemm_amd64.s and its stubs (go generate), one kernel per row count so
+// that ragged row panels keep their sums in registers. Building with the
+// noasm tag, or for another architecture, leaves only the Go kernels.
+//
 // Kernels never write to A or B: they may be read-only memory maps.
 package kernels

@@ -33,6 +33,8 @@ const ncBlock = 4096
 // and A and B are not read when alpha or k is 0. Only the m×n elements of C are
 // written. A and B are never written and must not overlap C.
 //
+// Sgemm is safe for concurrent use; its packing buffers come from a pool.
+//
 // Sgemm panics, with a message starting "kernels:", on negative sizes, a leading
 // dimension smaller than its row, or a slice too short for its matrix: these are
 // programmer errors of the calling op.
@@ -43,7 +45,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 }
 
 // SgemmPacked is Sgemm with op(B) taken from pb, a k×n matrix packed by PackB,
-// PackBInto or PackedBFromSlice. It panics when pb's shape is not k×n.
+// PackBInto or PackedBFromSlice. It panics when pb is nil or not k×n.
 func SgemmPacked(transA bool, m, n, k int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int) {
 	checkGemm(transA, m, n, k, a, lda, c, ldc)
 	checkPacked(pb, k, n)

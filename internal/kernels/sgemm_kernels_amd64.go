@@ -4,214 +4,214 @@
 
 package kernels
 
-// avx512Kernels[w][r-1] is the AVX-512F microKernel for r rows and width [32 16][w].
+// avx512Kernels[w][r-1] is the AVX-512F microKernel for r rows and the w-th width of [32 16].
 var avx512Kernels = [][]microKernel{
 	{sgemmAVX512_1x32, sgemmAVX512_2x32, sgemmAVX512_3x32, sgemmAVX512_4x32, sgemmAVX512_5x32, sgemmAVX512_6x32, sgemmAVX512_7x32, sgemmAVX512_8x32, sgemmAVX512_9x32, sgemmAVX512_10x32, sgemmAVX512_11x32, sgemmAVX512_12x32, sgemmAVX512_13x32, sgemmAVX512_14x32},
 	{sgemmAVX512_1x16, sgemmAVX512_2x16, sgemmAVX512_3x16, sgemmAVX512_4x16, sgemmAVX512_5x16, sgemmAVX512_6x16, sgemmAVX512_7x16, sgemmAVX512_8x16, sgemmAVX512_9x16, sgemmAVX512_10x16, sgemmAVX512_11x16, sgemmAVX512_12x16, sgemmAVX512_13x16, sgemmAVX512_14x16},
 }
 
-// sgemmAVX512_1x32 is a microKernel for 1 rows and 32 columns using AVX-512F.
+// sgemmAVX512_1x32 is the microKernel for 1×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_1x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_2x32 is a microKernel for 2 rows and 32 columns using AVX-512F.
+// sgemmAVX512_2x32 is the microKernel for 2×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_2x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_3x32 is a microKernel for 3 rows and 32 columns using AVX-512F.
+// sgemmAVX512_3x32 is the microKernel for 3×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_3x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_4x32 is a microKernel for 4 rows and 32 columns using AVX-512F.
+// sgemmAVX512_4x32 is the microKernel for 4×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_4x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_5x32 is a microKernel for 5 rows and 32 columns using AVX-512F.
+// sgemmAVX512_5x32 is the microKernel for 5×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_5x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_6x32 is a microKernel for 6 rows and 32 columns using AVX-512F.
+// sgemmAVX512_6x32 is the microKernel for 6×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_6x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_7x32 is a microKernel for 7 rows and 32 columns using AVX-512F.
+// sgemmAVX512_7x32 is the microKernel for 7×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_7x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_8x32 is a microKernel for 8 rows and 32 columns using AVX-512F.
+// sgemmAVX512_8x32 is the microKernel for 8×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_8x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_9x32 is a microKernel for 9 rows and 32 columns using AVX-512F.
+// sgemmAVX512_9x32 is the microKernel for 9×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_9x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_10x32 is a microKernel for 10 rows and 32 columns using AVX-512F.
+// sgemmAVX512_10x32 is the microKernel for 10×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_10x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_11x32 is a microKernel for 11 rows and 32 columns using AVX-512F.
+// sgemmAVX512_11x32 is the microKernel for 11×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_11x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_12x32 is a microKernel for 12 rows and 32 columns using AVX-512F.
+// sgemmAVX512_12x32 is the microKernel for 12×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_12x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_13x32 is a microKernel for 13 rows and 32 columns using AVX-512F.
+// sgemmAVX512_13x32 is the microKernel for 13×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_13x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_14x32 is a microKernel for 14 rows and 32 columns using AVX-512F.
+// sgemmAVX512_14x32 is the microKernel for 14×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_14x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_1x16 is a microKernel for 1 rows and 16 columns using AVX-512F.
+// sgemmAVX512_1x16 is the microKernel for 1×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_1x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_2x16 is a microKernel for 2 rows and 16 columns using AVX-512F.
+// sgemmAVX512_2x16 is the microKernel for 2×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_2x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_3x16 is a microKernel for 3 rows and 16 columns using AVX-512F.
+// sgemmAVX512_3x16 is the microKernel for 3×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_3x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_4x16 is a microKernel for 4 rows and 16 columns using AVX-512F.
+// sgemmAVX512_4x16 is the microKernel for 4×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_4x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_5x16 is a microKernel for 5 rows and 16 columns using AVX-512F.
+// sgemmAVX512_5x16 is the microKernel for 5×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_5x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_6x16 is a microKernel for 6 rows and 16 columns using AVX-512F.
+// sgemmAVX512_6x16 is the microKernel for 6×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_6x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_7x16 is a microKernel for 7 rows and 16 columns using AVX-512F.
+// sgemmAVX512_7x16 is the microKernel for 7×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_7x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_8x16 is a microKernel for 8 rows and 16 columns using AVX-512F.
+// sgemmAVX512_8x16 is the microKernel for 8×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_8x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_9x16 is a microKernel for 9 rows and 16 columns using AVX-512F.
+// sgemmAVX512_9x16 is the microKernel for 9×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_9x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_10x16 is a microKernel for 10 rows and 16 columns using AVX-512F.
+// sgemmAVX512_10x16 is the microKernel for 10×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_10x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_11x16 is a microKernel for 11 rows and 16 columns using AVX-512F.
+// sgemmAVX512_11x16 is the microKernel for 11×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_11x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_12x16 is a microKernel for 12 rows and 16 columns using AVX-512F.
+// sgemmAVX512_12x16 is the microKernel for 12×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_12x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_13x16 is a microKernel for 13 rows and 16 columns using AVX-512F.
+// sgemmAVX512_13x16 is the microKernel for 13×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_13x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX512_14x16 is a microKernel for 14 rows and 16 columns using AVX-512F.
+// sgemmAVX512_14x16 is the microKernel for 14×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_14x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// avx2Kernels[w][r-1] is the AVX2 and FMA microKernel for r rows and width [16 8][w].
+// avx2Kernels[w][r-1] is the AVX2 and FMA microKernel for r rows and the w-th width of [16 8].
 var avx2Kernels = [][]microKernel{
 	{sgemmAVX2_1x16, sgemmAVX2_2x16, sgemmAVX2_3x16, sgemmAVX2_4x16, sgemmAVX2_5x16, sgemmAVX2_6x16},
 	{sgemmAVX2_1x8, sgemmAVX2_2x8, sgemmAVX2_3x8, sgemmAVX2_4x8, sgemmAVX2_5x8, sgemmAVX2_6x8},
 }
 
-// sgemmAVX2_1x16 is a microKernel for 1 rows and 16 columns using AVX2 and FMA.
+// sgemmAVX2_1x16 is the microKernel for 1×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_1x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_2x16 is a microKernel for 2 rows and 16 columns using AVX2 and FMA.
+// sgemmAVX2_2x16 is the microKernel for 2×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_2x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_3x16 is a microKernel for 3 rows and 16 columns using AVX2 and FMA.
+// sgemmAVX2_3x16 is the microKernel for 3×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_3x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_4x16 is a microKernel for 4 rows and 16 columns using AVX2 and FMA.
+// sgemmAVX2_4x16 is the microKernel for 4×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_4x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_5x16 is a microKernel for 5 rows and 16 columns using AVX2 and FMA.
+// sgemmAVX2_5x16 is the microKernel for 5×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_5x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_6x16 is a microKernel for 6 rows and 16 columns using AVX2 and FMA.
+// sgemmAVX2_6x16 is the microKernel for 6×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_6x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_1x8 is a microKernel for 1 rows and 8 columns using AVX2 and FMA.
+// sgemmAVX2_1x8 is the microKernel for 1×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_1x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_2x8 is a microKernel for 2 rows and 8 columns using AVX2 and FMA.
+// sgemmAVX2_2x8 is the microKernel for 2×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_2x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_3x8 is a microKernel for 3 rows and 8 columns using AVX2 and FMA.
+// sgemmAVX2_3x8 is the microKernel for 3×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_3x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_4x8 is a microKernel for 4 rows and 8 columns using AVX2 and FMA.
+// sgemmAVX2_4x8 is the microKernel for 4×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_4x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_5x8 is a microKernel for 5 rows and 8 columns using AVX2 and FMA.
+// sgemmAVX2_5x8 is the microKernel for 5×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_5x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
-// sgemmAVX2_6x8 is a microKernel for 6 rows and 8 columns using AVX2 and FMA.
+// sgemmAVX2_6x8 is the microKernel for 6×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_6x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
