@@ -21,6 +21,10 @@ type Node struct {
 	Const func(i int) *tensor.Tensor
 	// inShapes holds the statically inferred shape of each input, nil where unknown.
 	inShapes [][]int
+	// pack lets factories prepare constant operands (pack a MatMul weight);
+	// they add the bytes that costs to packedBytes.
+	pack        bool
+	packedBytes int64
 }
 
 // InShape returns the shape of input i when Compile inferred it statically (the

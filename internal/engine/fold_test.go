@@ -253,3 +253,57 @@ func TestFloat16Weights(t *testing.T) {
 	}
 	checkTensor(t, out["y"], f32([]float32{2, -1, 1.5}, 3), 0)
 }
+
+// TestPackedWeights checks that constant MatMul and Gemm weights are packed at
+// compile time (Stats.PackedBytes), that KeepWeightsUnpacked turns that off,
+// and that both compute the same outputs.
+func TestPackedWeights(t *testing.T) {
+	b := modelgen.NewBuilder("packed", 13, 1)
+	b.Input("x", tensor.Float32, []int64{-1, 3, 20})
+	b.Output("y", tensor.Float32, nil)
+	b.Output("z", tensor.Float32, nil)
+	w := b.Uniform("w", 1, 20, 17)
+	b.Node("MatMul", []string{"x", w}, nil, "y")
+	flat := b.Node("Flatten", []string{"x"}, []modelgen.Attr{modelgen.AInt("axis", 2)})
+	wt := b.Uniform("wt", 1, 5, 20) // [N K] with transB
+	b.Node("Gemm", []string{flat, wt, b.Uniform("c", 1, 5)}, []modelgen.Attr{modelgen.AInt("transB", 1), modelgen.AFloat("alpha", 0.5)}, "z")
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := onnx.Load(path, onnx.Mmap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	packed, err := Compile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := CompileWith(src, Options{KeepWeightsUnpacked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Panels are 16 columns wide: 17 columns take 2 panels, 5 take 1.
+	if got, want := packed.Stats().PackedBytes, int64(4*(20*32+20*16)); got != want {
+		t.Errorf("PackedBytes = %d, want %d", got, want)
+	}
+	if got := plain.Stats().PackedBytes; got != 0 {
+		t.Errorf("PackedBytes with KeepWeightsUnpacked = %d, want 0", got)
+	}
+	x := tensor.New(tensor.Float32, 2, 3, 20)
+	for i := range x.F32 {
+		x.F32[i] = float32(i%7) - 3
+	}
+	want, err := plain.Run(context.Background(), map[string]*tensor.Tensor{"x": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := packed.Run(context.Background(), map[string]*tensor.Tensor{"x": x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"y", "z"} {
+		checkTensor(t, got[name], want[name], 1e-5)
+	}
+}

@@ -1,13 +1,19 @@
 package engine
 
+import "github.com/spindleml/spindle/internal/kernels"
+
 // gemmF32 computes C = alpha*op(A)*op(B) + beta*C on row-major matrices, where
 // op(X) is X or its transpose, op(A) is m×k, op(B) is k×n and C is m×n. lda, ldb
 // and ldc are the row strides of A, B and C as stored. When beta is 0, C is
 // overwritten without being read, so it may hold garbage (BLAS sgemm semantics).
 //
-// Every matrix multiply in the engine (Gemm, MatMul, Conv through im2col) goes
-// through this one function, so a faster kernel can replace the body without
-// touching the ops. The reference loop is:
+// Every matrix multiply in the engine (Gemm, MatMul, Conv and ConvTranspose)
+// goes through this function or gemmPackedF32, the engine's only doors to
+// internal/kernels, whose blocked Sgemm picks AVX-512, AVX2+FMA or portable Go
+// microkernels at start-up. It runs on the calling goroutine: a Model serves
+// concurrent requests on their own goroutines, so splitting one multiply over
+// threads would only oversubscribe the CPU. The result is that of this loop, up
+// to float32 rounding in a different order:
 //
 //	for i := 0; i < m; i++ {
 //		for j := 0; j < n; j++ {
@@ -26,11 +32,41 @@ func gemmF32(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 	if m == 0 || n == 0 {
 		return
 	}
-	checkGemmBuf("a", a, transA, m, k, lda)
-	checkGemmBuf("b", b, transB, k, n, ldb)
-	checkGemmBuf("c", c, false, m, n, ldc)
-	// Scale C by beta first, then accumulate alpha*A*B row by row. The i-p-j
-	// order streams rows of B and C, which vectorises reasonably in plain Go.
+	if k == 0 {
+		scaleRows(m, n, beta, c, ldc)
+		return
+	}
+	kernels.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// packB copies op(B), k×n, into the layout the microkernels read, once, so that
+// a constant B (a MatMul or Gemm weight) is not repacked on every request.
+// B is n×k in memory when transB is set. It returns nil when there is nothing to
+// pack (k or n is 0); gemmPackedF32 then needs no B.
+func packB(transB bool, k, n int, b []float32, ldb int) *kernels.PackedB {
+	if k == 0 || n == 0 {
+		return nil
+	}
+	return kernels.PackB(transB, k, n, b, ldb)
+}
+
+// gemmPackedF32 is gemmF32 with op(B) taken from pb, a k×n matrix from packB.
+func gemmPackedF32(transA bool, m, n, k int, alpha float32, a []float32, lda int, pb *kernels.PackedB, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		scaleRows(m, n, beta, c, ldc)
+		return
+	}
+	kernels.SgemmPacked(transA, m, n, k, alpha, a, lda, pb, beta, c, ldc)
+}
+
+// scaleRows sets C = beta*C, writing zeros without reading C when beta is 0.
+func scaleRows(m, n int, beta float32, c []float32, ldc int) {
+	if len(c) < (m-1)*ldc+n {
+		panic("engine: gemmF32: buffer c too short for its shape")
+	}
 	for i := 0; i < m; i++ {
 		row := c[i*ldc : i*ldc+n]
 		switch beta {
@@ -42,63 +78,5 @@ func gemmF32(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 				row[j] *= beta
 			}
 		}
-	}
-	if k == 0 || alpha == 0 {
-		return
-	}
-	if transB {
-		// Dot products of rows of op(A) with rows of B.
-		tmp := make([]float32, k)
-		for i := 0; i < m; i++ {
-			ai := rowOf(a, transA, i, k, lda, tmp)
-			crow := c[i*ldc : i*ldc+n]
-			for j := 0; j < n; j++ {
-				brow := b[j*ldb : j*ldb+k]
-				var s float32
-				for p, av := range ai {
-					s += av * brow[p]
-				}
-				crow[j] += alpha * s
-			}
-		}
-		return
-	}
-	tmp := make([]float32, k)
-	for i := 0; i < m; i++ {
-		ai := rowOf(a, transA, i, k, lda, tmp)
-		crow := c[i*ldc : i*ldc+n]
-		for p, av := range ai {
-			s := alpha * av
-			brow := b[p*ldb : p*ldb+n]
-			for j, bv := range brow {
-				crow[j] += s * bv
-			}
-		}
-	}
-}
-
-// rowOf returns row i (length k) of op(A): a slice of a when A is not
-// transposed, else the strided column gathered into tmp.
-func rowOf(a []float32, trans bool, i, k, lda int, tmp []float32) []float32 {
-	if !trans {
-		return a[i*lda : i*lda+k]
-	}
-	for p := 0; p < k; p++ {
-		tmp[p] = a[p*lda+i]
-	}
-	return tmp
-}
-
-// checkGemmBuf panics unless x holds an op(X) of rows×cols with row stride ld.
-func checkGemmBuf(name string, x []float32, trans bool, rows, cols, ld int) {
-	r, cl := rows, cols
-	if trans {
-		r, cl = cols, rows
-	}
-	if r == 0 || cl == 0 {
-		return
-	}
-	if ld < cl || len(x) < (r-1)*ld+cl {
-		panic("engine: gemmF32: buffer " + name + " too short for its shape")
 	}
 }

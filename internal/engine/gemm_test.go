@@ -87,7 +87,16 @@ func TestGemmConformance(t *testing.T) {
 							}
 						}
 						want := refGemm(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+						// The packed path (a constant B packed at compile time)
+						// must agree with the plain one on a copy of C.
+						cp := append([]float32(nil), c...)
 						gemmF32(tA, tB, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+						gemmPackedF32(tA, m, n, k, ab[0], a, lda, packB(tB, k, n, b, ldb), ab[1], cp, ldc)
+						for i := range c {
+							if c[i] != cp[i] && !(math.IsNaN(float64(c[i])) && math.IsNaN(float64(cp[i]))) {
+								t.Fatalf("packed B: c[%d] = %v, unpacked %v", i, cp[i], c[i])
+							}
+						}
 						for i := 0; i < m; i++ {
 							for j := 0; j < n; j++ {
 								if got := float64(c[i*ldc+j]); math.Abs(got-want[i*ldc+j]) > 1e-4 {

@@ -60,6 +60,18 @@ type Stats struct {
 	FoldedBytes int64
 	// StaticShapes counts the node outputs whose shapes Compile inferred.
 	StaticShapes int
+	// PackedBytes is the memory taken by constant MatMul and Gemm weights
+	// repacked for the matrix kernels (see Options.KeepWeightsUnpacked).
+	PackedBytes int64
+}
+
+// Options tunes Compile. The zero value is the default.
+type Options struct {
+	// KeepWeightsUnpacked skips packing the constant B operands of MatMul and
+	// Gemm into the matrix kernels' layout at compile time. Packing costs a
+	// second copy of those weights (Stats.PackedBytes) and saves repacking them
+	// on every request, which matters most for short inputs.
+	KeepWeightsUnpacked bool
 }
 
 // Model is a compiled graph. It is immutable and safe for concurrent Run calls.
@@ -99,6 +111,11 @@ func (m *Model) Stats() Stats { return m.stats }
 // Node.Const. Random ops are never folded, nor nodes whose outputs would be
 // large and bigger than their inputs (see foldLimit).
 func Compile(src *onnx.Model) (*Model, error) {
+	return CompileWith(src, Options{})
+}
+
+// CompileWith is Compile with options.
+func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 	g := src.Proto.GetGraph()
 	opset := src.Opset()
 	m := &Model{src: src}
@@ -186,6 +203,7 @@ func Compile(src *onnx.Model) (*Model, error) {
 			return consts[st.in[i]]
 		}
 		n.inShapes = inShapes
+		n.pack = !opt.KeepWeightsUnpacked
 		f, ok := ops[n.OpType]
 		if !ok {
 			return nil, fmt.Errorf("node %q: op %s (opset %d): %w", n.Name, n.OpType, opset, ErrUnsupported)
@@ -210,6 +228,7 @@ func Compile(src *onnx.Model) (*Model, error) {
 			m.stats.Folded++
 			continue
 		}
+		m.stats.PackedBytes += n.packedBytes
 		for j, shape := range inferShapes(n, inShapes) {
 			if j < len(st.out) && st.out[j] >= 0 && shape != nil {
 				shapes[st.out[j]] = shape

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -582,6 +583,17 @@ func newGemm(n *Node) (Kernel, error) {
 	transB := n.Int("transB", 0) != 0
 	alpha := n.Float("alpha", 1)
 	beta := n.Float("beta", 1)
+	constB := n.Const(1)
+	var pb *kernels.PackedB
+	if constB != nil && n.pack && constB.DType == tensor.Float32 && len(constB.Shape) == 2 {
+		K, N := constB.Shape[0], constB.Shape[1]
+		if transB {
+			K, N = N, K
+		}
+		if pb = packB(transB, K, N, constB.F32, constB.Shape[1]); pb != nil {
+			n.packedBytes += int64(len(pb.Data())) * 4
+		}
+	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, err
@@ -618,7 +630,11 @@ func newGemm(n *Node) (Kernel, error) {
 			broadcastApply(y.F32, y.Shape, y.F32, y.Shape, C.F32, C.Shape, func(_, c float32) float32 { return c })
 			b = beta
 		}
-		gemmF32(transA, transB, M, N, K, alpha, A.F32, A.Shape[1], B.F32, B.Shape[1], b, y.F32, N)
+		if pb != nil && B == constB {
+			gemmPackedF32(transA, M, N, K, alpha, A.F32, A.Shape[1], pb, b, y.F32, N)
+		} else {
+			gemmF32(transA, transB, M, N, K, alpha, A.F32, A.Shape[1], B.F32, B.Shape[1], b, y.F32, N)
+		}
 		return []*tensor.Tensor{y}, nil
 	}, nil
 }
@@ -642,7 +658,18 @@ func unidirectional(shape, target []int) error {
 // newMatMul implements numpy.matmul for float32: a 1-D A is a row vector and a
 // 1-D B a column vector (the added axis is dropped from the result), and batch
 // axes broadcast.
+//
+// A constant B whose batch axes are all 1 (a weight) is packed for the matrix
+// kernels once, here, unless the model was compiled with KeepWeightsUnpacked.
 func newMatMul(n *Node) (Kernel, error) {
+	constB := n.Const(1)
+	var pb *kernels.PackedB
+	if b := constB; b != nil && n.pack && b.DType == tensor.Float32 && len(b.Shape) >= 2 && tensor.NumElements(b.Shape[:len(b.Shape)-2]) == 1 {
+		K, N := b.Shape[len(b.Shape)-2], b.Shape[len(b.Shape)-1]
+		if pb = packB(false, K, N, b.F32, N); pb != nil {
+			n.packedBytes += int64(len(pb.Data())) * 4
+		}
+	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 2); err != nil {
 			return nil, err
@@ -685,7 +712,11 @@ func newMatMul(n *Node) (Kernel, error) {
 			// A's batch axes may still broadcast against B's size-1 axes.
 			rows := tensor.NumElements(ba) * M
 			if nb == tensor.NumElements(ba) {
-				gemmF32(false, false, rows, N, K, 1, A.F32, K, B.F32, N, 0, y.F32, N)
+				if pb != nil && B == constB {
+					gemmPackedF32(false, rows, N, K, 1, A.F32, K, pb, 0, y.F32, N)
+				} else {
+					gemmF32(false, false, rows, N, K, 1, A.F32, K, B.F32, N, 0, y.F32, N)
+				}
 				return []*tensor.Tensor{y}, nil
 			}
 		}
