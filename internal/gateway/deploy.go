@@ -131,13 +131,12 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	committed = true
-	f := registry.Function{Name: name, Task: "infer", ModelDigest: digest, ModelFile: filepath.ToSlash(modelFile), ModelBytes: size, Metadata: md, Created: time.Now().UTC()}
-	if err := g.reg.Put(f); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
+	f := registry.Function{Name: name, Owner: owner(r), Task: "infer", ModelDigest: digest, ModelFile: filepath.ToSlash(modelFile), ModelBytes: size, Metadata: md, Created: time.Now().UTC()}
+	if !g.putWithinLimits(w, f) {
 		return
 	}
 	// A redeploy replaces the model: the running instance serves the old one.
-	g.stopFunction(name)
+	g.stopFunction(fnKey(f.Owner, f.Name))
 	writeJSON(w, http.StatusCreated, f)
 }
 
@@ -192,7 +191,7 @@ func trimStaged(err error, staged string) string {
 }
 
 func (g *Gateway) list(w http.ResponseWriter, r *http.Request) {
-	fs, err := g.reg.List()
+	fs, err := g.reg.List(owner(r))
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -218,7 +217,7 @@ func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
 		Instances []instanceInfo `json:"instances"`
 	}{Function: f, Instances: []instanceInfo{}}
 	g.mu.Lock()
-	fn := g.fns[f.Name]
+	fn := g.fns[fnKey(f.Owner, f.Name)]
 	g.mu.Unlock()
 	if fn != nil {
 		fn.mu.Lock()
@@ -233,7 +232,7 @@ func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) remove(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := g.reg.Delete(name); err != nil {
+	if err := g.reg.Delete(owner(r), name); err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("function %q is not deployed", name))
 			return
@@ -241,6 +240,6 @@ func (g *Gateway) remove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	g.stopFunction(name)
+	g.stopFunction(fnKey(owner(r), name))
 	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/spindleml/spindle/internal/modelstore"
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/registry"
+	"github.com/spindleml/spindle/internal/tenant"
 )
 
 // Config configures a Gateway. Zero values take the defaults noted.
@@ -50,6 +51,11 @@ type Config struct {
 	DefaultTimeout, MaxTimeout time.Duration
 	// MaxBodyBytes caps an inference request body; 0 means 64 MiB.
 	MaxBodyBytes int64
+	// Auth is AuthOpen (the default: no keys needed, loopback only) or AuthKeys.
+	Auth string
+	// AdminKey authorises the tenant admin API; required with AuthKeys. Make one
+	// with tenant.NewAdminKey or tenant.LoadOrCreateAdminKey.
+	AdminKey string
 	// Clock drives idle scale-down; nil means the real clock.
 	Clock  clock.WithTicker
 	Logger *slog.Logger
@@ -83,6 +89,9 @@ func (c *Config) setDefaults() {
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
 	}
+	if c.Auth == "" {
+		c.Auth = AuthOpen
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -91,10 +100,11 @@ func (c *Config) setDefaults() {
 // Gateway routes requests to instances. Create it with New; Close stops its
 // instances.
 type Gateway struct {
-	cfg   Config
-	reg   *registry.Registry
-	store *modelstore.Store
-	proxy *httputil.ReverseProxy
+	cfg     Config
+	reg     *registry.Registry
+	tenants *tenant.Store
+	store   *modelstore.Store
+	proxy   *httputil.ReverseProxy
 
 	clock clock.WithTicker
 	ready atomic.Bool
@@ -109,6 +119,12 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Home == "" || cfg.Exe == "" {
 		return nil, errors.New("gateway: Home and Exe are required")
 	}
+	switch {
+	case cfg.Auth != AuthOpen && cfg.Auth != AuthKeys:
+		return nil, fmt.Errorf("auth %q: must be %s or %s", cfg.Auth, AuthOpen, AuthKeys)
+	case cfg.Auth == AuthKeys && cfg.AdminKey == "":
+		return nil, fmt.Errorf("auth %s: an admin key is required", AuthKeys)
+	}
 	for _, d := range []string{cfg.Home, filepath.Join(cfg.Home, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -118,12 +134,17 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	tenants, err := tenant.Open(reg.DB(), cfg.AdminKey)
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
 	store, err := modelstore.Open(filepath.Join(cfg.Home, "models"))
 	if err != nil {
 		reg.Close()
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, reg: reg, store: store, fns: map[string]*function{}, clock: cfg.Clock}
+	g := &Gateway{cfg: cfg, reg: reg, tenants: tenants, store: store, fns: map[string]*function{}, clock: cfg.Clock}
 	g.ready.Store(true)
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -176,17 +197,22 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/functions", g.list)
 	mux.HandleFunc("GET /admin/v1/functions/{name}", g.describe)
 	mux.HandleFunc("DELETE /admin/v1/functions/{name}", g.remove)
+	mux.HandleFunc("POST /admin/v1/tenants", g.createTenant)
+	mux.HandleFunc("GET /admin/v1/tenants", g.listTenants)
+	mux.HandleFunc("DELETE /admin/v1/tenants/{name}", g.deleteTenant)
+	mux.HandleFunc("POST /admin/v1/tenants/{name}/keys", g.rotateKey)
 	mux.HandleFunc("GET /admin/v1/functions/{name}/logs", g.logs)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %s: no such endpoint", r.Method, r.URL.Path))
 	})
-	return mux
+	return g.authenticate(mux)
 }
 
-// lookup returns the registered function or writes a 404.
+// lookup returns the caller's function named in the path, or writes a 404:
+// another tenant's function is indistinguishable from a missing one.
 func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request) (registry.Function, bool) {
 	name := r.PathValue("name")
-	f, err := g.reg.Get(name)
+	f, err := g.reg.Get(owner(r), name)
 	if errors.Is(err, registry.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("function %q is not deployed", name))
 		return f, false
@@ -313,15 +339,16 @@ func (g *Gateway) requestTimeout(r *http.Request) (time.Duration, error) {
 // function returns the live state for spec, creating it; a redeploy (new
 // digest) replaces it and stops the old replicas.
 func (g *Gateway) function(spec registry.Function) *function {
+	key := fnKey(spec.Owner, spec.Name)
 	g.mu.Lock()
-	f := g.fns[spec.Name]
+	f := g.fns[key]
 	if f != nil && f.spec.ModelDigest == spec.ModelDigest && f.spec.ModelFile == spec.ModelFile {
 		g.mu.Unlock()
 		return f
 	}
 	old := f
 	f = newFunction(spec, g.clock.Now())
-	g.fns[spec.Name] = f
+	g.fns[key] = f
 	g.mu.Unlock()
 	if old != nil {
 		go g.stopAll(old)
@@ -329,11 +356,12 @@ func (g *Gateway) function(spec registry.Function) *function {
 	return f
 }
 
-// stopFunction stops and forgets name's replicas.
-func (g *Gateway) stopFunction(name string) {
+// stopFunction stops and forgets the replicas of the function with key
+// fnKey(owner, name).
+func (g *Gateway) stopFunction(key string) {
 	g.mu.Lock()
-	f := g.fns[name]
-	delete(g.fns, name)
+	f := g.fns[key]
+	delete(g.fns, key)
 	g.mu.Unlock()
 	if f != nil {
 		g.stopAll(f)
@@ -360,6 +388,10 @@ func (g *Gateway) Close() error {
 // Serve serves the gateway on ln until ctx ends, then stops accepting requests,
 // drains in-flight ones, and stops the instances (each draining its own).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	if err := g.checkListen(ln.Addr()); err != nil {
+		g.Close()
+		return err
+	}
 	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	rctx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spindleml/spindle/internal/client"
 	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/registry"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -154,7 +155,7 @@ func infer(t *testing.T, url, name, body string, header ...string) (int, string)
 func (tg *testGateway) fn(name string) *function {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
-	return tg.fns[name]
+	return tg.fns[fnKey(registry.DefaultOwner, name)]
 }
 
 func (tg *testGateway) pids(name string) []int {
@@ -205,8 +206,8 @@ func TestScaleFromZeroAndToZero(t *testing.T) {
 		t.Fatalf("reaped %v after 30s idle, IdleTimeout is 1m", r)
 	}
 	tg.clock.Step(31 * time.Second)
-	if r := tg.reapIdle(tg.clock.Now()); len(r) != 1 || r[0] != "add" {
-		t.Fatalf("reaped %v after 61s idle, want [add]", r)
+	if r := tg.reapIdle(tg.clock.Now()); len(r) != 1 || r[0] != "default/add" {
+		t.Fatalf("reaped %v after 61s idle, want [default/add]", r)
 	}
 	if got := tg.pids("add"); len(got) != 0 {
 		t.Fatalf("instances after scale to zero: %v", got)

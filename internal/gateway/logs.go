@@ -7,7 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/spindleml/spindle/internal/registry"
 )
+
+// logPath is where f's instances log: one folder per tenant.
+func (g *Gateway) logPath(f registry.Function) string {
+	return filepath.Join(g.cfg.Home, "logs", f.Owner, f.Name+".log")
+}
 
 // logs serves the tail of a function's instance log (stderr of every instance it
 // ran, appended): GET /admin/v1/functions/{name}/logs?bytes=N (default 64 KiB).
@@ -25,7 +32,7 @@ func (g *Gateway) logs(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	file, err := os.Open(filepath.Join(g.cfg.Home, "logs", f.Name+".log"))
+	file, err := os.Open(g.logPath(f))
 	if os.IsNotExist(err) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		return // never started: no logs yet

@@ -30,6 +30,7 @@ type replica struct {
 // replicas, starts in progress, and the requests waiting for them.
 type function struct {
 	name string
+	key  string // fnKey(owner, name)
 
 	mu       sync.Mutex
 	spec     registry.Function
@@ -46,7 +47,7 @@ type function struct {
 }
 
 func newFunction(spec registry.Function, now time.Time) *function {
-	return &function{name: spec.Name, spec: spec, changed: make(chan struct{}), lastUsed: now}
+	return &function{name: spec.Name, key: fnKey(spec.Owner, spec.Name), spec: spec, changed: make(chan struct{}), lastUsed: now}
 }
 
 // broadcastLocked wakes every waiter.
@@ -147,7 +148,11 @@ func (g *Gateway) startReplica(f *function) {
 func (g *Gateway) launch(spec registry.Function) (*replica, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.StartTimeout)
 	defer cancel()
-	logf, err := os.OpenFile(filepath.Join(g.cfg.Home, "logs", spec.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	path := g.logPath(spec)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -159,14 +164,14 @@ func (g *Gateway) launch(spec registry.Function) (*replica, error) {
 	})
 	if err != nil {
 		logf.Close()
-		g.cfg.Logger.Warn("instance start failed", "function", spec.Name, "err", err)
+		g.cfg.Logger.Warn("instance start failed", "function", fnKey(spec.Owner, spec.Name), "err", err)
 		return nil, err
 	}
-	g.cfg.Logger.Info("instance started", "function", spec.Name, "pid", p.Pid, "addr", p.Addr, "elapsed", time.Since(began).Round(time.Millisecond))
+	g.cfg.Logger.Info("instance started", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "addr", p.Addr, "elapsed", time.Since(began).Round(time.Millisecond))
 	go func() {
 		<-p.Done()
 		logf.Close()
-		g.cfg.Logger.Info("instance exited", "function", spec.Name, "pid", p.Pid, "err", p.Err())
+		g.cfg.Logger.Info("instance exited", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "err", p.Err())
 	}()
 	return &replica{proc: p, url: &url.URL{Scheme: "http", Host: p.Addr}}, nil
 }
@@ -188,7 +193,8 @@ func (g *Gateway) stopAll(f *function) {
 }
 
 // reapIdle stops the replicas of every function idle for longer than IdleTimeout
-// (scale to zero). It returns the names of the functions it scaled down.
+// (scale to zero). It returns the keys ("owner/name") of the functions it
+// scaled down.
 func (g *Gateway) reapIdle(now time.Time) []string {
 	g.mu.Lock()
 	fns := make([]*function, 0, len(g.fns))
@@ -202,9 +208,9 @@ func (g *Gateway) reapIdle(now time.Time) []string {
 		idle := f.inflight == 0 && f.waiting == 0 && len(f.replicas) > 0 && now.Sub(f.lastUsed) >= g.cfg.IdleTimeout
 		f.mu.Unlock()
 		if idle {
-			g.cfg.Logger.Info("scaling to zero", "function", f.name, "idle", now.Sub(f.lastUsed).Round(time.Second))
+			g.cfg.Logger.Info("scaling to zero", "function", f.key, "idle", now.Sub(f.lastUsed).Round(time.Second))
 			g.stopAll(f)
-			reaped = append(reaped, f.name)
+			reaped = append(reaped, f.key)
 		}
 	}
 	return reaped

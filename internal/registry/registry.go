@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,9 +17,13 @@ import (
 // ErrNotFound is returned for a function that does not exist.
 var ErrNotFound = errors.New("not found")
 
-// Function is one deployed function.
+// Function is one deployed function. Functions are namespaced by owner: two
+// tenants may each deploy a function with the same name.
 type Function struct {
 	Name string `json:"name"`
+	// Owner is the tenant the function belongs to ("default" when the platform
+	// runs without API keys).
+	Owner string `json:"owner"`
 	// Task is what the function does with its model; "infer" is raw OIP v2 inference.
 	Task string `json:"task"`
 	// ModelDigest names the model's folder in the content-addressed model store.
@@ -43,7 +48,18 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// ErrLimit is returned by PutWithin when the owner already has the most
+// functions it may have.
+var ErrLimit = errors.New("function limit reached")
+
+// DefaultOwner owns the functions deployed while the platform runs without API
+// keys, and the functions of databases written before functions had owners.
+const DefaultOwner = "default"
+
 var bucketFunctions = []byte("functions")
+
+// key is a function's database key, "owner/name"; neither part contains '/'.
+func key(owner, name string) []byte { return []byte(owner + "/" + name) }
 
 // Registry is the function database. It is safe for concurrent use.
 type Registry struct {
@@ -57,8 +73,11 @@ func Open(path string) (*Registry, error) {
 		return nil, fmt.Errorf("open registry %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketFunctions)
-		return err
+		b, err := tx.CreateBucketIfNotExists(bucketFunctions)
+		if err != nil {
+			return err
+		}
+		return migrateOwners(b)
 	})
 	if err != nil {
 		db.Close()
@@ -67,28 +86,89 @@ func Open(path string) (*Registry, error) {
 	return &Registry{db: db}, nil
 }
 
+// migrateOwners moves functions stored before they had owners (keyed by bare
+// name) to DefaultOwner.
+func migrateOwners(b *bolt.Bucket) error {
+	var old [][]byte
+	b.ForEach(func(k, _ []byte) error {
+		if !bytes.ContainsRune(k, '/') {
+			old = append(old, bytes.Clone(k))
+		}
+		return nil
+	})
+	for _, k := range old {
+		var f Function
+		if err := json.Unmarshal(b.Get(k), &f); err != nil {
+			return fmt.Errorf("function %q: %w", k, err)
+		}
+		f.Owner = DefaultOwner
+		v, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(key(f.Owner, f.Name), v); err != nil {
+			return err
+		}
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DB returns the underlying database, so other platform state (tenants) lives
+// in the same file under its own buckets. Callers must not touch the
+// "functions" bucket.
+func (r *Registry) DB() *bolt.DB { return r.db }
+
 // Close closes the database.
 func (r *Registry) Close() error { return r.db.Close() }
 
 // Put creates or replaces a function.
-func (r *Registry) Put(f Function) error {
+func (r *Registry) Put(f Function) error { return r.PutWithin(f, 0) }
+
+// PutWithin creates or replaces a function; creating one fails with an error
+// wrapping ErrLimit when f.Owner already has maxFunctions functions (0 means no
+// limit). Replacing an existing function always succeeds. The count and the
+// write are one transaction, so concurrent deploys cannot overshoot.
+func (r *Registry) PutWithin(f Function, maxFunctions int) error {
 	if err := ValidateName(f.Name); err != nil {
 		return err
+	}
+	if err := ValidateName(f.Owner); err != nil {
+		return fmt.Errorf("owner: %w", err)
 	}
 	b, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}
 	return r.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketFunctions).Put([]byte(f.Name), b)
+		bk := tx.Bucket(bucketFunctions)
+		k := key(f.Owner, f.Name)
+		if maxFunctions > 0 && bk.Get(k) == nil {
+			if n := countPrefix(bk, f.Owner); n >= maxFunctions {
+				return fmt.Errorf("tenant %q: %w (%d of %d)", f.Owner, ErrLimit, n, maxFunctions)
+			}
+		}
+		return bk.Put(k, b)
 	})
 }
 
-// Get returns the function called name, or an error wrapping ErrNotFound.
-func (r *Registry) Get(name string) (Function, error) {
+func countPrefix(b *bolt.Bucket, owner string) int {
+	n := 0
+	prefix := key(owner, "")
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// Get returns owner's function called name, or an error wrapping ErrNotFound.
+func (r *Registry) Get(owner, name string) (Function, error) {
 	var f Function
 	err := r.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketFunctions).Get([]byte(name))
+		b := tx.Bucket(bucketFunctions).Get(key(owner, name))
 		if b == nil {
 			return fmt.Errorf("function %q: %w", name, ErrNotFound)
 		}
@@ -97,30 +177,42 @@ func (r *Registry) Get(name string) (Function, error) {
 	return f, err
 }
 
-// List returns every function, sorted by name.
-func (r *Registry) List() ([]Function, error) {
+// List returns owner's functions sorted by name; an empty owner lists every
+// tenant's functions, sorted by owner then name.
+func (r *Registry) List(owner string) ([]Function, error) {
 	var out []Function
+	var prefix []byte
+	if owner != "" {
+		prefix = key(owner, "")
+	}
 	err := r.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketFunctions).ForEach(func(k, v []byte) error {
+		c := tx.Bucket(bucketFunctions).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var f Function
 			if err := json.Unmarshal(v, &f); err != nil {
 				return fmt.Errorf("function %q: %w", k, err)
 			}
 			out = append(out, f)
-			return nil
-		})
+		}
+		return nil
 	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Owner != out[j].Owner {
+			return out[i].Owner < out[j].Owner
+		}
+		return out[i].Name < out[j].Name
+	})
 	return out, err
 }
 
-// Delete removes a function; deleting a missing one wraps ErrNotFound.
-func (r *Registry) Delete(name string) error {
+// Delete removes owner's function name; deleting a missing one wraps
+// ErrNotFound.
+func (r *Registry) Delete(owner, name string) error {
 	return r.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFunctions)
-		if b.Get([]byte(name)) == nil {
+		if b.Get(key(owner, name)) == nil {
 			return fmt.Errorf("function %q: %w", name, ErrNotFound)
 		}
-		return b.Delete([]byte(name))
+		return b.Delete(key(owner, name))
 	})
 }
