@@ -39,15 +39,27 @@ func IsClientError(err error) bool {
 type Client struct {
 	base *url.URL
 	http *http.Client
+	key  string
 }
 
+// Option configures a Client.
+type Option func(*Client)
+
+// WithKey sends key as "Authorization: Bearer KEY" on every request; an empty
+// key sends none.
+func WithKey(key string) Option { return func(c *Client) { c.key = key } }
+
 // New returns a client for the gateway at base (e.g. http://127.0.0.1:8080).
-func New(base string) (*Client, error) {
+func New(base string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("gateway %q: must be an http(s) URL like http://127.0.0.1:8080", base)
 	}
-	return &Client{base: u, http: &http.Client{}}, nil
+	c := &Client{base: u, http: &http.Client{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
 }
 
 func (c *Client) url(path string) string {
@@ -55,6 +67,9 @@ func (c *Client) url(path string) string {
 }
 
 func (c *Client) do(req *http.Request, out any) error {
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("gateway %s: %w", c.base, err)

@@ -17,18 +17,6 @@ import (
 //	DELETE /admin/v1/tenants/{name}      removes the tenant, its key and its functions
 //	POST   /admin/v1/tenants/{name}/keys -> a new key; the old one stops working
 
-// TenantKey is a tenant with a key just issued, the only time a key is shown.
-type TenantKey struct {
-	tenant.Tenant
-	Key string `json:"key"`
-}
-
-// TenantInfo is a tenant as listed, with how many functions it has.
-type TenantInfo struct {
-	tenant.Tenant
-	Functions int `json:"functions"`
-}
-
 // Tenants returns the gateway's tenant store (limits for the platform's
 // autoscaler and sandbox).
 func (g *Gateway) Tenants() *tenant.Store { return g.tenants }
@@ -53,7 +41,7 @@ func (g *Gateway) createTenant(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	default:
-		writeJSON(w, http.StatusCreated, TenantKey{Tenant: t, Key: key})
+		writeJSON(w, http.StatusCreated, tenant.Issued{Tenant: t, Key: key})
 	}
 }
 
@@ -72,9 +60,9 @@ func (g *Gateway) listTenants(w http.ResponseWriter, r *http.Request) {
 	for _, f := range fs {
 		count[f.Owner]++
 	}
-	out := make([]TenantInfo, 0, len(ts))
+	out := make([]tenant.Summary, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, TenantInfo{Tenant: t, Functions: count[t.Name]})
+		out = append(out, tenant.Summary{Tenant: t, Functions: count[t.Name]})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -114,7 +102,7 @@ func (g *Gateway) rotateKey(w http.ResponseWriter, r *http.Request) {
 		g.tenantError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, TenantKey{Tenant: t, Key: key})
+	writeJSON(w, http.StatusOK, tenant.Issued{Tenant: t, Key: key})
 }
 
 func (g *Gateway) tenantError(w http.ResponseWriter, err error) {

@@ -84,6 +84,19 @@ type Tenant struct {
 	Limits     Limits    `json:"limits"`
 }
 
+// Issued is a tenant with a key just issued (created or rotated): the only
+// time a key is shown.
+type Issued struct {
+	Tenant
+	Key string `json:"key"`
+}
+
+// Summary is a tenant as the admin API lists it, with its function count.
+type Summary struct {
+	Tenant
+	Functions int `json:"functions"`
+}
+
 // record is a tenant as stored.
 type record struct {
 	Tenant
