@@ -14,8 +14,16 @@ import (
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
-// gatewayFlag adds --gateway, defaulting to $SPINDLE_GATEWAY or the local gateway.
+// gatewayFlag adds --gateway, defaulting to $SPINDLE_GATEWAY or the local
+// gateway, and --key, the tenant API key newClient sends.
 func gatewayFlag(cmd *cobra.Command) *string {
+	// No default shown: help output must not print a secret from the environment.
+	cmd.Flags().String("key", "", "API key, sent as 'Authorization: Bearer KEY' (default $SPINDLE_KEY)")
+	return gatewayURLFlag(cmd)
+}
+
+// gatewayURLFlag adds --gateway only.
+func gatewayURLFlag(cmd *cobra.Command) *string {
 	def := os.Getenv("SPINDLE_GATEWAY")
 	if def == "" {
 		def = "http://127.0.0.1:8080"
@@ -23,8 +31,13 @@ func gatewayFlag(cmd *cobra.Command) *string {
 	return cmd.Flags().String("gateway", def, "gateway URL (env SPINDLE_GATEWAY)")
 }
 
-func newClient(gw string) (*client.Client, error) {
-	c, err := client.New(gw)
+// newClient returns a client for gw that sends cmd's --key (or $SPINDLE_KEY).
+func newClient(cmd *cobra.Command, gw string) (*client.Client, error) {
+	key, _ := cmd.Flags().GetString("key")
+	if key == "" {
+		key = os.Getenv("SPINDLE_KEY")
+	}
+	c, err := client.New(gw, client.WithKey(key))
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -22,7 +22,7 @@ func newDeployCmd() *cobra.Command {
 		if model == "" {
 			return usagef("--model: required")
 		}
-		c, err := newClient(*gw)
+		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
 		}
@@ -48,7 +48,7 @@ func newInvokeCmd() *cobra.Command {
 	cmd.Flags().StringArrayVar(&inputs, "input", nil, "input tensor as NAME=FILE.npy (repeatable)")
 	cmd.Flags().StringVar(&out, "out", "", "folder for OUTPUT_NAME.npy files (default: print a summary)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		c, err := newClient(*gw)
+		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func newLsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "ls", Short: "List deployed functions", Args: args()}
 	gw := gatewayFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		c, err := newClient(*gw)
+		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
 		}
@@ -91,7 +91,7 @@ func newDescribeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "describe NAME", Short: "Show a function and its instances", Args: args("NAME")}
 	gw := gatewayFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		c, err := newClient(*gw)
+		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func newRmCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rm NAME", Short: "Remove a function and stop its instances", Args: args("NAME")}
 	gw := gatewayFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		c, err := newClient(*gw)
+		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
 		}
@@ -136,7 +136,7 @@ func newLogsCmd() *cobra.Command {
 		if n <= 0 {
 			return usagef("--bytes: %d must be positive", n)
 		}
-		c, err := newClient(*gw)
+		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
 		}
