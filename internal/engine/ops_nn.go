@@ -16,6 +16,9 @@ func init() {
 	register("GlobalAveragePool", func(n *Node) (Kernel, error) { return newGlobalPool(n, false) })
 	register("GlobalMaxPool", func(n *Node) (Kernel, error) { return newGlobalPool(n, true) })
 	register("ConvTranspose", newConvTranspose)
+	register("Hardmax", newHardmax)
+	register("DepthToSpace", func(n *Node) (Kernel, error) { return newDepthSpace(n, false) })
+	register("SpaceToDepth", func(n *Node) (Kernel, error) { return newDepthSpace(n, true) })
 	register("Gemm", newGemm)
 	register("MatMul", newMatMul)
 	register("Softmax", func(n *Node) (Kernel, error) { return newSoftmax(n, false) })
@@ -1013,4 +1016,147 @@ func newConvTranspose(n *Node) (Kernel, error) {
 		}
 		return []*tensor.Tensor{y}, nil
 	}, nil
+}
+
+// newHardmax implements Hardmax: 1 at the first maximum along the axis, 0
+// elsewhere, with Softmax's axis rules (coerced to 2-D before opset 13).
+func newHardmax(n *Node) (Kernel, error) {
+	legacy := n.Opset < 13
+	def := int64(-1)
+	if legacy {
+		def = 1
+	}
+	axis := n.Int("axis", def)
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input: dtype %s, Hardmax supports float32 only", x.DType)
+		}
+		a, err := normAxis(axis, len(x.Shape), legacy)
+		if err != nil {
+			return nil, fmt.Errorf("attribute axis: %w", err)
+		}
+		outer := tensor.NumElements(x.Shape[:a])
+		size, inner := tensor.NumElements(x.Shape[a:]), 1
+		if !legacy {
+			size, inner = x.Shape[a], tensor.NumElements(x.Shape[a+1:])
+		}
+		y := tensor.New(tensor.Float32, x.Shape...)
+		if size == 0 {
+			return []*tensor.Tensor{y}, nil
+		}
+		for o := 0; o < outer; o++ {
+			for j := 0; j < inner; j++ {
+				base := o*size*inner + j
+				best := 0
+				for i := 1; i < size; i++ {
+					if x.F32[base+i*inner] > x.F32[base+best*inner] {
+						best = i
+					}
+				}
+				y.F32[base+best*inner] = 1
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// newDepthSpace implements DepthToSpace (toDepth false; modes DCR and CRD) and
+// SpaceToDepth on 4-D [N C H W] tensors of any dtype, as one gather.
+func newDepthSpace(n *Node, toDepth bool) (Kernel, error) {
+	b := int(n.Int("blocksize", 0))
+	if b < 1 {
+		return nil, fmt.Errorf("attribute blocksize: %d, must be >= 1 (it is required)", b)
+	}
+	crd := false
+	if !toDepth {
+		switch m := n.String("mode", "DCR"); m {
+		case "DCR":
+		case "CRD":
+			crd = true
+		default:
+			return nil, fmt.Errorf("attribute mode: %q, must be DCR or CRD", m)
+		}
+	}
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if len(x.Shape) != 4 {
+			return nil, fmt.Errorf("input: shape %s, must be [N C H W]", tensor.ShapeString(x.Shape))
+		}
+		N, C, H, W := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+		var out []int
+		if toDepth {
+			if H%b != 0 || W%b != 0 {
+				return nil, fmt.Errorf("input: shape %s: H and W must be multiples of blocksize %d", tensor.ShapeString(x.Shape), b)
+			}
+			out = []int{N, C * b * b, H / b, W / b}
+		} else {
+			if C%(b*b) != 0 {
+				return nil, fmt.Errorf("input: shape %s: C must be a multiple of blocksize² %d", tensor.ShapeString(x.Shape), b*b)
+			}
+			out = []int{N, C / (b * b), H * b, W * b}
+		}
+		idx := make([]int, tensor.NumElements(out))
+		k := 0
+		for img := 0; img < N; img++ {
+			for c := 0; c < out[1]; c++ {
+				for h := 0; h < out[2]; h++ {
+					for w := 0; w < out[3]; w++ {
+						var sc, sh, sw int
+						if toDepth {
+							// out channel c = (i*b + j)*C + ci reads x[ci, h*b+i, w*b+j].
+							blk, ci := c/C, c%C
+							sc, sh, sw = ci, h*b+blk/b, w*b+blk%b
+						} else {
+							i, j := h%b, w%b
+							sh, sw = h/b, w/b
+							if crd {
+								sc = c*b*b + i*b + j
+							} else {
+								sc = (i*b+j)*out[1] + c
+							}
+						}
+						idx[k] = ((img*C+sc)*H+sh)*W + sw
+						k++
+					}
+				}
+			}
+		}
+		return []*tensor.Tensor{gatherFlat(x, idx, out)}, nil
+	}, nil
+}
+
+// gatherFlat returns the tensor of shape whose element i is x's flat element
+// idx[i], for every dtype.
+func gatherFlat(x *tensor.Tensor, idx []int, shape []int) *tensor.Tensor {
+	y := tensor.New(x.DType, shape...)
+	switch x.DType {
+	case tensor.Float32:
+		gatherInto(y.F32, x.F32, idx)
+	case tensor.Float64:
+		gatherInto(y.F64, x.F64, idx)
+	case tensor.Int64:
+		gatherInto(y.I64, x.I64, idx)
+	case tensor.Int32:
+		gatherInto(y.I32, x.I32, idx)
+	case tensor.Int8:
+		gatherInto(y.I8, x.I8, idx)
+	case tensor.Uint8:
+		gatherInto(y.U8, x.U8, idx)
+	case tensor.Bool:
+		gatherInto(y.B, x.B, idx)
+	}
+	return y
+}
+
+func gatherInto[T any](dst, src []T, idx []int) {
+	for i, j := range idx {
+		dst[i] = src[j]
+	}
 }

@@ -333,3 +333,31 @@ func TestConvTranspose(t *testing.T) {
 			fragments: []string{"output_padding", "stride"}},
 	})
 }
+
+func TestHardmax(t *testing.T) {
+	runOpTests(t, "Hardmax", []opTest{
+		{name: "last axis, first of ties", inputs: []*tensor.Tensor{f32([]float32{1, 3, 3, 2, 0, 1}, 2, 3)},
+			want: []*tensor.Tensor{f32([]float32{0, 1, 0, 1, 0, 0}, 2, 3)}},
+		{name: "opset 11 flattens from axis", opset: 11, inputs: []*tensor.Tensor{f32([]float32{1, 4, 3, 2}, 1, 2, 2)},
+			want: []*tensor.Tensor{f32([]float32{0, 1, 0, 0}, 1, 2, 2)}},
+	})
+}
+
+func TestDepthSpace(t *testing.T) {
+	x := f32(seq(0, 8), 1, 8, 1, 1)
+	b2 := modelgen.AInt("blocksize", 2)
+	dcr := f32([]float32{0, 2, 4, 6, 1, 3, 5, 7}, 1, 2, 2, 2)
+	runOpTests(t, "DepthToSpace", []opTest{
+		{name: "DCR", attrs: []modelgen.Attr{b2}, inputs: []*tensor.Tensor{x}, want: []*tensor.Tensor{dcr}},
+		{name: "CRD", attrs: []modelgen.Attr{b2, modelgen.AString("mode", "CRD")}, inputs: []*tensor.Tensor{x},
+			want: []*tensor.Tensor{f32(seq(0, 8), 1, 2, 2, 2)}},
+		{name: "int64", attrs: []modelgen.Attr{b2}, inputs: []*tensor.Tensor{i64([]int64{5, 6, 7, 8}, 1, 4, 1, 1)},
+			want: []*tensor.Tensor{i64([]int64{5, 6, 7, 8}, 1, 1, 2, 2)}},
+	})
+	runOpTests(t, "SpaceToDepth", []opTest{
+		{name: "inverts DCR", attrs: []modelgen.Attr{b2}, inputs: []*tensor.Tensor{dcr}, want: []*tensor.Tensor{x}},
+	})
+	runOpErrTests(t, "SpaceToDepth", []opErrTest{
+		{name: "not a multiple", attrs: []modelgen.Attr{modelgen.AInt("blocksize", 3)}, inputs: []*tensor.Tensor{dcr}, fragments: []string{"multiples of blocksize 3"}},
+	})
+}

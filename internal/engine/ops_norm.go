@@ -16,6 +16,7 @@ func init() {
 	register("BatchNormalization", newBatchNorm)
 	register("InstanceNormalization", newInstanceNorm)
 	register("LRN", newLRN)
+	register("MeanVarianceNormalization", newMVN)
 }
 
 // newLayerNorm implements LayerNormalization (opset 17): X is normalised over
@@ -294,6 +295,74 @@ func newLRN(n *Node) (Kernel, error) {
 					y.F32[j] = float32(float64(x.F32[j]) / math.Pow(bias+alpha/float64(size)*s, beta))
 				}
 			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// newMVN implements MeanVarianceNormalization: Y = (X - mean) / (sqrt(var) +
+// 1e-9) with the statistics taken over axes (default [0 2 3]), as the op's
+// ONNX function body defines it.
+func newMVN(n *Node) (Kernel, error) {
+	axes := n.Ints("axes", []int64{0, 2, 3})
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input X: dtype %s, MeanVarianceNormalization supports float32 only", x.DType)
+		}
+		r := len(x.Shape)
+		reduced := make([]bool, r)
+		for _, a := range axes {
+			ax, err := normAxis(a, r, false)
+			if err != nil {
+				return nil, fmt.Errorf("attribute axes: %w", err)
+			}
+			reduced[ax] = true
+		}
+		// group[i] numbers the kept-axes position of flat element i.
+		groups := 1
+		gstride := make([]int, r)
+		for d := r - 1; d >= 0; d-- {
+			if !reduced[d] {
+				gstride[d] = groups
+				groups *= x.Shape[d]
+			}
+		}
+		group := make([]int, len(x.F32))
+		idx := make([]int, r)
+		for i := range group {
+			g := 0
+			for d, v := range idx {
+				g += v * gstride[d]
+			}
+			group[i] = g
+			for d := r - 1; d >= 0; d-- {
+				idx[d]++
+				if idx[d] < x.Shape[d] {
+					break
+				}
+				idx[d] = 0
+			}
+		}
+		sum, sq := make([]float64, groups), make([]float64, groups)
+		count := float64(len(x.F32)) / float64(max(groups, 1))
+		for i, v := range x.F32 {
+			sum[group[i]] += float64(v)
+		}
+		for g := range sum {
+			sum[g] /= count
+		}
+		for i, v := range x.F32 {
+			d := float64(v) - sum[group[i]]
+			sq[group[i]] += d * d
+		}
+		y := tensor.New(tensor.Float32, x.Shape...)
+		for i, v := range x.F32 {
+			g := group[i]
+			y.F32[i] = float32((float64(v) - sum[g]) / (math.Sqrt(sq[g]/count) + 1e-9))
 		}
 		return []*tensor.Tensor{y}, nil
 	}, nil

@@ -187,3 +187,13 @@ func TestInstanceNormalizationAndLRN(t *testing.T) {
 		{name: "size required", inputs: []*tensor.Tensor{f32([]float32{1, 2}, 1, 2, 1, 1)}, fragments: []string{"size", "required"}},
 	})
 }
+
+func TestMeanVarianceNormalization(t *testing.T) {
+	runOpTests(t, "MeanVarianceNormalization", []opTest{
+		// Per channel over N, H, W: channel 0 holds 1, 3 (mean 2, std 1), channel 1 holds 5, 5 (std 0).
+		{name: "default axes", inputs: []*tensor.Tensor{f32([]float32{1, 5, 3, 5}, 2, 2, 1, 1)},
+			want: []*tensor.Tensor{f32([]float32{-1, 0, 1, 0}, 2, 2, 1, 1)}},
+		{name: "last axis", attrs: []modelgen.Attr{modelgen.AInts("axes", -1)}, inputs: []*tensor.Tensor{f32([]float32{1, 3, 10, 14}, 2, 2)},
+			want: []*tensor.Tensor{f32([]float32{-1, 1, -1, 1}, 2, 2)}},
+	})
+}

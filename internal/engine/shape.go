@@ -76,6 +76,8 @@ func init() {
 		"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"} {
 		shapeFns[op] = inferReduce
 	}
+	shapeFns["DepthToSpace"] = inferDepthSpace
+	shapeFns["SpaceToDepth"] = inferDepthSpace
 	shapeFns["ArgMax"] = inferArgReduce
 	shapeFns["ArgMin"] = inferArgReduce
 }
@@ -630,4 +632,16 @@ func inferArgReduce(n *Node, in [][]int) ([][]int, error) {
 		out = append(out, 1)
 	}
 	return [][]int{append(out, x[ax+1:]...)}, nil
+}
+
+func inferDepthSpace(n *Node, in [][]int) ([][]int, error) {
+	x := in[0]
+	b := int(n.Int("blocksize", 0))
+	if len(x) != 4 || b < 1 {
+		return nil, nil
+	}
+	if n.OpType == "SpaceToDepth" {
+		return [][]int{{x[0], x[1] * b * b, x[2] / b, x[3] / b}}, nil
+	}
+	return [][]int{{x[0], x[1] / (b * b), x[2] * b, x[3] * b}}, nil
 }
