@@ -65,7 +65,7 @@ func newRoot() *cobra.Command {
 	})
 	root.AddCommand(
 		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(), newLogsCmd(),
-		newRunCmd(), newInstanceCmd(), newModelCmd(),
+		newRunCmd(), newInstanceCmd(), newModelCmd(), newTenantCmd(),
 	)
 	return root
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,24 +20,26 @@ import (
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/npy"
 	"github.com/spindleml/spindle/internal/oip"
+	"github.com/spindleml/spindle/internal/tenant"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
 func newUpCmd() *cobra.Command {
-	var listen, home string
+	var listen, home, auth string
 	var demo bool
 	cmd := &cobra.Command{
-		Use:   "up [--listen ADDR] [--home DIR] [--demo]",
+		Use:   "up [--listen ADDR] [--home DIR] [--auth open|keys] [--demo]",
 		Short: "Run the platform on this machine (gateway, registry, instances)",
 		Args:  args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if home == "" {
-				home = os.Getenv("SPINDLE_HOME")
+			home, err := filepath.Abs(homeDir(home))
+			if err != nil {
+				return err
 			}
-			if home == "" {
-				home = ".spindle"
+			if auth != gateway.AuthOpen && auth != gateway.AuthKeys {
+				return usagef("--auth %q: must be %s or %s", auth, gateway.AuthOpen, gateway.AuthKeys)
 			}
-			home, err := filepath.Abs(home)
+			adminKey, adminNote, err := loadAdminKey(home, auth)
 			if err != nil {
 				return err
 			}
@@ -45,7 +48,7 @@ func newUpCmd() *cobra.Command {
 				return fmt.Errorf("find own binary: %w", err)
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			g, err := gateway.New(gateway.Config{Home: home, Exe: exe, Logger: log})
+			g, err := gateway.New(gateway.Config{Home: home, Exe: exe, Logger: log, Auth: auth, AdminKey: adminKey})
 			if err != nil {
 				return err
 			}
@@ -53,6 +56,11 @@ func newUpCmd() *cobra.Command {
 			if err != nil {
 				g.Close()
 				return usagef("--listen %q: %v", listen, err)
+			}
+			if err := g.CheckListen(ln.Addr()); err != nil {
+				ln.Close()
+				g.Close()
+				return usageError{err}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
@@ -62,9 +70,14 @@ func newUpCmd() *cobra.Command {
 			base := "http://" + ln.Addr().String()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Spindle is up: gateway %s, data in %s\n", base, home)
-			fmt.Fprintln(out, "Access: open, no API keys (listening on loopback only unless --listen says otherwise).")
+			if auth == gateway.AuthOpen {
+				fmt.Fprintln(out, "Access: open (loopback only), no API keys needed; 'spindle up --auth keys' requires them.")
+			} else {
+				fmt.Fprintln(out, "Access: API keys required (Authorization: Bearer KEY); create tenants with 'spindle tenant create NAME'.")
+				fmt.Fprintln(out, adminNote)
+			}
 			if demo {
-				if err := deployDemo(ctx, cmd, base, home); err != nil {
+				if err := deployDemo(ctx, cmd, base, home, adminKey, auth == gateway.AuthKeys); err != nil {
 					stop()
 					<-served
 					return fmt.Errorf("demo: %w", err)
@@ -80,19 +93,53 @@ func newUpCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "gateway address")
 	f.StringVar(&home, "home", "", "data directory (default $SPINDLE_HOME or ./.spindle)")
+	f.StringVar(&auth, "auth", gateway.AuthOpen, "open: no API keys, loopback only; keys: every request needs a tenant's key")
 	f.BoolVar(&demo, "demo", false, "generate and deploy the MNIST demo function and print how to call it")
 	return cmd
 }
 
+// loadAdminKey returns the admin key ($SPINDLE_ADMIN_KEY, else HOME/admin.key,
+// created with --auth keys when missing) and a line saying where it is. In open
+// mode a missing key is fine: the key only matters once keys are required.
+func loadAdminKey(home, auth string) (key, note string, err error) {
+	if key = os.Getenv("SPINDLE_ADMIN_KEY"); key != "" {
+		return key, "Admin key: from $SPINDLE_ADMIN_KEY.", nil
+	}
+	path := filepath.Join(home, "admin.key")
+	if auth == gateway.AuthOpen {
+		key, err = tenant.LoadAdminKey(path)
+		return key, "", err
+	}
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return "", "", err
+	}
+	key, created, err := tenant.LoadOrCreateAdminKey(path)
+	if err != nil {
+		return "", "", err
+	}
+	if created {
+		return key, fmt.Sprintf("Admin key (shown once, saved to %s): %s", path, key), nil
+	}
+	return key, fmt.Sprintf("Admin key: in %s.", path), nil
+}
+
 // deployDemo generates the MNIST CNN, deploys it as "mnist" through the gateway's
 // own API, writes a sample request, and prints commands that work as pasted.
-func deployDemo(ctx context.Context, cmd *cobra.Command, base, home string) error {
+// With keys required it deploys as tenant "demo", issuing it a fresh key.
+func deployDemo(ctx context.Context, cmd *cobra.Command, base, home, adminKey string, keys bool) error {
 	dir := filepath.Join(home, "demo")
 	modelDir := filepath.Join(dir, "mnist-cnn")
 	if err := modelgen.Generate("mnist-cnn", modelDir, 1); err != nil {
 		return err
 	}
-	c, err := client.New(base)
+	var key string
+	if keys {
+		var err error
+		if key, err = demoTenantKey(ctx, base, adminKey); err != nil {
+			return err
+		}
+	}
+	c, err := client.New(base, client.WithKey(key))
 	if err != nil {
 		return err
 	}
@@ -118,10 +165,30 @@ func deployDemo(ctx context.Context, cmd *cobra.Command, base, home string) erro
 		return err
 	}
 	out := cmd.OutOrStdout()
+	header, keyFlag := "", ""
+	if key != "" {
+		fmt.Fprintf(out, "Demo tenant \"demo\" key (new each start): %s\n", key)
+		header, keyFlag = fmt.Sprintf(" -H 'Authorization: Bearer %s'", key), " --key "+key
+	}
 	fmt.Fprintf(out, "Demo function \"mnist\" deployed (MNIST CNN, 21,840 parameters). Try:\n")
-	fmt.Fprintf(out, "  curl -s -X POST %s/v2/models/mnist/infer -H 'Content-Type: application/json' -d @%s\n", base, reqPath)
-	fmt.Fprintf(out, "  go run ./cmd/spindle invoke mnist --gateway %s --input input=%s\n", base, npyPath)
+	fmt.Fprintf(out, "  curl -s -X POST %s/v2/models/mnist/infer -H 'Content-Type: application/json'%s -d @%s\n", base, header, reqPath)
+	fmt.Fprintf(out, "  go run ./cmd/spindle invoke mnist --gateway %s%s --input input=%s\n", base, keyFlag, npyPath)
 	return nil
+}
+
+// demoTenantKey creates tenant "demo", or issues it a new key when it exists
+// from an earlier start (keys are not stored, so the old one cannot be shown).
+func demoTenantKey(ctx context.Context, base, adminKey string) (string, error) {
+	admin, err := client.New(base, client.WithKey(adminKey))
+	if err != nil {
+		return "", err
+	}
+	t, err := admin.CreateTenant(ctx, "demo", tenant.Limits{})
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Status == http.StatusConflict {
+		t, err = admin.RotateKey(ctx, "demo")
+	}
+	return t.Key, err
 }
 
 // demoDigit draws a "7" into a 28x28 image, values in [0, 1].

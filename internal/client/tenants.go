@@ -36,13 +36,18 @@ func (c *Client) ListTenants(ctx context.Context) ([]tenant.Summary, error) {
 	return out, c.do(req, &out)
 }
 
-// DeleteTenant removes a tenant, its key and its functions.
-func (c *Client) DeleteTenant(ctx context.Context, name string) error {
+// DeleteTenant removes a tenant, its key and its functions, and returns how
+// many functions it removed.
+func (c *Client) DeleteTenant(ctx context.Context, name string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.url("/admin/v1/tenants/"+url.PathEscape(name)), nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return c.do(req, nil)
+	var out struct {
+		Removed int `json:"functions_removed"`
+	}
+	err = c.do(req, &out)
+	return out.Removed, err
 }
 
 // RotateKey issues a tenant a new key; the old one stops working.

@@ -103,8 +103,9 @@ func unauthorized(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusUnauthorized, msg)
 }
 
-// checkListen refuses open access on an address other machines can reach.
-func (g *Gateway) checkListen(addr net.Addr) error {
+// CheckListen refuses open access on an address other machines can reach (an
+// error wrapping ErrOpenNotLoopback); Serve calls it too.
+func (g *Gateway) CheckListen(addr net.Addr) error {
 	if g.cfg.Auth != AuthOpen {
 		return nil
 	}

@@ -388,7 +388,7 @@ func (g *Gateway) Close() error {
 // Serve serves the gateway on ln until ctx ends, then stops accepting requests,
 // drains in-flight ones, and stops the instances (each draining its own).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
-	if err := g.checkListen(ln.Addr()); err != nil {
+	if err := g.CheckListen(ln.Addr()); err != nil {
 		g.Close()
 		return err
 	}

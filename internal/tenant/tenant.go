@@ -304,20 +304,29 @@ func NewAdminKey() (string, error) {
 	return key, err
 }
 
+// LoadAdminKey returns the admin key kept in the file at path, or "" when there
+// is no such file.
+func LoadAdminKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("admin key file: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if name, _, err := parseKey(key); err != nil || name != AdminName {
+		return "", fmt.Errorf("admin key file %s: not an admin key (%s%s_<secret>)", path, keyPrefix, AdminName)
+	}
+	return key, nil
+}
+
 // LoadOrCreateAdminKey returns the admin key kept in the file at path, creating
 // the file (mode 0600) with a fresh key when it does not exist; created says
 // which happened.
 func LoadOrCreateAdminKey(path string) (key string, created bool, err error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		key = strings.TrimSpace(string(b))
-		if _, _, err := parseKey(key); err != nil {
-			return "", false, fmt.Errorf("admin key file %s: %w", path, err)
-		}
-		return key, false, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", false, fmt.Errorf("admin key file: %w", err)
+	if key, err = LoadAdminKey(path); key != "" || err != nil {
+		return key, false, err
 	}
 	if key, err = NewAdminKey(); err != nil {
 		return "", false, err
