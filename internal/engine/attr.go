@@ -25,6 +25,9 @@ type Node struct {
 	// they add the bytes that costs to packedBytes.
 	pack        bool
 	packedBytes int64
+	// threaded, when a factory sets it, is the node's kernel taking a thread
+	// budget (intra-op parallelism); Run calls it instead of the Kernel.
+	threaded threadedKernel
 }
 
 // InShape returns the shape of input i when Compile inferred it statically (the

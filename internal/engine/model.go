@@ -63,6 +63,8 @@ type Stats struct {
 	// PackedBytes is the memory taken by constant MatMul and Gemm weights
 	// repacked for the matrix kernels (see Options.KeepWeightsUnpacked).
 	PackedBytes int64
+	// Fused counts steps merged into a neighbour by graph fusion (fuse.go).
+	Fused int
 }
 
 // Options tunes Compile. The zero value is the default.
@@ -72,6 +74,10 @@ type Options struct {
 	// second copy of those weights (Stats.PackedBytes) and saves repacking them
 	// on every request, which matters most for short inputs.
 	KeepWeightsUnpacked bool
+	// NoFusion keeps every node its own step instead of merging patterns
+	// (MatMul + bias + activation, spelled-out LayerNorm, ...) into fused
+	// kernels.
+	NoFusion bool
 }
 
 // Model is a compiled graph. It is immutable and safe for concurrent Run calls.
@@ -134,7 +140,7 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 	}
 	for name, w := range src.Weights {
 		s := slot(name)
-		consts[s], shapes[s] = w, w.Shape
+		consts[s], shapes[s] = w, shapeOf(w)
 	}
 	for _, vi := range g.GetInput() {
 		if _, isWeight := src.Weights[vi.GetName()]; isWeight {
@@ -221,7 +227,7 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 		if outs := fold(st, consts); outs != nil {
 			for j, s := range st.out {
 				if s >= 0 && j < len(outs) {
-					consts[s], shapes[s] = outs[j], outs[j].Shape
+					consts[s], shapes[s] = outs[j], shapeOf(outs[j])
 					m.stats.FoldedBytes += int64(len(outs[j].Bytes()))
 				}
 			}
@@ -244,6 +250,9 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 			return nil, fmt.Errorf("%w: graph output %q is produced by no node", onnx.ErrBadModel, o.Name)
 		}
 		m.outSlot = append(m.outSlot, s)
+	}
+	if !opt.NoFusion {
+		m.fuse(consts)
 	}
 	m.lastUse = make([]int, m.nslots)
 	for i := range m.lastUse {
@@ -281,6 +290,15 @@ func callFactory(f OpFactory, n *Node) (k Kernel, err error) {
 		}
 	}()
 	return f(n)
+}
+
+// shapeOf returns t's shape, never nil: a nil shape means unknown to shape
+// inference, while a scalar built without dimensions has a nil Shape.
+func shapeOf(t *tensor.Tensor) []int {
+	if t.Shape == nil {
+		return []int{}
+	}
+	return t.Shape
 }
 
 // staticShape reports whether a declared shape has a known rank and no dynamic
@@ -438,6 +456,12 @@ func (m *Model) input(name string) *ValueInfo {
 // checks inputs first (errors wrap ErrBadInput); a kernel failure names its node.
 // Run never modifies inputs.
 func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[string]*tensor.Tensor, error) {
+	return m.RunWith(ctx, inputs, RunOptions{})
+}
+
+// RunWith is Run with options.
+func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, ro RunOptions) (map[string]*tensor.Tensor, error) {
+	threads := ro.threads()
 	if err := m.CheckInputs(inputs); err != nil {
 		return nil, err
 	}
@@ -464,7 +488,7 @@ func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[
 			}
 			args = append(args, vals[s])
 		}
-		outs, err := runKernel(st, args)
+		outs, err := runStep(st, args, threads)
 		if err != nil {
 			return nil, err
 		}
@@ -496,13 +520,22 @@ func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[
 
 // runKernel calls a kernel, turning a kernel panic (a bug, or a shape the kernel
 // failed to check) into an error so one bad request cannot take down an instance.
-func runKernel(st step, args []*tensor.Tensor) (outs []*tensor.Tensor, err error) {
+func runKernel(st step, args []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return runStep(st, args, 1)
+}
+
+// runStep is runKernel with a thread budget for kernels that split their work.
+func runStep(st step, args []*tensor.Tensor, threads int) (outs []*tensor.Tensor, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = st.node.Errorf("internal error: %v", r)
 		}
 	}()
-	outs, err = st.kernel(args)
+	if st.node.threaded != nil {
+		outs, err = st.node.threaded(threads, args)
+	} else {
+		outs, err = st.kernel(args)
+	}
 	if err != nil {
 		return nil, st.node.Errorf("%v", err)
 	}

@@ -1,0 +1,52 @@
+package engine
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// RunOptions tunes one Run. The zero value is the default.
+type RunOptions struct {
+	// Threads is how many goroutines one request's kernels may keep busy at
+	// once (intra-op parallelism); 0 means runtime.GOMAXPROCS(0) and 1 runs
+	// every kernel on the calling goroutine. An instance serving few requests
+	// at a time gives each its share of the CPU allotment; one serving as many
+	// requests as it has cores gives each 1, so requests, not kernels, fill
+	// the cores (issue 4, item 4).
+	Threads int
+}
+
+func (ro RunOptions) threads() int {
+	if ro.Threads > 0 {
+		return ro.Threads
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// threadedKernel is a Kernel that may split its work over up to threads
+// goroutines (threads >= 1). An op factory that has one stores it in
+// Node.threaded and returns it with threads 1 as the Kernel.
+type threadedKernel func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error)
+
+// parallelFor calls fn on contiguous chunks [lo, hi) covering [0, n), on up to
+// threads goroutines at once (the caller's among them), each chunk at least
+// grain items so that tiny loops do not pay for goroutines. It returns when
+// every chunk is done.
+func parallelFor(threads, n, grain int, fn func(lo, hi int)) {
+	parts := min(threads, n/max(1, grain))
+	if parts < 2 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for p := 1; p < parts; p++ {
+		lo, hi := n*p/parts, n*(p+1)/parts
+		wg.Go(func() { fn(lo, hi) })
+	}
+	fn(0, n/parts)
+	wg.Wait()
+}
