@@ -296,7 +296,7 @@ func TestDecideHPA(t *testing.T) {
 		},
 		{
 			name: "cap clips the doubling", spec: hpa, stats: slow,
-			state: State{Instances: replicas("n0", 32, 0), Nodes: nodes(64, 32)},
+			state:  State{Instances: replicas("n0", 32, 0), Nodes: nodes(64, 32)},
 			action: ScaleUp, reason: "double replicas 32 -> 56",
 			check: func(t *testing.T, d Decision) {
 				if len(d.Instances) != 56 {
@@ -551,7 +551,9 @@ func TestParseSpec(t *testing.T) {
 		err    string // "" for success
 		check  func(Spec) bool
 	}{
-		{Hybrid, nil, "", func(s Spec) bool { return s.Interval == 5*time.Second && s.SLO == 500*time.Millisecond && s.MinVCPUs == 1 }},
+		{Hybrid, nil, "", func(s Spec) bool {
+			return s.Interval == 5*time.Second && s.SLO == 500*time.Millisecond && s.MinVCPUs == 1
+		}},
 		{HPA, nil, "", func(s Spec) bool { return s.Load == LoadCopy && s.ReplicaVCPUs == 1 }},
 		{Predictive, []string{"target-utilization=0.5", "slo=1s"}, "", func(s Spec) bool { return s.TargetUtilization == 0.5 && s.SLO == time.Second }},
 		{Static, []string{"vcpus=56", "instances=2"}, "", func(s Spec) bool { return s.VCPUs == 56 && s.Instances == 2 }},
