@@ -167,6 +167,11 @@ func TestFoldTransformer(t *testing.T) {
 	if d, s := dyn.Stats(), stat.Stats(); s.Steps >= d.Steps || s.Folded <= d.Folded {
 		t.Errorf("static shapes folded nothing more: dynamic %+v, static %+v", d, s)
 	}
+	for _, st := range stat.steps {
+		if st.node.OpType == "Shape" || st.node.OpType == "Concat" {
+			t.Errorf("static shapes left %s node %q unfolded", st.node.OpType, st.node.Name)
+		}
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	ids, mask, types := tensor.New(tensor.Int64, B, S), tensor.New(tensor.Int64, B, S), tensor.New(tensor.Int64, B, S)
 	for i := range ids.I64 {
