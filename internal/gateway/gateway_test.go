@@ -317,3 +317,58 @@ func TestRetryWhenInstanceIsKilledMidRequest(t *testing.T) {
 		t.Fatalf("instances after the kill: %v (victim %d)", now, victim)
 	}
 }
+
+func TestMetricsAndStats(t *testing.T) {
+	tg := newTestGateway(t, Config{})
+	tg.deploy(t, "add", addModel())
+	for range 3 {
+		if code, body := infer(t, tg.url, "add", addBody); code != 200 {
+			t.Fatalf("infer: %d %s", code, body)
+		}
+	}
+	if code, _ := infer(t, tg.url, "add", `{"inputs":[]}`); code != 400 {
+		t.Fatalf("bad request: %d, want 400", code)
+	}
+	tg.updateGauges()
+
+	resp, err := http.Get(tg.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	for _, want := range []string{
+		`spindle_requests_total{code="200",function="default/add"} 3`,
+		`spindle_requests_total{code="400",function="default/add"} 1`,
+		`spindle_instances{function="default/add"} 1`,
+		`spindle_request_duration_seconds_count{function="default/add"} 4`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if !strings.Contains(text, `spindle_memory_rss_bytes{function="default/add"}`) {
+		t.Errorf("/metrics lacks the memory gauge")
+	}
+
+	resp, err = http.Get(tg.url + "/admin/v1/functions/add/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Window struct {
+			Count  int   `json:"count"`
+			Errors int   `json:"errors"`
+			P99    int64 `json:"p99"`
+		} `json:"window"`
+		Instances int `json:"instances"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if st.Window.Count != 4 || st.Window.Errors != 1 || st.Window.P99 <= 0 || st.Instances != 1 {
+		t.Fatalf("stats %+v: want 4 requests, 1 error, p99 > 0, 1 instance", st)
+	}
+}

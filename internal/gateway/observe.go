@@ -1,0 +1,117 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/spindleml/spindle/internal/metrics"
+)
+
+// statusWriter remembers the status code a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observed wraps a per-function data-path handler with the recorder hook: one
+// Arrive and one Observe per request, labelled tenant/name.
+func (g *Gateway) observed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		fn := fnKey(owner(r), r.PathValue("name"))
+		// Latency is a measurement, not a decision: it uses the monotonic
+		// wall clock even when tests step the injected clock.
+		began := time.Now()
+		g.recorder.Arrive(fn)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() { g.recorder.Observe(fn, sw.code, time.Since(began)) }()
+		h(sw, r)
+	}
+}
+
+// functionStats answers GET /admin/v1/functions/{name}/stats: latency percentiles over
+// the sliding window, arrival rate, in-flight, queue and instances.
+func (g *Gateway) functionStats(w http.ResponseWriter, r *http.Request) {
+	f, ok := g.lookup(w, r)
+	if !ok {
+		return
+	}
+	key := fnKey(f.Owner, f.Name)
+	out := struct {
+		Function  string                `json:"function"`
+		Window    metrics.FunctionStats `json:"window"`
+		Waiting   int                   `json:"waiting"`
+		Instances int                   `json:"instances"`
+	}{Function: f.Name, Window: g.stats.Snapshot(key, g.clock.Now())}
+	g.mu.Lock()
+	fn := g.fns[key]
+	g.mu.Unlock()
+	if fn != nil {
+		fn.mu.Lock()
+		fn.pruneLocked()
+		out.Waiting, out.Instances = fn.waiting, len(fn.replicas)
+		fn.mu.Unlock()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// runGauges refreshes the per-function gauges (instances, queue, memory summed
+// over instances) every period until ctx ends. Memory comes from smaps_rollup,
+// about 1 ms per process, so it is sampled, not read per request.
+func (g *Gateway) runGauges(ctx context.Context, period time.Duration) {
+	t := g.clock.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			g.updateGauges()
+		}
+	}
+}
+
+func (g *Gateway) updateGauges() {
+	g.mu.Lock()
+	fns := make(map[string]*function, len(g.fns))
+	for k, f := range g.fns {
+		fns[k] = f
+	}
+	g.mu.Unlock()
+	for key, f := range fns {
+		f.mu.Lock()
+		f.pruneLocked()
+		pids := make([]int, len(f.replicas))
+		for i, r := range f.replicas {
+			pids[i] = r.proc.Pid
+		}
+		waiting := f.waiting
+		f.mu.Unlock()
+		var rss, pss uint64
+		for _, pid := range pids {
+			if r, p, err := metrics.ReadMemory(pid); err == nil {
+				rss += r
+				pss += p
+			}
+		}
+		g.metrics.SetInstances(key, len(pids))
+		g.metrics.SetQueueDepth(key, waiting)
+		g.metrics.SetMemory(key, rss, pss)
+	}
+}
