@@ -312,3 +312,23 @@ func TestPackedWeights(t *testing.T) {
 		checkTensor(t, got[name], want[name], 1e-5)
 	}
 }
+
+// TestShapeCheck checks that Run rejects a kernel output whose shape differs
+// from the one Compile inferred (later folded constants may depend on it), by
+// corrupting the inferred shape of a compiled model.
+func TestShapeCheck(t *testing.T) {
+	b := modelgen.NewBuilder("check", 13, 1)
+	b.Input("x", tensor.Float32, []int64{2})
+	b.Output("y", tensor.Float32, nil)
+	b.Node("Relu", []string{"x"}, nil, "y")
+	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.shapes[m.outSlot[0]]; len(got) != 1 || got[0] != 2 {
+		t.Fatalf("inferred shape of y: %v, want [2]", got)
+	}
+	m.shapes[m.outSlot[0]] = []int{3}
+	_, err = m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{1, 2}, 2)})
+	wantErr(t, err, "Relu", "shape [2]", "inference said [3]")
+}
