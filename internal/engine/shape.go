@@ -76,6 +76,11 @@ func init() {
 		"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"} {
 		shapeFns[op] = inferReduce
 	}
+	shapeFns["Split"] = inferSplit
+	shapeFns["TopK"] = inferTopK
+	shapeFns["GatherElements"] = func(n *Node, in [][]int) ([][]int, error) { return [][]int{in[1]}, nil }
+	shapeFns["ScatterND"] = sameAsFirst
+	shapeFns["ScatterElements"] = sameAsFirst
 	shapeFns["DepthToSpace"] = inferDepthSpace
 	shapeFns["SpaceToDepth"] = inferDepthSpace
 	shapeFns["ArgMax"] = inferArgReduce
@@ -644,4 +649,79 @@ func inferDepthSpace(n *Node, in [][]int) ([][]int, error) {
 		return [][]int{{x[0], x[1] * b * b, x[2] / b, x[3] / b}}, nil
 	}
 	return [][]int{{x[0], x[1] / (b * b), x[2] * b, x[3] * b}}, nil
+}
+
+func inferSplit(n *Node, in [][]int) ([][]int, error) {
+	x := in[0]
+	nout := len(n.Outputs)
+	if x == nil || nout == 0 {
+		return nil, nil
+	}
+	ax, err := normAxis(n.Int("axis", 0), len(x), false)
+	if err != nil {
+		return nil, err
+	}
+	dim := x[ax]
+	req := n.Ints("split", nil)
+	if len(n.Inputs) > 1 && n.Inputs[1] != "" {
+		if req = constInts(n, 1); req == nil {
+			return nil, nil
+		}
+	}
+	sizes := make([]int, nout)
+	switch {
+	case req != nil:
+		if len(req) != nout {
+			return nil, fmt.Errorf("split length")
+		}
+		for i, s := range req {
+			sizes[i] = int(s)
+		}
+	case n.Has("num_outputs"):
+		chunk, rest := (dim+nout-1)/nout, dim
+		for i := range sizes {
+			sizes[i] = min(chunk, rest)
+			rest -= sizes[i]
+		}
+	default:
+		if dim%nout != 0 {
+			return nil, fmt.Errorf("uneven split")
+		}
+		for i := range sizes {
+			sizes[i] = dim / nout
+		}
+	}
+	out := make([][]int, nout)
+	for i, s := range sizes {
+		out[i] = append([]int{}, x...)
+		out[i][ax] = s
+	}
+	return out, nil
+}
+
+func inferTopK(n *Node, in [][]int) ([][]int, error) {
+	x := in[0]
+	if x == nil {
+		return nil, nil
+	}
+	var k int64
+	if n.Opset < 10 {
+		k = n.Int("k", -1)
+	} else {
+		v := constInts(n, 1)
+		if len(v) != 1 {
+			return nil, nil
+		}
+		k = v[0]
+	}
+	ax, err := normAxis(n.Int("axis", -1), len(x), false)
+	if err != nil {
+		return nil, err
+	}
+	if k < 0 || k > int64(x[ax]) {
+		return nil, fmt.Errorf("k out of range")
+	}
+	out := append([]int{}, x...)
+	out[ax] = int(k)
+	return [][]int{out, out}, nil
 }
