@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spindleml/spindle/internal/bench"
+	"github.com/spindleml/spindle/internal/difftest"
+	"github.com/spindleml/spindle/internal/onnx"
+)
+
+// newBenchCmd is `spindle bench`, the parent of benchmark subcommands.
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Measure the engine and the platform"}
+	cmd.AddCommand(newBenchEngineCmd())
+	return cmd
+}
+
+// newBenchEngineCmd is `spindle bench engine`: latency, load time and memory
+// of one model in Spindle's engine, optionally beside ONNX Runtime.
+func newBenchEngineCmd() *cobra.Command {
+	var (
+		model, load, script string
+		inputs              []string
+		threads             []int
+		runs, batch, seq    int
+		asJSON, withORT     bool
+		suite, noFusion     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "engine (--model PATH | --suite) [--input NAME=FILE.npy ...] [--threads N,...] [--runs N] [--ort] [--json]",
+		Short: "Time load, first and warm inferences of a model (and ONNX Runtime's with --ort)",
+		Long: `Time load, first and warm inferences of a model in Spindle's engine.
+
+Inputs not given with --input are generated from the model's metadata: random
+floats in [0, 1), token ids below the embedding table's size, masks of ones;
+dynamic dimensions take --batch (the first) and --seq (the others).
+
+With --ort, ONNX Runtime (tools/node/ort-run.mjs) runs the same inputs with the
+same intra-op thread count and the table shows Spindle's median over ONNX
+Runtime's. --suite runs issue 4's model set (generated into the test model
+cache) at every --threads value, each measurement in a fresh process.`,
+		Args: args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (model == "") == !suite {
+				return usagef("give exactly one of --model and --suite")
+			}
+			mode, err := onnx.ParseLoadMode(load)
+			if err != nil {
+				return usagef("--load: %v", err)
+			}
+			for _, t := range threads {
+				if t < 1 {
+					return usagef("--threads: %d: want a positive count", t)
+				}
+			}
+			if runs < 1 || batch < 1 || seq < 1 {
+				return usagef("--runs, --batch and --seq: want positive values")
+			}
+			var ort *bench.ORT
+			if withORT {
+				if ort, err = bench.FindORT(script); err != nil {
+					return err
+				}
+			}
+			ctx := cmd.Context()
+			var rows []bench.Comparison
+			if suite {
+				rows, err = runSuite(ctx, cmd, threads, runs, load, withORT, script, noFusion)
+			} else {
+				given, rerr := readInputs(inputs)
+				if rerr != nil {
+					return rerr
+				}
+				for _, t := range threads {
+					opt := bench.Options{Threads: t, Runs: runs, Load: mode, Inputs: given,
+						Shape: bench.Shape{Batch: batch, Seq: seq}, Seed: 1}
+					opt.Compile.NoFusion = noFusion
+					row, cerr := compare(ctx, model, opt, ort)
+					if cerr != nil {
+						return cerr
+					}
+					row.Case = filepath.Base(filepath.Dir(model)) + "/" + filepath.Base(model)
+					rows = append(rows, row)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			return bench.WriteTable(cmd.OutOrStdout(), rows)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "", "ONNX model file")
+	f.BoolVar(&suite, "suite", false, "run issue 4's model suite instead of --model")
+	f.StringArrayVar(&inputs, "input", nil, "input tensor as NAME=FILE.npy (repeatable; others are generated)")
+	f.IntSliceVar(&threads, "threads", []int{1}, "intra-op thread counts to measure")
+	f.IntVar(&runs, "runs", 20, "timed runs after the first")
+	f.IntVar(&batch, "batch", 1, "size of a generated input's dynamic first dimension")
+	f.IntVar(&seq, "seq", 16, "size of a generated input's other dynamic dimensions")
+	f.StringVar(&load, "load", string(onnx.Mmap), "load mode: copy, single or mmap")
+	f.BoolVar(&withORT, "ort", false, "also run ONNX Runtime on the same inputs")
+	f.StringVar(&script, "ort-script", filepath.Join("tools", "node", "ort-run.mjs"), "ONNX Runtime runner")
+	f.BoolVar(&noFusion, "no-fusion", false, "compile without fused kernels")
+	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return cmd
+}
+
+// compare measures model in Spindle and, when ort is set, in ONNX Runtime on
+// the same inputs.
+func compare(ctx context.Context, model string, opt bench.Options, ort *bench.ORT) (bench.Comparison, error) {
+	res, ins, err := bench.Engine(ctx, model, opt)
+	if err != nil {
+		return bench.Comparison{}, err
+	}
+	row := bench.Comparison{Threads: res.Threads, Spindle: res}
+	if ort != nil {
+		o, err := ort.Bench(ctx, model, ins, res.Threads, opt.Runs)
+		if err != nil {
+			return row, err
+		}
+		row.ORT = &o
+	}
+	return row, nil
+}
+
+// runSuite measures every bench.Suite case at every thread count, each in a
+// child `spindle bench engine --json` process so that one model's memory and
+// caches do not colour the next one's numbers.
+func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, load string, withORT bool, script string, noFusion bool) ([]bench.Comparison, error) {
+	cache, err := difftest.NewCache()
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var rows []bench.Comparison
+	for _, c := range bench.Suite {
+		path, err := cache.Model(c.Kind, 1)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range threads {
+			a := []string{"bench", "engine", "--model", path, "--json", "--load", load,
+				"--threads", strconv.Itoa(t), "--runs", strconv.Itoa(runs),
+				"--batch", strconv.Itoa(max(1, c.Shape.Batch)), "--seq", strconv.Itoa(max(1, c.Shape.Seq))}
+			if withORT {
+				a = append(a, "--ort", "--ort-script", script)
+			}
+			if noFusion {
+				a = append(a, "--no-fusion")
+			}
+			child := exec.CommandContext(ctx, self, a...)
+			var out bytes.Buffer
+			child.Stdout, child.Stderr = &out, cmd.ErrOrStderr()
+			if err := child.Run(); err != nil {
+				return nil, fmt.Errorf("bench %s at %d threads: %w", c.Name, t, err)
+			}
+			var got []bench.Comparison
+			if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got) != 1 {
+				return nil, fmt.Errorf("bench %s at %d threads: bad child output %q: %v", c.Name, t, out.String(), err)
+			}
+			got[0].Case = c.Name
+			rows = append(rows, got[0])
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s threads=%d: spindle %.2f ms\n", c.Name, t, got[0].Spindle.Median)
+		}
+	}
+	return rows, nil
+}

@@ -1,0 +1,130 @@
+package bench
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+func TestSummarize(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		out := make([]time.Duration, len(v))
+		for i, x := range v {
+			out[i] = time.Duration(x) * time.Millisecond
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		times []time.Duration
+		want  Latency
+	}{
+		{"none", nil, Latency{}},
+		{"one", ms(7), Latency{Runs: 1, Median: 7, P90: 7, P99: 7, Mean: 7, Min: 7, Max: 7}},
+		// Nearest rank: the median of 4 is the 2nd smallest, p90 the 4th.
+		{"four unsorted", ms(4, 1, 3, 2), Latency{Runs: 4, Median: 2, P90: 4, P99: 4, Mean: 2.5, Min: 1, Max: 4}},
+		{"ten", ms(10, 9, 8, 7, 6, 5, 4, 3, 2, 1), Latency{Runs: 10, Median: 5, P90: 9, P99: 10, Mean: 5.5, Min: 1, Max: 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Summarize(tt.times); got != tt.want {
+				t.Errorf("Summarize = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// loadKind generates a model kind into a temporary folder and compiles it.
+func loadKind(t *testing.T, kind string) (string, *engine.Model, *onnx.Model) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := modelgen.Generate(kind, dir, 1); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "model.onnx")
+	src, err := onnx.Load(path, onnx.Copy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	m, err := engine.Compile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, m, src
+}
+
+func TestGenerateInputsTransformer(t *testing.T) {
+	_, m, src := loadKind(t, "tiny-bert")
+	given := tensor.FromI64([]int64{1, 1, 1}, 1, 3)
+	in, err := GenerateInputs(m, src, map[string]*tensor.Tensor{"token_type_ids": given}, Shape{Batch: 1, Seq: 3}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in["token_type_ids"] != given {
+		t.Errorf("a given input was replaced")
+	}
+	ids, mask := in["input_ids"], in["attention_mask"]
+	for name, x := range map[string]*tensor.Tensor{"input_ids": ids, "attention_mask": mask} {
+		if x == nil || x.DType != tensor.Int64 || !slices.Equal(x.Shape, []int{1, 3}) {
+			t.Fatalf("%s = %v, want int64 [1 3]", name, x)
+		}
+	}
+	if !slices.Equal(mask.I64, []int64{1, 1, 1}) {
+		t.Errorf("attention_mask = %v, want ones", mask.I64)
+	}
+	vocab := int64(modelgen.TinyBERT.Vocab)
+	for _, id := range ids.I64 {
+		if id < 0 || id >= vocab {
+			t.Errorf("input id %d outside the vocabulary [0, %d)", id, vocab)
+		}
+	}
+	// The generated inputs must be ones the model accepts.
+	if _, err := m.Run(context.Background(), in); err != nil {
+		t.Fatalf("Run on generated inputs: %v", err)
+	}
+}
+
+func TestGenerateInputsImageBatch(t *testing.T) {
+	_, m, src := loadKind(t, "mnist-cnn")
+	in, err := GenerateInputs(m, src, nil, Shape{Batch: 3}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := in["input"]
+	if x == nil || x.DType != tensor.Float32 || !slices.Equal(x.Shape, []int{3, 1, 28, 28}) {
+		t.Fatalf("input = %v, want float32 [3 1 28 28]", x)
+	}
+	for _, v := range x.F32 {
+		if v < 0 || v >= 1 {
+			t.Fatalf("pixel %v outside [0, 1)", v)
+		}
+	}
+}
+
+func TestEngineMeasures(t *testing.T) {
+	path, _, _ := loadKind(t, "mnist-cnn")
+	res, in, err := Engine(context.Background(), path, Options{Threads: 1, Runs: 3, Shape: Shape{Batch: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Engine != "spindle" || res.Threads != 1 || res.Runs != 3 {
+		t.Errorf("result = %+v, want spindle, 1 thread, 3 runs", res)
+	}
+	if res.Min <= 0 || res.Min > res.Median || res.Median > res.Max || res.LoadMs <= 0 || res.FirstRunMs <= 0 {
+		t.Errorf("timings out of order: %+v", res)
+	}
+	if res.Memory.AfterRuns == 0 || res.Memory.WeightBytes <= 0 {
+		t.Errorf("memory = %+v, want readings and the weight size", res.Memory)
+	}
+	if got := in["input"]; got == nil || got.Shape[0] != 2 {
+		t.Errorf("returned inputs = %v, want the batch-2 input it ran", in)
+	}
+}

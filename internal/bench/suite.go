@@ -1,0 +1,67 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// Case is one model and input shape of the engine suite.
+type Case struct {
+	// Name labels the case in tables, e.g. "bert-base s128".
+	Name string
+	// Kind is the modelgen kind of the model.
+	Kind  string
+	Shape Shape
+}
+
+// Suite is issue 4's benchmark set: MNIST CNN at batch 1 and 64, MiniLM-L6 and
+// BERT-base at batch 1 with sequences of 16 and 128, and VGG16 at batch 1.
+var Suite = []Case{
+	{"mnist-cnn b1", "mnist-cnn", Shape{Batch: 1}},
+	{"mnist-cnn b64", "mnist-cnn", Shape{Batch: 64}},
+	{"minilm-l6 s16", "minilm-l6", Shape{Batch: 1, Seq: 16}},
+	{"minilm-l6 s128", "minilm-l6", Shape{Batch: 1, Seq: 128}},
+	{"bert-base s16", "bert-base", Shape{Batch: 1, Seq: 16}},
+	{"bert-base s128", "bert-base", Shape{Batch: 1, Seq: 128}},
+	{"vgg16 b1", "vgg16", Shape{Batch: 1}},
+}
+
+// Comparison is Spindle and ONNX Runtime measured on one model with the same
+// inputs and thread count.
+type Comparison struct {
+	Case    string  `json:"case"`
+	Threads int     `json:"threads"`
+	Spindle Result  `json:"spindle"`
+	ORT     *Result `json:"onnxruntime,omitempty"`
+}
+
+// Ratio is Spindle's median latency over ONNX Runtime's (issue 4's target is
+// at most 1), or 0 without an ONNX Runtime measurement.
+func (c Comparison) Ratio() float64 {
+	if c.ORT == nil || c.ORT.Median == 0 {
+		return 0
+	}
+	return c.Spindle.Median / c.ORT.Median
+}
+
+// WriteTable prints rows as an aligned text table: median and p99 latency of
+// both engines, their ratio, and load plus first inference.
+func WriteTable(w io.Writer, rows []Comparison) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "case\tthreads\tspindle ms\tort ms\tratio\tspindle p99\tort p99\tspindle load+first\tort load+first\tspindle RSS MiB\t")
+	for _, r := range rows {
+		s := r.Spindle
+		ortMed, ortP99, ortLF, ratio := "-", "-", "-", "-"
+		if r.ORT != nil {
+			ortMed, ortP99 = f2(r.ORT.Median), f2(r.ORT.P99)
+			ortLF = f2(r.ORT.LoadMs + r.ORT.FirstRunMs)
+			ratio = fmt.Sprintf("%.2f", r.Ratio())
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t\n", r.Case, r.Threads, f2(s.Median), ortMed, ratio,
+			f2(s.P99), ortP99, f2(s.LoadMs+s.FirstRunMs), ortLF, float64(s.Memory.AfterRuns)/(1<<20))
+	}
+	return tw.Flush()
+}
+
+func f2(v float64) string { return fmt.Sprintf("%.2f", v) }
