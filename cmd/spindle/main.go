@@ -65,7 +65,7 @@ func newRoot() *cobra.Command {
 	})
 	root.AddCommand(
 		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(), newLogsCmd(),
-		newRunCmd(), newInstanceCmd(), newModelCmd(), newTenantCmd(),
+		newRunCmd(), newInstanceCmd(), newModelCmd(), newBenchCmd(), newTenantCmd(),
 	)
 	return root
 }
