@@ -60,7 +60,7 @@ func newUpCmd() *cobra.Command {
 			if err := g.CheckListen(ln.Addr()); err != nil {
 				ln.Close()
 				g.Close()
-				return usageError{err}
+				return usagef("--listen %q: %w; listen on 127.0.0.1 or use --auth keys", listen, gateway.ErrOpenNotLoopback)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()

@@ -20,9 +20,9 @@ import (
 
 var (
 	// ErrNotFound is returned for a tenant that does not exist.
-	ErrNotFound = errors.New("no such tenant")
+	ErrNotFound = errors.New("not found")
 	// ErrExists is returned when creating a tenant whose name is taken.
-	ErrExists = errors.New("tenant already exists")
+	ErrExists = errors.New("already exists")
 	// ErrInvalid is wrapped by errors in a tenant name or limits given by a user.
 	ErrInvalid = errors.New("invalid tenant")
 	// ErrInvalidKey is returned by Authenticate for a key that is malformed,
