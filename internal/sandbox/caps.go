@@ -77,8 +77,11 @@ func (c Capabilities) String() string {
 			missing = append(missing, "no memory limit")
 		}
 		fmt.Fprintf(&b, "cgroup v%d (%s): ok", c.Cgroup, strings.Join(ctl, ", "))
-		if len(missing) > 0 {
+		switch {
+		case len(missing) > 0:
 			fmt.Fprintf(&b, "; %s (running degraded: %s)", c.CgroupProblem, strings.Join(missing, ", "))
+		case c.CgroupProblem != "":
+			fmt.Fprintf(&b, " (%s: no CPU usage stats)", c.CgroupProblem)
 		}
 	}
 	b.WriteString("; ")
@@ -164,7 +167,6 @@ func (p procFiles) read() (mountinfo, cgroup string, err error) {
 
 // hierarchy is one mounted cgroup tree.
 type hierarchy struct {
-	version     int
 	controllers []string // v1: from the mount options; v2: filled by the caller
 	mount       string   // where it is mounted
 	root        string   // the tree's directory mounted there (mountinfo field 4)
@@ -220,7 +222,7 @@ func parseLayout(mountinfo, cgroup string) layout {
 			if l.v2 != nil || !hasV2 {
 				continue
 			}
-			l.v2 = &hierarchy{version: 2, mount: mnt, root: root, own: join(mnt, root, ownV2)}
+			l.v2 = &hierarchy{mount: mnt, root: root, own: join(mnt, root, ownV2)}
 		case "cgroup":
 			var ctls []string
 			for _, o := range strings.Split(super, ",") {
@@ -238,7 +240,7 @@ func parseLayout(mountinfo, cgroup string) layout {
 			for _, c := range ctls {
 				seen[c] = true
 			}
-			l.v1 = append(l.v1, hierarchy{version: 1, controllers: ctls, mount: mnt, root: root, own: join(mnt, root, own)})
+			l.v1 = append(l.v1, hierarchy{controllers: ctls, mount: mnt, root: root, own: join(mnt, root, own)})
 		}
 	}
 	return l

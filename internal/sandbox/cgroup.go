@@ -20,6 +20,10 @@ import (
 // worker count and GOMAXPROCS alone.
 var ErrUnsupported = errors.New("sandbox: not supported without a writable cgroup controller")
 
+// ErrOOMKilled marks the exit of an instance that the kernel killed for
+// exceeding its memory limit.
+var ErrOOMKilled = errors.New("killed for exceeding its memory limit")
+
 // CPUStep is the granularity of CPU quotas in vCPUs.
 const CPUStep = 0.25
 
@@ -275,6 +279,19 @@ func (c *Cgroup) Stats() (Stats, error) {
 func (c *Cgroup) OOMKilled() (bool, error) {
 	s, err := c.Stats()
 	return s.OOMKills > 0, err
+}
+
+// ExitError returns the exit error err of the group's process, wrapped with
+// ErrOOMKilled when the kernel OOM-killed a process of the group; a nil err
+// stays nil.
+func (c *Cgroup) ExitError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if oom, serr := c.OOMKilled(); serr == nil && oom {
+		return fmt.Errorf("%w (%v)", ErrOOMKilled, err)
+	}
+	return err
 }
 
 // Close kills any process still in the group (what an exited instance left

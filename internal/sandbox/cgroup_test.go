@@ -497,6 +497,9 @@ func TestMemoryLimit(t *testing.T) {
 	if oom, err := victim.OOMKilled(); err != nil || !oom {
 		t.Errorf("victim OOMKilled() = %v, %v; want true", oom, err)
 	}
+	if err := victim.ExitError(v.err); !errors.Is(err, ErrOOMKilled) {
+		t.Errorf("victim ExitError = %v, want ErrOOMKilled", err)
+	}
 	// The kernel charges in per-CPU batches, so the peak may pass the limit
 	// by a few pages.
 	if s, err := victim.Stats(); err != nil || s.MemoryPeak < limit/2 || s.MemoryPeak > limit+1<<20 {
@@ -516,6 +519,9 @@ func TestMemoryLimit(t *testing.T) {
 	<-sib.exited
 	if sib.err != nil {
 		t.Errorf("sibling exit: %v", sib.err)
+	}
+	if err := sibling.ExitError(errors.New("exit status 3")); errors.Is(err, ErrOOMKilled) {
+		t.Errorf("sibling ExitError = %v, want no ErrOOMKilled", err)
 	}
 
 	// Vertical resize of memory: 128 MiB fits once the limit is 256 MiB.

@@ -92,6 +92,7 @@ func TestNamespaceSIGTERM(t *testing.T) {
 	cmd := helperCmd("term")
 	attr := NamespaceAttrs(caps)
 	attr.Pdeathsig = syscall.SIGKILL
+	attr.Setpgid = true // as sandbox.Start does
 	cmd.SysProcAttr = attr
 	c := startChild(t, cmd, nil)
 	c.expect(t, "ready")
