@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -178,7 +179,7 @@ func TestDetectNoWriteAccess(t *testing.T) {
 // holds: parents exist for a cgroup version it claims, the summary says
 // "running degraded" for whatever it lacks.
 func TestDetect(t *testing.T) {
-	caps, err := Detect(Options{Parent: "spindle-detect-test"})
+	caps, err := Detect(Options{Parent: fmt.Sprintf("spindle-detect-test-%d", os.Getpid())})
 	if err != nil {
 		t.Fatal(err)
 	}
