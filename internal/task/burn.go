@@ -31,11 +31,8 @@ type burner struct {
 var _ Task = (*burner)(nil)
 
 func newBurner(cfg Config) (*burner, error) {
-	b := &burner{
-		def:   orDefault(cfg.BurnMS, DefaultBurnMS),
-		max:   orDefault(cfg.MaxBurnMS, DefaultMaxBurnMS),
-		iters: orDefault(cfg.ItersPerMS, DefaultItersPerMS),
-	}
+	b := &burner{max: orDefault(cfg.MaxBurnMS, DefaultMaxBurnMS), iters: orDefault(cfg.ItersPerMS, DefaultItersPerMS)}
+	b.def = orDefault(cfg.BurnMS, min(DefaultBurnMS, b.max))
 	if b.def > b.max {
 		return nil, configErrorf("config: burn_ms: %d is over max_burn_ms %d", b.def, b.max)
 	}

@@ -63,7 +63,7 @@ type Config struct {
 	// model already outputs them.
 	Softmax *bool `json:"softmax,omitempty"`
 	// BurnMS is cpu-burn's default work in units of about 1 ms of CPU; 0
-	// means 500.
+	// means 500 (or MaxBurnMS if lower).
 	BurnMS int `json:"burn_ms,omitempty"`
 	// MaxBurnMS caps the units one request may ask for; 0 means 60000.
 	MaxBurnMS int `json:"max_burn_ms,omitempty"`

@@ -14,7 +14,7 @@ import (
 
 var sentimentLabels = []string{"negative", "neutral", "positive"}
 
-func classifierTask(t *testing.T, cfg Config) (Task, *engine.Model) {
+func classifierTask(t testing.TB, cfg Config) (Task, *engine.Model) {
 	t.Helper()
 	m := model(t, "tiny-bert-cls")
 	dir := funcDir(t, map[string]string{"tokenizer.json": "@bert", "labels.txt": strings.Join(sentimentLabels, "\n") + "\n"})
