@@ -14,25 +14,140 @@ import (
 // and PRelu (whose slope broadcasts to X only). Outputs are freshly allocated.
 
 func init() {
-	registerBinary("Add", numTable(add[float32], add[float64], add[int64], add[int32], add[int8], add[uint8]))
-	registerBinary("Sub", numTable(sub[float32], sub[float64], sub[int64], sub[int32], sub[int8], sub[uint8]))
-	registerBinary("Mul", numTable(mul[float32], mul[float64], mul[int64], mul[int32], mul[int8], mul[uint8]))
-	divs := numTable(div[float32], div[float64], nil, nil, nil, nil)
-	divs[tensor.Int64] = nonZeroDivisor[int64](bin(div[int64]))
-	divs[tensor.Int32] = nonZeroDivisor[int32](bin(div[int32]))
-	divs[tensor.Int8] = nonZeroDivisor[int8](bin(div[int8]))
-	divs[tensor.Uint8] = nonZeroDivisor[uint8](bin(div[uint8]))
-	registerBinary("Div", divs)
+	registerBinary("Add", numKernels(addKernels[float32](), addKernels[float64](), addKernels[int64](), addKernels[int32](), addKernels[int8](), addKernels[uint8]()))
+	registerBinary("Sub", numKernels(subKernels[float32](), subKernels[float64](), subKernels[int64](), subKernels[int32](), subKernels[int8](), subKernels[uint8]()))
+	registerBinary("Mul", numKernels(mulKernels[float32](), mulKernels[float64](), mulKernels[int64](), mulKernels[int32](), mulKernels[int8](), mulKernels[uint8]()))
+	registerBinary("Div", numKernels(divKernels[float32](), divKernels[float64](),
+		nonZeroDivisor[int64](divKernels[int64]()), nonZeroDivisor[int32](divKernels[int32]()),
+		nonZeroDivisor[int8](divKernels[int8]()), nonZeroDivisor[uint8](divKernels[uint8]())))
 	register("Mod", newMod)
 	register("Pow", newPow)
 	register("PRelu", newPRelu)
 	maxes := numTable(maxOf[float32], maxOf[float64], maxOf[int64], maxOf[int32], maxOf[int8], maxOf[uint8])
 	mins := numTable(minOf[float32], minOf[float64], minOf[int64], minOf[int32], minOf[int8], minOf[uint8])
-	sums := numTable(add[float32], add[float64], add[int64], add[int32], add[int8], add[uint8])
+	sums := numKernels(addKernels[float32](), addKernels[float64](), addKernels[int64](), addKernels[int32](), addKernels[int8](), addKernels[uint8]())
 	registerVariadic("Max", maxes, false)
 	registerVariadic("Min", mins, false)
 	registerVariadic("Sum", sums, false)
-	registerVariadic("Mean", numTable(add[float32], add[float64], nil, nil, nil, nil), true)
+	registerVariadic("Mean", binaryTable{tensor.Float32: addKernels[float32](), tensor.Float64: addKernels[float64]()}, true)
+}
+
+// Row kernels of the four arithmetic ops: vector-vector, vector-scalar and
+// scalar-vector. Instantiated per element type they compile to plain loops,
+// so broadcasting pays one indirect call per row rather than per element.
+
+func addKernels[T num]() binaryFn {
+	return binVec(add[T], func(d, a, b []T) {
+		b = b[:len(a)]
+		for i := range a {
+			d[i] = a[i] + b[i]
+		}
+	}, func(d, a []T, y T) {
+		for i := range a {
+			d[i] = a[i] + y
+		}
+	}, func(d []T, x T, b []T) {
+		for i := range b {
+			d[i] = x + b[i]
+		}
+	})
+}
+
+func subKernels[T num]() binaryFn {
+	return binVec(sub[T], func(d, a, b []T) {
+		b = b[:len(a)]
+		for i := range a {
+			d[i] = a[i] - b[i]
+		}
+	}, func(d, a []T, y T) {
+		for i := range a {
+			d[i] = a[i] - y
+		}
+	}, func(d []T, x T, b []T) {
+		for i := range b {
+			d[i] = x - b[i]
+		}
+	})
+}
+
+func mulKernels[T num]() binaryFn {
+	return binVec(mul[T], func(d, a, b []T) {
+		b = b[:len(a)]
+		for i := range a {
+			d[i] = a[i] * b[i]
+		}
+	}, func(d, a []T, y T) {
+		for i := range a {
+			d[i] = a[i] * y
+		}
+	}, func(d []T, x T, b []T) {
+		for i := range b {
+			d[i] = x * b[i]
+		}
+	})
+}
+
+func divKernels[T num]() binaryFn {
+	return binVec(div[T], func(d, a, b []T) {
+		b = b[:len(a)]
+		for i := range a {
+			d[i] = a[i] / b[i]
+		}
+	}, func(d, a []T, y T) {
+		for i := range a {
+			d[i] = a[i] / y
+		}
+	}, func(d []T, x T, b []T) {
+		for i := range b {
+			d[i] = x / b[i]
+		}
+	})
+}
+
+// binVec lifts an element function with its row kernels to a broadcasting
+// binaryFn. Every row of the (coalesced) broadcast walks each operand with
+// stride 0 or 1, so one of the three row kernels always applies except when
+// both operands are constant along the row.
+func binVec[T num](f func(x, y T) T, vv func(d, a, b []T), vs func(d, a []T, y T), sv func(d []T, x T, b []T)) binaryFn {
+	return func(at, bt *tensor.Tensor, shape []int) (*tensor.Tensor, error) {
+		out := newOf[T](shape)
+		dst, a, b := dataOf[T](out), dataOf[T](at), dataOf[T](bt)
+		n := len(dst)
+		switch {
+		case n == 0:
+		case len(a) == n && len(b) == n:
+			vv(dst, a, b)
+		case len(b) == 1 && len(a) == n:
+			vs(dst, a, b[0])
+		case len(a) == 1 && len(b) == n:
+			sv(dst, a[0], b)
+		default:
+			strides := [][]int{contiguousStrides(shape), broadcastStrides(at.Shape, shape), broadcastStrides(bt.Shape, shape)}
+			forRows(shape, strides, func(offs []int, n int, step []int) {
+				o, i, j := offs[0], offs[1], offs[2]
+				d := dst[o : o+n]
+				switch {
+				case step[1] == 1 && step[2] == 1:
+					vv(d, a[i:i+n], b[j:j+n])
+				case step[1] == 1:
+					vs(d, a[i:i+n], b[j])
+				case step[2] == 1:
+					sv(d, a[i], b[j:j+n])
+				default:
+					v := f(a[i], b[j])
+					for k := range d {
+						d[k] = v
+					}
+				}
+			})
+		}
+		return out, nil
+	}
+}
+
+// numKernels builds a table from one binaryFn per numeric dtype.
+func numKernels(f32, f64, i64, i32, i8, u8 binaryFn) binaryTable {
+	return binaryTable{tensor.Float32: f32, tensor.Float64: f64, tensor.Int64: i64, tensor.Int32: i32, tensor.Int8: i8, tensor.Uint8: u8}
 }
 
 func add[T num](x, y T) T { return x + y }
@@ -289,6 +404,15 @@ func newPow(n *Node) (Kernel, error) {
 
 func powFloat[T floating](x, y *tensor.Tensor, shape []int, intExp bool) *tensor.Tensor {
 	out := newOf[T](shape)
+	if squareExponent(y, intExp) && x.Len() == out.Len() {
+		// x**2, as LayerNorm decompositions write it: x*x is the correctly
+		// rounded square, the same value as rounding the exact pow once.
+		dst := dataOf[T](out)
+		for i, v := range dataOf[T](x) {
+			dst[i] = v * v
+		}
+		return out
+	}
 	if intExp {
 		broadcastApply(dataOf[T](out), shape, dataOf[T](x), x.Shape, y.I64, y.Shape, func(a T, b int64) T {
 			return T(math.Pow(float64(a), float64(b)))
@@ -299,6 +423,15 @@ func powFloat[T floating](x, y *tensor.Tensor, shape []int, intExp bool) *tensor
 		return T(math.Pow(float64(a), b))
 	})
 	return out
+}
+
+// squareExponent reports whether the (already converted) exponent tensor is
+// the single value 2.
+func squareExponent(y *tensor.Tensor, intExp bool) bool {
+	if intExp {
+		return len(y.I64) == 1 && y.I64[0] == 2
+	}
+	return len(y.F64) == 1 && y.F64[0] == 2
 }
 
 func powInt[T int64 | int32](x, y *tensor.Tensor, shape []int, intExp bool) *tensor.Tensor {

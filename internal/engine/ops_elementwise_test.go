@@ -117,6 +117,7 @@ func TestBinaryOpsMore(t *testing.T) {
 		{"int32 div truncates", "Div", nil, []*tensor.Tensor{tens([]int32{7, -7}, 2), tens([]int32{2}, 1)}, tens([]int32{3, -3}, 2), 0},
 		{"pow float", "Pow", nil, []*tensor.Tensor{f32([]float32{2, 4, -2}, 3), f32([]float32{3, 0.5, 2}, 3)}, f32([]float32{8, 2, 4}, 3), 0},
 		{"pow broadcast scalar", "Pow", nil, []*tensor.Tensor{f32([]float32{1, 2, 3}, 3), f32([]float32{2})}, f32([]float32{1, 4, 9}, 3), 0},
+		{"pow square raises rank", "Pow", nil, []*tensor.Tensor{f32([]float32{-1.5, 3}, 2), i64([]int64{2}, 1, 1)}, f32([]float32{2.25, 9}, 1, 2), 0},
 		{"pow float base int64 exponent", "Pow", nil, []*tensor.Tensor{f32([]float32{1.5, 2}, 2), i64([]int64{2, -1}, 2)}, f32([]float32{2.25, 0.5}, 2), 0},
 		{"pow int64 base int64 exponent exact", "Pow", nil, []*tensor.Tensor{i64([]int64{3, 7, 2}, 3), i64([]int64{39, 0, -1}, 3)}, i64([]int64{4052555153018976267, 1, 0}, 3), 0},
 		{"pow int32 base float exponent truncates", "Pow", nil, []*tensor.Tensor{tens([]int32{2, 9}, 2), f32([]float32{0.5, 0.5}, 2)}, tens([]int32{1, 3}, 2), 0},

@@ -17,16 +17,13 @@ import (
 
 func init() {
 	for op, f := range map[string]func(float64) float64{
-		"Exp":   math.Exp,
 		"Log":   math.Log,
 		"Sqrt":  math.Sqrt,
-		"Erf":   math.Erf,
 		"Tanh":  math.Tanh,
 		"Floor": math.Floor,
 		"Ceil":  math.Ceil,
 		// Round halves to even, as ONNX specifies (numpy.round).
 		"Round":    math.RoundToEven,
-		"Sigmoid":  sigmoid,
 		"Softplus": softplus,
 		"Softsign": func(x float64) float64 { return x / (1 + math.Abs(x)) },
 		"Mish":     func(x float64) float64 { return x * math.Tanh(softplus(x)) },
@@ -47,6 +44,21 @@ func init() {
 	} {
 		registerUnary(op, fixed(floatTable(f)))
 	}
+	// Erf, Exp and Sigmoid are hot in transformers (GELU, Softmax
+	// decompositions, SiLU): float32 uses table-driven approximations
+	// evaluated in float64, within 1 ulp of the correctly rounded result
+	// (TestErf32, TestExp32).
+	registerUnary("Erf", fixed(unaryTable{tensor.Float32: un(erf32), tensor.Float64: un(math.Erf)}))
+	registerUnary("Exp", fixed(unaryTable{tensor.Float32: un(exp32), tensor.Float64: un(math.Exp)}))
+	registerUnary("Sigmoid", fixed(unaryTable{
+		tensor.Float32: un(func(x float32) float32 {
+			if x != x {
+				return x
+			}
+			return float32(1 / (1 + exp64f(-float64(x))))
+		}),
+		tensor.Float64: un(sigmoid),
+	}))
 	registerUnary("Reciprocal", fixed(unaryTable{
 		tensor.Float32: un(func(x float32) float32 { return 1 / x }),
 		tensor.Float64: un(func(x float64) float64 { return 1 / x }),
@@ -113,7 +125,17 @@ func init() {
 	registerUnary("Gelu", func(n *Node) (unaryTable, error) {
 		switch a := n.String("approximate", "none"); a {
 		case "none":
-			return floatTable(func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }), nil
+			return unaryTable{
+				tensor.Float32: un(func(x float32) float32 {
+					v := float64(x)
+					if v < -3 {
+						// 1 + erf(v/√2) would cancel to nothing; erfc keeps the tiny tail.
+						return float32(0.5 * v * math.Erfc(-v/math.Sqrt2))
+					}
+					return float32(0.5 * v * (1 + erf64f(v/math.Sqrt2)))
+				}),
+				tensor.Float64: un(func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }),
+			}, nil
 		case "tanh":
 			c := math.Sqrt(2 / math.Pi)
 			return floatTable(func(x float64) float64 { return 0.5 * x * (1 + math.Tanh(c*(x+0.044715*x*x*x))) }), nil
@@ -327,3 +349,135 @@ func clip[T num](x *tensor.Tensor, lo, hi T) *tensor.Tensor {
 	}
 	return out
 }
+
+// Float32 erf and exp. Each is computed in float64 by a polynomial accurate
+// to about 1e-12 relative and rounded once to float32, so the result is the
+// correctly rounded one except when the exact value lies within 1e-12 of a
+// rounding boundary (then it is 1 ulp off). The coefficients are Taylor
+// coefficients derived at start-up from closed forms, not fitted constants.
+
+// erfSmallTerms are the Taylor coefficients of erf(x)/x in powers of x² (used
+// for |x| < erfSplit): 2/√π (-1)^n / (n! (2n+1)).
+var erfSmallTerms [7]float64
+
+const (
+	erfSplit  = 0.125    // below: the odd Taylor series at 0
+	erfLimit  = 4.0      // at and above: erf rounds to ±1 in float32 (erfc(4) < 2^-25)
+	erfPieceW = 1.0 / 32 // width of each piece on [erfSplit, erfLimit)
+	erfDeg    = 5        // Taylor degree of each piece, about its centre
+)
+
+// erfPieces[i][k] is the k-th Taylor coefficient of erf about the centre of
+// piece i, c = erfSplit + i*erfPieceW (the piece spans c ± erfPieceW/2; piece
+// 0 is used only above its centre): erf(c) for k = 0 and
+// (2/√π) e^(-c²) (-1)^(k-1) H_(k-1)(c) / k! for k >= 1, with H the physicists'
+// Hermite polynomials (d^n/dx^n e^(-x²) = (-1)^n H_n(x) e^(-x²)).
+var erfPieces [int((erfLimit-erfSplit)/erfPieceW) + 1][erfDeg + 1]float64
+
+func init() {
+	twoOverSqrtPi := 2 / math.Sqrt(math.Pi)
+	fact := 1.0
+	for n := range erfSmallTerms {
+		if n > 0 {
+			fact *= float64(n)
+		}
+		sign := 1.0
+		if n%2 == 1 {
+			sign = -1
+		}
+		erfSmallTerms[n] = twoOverSqrtPi * sign / (fact * float64(2*n+1))
+	}
+	for i := range erfPieces {
+		c := erfSplit + float64(i)*erfPieceW
+		p := &erfPieces[i]
+		p[0] = math.Erf(c)
+		g := twoOverSqrtPi * math.Exp(-c*c)
+		hPrev, h := 0.0, 1.0 // H_(-1) (unused), H_0
+		kfact := 1.0
+		for k := 1; k <= erfDeg; k++ {
+			n := k - 1 // h holds H_n(c)
+			kfact *= float64(k)
+			sign := 1.0
+			if n%2 == 1 {
+				sign = -1
+			}
+			p[k] = g * sign * h / kfact
+			hPrev, h = h, 2*c*h-2*float64(n)*hPrev
+		}
+	}
+}
+
+// erf64f approximates erf(x) in float64 to about 1e-12 relative, for
+// arguments that come from float32 values.
+func erf64f(x float64) float64 {
+	a := math.Abs(x)
+	var r float64
+	switch {
+	case a < erfSplit:
+		t := a * a
+		c := &erfSmallTerms
+		t2 := t * t
+		lo := t2*(t*c[3]+c[2]) + (t*c[1] + c[0])
+		hi := t2*c[6] + (t*c[5] + c[4])
+		r = a * (t2*t2*hi + lo)
+	case a < erfLimit:
+		// Round f to the nearest piece without an int-to-float conversion
+		// (CVTSI2SD's false dependency serializes the loop): adding 1.5*2^52
+		// leaves round(f) in the low mantissa bits.
+		f := (a - erfSplit) * (1 / erfPieceW)
+		t := f + roundMagic
+		p := &erfPieces[math.Float64bits(t)&0xffff]
+		u := (f - (t - roundMagic)) * erfPieceW
+		u2 := u * u
+		// Estrin's scheme: three independent pairs, then two levels. (No
+		// math.FMA: without GOAMD64=v3 its CPU check spills registers.)
+		r = u2*(u2*(u*p[5]+p[4])+(u*p[3]+p[2])) + (u*p[1] + p[0])
+	case a >= erfLimit:
+		r = 1
+	default: // NaN
+		return x
+	}
+	return math.Copysign(r, x)
+}
+
+func erf32(x float32) float32 { return float32(erf64f(float64(x))) }
+
+// roundMagic is 1.5*2^52: for |f| < 2^50, f + roundMagic rounds f to an
+// integer n and holds 2^51 + n in the low 52 bits of the sum.
+const roundMagic = 0x1.8p52
+
+// expTable[j] = 2^(j/expN).
+const expN = 32
+
+var expTable [expN]float64
+
+func init() {
+	for j := range expTable {
+		expTable[j] = math.Exp2(float64(j) / expN)
+	}
+}
+
+// exp64f approximates e^x in float64 to about 1e-14 relative for x in
+// float32's range: x = (k*expN + j) ln2/expN + r with |r| <= ln2/(2 expN), so
+// e^x = 2^k 2^(j/expN) e^r, e^r by its degree-5 Taylor polynomial. Results
+// beyond float32's range saturate to 0 or +Inf after rounding.
+func exp64f(x float64) float64 {
+	switch {
+	case x > 100:
+		return math.Inf(1)
+	case x < -110:
+		return 0
+	case x != x:
+		return x
+	}
+	t := x*(expN/math.Ln2) + roundMagic
+	m := t - roundMagic // round(x * expN/ln2), exact
+	im := int64(math.Float64bits(t)&(1<<52-1)) - 1<<51
+	r := x - m*(math.Ln2/expN)
+	k, j := im>>5, im&(expN-1) // floor division: j in [0, expN)
+	r2 := r * r
+	e := r2*(r2*(r*(1.0/120)+1.0/24)+(r*(1.0/6)+0.5)) + r + 1
+	return e * expTable[j] * math.Float64frombits(uint64(k+1023)<<52)
+}
+
+func exp32(x float32) float32 { return float32(exp64f(float64(x))) }

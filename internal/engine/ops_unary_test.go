@@ -170,3 +170,62 @@ func TestUnaryErrors(t *testing.T) {
 		})
 	}
 }
+
+// ulpDiff is the distance between two float32 values in units in the last
+// place (0 when both are NaN or equal, including +0 and -0).
+func ulpDiff(a, b float32) int64 {
+	if a == b || (a != a && b != b) {
+		return 0
+	}
+	if a != a || b != b {
+		return math.MaxInt64
+	}
+	key := func(f float32) int64 {
+		u := int64(math.Float32bits(f))
+		if u&(1<<31) != 0 {
+			return -(u &^ (1 << 31))
+		}
+		return u
+	}
+	d := key(a) - key(b)
+	return max(d, -d)
+}
+
+// checkUlp compares f with the correctly rounded float64 reference ref on
+// float32 bit patterns from lo to hi (step apart, both signs) and fails if any
+// differs by more than 1 ulp.
+func checkUlp(t *testing.T, name string, f func(float32) float32, ref func(float64) float64, lo, hi float32, step uint32) {
+	t.Helper()
+	off := 0
+	for _, sign := range []float32{1, -1} {
+		for u := math.Float32bits(lo); u <= math.Float32bits(hi); u += step {
+			x := sign * math.Float32frombits(u)
+			want := float32(ref(float64(x)))
+			got := f(x)
+			if d := ulpDiff(got, want); d > 1 {
+				t.Fatalf("%s(%v) = %v, want %v (%d ulp)", name, x, got, want, d)
+			} else if d == 1 {
+				off++
+			}
+		}
+	}
+	t.Logf("%s: %d values 1 ulp from the correctly rounded result", name, off)
+}
+
+func TestErf32(t *testing.T) {
+	checkUlp(t, "erf", erf32, math.Erf, 0, 6, 1021)
+	for _, x := range []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-40, erfSplit, erfLimit} {
+		if got, want := erf32(x), float32(math.Erf(float64(x))); ulpDiff(got, want) != 0 || math.Signbit(float64(got)) != math.Signbit(float64(want)) {
+			t.Errorf("erf32(%v) = %v, want %v", x, got, want)
+		}
+	}
+}
+
+func TestExp32(t *testing.T) {
+	checkUlp(t, "exp", exp32, math.Exp, 0, 120, 1021)
+	for _, x := range []float32{0, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 88.72283, 88.72284, -103.97, -87.33655} {
+		if got, want := exp32(x), float32(math.Exp(float64(x))); ulpDiff(got, want) != 0 {
+			t.Errorf("exp32(%v) = %v, want %v", x, got, want)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Benchmarks of the non-NN ops at BERT-base sizes (sequence 128, hidden 768,
+// 12 heads), calling kernels directly so graph overhead is not measured.
+
+func benchKernel(b *testing.B, op string, opset int64, attrs []modelgen.Attr, in ...*tensor.Tensor) {
+	b.Helper()
+	n := &Node{Name: op, OpType: op, Opset: opset, Outputs: []string{"y"}, attrs: map[string]*onnxpb.AttributeProto{},
+		Const: func(int) *tensor.Tensor { return nil }}
+	for _, a := range attrs {
+		n.attrs[a.GetName()] = a
+	}
+	k, err := ops[op](n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bytes := 0
+	for _, t := range in {
+		bytes += len(t.Bytes())
+	}
+	b.SetBytes(int64(bytes))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := k(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func randF32(n int, shape ...int) *tensor.Tensor {
+	r := rand.New(rand.NewPCG(1, 2))
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return f32(v, shape...)
+}
+
+func BenchmarkTransposeHeads(b *testing.B) {
+	x := randF32(128*12*64, 1, 128, 12, 64)
+	b.Run("0213", func(b *testing.B) {
+		benchKernel(b, "Transpose", 13, []modelgen.Attr{modelgen.AInts("perm", 0, 2, 1, 3)}, x)
+	})
+	b.Run("0231", func(b *testing.B) {
+		benchKernel(b, "Transpose", 13, []modelgen.Attr{modelgen.AInts("perm", 0, 2, 3, 1)}, x)
+	})
+}
+
+func BenchmarkGatherEmbedding(b *testing.B) {
+	table := randF32(30522*768, 30522, 768)
+	idx := make([]int64, 128)
+	for i := range idx {
+		idx[i] = int64(i * 97 % 30522)
+	}
+	benchKernel(b, "Gather", 13, nil, table, i64(idx, 1, 128))
+}
+
+func BenchmarkReduceMeanLastAxis(b *testing.B) {
+	benchKernel(b, "ReduceMean", 13, []modelgen.Attr{modelgen.AInts("axes", -1)}, randF32(128*768, 1, 128, 768))
+}
+
+func BenchmarkErf(b *testing.B) {
+	benchKernel(b, "Erf", 13, nil, randF32(128*3072, 1, 128, 3072))
+}
+
+func BenchmarkAddBias(b *testing.B) {
+	benchKernel(b, "Add", 13, nil, randF32(128*768, 1, 128, 768), randF32(768, 768))
+}
+
+func BenchmarkPowSquare(b *testing.B) {
+	benchKernel(b, "Pow", 13, nil, randF32(128*768, 1, 128, 768), f32([]float32{2}))
+}
+
+func BenchmarkWhereMask(b *testing.B) {
+	c := tens(make([]bool, 12*128*128), 1, 12, 128, 128)
+	benchKernel(b, "Where", 13, nil, c, randF32(12*128*128, 1, 12, 128, 128), f32([]float32{-1e4}))
+}
+
+func BenchmarkSliceLastAxis(b *testing.B) {
+	benchKernel(b, "Slice", 13, nil, randF32(128*2304, 1, 128, 2304), i64([]int64{768}, 1), i64([]int64{1536}, 1), i64([]int64{-1}, 1))
+}
