@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/sandbox"
+	"github.com/spindleml/spindle/internal/task"
 )
 
 // newInstanceCmd is `spindle instance`, the function instance the platform starts
@@ -22,16 +25,26 @@ import (
 // sandbox) and logs to stderr.
 func newInstanceCmd() *cobra.Command {
 	var cfg instance.Config
-	var listen, load string
+	var listen, load, taskConfig string
 	var drain time.Duration
 	cmd := &cobra.Command{
-		Use:    "instance --name NAME --model PATH [--listen ADDR]",
+		Use:    "instance --name NAME --model PATH [--task KIND --task-config JSON|FILE] [--listen ADDR]",
 		Short:  "Serve one model (started by the platform, not by users)",
 		Hidden: true,
 		Args:   args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cfg.Name == "" || cfg.ModelPath == "" {
-				return usagef("--name and --model: required")
+			if cfg.Name == "" {
+				return usagef("--name: required")
+			}
+			if cfg.ModelPath == "" && cfg.Task != task.CPUBurn {
+				return usagef("--model: required (only --task cpu-burn runs without one)")
+			}
+			if taskConfig != "" {
+				raw, err := readTaskConfig(taskConfig)
+				if err != nil {
+					return err
+				}
+				cfg.TaskConfig = raw
 			}
 			mode, err := onnx.ParseLoadMode(load)
 			if err != nil {
@@ -68,5 +81,21 @@ func newInstanceCmd() *cobra.Command {
 	f.IntVar(&cfg.Workers, "workers", 0, "concurrent inferences (default GOMAXPROCS)")
 	f.IntVar(&cfg.Queue, "queue", 0, "requests that may wait for a worker (default 64 per worker)")
 	f.DurationVar(&drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
+	f.StringVar(&cfg.Task, "task", "", "task endpoint kind: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")
+	f.StringVar(&taskConfig, "task-config", "", "task config as JSON, or a JSON file")
+	f.StringVar(&cfg.TaskDir, "task-dir", "", "folder of the task's files (default: the model's folder)")
 	return cmd
+}
+
+// readTaskConfig returns --task-config's JSON: the value itself when it is a
+// JSON object, else the file it names.
+func readTaskConfig(v string) (json.RawMessage, error) {
+	if strings.HasPrefix(strings.TrimSpace(v), "{") {
+		return json.RawMessage(v), nil
+	}
+	b, err := os.ReadFile(v)
+	if err != nil {
+		return nil, usagef("--task-config: %v", err)
+	}
+	return b, nil
 }

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/spindleml/spindle/internal/engine"
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/task"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -23,8 +27,18 @@ import (
 type Config struct {
 	// Name is the function name; requests for other model names get 404.
 	Name string
-	// ModelPath is the .onnx file to serve.
+	// ModelPath is the .onnx file to serve; "" only for a cpu-burn task,
+	// which has no model (its /v2 model endpoints answer 404).
 	ModelPath string
+	// Task is the kind of the task endpoint POST /v1/tasks/{name} (package
+	// task); "" or "infer" means none: raw OIP v2 inference only.
+	Task string
+	// TaskConfig is the task's JSON config (task.ParseConfig); nil means the
+	// defaults.
+	TaskConfig json.RawMessage
+	// TaskDir is the folder holding the task's extra files (tokenizer.json,
+	// labels.txt); "" means the model's folder.
+	TaskDir string
 	// Load is the load mode; "" means Mmap.
 	Load onnx.LoadMode
 	// Workers is how many inferences run at once; 0 means GOMAXPROCS.
@@ -59,7 +73,8 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg   Config
 	src   *onnx.Model
-	model *engine.Model
+	model *engine.Model // nil for a function without a model (cpu-burn)
+	task  task.Task     // nil without a task endpoint
 	pool  *admit.Limiter
 	ready atomic.Bool
 
@@ -73,20 +88,45 @@ func New(cfg Config) *Server {
 	return &Server{cfg: cfg, pool: admit.New(cfg.Workers, cfg.Queue)}
 }
 
-// Load loads and compiles the model. The server reports ready only after it.
+// Load loads and compiles the model and builds the task. The server reports
+// ready only after it.
 func (s *Server) Load() (onnx.Report, error) {
-	src, err := onnx.Load(s.cfg.ModelPath, s.cfg.Load)
-	if err != nil {
-		return onnx.Report{}, fmt.Errorf("load model %q: %w", s.cfg.ModelPath, err)
+	hasTask := s.cfg.Task != "" && s.cfg.Task != task.Infer
+	if s.cfg.ModelPath == "" {
+		if !hasTask || task.NeedsModel(s.cfg.Task) {
+			return onnx.Report{}, errors.New("model: required (only a cpu-burn task runs without one)")
+		}
+	} else {
+		src, err := onnx.Load(s.cfg.ModelPath, s.cfg.Load)
+		if err != nil {
+			return onnx.Report{}, fmt.Errorf("load model %q: %w", s.cfg.ModelPath, err)
+		}
+		m, err := engine.Compile(src)
+		if err != nil {
+			src.Close()
+			return onnx.Report{}, fmt.Errorf("compile model %q: %w", s.cfg.ModelPath, err)
+		}
+		s.src, s.model = src, m
 	}
-	m, err := engine.Compile(src)
-	if err != nil {
-		src.Close()
-		return onnx.Report{}, fmt.Errorf("compile model %q: %w", s.cfg.ModelPath, err)
+	if hasTask {
+		cfg, err := task.ParseConfig(s.cfg.TaskConfig)
+		if err == nil {
+			dir := s.cfg.TaskDir
+			if dir == "" && s.cfg.ModelPath != "" {
+				dir = filepath.Dir(s.cfg.ModelPath)
+			}
+			s.task, err = task.New(s.cfg.Task, cfg, dir, s.model)
+		}
+		if err != nil {
+			s.Close()
+			return onnx.Report{}, err
+		}
 	}
-	s.src, s.model = src, m
 	s.ready.Store(true)
-	return src.Report, nil
+	if s.src == nil {
+		return onnx.Report{}, nil
+	}
+	return s.src.Report, nil
 }
 
 // Close releases the model. Call it after Serve has returned.
@@ -130,6 +170,7 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"name": s.cfg.Name, "ready": true})
 	}))
 	mux.HandleFunc("POST /v2/models/{model}/infer", s.withModel(s.infer))
+	mux.HandleFunc("POST /v1/tasks/{model}", s.withTask(s.runTask))
 	mux.HandleFunc("GET /_spindle/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	})
@@ -196,6 +237,30 @@ func (s *Server) withModel(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %q: not loaded yet", s.cfg.Name))
 			return
 		}
+		if s.model == nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("function %q has no model (task %s): use POST /v1/tasks/%s", s.cfg.Name, s.cfg.Task, s.cfg.Name))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// withTask rejects task requests for another function, before the task is
+// ready, or for a function without a task endpoint.
+func (s *Server) withTask(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if m := r.PathValue("model"); m != s.cfg.Name {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("function %q: not served here (this instance serves %q)", m, s.cfg.Name))
+			return
+		}
+		if !s.ready.Load() {
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("function %q: not loaded yet", s.cfg.Name))
+			return
+		}
+		if s.task == nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("function %q has no task endpoint (it serves raw OIP v2 inference: POST /v2/models/%s/infer)", s.cfg.Name, s.cfg.Name))
+			return
+		}
 		h(w, r)
 	}
 }
@@ -250,22 +315,8 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		outs, err = s.model.Run(r.Context(), inputs)
 		return err
 	})
-	switch {
-	case errors.Is(err, admit.ErrQueueFull):
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("model %q: all %d workers busy and the queue is full", s.cfg.Name, s.pool.Stats().Concurrency))
-		return
-	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("model %q: request deadline exceeded", s.cfg.Name))
-		return
-	case errors.Is(err, context.Canceled):
-		writeError(w, 499, "client closed the request")
-		return
-	case errors.Is(err, engine.ErrBadInput):
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	case err != nil:
-		s.cfg.Logger.Error("inference failed", "model", s.cfg.Name, "err", err)
-		writeError(w, http.StatusInternalServerError, err.Error())
+	if err != nil {
+		s.writeRunError(w, err)
 		return
 	}
 	s.served.Add(1)
@@ -277,6 +328,72 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	if err := oip.EncodeResponse(w, resp); err != nil {
 		s.cfg.Logger.Warn("write response", "model", s.cfg.Name, "err", err)
 	}
+}
+
+// writeRunError answers a request whose run (in the worker pool) failed.
+func (s *Server) writeRunError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, admit.ErrQueueFull):
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("model %q: all %d workers busy and the queue is full", s.cfg.Name, s.pool.Stats().Concurrency))
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("model %q: request deadline exceeded", s.cfg.Name))
+	case errors.Is(err, context.Canceled):
+		writeError(w, 499, "client closed the request")
+	case errors.Is(err, engine.ErrBadInput), task.IsInputError(err):
+		writeError(w, http.StatusBadRequest, err.Error())
+	default:
+		s.cfg.Logger.Error("inference failed", "model", s.cfg.Name, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// runTask serves POST /v1/tasks/{name}. The whole task (decoding, tokenizing
+// or resizing, the model, ranking) runs in one worker slot, so the worker
+// count bounds its CPU use as it does inference's.
+func (s *Server) runTask(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		code := http.StatusBadRequest
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, code, fmt.Sprintf("body: %v", err))
+		return
+	}
+	req := task.Request{ContentType: r.Header.Get("Content-Type"), Body: body}
+	var run task.RunFunc
+	if s.model != nil {
+		run = s.model.Run
+	}
+	var res any
+	err = s.pool.Do(r.Context(), func() (err error) {
+		// A bug in a task must cost one request, not a leaked worker slot
+		// or the instance.
+		defer func() {
+			if p := recover(); p != nil {
+				s.cfg.Logger.Error("task panicked", "function", s.cfg.Name, "panic", p, "stack", string(debug.Stack()))
+				err = fmt.Errorf("task %s: internal error: %v", s.cfg.Task, p)
+			}
+		}()
+		res, err = s.task.Handle(r.Context(), req, run)
+		return err
+	})
+	if err != nil {
+		s.writeRunError(w, err)
+		return
+	}
+	b, err := json.Marshal(res)
+	if err != nil { // a NaN from the model, say
+		s.cfg.Logger.Error("encode task answer", "function", s.cfg.Name, "err", err)
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("task %s: encode answer: %v", s.cfg.Task, err))
+		return
+	}
+	s.served.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
 }
 
 // requestedOutputs returns the outputs a request asked for (all when it names none).
