@@ -24,8 +24,11 @@ type Function struct {
 	// Owner is the tenant the function belongs to ("default" when the platform
 	// runs without API keys).
 	Owner string `json:"owner"`
-	// Task is what the function does with its model; "infer" is raw OIP v2 inference.
+	// Task is what the function does with its model; "infer" is raw OIP v2
+	// inference, any other kind (package task) adds POST /v1/tasks/{name}.
 	Task string `json:"task"`
+	// TaskConfig is the task's JSON config (task.Config); nil means defaults.
+	TaskConfig json.RawMessage `json:"task_config,omitempty"`
 	// ModelDigest names the model's folder in the content-addressed model store.
 	ModelDigest string `json:"model_digest"`
 	// ModelFile is the model file's name inside that folder.
