@@ -10,7 +10,7 @@ import (
 
 // Reductions (ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd,
 // ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp), ArgMax,
-// ArgMin and TopK.
+// ArgMin, TopK and CumSum.
 //
 // Floating-point reductions accumulate in float64 and round once, integer
 // ones in int64 (then wrap to the input's width, as fixed-width arithmetic
@@ -52,6 +52,7 @@ func init() {
 	register("ArgMax", func(n *Node) (Kernel, error) { return newArg(n, true) })
 	register("ArgMin", func(n *Node) (Kernel, error) { return newArg(n, false) })
 	register("TopK", newTopK)
+	register("CumSum", newCumSum)
 }
 
 // reduceSpec is one reduction: an accumulator step from init, for floats (f)
@@ -442,6 +443,68 @@ func topK[T num](vals []T, idx []int64, x []T, outer, dim, inner, k int, largest
 			for j := 0; j < k; j++ {
 				vals[ob+j*inner] = x[base+order[j]*inner]
 				idx[ob+j*inner] = int64(order[j])
+			}
+		}
+	}
+}
+
+// newCumSum is the running sum along axis (a scalar input), optionally
+// exclusive (each sum leaves out its own element) and reversed (summing from
+// the end).
+func newCumSum(n *Node) (Kernel, error) {
+	exclusive := n.Int("exclusive", 0) != 0
+	reverse := n.Int("reverse", 0) != 0
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 2); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		axes, err := intList(in[1], "axis")
+		if err != nil {
+			return nil, err
+		}
+		if len(axes) != 1 {
+			return nil, fmt.Errorf("input axis: %d elements, must be a scalar", len(axes))
+		}
+		ax, err := normAxis(axes[0], len(x.Shape), false)
+		if err != nil {
+			return nil, fmt.Errorf("input axis: %w", err)
+		}
+		outer, dim, inner := tensor.NumElements(x.Shape[:ax]), x.Shape[ax], tensor.NumElements(x.Shape[ax+1:])
+		out := tensor.New(x.DType, x.Shape...)
+		switch x.DType {
+		case tensor.Float32:
+			cumSum(out.F32, x.F32, outer, dim, inner, exclusive, reverse)
+		case tensor.Float64:
+			cumSum(out.F64, x.F64, outer, dim, inner, exclusive, reverse)
+		case tensor.Int64:
+			cumSum(out.I64, x.I64, outer, dim, inner, exclusive, reverse)
+		case tensor.Int32:
+			cumSum(out.I32, x.I32, outer, dim, inner, exclusive, reverse)
+		default:
+			return nil, fmt.Errorf("input x: dtype %s, CumSum supports float32, float64, int64 and int32", x.DType)
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+func cumSum[T float32 | float64 | int64 | int32](dst, x []T, outer, dim, inner int, exclusive, reverse bool) {
+	for o := 0; o < outer; o++ {
+		for i := 0; i < inner; i++ {
+			var acc T
+			for s := 0; s < dim; s++ {
+				j := s
+				if reverse {
+					j = dim - 1 - s
+				}
+				p := (o*dim+j)*inner + i
+				if exclusive {
+					dst[p] = acc
+					acc += x[p]
+				} else {
+					acc += x[p]
+					dst[p] = acc
+				}
 			}
 		}
 	}

@@ -9,9 +9,10 @@ import (
 )
 
 // Tensor ops that move, select or create data without arithmetic: Gather,
-// GatherElements, ScatterND, Transpose, Shape, Size, Concat, Split, Slice,
-// Expand, Tile, Pad, Cast, CastLike, ConstantOfShape, Range and NonZero
-// (Squeeze and Unsqueeze live with the other views in ops_shape.go).
+// GatherElements, GatherND, ScatterND, ScatterElements, Transpose, Shape,
+// Size, Concat, Split, Slice, Expand, Tile, Pad, Cast, CastLike,
+// ConstantOfShape, Range, NonZero, Trilu, EyeLike and OneHot (Squeeze and
+// Unsqueeze live with the other views in ops_shape.go).
 //
 // Data movement is written once over unsigned words of the element's size
 // (uint8, uint32, uint64): a move never looks at values, so every dtype,
@@ -36,6 +37,12 @@ func init() {
 	register("ConstantOfShape", newConstantOfShape)
 	register("Range", newRange)
 	register("NonZero", newNonZero)
+	register("GatherND", newGatherND)
+	register("ScatterElements", newScatterElements)
+	register("Scatter", newScatterElements) // deprecated opset 9-10 name, same semantics
+	register("Trilu", newTrilu)
+	register("EyeLike", newEyeLike)
+	register("OneHot", newOneHot)
 }
 
 // maxElements bounds the size of a tensor whose shape comes from data (Expand,
@@ -1378,6 +1385,319 @@ func newNonZero(n *Node) (Kernel, error) {
 		for k, flat := range hits {
 			for d := 0; d < r; d++ {
 				out.I64[d*len(hits)+k] = int64(flat / xs[d] % x.Shape[d])
+			}
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+// newGatherND gathers slices of data addressed by the last dimension of
+// indices; the first batch_dims dimensions of both index each other. The
+// output shape is indices.shape[:-1] + data.shape[batch_dims+k:], k being
+// indices' last dimension.
+func newGatherND(n *Node) (Kernel, error) {
+	b := n.Int("batch_dims", 0)
+	if b < 0 {
+		return nil, fmt.Errorf("attribute batch_dims: %d, must be >= 0", b)
+	}
+	bd := int(b)
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 2); err != nil {
+			return nil, err
+		}
+		x, ind := in[0], in[1]
+		if ind.DType != tensor.Int64 {
+			return nil, fmt.Errorf("input indices: dtype %s, must be int64", ind.DType)
+		}
+		q, r := len(ind.Shape), len(x.Shape)
+		if q < 1 || r < 1 || bd >= min(q, r) {
+			return nil, fmt.Errorf("batch_dims %d must be less than the ranks of data %s and indices %s", bd, tensor.ShapeString(x.Shape), tensor.ShapeString(ind.Shape))
+		}
+		for d := 0; d < bd; d++ {
+			if x.Shape[d] != ind.Shape[d] {
+				return nil, fmt.Errorf("inputs data %s and indices %s: batch dimension %d differs", tensor.ShapeString(x.Shape), tensor.ShapeString(ind.Shape), d)
+			}
+		}
+		k := ind.Shape[q-1]
+		if k < 1 || bd+k > r {
+			return nil, fmt.Errorf("input indices: last dimension %d must be in [1, %d]", k, r-bd)
+		}
+		shape := append(append([]int{}, ind.Shape[:q-1]...), x.Shape[bd+k:]...)
+		out := tensor.New(x.DType, shape...)
+		sz := x.DType.Size()
+		xs := contiguousStrides(x.Shape)
+		slice := tensor.NumElements(x.Shape[bd+k:]) * sz
+		batches := tensor.NumElements(x.Shape[:bd])
+		perBatch := tensor.NumElements(ind.Shape[bd : q-1])
+		batchStride := 1
+		if bd > 0 {
+			batchStride = xs[bd-1]
+		}
+		src, dst := x.Bytes(), out.Bytes()
+		o := 0
+		for bi := 0; bi < batches; bi++ {
+			for j := 0; j < perBatch; j++ {
+				tuple := ind.I64[(bi*perBatch+j)*k : (bi*perBatch+j+1)*k]
+				off := bi * batchStride
+				for d, v := range tuple {
+					dim := int64(x.Shape[bd+d])
+					if v < -dim || v >= dim {
+						return nil, fmt.Errorf("input indices: index %d for data dimension %d is out of range [%d, %d]", v, bd+d, -dim, dim-1)
+					}
+					if v < 0 {
+						v += dim
+					}
+					off += int(v) * xs[bd+d]
+				}
+				copy(dst[o:o+slice], src[off*sz:off*sz+slice])
+				o += slice
+			}
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+// newScatterElements copies data and writes updates[i...] at the position
+// i... with the axis coordinate replaced by indices[i...] (negative counts
+// from the end), combining with reduction none, add, mul, max or min.
+func newScatterElements(n *Node) (Kernel, error) {
+	axis := n.Int("axis", 0)
+	red := n.String("reduction", "none")
+	switch red {
+	case "none", "add", "mul", "max", "min":
+	default:
+		return nil, fmt.Errorf("attribute reduction: %q: %w (none, add, mul, max and min are)", red, ErrUnsupported)
+	}
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 3, 3); err != nil {
+			return nil, err
+		}
+		x, ind, upd := in[0], in[1], in[2]
+		r := len(x.Shape)
+		ax, err := normAxis(axis, r, false)
+		if err != nil {
+			return nil, fmt.Errorf("attribute axis: %w", err)
+		}
+		if upd.DType != x.DType {
+			return nil, fmt.Errorf("input updates: dtype %s, must match data's %s", upd.DType, x.DType)
+		}
+		if !equalInts(ind.Shape, upd.Shape) || len(ind.Shape) != r {
+			return nil, fmt.Errorf("inputs indices %s and updates %s: must have one shape of data's rank %d", tensor.ShapeString(ind.Shape), tensor.ShapeString(upd.Shape), r)
+		}
+		for d := range ind.Shape {
+			if d != ax && ind.Shape[d] > x.Shape[d] {
+				return nil, fmt.Errorf("input indices: shape %s exceeds data shape %s in dimension %d", tensor.ShapeString(ind.Shape), tensor.ShapeString(x.Shape), d)
+			}
+		}
+		vals, err := indexList(ind, x.Shape[ax], "indices")
+		if err != nil {
+			return nil, err
+		}
+		xs := contiguousStrides(x.Shape)
+		offs := make([]int, len(vals))
+		coord := make([]int, r)
+		for i, v := range vals {
+			off := 0
+			for d := 0; d < r; d++ {
+				c := coord[d]
+				if d == ax {
+					c = v
+				}
+				off += c * xs[d]
+			}
+			offs[i] = off
+			for d := r - 1; d >= 0; d-- {
+				coord[d]++
+				if coord[d] < ind.Shape[d] {
+					break
+				}
+				coord[d] = 0
+			}
+		}
+		out := tensor.New(x.DType, x.Shape...)
+		copy(out.Bytes(), x.Bytes())
+		if red == "none" {
+			sz := x.DType.Size()
+			dst, src := out.Bytes(), upd.Bytes()
+			for i, off := range offs {
+				copy(dst[off*sz:(off+1)*sz], src[i*sz:(i+1)*sz])
+			}
+			return []*tensor.Tensor{out}, nil
+		}
+		switch x.DType {
+		case tensor.Float32:
+			scatterReduce(out.F32, upd.F32, offs, 1, red)
+		case tensor.Float64:
+			scatterReduce(out.F64, upd.F64, offs, 1, red)
+		case tensor.Int64:
+			scatterReduce(out.I64, upd.I64, offs, 1, red)
+		case tensor.Int32:
+			scatterReduce(out.I32, upd.I32, offs, 1, red)
+		default:
+			return nil, fmt.Errorf("input data: dtype %s, reduction %s supports float32, float64, int64 and int32", x.DType, red)
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// newTrilu keeps the upper (upper=1, the default) or lower triangle of the
+// last two dimensions, counted from diagonal k (an optional scalar input),
+// and zeroes the rest.
+func newTrilu(n *Node) (Kernel, error) {
+	upper := n.Int("upper", 1) != 0
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 2); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		k := int64(0)
+		if len(in) > 1 && in[1] != nil {
+			ks, err := intList(in[1], "k")
+			if err != nil {
+				return nil, err
+			}
+			if len(ks) != 1 {
+				return nil, fmt.Errorf("input k: %d elements, must be a scalar", len(ks))
+			}
+			k = ks[0]
+		}
+		r := len(x.Shape)
+		if r < 2 {
+			return nil, fmt.Errorf("input input: shape %s, must have rank >= 2", tensor.ShapeString(x.Shape))
+		}
+		rows, cols := x.Shape[r-2], x.Shape[r-1]
+		out := tensor.New(x.DType, x.Shape...)
+		sz := x.DType.Size()
+		src, dst := x.Bytes(), out.Bytes()
+		mats := tensor.NumElements(x.Shape[:r-2])
+		for m := 0; m < mats; m++ {
+			for i := 0; i < rows; i++ {
+				// Upper keeps j - i >= k, lower keeps j - i <= k.
+				lo, hi := int64(0), int64(cols)
+				if upper {
+					lo = min(max(int64(i)+k, 0), int64(cols))
+				} else {
+					hi = min(max(int64(i)+k+1, 0), int64(cols))
+				}
+				row := (m*rows + i) * cols
+				copy(dst[(row+int(lo))*sz:(row+int(hi))*sz], src[(row+int(lo))*sz:(row+int(hi))*sz])
+			}
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+// newEyeLike returns a 2-D tensor of the input's shape with ones on diagonal
+// k and zeros elsewhere, of attribute dtype (the input's by default).
+func newEyeLike(n *Node) (Kernel, error) {
+	k := n.Int("k", 0)
+	var dt tensor.DType
+	if n.Has("dtype") {
+		dt = tensor.DType(n.Int("dtype", 0))
+		if !castTypes[dt] {
+			return nil, fmt.Errorf("attribute dtype: %s: %w", dt, ErrUnsupported)
+		}
+	}
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if len(x.Shape) != 2 {
+			return nil, fmt.Errorf("input input: shape %s, must be 2-D", tensor.ShapeString(x.Shape))
+		}
+		to := dt
+		if to == tensor.Invalid {
+			to = x.DType
+		}
+		if !castTypes[to] {
+			return nil, fmt.Errorf("input input: dtype %s is not supported", to)
+		}
+		out := tensor.New(to, x.Shape...)
+		one, _ := castTensor(tensor.FromF32([]float32{1}, 1), to)
+		rows, cols := x.Shape[0], x.Shape[1]
+		sz := to.Size()
+		dst := out.Bytes()
+		for i := 0; i < rows; i++ {
+			j := int64(i) + k
+			if j >= 0 && j < int64(cols) {
+				copy(dst[(i*cols+int(j))*sz:], one.Bytes())
+			}
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+// newOneHot expands indices into one-hot vectors of length depth along axis
+// (-1: a new last dimension), holding values[1] at the index and values[0]
+// elsewhere. Indices in [-depth, depth) are valid (negative count from the
+// end); others give all-off vectors, as the spec says.
+func newOneHot(n *Node) (Kernel, error) {
+	axis := n.Int("axis", -1)
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 3, 3); err != nil {
+			return nil, err
+		}
+		ind, depthT, vals := in[0], in[1], in[2]
+		if depthT.Len() != 1 {
+			return nil, fmt.Errorf("input depth: %s, must have one element", depthT)
+		}
+		if vals.Len() != 2 || len(vals.Shape) != 1 {
+			return nil, fmt.Errorf("input values: %s, must be [off_value, on_value]", vals)
+		}
+		d64, err := castTensor(depthT, tensor.Float64)
+		if err != nil {
+			return nil, fmt.Errorf("input depth: %w", err)
+		}
+		if d64.F64[0] < 1 || d64.F64[0] > maxElements {
+			return nil, fmt.Errorf("input depth: %v, must be in [1, %d]", d64.F64[0], maxElements)
+		}
+		depth := int(d64.F64[0])
+		idx, err := castTensor(ind, tensor.Int64)
+		if err != nil {
+			return nil, fmt.Errorf("input indices: %w", err)
+		}
+		r := len(ind.Shape)
+		ax, err := normAxis(axis, r+1, false)
+		if err != nil {
+			return nil, fmt.Errorf("attribute axis: %w", err)
+		}
+		shape := append(append(append([]int{}, ind.Shape[:ax]...), depth), ind.Shape[ax:]...)
+		if err := checkSize(shape, "output"); err != nil {
+			return nil, err
+		}
+		sz := vals.DType.Size()
+		off := tensor.New(vals.DType, 1)
+		copy(off.Bytes(), vals.Bytes()[:sz])
+		out := tensor.New(vals.DType, shape...)
+		fillTensor(out, off)
+		outer := tensor.NumElements(ind.Shape[:ax])
+		inner := tensor.NumElements(ind.Shape[ax:])
+		on := vals.Bytes()[sz:]
+		dst := out.Bytes()
+		for o := 0; o < outer; o++ {
+			for i := 0; i < inner; i++ {
+				v := idx.I64[o*inner+i]
+				if v < 0 {
+					v += int64(depth)
+				}
+				if v < 0 || v >= int64(depth) {
+					continue
+				}
+				p := (o*depth+int(v))*inner + i
+				copy(dst[p*sz:(p+1)*sz], on)
 			}
 		}
 		return []*tensor.Tensor{out}, nil

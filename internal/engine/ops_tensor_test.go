@@ -340,3 +340,44 @@ func elems(x *tensor.Tensor) []any {
 	}
 	return out
 }
+
+func TestIndexAndMatrixOps(t *testing.T) {
+	m := f32(seq(1, 12), 3, 4)
+	runTensorCases(t, []tensorCase{
+		{name: "gathernd points", op: "GatherND", inputs: ins(f32([]float32{1, 2, 3, 4}, 2, 2), i64([]int64{0, 0, 1, 1, -1, 0}, 3, 2)), want: outs(f32([]float32{1, 4, 3}, 3))},
+		{name: "gathernd rows", op: "GatherND", inputs: ins(f32([]float32{1, 2, 3, 4}, 2, 2), i64([]int64{1, 0}, 2, 1)), want: outs(f32([]float32{3, 4, 1, 2}, 2, 2))},
+		{name: "gathernd batch_dims 1", op: "GatherND", attrs: []modelgen.Attr{modelgen.AInt("batch_dims", 1)},
+			inputs: ins(tens([]int32{1, 2, 3, 4, 5, 6, 7, 8}, 2, 2, 2), i64([]int64{1, 0, 0, 1}, 2, 2)), want: outs(tens([]int32{3, 6}, 2))},
+		{name: "scatter elements axis 1", op: "ScatterElements", attrs: []modelgen.Attr{modelgen.AInt("axis", 1)},
+			inputs: ins(f32([]float32{1, 2, 3, 4, 5, 6}, 2, 3), i64([]int64{2, -3}, 2, 1), f32([]float32{9, 8}, 2, 1)), want: outs(f32([]float32{1, 2, 9, 8, 5, 6}, 2, 3))},
+		{name: "scatter elements add duplicates", opset: 16, op: "ScatterElements", attrs: []modelgen.Attr{modelgen.AString("reduction", "add")},
+			inputs: ins(f32([]float32{1, 1}, 2), i64([]int64{1, 1}, 2), f32([]float32{2, 3}, 2)), want: outs(f32([]float32{1, 6}, 2))},
+		{name: "trilu upper", op: "Trilu", inputs: ins(m), want: outs(f32([]float32{1, 2, 3, 4, 0, 6, 7, 8, 0, 0, 11, 12}, 3, 4))},
+		{name: "trilu upper k=2", op: "Trilu", inputs: ins(m, i64([]int64{2})), want: outs(f32([]float32{0, 0, 3, 4, 0, 0, 0, 8, 0, 0, 0, 0}, 3, 4))},
+		{name: "trilu lower k=-1", op: "Trilu", attrs: []modelgen.Attr{modelgen.AInt("upper", 0)}, inputs: ins(m, i64([]int64{-1})),
+			want: outs(f32([]float32{0, 0, 0, 0, 5, 0, 0, 0, 9, 10, 0, 0}, 3, 4))},
+		{name: "trilu lower batched bool", op: "Trilu", attrs: []modelgen.Attr{modelgen.AInt("upper", 0)}, inputs: ins(tens([]bool{true, true, true, true, true, true, true, true}, 2, 2, 2)),
+			want: outs(tens([]bool{true, false, true, true, true, false, true, true}, 2, 2, 2))},
+		{name: "cumsum", op: "CumSum", inputs: ins(f32([]float32{1, 2, 3, 4, 5, 6}, 2, 3), i64([]int64{1})), want: outs(f32([]float32{1, 3, 6, 4, 9, 15}, 2, 3))},
+		{name: "cumsum axis 0 exclusive reverse", op: "CumSum", attrs: []modelgen.Attr{modelgen.AInt("exclusive", 1), modelgen.AInt("reverse", 1)},
+			inputs: ins(i64([]int64{1, 2, 3, 4, 5, 6}, 3, 2), tens([]int32{0})), want: outs(i64([]int64{8, 10, 5, 6, 0, 0}, 3, 2))},
+		{name: "eyelike", op: "EyeLike", inputs: ins(i64(make([]int64, 6), 2, 3)), want: outs(i64([]int64{1, 0, 0, 0, 1, 0}, 2, 3))},
+		{name: "eyelike k and dtype", op: "EyeLike", attrs: []modelgen.Attr{modelgen.AInt("k", 1), modelgen.AInt("dtype", int64(tensor.Float32))},
+			inputs: ins(tens(make([]int32, 9), 3, 3)), want: outs(f32([]float32{0, 1, 0, 0, 0, 1, 0, 0, 0}, 3, 3))},
+		{name: "onehot", op: "OneHot", inputs: ins(i64([]int64{0, 2, -1, 5}, 4), i64([]int64{3}), f32([]float32{0, 1}, 2)),
+			want: outs(f32([]float32{1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0}, 4, 3))},
+		{name: "onehot axis 0 float indices", op: "OneHot", attrs: []modelgen.Attr{modelgen.AInt("axis", 0)}, inputs: ins(f32([]float32{1, 0}, 2), f32([]float32{2}), i64([]int64{-1, 7}, 2)),
+			want: outs(i64([]int64{-1, 7, 7, -1}, 2, 2))},
+		{name: "shrink", op: "Shrink", attrs: []modelgen.Attr{modelgen.AFloat("lambd", 1), modelgen.AFloat("bias", 0.5)}, inputs: ins(f32([]float32{-2, -1, 0, 1, 2}, 5)),
+			want: outs(f32([]float32{-1.5, 0, 0, 0, 1.5}, 5))},
+	})
+	runErrCases(t, []errCase{
+		{name: "gathernd index range", op: "GatherND", inputs: ins(f32(seq(0, 4), 2, 2), i64([]int64{2, 0}, 1, 2)), frag: []string{"index 2", "out of range"}},
+		{name: "gathernd tuple too long", op: "GatherND", inputs: ins(f32(seq(0, 4), 2, 2), i64([]int64{0, 0, 0}, 1, 3)), frag: []string{"last dimension 3"}},
+		{name: "scatter elements shapes", op: "ScatterElements", inputs: ins(f32(seq(0, 4), 2, 2), i64([]int64{0}, 1, 1), f32([]float32{1, 2}, 1, 2)), frag: []string{"indices", "updates", "one shape"}},
+		{name: "trilu rank", op: "Trilu", inputs: ins(f32(seq(0, 3), 3)), frag: []string{"rank >= 2"}},
+		{name: "cumsum axis", op: "CumSum", inputs: ins(f32(seq(0, 3), 3), i64([]int64{1})), frag: []string{"axis 1", "out of range"}},
+		{name: "onehot depth", op: "OneHot", inputs: ins(i64([]int64{0}, 1), i64([]int64{0}), f32([]float32{0, 1}, 2)), frag: []string{"depth", "must be in [1"}},
+		{name: "onehot values", op: "OneHot", inputs: ins(i64([]int64{0}, 1), i64([]int64{2}), f32([]float32{1}, 1)), frag: []string{"values", "off_value, on_value"}},
+	})
+}

@@ -143,6 +143,18 @@ func init() {
 			return nil, fmt.Errorf("attribute approximate: %q: %w (none and tanh are)", a, ErrUnsupported)
 		}
 	})
+	registerUnary("Shrink", func(n *Node) (unaryTable, error) {
+		bias, lambd := float64(n.Float("bias", 0)), float64(n.Float("lambd", 0.5))
+		return floatTable(func(x float64) float64 {
+			switch {
+			case x < -lambd:
+				return x + bias
+			case x > lambd:
+				return x - bias
+			}
+			return 0
+		}), nil
+	})
 	register("Clip", newClip)
 }
 
