@@ -149,3 +149,40 @@ func newLogsCmd() *cobra.Command {
 	}
 	return cmd
 }
+
+func newScaleCmd() *cobra.Command {
+	var vcpu float64
+	var memory string
+	cmd := &cobra.Command{
+		Use:   "scale NAME --vcpu X [--memory SIZE]",
+		Short: "Set a function's CPU allotment per instance (live, no restart) and optionally its memory limit",
+		Args:  args("NAME"),
+	}
+	gw := gatewayFlag(cmd)
+	cmd.Flags().Float64Var(&vcpu, "vcpu", 0, "vCPUs per instance, a multiple of 0.25")
+	cmd.Flags().StringVar(&memory, "memory", "", "memory limit per instance, e.g. 512MiB or 2GiB (0: none)")
+	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		if vcpu <= 0 {
+			return usagef("--vcpu: %v must be a positive multiple of 0.25", vcpu)
+		}
+		var mem *int64
+		if memory != "" {
+			n, err := parseBytes(memory)
+			if err != nil {
+				return usagef("--memory: %v", err)
+			}
+			mem = &n
+		}
+		c, err := newClient(cmd, *gw)
+		if err != nil {
+			return err
+		}
+		out, err := c.Scale(context.Background(), a[0], vcpu, mem)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s\n", out)
+		return nil
+	}
+	return cmd
+}

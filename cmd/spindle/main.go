@@ -64,8 +64,8 @@ func newRoot() *cobra.Command {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	root.AddCommand(
-		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(), newLogsCmd(),
-		newRunCmd(), newInstanceCmd(), newModelCmd(), newBenchCmd(), newTenantCmd(),
+		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(), newLogsCmd(), newScaleCmd(),
+		newRunCmd(), newInstanceCmd(), newModelCmd(), newBenchCmd(), newTenantCmd(), newLoadCmd(),
 	)
 	return root
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,13 +21,16 @@ import (
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/npy"
 	"github.com/spindleml/spindle/internal/oip"
+	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/tenant"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
 func newUpCmd() *cobra.Command {
 	var listen, home, auth string
-	var demo bool
+	var demo, noCgroups bool
+	var idle time.Duration
+	var vcpu float64
 	cmd := &cobra.Command{
 		Use:   "up [--listen ADDR] [--home DIR] [--auth open|keys] [--demo]",
 		Short: "Run the platform on this machine (gateway, registry, instances)",
@@ -48,7 +52,21 @@ func newUpCmd() *cobra.Command {
 				return fmt.Errorf("find own binary: %w", err)
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			g, err := gateway.New(gateway.Config{Home: home, Exe: exe, Logger: log, Auth: auth, AdminKey: adminKey})
+			if err := (sandbox.Limits{CPU: vcpu}).Validate(); err != nil || vcpu <= 0 {
+				return usagef("--vcpu %v: must be a positive multiple of %v", vcpu, sandbox.CPUStep)
+			}
+			if idle <= 0 {
+				return usagef("--idle %v: must be positive", idle)
+			}
+			caps, err := sandbox.Detect(sandbox.Options{DisableCgroups: noCgroups})
+			if err != nil {
+				return err
+			}
+			defer caps.Controller.Close()
+			g, err := gateway.New(gateway.Config{
+				Home: home, Exe: exe, Logger: log, Auth: auth, AdminKey: adminKey,
+				Sandbox: caps, IdleTimeout: idle, DefaultVCPU: vcpu,
+			})
 			if err != nil {
 				return err
 			}
@@ -70,6 +88,7 @@ func newUpCmd() *cobra.Command {
 			base := "http://" + ln.Addr().String()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Spindle is up: gateway %s, data in %s\n", base, home)
+			fmt.Fprintf(out, "Sandbox: %s\n", caps)
 			if auth == gateway.AuthOpen {
 				fmt.Fprintln(out, "Access: open (loopback only), no API keys needed; 'spindle up --auth keys' requires them.")
 			} else {
@@ -92,6 +111,9 @@ func newUpCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "gateway address")
+	f.DurationVar(&idle, "idle", 5*time.Minute, "stop a function's instances after this long without requests (scale to zero)")
+	f.Float64Var(&vcpu, "vcpu", 1, "default CPU allotment per instance, in vCPUs (multiples of 0.25)")
+	f.BoolVar(&noCgroups, "no-cgroups", false, "run instances without cgroups (no CPU quota or memory limit), as on machines without cgroup access")
 	f.StringVar(&home, "home", "", "data directory (default $SPINDLE_HOME or ./.spindle)")
 	f.StringVar(&auth, "auth", gateway.AuthOpen, "open: no API keys, loopback only; keys: every request needs a tenant's key")
 	f.BoolVar(&demo, "demo", false, "generate and deploy the MNIST demo function and print how to call it")

@@ -223,3 +223,22 @@ func (c *Client) Logs(ctx context.Context, name string, n int64) ([]byte, error)
 	})
 	return out, err
 }
+
+// Scale sets function name's per-instance CPU allotment (and memory limit when
+// memory is non-nil), live.
+func (c *Client) Scale(ctx context.Context, name string, vcpu float64, memory *int64) (json.RawMessage, error) {
+	body, err := json.Marshal(map[string]any{"vcpu": vcpu, "memory": memory})
+	if err != nil {
+		return nil, err
+	}
+	if memory == nil {
+		body, _ = json.Marshal(map[string]any{"vcpu": vcpu})
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/admin/v1/functions/"+url.PathEscape(name)+"/scale"), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	var out json.RawMessage
+	return out, c.do(req, &out)
+}

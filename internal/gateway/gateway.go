@@ -25,6 +25,7 @@ import (
 	"github.com/spindleml/spindle/internal/modelstore"
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/registry"
+	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/tenant"
 )
 
@@ -57,6 +58,12 @@ type Config struct {
 	// AdminKey authorises the tenant admin API; required with AuthKeys. Make one
 	// with tenant.NewAdminKey or tenant.LoadOrCreateAdminKey.
 	AdminKey string
+	// Sandbox is what the machine allows instances (from sandbox.Detect); the
+	// zero value runs them unconfined, without namespaces.
+	Sandbox sandbox.Capabilities
+	// DefaultVCPU is each instance's CPU allotment unless a function sets its
+	// own; 0 means 1 vCPU.
+	DefaultVCPU float64
 	// Clock drives idle scale-down; nil means the real clock.
 	Clock  clock.WithTicker
 	Logger *slog.Logger
@@ -71,6 +78,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StopGrace <= 0 {
 		c.StopGrace = 10 * time.Second
+	}
+	if c.DefaultVCPU <= 0 {
+		c.DefaultVCPU = 1
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 5 * time.Minute
@@ -207,6 +217,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /v2/models/{name}/ready", g.modelReady)
 	mux.HandleFunc("POST /v2/models/{name}/infer", g.observed(g.infer))
 	mux.HandleFunc("GET /admin/v1/functions/{name}/stats", g.functionStats)
+	mux.HandleFunc("POST /admin/v1/functions/{name}/scale", g.scale)
 	mux.Handle("GET /metrics", g.metrics.Handler())
 	mux.HandleFunc("POST /admin/v1/functions", g.deploy)
 	mux.HandleFunc("GET /admin/v1/functions", g.list)
@@ -362,7 +373,7 @@ func (g *Gateway) function(spec registry.Function) *function {
 		return f
 	}
 	old := f
-	f = newFunction(spec, g.clock.Now())
+	f = newFunction(spec, g.clock.Now(), g.cfg.DefaultVCPU)
 	g.fns[key] = f
 	g.mu.Unlock()
 	if old != nil {

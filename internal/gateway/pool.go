@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,10 +45,16 @@ type function struct {
 	waiting   int
 	inflight  int
 	lastUsed  time.Time
+	// vcpu is each replica's current CPU allotment.
+	vcpu float64
 }
 
-func newFunction(spec registry.Function, now time.Time) *function {
-	return &function{name: spec.Name, key: fnKey(spec.Owner, spec.Name), spec: spec, changed: make(chan struct{}), lastUsed: now}
+func newFunction(spec registry.Function, now time.Time, defaultVCPU float64) *function {
+	vcpu := spec.VCPU
+	if vcpu <= 0 {
+		vcpu = defaultVCPU
+	}
+	return &function{name: spec.Name, key: fnKey(spec.Owner, spec.Name), spec: spec, changed: make(chan struct{}), lastUsed: now, vcpu: vcpu}
 }
 
 // broadcastLocked wakes every waiter.
@@ -129,9 +136,9 @@ func (g *Gateway) release(f *function, r *replica) {
 // startReplica starts one instance of f (the caller counted it in f.starting).
 func (g *Gateway) startReplica(f *function) {
 	f.mu.Lock()
-	spec := f.spec
+	spec, vcpu := f.spec, f.vcpu
 	f.mu.Unlock()
-	r, err := g.launch(spec)
+	r, err := g.launch(spec, vcpu)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.starting--
@@ -145,7 +152,7 @@ func (g *Gateway) startReplica(f *function) {
 }
 
 // launch starts an instance process for spec and waits until it is ready.
-func (g *Gateway) launch(spec registry.Function) (*replica, error) {
+func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.StartTimeout)
 	defer cancel()
 	path := g.logPath(spec)
@@ -157,10 +164,19 @@ func (g *Gateway) launch(spec registry.Function) (*replica, error) {
 		return nil, err
 	}
 	began := time.Now()
+	cg, err := g.newCgroup(spec, vcpu)
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	workers := strconv.Itoa(workersFor(vcpu))
 	p, err := sandbox.Start(ctx, sandbox.Spec{
-		Path: g.cfg.Exe,
-		Args: []string{"instance", "--name", spec.Name, "--model", g.store.Path(spec.ModelDigest, spec.ModelFile), "--listen", "127.0.0.1:0"},
-		Log:  logf,
+		Path:   g.cfg.Exe,
+		Args:   []string{"instance", "--name", spec.Name, "--model", g.store.Path(spec.ModelDigest, spec.ModelFile), "--listen", "127.0.0.1:0", "--workers", workers},
+		Env:    []string{"GOMAXPROCS=" + workers},
+		Log:    logf,
+		Cgroup: cg,
+		Caps:   g.cfg.Sandbox,
 	})
 	if err != nil {
 		logf.Close()

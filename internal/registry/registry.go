@@ -37,6 +37,11 @@ type Function struct {
 	ModelBytes int64             `json:"model_bytes"`
 	Metadata   oip.ModelMetadata `json:"metadata"`
 	Created    time.Time         `json:"created"`
+	// VCPU is each instance's CPU allotment in vCPUs; 0 means the platform's
+	// default. `spindle scale` and the autoscaler change it.
+	VCPU float64 `json:"vcpu,omitempty"`
+	// MemoryLimit is each instance's memory limit in bytes; 0 means none.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
 }
 
 var nameRule = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)

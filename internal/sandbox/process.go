@@ -29,6 +29,11 @@ type Spec struct {
 	Env []string
 	// Log receives the child's stderr and non-protocol stdout; nil discards it.
 	Log io.Writer
+	// Cgroup confines the child from its first instruction; nil runs it
+	// unconfined. The Process owns it: it is closed after the child exits.
+	Cgroup *Cgroup
+	// Caps says which namespaces the child gets; the zero value gives none.
+	Caps Capabilities
 }
 
 // Process is a started child. Its methods are safe for concurrent use.
@@ -36,6 +41,9 @@ type Process struct {
 	// Addr is the host:port the child serves on.
 	Addr string
 	Pid  int
+	// Cgroup is the child's cgroup (nil when unconfined): the autoscaler resizes
+	// the instance through it. It is closed once the child exits.
+	Cgroup *Cgroup
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -51,9 +59,13 @@ type Process struct {
 func Start(ctx context.Context, spec Spec) (*Process, error) {
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Env = append(os.Environ(), spec.Env...)
-	// Own process group: a signal to the platform's terminal does not reach
-	// instances directly, the gateway stops them in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Own namespaces where the machine allows, and an own process group: a
+	// signal to the platform's terminal does not reach instances directly, the
+	// gateway stops them in order.
+	attr := NamespaceAttrs(spec.Caps)
+	attr.Setpgid = true
+	attr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr = attr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -62,10 +74,11 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := spec.Cgroup.Start(cmd); err != nil {
+		spec.Cgroup.Close()
 		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
 	}
-	p := &Process{Pid: cmd.Process.Pid, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Pid: cmd.Process.Pid, Cgroup: spec.Cgroup, cmd: cmd, done: make(chan struct{})}
 	logw := spec.Log
 	if logw == nil {
 		logw = io.Discard
@@ -116,7 +129,8 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 	}()
 	go func() {
 		pipes.Wait() // Wait must not run before the pipes are drained
-		p.err = cmd.Wait()
+		p.err = spec.Cgroup.ExitError(cmd.Wait())
+		spec.Cgroup.Close()
 		close(p.done)
 	}()
 
