@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -29,6 +30,7 @@ func newBenchCmd() *cobra.Command {
 func newBenchEngineCmd() *cobra.Command {
 	var (
 		model, load, script string
+		cpuProfile          string
 		inputs              []string
 		threads             []int
 		runs, batch, seq    int
@@ -70,6 +72,17 @@ cache) at every --threads value, each measurement in a fresh process.`,
 				if ort, err = bench.FindORT(script); err != nil {
 					return err
 				}
+			}
+			if cpuProfile != "" {
+				f, perr := os.Create(cpuProfile)
+				if perr != nil {
+					return perr
+				}
+				defer f.Close()
+				if perr := pprof.StartCPUProfile(f); perr != nil {
+					return perr
+				}
+				defer pprof.StopCPUProfile()
 			}
 			ctx := cmd.Context()
 			var rows []bench.Comparison
@@ -115,6 +128,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f.BoolVar(&withORT, "ort", false, "also run ONNX Runtime on the same inputs")
 	f.StringVar(&script, "ort-script", filepath.Join("tools", "node", "ort-run.mjs"), "ONNX Runtime runner")
 	f.BoolVar(&noFusion, "no-fusion", false, "compile without fused kernels")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole measurement to this file")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
 }

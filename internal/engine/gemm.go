@@ -10,10 +10,10 @@ import "github.com/spindleml/spindle/internal/kernels"
 // Every matrix multiply in the engine (Gemm, MatMul, Conv and ConvTranspose)
 // goes through this function or gemmPackedF32, the engine's only doors to
 // internal/kernels, whose blocked Sgemm picks AVX-512, AVX2+FMA or portable Go
-// microkernels at start-up. It runs on the calling goroutine: a Model serves
-// concurrent requests on their own goroutines, so splitting one multiply over
-// threads would only oversubscribe the CPU. The result is that of this loop, up
-// to float32 rounding in a different order:
+// microkernels at start-up. It runs on the calling goroutine; gemmF32Par and
+// gemmPackedF32Par split one multiply over the thread budget a request was
+// given (RunOptions.Threads). The result is that of this loop, up to float32
+// rounding in a different order:
 //
 //	for i := 0; i < m; i++ {
 //		for j := 0; j < n; j++ {
@@ -60,6 +60,25 @@ func gemmPackedF32(transA bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	kernels.SgemmPacked(transA, m, n, k, alpha, a, lda, pb, beta, c, ldc)
+}
+
+// gemmF32Par is gemmF32 split over up to threads goroutines (see
+// kernels.SgemmParallel); threads below 2 run on the calling goroutine.
+func gemmF32Par(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if threads < 2 || m == 0 || n == 0 || k == 0 {
+		gemmF32(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	kernels.SgemmParallel(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemmPackedF32Par is gemmPackedF32 split over up to threads goroutines.
+func gemmPackedF32Par(threads int, transA bool, m, n, k int, alpha float32, a []float32, lda int, pb *kernels.PackedB, beta float32, c []float32, ldc int) {
+	if threads < 2 || m == 0 || n == 0 || k == 0 {
+		gemmPackedF32(transA, m, n, k, alpha, a, lda, pb, beta, c, ldc)
+		return
+	}
+	kernels.SgemmPackedParallel(threads, transA, m, n, k, alpha, a, lda, pb, beta, c, ldc)
 }
 
 // scaleRows sets C = beta*C, writing zeros without reading C when beta is 0.

@@ -234,7 +234,7 @@ func newConv(n *Node) (Kernel, error) {
 	if group < 1 {
 		return nil, fmt.Errorf("attribute group: %d, must be >= 1", group)
 	}
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, err
 		}
@@ -287,20 +287,20 @@ func newConv(n *Node) (Kernel, error) {
 		y := tensor.New(tensor.Float32, yShape...)
 		Cg, Mg := C/group, M/group
 		P, K := g.outSize(), Cg*g.kSize()
-		var col []float32
+		colSize := 0
 		if !g.pointwise() {
-			col = make([]float32, K*P)
+			colSize = K * P
 		}
-		for img := 0; img < N; img++ {
+		image := func(img int, col []float32, threads int) {
 			for gi := 0; gi < group; gi++ {
 				xs := x.F32[(img*C+gi*Cg)*g.inSize() : (img*C+(gi+1)*Cg)*g.inSize()]
 				src := xs
-				if col != nil {
+				if colSize > 0 {
 					im2col(&g, xs, Cg, col)
 					src = col
 				}
 				ys := y.F32[(img*M+gi*Mg)*P : (img*M+(gi+1)*Mg)*P]
-				gemmF32(false, false, Mg, P, K, 1, w.F32[gi*Mg*K:(gi+1)*Mg*K], K, src, P, 0, ys, P)
+				gemmF32Par(threads, false, false, Mg, P, K, 1, w.F32[gi*Mg*K:(gi+1)*Mg*K], K, src, P, 0, ys, P)
 			}
 			if bias != nil {
 				for m := 0; m < M; m++ {
@@ -311,8 +311,23 @@ func newConv(n *Node) (Kernel, error) {
 				}
 			}
 		}
+		if threads > 1 && N > 1 {
+			// Whole images per goroutine, each with its own im2col buffer.
+			parallelFor(threads, N, 1, func(lo, hi int) {
+				col := make([]float32, colSize)
+				for img := lo; img < hi; img++ {
+					image(img, col, 1)
+				}
+			})
+		} else {
+			col := make([]float32, colSize)
+			for img := 0; img < N; img++ {
+				image(img, col, threads)
+			}
+		}
 		return []*tensor.Tensor{y}, nil
-	}, nil
+	}
+	return withThreads(n.threaded, 1), nil
 }
 
 // poolInput checks a pooling op's X: 1 to 3 spatial axes.
@@ -597,7 +612,7 @@ func newGemm(n *Node) (Kernel, error) {
 			n.packedBytes += int64(len(pb.Data())) * 4
 		}
 	}
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, err
 		}
@@ -634,12 +649,13 @@ func newGemm(n *Node) (Kernel, error) {
 			b = beta
 		}
 		if pb != nil && B == constB {
-			gemmPackedF32(transA, M, N, K, alpha, A.F32, A.Shape[1], pb, b, y.F32, N)
+			gemmPackedF32Par(threads, transA, M, N, K, alpha, A.F32, A.Shape[1], pb, b, y.F32, N)
 		} else {
-			gemmF32(transA, transB, M, N, K, alpha, A.F32, A.Shape[1], B.F32, B.Shape[1], b, y.F32, N)
+			gemmF32Par(threads, transA, transB, M, N, K, alpha, A.F32, A.Shape[1], B.F32, B.Shape[1], b, y.F32, N)
 		}
 		return []*tensor.Tensor{y}, nil
-	}, nil
+	}
+	return withThreads(n.threaded, 1), nil
 }
 
 // unidirectional checks that shape broadcasts to target without target changing
@@ -673,7 +689,7 @@ func newMatMul(n *Node) (Kernel, error) {
 			n.packedBytes += int64(len(pb.Data())) * 4
 		}
 	}
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 2); err != nil {
 			return nil, err
 		}
@@ -716,33 +732,32 @@ func newMatMul(n *Node) (Kernel, error) {
 			rows := tensor.NumElements(ba) * M
 			if nb == tensor.NumElements(ba) {
 				if pb != nil && B == constB {
-					gemmPackedF32(false, rows, N, K, 1, A.F32, K, pb, 0, y.F32, N)
+					gemmPackedF32Par(threads, false, rows, N, K, 1, A.F32, K, pb, 0, y.F32, N)
 				} else {
-					gemmF32(false, false, rows, N, K, 1, A.F32, K, B.F32, N, 0, y.F32, N)
+					gemmF32Par(threads, false, false, rows, N, K, 1, A.F32, K, B.F32, N, 0, y.F32, N)
 				}
 				return []*tensor.Tensor{y}, nil
 			}
 		}
 		sa := broadcastStrides(ba, batch)
 		sb := broadcastStrides(bb, batch)
-		idx := make([]int, len(batch))
-		for i := 0; i < nb; i++ {
-			offA, offB := 0, 0
-			for d, v := range idx {
-				offA += v * sa[d]
-				offB += v * sb[d]
-			}
-			gemmF32(false, false, M, N, K, 1, A.F32[offA*M*K:(offA+1)*M*K], K, B.F32[offB*K*N:(offB+1)*K*N], N, 0, y.F32[i*M*N:(i+1)*M*N], N)
-			for d := len(idx) - 1; d >= 0; d-- {
-				idx[d]++
-				if idx[d] < batch[d] {
-					break
+		// Batches (attention heads, say) are independent multiplies: split
+		// them over the threads, each multiply on one goroutine.
+		parallelFor(threads, nb, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				offA, offB, rem := 0, 0, i
+				for d := len(batch) - 1; d >= 0; d-- {
+					v := rem % batch[d]
+					rem /= batch[d]
+					offA += v * sa[d]
+					offB += v * sb[d]
 				}
-				idx[d] = 0
+				gemmF32(false, false, M, N, K, 1, A.F32[offA*M*K:(offA+1)*M*K], K, B.F32[offB*K*N:(offB+1)*K*N], N, 0, y.F32[i*M*N:(i+1)*M*N], N)
 			}
-		}
+		})
 		return []*tensor.Tensor{y}, nil
-	}, nil
+	}
+	return withThreads(n.threaded, 1), nil
 }
 
 // newSoftmax implements Softmax and LogSoftmax. Before opset 13 the input is

@@ -50,3 +50,9 @@ func parallelFor(threads, n, grain int, fn func(lo, hi int)) {
 	fn(0, n/parts)
 	wg.Wait()
 }
+
+// withThreads returns k as a Kernel that always runs with the given thread
+// count (compile-time folding and callers without a budget use 1).
+func withThreads(k threadedKernel, threads int) Kernel {
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) { return k(threads, in) }
+}
