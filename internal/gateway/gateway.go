@@ -26,6 +26,7 @@ import (
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/registry"
 	"github.com/spindleml/spindle/internal/sandbox"
+	"github.com/spindleml/spindle/internal/task"
 	"github.com/spindleml/spindle/internal/tenant"
 )
 
@@ -216,6 +217,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /v2/models/{name}", g.metadata)
 	mux.HandleFunc("GET /v2/models/{name}/ready", g.modelReady)
 	mux.HandleFunc("POST /v2/models/{name}/infer", g.observed(g.infer))
+	mux.HandleFunc("POST /v1/tasks/{name}", g.observed(g.runTask))
 	mux.HandleFunc("GET /admin/v1/functions/{name}/stats", g.functionStats)
 	mux.HandleFunc("POST /admin/v1/functions/{name}/scale", g.scale)
 	mux.Handle("GET /metrics", g.metrics.Handler())
@@ -251,9 +253,18 @@ func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request) (registry.Funct
 }
 
 func (g *Gateway) metadata(w http.ResponseWriter, r *http.Request) {
-	if f, ok := g.lookup(w, r); ok {
+	if f, ok := g.lookup(w, r); ok && hasModel(w, f) {
 		writeJSON(w, http.StatusOK, f.Metadata)
 	}
+}
+
+// hasModel writes a 404 for a function without a model (cpu-burn).
+func hasModel(w http.ResponseWriter, f registry.Function) bool {
+	if f.ModelFile == "" {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("function %q has no model (task %s): use POST /v1/tasks/%s", f.Name, f.Task, f.Name))
+		return false
+	}
+	return true
 }
 
 // modelReady answers 200 for any deployed function: with scale from zero, a
@@ -265,10 +276,28 @@ func (g *Gateway) modelReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) infer(w http.ResponseWriter, r *http.Request) {
+	if spec, ok := g.lookup(w, r); ok && hasModel(w, spec) {
+		g.forward(w, r, spec)
+	}
+}
+
+// runTask serves POST /v1/tasks/{name}, the task endpoint of a function
+// deployed with a task.
+func (g *Gateway) runTask(w http.ResponseWriter, r *http.Request) {
 	spec, ok := g.lookup(w, r)
 	if !ok {
 		return
 	}
+	if spec.Task == "" || spec.Task == task.Infer {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("function %q has no task endpoint (it serves raw OIP v2 inference: POST /v2/models/%s/infer)", spec.Name, spec.Name))
+		return
+	}
+	g.forward(w, r, spec)
+}
+
+// forward proxies a data-path request to an instance of spec (starting one if
+// none runs), under the request's deadline and the bound on waiting requests.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, spec registry.Function) {
 	timeout, err := g.requestTimeout(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -283,7 +312,7 @@ func (g *Gateway) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	f := g.function(spec)
 	// An instance that dies mid-request (killed, out of memory) gets the request
-	// retried once on a healthy instance; inference is idempotent.
+	// retried once on a healthy instance; inference and tasks are idempotent.
 	for attempt := 0; ; attempt++ {
 		rep, err := g.acquire(ctx, f)
 		if err != nil {
@@ -368,7 +397,8 @@ func (g *Gateway) function(spec registry.Function) *function {
 	key := fnKey(spec.Owner, spec.Name)
 	g.mu.Lock()
 	f := g.fns[key]
-	if f != nil && f.spec.ModelDigest == spec.ModelDigest && f.spec.ModelFile == spec.ModelFile {
+	if f != nil && f.spec.ModelDigest == spec.ModelDigest && f.spec.ModelFile == spec.ModelFile &&
+		f.spec.Task == spec.Task && bytes.Equal(f.spec.TaskConfig, spec.TaskConfig) {
 		g.mu.Unlock()
 		return f
 	}

@@ -151,6 +151,21 @@ func (g *Gateway) startReplica(f *function) {
 	f.broadcastLocked()
 }
 
+// instanceArgs are the flags that give an instance spec's model and task.
+func (g *Gateway) instanceArgs(spec registry.Function) []string {
+	var args []string
+	if spec.ModelFile != "" { // a cpu-burn function has none
+		args = append(args, "--model", g.store.Path(spec.ModelDigest, spec.ModelFile), "--task-dir", g.store.Path(spec.ModelDigest, ""))
+	}
+	if spec.Task != "" && spec.Task != "infer" {
+		args = append(args, "--task", spec.Task)
+		if len(spec.TaskConfig) > 0 {
+			args = append(args, "--task-config", string(spec.TaskConfig))
+		}
+	}
+	return args
+}
+
 // launch starts an instance process for spec and waits until it is ready.
 func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.StartTimeout)
@@ -172,7 +187,7 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 	workers := strconv.Itoa(workersFor(vcpu))
 	p, err := sandbox.Start(ctx, sandbox.Spec{
 		Path:   g.cfg.Exe,
-		Args:   []string{"instance", "--name", spec.Name, "--model", g.store.Path(spec.ModelDigest, spec.ModelFile), "--listen", "127.0.0.1:0", "--workers", workers},
+		Args:   append([]string{"instance", "--name", spec.Name, "--listen", "127.0.0.1:0", "--workers", workers}, g.instanceArgs(spec)...),
 		Env:    []string{"GOMAXPROCS=" + workers},
 		Log:    logf,
 		Cgroup: cg,
