@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"bytes"
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +18,7 @@ import (
 	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/registry"
+	"github.com/spindleml/spindle/internal/task"
 )
 
 // Deploy upload format (multipart/form-data, parts in any order):
@@ -22,7 +26,13 @@ import (
 //   - "model": the model file's path relative to the upload root (default: the
 //     only .onnx file uploaded);
 //   - "file":  one part per file, its Content-Disposition filename the path
-//     relative to the upload root (external data keeps its place beside the model).
+//     relative to the upload root (external data keeps its place beside the
+//     model; a task's extra files, tokenizer.json or labels.txt, sit at the
+//     paths its config names, by default at the root);
+//   - "task":  the task kind (package task), default "infer": raw OIP v2 only;
+//   - "config": the task's JSON config (task.Config).
+//
+// A cpu-burn function has no model and no files.
 
 // deploy stores an uploaded model, checks that it loads and compiles, and
 // registers (or replaces) the function.
@@ -44,7 +54,8 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 			os.RemoveAll(staged)
 		}
 	}()
-	var name, modelFile string
+	var name, modelFile, kind string
+	var rawConfig []byte
 	var files []string
 	for {
 		part, err := mr.NextPart()
@@ -56,17 +67,32 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		switch part.FormName() {
-		case "name", "model":
+		case "name", "model", "task":
 			b, err := io.ReadAll(io.LimitReader(part, 1024))
 			if err != nil {
 				writeError(w, statusForBody(err), fmt.Sprintf("%s: %v", part.FormName(), err))
 				return
 			}
-			if part.FormName() == "name" {
+			switch part.FormName() {
+			case "name":
 				name = strings.TrimSpace(string(b))
-			} else {
+			case "model":
 				modelFile = strings.TrimSpace(string(b))
+			default:
+				kind = strings.TrimSpace(string(b))
 			}
+		case "config":
+			const maxConfig = 1 << 20
+			b, err := io.ReadAll(io.LimitReader(part, maxConfig+1))
+			if err != nil {
+				writeError(w, statusForBody(err), fmt.Sprintf("config: %v", err))
+				return
+			}
+			if len(b) > maxConfig {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("config: over %d bytes", maxConfig))
+				return
+			}
+			rawConfig = b
 		case "file":
 			rel, err := partPath(part.Header.Get("Content-Disposition"))
 			if err != nil {
@@ -79,12 +105,31 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 			}
 			files = append(files, filepath.ToSlash(rel))
 		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("body: unknown field %q (want name, model, file)", part.FormName()))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("body: unknown field %q (want name, model, file, task, config)", part.FormName()))
 			return
 		}
 	}
 	if err := registry.ValidateName(name); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	kind = cmp.Or(kind, task.Infer)
+	var taskCfg task.Config
+	switch {
+	case kind != task.Infer && !task.IsKind(kind):
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("task %q: unknown (want %s or %s)", kind, task.Infer, strings.Join(task.Kinds(), ", ")))
+		return
+	case kind == task.Infer && len(bytes.TrimSpace(rawConfig)) > 0:
+		writeError(w, http.StatusBadRequest, "config: only task functions take a config (set task)")
+		return
+	case kind != task.Infer:
+		if taskCfg, err = task.ParseConfig(rawConfig); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	if kind != task.Infer && !task.NeedsModel(kind) {
+		g.deployModelless(w, r, name, kind, taskCfg, files, modelFile)
 		return
 	}
 	if modelFile == "" {
@@ -123,6 +168,15 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	md := instance.Metadata(name, compiled)
+	// Build the task too: a model that does not fit it, or a missing
+	// tokenizer or labels file, is rejected now.
+	if kind != task.Infer {
+		if _, err := task.New(kind, taskCfg, staged, compiled); err != nil {
+			src.Close()
+			writeError(w, http.StatusBadRequest, trimStaged(err, staged))
+			return
+		}
+	}
 	src.Close()
 
 	digest, size, err := g.store.Commit(staged)
@@ -131,13 +185,45 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	committed = true
-	f := registry.Function{Name: name, Owner: owner(r), Task: "infer", ModelDigest: digest, ModelFile: filepath.ToSlash(modelFile), ModelBytes: size, Metadata: md, Created: time.Now().UTC()}
+	f := registry.Function{Name: name, Owner: owner(r), Task: kind, TaskConfig: canonicalConfig(kind, taskCfg), ModelDigest: digest, ModelFile: filepath.ToSlash(modelFile), ModelBytes: size, Metadata: md, Created: time.Now().UTC()}
+	g.register(w, f)
+}
+
+// register records a deployed function and stops the instances of the one it
+// replaces: they serve the old model.
+func (g *Gateway) register(w http.ResponseWriter, f registry.Function) {
 	if !g.putWithinLimits(w, f) {
 		return
 	}
-	// A redeploy replaces the model: the running instance serves the old one.
 	g.stopFunction(fnKey(f.Owner, f.Name))
 	writeJSON(w, http.StatusCreated, f)
+}
+
+// deployModelless registers a function whose task runs no model (cpu-burn):
+// nothing goes into the model store.
+func (g *Gateway) deployModelless(w http.ResponseWriter, r *http.Request, name, kind string, cfg task.Config, files []string, modelFile string) {
+	if len(files) > 0 || modelFile != "" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("file: task %s takes no model and no files", kind))
+		return
+	}
+	if _, err := task.New(kind, cfg, "", nil); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	g.register(w, registry.Function{Name: name, Owner: owner(r), Task: kind, TaskConfig: canonicalConfig(kind, cfg), Created: time.Now().UTC()})
+}
+
+// canonicalConfig is the config as the registry keeps it: the fields set, in
+// a fixed order; nil for none.
+func canonicalConfig(kind string, cfg task.Config) json.RawMessage {
+	if kind == task.Infer {
+		return nil
+	}
+	b, _ := json.Marshal(cfg) // plain fields: cannot fail
+	if string(b) == "{}" {
+		return nil
+	}
+	return b
 }
 
 // partPath extracts and validates the relative path a file part was uploaded
