@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -231,5 +232,46 @@ func TestTenantCPULimit(t *testing.T) {
 	}
 	if code, _, msg := scaleFn(t, tg.url, "a", `{"vcpu":0.5}`); code != 200 {
 		t.Fatalf("scale within the limit: %d %s", code, msg)
+	}
+}
+
+// TestKillUnderLoad kills an instance with SIGKILL while 4 clients keep
+// sending: every in-flight request is retried on a fresh instance, none fails,
+// and the function recovers on a new pid.
+func TestKillUnderLoad(t *testing.T) {
+	tg := newTestGateway(t, Config{Sandbox: detect(t, sandbox.Options{})})
+	tg.deploy(t, "slow", slowModel(2))
+	body := slowBody()
+	if code, msg := infer(t, tg.url, "slow", body); code != 200 {
+		t.Fatalf("first request: %d %.200s", code, msg)
+	}
+	victim := tg.pids("slow")[0]
+	stop := make(chan struct{})
+	wait := runLoad(t, tg.url, "slow", body, 4, stop)
+	waitUntil(t, "requests are in flight", func() bool {
+		f := tg.fn("slow")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.inflight >= 2
+	})
+	syscall.Kill(victim, syscall.SIGKILL)
+	waitUntil(t, "a new instance serves", func() bool {
+		p := tg.pids("slow")
+		return len(p) == 1 && p[0] != victim
+	})
+	// Let the new instance serve a few requests before stopping the load.
+	f := tg.fn("slow")
+	waitUntil(t, "the new instance served requests", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.replicas) == 1 && f.replicas[0].proc.Pid != victim && f.inflight >= 1
+	})
+	close(stop)
+	ok, failed, sample := wait()
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed around the kill: %v", failed, ok+failed, sample)
+	}
+	if code, msg := infer(t, tg.url, "slow", body); code != 200 {
+		t.Fatalf("after recovery: %d %.200s", code, msg)
 	}
 }
