@@ -1,56 +1,149 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spindleml/spindle/internal/client"
+	"github.com/spindleml/spindle/internal/task"
 )
 
 func newDeployCmd() *cobra.Command {
-	var model string
+	var model, kind string
+	var configs, files []string
 	cmd := &cobra.Command{
-		Use:   "deploy NAME --model PATH",
-		Short: "Deploy a model (and its external data) as function NAME",
-		Args:  args("NAME"),
+		Use:   "deploy NAME --model PATH [--task KIND [--config KEY=VALUE|JSON]... [--file PATH]...]",
+		Short: "Deploy a model (and its external data) as function NAME, optionally with a task endpoint",
+		Long: `Deploy a model (and its external data) as function NAME.
+
+With --task the function also answers POST /v1/tasks/NAME with JSON (task kinds:
+` + strings.Join(task.Kinds(), ", ") + `). --file uploads the task's extra files
+(tokenizer.json, labels.txt) beside the model; --config sets task options, as
+KEY=VALUE (VALUE is read as JSON when it parses, else as a string) or as one JSON
+object. cpu-burn takes no --model.`,
+		Example: `  spindle deploy sentiment --model model.onnx --task text-classification --file tokenizer.json --file labels.txt --config max_length=64
+  spindle deploy burn --task cpu-burn --config burn_ms=200`,
+		Args: args("NAME"),
 	}
 	gw := gatewayFlag(cmd)
-	cmd.Flags().StringVar(&model, "model", "", "ONNX model file")
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "", "ONNX model file")
+	f.StringVar(&kind, "task", "", "task endpoint kind: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")
+	f.StringArrayVar(&configs, "config", nil, "task option as KEY=VALUE, or a JSON object (repeatable)")
+	f.StringArrayVar(&files, "file", nil, "extra file for the task, e.g. tokenizer.json or labels.txt (repeatable)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if model == "" {
-			return usagef("--model: required")
+		if model == "" && kind != task.CPUBurn {
+			return usagef("--model: required (only --task cpu-burn runs without one)")
+		}
+		if kind == "" && (len(configs) > 0 || len(files) > 0) {
+			return usagef("--config and --file: only with --task")
+		}
+		cfg, err := taskConfigFlags(configs)
+		if err != nil {
+			return err
 		}
 		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
 		}
-		f, err := c.Deploy(context.Background(), a[0], model)
+		fn, err := c.DeployWith(context.Background(), a[0], model, client.DeployOptions{Task: kind, Config: cfg, Files: files})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "deployed %s (model %s, %d bytes, digest %.12s)\n", f.Name, f.ModelFile, f.ModelBytes, f.ModelDigest)
+		if fn.ModelFile == "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "deployed %s (task %s, no model)\n", fn.Name, fn.Task)
+			return nil
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "deployed %s (model %s, %d bytes, digest %.12s", fn.Name, fn.ModelFile, fn.ModelBytes, fn.ModelDigest)
+		if fn.Task != task.Infer {
+			fmt.Fprintf(cmd.OutOrStdout(), ", task %s", fn.Task)
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), ")")
 		return nil
 	}
 	return cmd
 }
 
+// taskConfigFlags merges --config flags into one JSON object: each is a JSON
+// object, or KEY=VALUE with VALUE taken as JSON when it parses (64, false,
+// [0.5,0.5,0.5]) and as a string otherwise. The result is checked locally so a
+// typo fails before the upload.
+func taskConfigFlags(flags []string) (json.RawMessage, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	m := map[string]json.RawMessage{}
+	for _, fl := range flags {
+		if strings.HasPrefix(strings.TrimSpace(fl), "{") {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(fl), &obj); err != nil {
+				return nil, usagef("--config %s: not a JSON object: %v", fl, err)
+			}
+			maps.Copy(m, obj)
+			continue
+		}
+		k, v, ok := strings.Cut(fl, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usagef("--config %q: want KEY=VALUE or a JSON object", fl)
+		}
+		raw := json.RawMessage(v)
+		if !json.Valid(raw) {
+			raw, _ = json.Marshal(v)
+		}
+		m[strings.TrimSpace(k)] = raw
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, usagef("--config: %v", err)
+	}
+	if _, err := task.ParseConfig(b); err != nil {
+		return nil, usagef("--config: %v", err)
+	}
+	return b, nil
+}
+
 func newInvokeCmd() *cobra.Command {
 	var inputs []string
-	var out string
+	var out, body, img string
 	cmd := &cobra.Command{
-		Use:   "invoke NAME --input NAME=FILE.npy ... [--out DIR]",
+		Use:   "invoke NAME (--input NAME=FILE.npy ... [--out DIR] | --json BODY | --image FILE)",
 		Short: "Invoke function NAME through the gateway",
-		Args:  args("NAME"),
+		Long: `Invoke function NAME through the gateway: raw inference with --input, or the
+function's task endpoint with --json (a JSON body, e.g. '{"text": "..."}') or
+--image (a PNG or JPEG file, for image-classification).`,
+		Args: args("NAME"),
 	}
 	gw := gatewayFlag(cmd)
 	cmd.Flags().StringArrayVar(&inputs, "input", nil, "input tensor as NAME=FILE.npy (repeatable)")
 	cmd.Flags().StringVar(&out, "out", "", "folder for OUTPUT_NAME.npy files (default: print a summary)")
+	cmd.Flags().StringVar(&body, "json", "", "JSON body for the task endpoint")
+	cmd.Flags().StringVar(&img, "image", "", "PNG or JPEG file for the task endpoint")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
+		modes := 0
+		for _, set := range []bool{len(inputs) > 0 || out != "", cmd.Flags().Changed("json"), img != ""} {
+			if set {
+				modes++
+			}
+		}
+		if modes > 1 {
+			return usagef("--input/--out, --json and --image: give one")
+		}
 		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
+		}
+		if cmd.Flags().Changed("json") || img != "" {
+			return invokeTask(cmd, c, a[0], body, img)
 		}
 		ins, err := readInputs(inputs)
 		if err != nil {
@@ -63,6 +156,39 @@ func newInvokeCmd() *cobra.Command {
 		return writeOutputs(cmd, out, names, outs)
 	}
 	return cmd
+}
+
+// invokeTask calls the task endpoint with a JSON body or an image file and
+// prints the answer, indented.
+func invokeTask(cmd *cobra.Command, c *client.Client, name, body, img string) error {
+	ct, data := "application/json", []byte(body)
+	if img != "" {
+		var err error
+		if data, err = os.ReadFile(img); err != nil {
+			return usageError{fmt.Errorf("--image: %w", err)}
+		}
+		switch strings.ToLower(filepath.Ext(img)) {
+		case ".png":
+			ct = "image/png"
+		case ".jpg", ".jpeg":
+			ct = "image/jpeg"
+		default:
+			ct = http.DetectContentType(data)
+		}
+	} else if body != "" && !json.Valid(data) {
+		return usagef("--json: not valid JSON: %s", body)
+	}
+	ans, err := c.TaskInvoke(context.Background(), name, ct, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, ans, "", "  "); err != nil {
+		return fmt.Errorf("answer is not JSON: %w", err)
+	}
+	pretty.WriteByte('\n')
+	_, err = pretty.WriteTo(cmd.OutOrStdout())
+	return err
 }
 
 func newLsCmd() *cobra.Command {

@@ -93,23 +93,65 @@ func (c *Client) do(req *http.Request, out any) error {
 }
 
 // Deploy uploads the model at modelPath (and the external data files it
-// references) as function name.
+// references) as function name, for raw inference.
 func (c *Client) Deploy(ctx context.Context, name, modelPath string) (registry.Function, error) {
+	return c.DeployWith(ctx, name, modelPath, DeployOptions{})
+}
+
+// DeployOptions are what a deploy carries beside its model. The zero value
+// deploys for raw OIP v2 inference.
+type DeployOptions struct {
+	// Task is the task kind (package task); "" means raw inference only.
+	Task string
+	// Config is the task's JSON config; nil means the defaults.
+	Config json.RawMessage
+	// Files are extra files (tokenizer.json, labels.txt), uploaded under their
+	// base names beside the model.
+	Files []string
+}
+
+// upload is one file part: its path in the upload and on disk.
+type upload struct{ rel, path string }
+
+// DeployWith uploads the model at modelPath ("" for a task without a model,
+// cpu-burn), its external data and opt's extra files as function name.
+func (c *Client) DeployWith(ctx context.Context, name, modelPath string, opt DeployOptions) (registry.Function, error) {
 	var f registry.Function
-	// Load (mapped, nothing copied) to validate locally and find external files.
-	m, err := onnx.Load(modelPath, onnx.Mmap)
-	if err != nil {
-		return f, err
+	var files []upload
+	if modelPath != "" {
+		// Load (mapped, nothing copied) to validate locally and find external files.
+		m, err := onnx.Load(modelPath, onnx.Mmap)
+		if err != nil {
+			return f, err
+		}
+		ext := append([]string(nil), m.ExternalFiles...)
+		m.Close()
+		dir := filepath.Dir(modelPath)
+		for _, rel := range append([]string{filepath.Base(modelPath)}, ext...) {
+			files = append(files, upload{rel: filepath.ToSlash(rel), path: filepath.Join(dir, rel)})
+		}
 	}
-	ext := append([]string(nil), m.ExternalFiles...)
-	m.Close()
-	dir := filepath.Dir(modelPath)
-	files := append([]string{filepath.Base(modelPath)}, ext...)
+	for _, p := range opt.Files {
+		st, err := os.Stat(p)
+		if err != nil {
+			return f, err
+		}
+		if !st.Mode().IsRegular() {
+			return f, fmt.Errorf("file %s: not a regular file", p)
+		}
+		rel := filepath.Base(p)
+		for _, u := range files {
+			if u.rel == rel {
+				return f, fmt.Errorf("file %s: %q is uploaded already (as %s); files go up under their base names", p, rel, u.path)
+			}
+		}
+		files = append(files, upload{rel: rel, path: p})
+	}
 
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {
-		pw.CloseWithError(writeUpload(mw, name, dir, files))
+		pw.CloseWithError(writeUpload(mw, name, modelPath != "", opt, files))
 	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/admin/v1/functions"), pr)
 	if err != nil {
@@ -121,22 +163,32 @@ func (c *Client) Deploy(ctx context.Context, name, modelPath string) (registry.F
 	return f, err
 }
 
-func writeUpload(mw *multipart.Writer, name, dir string, files []string) error {
-	if err := mw.WriteField("name", name); err != nil {
-		return err
+// writeUpload writes a deploy body; with a model, files[0] is the model.
+func writeUpload(mw *multipart.Writer, name string, model bool, opt DeployOptions, files []upload) error {
+	fields := [][2]string{{"name", name}}
+	if model {
+		fields = append(fields, [2]string{"model", files[0].rel})
 	}
-	if err := mw.WriteField("model", filepath.ToSlash(files[0])); err != nil {
-		return err
+	if opt.Task != "" {
+		fields = append(fields, [2]string{"task", opt.Task})
 	}
-	for _, rel := range files {
+	if len(opt.Config) > 0 {
+		fields = append(fields, [2]string{"config", string(opt.Config)})
+	}
+	for _, kv := range fields {
+		if err := mw.WriteField(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	for _, u := range files {
 		h := textproto.MIMEHeader{}
-		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, filepath.ToSlash(rel)))
+		h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, u.rel))
 		h.Set("Content-Type", "application/octet-stream")
 		w, err := mw.CreatePart(h)
 		if err != nil {
 			return err
 		}
-		f, err := os.Open(filepath.Join(dir, rel))
+		f, err := os.Open(u.path)
 		if err != nil {
 			return err
 		}
@@ -147,6 +199,20 @@ func writeUpload(mw *multipart.Writer, name, dir string, files []string) error {
 		}
 	}
 	return mw.Close()
+}
+
+// TaskInvoke sends body (of the given Content-Type) to function name's task
+// endpoint, POST /v1/tasks/{name}, and returns the JSON answer.
+func (c *Client) TaskInvoke(ctx context.Context, name, contentType string, body io.Reader) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/v1/tasks/"+url.PathEscape(name)), body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	var out json.RawMessage
+	return out, c.do(req, &out)
 }
 
 // List returns the deployed functions.
