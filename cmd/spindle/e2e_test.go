@@ -134,6 +134,19 @@ func startPlatform(t *testing.T, home string, extra ...string) *platform {
 	return nil
 }
 
+// readUntil reads up to 10 more stdout lines of the platform and returns the
+// first that contains substr, or fails the test.
+func (p *platform) readUntil(t *testing.T, substr string) string {
+	t.Helper()
+	for range 10 {
+		if line := p.readLine(t); strings.Contains(line, substr) {
+			return line
+		}
+	}
+	t.Fatalf("no line containing %q in %q", substr, p.lines)
+	return ""
+}
+
 // readLine returns the next stdout line of the platform.
 func (p *platform) readLine(t *testing.T) string {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spindleml/spindle/internal/engine"
 	"github.com/spindleml/spindle/internal/instance"
+	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/registry"
 	"github.com/spindleml/spindle/internal/task"
@@ -294,24 +295,35 @@ func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	type instanceInfo struct {
-		Pid      int    `json:"pid"`
-		Addr     string `json:"addr"`
-		InFlight int64  `json:"in_flight"`
+		Pid      int     `json:"pid"`
+		Addr     string  `json:"addr"`
+		InFlight int64   `json:"in_flight"`
+		VCPU     float64 `json:"vcpu"`
+		RSS      uint64  `json:"rss_bytes"`
+		PSS      uint64  `json:"pss_bytes"`
 	}
+	key := fnKey(f.Owner, f.Name)
 	out := struct {
 		registry.Function
-		Instances []instanceInfo `json:"instances"`
-	}{Function: f, Instances: []instanceInfo{}}
+		VCPU      float64               `json:"current_vcpu"`
+		Instances []instanceInfo        `json:"instances"`
+		Latency   metrics.FunctionStats `json:"recent_latency"`
+		Decisions []any                 `json:"recent_decisions"`
+	}{Function: f, VCPU: f.VCPU, Instances: []instanceInfo{}, Latency: g.stats.Snapshot(key, g.clock.Now()), Decisions: g.decisions(key)}
 	g.mu.Lock()
-	fn := g.fns[fnKey(f.Owner, f.Name)]
+	fn := g.fns[key]
 	g.mu.Unlock()
 	if fn != nil {
 		fn.mu.Lock()
 		fn.pruneLocked()
+		out.VCPU = fn.vcpu
 		for _, r := range fn.replicas {
-			out.Instances = append(out.Instances, instanceInfo{Pid: r.proc.Pid, Addr: r.proc.Addr, InFlight: r.inflight.Load()})
+			out.Instances = append(out.Instances, instanceInfo{Pid: r.proc.Pid, Addr: r.proc.Addr, InFlight: r.inflight.Load(), VCPU: fn.vcpu})
 		}
 		fn.mu.Unlock()
+	}
+	for i := range out.Instances {
+		out.Instances[i].RSS, out.Instances[i].PSS, _ = metrics.ReadMemory(out.Instances[i].Pid)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

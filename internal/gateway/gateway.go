@@ -65,6 +65,9 @@ type Config struct {
 	// DefaultVCPU is each instance's CPU allotment unless a function sets its
 	// own; 0 means 1 vCPU.
 	DefaultVCPU float64
+	// Decisions, when set, returns the autoscaler's recent decisions for a
+	// function (by tenant/name key), shown by describe.
+	Decisions func(key string) []any
 	// Clock drives idle scale-down; nil means the real clock.
 	Clock  clock.WithTicker
 	Logger *slog.Logger

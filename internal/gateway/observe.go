@@ -115,3 +115,12 @@ func (g *Gateway) updateGauges() {
 		g.metrics.SetMemory(key, rss, pss)
 	}
 }
+
+// decisions returns the autoscaler's recent decisions for function key, newest
+// last; empty when no autoscaler runs.
+func (g *Gateway) decisions(key string) []any {
+	if g.cfg.Decisions == nil {
+		return []any{}
+	}
+	return g.cfg.Decisions(key)
+}
