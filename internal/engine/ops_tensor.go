@@ -871,7 +871,9 @@ func newSlice(n *Node) (Kernel, error) {
 			if step == 0 {
 				return nil, fmt.Errorf("steps: entry %d is 0", i)
 			}
-			s, cnt := sliceRange(starts[i], ends[i], step, int64(x.Shape[a]))
+			dim := int64(x.Shape[a])
+			step = min(max(step, -dim-1), dim+1) // see sliceRange
+			s, cnt := sliceRange(starts[i], ends[i], step, dim)
 			shape[a] = int(cnt)
 			st[a] = xs[a] * int(step)
 			if cnt > 0 {
@@ -887,6 +889,9 @@ func newSlice(n *Node) (Kernel, error) {
 // sliceRange resolves one axis of a Slice (ONNX Slice-13 semantics): the first
 // index and the number of elements taken.
 func sliceRange(start, end, step, dim int64) (first, count int64) {
+	// A step longer than the axis takes at most one element; clamping it
+	// keeps the arithmetic below from overflowing.
+	step = min(max(step, -dim-1), dim+1)
 	if start < 0 {
 		start += dim
 	}
@@ -1578,6 +1583,7 @@ func newTrilu(n *Node) (Kernel, error) {
 			return nil, fmt.Errorf("input input: shape %s, must have rank >= 2", tensor.ShapeString(x.Shape))
 		}
 		rows, cols := x.Shape[r-2], x.Shape[r-1]
+		k = min(max(k, -int64(rows)-1), int64(cols)+1) // beyond: all or nothing
 		out := tensor.New(x.DType, x.Shape...)
 		sz := x.DType.Size()
 		src, dst := x.Bytes(), out.Bytes()
@@ -1602,7 +1608,7 @@ func newTrilu(n *Node) (Kernel, error) {
 // newEyeLike returns a 2-D tensor of the input's shape with ones on diagonal
 // k and zeros elsewhere, of attribute dtype (the input's by default).
 func newEyeLike(n *Node) (Kernel, error) {
-	k := n.Int("k", 0)
+	k := min(max(n.Int("k", 0), -maxElements), maxElements)
 	var dt tensor.DType
 	if n.Has("dtype") {
 		dt = tensor.DType(n.Int("dtype", 0))
@@ -1661,7 +1667,7 @@ func newOneHot(n *Node) (Kernel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("input depth: %w", err)
 		}
-		if d64.F64[0] < 1 || d64.F64[0] > maxElements {
+		if !(d64.F64[0] >= 1 && d64.F64[0] <= maxElements) {
 			return nil, fmt.Errorf("input depth: %v, must be in [1, %d]", d64.F64[0], maxElements)
 		}
 		depth := int(d64.F64[0])

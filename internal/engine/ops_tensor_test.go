@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -161,6 +162,8 @@ func TestSlice(t *testing.T) {
 		{name: "attributes (opset 9)", opset: 9, op: "Slice", attrs: []modelgen.Attr{modelgen.AInts("starts", 1), modelgen.AInts("ends", 2), modelgen.AInts("axes", 0)},
 			inputs: ins(x), want: outs(f32([]float32{4, 5, 6, 7}, 1, 4))},
 		{name: "bool", op: "Slice", inputs: ins(tens([]bool{true, false, true}, 3), i64([]int64{1}, 1), i64([]int64{3}, 1)), want: outs(tens([]bool{false, true}, 2))},
+		{name: "huge steps take one element", op: "Slice", inputs: ins(x, i64([]int64{1, -1}, 2), i64([]int64{maxI, minI}, 2), i64([]int64{0, 1}, 2), i64([]int64{maxI, minI}, 2)),
+			want: outs(f32([]float32{7}, 1, 1))},
 	})
 	runErrCases(t, []errCase{
 		{name: "zero step", op: "Slice", inputs: ins(x, i64([]int64{0}, 1), i64([]int64{1}, 1), i64([]int64{0}, 1), i64([]int64{0}, 1)), frag: []string{"steps", "is 0"}},
@@ -356,6 +359,7 @@ func TestIndexAndMatrixOps(t *testing.T) {
 		{name: "trilu upper k=2", op: "Trilu", inputs: ins(m, i64([]int64{2})), want: outs(f32([]float32{0, 0, 3, 4, 0, 0, 0, 8, 0, 0, 0, 0}, 3, 4))},
 		{name: "trilu lower k=-1", op: "Trilu", attrs: []modelgen.Attr{modelgen.AInt("upper", 0)}, inputs: ins(m, i64([]int64{-1})),
 			want: outs(f32([]float32{0, 0, 0, 0, 5, 0, 0, 0, 9, 10, 0, 0}, 3, 4))},
+		{name: "trilu huge k keeps nothing", op: "Trilu", inputs: ins(m, i64([]int64{math.MaxInt64})), want: outs(f32(make([]float32, 12), 3, 4))},
 		{name: "trilu lower batched bool", op: "Trilu", attrs: []modelgen.Attr{modelgen.AInt("upper", 0)}, inputs: ins(tens([]bool{true, true, true, true, true, true, true, true}, 2, 2, 2)),
 			want: outs(tens([]bool{true, false, true, true, true, false, true, true}, 2, 2, 2))},
 		{name: "cumsum", op: "CumSum", inputs: ins(f32([]float32{1, 2, 3, 4, 5, 6}, 2, 3), i64([]int64{1})), want: outs(f32([]float32{1, 3, 6, 4, 9, 15}, 2, 3))},
@@ -378,6 +382,131 @@ func TestIndexAndMatrixOps(t *testing.T) {
 		{name: "trilu rank", op: "Trilu", inputs: ins(f32(seq(0, 3), 3)), frag: []string{"rank >= 2"}},
 		{name: "cumsum axis", op: "CumSum", inputs: ins(f32(seq(0, 3), 3), i64([]int64{1})), frag: []string{"axis 1", "out of range"}},
 		{name: "onehot depth", op: "OneHot", inputs: ins(i64([]int64{0}, 1), i64([]int64{0}), f32([]float32{0, 1}, 2)), frag: []string{"depth", "must be in [1"}},
+		{name: "onehot NaN depth", op: "OneHot", inputs: ins(i64([]int64{0}, 1), f32([]float32{float32(math.NaN())}), f32([]float32{0, 1}, 2)), frag: []string{"depth", "NaN"}},
 		{name: "onehot values", op: "OneHot", inputs: ins(i64([]int64{0}, 1), i64([]int64{2}), f32([]float32{1}, 1)), frag: []string{"values", "off_value, on_value"}},
+	})
+}
+
+// fuzzOps are the ops FuzzOps drives: every op of the unary, elementwise,
+// logic, reduction and tensor files.
+var fuzzOps = []string{
+	"Neg", "Abs", "Exp", "Sqrt", "Erf", "Sigmoid", "Relu", "Sign", "Round", "Gelu", "Clip", "IsInf", "Not",
+	"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "PRelu",
+	"Equal", "Less", "And", "Xor", "Where",
+	"ReduceSum", "ReduceMean", "ReduceMax", "ReduceL2", "ReduceLogSumExp", "ArgMax", "ArgMin", "TopK", "CumSum",
+	"Gather", "GatherElements", "GatherND", "ScatterND", "ScatterElements", "Transpose", "Shape", "Size",
+	"Concat", "Split", "Slice", "Expand", "Tile", "Pad", "Cast", "CastLike", "ConstantOfShape", "Range",
+	"NonZero", "Trilu", "EyeLike", "OneHot", "Squeeze", "Unsqueeze",
+}
+
+// fuzzBytes hands out the fuzz input a byte at a time (zeros once it runs out).
+type fuzzBytes []byte
+
+func (b *fuzzBytes) next() int {
+	if len(*b) == 0 {
+		return 0
+	}
+	v := (*b)[0]
+	*b = (*b)[1:]
+	return int(v)
+}
+
+// intVal maps a byte to a small integer or, now and then, an extreme one.
+func (b *fuzzBytes) intVal() int64 {
+	switch v := b.next(); v % 16 {
+	case 15:
+		return math.MaxInt64
+	case 14:
+		return math.MinInt64
+	case 13:
+		return 1 << 40
+	default:
+		return int64(v%9) - 4
+	}
+}
+
+func (b *fuzzBytes) tensor() *tensor.Tensor {
+	dts := []tensor.DType{tensor.Float32, tensor.Int64, tensor.Int32, tensor.Bool, tensor.Uint8, tensor.Float64}
+	dt := dts[b.next()%len(dts)]
+	shape := make([]int, b.next()%4)
+	for i := range shape {
+		shape[i] = b.next() % 4
+	}
+	x := tensor.New(dt, shape...)
+	for i := 0; i < x.Len(); i++ {
+		v := b.intVal()
+		switch dt {
+		case tensor.Float32:
+			x.F32[i] = float32(v)
+		case tensor.Float64:
+			x.F64[i] = float64(v)
+		case tensor.Int64:
+			x.I64[i] = v
+		case tensor.Int32:
+			x.I32[i] = int32(v)
+		case tensor.Uint8:
+			x.U8[i] = uint8(v)
+		case tensor.Bool:
+			x.B[i] = v > 0
+		}
+	}
+	return x
+}
+
+// FuzzOps calls kernels directly (outside Run's panic recovery) on random
+// small inputs and attributes. The property: an error or a result, never a
+// panic. Run longer with go test -fuzz FuzzOps ./internal/engine.
+func FuzzOps(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 2, 3, 3})
+	f.Add([]byte{38, 3, 0, 2, 2, 2, 1, 2, 3, 4, 1, 1, 1, 15, 14, 2})
+	f.Add([]byte{48, 3, 0, 2, 3, 2, 1, 2, 3, 4, 5, 6, 1, 1, 1, 9, 1, 1, 1, 15, 1, 1, 1, 14})
+	f.Add([]byte{51, 2, 0, 1, 3, 1, 2, 3, 1, 1, 2, 15, 14, 7})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b := fuzzBytes(data)
+		op := fuzzOps[b.next()%len(fuzzOps)]
+		opset := []int64{9, 11, 13, 18}[b.next()%4]
+		n := &Node{Name: "fuzz", OpType: op, Opset: opset, Outputs: []string{"y", "z"}[:1+b.next()%2],
+			attrs: map[string]*onnxpb.AttributeProto{}, Const: func(int) *tensor.Tensor { return nil }}
+		for range b.next() % 4 {
+			v := b.intVal()
+			var a *onnxpb.AttributeProto
+			switch b.next() % 8 {
+			case 0:
+				a = modelgen.AInt("axis", v)
+			case 1:
+				a = modelgen.AInts("axes", v, b.intVal())
+			case 2:
+				a = modelgen.AInt("keepdims", v)
+			case 3:
+				a = modelgen.AInts("perm", v, b.intVal(), b.intVal())
+			case 4:
+				a = modelgen.AInt("to", v)
+			case 5:
+				a = modelgen.AString("mode", []string{"constant", "reflect", "edge", "wrap"}[b.next()%4])
+			case 6:
+				a = modelgen.AInt("batch_dims", v)
+			case 7:
+				a = modelgen.AInts("split", v, b.intVal())
+			}
+			n.attrs[a.GetName()] = a
+		}
+		factory := ops[op]
+		k, err := factory(n)
+		if err != nil {
+			return
+		}
+		in := make([]*tensor.Tensor, b.next()%4)
+		for i := range in {
+			in[i] = b.tensor()
+		}
+		outs, err := k(in)
+		if err != nil {
+			return
+		}
+		for i, o := range outs {
+			if err := o.Validate(); err != nil {
+				t.Fatalf("%s output %d: %v", op, i, err)
+			}
+		}
 	})
 }
