@@ -15,8 +15,9 @@ import (
 // Floating-point reductions accumulate in float64 and round once, integer
 // ones in int64 (then wrap to the input's width, as fixed-width arithmetic
 // would). The axes are an attribute before opset 13 (ReduceSum) or 18 (the
-// others) and an optional input since; this engine accepts whichever the node
-// carries.
+// others) and an optional input since; a node using the other form is
+// rejected, as the static shape inference (shape.go) reads the same one.
+// With noop_with_empty_axes and no axes the output is the input itself.
 
 func init() {
 	sum := func(a, v float64) float64 { return a + v }
@@ -70,15 +71,26 @@ type reduceSpec struct {
 // reduceAxes resolves a Reduce node's axes: nil with all=true means every
 // axis; identity=true means noop_with_empty_axes asked for no reduction.
 type reduceAxes struct {
-	attr     []int64
-	hasAttr  bool
-	keepdims bool
-	noop     bool
+	attr      []int64
+	axesInput bool // the opset takes axes as input 1, not as an attribute
+	keepdims  bool
+	noop      bool
 }
 
-func newReduceAxes(n *Node) reduceAxes {
-	return reduceAxes{attr: n.Ints("axes", nil), hasAttr: n.Has("axes"),
+func newReduceAxes(n *Node) (reduceAxes, error) {
+	from := int64(18)
+	if n.OpType == "ReduceSum" {
+		from = 13
+	}
+	r := reduceAxes{attr: n.Ints("axes", nil), axesInput: n.Opset >= from,
 		keepdims: n.Int("keepdims", 1) != 0, noop: n.Int("noop_with_empty_axes", 0) != 0}
+	if r.axesInput && n.Has("axes") {
+		return r, fmt.Errorf("attribute axes: since opset %d the axes are input 1", from)
+	}
+	if !r.axesInput && len(n.Inputs) > 1 && n.Inputs[1] != "" {
+		return r, fmt.Errorf("input axes: before opset %d the axes are an attribute", from)
+	}
+	return r, nil
 }
 
 // resolve returns, for input x, which axes to reduce, or identity=true.
@@ -88,7 +100,7 @@ func (r reduceAxes) resolve(in []*tensor.Tensor) (reduced []bool, identity bool,
 	}
 	x := in[0]
 	axes := r.attr
-	if !r.hasAttr && len(in) > 1 && in[1] != nil {
+	if r.axesInput && len(in) > 1 && in[1] != nil {
 		if axes, err = intList(in[1], "axes"); err != nil {
 			return nil, false, err
 		}
@@ -142,7 +154,10 @@ func (r reduceAxes) shapes(xshape []int, reduced []bool) (out, kept, strides []i
 }
 
 func newReduce(n *Node, op string, s reduceSpec) (Kernel, error) {
-	ra := newReduceAxes(n)
+	ra, err := newReduceAxes(n)
+	if err != nil {
+		return nil, err
+	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		reduced, identity, err := ra.resolve(in)
 		if err != nil {
@@ -238,7 +253,10 @@ func reduceInt[T integer](x *tensor.Tensor, shape, st []int, count int, s reduce
 // newReduceLogSumExp computes log(Σ exp(x)) as m + log(Σ exp(x - m)) with m
 // the maximum, so large inputs do not overflow.
 func newReduceLogSumExp(n *Node) (Kernel, error) {
-	ra := newReduceAxes(n)
+	ra, err := newReduceAxes(n)
+	if err != nil {
+		return nil, err
+	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		reduced, identity, err := ra.resolve(in)
 		if err != nil {
@@ -333,6 +351,9 @@ func newArg(n *Node, isMax bool) (Kernel, error) {
 	}, nil
 }
 
+// argAlong writes the index of the best element of each run along the axis.
+// NaN beats every number, as in NumPy and ONNX Runtime: the first NaN wins, or
+// the last one with select_last_index.
 func argAlong[T num](dst []int64, x []T, outer, dim, inner int, isMax, last bool) {
 	for o := 0; o < outer; o++ {
 		for i := 0; i < inner; i++ {
@@ -342,6 +363,8 @@ func argAlong[T num](dst []int64, x []T, outer, dim, inner int, isMax, last bool
 				v := x[base+j*inner]
 				var better bool
 				switch {
+				case v != v || best != best:
+					better = v != v && (last || best == best)
 				case isMax && last:
 					better = v >= best
 				case isMax:

@@ -56,6 +56,7 @@ func TestReduceOps(t *testing.T) {
 }
 
 func TestArgAndTopK(t *testing.T) {
+	nan := float32(math.NaN())
 	x := f32([]float32{1, 3, 3, 4, 4, 2}, 2, 3)
 	tests := []struct {
 		name   string
@@ -68,6 +69,8 @@ func TestArgAndTopK(t *testing.T) {
 		{"argmax first tie", 13, "ArgMax", []modelgen.Attr{modelgen.AInt("axis", 1)}, []*tensor.Tensor{x}, []*tensor.Tensor{i64([]int64{1, 0}, 2, 1)}},
 		{"argmax last tie", 13, "ArgMax", []modelgen.Attr{modelgen.AInt("axis", -1), modelgen.AInt("keepdims", 0), modelgen.AInt("select_last_index", 1)}, []*tensor.Tensor{x}, []*tensor.Tensor{i64([]int64{2, 1}, 2)}},
 		{"argmin default axis 0", 13, "ArgMin", nil, []*tensor.Tensor{x}, []*tensor.Tensor{i64([]int64{0, 0, 1}, 1, 3)}},
+		{"argmax NaN first", 13, "ArgMax", nil, []*tensor.Tensor{f32([]float32{1, nan, 3, nan}, 4)}, []*tensor.Tensor{i64([]int64{1}, 1)}},
+		{"argmin NaN last", 13, "ArgMin", []modelgen.Attr{modelgen.AInt("select_last_index", 1)}, []*tensor.Tensor{f32([]float32{nan, 1, nan, -3}, 4)}, []*tensor.Tensor{i64([]int64{2}, 1)}},
 		{"argmin int64", 13, "ArgMin", []modelgen.Attr{modelgen.AInt("keepdims", 0)}, []*tensor.Tensor{i64([]int64{5, -1, -1}, 3)}, []*tensor.Tensor{i64([]int64{1})}},
 		{"topk largest, ties by index", 11, "TopK", nil, []*tensor.Tensor{f32([]float32{3, 1, 3, 2}, 4), i64([]int64{2}, 1)}, []*tensor.Tensor{f32([]float32{3, 3}, 2), i64([]int64{0, 2}, 2)}},
 		{"topk smallest", 11, "TopK", []modelgen.Attr{modelgen.AInt("largest", 0)}, []*tensor.Tensor{f32([]float32{3, 1, 3, 2}, 4), i64([]int64{3}, 1)}, []*tensor.Tensor{f32([]float32{1, 2, 3}, 3), i64([]int64{1, 3, 0}, 3)}},
@@ -104,6 +107,8 @@ func TestReduceErrors(t *testing.T) {
 		{"argmax empty axis", "ArgMax", nil, []*tensor.Tensor{f32(nil, 0, 2)}, []string{"axis 0 is empty"}},
 		{"topk k too large", "TopK", nil, []*tensor.Tensor{x, i64([]int64{4}, 1)}, []string{"k 4", "out of range"}},
 		{"topk k negative", "TopK", nil, []*tensor.Tensor{x, i64([]int64{-1}, 1)}, []string{"k -1"}},
+		{"axes input before opset 18", "ReduceMax", nil, []*tensor.Tensor{x, i64([]int64{0}, 1)}, []string{"input axes", "before opset 18", "attribute"}},
+		{"axes attribute since opset 13", "ReduceSum", []modelgen.Attr{modelgen.AInts("axes", 0)}, []*tensor.Tensor{x}, []string{"attribute axes", "since opset 13", "input 1"}},
 		{"topk bool", "TopK", nil, []*tensor.Tensor{tens([]bool{true}, 1), i64([]int64{1}, 1)}, []string{"bool"}},
 	}
 	for _, tt := range tests {
