@@ -285,7 +285,7 @@ func TestTaskEndpointsEndToEnd(t *testing.T) {
 			{"bad image bytes", "vision", "image/png", "\x89PNG but not really", 400, "image: not a PNG or JPEG"},
 			{"image as JSON", "vision", "application/json", `{"image": "x"}`, 400, `Content-Type: \"application/json\", want image/png, image/jpeg, or multipart/form-data`},
 			{"empty text", "sentiment", "application/json", `{"text": ""}`, 400, "text: must not be empty"},
-			{"text over max length", "sentiment", "application/json", `{"text": "` + long + `"}`, 400, "text: text is 42 tokens, over max_length 32"},
+			{"text over max length", "sentiment", "application/json", `{"text": "` + long + `"}`, 400, "text: 42 tokens, over max_length 32"},
 			{"malformed JSON", "sentiment", "application/json", `{"text": "unterminated`, 400, "body: invalid JSON"},
 			{"wrong field", "embed", "application/json", `{"sentence": "hi"}`, 400, `body: unknown field \"sentence\"`},
 			{"wrong content type", "sentiment", "text/plain", `{"text": "hi"}`, 400, `Content-Type: \"text/plain\", want application/json`},

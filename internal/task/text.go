@@ -276,11 +276,11 @@ func (e *textEncoder) encode(it *textItems) (*encoded, error) {
 			return nil, fmt.Errorf("%s: tokenize: %w", it.field(i), err)
 		}
 		if n := len(enc.IDs); n > e.maxLen {
-			what := it.field(i)
+			pair := ""
 			if it.pair {
-				what += " with its pair"
+				pair = " with its pair"
 			}
-			return nil, &InputError{Field: it.field(i), Rule: fmt.Sprintf("%s is %d tokens, over max_length %d (this function rejects long texts rather than truncating them)", what, n, e.maxLen)}
+			return nil, inputErrorf(it.field(i), "%d tokens%s, over max_length %d (this function rejects long texts rather than truncating them)", n, pair, e.maxLen)
 		}
 		out.encs[i] = enc
 	}

@@ -164,7 +164,7 @@ func TestTextLength(t *testing.T) {
 	t.Run("rejected when truncate is false", func(t *testing.T) {
 		tk, m := classifierTask(t, Config{Truncate: new(false)})
 		_, err := handle(t, tk, m, "", `{"texts": ["fine", "`+long+`"]}`)
-		want := "texts[1]: texts[1] is " + itoa(len(full.IDs)) + " tokens, over max_length 128"
+		want := "texts[1]: " + itoa(len(full.IDs)) + " tokens, over max_length 128"
 		if !IsInputError(err) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("got %v, want an InputError with %q", err, want)
 		}
