@@ -352,8 +352,9 @@ func newArg(n *Node, isMax bool) (Kernel, error) {
 }
 
 // argAlong writes the index of the best element of each run along the axis.
-// NaN beats every number, as in NumPy and ONNX Runtime: the first NaN wins, or
-// the last one with select_last_index.
+// As in ONNX Runtime, NaN beats every number by default (the first NaN wins,
+// as in NumPy), while with select_last_index comparisons are plain, so a NaN
+// after the first element never wins.
 func argAlong[T num](dst []int64, x []T, outer, dim, inner int, isMax, last bool) {
 	for o := 0; o < outer; o++ {
 		for i := 0; i < inner; i++ {
@@ -363,8 +364,8 @@ func argAlong[T num](dst []int64, x []T, outer, dim, inner int, isMax, last bool
 				v := x[base+j*inner]
 				var better bool
 				switch {
-				case v != v || best != best:
-					better = v != v && (last || best == best)
+				case !last && (v != v || best != best):
+					better = v != v && best == best
 				case isMax && last:
 					better = v >= best
 				case isMax:

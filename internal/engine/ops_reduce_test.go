@@ -70,7 +70,7 @@ func TestArgAndTopK(t *testing.T) {
 		{"argmax last tie", 13, "ArgMax", []modelgen.Attr{modelgen.AInt("axis", -1), modelgen.AInt("keepdims", 0), modelgen.AInt("select_last_index", 1)}, []*tensor.Tensor{x}, []*tensor.Tensor{i64([]int64{2, 1}, 2)}},
 		{"argmin default axis 0", 13, "ArgMin", nil, []*tensor.Tensor{x}, []*tensor.Tensor{i64([]int64{0, 0, 1}, 1, 3)}},
 		{"argmax NaN first", 13, "ArgMax", nil, []*tensor.Tensor{f32([]float32{1, nan, 3, nan}, 4)}, []*tensor.Tensor{i64([]int64{1}, 1)}},
-		{"argmin NaN last", 13, "ArgMin", []modelgen.Attr{modelgen.AInt("select_last_index", 1)}, []*tensor.Tensor{f32([]float32{nan, 1, nan, -3}, 4)}, []*tensor.Tensor{i64([]int64{2}, 1)}},
+		{"argmax NaN ignored with select_last_index", 13, "ArgMax", []modelgen.Attr{modelgen.AInt("select_last_index", 1)}, []*tensor.Tensor{f32([]float32{1, nan, 3, nan, 3, 2}, 6)}, []*tensor.Tensor{i64([]int64{4}, 1)}},
 		{"argmin int64", 13, "ArgMin", []modelgen.Attr{modelgen.AInt("keepdims", 0)}, []*tensor.Tensor{i64([]int64{5, -1, -1}, 3)}, []*tensor.Tensor{i64([]int64{1})}},
 		{"topk largest, ties by index", 11, "TopK", nil, []*tensor.Tensor{f32([]float32{3, 1, 3, 2}, 4), i64([]int64{2}, 1)}, []*tensor.Tensor{f32([]float32{3, 3}, 2), i64([]int64{0, 2}, 2)}},
 		{"topk smallest", 11, "TopK", []modelgen.Attr{modelgen.AInt("largest", 0)}, []*tensor.Tensor{f32([]float32{3, 1, 3, 2}, 4), i64([]int64{3}, 1)}, []*tensor.Tensor{f32([]float32{1, 2, 3}, 3), i64([]int64{1, 3, 0}, 3)}},

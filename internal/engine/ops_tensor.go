@@ -1360,8 +1360,12 @@ func rangeOf[T float32 | float64 | int64 | int32](start, limit, delta T) ([]*ten
 	}
 	out := newOf[T]([]int{int(cnt)})
 	d := dataOf[T](out)
+	// Accumulate as ONNX Runtime does (value += delta), so float ranges
+	// match it bit for bit rather than NumPy's start + i*delta.
+	v := start
 	for i := range d {
-		d[i] = start + T(i)*delta
+		d[i] = v
+		v += delta
 	}
 	return []*tensor.Tensor{out}, nil
 }
@@ -1374,6 +1378,9 @@ func newNonZero(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		x := in[0]
+		if len(x.Shape) == 0 {
+			x = reshaped(x, []int{1}) // a scalar counts as one element of rank 1, as in ONNX Runtime
+		}
 		nz, err := castTensor(x, tensor.Bool)
 		if err != nil {
 			return nil, err

@@ -226,10 +226,15 @@ func TestCastAndCreation(t *testing.T) {
 		{name: "constantofshape int64 value", op: "ConstantOfShape", attrs: []modelgen.Attr{tensorAttr("value", i64([]int64{7}, 1))}, inputs: ins(i64([]int64{3}, 1)), want: outs(i64([]int64{7, 7, 7}, 3))},
 		{name: "constantofshape scalar", op: "ConstantOfShape", attrs: []modelgen.Attr{tensorAttr("value", tens([]bool{true}, 1))}, inputs: ins(i64(nil, 0)), want: outs(tens([]bool{true}))},
 		{name: "constantofshape zero dim", op: "ConstantOfShape", inputs: ins(i64([]int64{0, 4}, 2)), want: outs(f32(nil, 0, 4))},
+		// float32 sums 0.3+0.3 = 0.6 and 0.6+0.3 = 0.90000004 (accumulated, as ONNX Runtime does).
 		{name: "range float", op: "Range", inputs: ins(f32([]float32{0}), f32([]float32{1}), f32([]float32{0.3})), want: outs(f32([]float32{0, 0.3, 0.6, 0.90000004}, 4))},
+		// ONNX Runtime 1.30 gives these float32 values for Range(0, 1, 0.1).
+		{name: "range float accumulates", op: "Range", inputs: ins(f32([]float32{0}), f32([]float32{1}), f32([]float32{0.1})),
+			want: outs(f32([]float32{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.70000005, 0.80000007, 0.9000001}, 10))},
 		{name: "range int32 negative delta", op: "Range", inputs: ins(tens([]int32{10}), tens([]int32{4}), tens([]int32{-3})), want: outs(tens([]int32{10, 7}, 2))},
 		{name: "range int64 empty", op: "Range", inputs: ins(i64([]int64{5}), i64([]int64{0}), i64([]int64{1})), want: outs(i64(nil, 0))},
 		{name: "nonzero", op: "NonZero", inputs: ins(f32([]float32{1, float32(math.Copysign(0, -1)), 0, 3}, 2, 2)), want: outs(i64([]int64{0, 1, 0, 1}, 2, 2))},
+		{name: "nonzero scalar", op: "NonZero", inputs: ins(i64([]int64{3})), want: outs(i64([]int64{0}, 1, 1))},
 		{name: "nonzero bool 1-D", op: "NonZero", inputs: ins(tens([]bool{false, true, true}, 3)), want: outs(i64([]int64{1, 2}, 1, 2))},
 	})
 	runErrCases(t, []errCase{
