@@ -65,7 +65,7 @@ func newRoot() *cobra.Command {
 	})
 	root.AddCommand(
 		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(), newLogsCmd(), newScaleCmd(),
-		newRunCmd(), newInstanceCmd(), newModelCmd(), newBenchCmd(), newTenantCmd(), newLoadCmd(),
+		newRunCmd(), newInstanceCmd(), newModelCmd(), withExperiments(newBenchCmd()), newTenantCmd(), newLoadCmd(),
 	)
 	return root
 }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spindleml/spindle/internal/experiment"
+	"github.com/spindleml/spindle/internal/onnx"
+)
+
+// withExperiments adds the thesis experiments to the bench command and
+// returns it.
+func withExperiments(bench *cobra.Command) *cobra.Command {
+	addExperimentCmds(bench)
+	return bench
+}
+
+// addExperimentCmds adds `bench EXPERIMENT`, `bench all` and the hidden
+// `bench load-once` to bench. A second call adds nothing.
+func addExperimentCmds(bench *cobra.Command) {
+	for _, c := range bench.Commands() {
+		if c.Name() == "all" {
+			return
+		}
+	}
+	for _, x := range experiment.All() {
+		bench.AddCommand(newExperimentCmd(x.Name, x.Title+" (thesis "+x.Ref+")", []experiment.Experiment{x}))
+	}
+	bench.AddCommand(newExperimentCmd("all", "Run every thesis experiment in turn ("+strings.Join(experiment.Names(), ", ")+")", experiment.All()))
+	bench.AddCommand(newLoadOnceCmd())
+}
+
+func newExperimentCmd(name, short string, xs []experiment.Experiment) *cobra.Command {
+	var env experiment.Env
+	var kinds []string
+	cmd := &cobra.Command{
+		Use:   name + " [--quick] [--out DIR]",
+		Short: short,
+		Long: short + `.
+
+Results go to --out DIR/EXPERIMENT/: CSV data, PNG plots and report.md with
+our numbers beside the thesis's. --quick uses small models and few runs
+(minutes on 2 cores); --runs, --users, --vcpus and --models scale a run up on a
+larger machine. Experiments start their own gateways and instances on free
+loopback ports, in temporary folders.`,
+		Args: args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find own binary: %w", err)
+			}
+			env.Exe = exe
+			if env.Out, err = filepath.Abs(env.Out); err != nil {
+				return err
+			}
+			if env.Runs < 0 || env.Users < 0 || env.VCPUs < 0 {
+				return usagef("--runs, --users, --vcpus: must not be negative")
+			}
+			env.Kinds = kinds
+			env.Command = "spindle " + strings.Join(os.Args[1:], " ")
+			env.Log = cmd.ErrOrStderr()
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			var reports []*experiment.Report
+			var failed []string
+			for _, x := range xs {
+				rep, err := experiment.RunOne(ctx, &env, x)
+				if rep != nil {
+					reports = append(reports, rep)
+				}
+				if err != nil {
+					failed = append(failed, fmt.Sprintf("%s: %v", x.Name, err))
+					if ctx.Err() != nil {
+						break
+					}
+				}
+			}
+			if len(xs) > 1 {
+				if err := experiment.WriteIndex(env.Out, env.Command, env.Quick, reports); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", filepath.Join(env.Out, "README.md"))
+			}
+			for _, r := range reports {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\n", filepath.Join(env.Out, r.Name, "report.md"))
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("experiments failed: %s", strings.Join(failed, "; "))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&env.Quick, "quick", false, "small models, few runs: minutes on 2 cores")
+	f.StringVar(&env.Out, "out", "bench-results", "results folder")
+	f.StringVar(&env.Models, "model-cache", "", "where generated models are kept between runs (default OUT/models)")
+	f.IntVar(&env.Runs, "runs", 0, "repetitions per measurement (default 3 with --quick, 10 without)")
+	f.IntVar(&env.Users, "users", 0, "cap on concurrent clients and ramp users (default: the thesis's 50 and 100; 10 and 20 with --quick)")
+	f.Float64Var(&env.VCPUs, "vcpus", 0, "cap on the vCPU steps (default: this machine's CPUs)")
+	f.StringSliceVar(&kinds, "models", nil, "models to run: mnist-cnn, minilm-l6, bert-base, vgg16 (default: per experiment; small ones with --quick)")
+	return cmd
+}
+
+// newLoadOnceCmd is the child the load-time experiment starts for each load.
+func newLoadOnceCmd() *cobra.Command {
+	var model, load string
+	cmd := &cobra.Command{
+		Use:    "load-once --model PATH --load MODE",
+		Short:  "Load and compile a model once and print a JSON load sample (for bench load-time)",
+		Hidden: true,
+		Args:   args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mode, err := onnx.ParseLoadMode(load)
+			if err != nil {
+				return usagef("--load: %v", err)
+			}
+			if model == "" {
+				return usagef("--model: required")
+			}
+			return experiment.LoadOnce(cmd.OutOrStdout(), model, mode)
+		},
+	}
+	cmd.Flags().StringVar(&model, "model", "", "model file")
+	cmd.Flags().StringVar(&load, "load", string(onnx.Mmap), "load mode: copy, single or mmap")
+	return cmd
+}
