@@ -15,6 +15,7 @@ import (
 	"github.com/spindleml/spindle/internal/engine"
 	"github.com/spindleml/spindle/internal/npy"
 	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/task"
 )
 
 // Exit codes: 1 for failures, 2 for bad input (flags, files, requests).
@@ -45,6 +46,7 @@ func exitCode(err error) int {
 		errors.Is(err, engine.ErrBadInput),
 		errors.Is(err, engine.ErrUnsupported),
 		errors.Is(err, npy.ErrFormat),
+		errors.Is(err, task.ErrConfig),
 		client.IsClientError(err),
 		strings.HasPrefix(err.Error(), "unknown command"): // cobra's own usage error
 
