@@ -1,10 +1,604 @@
 package engine
 
-import "github.com/spindleml/spindle/internal/tensor"
+import (
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Graph fusion merges runs of steps that exporters spell out op by op into
+// single steps with fused kernels (ops_fused.go), after constant folding so
+// that constants computed at compile time count as constants:
+//
+//   - erf GELU, x*0.5*(1+erf(x/sqrt 2)) in either multiplication order;
+//   - LayerNorm spelled out at opset 13: ReduceMean, Sub, Pow 2, ReduceMean,
+//     Add epsilon, Sqrt, Div, Mul gain, Add offset;
+//   - attention: MatMul(Q, K^T), scaled by Div or Mul, plus an optional mask,
+//     Softmax over the last axis, MatMul with V, computed one head at a time so
+//     the scores are never materialised for all heads;
+//   - MatMul, Gemm or Conv followed by a constant bias Add (MatMul only), an
+//     activation (Relu or a fused GELU) and a residual Add, as one multiply and
+//     one pass over its output.
+//
+// A fused step keeps the steps it replaced: when a request's tensors are not
+// what the fast kernel handles (another dtype, a broadcast it does not do), it
+// runs them one by one instead, so fusion never changes what a model accepts.
+// Intermediate values of a fused run must have no other readers and must not
+// be graph outputs.
+
+// fused op types; the "spindle." prefix keeps them apart from ONNX op names.
+const (
+	opGelu      = "spindle.Gelu"
+	opLayerNorm = "spindle.LayerNorm"
+	opAttention = "spindle.Attention"
+	opEpilogue  = "spindle.MatMulEpilogue"
+)
+
+// fastKernel is a fused kernel. ok=false (with a nil error) means the inputs
+// are outside what it handles and the replaced steps must run instead.
+type fastKernel func(threads int, in []*tensor.Tensor) (out []*tensor.Tensor, ok bool, err error)
+
+// fuser holds the graph index fusion passes read.
+type fuser struct {
+	m      *Model
+	consts []*tensor.Tensor
+	prod   []int   // slot -> index of the step producing it, or -1
+	users  [][]int // slot -> indices of the steps reading it (once per read)
+	isOut  []bool  // slot is a graph output
+	dead   []bool  // step replaced by a later fused step
+}
 
 // fuse rewrites m.steps after constant folding, merging node patterns into
 // single steps with fused kernels. consts holds each slot's compile-time
 // value (nil when only known at run time).
 func (m *Model) fuse(consts []*tensor.Tensor) {
-	_ = consts
+	f := &fuser{m: m, consts: consts}
+	for _, pass := range []func(i int){f.gelu, f.layerNorm, f.attention, f.epilogue} {
+		f.index()
+		for i := range m.steps {
+			if !f.dead[i] {
+				pass(i)
+			}
+		}
+		f.compact()
+	}
+	m.stats.Steps = len(m.steps)
+}
+
+func (f *fuser) index() {
+	n := f.m.nslots
+	f.prod = slices.Repeat([]int{-1}, n)
+	f.users = make([][]int, n)
+	f.isOut = make([]bool, n)
+	f.dead = make([]bool, len(f.m.steps))
+	for i, st := range f.m.steps {
+		for _, s := range st.in {
+			if s >= 0 {
+				f.users[s] = append(f.users[s], i)
+			}
+		}
+		for _, s := range st.out {
+			if s >= 0 {
+				f.prod[s] = i
+			}
+		}
+	}
+	for _, s := range f.m.outSlot {
+		f.isOut[s] = true
+	}
+}
+
+// compact drops dead steps.
+func (f *fuser) compact() {
+	kept := f.m.steps[:0]
+	for i, st := range f.m.steps {
+		if f.dead[i] {
+			f.m.stats.Fused++
+			continue
+		}
+		kept = append(kept, st)
+	}
+	f.m.steps = kept
+}
+
+// op returns the op type of step i, or "" when i is not a live step.
+func (f *fuser) op(i int) string {
+	if i < 0 || i >= len(f.m.steps) || f.dead[i] {
+		return ""
+	}
+	return f.m.steps[i].node.OpType
+}
+
+// out0 returns the first output slot of step i.
+func (f *fuser) out0(i int) int {
+	if len(f.m.steps[i].out) == 0 {
+		return -1
+	}
+	return f.m.steps[i].out[0]
+}
+
+// in returns input slot j of step i, or -1.
+func (f *fuser) in(i, j int) int {
+	if j >= len(f.m.steps[i].in) {
+		return -1
+	}
+	return f.m.steps[i].in[j]
+}
+
+// sole returns the step that is the only reader of slot s, reading it once,
+// when s is not a graph output; otherwise -1.
+func (f *fuser) sole(s int) int {
+	if s < 0 || f.isOut[s] || len(f.users[s]) != 1 || f.dead[f.users[s][0]] {
+		return -1
+	}
+	return f.users[s][0]
+}
+
+// producer returns the live step producing slot s as its only output, or -1.
+func (f *fuser) producer(s int) int {
+	if s < 0 {
+		return -1
+	}
+	p := f.prod[s]
+	if p < 0 || f.dead[p] {
+		return -1
+	}
+	outs := 0
+	for _, o := range f.m.steps[p].out {
+		if o >= 0 {
+			outs++
+		}
+	}
+	if outs != 1 {
+		return -1
+	}
+	return p
+}
+
+// other returns the input of the two-input step i that is not slot s, or -1
+// when s is not one of its two inputs.
+func (f *fuser) other(i, s int) int {
+	in := f.m.steps[i].in
+	if len(in) != 2 {
+		return -1
+	}
+	switch s {
+	case in[0]:
+		return in[1]
+	case in[1]:
+		return in[0]
+	}
+	return -1
+}
+
+// scalar returns the value of a float32 constant with one element.
+func (f *fuser) scalar(s int) (float32, bool) {
+	if s < 0 || f.consts[s] == nil {
+		return 0, false
+	}
+	t := f.consts[s]
+	if t.DType != tensor.Float32 || len(t.F32) != 1 {
+		return 0, false
+	}
+	return t.F32[0], true
+}
+
+// isConst reports whether slot s is a compile-time constant.
+func (f *fuser) isConst(s int) bool { return s >= 0 && f.consts[s] != nil }
+
+// near reports whether v is within a relative 1e-5 of want.
+func near(v float32, want float64) bool {
+	return math.Abs(float64(v)-want) <= 1e-5*math.Abs(want)
+}
+
+// replace turns the steps idxs (any order) into one fused step at the
+// position of the last of them, producing slot out. The fused step reads
+// every slot the run reads from outside it.
+func (f *fuser) replace(idxs []int, out int, opType string, fast func(at func(slot int) int) fastKernel) {
+	idxs = slices.Clone(idxs)
+	slices.Sort(idxs)
+	run := make([]step, len(idxs))
+	produced := map[int]bool{}
+	var ins []int
+	seen := map[int]bool{}
+	names := make([]string, len(idxs))
+	for k, i := range idxs {
+		st := f.m.steps[i]
+		run[k] = st
+		names[k] = st.node.Name
+		for _, s := range st.in {
+			if s >= 0 && !produced[s] && !seen[s] {
+				seen[s] = true
+				ins = append(ins, s)
+			}
+		}
+		for _, s := range st.out {
+			if s >= 0 {
+				produced[s] = true
+			}
+		}
+	}
+	pos := make(map[int]int, len(ins))
+	inNames := make([]string, len(ins))
+	for k, s := range ins {
+		pos[s] = k
+	}
+	for _, st := range run {
+		for j, s := range st.in {
+			if s >= 0 {
+				if k, ok := pos[s]; ok {
+					inNames[k] = st.node.Inputs[j]
+				}
+			}
+		}
+	}
+	at := func(slot int) int {
+		if k, ok := pos[slot]; ok {
+			return k
+		}
+		return -1
+	}
+	fk := fast(at)
+	last := run[len(run)-1]
+	outName := ""
+	for j, s := range last.out {
+		if s == out {
+			outName = last.node.Outputs[j]
+		}
+	}
+	node := &Node{
+		Name:    strings.Join(names, "+"),
+		OpType:  opType,
+		Opset:   last.node.Opset,
+		Inputs:  inNames,
+		Outputs: []string{outName},
+		Const:   func(int) *tensor.Tensor { return nil },
+	}
+	node.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if outs, ok, err := fk(threads, in); ok || err != nil {
+			return outs, err
+		}
+		return runReplaced(run, ins, out, threads, in)
+	}
+	for _, i := range idxs[:len(idxs)-1] {
+		f.dead[i] = true
+	}
+	f.m.steps[idxs[len(idxs)-1]] = step{node: node, kernel: withThreads(node.threaded, 1), in: ins, out: []int{out}}
+}
+
+// runReplaced runs the steps a fused step replaced, in order, on the fused
+// step's inputs (in, for slots ins) and returns the value of slot out.
+func runReplaced(run []step, ins []int, out, threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	vals := make(map[int]*tensor.Tensor, len(ins)+len(run))
+	for k, s := range ins {
+		vals[s] = in[k]
+	}
+	for _, st := range run {
+		args := make([]*tensor.Tensor, len(st.in))
+		for j, s := range st.in {
+			if s >= 0 {
+				args[j] = vals[s]
+			}
+		}
+		outs, err := runStep(st, args, threads)
+		if err != nil {
+			return nil, err
+		}
+		for j, s := range st.out {
+			if s >= 0 && j < len(outs) {
+				vals[s] = outs[j]
+			}
+		}
+	}
+	return []*tensor.Tensor{vals[out]}, nil
+}
+
+// gelu matches erf GELU around step i, an Erf:
+//
+//	d = Div(x, sqrt 2) (or Mul(x, 1/sqrt 2)); e = Erf(d); a = Add(e, 1)
+//	y = Mul(Mul(x, a), 0.5)  or  y = Mul(Mul(x, 0.5), a)
+func (f *fuser) gelu(i int) {
+	if f.op(i) != "Erf" {
+		return
+	}
+	dv := f.in(i, 0)
+	di := f.producer(dv)
+	if di < 0 || f.sole(dv) != i {
+		return
+	}
+	x := f.in(di, 0)
+	c, ok := f.scalar(f.in(di, 1))
+	switch {
+	case !ok:
+		return
+	case f.op(di) == "Div" && near(c, math.Sqrt2):
+	case f.op(di) == "Mul" && near(c, 1/math.Sqrt2):
+	default:
+		return
+	}
+	e := f.out0(i)
+	ai := f.sole(e)
+	if f.op(ai) != "Add" {
+		return
+	}
+	if one, ok := f.scalar(f.other(ai, e)); !ok || one != 1 {
+		return
+	}
+	a := f.out0(ai)
+	mi := f.sole(a)
+	if f.op(mi) != "Mul" {
+		return
+	}
+	var idxs []int
+	var out int
+	if h := f.other(mi, a); h == x {
+		// Mul(x, a) then Mul(., 0.5).
+		p := f.out0(mi)
+		hi := f.sole(p)
+		if f.op(hi) != "Mul" {
+			return
+		}
+		if half, ok := f.scalar(f.other(hi, p)); !ok || half != 0.5 {
+			return
+		}
+		idxs, out = []int{di, i, ai, mi, hi}, f.out0(hi)
+	} else {
+		// Mul(x, 0.5) computed first, then Mul(., a).
+		hi := f.producer(h)
+		if f.op(hi) != "Mul" || f.sole(h) != mi || f.other(hi, x) < 0 {
+			return
+		}
+		if half, ok := f.scalar(f.other(hi, x)); !ok || half != 0.5 {
+			return
+		}
+		idxs, out = []int{hi, di, i, ai, mi}, f.out0(mi)
+	}
+	f.replace(idxs, out, opGelu, func(at func(int) int) fastKernel {
+		xi := at(x)
+		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+			t := in[xi]
+			if t == nil || t.DType != tensor.Float32 {
+				return nil, false, nil
+			}
+			y := tensor.New(tensor.Float32, t.Shape...)
+			parallelFor(threads, len(y.F32), elementGrain, func(lo, hi int) {
+				geluInto(y.F32[lo:hi], t.F32[lo:hi])
+			})
+			return []*tensor.Tensor{y}, true, nil
+		}
+	})
+}
+
+// reducesLastAxis reports whether step i is a ReduceMean over the last axis
+// only that keeps dimensions.
+func (f *fuser) reducesLastAxis(i int) bool {
+	if f.op(i) != "ReduceMean" {
+		return false
+	}
+	n := f.m.steps[i].node
+	if n.Int("keepdims", 1) != 1 {
+		return false
+	}
+	axes := n.Ints("axes", nil)
+	if len(axes) == 0 && len(f.m.steps[i].in) > 1 {
+		c := f.consts[f.in(i, 1)]
+		if c == nil || c.DType != tensor.Int64 {
+			return false
+		}
+		axes = c.I64
+	}
+	return len(axes) == 1 && axes[0] == -1
+}
+
+// layerNorm matches a LayerNorm over the last axis spelled out from step i,
+// the first ReduceMean:
+//
+//	mean = ReduceMean(x); d = Sub(x, mean); v = ReduceMean(Pow(d, 2))
+//	y = Add(Mul(Div(d, Sqrt(Add(v, eps))), gain), offset)
+func (f *fuser) layerNorm(i int) {
+	if !f.reducesLastAxis(i) {
+		return
+	}
+	x, mean := f.in(i, 0), f.out0(i)
+	si := f.sole(mean)
+	if f.op(si) != "Sub" || f.in(si, 0) != x || f.in(si, 1) != mean {
+		return
+	}
+	d := f.out0(si)
+	if f.isOut[d] || len(f.users[d]) != 2 {
+		return
+	}
+	var pi, divi int = -1, -1
+	for _, u := range f.users[d] {
+		switch f.op(u) {
+		case "Pow":
+			if two, ok := f.scalar(f.in(u, 1)); ok && two == 2 && f.in(u, 0) == d {
+				pi = u
+			}
+		case "Mul":
+			if f.in(u, 0) == d && f.in(u, 1) == d {
+				return // Mul(d, d) reads d twice: users would hold it three times
+			}
+		case "Div":
+			if f.in(u, 0) == d {
+				divi = u
+			}
+		}
+	}
+	if pi < 0 || divi < 0 {
+		return
+	}
+	vi := f.sole(f.out0(pi))
+	if !f.reducesLastAxis(vi) {
+		return
+	}
+	v := f.out0(vi)
+	ei := f.sole(v)
+	if f.op(ei) != "Add" {
+		return
+	}
+	eps, ok := f.scalar(f.other(ei, v))
+	if !ok {
+		return
+	}
+	qi := f.sole(f.out0(ei))
+	if f.op(qi) != "Sqrt" || f.sole(f.out0(qi)) != divi || f.in(divi, 1) != f.out0(qi) {
+		return
+	}
+	gi := f.sole(f.out0(divi))
+	if f.op(gi) != "Mul" {
+		return
+	}
+	gain := f.other(gi, f.out0(divi))
+	bi := f.sole(f.out0(gi))
+	if f.op(bi) != "Add" {
+		return
+	}
+	offset := f.other(bi, f.out0(gi))
+	if !f.isConst(gain) || !f.isConst(offset) {
+		return
+	}
+	f.replace([]int{i, si, pi, vi, ei, qi, divi, gi, bi}, f.out0(bi), opLayerNorm, func(at func(int) int) fastKernel {
+		xi, gk, bk := at(x), at(gain), at(offset)
+		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+			return layerNormFast(threads, in[xi], in[gk], in[bk], eps)
+		}
+	})
+}
+
+// attention matches scaled dot-product attention ending at step i, a
+// Softmax over the last axis:
+//
+//	s = MatMul(Q, Kt); s = Div(s, c) or Mul(s, c); [s = Add(s, mask)]
+//	p = Softmax(s); y = MatMul(p, V)
+func (f *fuser) attention(i int) {
+	if f.op(i) != "Softmax" || f.m.steps[i].node.Opset < 13 || f.m.steps[i].node.Int("axis", -1) != -1 {
+		return
+	}
+	sv := f.in(i, 0)
+	idxs := []int{i}
+	mask := -1
+	pre := f.producer(sv)
+	if f.op(pre) == "Add" && f.sole(sv) == i {
+		// One addend is the scaled scores, the other the mask.
+		for _, cand := range f.m.steps[pre].in {
+			if p := f.producer(cand); (f.op(p) == "Div" || f.op(p) == "Mul") && f.sole(cand) == pre {
+				mask = f.other(pre, cand)
+				idxs = append(idxs, pre)
+				sv, pre = cand, p
+				break
+			}
+		}
+		if mask < 0 {
+			return
+		}
+	}
+	if (f.op(pre) != "Div" && f.op(pre) != "Mul") || f.sole(sv) != idxs[len(idxs)-1] {
+		return
+	}
+	c, ok := f.scalar(f.in(pre, 1))
+	if !ok || c == 0 {
+		return
+	}
+	scale := c
+	if f.op(pre) == "Div" {
+		scale = 1 / c
+	}
+	idxs = append(idxs, pre)
+	mv := f.in(pre, 0)
+	mi := f.producer(mv)
+	if f.op(mi) != "MatMul" || f.sole(mv) != pre {
+		return
+	}
+	q, kt := f.in(mi, 0), f.in(mi, 1)
+	if f.isConst(q) || f.isConst(kt) {
+		return
+	}
+	idxs = append(idxs, mi)
+	p := f.out0(i)
+	oi := f.sole(p)
+	if f.op(oi) != "MatMul" || f.in(oi, 0) != p {
+		return
+	}
+	v := f.in(oi, 1)
+	idxs = append(idxs, oi)
+	f.replace(idxs, f.out0(oi), opAttention, func(at func(int) int) fastKernel {
+		qi, ki, vi, mk := at(q), at(kt), at(v), at(mask)
+		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+			var m *tensor.Tensor
+			if mk >= 0 {
+				m = in[mk]
+			}
+			return attentionFast(threads, in[qi], in[ki], in[vi], m, scale)
+		}
+	})
+}
+
+// epilogue matches a multiply (MatMul, Gemm or Conv) at step i followed by
+// element-wise steps that fit in one pass over its output: for MatMul an Add
+// of a constant bias, then Relu or a fused GELU, then an Add of a tensor of
+// the output's shape (a residual).
+func (f *fuser) epilogue(i int) {
+	head := f.op(i)
+	if head != "MatMul" && head != "Gemm" && head != "Conv" {
+		return
+	}
+	if f.m.steps[i].node.threaded == nil {
+		return
+	}
+	idxs := []int{i}
+	ep := epilogueSpec{bias: -1, residual: -1}
+	cur := f.out0(i)
+	next := f.sole(cur)
+	if head == "MatMul" && f.op(next) == "Add" {
+		if b := f.other(next, cur); f.isConst(b) {
+			ep.bias = b
+			idxs = append(idxs, next)
+			cur = f.out0(next)
+			next = f.sole(cur)
+		}
+	}
+	switch f.op(next) {
+	case "Relu":
+		ep.act = actRelu
+	case opGelu:
+		if f.in(next, 0) == cur {
+			ep.act = actGelu
+		}
+	}
+	if ep.act != actNone {
+		idxs = append(idxs, next)
+		cur = f.out0(next)
+		next = f.sole(cur)
+	}
+	if head != "Conv" && f.op(next) == "Add" {
+		if r := f.other(next, cur); r >= 0 && r != cur && !f.isConst(r) {
+			ep.residual = r
+			idxs = append(idxs, next)
+			cur = f.out0(next)
+		}
+	}
+	if len(idxs) == 1 {
+		return
+	}
+	mm := f.m.steps[i]
+	f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
+		spec := ep
+		spec.bias, spec.residual = at(ep.bias), at(ep.residual)
+		headIn := make([]int, len(mm.in))
+		for j, s := range mm.in {
+			headIn[j] = at(s)
+		}
+		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+			args := make([]*tensor.Tensor, len(headIn))
+			for j, k := range headIn {
+				if k >= 0 {
+					args[j] = in[k]
+				}
+			}
+			return epilogueFast(threads, mm, args, spec, in)
+		}
+	})
 }

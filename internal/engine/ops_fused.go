@@ -1,0 +1,362 @@
+package engine
+
+import (
+	"math"
+	"slices"
+
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Kernels of the fused steps fuse.go builds. Each returns ok=false when its
+// inputs are outside what it handles, so the fused step runs the steps it
+// replaced instead.
+
+// elementGrain is the fewest elements worth handing to another goroutine.
+const elementGrain = 1 << 14
+
+// activation is the element-wise function an epilogue applies.
+type activation int
+
+const (
+	actNone activation = iota
+	actRelu
+	actGelu
+)
+
+// epilogueSpec says what an epilogue does after the multiply, in this order:
+// add a bias along the last axis, apply act, add a residual of the output's
+// shape. bias and residual are input positions of the fused step, -1 when
+// absent.
+type epilogueSpec struct {
+	bias, residual int
+	act            activation
+}
+
+// epilogueFast runs the multiply step mm on args and applies spec to its
+// output in one pass, on up to threads goroutines.
+func epilogueFast(threads int, mm step, args []*tensor.Tensor, spec epilogueSpec, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+	var bias, res *tensor.Tensor
+	if spec.bias >= 0 {
+		bias = in[spec.bias]
+	}
+	if spec.residual >= 0 {
+		res = in[spec.residual]
+	}
+	if bias != nil && (bias.DType != tensor.Float32 || len(bias.Shape) == 0) || res != nil && res.DType != tensor.Float32 {
+		return nil, false, nil
+	}
+	outs, err := mm.node.threaded(threads, args)
+	if err != nil || len(outs) == 0 {
+		return nil, false, err
+	}
+	y := outs[0]
+	if y.DType != tensor.Float32 || len(y.Shape) == 0 {
+		return nil, false, nil
+	}
+	n := y.Shape[len(y.Shape)-1]
+	if bias != nil {
+		// The bias must broadcast along the last axis only: [..., 1, n].
+		if len(bias.Shape) > len(y.Shape) || bias.Shape[len(bias.Shape)-1] != n || len(bias.F32) != n {
+			return nil, false, nil
+		}
+	}
+	if res != nil && !slices.Equal(res.Shape, y.Shape) {
+		return nil, false, nil
+	}
+	if n == 0 || len(y.F32) == 0 {
+		return outs[:1], true, nil
+	}
+	rows := len(y.F32) / n
+	parallelFor(threads, rows, max(1, elementGrain/n), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := y.F32[r*n : (r+1)*n]
+			if bias != nil {
+				b := bias.F32[:len(row)]
+				for j := range row {
+					row[j] += b[j]
+				}
+			}
+			switch spec.act {
+			case actRelu:
+				for j, v := range row {
+					if v < 0 {
+						row[j] = 0
+					}
+				}
+			case actGelu:
+				geluInto(row, row)
+			}
+			if res != nil {
+				rr := res.F32[r*n : (r+1)*n]
+				rr = rr[:len(row)]
+				for j := range row {
+					row[j] += rr[j]
+				}
+			}
+		}
+	})
+	return outs[:1], true, nil
+}
+
+// layerNormFast normalises x over its last axis: (x-mean)/sqrt(var+eps)*gain
+// + offset, gain and offset holding one value per last-axis element.
+func layerNormFast(threads int, x, gain, offset *tensor.Tensor, eps float32) ([]*tensor.Tensor, bool, error) {
+	if x == nil || gain == nil || offset == nil || x.DType != tensor.Float32 || gain.DType != tensor.Float32 || offset.DType != tensor.Float32 || len(x.Shape) == 0 {
+		return nil, false, nil
+	}
+	n := x.Shape[len(x.Shape)-1]
+	for _, p := range []*tensor.Tensor{gain, offset} {
+		if len(p.Shape) == 0 || len(p.Shape) > len(x.Shape) || p.Shape[len(p.Shape)-1] != n || len(p.F32) != n {
+			return nil, false, nil
+		}
+	}
+	y := tensor.New(tensor.Float32, x.Shape...)
+	if n == 0 || len(x.F32) == 0 {
+		return []*tensor.Tensor{y}, true, nil
+	}
+	rows := len(x.F32) / n
+	g, b := gain.F32, offset.F32
+	parallelFor(threads, rows, max(1, elementGrain/n), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			layerNormRow(y.F32[r*n:(r+1)*n], x.F32[r*n:(r+1)*n], g, b, eps)
+		}
+	})
+	return []*tensor.Tensor{y}, true, nil
+}
+
+// layerNormRow normalises one row; sums are taken in float64.
+func layerNormRow(dst, src, g, b []float32, eps float32) {
+	src = src[:len(dst)]
+	g, b = g[:len(dst)], b[:len(dst)]
+	var sum float64
+	for _, v := range src {
+		sum += float64(v)
+	}
+	mean := float32(sum / float64(len(src)))
+	var sq float64
+	for _, v := range src {
+		d := float64(v - mean)
+		sq += d * d
+	}
+	std := float32(math.Sqrt(float64(float32(sq/float64(len(src))) + eps)))
+	for j, v := range src {
+		dst[j] = (v-mean)/std*g[j] + b[j]
+	}
+}
+
+// attentionFast computes softmax(Q·Kt*scale + mask)·V head by head: Q is
+// [batch... S D], Kt [batch... D T], V [batch... T Dv] with equal batch axes,
+// and mask (optional) broadcasts to [batch... S T]. Each head's S×T scores
+// live in a scratch buffer of the goroutine computing it.
+func attentionFast(threads int, q, kt, v, mask *tensor.Tensor, scale float32) ([]*tensor.Tensor, bool, error) {
+	for _, t := range []*tensor.Tensor{q, kt, v} {
+		if t == nil || t.DType != tensor.Float32 || len(t.Shape) < 2 || len(t.Shape) != len(q.Shape) {
+			return nil, false, nil
+		}
+	}
+	r := len(q.Shape)
+	batch := q.Shape[:r-2]
+	if !slices.Equal(batch, kt.Shape[:r-2]) || !slices.Equal(batch, v.Shape[:r-2]) {
+		return nil, false, nil
+	}
+	S, D := q.Shape[r-2], q.Shape[r-1]
+	T := kt.Shape[r-1]
+	Dv := v.Shape[r-1]
+	if kt.Shape[r-2] != D || v.Shape[r-2] != T {
+		return nil, false, nil
+	}
+	full := append(slices.Clone(batch), S, T)
+	var mstr []int
+	if mask != nil {
+		if mask.DType != tensor.Float32 || len(mask.Shape) > r {
+			return nil, false, nil
+		}
+		for i, d := range mask.Shape {
+			if fd := full[i+r-len(mask.Shape)]; d != 1 && d != fd {
+				return nil, false, nil
+			}
+		}
+		mstr = broadcastStrides(mask.Shape, full)
+	}
+	yShape := append(slices.Clone(batch), S, Dv)
+	y := tensor.New(tensor.Float32, yShape...)
+	nb := tensor.NumElements(batch)
+	if S == 0 || Dv == 0 || nb == 0 {
+		return []*tensor.Tensor{y}, true, nil
+	}
+	parallelFor(threads, nb, 1, func(lo, hi int) {
+		sc := make([]float32, S*T)
+		for h := lo; h < hi; h++ {
+			qh := q.F32[h*S*D : (h+1)*S*D]
+			kh := kt.F32[h*D*T : (h+1)*D*T]
+			vh := v.F32[h*T*Dv : (h+1)*T*Dv]
+			yh := y.F32[h*S*Dv : (h+1)*S*Dv]
+			if T == 0 {
+				continue
+			}
+			gemmF32(false, false, S, T, D, scale, qh, max(1, D), kh, T, 0, sc, T)
+			moff := 0
+			if mstr != nil {
+				rem := h
+				for d := len(batch) - 1; d >= 0; d-- {
+					moff += rem % batch[d] * mstr[d]
+					rem /= batch[d]
+				}
+			}
+			for i := 0; i < S; i++ {
+				row := sc[i*T : (i+1)*T]
+				if mstr != nil {
+					addMaskRow(row, mask.F32, moff+i*mstr[r-2], mstr[r-1])
+				}
+				softmaxRow(row)
+			}
+			gemmF32(false, false, S, Dv, T, 1, sc, T, vh, Dv, 0, yh, Dv)
+		}
+	})
+	return []*tensor.Tensor{y}, true, nil
+}
+
+// addMaskRow adds mask[off + j*stride] to row[j].
+func addMaskRow(row, mask []float32, off, stride int) {
+	switch stride {
+	case 0:
+		m := mask[off]
+		for j := range row {
+			row[j] += m
+		}
+	case 1:
+		m := mask[off : off+len(row)]
+		for j := range row {
+			row[j] += m[j]
+		}
+	default:
+		for j := range row {
+			row[j] += mask[off+j*stride]
+		}
+	}
+}
+
+// softmaxRow replaces row with its softmax.
+func softmaxRow(row []float32) {
+	if len(row) == 0 {
+		return
+	}
+	mx := row[0]
+	for _, v := range row[1:] {
+		if v > mx {
+			mx = v
+		}
+	}
+	if math.IsInf(float64(mx), 0) || mx != mx {
+		// -Inf everywhere, +Inf or NaN: leave it to the exact formula.
+		var sum float64
+		for j, v := range row {
+			e := math.Exp(float64(v - mx))
+			row[j] = float32(e)
+			sum += e
+		}
+		for j := range row {
+			row[j] = float32(float64(row[j]) / sum)
+		}
+		return
+	}
+	var sum float32
+	for j, v := range row {
+		e := expf(v - mx)
+		row[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for j := range row {
+		row[j] *= inv
+	}
+}
+
+// expf approximates e^x in float32 to about 1 ulp (Cephes expf: x = n ln2 +
+// r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n by building the
+// exponent bits). Below -87.3 it returns 0, above 88 it returns e^88.
+func expf(x float32) float32 {
+	if x < -87.3 || x != x {
+		if x != x {
+			return x
+		}
+		return 0
+	}
+	x = min(x, 88)
+	const (
+		log2e = 1.44269504088896341
+		ln2hi = 0.693359375
+		ln2lo = -2.12194440e-4
+		round = 12582912 // 1.5 * 2^23: adding it rounds to an integer
+	)
+	n := x*log2e + round
+	n -= round
+	r := x - n*ln2hi - n*ln2lo
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	p = p*r*r + r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// erfcf approximates erfc(x) for x >= 0 in float32 with the Chebyshev
+// fit of Numerical Recipes (erfcc, relative error below 1.2e-7 in exact
+// arithmetic). Working with erfc rather than erf keeps 1+erf(x) accurate for
+// negative x, where it is a small difference.
+func erfcf(x float32) float32 {
+	t := 1 / (1 + 0.5*x)
+	p := float32(0.17087277)
+	p = p*t - 0.82215223
+	p = p*t + 1.48851587
+	p = p*t - 1.13520398
+	p = p*t + 0.27886807
+	p = p*t - 0.18628806
+	p = p*t + 0.09678418
+	p = p*t + 0.37409196
+	p = p*t + 1.00002368
+	p = p*t - 1.26551223
+	return t * expf(p-x*x)
+}
+
+// erfSmall returns erf(z) for |z| < 1.1 from its Maclaurin series
+// (truncation error below 1e-9 there).
+func erfSmall(z float32) float32 {
+	z2 := z * z
+	p := float32(-1.2290555301717928e-09)
+	p = p*z2 + 1.4807192815879219e-08
+	p = p*z2 + -1.6365844691234924e-07
+	p = p*z2 + 1.6462114365889248e-06
+	p = p*z2 + -1.4925650358406252e-05
+	p = p*z2 + 0.00012055332981789665
+	p = p*z2 + -0.00085483270234508533
+	p = p*z2 + 0.0052239776254421879
+	p = p*z2 + -0.026866170645131252
+	p = p*z2 + 0.11283791670955128
+	p = p*z2 + -0.37612638903183754
+	p = p*z2 + 1.1283791670955126
+	return p * z
+}
+
+// geluInto sets dst[i] = src[i]/2 * (1 + erf(src[i]/sqrt 2)); dst may be src.
+// Near zero erf comes from its series; further out from erfc, as
+// x/2 * erfc(|x|/sqrt 2) for x < 0 and x - x/2 * erfc(x/sqrt 2) for x > 0, so
+// that 1+erf(x) loses nothing to cancellation for negative x.
+func geluInto(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, x := range src {
+		z := x * (1 / math.Sqrt2)
+		switch {
+		case z > -1.0625 && z < 1.0625:
+			dst[i] = 0.5 * x * (1 + erfSmall(z))
+		case x < 0:
+			dst[i] = 0.5 * x * erfcf(-z)
+		case x > 0:
+			dst[i] = x - 0.5*x*erfcf(z)
+		default:
+			dst[i] = x // NaN
+		}
+	}
+}
