@@ -229,3 +229,13 @@ func TestExp32(t *testing.T) {
 		}
 	}
 }
+
+func TestTanh32(t *testing.T) {
+	tanh32 := func(x float32) float32 { return float32(tanh64f(float64(x))) }
+	checkUlp(t, "tanh", tanh32, math.Tanh, 0, 12, 1021)
+	for _, x := range []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 1e-30, 0.125} {
+		if got, want := tanh32(x), float32(math.Tanh(float64(x))); ulpDiff(got, want) != 0 || math.Signbit(float64(got)) != math.Signbit(float64(want)) {
+			t.Errorf("tanh(%v) = %v, want %v", x, got, want)
+		}
+	}
+}
