@@ -67,6 +67,12 @@ func fromZero(stats Stats, st State, spec Spec) Decision {
 	case Predictive:
 		if need := predictiveNeed(stats, stats.Rate, spec); need > 0 {
 			size = max(size, need)
+		} else {
+			// Blind: give the first request all the CPU one request can use.
+			size = max(size, 1)
+			if spec.MaxVCPUs > 0 {
+				size = min(size, spec.MaxVCPUs)
+			}
 		}
 	}
 	p := newPlacer(st.Nodes, spec)
@@ -292,15 +298,17 @@ func decideStatic(stats Stats, st State, spec Spec) Decision {
 
 // predictiveNeed is the vCPUs that keep utilisation at the target for the
 // given arrival rate (Little's law: busy vCPUs = rate x service time) plus
-// those that drain the present queue within one interval; 0 when the service
-// time is unknown.
+// those that drain the present queue within one interval, and never so few
+// that one request alone, which runs at min(1, vCPUs) of a CPU, takes more
+// than half the SLO. 0 when the service time is unknown.
 func predictiveNeed(stats Stats, rate float64, spec Spec) float64 {
 	s := stats.ServiceTime.Seconds()
 	if s == 0 {
 		return 0
 	}
 	need := rate*s/spec.TargetUtilization + float64(stats.Queued)*s/spec.Interval.Seconds()
-	return max(spec.MinVCPUs, quantizeUp(need))
+	floor := min(1, 2*s/spec.SLO.Seconds())
+	return max(spec.MinVCPUs, quantizeUp(max(need, floor)))
 }
 
 // decidePredictive sizes capacity from demand in one step; a short window

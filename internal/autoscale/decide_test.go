@@ -464,6 +464,16 @@ func TestDecidePredictive(t *testing.T) {
 			action: Hold, reason: "no service time measured yet",
 		},
 		{
+			name: "a lone request gets enough CPU for half the slo", spec: pred, stats: withRate(steady, 0.5, 0.5),
+			state:  State{Instances: []Instance{inst("a", "n0", 0.75)}, Nodes: nodes(64, 0.75)},
+			action: ScaleUp, want: []Instance{inst("a", "n0", 1)}, reason: "need 1 (rate 0.5/s",
+		},
+		{
+			name: "from zero without a service time starts at 1 vCPU", spec: pred, stats: Stats{Queued: 1, Arrivals: 1, Rate: 0.1},
+			state:  State{Nodes: nodes(64, 0)},
+			action: FromZero, want: []Instance{{Node: "n0", VCPUs: 1}},
+		},
+		{
 			name: "from zero sized by demand", spec: pred, stats: withRate(steady, 7, 7),
 			state:  State{Nodes: nodes(64, 0)},
 			action: FromZero, want: []Instance{{Node: "n0", VCPUs: 2}},

@@ -147,6 +147,17 @@ func (l *Loop) Spec(fn string) (Spec, bool) {
 	return f.spec, true
 }
 
+// Wake makes a function due at the next Tick, whatever its interval: the
+// gateway calls it when a request finds no instance, so that scaling from
+// zero does not wait for the interval.
+func (l *Loop) Wake(fn string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f, ok := l.fns[fn]; ok {
+		f.due = time.Time{}
+	}
+}
+
 // History returns a function's last records, oldest first; nil for an
 // unknown function.
 func (l *Loop) History(fn string) []Record {
@@ -185,15 +196,14 @@ type dueFn struct {
 }
 
 // Tick decides on every function whose interval has passed as of now, in
-// name order, and applies the decisions that change something. Capacity a
-// decision takes is accounted for before the next function is decided on.
-// It returns the errors of reading stats or instances and of applying, also
-// kept in the functions' records.
+// name order, and applies the decisions that change something. It reads the
+// nodes once; capacity a decision takes or frees is accounted for before the
+// next function is decided on. It returns the errors of reading stats or
+// instances and of applying, also kept in the functions' records.
 func (l *Loop) Tick(now time.Time) error {
 	l.mu.Lock()
-	names := append([]string(nil), l.names...)
 	var due []dueFn
-	for _, name := range names {
+	for _, name := range l.names {
 		f := l.fns[name]
 		if !now.Before(f.due) {
 			due = append(due, dueFn{name, f.spec, f.mem})
@@ -208,37 +218,20 @@ func (l *Loop) Tick(now time.Time) error {
 	nodes := l.cfg.Nodes.Nodes()
 	index := make(map[string]int, len(nodes))
 	for i := range nodes {
-		nodes[i].Used = 0
 		index[nodes[i].Name] = i
-	}
-	instances := make(map[string][]Instance, len(names))
-	for _, name := range names {
-		ins, err := l.cfg.Actuator.Instances(name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("function %q: instances: %w", name, err))
-			continue
-		}
-		instances[name] = ins
-		for _, in := range ins {
-			if i, ok := index[in.Node]; ok {
-				nodes[i].Used += in.VCPUs
-			}
-		}
 	}
 
 	for _, f := range due {
 		rec := Record{Time: now}
-		ins, ok := instances[f.name]
-		var err error
-		if !ok {
-			err = errors.New("instances unknown")
-		} else {
-			rec.Stats, err = l.cfg.Stats.Stats(f.name, Query{Now: now, Window: f.spec.Window, ShortWindow: f.spec.PanicWindow})
-		}
 		mem := f.mem
+		ins, err := l.cfg.Actuator.Instances(f.name)
 		if err != nil {
+			err = fmt.Errorf("function %q: instances: %w", f.name, err)
+		} else if rec.Stats, err = l.cfg.Stats.Stats(f.name, Query{Now: now, Window: f.spec.Window, ShortWindow: f.spec.PanicWindow}); err != nil {
 			err = fmt.Errorf("function %q: stats: %w", f.name, err)
-			rec.Decision = Decision{Reason: "no stats", Memory: mem}
+		}
+		if err != nil {
+			rec.Decision = Decision{Reason: "no stats or instances", Memory: mem}
 		} else {
 			st := State{Function: f.name, Instances: ins, Nodes: nodes, Memory: mem}
 			d := Decide(now, rec.Stats, st, f.spec)

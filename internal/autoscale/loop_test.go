@@ -77,11 +77,33 @@ func (f *fakeActuator) Apply(fn string, d Decision) error {
 	return nil
 }
 
-func newTestLoop(t *testing.T, n Nodes, history int) (*Loop, *fakeStats, *fakeActuator) {
+// fakeNodes are nodes whose use is what the fakeActuator runs on them.
+type fakeNodes struct {
+	act   *fakeActuator
+	nodes []Node
+}
+
+func (f fakeNodes) Nodes() []Node {
+	f.act.mu.Lock()
+	defer f.act.mu.Unlock()
+	out := append([]Node(nil), f.nodes...)
+	for _, ins := range f.act.instances {
+		for _, in := range ins {
+			for i := range out {
+				if out[i].Name == in.Node {
+					out[i].Used += in.VCPUs
+				}
+			}
+		}
+	}
+	return out
+}
+
+func newTestLoop(t *testing.T, n StaticNodes, history int) (*Loop, *fakeStats, *fakeActuator) {
 	t.Helper()
 	st := &fakeStats{stats: map[string]Stats{}}
 	act := newFakeActuator()
-	l, err := NewLoop(LoopConfig{Stats: st, Actuator: act, Nodes: n, History: history})
+	l, err := NewLoop(LoopConfig{Stats: st, Actuator: act, Nodes: fakeNodes{act, n}, History: history})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +259,7 @@ func TestLoopRun(t *testing.T) {
 	st := &fakeStats{stats: map[string]Stats{}}
 	act := newFakeActuator()
 	act.notify = make(chan string, 8)
-	l, err := NewLoop(LoopConfig{Clock: clock, Stats: st, Actuator: act, Nodes: StaticNodes{{Name: "n0", CPUs: 4}}})
+	l, err := NewLoop(LoopConfig{Clock: clock, Stats: st, Actuator: act, Nodes: fakeNodes{act, []Node{{Name: "n0", CPUs: 4}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,11 +329,11 @@ func TestFakeClockTicker(t *testing.T) {
 }
 
 func TestLocalNodes(t *testing.T) {
-	n := LocalNodes(0).Nodes()
-	if len(n) != 1 || n[0].CPUs < 1 || n[0].Name == "" {
-		t.Errorf("LocalNodes = %+v", n)
+	n := NewLocal(0, nil).Nodes()
+	if len(n) != 1 || n[0].CPUs < 1 || n[0].Name == "" || n[0].Used != 0 {
+		t.Errorf("NewLocal(0, nil) = %+v", n)
 	}
-	if n := LocalNodes(1e6).Nodes(); n[0].CPUs != Quantum {
-		t.Errorf("LocalNodes(huge reserve) = %+v, want %g CPUs", n, Quantum)
+	if n := NewLocal(1e6, func() float64 { return 0.5 }).Nodes(); n[0].CPUs != Quantum || n[0].Used != 0.5 {
+		t.Errorf("NewLocal(huge reserve, 0.5 used) = %+v, want %g CPUs, 0.5 used", n, Quantum)
 	}
 }
