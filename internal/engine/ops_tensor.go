@@ -459,31 +459,38 @@ func newGatherElements(n *Node) (Kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		xs := contiguousStrides(x.Shape)
-		flat := make([]int, len(vals))
-		coord := make([]int, r)
-		for i, v := range vals {
-			off := 0
-			for d := 0; d < r; d++ {
-				c := coord[d]
-				if d == ax {
-					c = v
-				}
-				off += c * xs[d]
-			}
-			flat[i] = off
-			for d := r - 1; d >= 0; d-- {
-				coord[d]++
-				if coord[d] < ind.Shape[d] {
-					break
-				}
-				coord[d] = 0
-			}
-		}
 		out := tensor.New(x.DType, ind.Shape...)
-		takeFlat(out, x, flat)
+		takeFlat(out, x, elementOffsets(x.Shape, ind.Shape, ax, vals))
 		return []*tensor.Tensor{out}, nil
 	}, nil
+}
+
+// elementOffsets returns, for each element i... of an indices tensor of
+// shape ishape (row-major), the flat offset into data of shape xshape of the
+// element i... with its axis coordinate replaced by vals[i], as GatherElements
+// and ScatterElements address data.
+func elementOffsets(xshape, ishape []int, axis int, vals []int) []int {
+	xs := contiguousStrides(xshape)
+	offs := make([]int, len(vals))
+	coord := make([]int, len(ishape))
+	for i, v := range vals {
+		off := 0
+		for d, c := range coord {
+			if d == axis {
+				c = v
+			}
+			off += c * xs[d]
+		}
+		offs[i] = off
+		for d := len(ishape) - 1; d >= 0; d-- {
+			coord[d]++
+			if coord[d] < ishape[d] {
+				break
+			}
+			coord[d] = 0
+		}
+	}
+	return offs
 }
 
 // newScatterND copies data and writes updates at the positions indices name
@@ -1505,27 +1512,7 @@ func newScatterElements(n *Node) (Kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		xs := contiguousStrides(x.Shape)
-		offs := make([]int, len(vals))
-		coord := make([]int, r)
-		for i, v := range vals {
-			off := 0
-			for d := 0; d < r; d++ {
-				c := coord[d]
-				if d == ax {
-					c = v
-				}
-				off += c * xs[d]
-			}
-			offs[i] = off
-			for d := r - 1; d >= 0; d-- {
-				coord[d]++
-				if coord[d] < ind.Shape[d] {
-					break
-				}
-				coord[d] = 0
-			}
-		}
+		offs := elementOffsets(x.Shape, ind.Shape, ax, vals)
 		out := tensor.New(x.DType, x.Shape...)
 		copy(out.Bytes(), x.Bytes())
 		if red == "none" {
