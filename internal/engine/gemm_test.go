@@ -5,6 +5,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/tensor"
 )
 
 // refGemm is the reference loop from gemmF32's doc comment, in float64.
@@ -116,5 +119,73 @@ func TestGemmConformance(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// directConv2D is the reference 2-D convolution loop: y[n,m,oh,ow] = sum over
+// c, kh, kw of x[n,c,ih,iw]*w[m,c,kh,kw] with ih = oh*s - p + kh*d, taps
+// outside the image reading zero.
+func directConv2D(x, w *tensor.Tensor, s, p, d int) *tensor.Tensor {
+	N, C, H, W := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	M, KH, KW := w.Shape[0], w.Shape[2], w.Shape[3]
+	OH := (H+2*p-d*(KH-1)-1)/s + 1
+	OW := (W+2*p-d*(KW-1)-1)/s + 1
+	y := tensor.New(tensor.Float32, N, M, OH, OW)
+	for n := 0; n < N; n++ {
+		for m := 0; m < M; m++ {
+			for oh := 0; oh < OH; oh++ {
+				for ow := 0; ow < OW; ow++ {
+					var sum float64
+					for c := 0; c < C; c++ {
+						for kh := 0; kh < KH; kh++ {
+							for kw := 0; kw < KW; kw++ {
+								ih, iw := oh*s-p+kh*d, ow*s-p+kw*d
+								if ih >= 0 && ih < H && iw >= 0 && iw < W {
+									sum += float64(x.F32[((n*C+c)*H+ih)*W+iw]) * float64(w.F32[((m*C+c)*KH+kh)*KW+kw])
+								}
+							}
+						}
+					}
+					y.F32[((n*M+m)*OH+oh)*OW+ow] = float32(sum)
+				}
+			}
+		}
+	}
+	return y
+}
+
+// TestConvIm2col checks Conv (im2col plus gemm) against the direct loop on
+// geometries that exercise the copy path for unit strides, including
+// padding wider than the kernel's reach and rows that are all padding.
+func TestConvIm2col(t *testing.T) {
+	tests := []struct {
+		name       string
+		n, c, h, w int
+		m, k       int
+		s, p, d    int
+	}{
+		{"3x3 pad 1", 2, 3, 7, 9, 4, 3, 1, 1, 1},
+		{"pad wider than kernel", 1, 2, 2, 3, 3, 2, 1, 3, 1},
+		{"stride 2", 1, 2, 8, 8, 3, 3, 2, 1, 1},
+		{"dilation 2", 1, 2, 9, 9, 2, 3, 1, 2, 2},
+		{"1x1", 2, 5, 4, 6, 3, 1, 1, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := randTensor(1, tt.n, tt.c, tt.h, tt.w)
+			w := randTensor(2, tt.m, tt.c, tt.k, tt.k)
+			attrs := []modelgen.Attr{
+				modelgen.AInts("strides", int64(tt.s), int64(tt.s)),
+				modelgen.AInts("pads", int64(tt.p), int64(tt.p), int64(tt.p), int64(tt.p)),
+				modelgen.AInts("dilations", int64(tt.d), int64(tt.d)),
+			}
+			got, err := runOp(t, opCase{op: "Conv", attrs: attrs, inputs: []*tensor.Tensor{x, w}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(directConv2D(x, w, tt.s, tt.p, tt.d), got[0]); d > 1e-4 {
+				t.Errorf("Conv differs from the direct loop by %g", d)
+			}
+		})
 	}
 }

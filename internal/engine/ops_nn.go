@@ -206,6 +206,20 @@ func im2col(g *geom3, x []float32, channels int, col []float32) {
 							}
 							src := plane[(id*g.in[1]+ih)*g.in[2] : (id*g.in[1]+ih+1)*g.in[2]]
 							iw := -g.p[2] + kw*g.d[2]
+							if g.s[2] == 1 {
+								// Consecutive outputs read consecutive inputs:
+								// zeros for the padding, one copy for the rest.
+								lo := min(max(0, -iw), g.out[2])
+								hi := max(lo, min(g.out[2], g.in[2]-iw))
+								row := dst[i : i+g.out[2]]
+								clear(row[:lo])
+								if hi > lo {
+									copy(row[lo:hi], src[iw+lo:iw+hi])
+								}
+								clear(row[hi:])
+								i += g.out[2]
+								continue
+							}
 							for ow := 0; ow < g.out[2]; ow++ {
 								if iw >= 0 && iw < g.in[2] {
 									dst[i] = src[iw]
