@@ -94,6 +94,7 @@ type Experiment struct {
 func All() []Experiment {
 	return []Experiment{
 		{Name: "load-time", Title: "Model load time by copy mechanism", Ref: "Table 4.2, Fig 4.6", Run: LoadTime},
+		{Name: "cold-warm", Title: "Cold and warm start, phase by phase", Ref: "Table 4.3, Figs 4.1, 4.2", Run: ColdWarm},
 	}
 }
 
