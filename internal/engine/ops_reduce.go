@@ -20,13 +20,13 @@ import (
 // With noop_with_empty_axes and no axes the output is the input itself.
 
 func init() {
-	sum := func(a, v float64) float64 { return a + v }
-	sumI := func(a, v int64) int64 { return a + v }
+	var sum func(a, v float64) float64 // nil: reduceInto's inlined sum
+	var sumI func(a, v int64) int64
 	sq := func(a, v float64) float64 { return a + v*v }
 	sqI := func(a, v int64) int64 { return a + v*v }
 	specs := map[string]reduceSpec{
-		"ReduceSum": {f: sum, i: sumI},
-		"ReduceMean": {f: sum, i: sumI,
+		"ReduceSum": {f: sum, i: sumI, intOK: true},
+		"ReduceMean": {f: sum, i: sumI, intOK: true,
 			finF: func(a float64, n int) float64 { return a / float64(n) },
 			finI: func(a int64, n int) int64 {
 				if n == 0 {
@@ -34,16 +34,16 @@ func init() {
 				}
 				return a / int64(n)
 			}},
-		"ReduceMax": {f: math.Max, i: func(a, v int64) int64 { return max(a, v) }, initF: math.Inf(-1), initI: math.MinInt64},
-		"ReduceMin": {f: math.Min, i: func(a, v int64) int64 { return min(a, v) }, initF: math.Inf(1), initI: math.MaxInt64},
-		"ReduceProd": {f: func(a, v float64) float64 { return a * v }, i: func(a, v int64) int64 { return a * v },
+		"ReduceMax": {f: math.Max, i: func(a, v int64) int64 { return max(a, v) }, intOK: true, initF: math.Inf(-1), initI: math.MinInt64},
+		"ReduceMin": {f: math.Min, i: func(a, v int64) int64 { return min(a, v) }, intOK: true, initF: math.Inf(1), initI: math.MaxInt64},
+		"ReduceProd": {f: func(a, v float64) float64 { return a * v }, i: func(a, v int64) int64 { return a * v }, intOK: true,
 			initF: 1, initI: 1},
 		"ReduceL1": {f: func(a, v float64) float64 { return a + math.Abs(v) },
-			i: func(a, v int64) int64 { return a + max(v, -v) }},
-		"ReduceL2": {f: sq, i: sqI,
+			i: func(a, v int64) int64 { return a + max(v, -v) }, intOK: true},
+		"ReduceL2": {f: sq, i: sqI, intOK: true,
 			finF: func(a float64, _ int) float64 { return math.Sqrt(a) },
 			finI: func(a int64, _ int) int64 { return int64(math.Sqrt(float64(a))) }},
-		"ReduceSumSquare": {f: sq, i: sqI},
+		"ReduceSumSquare": {f: sq, i: sqI, intOK: true},
 		"ReduceLogSum":    {f: sum, finF: func(a float64, _ int) float64 { return math.Log(a) }},
 	}
 	for op, s := range specs {
@@ -56,12 +56,14 @@ func init() {
 	register("CumSum", newCumSum)
 }
 
-// reduceSpec is one reduction: an accumulator step from init, for floats (f)
-// and integers (i, nil when the op is float-only), and an optional finish
-// given the number of reduced elements.
+// reduceSpec is one reduction: an accumulator step from init, for floats (f,
+// nil for a plain sum) and integers (i, nil for a plain sum; intOK false when
+// the op is float-only), and an optional finish given the number of reduced
+// elements.
 type reduceSpec struct {
 	f     func(acc, v float64) float64
 	i     func(acc, v int64) int64
+	intOK bool
 	initF float64
 	initI int64
 	finF  func(acc float64, n int) float64
@@ -175,7 +177,7 @@ func newReduce(n *Node, op string, s reduceSpec) (Kernel, error) {
 		case tensor.Float64:
 			out = reduceFloat[float64](x, shape, st, count, s)
 		default:
-			if s.i == nil {
+			if !s.intOK {
 				return nil, fmt.Errorf("input data: dtype %s, %s supports float32 and float64", x.DType, op)
 			}
 			switch x.DType {
@@ -196,11 +198,27 @@ func newReduce(n *Node, op string, s reduceSpec) (Kernel, error) {
 }
 
 // reduceInto folds every element of x (shape xshape) into acc at its output
-// offset (outStrides over xshape, 0 along reduced axes).
+// offset (outStrides over xshape, 0 along reduced axes). A nil f is a plain
+// sum, inlined because Sum and Mean (LayerNorm decompositions) are hot.
 func reduceInto[T num, A float64 | int64](acc []A, x []T, xshape, outStrides []int, f func(a, v A) A) {
 	forRows(xshape, [][]int{contiguousStrides(xshape), outStrides}, func(offs []int, n int, step []int) {
 		xi, o := offs[0], offs[1]
 		row := x[xi : xi+n]
+		if f == nil {
+			if step[1] == 0 {
+				a := acc[o]
+				for _, v := range row {
+					a += A(v)
+				}
+				acc[o] = a
+				return
+			}
+			for _, v := range row {
+				acc[o] += A(v)
+				o += step[1]
+			}
+			return
+		}
 		if step[1] == 0 {
 			a := acc[o]
 			for _, v := range row {
@@ -292,7 +310,7 @@ func newReduceLogSumExp(n *Node) (Kernel, error) {
 		centered := make([]float64, len(xs))
 		broadcastApply(centered, x.Shape, xs, x.Shape, m, kept, func(v, mv float64) float64 { return math.Exp(v - mv) })
 		acc := make([]float64, len(m))
-		reduceInto(acc, centered, x.Shape, st, func(a, v float64) float64 { return a + v })
+		reduceInto(acc, centered, x.Shape, st, nil)
 		out := tensor.New(x.DType, shape...)
 		for i, a := range acc {
 			r := m[i] + math.Log(a)
