@@ -318,7 +318,7 @@ func intList(t *tensor.Tensor, name string) ([]int64, error) {
 }
 
 // toShape converts requested dimensions to a shape, rejecting negative
-// dimensions and shapes of more than maxElements elements.
+// dimensions, dimensions or shapes of more than maxElements elements.
 func toShape(dims []int64, name string) ([]int, error) {
 	out := make([]int, len(dims))
 	n := int64(1)
@@ -326,11 +326,11 @@ func toShape(dims []int64, name string) ([]int, error) {
 		if d < 0 {
 			return nil, fmt.Errorf("%s: dimension %d is %d, must be >= 0", name, i, d)
 		}
-		out[i] = int(min(d, maxElements+1))
-		if n != 0 {
-			n *= min(d, maxElements+1)
+		if d > maxElements {
+			return nil, fmt.Errorf("%s: dimension %d is %d, more than %d elements", name, i, d, maxElements)
 		}
-		if n > maxElements {
+		out[i] = int(d)
+		if n *= d; n > maxElements { // both factors <= 2^30: no overflow
 			return nil, fmt.Errorf("%s: shape %v has more than %d elements", name, dims, maxElements)
 		}
 	}

@@ -242,6 +242,7 @@ func TestCastAndCreation(t *testing.T) {
 		{name: "cast to string", op: "Cast", attrs: to(tensor.String), inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "string"}, unsup: true},
 		{name: "cast without to", op: "Cast", inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "required"}},
 		{name: "constantofshape negative", op: "ConstantOfShape", inputs: ins(i64([]int64{-1}, 1)), frag: []string{"dimension 0 is -1"}},
+		{name: "constantofshape huge dim of an empty shape", op: "ConstantOfShape", inputs: ins(i64([]int64{0, 1 << 40}, 2)), frag: []string{"dimension 1", "more than"}},
 		{name: "constantofshape huge", op: "ConstantOfShape", inputs: ins(i64([]int64{1 << 40, 1 << 40}, 2)), frag: []string{"more than"}},
 		{name: "range zero delta", op: "Range", inputs: ins(f32([]float32{0}), f32([]float32{1}), f32([]float32{0})), frag: []string{"delta", "must not be 0"}},
 		{name: "range huge", op: "Range", inputs: ins(i64([]int64{0}), i64([]int64{math.MaxInt64}), i64([]int64{1})), frag: []string{"exceeds"}},
