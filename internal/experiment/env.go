@@ -95,6 +95,7 @@ func All() []Experiment {
 	return []Experiment{
 		{Name: "load-time", Title: "Model load time by copy mechanism", Ref: "Table 4.2, Fig 4.6", Run: LoadTime},
 		{Name: "cold-warm", Title: "Cold and warm start, phase by phase", Ref: "Table 4.3, Figs 4.1, 4.2", Run: ColdWarm},
+		{Name: "memory-timeline", Title: "Instance memory from start to inference", Ref: "Fig 4.5, Table 4.1", Run: MemoryTimeline},
 	}
 }
 

@@ -54,8 +54,7 @@ func (e *Env) startPlatform(ctx context.Context, extra ...string) (*platform, er
 		os.RemoveAll(home)
 		return nil, fmt.Errorf("start %s up: %w", e.Exe, err)
 	}
-	p := &platform{home: home, cmd: cmd, done: make(chan struct{}),
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}}
+	p := &platform{home: home, cmd: cmd, done: make(chan struct{}), http: newHTTPClient()}
 	up := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -193,6 +192,12 @@ func (p *platform) post(ctx context.Context, url string, body []byte) (time.Dura
 		return lat, fmt.Errorf("POST %s: HTTP %d: %.300s", url, resp.StatusCode, b)
 	}
 	return lat, nil
+}
+
+// newHTTPClient returns a client for loopback load: no proxy, many idle
+// connections.
+func newHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
 }
 
 // inferURL is the gateway's OIP inference URL for function.

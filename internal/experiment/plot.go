@@ -68,9 +68,12 @@ func saveLines(path, title, xLabel, yLabel string, series []xySeries, logY bool)
 		}
 		l.Color = plotutil.Color(i)
 		l.Width = vg.Points(1.2)
+		l.Dashes = plotutil.Dashes(i % 2)
 		p.Add(l)
 		p.Legend.Add(s.Name, l)
 	}
+	p.Legend.Top = false // rising lines leave the lower right free
+	p.Legend.YOffs = vg.Centimeter
 	return p.Save(plotW, plotH, path)
 }
 
