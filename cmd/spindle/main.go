@@ -68,6 +68,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(), newLogsCmd(), newScaleCmd(),
 		newRunCmd(), newInstanceCmd(), newModelCmd(), withExperiments(newBenchCmd()), newTenantCmd(), newLoadCmd(),
+		newSimCmd(),
 	)
 	return root
 }

@@ -311,9 +311,12 @@ func predictiveNeed(stats Stats, rate float64, spec Spec) float64 {
 	return max(spec.MinVCPUs, quantizeUp(max(need, floor)))
 }
 
-// decidePredictive sizes capacity from demand in one step; a short window
-// triggers panic mode (no scale-down, short-window sizing) on bursts, and
-// scale-down waits for need to stay under capacity by the hysteresis for the
+// decidePredictive sizes capacity from demand in one step. It scales up to
+// the larger of the needs over the window and over the short panic window (up
+// fast: a rising rate shows in the short window first); a short-window need
+// of PanicThreshold times capacity starts panic mode, which forbids
+// scale-down for a window (Knative's panic mode); scale-down waits for the
+// window's need to stay under capacity by the hysteresis for the
 // stabilisation window, then goes to the largest need seen meanwhile.
 func decidePredictive(now time.Time, stats Stats, st State, spec Spec) Decision {
 	mem := st.Memory
@@ -356,6 +359,10 @@ func decidePredictive(now time.Time, stats Stats, st State, spec Spec) Decision 
 			Reason: fmt.Sprintf("panic for another %v: need %g <= capacity %g, not scaling down", mem.PanicUntil.Sub(now), want, cur)}
 	}
 	switch {
+	case short > cur && short > stable:
+		// Up fast: a rising rate shows in the short window first.
+		mem.CalmSince, mem.CalmNeed = time.Time{}, 0
+		return up(short, fmt.Sprintf("short-window need %g (rate %.3g/s) > capacity %g", short, stats.ShortRate, cur))
 	case stable > cur:
 		mem.CalmSince, mem.CalmNeed = time.Time{}, 0
 		return up(stable, fmt.Sprintf("need %g (%s) > capacity %g", stable, desc, cur))

@@ -391,9 +391,19 @@ func TestDecidePredictive(t *testing.T) {
 		},
 		{
 			name: "queue adds what drains it in one interval", spec: pred,
-			stats:  func() Stats { s := steady; s.Queued = 10; return s }(), // + 10 x 0.2 s / 2 s = 1
+			stats:  func() Stats { s := steady; s.Queued = 10; return s }(), // + 10 x 0.2 s / 1 s = 2
 			state:  State{Instances: []Instance{inst("a", "n0", 8)}, Nodes: nodes(64, 8)},
-			action: ScaleUp, want: []Instance{inst("a", "n0", 12.5)}, reason: "+ 10 queued",
+			action: ScaleUp, want: []Instance{inst("a", "n0", 13.5)}, reason: "+ 10 queued",
+		},
+		{
+			name: "up fast on the short window", spec: pred, stats: withRate(steady, 40, 50), // 50 x 0.2 / 0.7 = 14.3
+			state:  State{Instances: []Instance{inst("a", "n0", 12)}, Nodes: nodes(64, 12)},
+			action: ScaleUp, want: []Instance{inst("a", "n0", 14.5)}, reason: "short-window need 14.5 (rate 50/s) > capacity 12",
+			check: func(t *testing.T, d Decision) {
+				if !d.Memory.PanicUntil.IsZero() {
+					t.Errorf("panicked: %+v", d.Memory)
+				}
+			},
 		},
 		{
 			name: "spills to a second node", spec: pred, stats: withRate(steady, 40, 40),

@@ -28,9 +28,11 @@
 //   - predictive, ours: the vCPUs needed are computed from the arrival rate and
 //     the measured service time per request (Little's law at a target
 //     utilisation, plus what it takes to drain the queue within one interval)
-//     and reached in one step; a short panic window catches bursts (Knative's
-//     panic mode) and scale-down waits out a stabilisation window with
-//     hysteresis.
+//     and reached in one step, every second; it scales up on the short
+//     (panic) window as soon as that shows more need, a burst of twice the
+//     capacity enters panic mode, which holds capacity for a window
+//     (Knative's panic mode), and scale-down waits out a stabilisation window
+//     with hysteresis.
 //
 // vCPUs move in steps of Quantum (0.25 vCPU, the granularity a CFS quota can
 // follow without rounding surprises). Nodes are a real abstraction: the live

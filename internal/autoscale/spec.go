@@ -122,7 +122,7 @@ func DefaultSpec(p Policy) (Spec, error) {
 		s.VCPUs, s.Instances = 1, 1
 		s.IdleToZero = 0
 	case Predictive:
-		s.Interval = 2 * time.Second
+		s.Interval = time.Second
 		s.MinVCPUs = Quantum
 		s.TargetUtilization = 0.7
 		s.PanicWindow = 2 * time.Second
