@@ -96,6 +96,7 @@ func All() []Experiment {
 		{Name: "load-time", Title: "Model load time by copy mechanism", Ref: "Table 4.2, Fig 4.6", Run: LoadTime},
 		{Name: "cold-warm", Title: "Cold and warm start, phase by phase", Ref: "Table 4.3, Figs 4.1, 4.2", Run: ColdWarm},
 		{Name: "memory-timeline", Title: "Instance memory from start to inference", Ref: "Fig 4.5, Table 4.1", Run: MemoryTimeline},
+		{Name: "concurrency", Title: "Latency and memory under concurrent clients", Ref: "Figs 5.3, 5.6", Run: Concurrency},
 	}
 }
 
@@ -136,10 +137,12 @@ func RunOne(ctx context.Context, env *Env, x Experiment) (*Report, error) {
 	}
 	start := time.Now()
 	env.logf("== %s (%s)", x.Name, x.Ref)
+	loadBefore := loadAvg()
 	rep, err := x.Run(ctx, &sub)
 	if rep == nil {
 		rep = &Report{}
 	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("Machine load average (1 min) at the start and end of the run: %s and %s; other work on the machine shares its CPUs and shows in the timings.", loadBefore, loadAvg()))
 	rep.Name, rep.Title, rep.Ref = x.Name, x.Title, x.Ref
 	rep.Command, rep.Quick, rep.Took = env.Command, env.Quick, time.Since(start)
 	if err != nil {
@@ -150,6 +153,15 @@ func RunOne(ctx context.Context, env *Env, x Experiment) (*Report, error) {
 	}
 	env.logf("   %s: %s in %v", x.Name, filepath.Join(sub.Out, "report.md"), rep.Took.Round(time.Second))
 	return rep, err
+}
+
+// loadAvg returns the 1-minute load average, or "unknown".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
 
 // Machine describes this machine in one line: CPU model, cores, memory,
