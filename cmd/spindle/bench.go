@@ -36,6 +36,7 @@ func newBenchEngineCmd() *cobra.Command {
 		runs, batch, seq    int
 		asJSON, withORT     bool
 		suite, noFusion     bool
+		noPack              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "engine (--model PATH | --suite) [--input NAME=FILE.npy ...] [--threads N,...] [--runs N] [--ort] [--json]",
@@ -87,7 +88,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 			ctx := cmd.Context()
 			var rows []bench.Comparison
 			if suite {
-				rows, err = runSuite(ctx, cmd, threads, runs, load, withORT, script, noFusion)
+				rows, err = runSuite(ctx, cmd, threads, runs, load, withORT, script, noFusion, noPack)
 			} else {
 				given, rerr := readInputs(inputs)
 				if rerr != nil {
@@ -97,6 +98,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 					opt := bench.Options{Threads: t, Runs: runs, Load: mode, Inputs: given,
 						Shape: bench.Shape{Batch: batch, Seq: seq}, Seed: 1}
 					opt.Compile.NoFusion = noFusion
+					opt.Compile.KeepWeightsUnpacked = noPack
 					row, cerr := compare(ctx, model, opt, ort)
 					if cerr != nil {
 						return cerr
@@ -128,6 +130,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f.BoolVar(&withORT, "ort", false, "also run ONNX Runtime on the same inputs")
 	f.StringVar(&script, "ort-script", filepath.Join("tools", "node", "ort-run.mjs"), "ONNX Runtime runner")
 	f.BoolVar(&noFusion, "no-fusion", false, "compile without fused kernels")
+	f.BoolVar(&noPack, "no-pack", false, "keep weights unpacked (no private packed copy; slower multiplies)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole measurement to this file")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
@@ -154,7 +157,7 @@ func compare(ctx context.Context, model string, opt bench.Options, ort *bench.OR
 // runSuite measures every bench.Suite case at every thread count, each in a
 // child `spindle bench engine --json` process so that one model's memory and
 // caches do not colour the next one's numbers.
-func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, load string, withORT bool, script string, noFusion bool) ([]bench.Comparison, error) {
+func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, load string, withORT bool, script string, noFusion, noPack bool) ([]bench.Comparison, error) {
 	cache, err := difftest.NewCache()
 	if err != nil {
 		return nil, err
@@ -178,6 +181,9 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 			}
 			if noFusion {
 				a = append(a, "--no-fusion")
+			}
+			if noPack {
+				a = append(a, "--no-pack")
 			}
 			child := exec.CommandContext(ctx, self, a...)
 			var out bytes.Buffer

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/spindleml/spindle/internal/engine"
@@ -59,6 +60,10 @@ type Result struct {
 	// FirstRunMs is the first inference after load, cold caches and all.
 	FirstRunMs float64 `json:"first_run_ms"`
 	Latency
+	// CPUMs is the process's CPU time (user and system, every thread, the
+	// garbage collector's included) per timed run, Spindle only: unlike
+	// latency it barely moves when other processes compete for the cores.
+	CPUMs float64 `json:"cpu_ms,omitempty"`
 	// Memory is measured for Spindle only (ONNX Runtime runs in another
 	// process); zero otherwise.
 	Memory Memory `json:"memory"`
@@ -129,15 +134,20 @@ func Engine(ctx context.Context, path string, opt Options) (Result, map[string]*
 	}
 	res.FirstRunMs = ms(first)
 	times := make([]time.Duration, opt.Runs)
+	cpu0 := cpuTime()
 	for i := range times {
 		if times[i], err = run(); err != nil {
 			return res, nil, fmt.Errorf("run %d: %w", i+2, err)
 		}
 	}
+	res.CPUMs = ms(cpuTime()-cpu0) / float64(len(times))
 	res.Latency = Summarize(times)
 	if res.Memory.AfterRuns, res.Memory.PSSAfterRuns, err = memory(); err != nil {
 		return res, nil, err
 	}
+	// The model must outlive the reading: were it garbage by then, the
+	// collector would return its packed weights before they were counted.
+	runtime.KeepAlive(m)
 	return res, inputs, nil
 }
 
@@ -146,6 +156,15 @@ func Engine(ctx context.Context, path string, opt Options) (Result, map[string]*
 func memory() (rss, pss uint64, err error) {
 	debug.FreeOSMemory()
 	return metrics.ReadMemory(os.Getpid())
+}
+
+// cpuTime returns the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

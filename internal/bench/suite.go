@@ -49,7 +49,7 @@ func (c Comparison) Ratio() float64 {
 // both engines, their ratio, and load plus first inference.
 func WriteTable(w io.Writer, rows []Comparison) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tthreads\tspindle ms\tort ms\tratio\tspindle p99\tort p99\tspindle load+first\tort load+first\tspindle RSS MiB\t")
+	fmt.Fprintln(tw, "case\tthreads\tspindle ms\tort ms\tratio\tspindle p99\tort p99\tspindle cpu ms\tspindle load+first\tort load+first\tspindle RSS MiB\t")
 	for _, r := range rows {
 		s := r.Spindle
 		ortMed, ortP99, ortLF, ratio := "-", "-", "-", "-"
@@ -58,8 +58,8 @@ func WriteTable(w io.Writer, rows []Comparison) error {
 			ortLF = f2(r.ORT.LoadMs + r.ORT.FirstRunMs)
 			ratio = fmt.Sprintf("%.2f", r.Ratio())
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t\n", r.Case, r.Threads, f2(s.Median), ortMed, ratio,
-			f2(s.P99), ortP99, f2(s.LoadMs+s.FirstRunMs), ortLF, float64(s.Memory.AfterRuns)/(1<<20))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t\n", r.Case, r.Threads, f2(s.Median), ortMed, ratio,
+			f2(s.P99), ortP99, f2(s.CPUMs), f2(s.LoadMs+s.FirstRunMs), ortLF, float64(s.Memory.AfterRuns)/(1<<20))
 	}
 	return tw.Flush()
 }
