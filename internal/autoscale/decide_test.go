@@ -172,7 +172,17 @@ func TestDecideHybrid(t *testing.T) {
 			action: ScaleUp, want: []Instance{inst("a", "n0", 56), {Node: "n2", VCPUs: 54}},
 		},
 		{
-			name: "spread picks the emptiest node", spec: mustSpec(t, Hybrid, "placement=spread"), stats: slow,
+			name: "first fit picks the first node with room", spec: mustSpec(t, Hybrid, "placement=first-fit"), stats: slow,
+			state:  State{Instances: []Instance{inst("a", "n0", 2)}, Nodes: nodes(8, 8, 5, 0)},
+			action: ScaleUp, want: []Instance{inst("a", "n0", 2), {Node: "n1", VCPUs: 2}},
+		},
+		{
+			name: "spread picks the emptiest node", spec: hybrid, stats: slow,
+			state:  State{Instances: []Instance{inst("a", "n0", 2)}, Nodes: nodes(8, 8, 5, 0)},
+			action: ScaleUp, want: []Instance{inst("a", "n0", 2), {Node: "n2", VCPUs: 2}},
+		},
+		{
+			name: "spread splits what no node holds", spec: mustSpec(t, Hybrid, "placement=spread"), stats: slow,
 			state:  State{Instances: []Instance{inst("a", "n0", 4)}, Nodes: nodes(4, 4, 3, 1, 2)},
 			action: ScaleUp, want: []Instance{inst("a", "n0", 4), {Node: "n2", VCPUs: 3}, {Node: "n3", VCPUs: 1}},
 		},

@@ -32,8 +32,15 @@ type Placement string
 
 // Placements.
 const (
-	FirstFit Placement = "first-fit" // the first node, in Nodes order, with room
-	Spread   Placement = "spread"    // the node with the most free CPUs
+	// FirstFit packs: the first node, in Nodes order, with room.
+	FirstFit Placement = "first-fit"
+	// Spread, the default, picks the node with the most free CPUs, leaving
+	// instances room to grow where they are (the Kubernetes scheduler's
+	// least-allocated scoring). First-fit packs new functions onto the
+	// first nodes, whose instances then cannot grow vertically and split
+	// across nodes: in a 1,000-node simulation it doubled the instances
+	// and filled the cluster.
+	Spread Placement = "spread"
 )
 
 // Load modes, as internal/onnx names them: how an instance holds its model.
@@ -108,7 +115,7 @@ func DefaultSpec(p Policy) (Spec, error) {
 		MinVCPUs:      1,
 		Stabilization: 30 * time.Second,
 		IdleToZero:    60 * time.Second,
-		Placement:     FirstFit,
+		Placement:     Spread,
 		Load:          LoadMmap,
 	}
 	switch p {
