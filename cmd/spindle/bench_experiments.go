@@ -60,8 +60,8 @@ loopback ports, in temporary folders.`,
 			if env.Out, err = filepath.Abs(env.Out); err != nil {
 				return err
 			}
-			if env.Runs < 0 || env.Users < 0 || env.VCPUs < 0 {
-				return usagef("--runs, --users, --vcpus: must not be negative")
+			if env.Runs < 0 || env.Users < 0 || env.VCPUs < 0 || env.Duration < 0 {
+				return usagef("--runs, --users, --vcpus, --duration: must not be negative")
 			}
 			env.Kinds = kinds
 			env.Command = "spindle " + strings.Join(os.Args[1:], " ")
@@ -103,6 +103,7 @@ loopback ports, in temporary folders.`,
 	f.StringVar(&env.Models, "model-cache", "", "where generated models are kept between runs (default OUT/models)")
 	f.IntVar(&env.Runs, "runs", 0, "repetitions per measurement (default 3 with --quick, 10 without)")
 	f.IntVar(&env.Users, "users", 0, "cap on concurrent clients and ramp users (default: the thesis's 50 and 100; 10 and 20 with --quick)")
+	f.DurationVar(&env.Duration, "duration", 0, "how long the live ramp runs (default 120s; 20s with --quick)")
 	f.Float64Var(&env.VCPUs, "vcpus", 0, "cap on the vCPU steps (default: this machine's CPUs)")
 	f.StringSliceVar(&kinds, "models", nil, "models to run: mnist-cnn, minilm-l6, bert-base, vgg16 (default: per experiment; small ones with --quick)")
 	return cmd

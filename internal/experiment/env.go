@@ -32,6 +32,9 @@ type Env struct {
 	// Users caps the concurrency levels and the ramp's users; 0 means the
 	// thesis's (50 concurrent clients, 100 users) without Quick.
 	Users int
+	// Duration is how long the live ramp runs; 0 means 120 s, 20 s with
+	// Quick.
+	Duration time.Duration
 	// VCPUs caps the vCPU steps; 0 means the machine's CPU count.
 	VCPUs float64
 	// Models to run, by modelgen kind; empty means each experiment's default
@@ -97,6 +100,7 @@ func All() []Experiment {
 		{Name: "cold-warm", Title: "Cold and warm start, phase by phase", Ref: "Table 4.3, Figs 4.1, 4.2", Run: ColdWarm},
 		{Name: "memory-timeline", Title: "Instance memory from start to inference", Ref: "Fig 4.5, Table 4.1", Run: MemoryTimeline},
 		{Name: "concurrency", Title: "Latency and memory under concurrent clients", Ref: "Figs 5.3, 5.6", Run: Concurrency},
+		{Name: "hybrid-vs-hpa", Title: "Hybrid autoscaling against HPA on the thesis ramp", Ref: "Figs 6.1, 6.2, 6.3", Run: HybridVsHPA},
 	}
 }
 

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"image/png"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spindleml/spindle/internal/onnx"
 )
@@ -151,5 +153,69 @@ func TestTableMarkdown(t *testing.T) {
 	want := "cap\n\n| a | b |\n|---|---|\n| 1 | x\\|y |\n| 2 |  |\n"
 	if got != want {
 		t.Errorf("Markdown() =\n%q\nwant\n%q", got, want)
+	}
+}
+
+// buildSpindle builds the spindle binary for the experiments that start
+// gateways and instances.
+func buildSpindle(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "spindle")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/spindleml/spindle/cmd/spindle")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build spindle: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestPlatformExperimentsTinyRun runs every experiment that needs the real
+// binary at the smallest size: a gateway, instances and spindle sim, all real.
+func TestPlatformExperimentsTinyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds spindle and starts gateways and instances")
+	}
+	bin := buildSpindle(t)
+	out := t.TempDir()
+	env := &Env{Exe: bin, Out: out, Quick: true, Runs: 1, Users: 2, VCPUs: 1, Duration: 2 * time.Second, Kinds: []string{"mnist-cnn"}}
+	tests := []struct {
+		name   string
+		csv    []string
+		pngs   []string
+		report []string
+	}{
+		{"cold-warm", []string{"cold-warm.csv"}, []string{"cold-warm-phases.png", "cold-warm-total.png"}, []string{"| MNIST CNN | cold | 1 image |", "Thesis Table 4.3"}},
+		{"memory-timeline", []string{"memory-timeline.csv"}, []string{"memory-timeline-mnist-cnn.png"}, []string{"| MNIST CNN | mmap (zero copy) |", "Thesis Fig 4.5"}},
+		{"concurrency", []string{"concurrency.csv"}, []string{"concurrency-memory.png"}, []string{"| ml | 1 | 1 |", "| burn | 1 | 1 |", "Thesis Figs 5.3 and 5.6"}},
+		{"hybrid-vs-hpa", []string{"live-ramp.csv", "simulated-series.csv"}, []string{"hybrid-memory.png", "hybrid-latency.png", "hybrid-load.png"}, []string{"| hybrid |", "| hpa |", "simulated", "| 1 -> 2 |"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x, ok := Lookup(tt.name)
+			if !ok {
+				t.Fatalf("no experiment %q", tt.name)
+			}
+			if _, err := RunOne(context.Background(), env, x); err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(out, tt.name)
+			for _, c := range tt.csv {
+				readCSV(t, filepath.Join(dir, c))
+			}
+			for _, p := range tt.pngs {
+				checkPNG(t, filepath.Join(dir, p))
+			}
+			md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range append(tt.report, "## Summary", "## The thesis's numbers") {
+				if !strings.Contains(string(md), want) {
+					t.Errorf("report.md lacks %q:\n%s", want, md)
+				}
+			}
+			if strings.Contains(string(md), "The run failed") {
+				t.Errorf("report notes a failure:\n%s", md)
+			}
+		})
 	}
 }
