@@ -404,9 +404,9 @@ func (s Spec) Validate() error {
 // capOn is the largest an instance may grow on a node of the given size.
 func (s Spec) capOn(node Node) float64 {
 	if s.MaxVCPUs > 0 {
-		return min(s.MaxVCPUs, node.CPUs)
+		return quantizeDown(min(s.MaxVCPUs, node.CPUs))
 	}
-	return node.CPUs
+	return quantizeDown(node.CPUs)
 }
 
 // String is the policy with its main parameters, for logs and reports.

@@ -184,3 +184,30 @@ func TestEventHeap(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseDist(f *testing.F) {
+	for _, s := range []string{"const:200ms", "exp:1s", "lognormal:200ms:0.2", "uniform:1ms:2ms", "lognormal:1ns:100", "file:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.HasPrefix(s, "file:") {
+			return // reads files: covered by TestParseDist
+		}
+		d, err := ParseDist(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadDist) {
+				t.Fatalf("%q: error %v does not wrap ErrBadDist", s, err)
+			}
+			return
+		}
+		r := rand.New(rand.NewPCG(1, 1))
+		for range 10 {
+			if x := d.Sample(r); !(x >= 0) || math.IsInf(x, 0) {
+				t.Fatalf("%q: sample %v", s, x)
+			}
+		}
+		if !(d.Mean() > 0) {
+			t.Fatalf("%q: mean %v", s, d.Mean())
+		}
+	})
+}
