@@ -41,7 +41,7 @@ func FuzzDecide(f *testing.F) {
 		st := State{Memory: Memory{CalmSince: t0.Add(-time.Duration(r.IntN(60)) * time.Second)}}
 		for i := range 1 + r.IntN(5) {
 			cpus := float64(r.IntN(65))
-			st.Nodes = append(st.Nodes, Node{Name: fmt.Sprint("n", i), CPUs: cpus, Used: float64(r.IntN(int(cpus)+1))})
+			st.Nodes = append(st.Nodes, Node{Name: fmt.Sprint("n", i), CPUs: cpus, Used: float64(r.IntN(int(cpus) + 1))})
 		}
 		for k := range r.IntN(4) {
 			i := r.IntN(len(st.Nodes))
