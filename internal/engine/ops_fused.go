@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -242,13 +243,15 @@ func softmaxRow(row []float32) {
 		return
 	}
 	mx := row[0]
-	for _, v := range row[1:] {
+	nan := false
+	for _, v := range row {
 		if v > mx {
 			mx = v
 		}
+		nan = nan || v != v
 	}
-	if math.IsInf(float64(mx), 0) || mx != mx {
-		// -Inf everywhere, +Inf or NaN: leave it to the exact formula.
+	if nan || math.IsInf(float64(mx), 0) {
+		// NaN, +Inf, or -Inf everywhere: leave it to the exact formula.
 		var sum float64
 		for j, v := range row {
 			e := math.Exp(float64(v - mx))
@@ -260,103 +263,11 @@ func softmaxRow(row []float32) {
 		}
 		return
 	}
-	var sum float32
-	for j, v := range row {
-		e := expf(v - mx)
-		row[j] = e
-		sum += e
-	}
-	inv := 1 / sum
+	inv := 1 / kernels.ExpSubSum(row, mx)
 	for j := range row {
 		row[j] *= inv
 	}
 }
 
-// expf approximates e^x in float32 to about 1 ulp (Cephes expf: x = n ln2 +
-// r, |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n by building the
-// exponent bits). Below -87.3 it returns 0, above 88 it returns e^88.
-func expf(x float32) float32 {
-	if x < -87.3 || x != x {
-		if x != x {
-			return x
-		}
-		return 0
-	}
-	x = min(x, 88)
-	const (
-		log2e = 1.44269504088896341
-		ln2hi = 0.693359375
-		ln2lo = -2.12194440e-4
-		round = 12582912 // 1.5 * 2^23: adding it rounds to an integer
-	)
-	n := x*log2e + round
-	n -= round
-	r := x - n*ln2hi - n*ln2lo
-	p := float32(1.9875691500e-4)
-	p = p*r + 1.3981999507e-3
-	p = p*r + 8.3334519073e-3
-	p = p*r + 4.1665795894e-2
-	p = p*r + 1.6666665459e-1
-	p = p*r + 5.0000001201e-1
-	p = p*r*r + r + 1
-	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
-}
-
-// erfcf approximates erfc(x) for x >= 0 in float32 with the Chebyshev
-// fit of Numerical Recipes (erfcc, relative error below 1.2e-7 in exact
-// arithmetic). Working with erfc rather than erf keeps 1+erf(x) accurate for
-// negative x, where it is a small difference.
-func erfcf(x float32) float32 {
-	t := 1 / (1 + 0.5*x)
-	p := float32(0.17087277)
-	p = p*t - 0.82215223
-	p = p*t + 1.48851587
-	p = p*t - 1.13520398
-	p = p*t + 0.27886807
-	p = p*t - 0.18628806
-	p = p*t + 0.09678418
-	p = p*t + 0.37409196
-	p = p*t + 1.00002368
-	p = p*t - 1.26551223
-	return t * expf(p-x*x)
-}
-
-// erfSmall returns erf(z) for |z| < 1.1 from its Maclaurin series
-// (truncation error below 1e-9 there).
-func erfSmall(z float32) float32 {
-	z2 := z * z
-	p := float32(-1.2290555301717928e-09)
-	p = p*z2 + 1.4807192815879219e-08
-	p = p*z2 + -1.6365844691234924e-07
-	p = p*z2 + 1.6462114365889248e-06
-	p = p*z2 + -1.4925650358406252e-05
-	p = p*z2 + 0.00012055332981789665
-	p = p*z2 + -0.00085483270234508533
-	p = p*z2 + 0.0052239776254421879
-	p = p*z2 + -0.026866170645131252
-	p = p*z2 + 0.11283791670955128
-	p = p*z2 + -0.37612638903183754
-	p = p*z2 + 1.1283791670955126
-	return p * z
-}
-
 // geluInto sets dst[i] = src[i]/2 * (1 + erf(src[i]/sqrt 2)); dst may be src.
-// Near zero erf comes from its series; further out from erfc, as
-// x/2 * erfc(|x|/sqrt 2) for x < 0 and x - x/2 * erfc(x/sqrt 2) for x > 0, so
-// that 1+erf(x) loses nothing to cancellation for negative x.
-func geluInto(dst, src []float32) {
-	src = src[:len(dst)]
-	for i, x := range src {
-		z := x * (1 / math.Sqrt2)
-		switch {
-		case z > -1.0625 && z < 1.0625:
-			dst[i] = 0.5 * x * (1 + erfSmall(z))
-		case x < 0:
-			dst[i] = 0.5 * x * erfcf(-z)
-		case x > 0:
-			dst[i] = x - 0.5*x*erfcf(z)
-		default:
-			dst[i] = x // NaN
-		}
-	}
-}
+func geluInto(dst, src []float32) { kernels.Gelu(dst, src) }

@@ -1,0 +1,19 @@
+//go:build !noasm
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// vmathAVX512 selects the AVX-512 loops of vmath_amd64.s.
+var vmathAVX512 = cpu.X86.HasAVX512F
+
+// expSubSumAVX512 is ExpSubSum on blocks*16 floats from x, leaving the
+// per-lane sums in acc.
+//
+//go:noescape
+func expSubSumAVX512(x *float32, blocks int, m float32, acc *[16]float32)
+
+// geluAVX512 is Gelu on blocks*16 floats.
+//
+//go:noescape
+func geluAVX512(dst, src *float32, blocks int)

@@ -1,0 +1,12 @@
+//go:build !amd64 || noasm
+
+package kernels
+
+// vmathAVX512 is false: this build has only the Go loops.
+const vmathAVX512 = false
+
+func expSubSumAVX512(x *float32, blocks int, m float32, acc *[16]float32) {
+	panic("kernels: no AVX-512 in this build")
+}
+
+func geluAVX512(dst, src *float32, blocks int) { panic("kernels: no AVX-512 in this build") }

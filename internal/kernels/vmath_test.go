@@ -1,0 +1,194 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// vmathPaths are the implementations of ExpSubSum and Gelu this build and CPU
+// can run: the Go loops always, the AVX-512 loops where present (lengths past
+// the last whole block of 16 go to the Go loop in both).
+func vmathPaths() []string {
+	if vmathAVX512 {
+		return []string{"go", "avx512"}
+	}
+	return []string{"go"}
+}
+
+func expSubSumPath(path string, x []float32, m float32) float32 {
+	if path == "avx512" {
+		return ExpSubSum(x, m)
+	}
+	var sum float32
+	for i, v := range x {
+		x[i] = Expf(v - m)
+		sum += x[i]
+	}
+	return sum
+}
+
+func geluPath(path string, dst, src []float32) {
+	if path == "avx512" {
+		Gelu(dst, src)
+		return
+	}
+	for i := range dst {
+		dst[i] = gelu1(src[i])
+	}
+}
+
+// ulp returns the spacing of float32 values at v.
+func ulp(v float32) float64 {
+	v = float32(math.Abs(float64(v)))
+	return float64(math.Nextafter32(v, float32(math.Inf(1))) - v)
+}
+
+// TestExpf checks Expf against math.Exp within 2 ulp over its range, and its
+// edges: clamping below -88 and above 88, NaN.
+func TestExpf(t *testing.T) {
+	for x := float32(-88); x <= 88; x += 0.0137 {
+		want := math.Exp(float64(x))
+		if got := Expf(x); math.Abs(float64(got)-want) > 2*ulp(float32(want)) {
+			t.Fatalf("Expf(%v) = %v, want %v", x, got, want)
+		}
+	}
+	for _, x := range []float32{-88, -100, float32(math.Inf(-1))} {
+		if got, want := Expf(x), float32(math.Exp(-88)); math.Abs(float64(got-want)) > 2*ulp(want) {
+			t.Errorf("Expf(%v) = %v, want e^-88 = %v", x, got, want)
+		}
+	}
+	if got := Expf(float32(math.Inf(1))); got != float32(math.Exp(88)) && math.Abs(float64(got)-math.Exp(88)) > 2*ulp(float32(math.Exp(88))) {
+		t.Errorf("Expf(+Inf) = %v, want e^88", got)
+	}
+	if got := Expf(float32(math.NaN())); got == got {
+		t.Errorf("Expf(NaN) = %v, want NaN", got)
+	}
+}
+
+// TestExpSubSum checks every path and length (whole blocks, tails, both)
+// against float64, that the sum matches, and that a guard band after the
+// slice is untouched.
+func TestExpSubSum(t *testing.T) {
+	const guard = 777
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, path := range vmathPaths() {
+		for _, n := range []int{0, 1, 15, 16, 17, 33, 128, 1000} {
+			buf := make([]float32, n+8)
+			for i := range buf {
+				buf[i] = guard
+			}
+			x := buf[:n]
+			for i := range x {
+				x[i] = float32(rng.NormFloat64() * 20)
+			}
+			if n > 2 {
+				x[1] = -3e38 // a masked score
+			}
+			orig := append([]float32(nil), x...)
+			m := float32(5)
+			sum := expSubSumPath(path, x, m)
+			var want float64
+			for i, v := range orig {
+				e := math.Exp(math.Max(float64(v-m), -88))
+				want += e
+				if math.Abs(float64(x[i])-e) > 3*ulp(float32(e)) {
+					t.Fatalf("%s n=%d: e^(%v-%v) = %v, want %v", path, n, v, m, x[i], e)
+				}
+			}
+			if math.Abs(float64(sum)-want) > 1e-5*want {
+				t.Errorf("%s n=%d: sum %v, want %v", path, n, sum, want)
+			}
+			for i := n; i < len(buf); i++ {
+				if buf[i] != guard {
+					t.Fatalf("%s n=%d: guard element %d overwritten with %v", path, n, i, buf[i])
+				}
+			}
+		}
+	}
+}
+
+// TestGelu checks every path against the float64 formula with the tolerance
+// of the spelled-out float32 graph (2 ulp plus |x| * 2^-24, what 1+erf loses
+// to rounding), in place and out of place, with a guard band, and NaN.
+func TestGelu(t *testing.T) {
+	const guard = 777
+	var xs []float32
+	for v := float32(-12); v <= 12; v += 0.003 {
+		xs = append(xs, v)
+	}
+	xs = append(xs, 0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 1e4, -1e4, float32(math.Inf(1)), float32(math.Inf(-1)))
+	for _, path := range vmathPaths() {
+		for _, inPlace := range []bool{false, true} {
+			src := append([]float32(nil), xs...)
+			buf := make([]float32, len(xs)+5)
+			for i := range buf {
+				buf[i] = guard
+			}
+			dst := buf[:len(xs)]
+			if inPlace {
+				copy(dst, src)
+				geluPath(path, dst, dst)
+			} else {
+				geluPath(path, dst, src)
+			}
+			for i, x := range xs {
+				want := float32(0.5 * float64(x) * (1 + math.Erf(float64(x)/math.Sqrt2)))
+				got := dst[i]
+				if math.IsInf(float64(x), 0) {
+					if got != want && !(got != got && want != want) {
+						t.Errorf("%s: gelu(%v) = %v, want %v", path, x, got, want)
+					}
+					continue
+				}
+				if tol := 2*ulp(want) + math.Abs(float64(x))*0x1p-24; math.Abs(float64(got-want)) > tol {
+					t.Fatalf("%s in place %v: gelu(%v) = %v, want %v (tolerance %g)", path, inPlace, x, got, want, tol)
+				}
+			}
+			for i := len(xs); i < len(buf); i++ {
+				if buf[i] != guard {
+					t.Fatalf("%s: guard element %d overwritten", path, i)
+				}
+			}
+		}
+		nan := make([]float32, 20)
+		for i := range nan {
+			nan[i] = float32(math.NaN())
+		}
+		geluPath(path, nan, nan)
+		for i, v := range nan {
+			if v == v {
+				t.Fatalf("%s: gelu(NaN) = %v at %d, want NaN", path, v, i)
+			}
+		}
+	}
+}
+
+func BenchmarkGelu(b *testing.B) {
+	src := make([]float32, 128*1536)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range src {
+		src[i] = float32(rng.NormFloat64())
+	}
+	dst := make([]float32, len(src))
+	for _, path := range vmathPaths() {
+		b.Run(path, func(b *testing.B) {
+			b.SetBytes(int64(4 * len(src)))
+			for b.Loop() {
+				geluPath(path, dst, src)
+			}
+		})
+	}
+}
+
+func BenchmarkExpSubSum(b *testing.B) {
+	x := make([]float32, 128*128)
+	for _, path := range vmathPaths() {
+		b.Run(path, func(b *testing.B) {
+			b.SetBytes(int64(4 * len(x)))
+			for b.Loop() {
+				expSubSumPath(path, x, 0)
+			}
+		})
+	}
+}
