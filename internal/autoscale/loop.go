@@ -62,7 +62,9 @@ type LoopConfig struct {
 // Loop decides on every function when its interval has passed and applies
 // the decisions. It is safe for concurrent use.
 type Loop struct {
-	cfg LoopConfig
+	cfg    LoopConfig
+	tickMu sync.Mutex    // one Tick at a time
+	wake   chan struct{} // Wake asks Run for a tick now
 
 	mu    sync.Mutex
 	fns   map[string]*fnLoop
@@ -101,7 +103,7 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 	if cfg.History == 0 {
 		cfg.History = 32
 	}
-	return &Loop{cfg: cfg, fns: map[string]*fnLoop{}}, nil
+	return &Loop{cfg: cfg, fns: map[string]*fnLoop{}, wake: make(chan struct{}, 1)}, nil
 }
 
 // Set adds a function or changes its spec; what its policy remembers is
@@ -147,14 +149,21 @@ func (l *Loop) Spec(fn string) (Spec, bool) {
 	return f.spec, true
 }
 
-// Wake makes a function due at the next Tick, whatever its interval: the
-// gateway calls it when a request finds no instance, so that scaling from
-// zero does not wait for the interval.
+// Wake makes a function due at once, whatever its interval, and has Run
+// tick now rather than at its next tick: the gateway calls it when a request
+// finds no instance, so that scaling from zero waits for neither.
 func (l *Loop) Wake(fn string) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if f, ok := l.fns[fn]; ok {
+	f, ok := l.fns[fn]
+	if ok {
 		f.due = time.Time{}
+	}
+	l.mu.Unlock()
+	if ok {
+		select {
+		case l.wake <- struct{}{}:
+		default: // a tick is already asked for
+		}
 	}
 }
 
@@ -174,8 +183,9 @@ func (l *Loop) History(fn string) []Record {
 	return append(out, f.hist[:f.next]...)
 }
 
-// Run ticks every Resolution until ctx ends, and returns ctx's error. Errors
-// of single functions are in their records, not returned.
+// Run ticks every Resolution, and whenever Wake asks, until ctx ends, and
+// returns ctx's error. Errors of single functions are in their records, not
+// returned.
 func (l *Loop) Run(ctx context.Context) error {
 	t := l.cfg.Clock.NewTicker(l.cfg.Resolution)
 	defer t.Stop()
@@ -184,6 +194,8 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C():
+			l.Tick(l.cfg.Clock.Now())
+		case <-l.wake:
 			l.Tick(l.cfg.Clock.Now())
 		}
 	}
@@ -201,6 +213,8 @@ type dueFn struct {
 // next function is decided on. It returns the errors of reading stats or
 // instances and of applying, also kept in the functions' records.
 func (l *Loop) Tick(now time.Time) error {
+	l.tickMu.Lock()
+	defer l.tickMu.Unlock()
 	l.mu.Lock()
 	var due []dueFn
 	for _, name := range l.names {

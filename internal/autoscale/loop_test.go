@@ -281,11 +281,21 @@ func TestLoopRun(t *testing.T) {
 	case <-time.After(10 * time.Second): // a guard against a hang, not a wait
 		t.Fatal("no decision applied after a tick")
 	}
+	// Wake ticks at once, without the clock moving.
+	st.set("f", slow)
+	l.Wake("f")
+	select {
+	case <-act.notify:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no decision applied after Wake")
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v, want context.Canceled", err)
 	}
-	if h := l.History("f"); len(h) != 1 || !h[0].Time.Equal(t0.Add(time.Second)) || h[0].Decision.Action != FromZero {
+	h := l.History("f")
+	if len(h) != 2 || !h[0].Time.Equal(t0.Add(time.Second)) || h[0].Decision.Action != FromZero ||
+		!h[1].Time.Equal(t0.Add(time.Second)) || h[1].Decision.Action != ScaleUp {
 		t.Errorf("history %+v", h)
 	}
 	if clock.Tickers() != 0 {

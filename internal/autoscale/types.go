@@ -11,35 +11,38 @@ const Quantum = 0.25
 
 // Stats is what was observed of one function over its window, as of the
 // decision's time. The zero value means no traffic and no measurements.
+// Durations encode in JSON as nanoseconds.
 type Stats struct {
 	// Window is the span the counts, rates and percentiles cover.
-	Window time.Duration
+	Window time.Duration `json:"window"`
 	// Arrivals is the number of requests that arrived in the window.
-	Arrivals int
+	Arrivals int `json:"arrivals"`
 	// Rate is arrivals per second over Window.
-	Rate float64
+	Rate float64 `json:"rate"`
 	// ShortRate is arrivals per second over the spec's PanicWindow, the most
 	// recent part of the window; predictive's panic mode reads it.
-	ShortRate float64
+	ShortRate float64 `json:"short_rate"`
 	// Completions is the number of requests that finished in the window; the
 	// percentiles are over them and are zero when it is zero.
-	Completions   int
-	P50, P95, P99 time.Duration
+	Completions int           `json:"completions"`
+	P50         time.Duration `json:"p50"`
+	P95         time.Duration `json:"p95"`
+	P99         time.Duration `json:"p99"`
 	// ServiceTime is the mean CPU time one request needs at 1 vCPU, measured
 	// (for example as worker busy time per completion, normalised to 1 vCPU);
 	// zero means not known yet.
-	ServiceTime time.Duration
+	ServiceTime time.Duration `json:"service_time"`
 	// InFlight is the number of requests running now.
-	InFlight int
+	InFlight int `json:"in_flight"`
 	// Queued is the number of requests waiting now, at the gateway or in an
 	// instance.
-	Queued int
+	Queued int `json:"queued"`
 	// QueueAge is how long the oldest waiting request has waited; zero when
 	// none waits. A decision reads it as a latency when nothing completes.
-	QueueAge time.Duration
+	QueueAge time.Duration `json:"queue_age"`
 	// Idle is the time since the last request arrived (or since the function
 	// was first seen, if none has).
-	Idle time.Duration
+	Idle time.Duration `json:"idle"`
 }
 
 // validate rejects what no stats source should produce.
