@@ -31,20 +31,24 @@ type Const float64
 
 // Sample returns the constant.
 func (c Const) Sample(*rand.Rand) float64 { return float64(c) }
+
 // Mean returns the constant.
-func (c Const) Mean() float64             { return float64(c) }
+func (c Const) Mean() float64 { return float64(c) }
+
 // String returns "const:D".
-func (c Const) String() string            { return "const:" + secs(float64(c)) }
+func (c Const) String() string { return "const:" + secs(float64(c)) }
 
 // Exp is an exponential distribution with the given mean (an M/M/x server).
 type Exp float64
 
 // Sample draws an exponential time.
 func (e Exp) Sample(r *rand.Rand) float64 { return r.ExpFloat64() * float64(e) }
+
 // Mean returns the mean.
-func (e Exp) Mean() float64               { return float64(e) }
+func (e Exp) Mean() float64 { return float64(e) }
+
 // String returns "exp:MEAN".
-func (e Exp) String() string              { return "exp:" + secs(float64(e)) }
+func (e Exp) String() string { return "exp:" + secs(float64(e)) }
 
 // LogNormal is a log-normal distribution with a given mean and coefficient of
 // variation (stddev / mean): right-skewed like measured inference latencies.
@@ -63,20 +67,24 @@ func NewLogNormal(mean, cv float64) LogNormal {
 
 // Sample draws a log-normal time.
 func (l LogNormal) Sample(r *rand.Rand) float64 { return math.Exp(l.mu + l.sigma*r.NormFloat64()) }
+
 // Mean returns the mean.
-func (l LogNormal) Mean() float64               { return l.mean }
+func (l LogNormal) Mean() float64 { return l.mean }
+
 // String returns "lognormal:MEAN:CV".
-func (l LogNormal) String() string              { return fmt.Sprintf("lognormal:%s:%g", secs(l.mean), l.cv) }
+func (l LogNormal) String() string { return fmt.Sprintf("lognormal:%s:%g", secs(l.mean), l.cv) }
 
 // Uniform is uniform on [Lo, Hi].
 type Uniform struct{ Lo, Hi float64 }
 
 // Sample draws a time uniformly from [Lo, Hi].
 func (u Uniform) Sample(r *rand.Rand) float64 { return u.Lo + r.Float64()*(u.Hi-u.Lo) }
+
 // Mean returns the middle of the range.
-func (u Uniform) Mean() float64               { return (u.Lo + u.Hi) / 2 }
+func (u Uniform) Mean() float64 { return (u.Lo + u.Hi) / 2 }
+
 // String returns "uniform:LO:HI".
-func (u Uniform) String() string              { return "uniform:" + secs(u.Lo) + ":" + secs(u.Hi) }
+func (u Uniform) String() string { return "uniform:" + secs(u.Lo) + ":" + secs(u.Hi) }
 
 // Empirical resamples measured service times, such as the per-request times
 // of the real engine at 1 thread.
@@ -105,8 +113,10 @@ func NewEmpirical(values []float64, source string) (*Empirical, error) {
 
 // Sample draws one of the measured times.
 func (e *Empirical) Sample(r *rand.Rand) float64 { return e.values[r.IntN(len(e.values))] }
+
 // Mean returns the mean of the measured times.
-func (e *Empirical) Mean() float64               { return e.mean }
+func (e *Empirical) Mean() float64 { return e.mean }
+
 // String names the source and its size.
 func (e *Empirical) String() string {
 	return fmt.Sprintf("file:%s (%d samples, mean %s)", e.source, len(e.values), secs(e.mean))
