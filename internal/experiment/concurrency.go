@@ -214,7 +214,7 @@ func Concurrency(ctx context.Context, env *Env) (*Report, error) {
 	m1, mN := results[key{"ml", top, levels[0]}], results[key{"ml", top, levels[len(levels)-1]}]
 	if len(m1.rss) > 0 && len(mN.rss) > 0 {
 		a, b := slices.Max(m1.rss), slices.Max(mN.rss)
-		rep.Summary = append(rep.Summary, fmt.Sprintf("ML instance memory at %g vCPU: max RSS %s MiB with %d client(s), %s MiB with %d (%+.0f%%; thesis, Fig 5.3: about constant up to 100 concurrent requests).",
+		rep.Summary = append(rep.Summary, fmt.Sprintf("ML instance memory at %g vCPU: max RSS %s MiB with %d client, %s MiB with %d (%+.0f%%; thesis, Fig 5.3: about constant up to 100 concurrent requests).",
 			top, fmtMiB(a), levels[0], fmtMiB(b), levels[len(levels)-1], 100*(float64(b)/float64(a)-1)))
 	}
 	how := "cgroup CPU quota, worker count and GOMAXPROCS together (spindle scale)"
