@@ -57,6 +57,9 @@ type LoopConfig struct {
 	Resolution time.Duration
 	// History is how many records are kept per function; 0 means 32.
 	History int
+	// Observe, if set, is called with every record, after it is kept: a
+	// hook for logs and metrics. It must not call back into the Loop's Tick.
+	Observe func(fn string, r Record)
 }
 
 // Loop decides on every function when its interval has passed and applies
@@ -281,6 +284,9 @@ func (l *Loop) Tick(now time.Time) error {
 			errs = append(errs, err)
 		}
 		l.record(f.name, now, mem, rec)
+		if l.cfg.Observe != nil {
+			l.cfg.Observe(f.name, rec)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -158,6 +158,10 @@ func TestLoopTick(t *testing.T) {
 
 func TestLoopSharesNodeCapacity(t *testing.T) {
 	l, st, act := newTestLoop(t, StaticNodes{{Name: "n0", CPUs: 6}}, 0)
+	var observed []string
+	l.cfg.Observe = func(fn string, r Record) {
+		observed = append(observed, fmt.Sprintf("%s %s", fn, r.Decision.Action))
+	}
 	spec := mustSpec(t, Hybrid)
 	for _, fn := range []string{"a", "b"} {
 		if err := l.Set(fn, spec); err != nil {
@@ -175,6 +179,9 @@ func TestLoopSharesNodeCapacity(t *testing.T) {
 	}
 	if h := l.History("b"); len(h) != 1 || !strings.Contains(h[0].Decision.Reason, "at the cap") {
 		t.Errorf("b's history %+v", h)
+	}
+	if want := "[a scale-up b hold]"; fmt.Sprint(observed) != want {
+		t.Errorf("observed %v, want %s", observed, want)
 	}
 }
 
