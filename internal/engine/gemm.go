@@ -99,3 +99,110 @@ func scaleRows(m, n int, beta float32, c []float32, ldc int) {
 		}
 	}
 }
+
+// convBlockFloats is the size aimed at for one packed im2col block: big
+// enough to amortise the multiply's per-call work, small enough to stay in L3
+// while every row block of the weights passes over it.
+const convBlockFloats = 1 << 20
+
+// convGemm computes one image and group of a convolution, Y[m×P] = W[m×K] ·
+// col[K×P], where col is the im2col matrix of x (channels planes, geometry g)
+// that is never materialised whole: it is built block by block of output
+// pixels, straight into the kernels' packed-B layout (so no second packing
+// pass reads it again), and each block is multiplied while it is in cache.
+// Blocks are shared among up to threads goroutines; a lone block splits its
+// multiply instead.
+func convGemm(threads int, g *geom3, x []float32, channels int, w []float32, m int, y []float32) {
+	P, K := g.outSize(), channels*g.kSize()
+	if m == 0 || P == 0 {
+		return
+	}
+	if K == 0 {
+		scaleRows(m, P, 0, y, P)
+		return
+	}
+	nb := min(P, max(64, convBlockFloats/K/kernels.PanelWidth*kernels.PanelWidth))
+	blocks := (P + nb - 1) / nb
+	inner := 1
+	if blocks < threads {
+		inner = threads
+	}
+	parallelFor(threads, blocks, 1, func(lo, hi int) {
+		tmp := make([]float32, nb)
+		buf := make([]float32, kernels.PackedBSize(K, nb))
+		for b := lo; b < hi; b++ {
+			j0 := b * nb
+			n := min(nb, P-j0)
+			packed := buf[:kernels.PackedBSize(K, n)]
+			im2colPacked(g, x, channels, j0, tmp[:n], packed, K)
+			pb := kernels.PackedBFromSlice(K, n, packed)
+			gemmPackedF32Par(inner, false, m, n, K, 1, w, K, pb, 0, y[j0:], P)
+		}
+	})
+}
+
+// im2colPacked writes columns [j0, j0+len(tmp)) of the im2col matrix of x
+// (K rows) into dst in the kernels.PackedB layout, one row at a time through
+// tmp.
+func im2colPacked(g *geom3, x []float32, channels, j0 int, tmp, dst []float32, K int) {
+	const pw = kernels.PanelWidth
+	n := len(tmp)
+	p := 0
+	for c := 0; c < channels; c++ {
+		plane := x[c*g.inSize() : (c+1)*g.inSize()]
+		for kd := 0; kd < g.k[0]; kd++ {
+			for kh := 0; kh < g.k[1]; kh++ {
+				for kw := 0; kw < g.k[2]; kw++ {
+					im2colRow(g, plane, kd, kh, kw, j0, tmp)
+					for q := 0; q*pw < n; q++ {
+						panel := dst[q*K*pw+p*pw:][:pw]
+						cnt := copy(panel, tmp[q*pw:min(n, (q+1)*pw)])
+						clear(panel[cnt:])
+					}
+					p++
+				}
+			}
+		}
+	}
+}
+
+// im2colRow writes the im2col row of kernel tap (kd, kh, kw) over one input
+// plane for output pixels [j0, j0+len(dst)): the input value each pixel's tap
+// reads, or 0 where the tap falls in the padding.
+func im2colRow(g *geom3, plane []float32, kd, kh, kw, j0 int, dst []float32) {
+	ow0 := g.out[2]
+	ohw := g.out[1] * ow0
+	for i, j := 0, j0; i < len(dst); {
+		od, oh, ow := j/ohw, j%ohw/ow0, j%ow0
+		run := min(ow0-ow, len(dst)-i)
+		seg := dst[i : i+run]
+		i += run
+		j += run
+		id := od*g.s[0] - g.p[0] + kd*g.d[0]
+		ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+		if id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1] {
+			clear(seg)
+			continue
+		}
+		src := plane[(id*g.in[1]+ih)*g.in[2] : (id*g.in[1]+ih+1)*g.in[2]]
+		iw := ow*g.s[2] - g.p[2] + kw*g.d[2]
+		if g.s[2] == 1 {
+			lo := min(max(0, -iw), run)
+			hi := max(lo, min(run, g.in[2]-iw))
+			clear(seg[:lo])
+			if hi > lo {
+				copy(seg[lo:hi], src[iw+lo:iw+hi])
+			}
+			clear(seg[hi:])
+			continue
+		}
+		for t := range seg {
+			if iw >= 0 && iw < g.in[2] {
+				seg[t] = src[iw]
+			} else {
+				seg[t] = 0
+			}
+			iw += g.s[2]
+		}
+	}
+}

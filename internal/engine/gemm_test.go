@@ -154,9 +154,10 @@ func directConv2D(x, w *tensor.Tensor, s, p, d int) *tensor.Tensor {
 	return y
 }
 
-// TestConvIm2col checks Conv (im2col plus gemm) against the direct loop on
-// geometries that exercise the copy path for unit strides, including
-// padding wider than the kernel's reach and rows that are all padding.
+// TestConvIm2col checks Conv (im2col blocks packed for the gemm) against the
+// direct loop on geometries that exercise the copy path for unit strides,
+// padding wider than the kernel's reach, rows that are all padding, and an
+// image split into several blocks.
 func TestConvIm2col(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -169,6 +170,9 @@ func TestConvIm2col(t *testing.T) {
 		{"stride 2", 1, 2, 8, 8, 3, 3, 2, 1, 1},
 		{"dilation 2", 1, 2, 9, 9, 2, 3, 1, 2, 2},
 		{"1x1", 2, 5, 4, 6, 3, 1, 1, 0, 1},
+		// K = 576 makes blocks of 1808 pixels: 2304 pixels take two, the
+		// second ragged.
+		{"several blocks", 1, 64, 48, 48, 4, 3, 1, 1, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -177,66 +177,6 @@ func (g *geom3) pointwise() bool {
 	return true
 }
 
-// im2col writes the column matrix of channels planes of x (each g.inSize()
-// long) into col, shaped [channels*kSize, outSize]; padding reads as 0.
-func im2col(g *geom3, x []float32, channels int, col []float32) {
-	P := g.outSize()
-	row := 0
-	for c := 0; c < channels; c++ {
-		plane := x[c*g.inSize() : (c+1)*g.inSize()]
-		for kd := 0; kd < g.k[0]; kd++ {
-			for kh := 0; kh < g.k[1]; kh++ {
-				for kw := 0; kw < g.k[2]; kw++ {
-					dst := col[row*P : (row+1)*P]
-					row++
-					i := 0
-					for od := 0; od < g.out[0]; od++ {
-						id := od*g.s[0] - g.p[0] + kd*g.d[0]
-						if id < 0 || id >= g.in[0] {
-							clear(dst[i : i+g.out[1]*g.out[2]])
-							i += g.out[1] * g.out[2]
-							continue
-						}
-						for oh := 0; oh < g.out[1]; oh++ {
-							ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
-							if ih < 0 || ih >= g.in[1] {
-								clear(dst[i : i+g.out[2]])
-								i += g.out[2]
-								continue
-							}
-							src := plane[(id*g.in[1]+ih)*g.in[2] : (id*g.in[1]+ih+1)*g.in[2]]
-							iw := -g.p[2] + kw*g.d[2]
-							if g.s[2] == 1 {
-								// Consecutive outputs read consecutive inputs:
-								// zeros for the padding, one copy for the rest.
-								lo := min(max(0, -iw), g.out[2])
-								hi := max(lo, min(g.out[2], g.in[2]-iw))
-								row := dst[i : i+g.out[2]]
-								clear(row[:lo])
-								if hi > lo {
-									copy(row[lo:hi], src[iw+lo:iw+hi])
-								}
-								clear(row[hi:])
-								i += g.out[2]
-								continue
-							}
-							for ow := 0; ow < g.out[2]; ow++ {
-								if iw >= 0 && iw < g.in[2] {
-									dst[i] = src[iw]
-								} else {
-									dst[i] = 0
-								}
-								i++
-								iw += g.s[2]
-							}
-						}
-					}
-				}
-			}
-		}
-	}
-}
-
 // newConv implements Conv for 1-D to 3-D float32 inputs: X [N C ...], W [M C/group
 // k...], optional B [M]. Each image and group is one im2col plus one gemmF32.
 func newConv(n *Node) (Kernel, error) {
@@ -301,20 +241,18 @@ func newConv(n *Node) (Kernel, error) {
 		y := tensor.New(tensor.Float32, yShape...)
 		Cg, Mg := C/group, M/group
 		P, K := g.outSize(), Cg*g.kSize()
-		colSize := 0
-		if !g.pointwise() {
-			colSize = K * P
-		}
-		image := func(img int, col []float32, threads int) {
+		pointwise := g.pointwise()
+		image := func(img int, threads int) {
 			for gi := 0; gi < group; gi++ {
 				xs := x.F32[(img*C+gi*Cg)*g.inSize() : (img*C+(gi+1)*Cg)*g.inSize()]
-				src := xs
-				if colSize > 0 {
-					im2col(&g, xs, Cg, col)
-					src = col
-				}
 				ys := y.F32[(img*M+gi*Mg)*P : (img*M+(gi+1)*Mg)*P]
-				gemmF32Par(threads, false, false, Mg, P, K, 1, w.F32[gi*Mg*K:(gi+1)*Mg*K], K, src, P, 0, ys, P)
+				wg := w.F32[gi*Mg*K : (gi+1)*Mg*K]
+				if pointwise {
+					// The input planes are the im2col matrix already.
+					gemmF32Par(threads, false, false, Mg, P, K, 1, wg, K, xs, P, 0, ys, P)
+					continue
+				}
+				convGemm(threads, &g, xs, Cg, wg, Mg, ys)
 			}
 			if bias != nil {
 				for m := 0; m < M; m++ {
@@ -326,17 +264,15 @@ func newConv(n *Node) (Kernel, error) {
 			}
 		}
 		if threads > 1 && N > 1 {
-			// Whole images per goroutine, each with its own im2col buffer.
+			// Whole images per goroutine.
 			parallelFor(threads, N, 1, func(lo, hi int) {
-				col := make([]float32, colSize)
 				for img := lo; img < hi; img++ {
-					image(img, col, 1)
+					image(img, 1)
 				}
 			})
 		} else {
-			col := make([]float32, colSize)
 			for img := 0; img < N; img++ {
-				image(img, col, threads)
+				image(img, threads)
 			}
 		}
 		return []*tensor.Tensor{y}, nil

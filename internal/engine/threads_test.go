@@ -64,6 +64,10 @@ func TestThreadBudget(t *testing.T) {
 			b.Input("x", tensor.Float32, []int64{1, 16, 40, 40})
 			b.Node("Conv", []string{"x", b.Normal("w", 0.1, 64, 16, 3, 3)}, nil, "y")
 		}, map[string]*tensor.Tensor{"x": randTensor(6, 1, 16, 40, 40)}},
+		{"conv image in blocks", func(b *modelgen.Builder) {
+			b.Input("x", tensor.Float32, []int64{1, 64, 48, 48})
+			b.Node("Conv", []string{"x", b.Normal("w", 0.1, 8, 64, 3, 3)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)}, "y")
+		}, map[string]*tensor.Tensor{"x": randTensor(7, 1, 64, 48, 48)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
