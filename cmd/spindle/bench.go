@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +24,71 @@ import (
 // newBenchCmd is `spindle bench`, the parent of benchmark subcommands.
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure the engine and the platform"}
-	cmd.AddCommand(newBenchEngineCmd())
+	cmd.AddCommand(newBenchEngineCmd(), newBenchSgemmCmd())
+	return cmd
+}
+
+// newBenchSgemmCmd is `spindle bench sgemm`: GFLOPS of the matrix kernels on
+// issue 4's BERT shapes, beside OpenBLAS's when its numbers are given.
+func newBenchSgemmCmd() *cobra.Command {
+	var openblas string
+	var budget time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "sgemm [--openblas FILE]",
+		Short: "GFLOPS of the SGEMM kernels on BERT shapes (one core), beside OpenBLAS's",
+		Long: `GFLOPS of kernels.Sgemm on BERT shapes (M 16 and 128; K, N 384 to 3072) on
+the calling goroutine, with B plain and prepacked. --openblas reads lines
+"M K N GFLOPS" (scripts/sgemm_openblas.c prints them) and adds OpenBLAS's
+numbers and our share of them.`,
+		Args: args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ref := map[bench.GemmShape]float64{}
+			if openblas != "" {
+				data, err := os.ReadFile(openblas)
+				if err != nil {
+					return usageError{err}
+				}
+				for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+					var s bench.GemmShape
+					var g float64
+					if _, err := fmt.Sscan(line, &s.M, &s.K, &s.N, &g); err != nil {
+						return usagef("--openblas %s: line %d: %q: want M K N GFLOPS", openblas, i+1, line)
+					}
+					ref[s] = g
+				}
+			}
+			type row struct {
+				bench.GemmResult
+				OpenBLAS float64 `json:"openblas_gflops,omitempty"`
+			}
+			var rows []row
+			for _, s := range bench.BERTGemmShapes() {
+				rows = append(rows, row{bench.Sgemm(s, budget), ref[s]})
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "M\tK\tN\tspindle\tspindle packed\topenblas\tspindle/openblas\tpacked/openblas\t")
+			for _, r := range rows {
+				ob, r1, r2 := "-", "-", "-"
+				if r.OpenBLAS > 0 {
+					ob = fmt.Sprintf("%.1f", r.OpenBLAS)
+					r1 = fmt.Sprintf("%.0f%%", 100*r.Plain/r.OpenBLAS)
+					r2 = fmt.Sprintf("%.0f%%", 100*r.Packed/r.OpenBLAS)
+				}
+				fmt.Fprintf(tw, "%d\t%d\t%d\t%.1f\t%.1f\t%s\t%s\t%s\t\n", r.M, r.K, r.N, r.Plain, r.Packed, ob, r1, r2)
+			}
+			return tw.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&openblas, "openblas", "", `file of "M K N GFLOPS" lines from scripts/sgemm_openblas.c`)
+	f.DurationVar(&budget, "time", 200*time.Millisecond, "measuring time per shape and variant")
+	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
 }
 
