@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/onnx"
@@ -308,7 +309,7 @@ func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
 		VCPU      float64               `json:"current_vcpu"`
 		Instances []instanceInfo        `json:"instances"`
 		Latency   metrics.FunctionStats `json:"recent_latency"`
-		Decisions []any                 `json:"recent_decisions"`
+		Decisions []autoscale.Record    `json:"recent_decisions"`
 	}{Function: f, VCPU: f.VCPU, Instances: []instanceInfo{}, Latency: g.stats.Snapshot(key, g.clock.Now()), Decisions: g.decisions(key)}
 	g.mu.Lock()
 	fn := g.fns[key]

@@ -21,6 +21,7 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/modelstore"
 	"github.com/spindleml/spindle/internal/oip"
@@ -65,9 +66,10 @@ type Config struct {
 	// DefaultVCPU is each instance's CPU allotment unless a function sets its
 	// own; 0 means 1 vCPU.
 	DefaultVCPU float64
-	// Decisions, when set, returns the autoscaler's recent decisions for a
-	// function (by tenant/name key), shown by describe.
-	Decisions func(key string) []any
+	// Autoscale, when set, is the scaling policy every function gets
+	// (autoscale.DefaultSpec or ParseSpec); nil runs no autoscaler: instances
+	// start on demand and stop when idle.
+	Autoscale *autoscale.Spec
 	// Clock drives idle scale-down; nil means the real clock.
 	Clock  clock.WithTicker
 	Logger *slog.Logger
@@ -127,6 +129,7 @@ type Gateway struct {
 	metrics  *metrics.Metrics
 	stats    *metrics.Stats
 	recorder metrics.Recorder
+	loop     *autoscale.Loop // nil without an autoscaler
 
 	mu  sync.Mutex
 	fns map[string]*function
@@ -173,6 +176,14 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.recorder = metrics.Multi{g.metrics, g.stats}
+	if cfg.Autoscale != nil {
+		loop, sc, err := g.newScaler(*cfg.Autoscale)
+		if err != nil {
+			return nil, fmt.Errorf("autoscale: %w", err)
+		}
+		g.loop = loop
+		g.recorder = metrics.Multi{g.metrics, g.stats, sc.window, sc.short}
+	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(r.In.Context().Value(proxyKey{}).(*proxyCall).upstream)
@@ -409,6 +420,12 @@ func (g *Gateway) function(spec registry.Function) *function {
 	f = newFunction(spec, g.clock.Now(), g.cfg.DefaultVCPU)
 	g.fns[key] = f
 	g.mu.Unlock()
+	if g.loop != nil {
+		if _, ok := g.loop.Spec(key); !ok {
+			// The platform's spec is valid (checked in New), so Set cannot fail.
+			g.loop.Set(key, *g.cfg.Autoscale)
+		}
+	}
 	if old != nil {
 		go g.stopAll(old)
 	}
@@ -422,6 +439,9 @@ func (g *Gateway) stopFunction(key string) {
 	f := g.fns[key]
 	delete(g.fns, key)
 	g.mu.Unlock()
+	if g.loop != nil {
+		g.loop.Remove(key)
+	}
 	if f != nil {
 		g.stopAll(f)
 	}
@@ -456,6 +476,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopReaper()
 	go g.runReaper(rctx)
 	go g.runGauges(rctx, 5*time.Second)
+	if g.loop != nil {
+		go g.loop.Run(rctx)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

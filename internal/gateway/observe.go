@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/metrics"
 )
 
@@ -118,9 +119,9 @@ func (g *Gateway) updateGauges() {
 
 // decisions returns the autoscaler's recent decisions for function key, newest
 // last; empty when no autoscaler runs.
-func (g *Gateway) decisions(key string) []any {
-	if g.cfg.Decisions == nil {
-		return []any{}
+func (g *Gateway) decisions(key string) []autoscale.Record {
+	if g.loop == nil {
+		return []autoscale.Record{}
 	}
-	return g.cfg.Decisions(key)
+	return g.loop.History(key)
 }

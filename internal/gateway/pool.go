@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -185,9 +186,13 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 		return nil, err
 	}
 	workers := strconv.Itoa(workersFor(vcpu))
+	args := append([]string{"instance", "--name", spec.Name, "--listen", "127.0.0.1:0", "--workers", workers}, g.instanceArgs(spec)...)
+	if load := g.loadMode(spec); load != "" && slices.Contains(args, "--model") {
+		args = append(args, "--load", load)
+	}
 	p, err := sandbox.Start(ctx, sandbox.Spec{
 		Path:   g.cfg.Exe,
-		Args:   append([]string{"instance", "--name", spec.Name, "--listen", "127.0.0.1:0", "--workers", workers}, g.instanceArgs(spec)...),
+		Args:   args,
 		Env:    []string{"GOMAXPROCS=" + workers},
 		Log:    logf,
 		Cgroup: cg,
@@ -199,6 +204,7 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 		return nil, err
 	}
 	g.cfg.Logger.Info("instance started", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "addr", p.Addr, "elapsed", time.Since(began).Round(time.Millisecond))
+	g.metrics.InstanceStarted(fnKey(spec.Owner, spec.Name), "start", time.Since(began))
 	go func() {
 		<-p.Done()
 		logf.Close()

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spindleml/spindle/internal/autoscale"
+	"github.com/spindleml/spindle/internal/sandbox"
+)
+
+// TestHybridLoopResizesLiveInstance runs the real autoscaler loop (hybrid
+// policy) against a real instance in a real cgroup: requests slower than the
+// SLO make each tick double the instance's vCPUs, live, up to the node's CPUs;
+// after a calm stabilisation window it halves them again. The injected clock
+// decides when ticks happen; the latencies are real.
+func TestHybridLoopResizesLiveInstance(t *testing.T) {
+	caps := detect(t, sandbox.Options{})
+	spec, err := autoscale.ParseSpec(autoscale.Hybrid, map[string]string{
+		"slo": "1ms", "interval": "1s", "window": "2s", "min-vcpus": "0.25",
+		"stabilization": "2s", "idle-to-zero": "0s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := newTestGateway(t, Config{Sandbox: caps, Autoscale: &spec, DefaultVCPU: 0.25})
+	tg.deploy(t, "slow", slowModel(1))
+	body := slowBody()
+	key := "default/slow"
+	load := func() {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if code, msg := infer(t, tg.url, "slow", body); code != 200 {
+					t.Errorf("infer: %d %.200s", code, msg)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	vcpu := func() float64 {
+		f := tg.fn("slow")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.vcpu
+	}
+	load()
+	if v := vcpu(); v != 0.25 {
+		t.Fatalf("first instance has %v vCPU, want 0.25", v)
+	}
+	want := []float64{0.5, 1, 2}
+	for _, w := range want {
+		tg.clock.Step(time.Second)
+		if err := tg.loop.Tick(tg.clock.Now()); err != nil {
+			t.Fatalf("tick: %v", err)
+		}
+		if v := vcpu(); v != w {
+			t.Fatalf("after a slow window: %v vCPU, want %v; decisions: %+v", v, w, tg.loop.History(key))
+		}
+		if caps.CPU {
+			_, cg := tg.instanceWorkers(t, "slow")
+			if cg.Limits().CPU != w {
+				t.Fatalf("cgroup quota %v, want %v", cg.Limits().CPU, w)
+			}
+		}
+		load()
+	}
+	hist := tg.loop.History(key)
+	last := hist[len(hist)-1]
+	if last.Decision.Action != autoscale.ScaleUp || !strings.Contains(last.Decision.Reason, "p99") {
+		t.Fatalf("last decision %+v, want a scale-up whose reason names p99", last.Decision)
+	}
+	// Quiet: no requests in the window for longer than the stabilisation.
+	for i := 0; i < 6 && vcpu() == 2; i++ {
+		tg.clock.Step(time.Second)
+		tg.loop.Tick(tg.clock.Now())
+	}
+	if v := vcpu(); v != 1 {
+		t.Fatalf("after a calm stabilisation window: %v vCPU, want 1 (halved); decisions: %+v", v, tg.loop.History(key))
+	}
+}
