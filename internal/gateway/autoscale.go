@@ -104,7 +104,7 @@ func (s *scaler) Stats(key string, q autoscale.Query) (autoscale.Stats, error) {
 	w := s.window.Snapshot(key, q.Now)
 	st := autoscale.Stats{
 		Window: q.Window, Arrivals: int(w.Arrivals), Rate: w.ArrivalRate,
-		ShortRate: s.short.Snapshot(key, q.Now).ArrivalRate,
+		ShortRate:   s.short.Snapshot(key, q.Now).ArrivalRate,
 		Completions: int(w.Count - w.Errors), P50: w.P50, P95: w.P95, P99: w.P99,
 		InFlight: int(w.InFlight),
 	}

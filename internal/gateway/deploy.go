@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spindleml/spindle/internal/engine"
 	"github.com/spindleml/spindle/internal/autoscale"
+	"github.com/spindleml/spindle/internal/engine"
 	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/onnx"
