@@ -327,6 +327,9 @@ func TestEndToEnd(t *testing.T) {
 		wantExit2(t, "name \"Bad_Name\"", "deploy", "Bad_Name", "--model", model, gw)
 		wantExit2(t, "unknown flag", "deploy", "--nope")
 		wantExit2(t, "unknown command", "frobnicate")
+		wantExit2(t, "--autoscale nope", "up", "--autoscale", "nope", "--home", work)
+		wantExit2(t, "slo", "up", "--autoscale-param", "slo=fast", "--home", work)
+		wantExit2(t, "--vcpu 0.3", "up", "--vcpu", "0.3", "--home", work)
 		wantExit2(t, "mnist-cnn", "model", "gen", "resnet9000", "-o", work)
 
 		// A model whose external data is truncated, and one that escapes its folder.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/client"
 	"github.com/spindleml/spindle/internal/gateway"
 	"github.com/spindleml/spindle/internal/modelgen"
@@ -31,6 +32,8 @@ func newUpCmd() *cobra.Command {
 	var demo, noCgroups bool
 	var idle time.Duration
 	var vcpu float64
+	var policy string
+	var params []string
 	cmd := &cobra.Command{
 		Use:   "up [--listen ADDR] [--home DIR] [--auth open|keys] [--demo]",
 		Short: "Run the platform on this machine (gateway, registry, instances)",
@@ -58,6 +61,23 @@ func newUpCmd() *cobra.Command {
 			if idle <= 0 {
 				return usagef("--idle %v: must be positive", idle)
 			}
+			var scaling *autoscale.Spec
+			if policy != "off" {
+				kv, err := autoscale.ParseParams(params)
+				if err != nil {
+					return usagef("--autoscale-param: %v", err)
+				}
+				spec, err := autoscale.ParseSpec(autoscale.Policy(policy), kv)
+				if err != nil {
+					return usagef("--autoscale %s: %v", policy, err)
+				}
+				if _, set := kv["idle-to-zero"]; !set && spec.IdleToZero > 0 {
+					spec.IdleToZero = idle // one idle setting for the platform: --idle
+				}
+				scaling = &spec
+			} else if len(params) > 0 {
+				return usagef("--autoscale-param: needs a policy (--autoscale is off)")
+			}
 			caps, err := sandbox.Detect(sandbox.Options{DisableCgroups: noCgroups})
 			if err != nil {
 				return err
@@ -65,7 +85,7 @@ func newUpCmd() *cobra.Command {
 			defer caps.Controller.Close()
 			g, err := gateway.New(gateway.Config{
 				Home: home, Exe: exe, Logger: log, Auth: auth, AdminKey: adminKey,
-				Sandbox: caps, IdleTimeout: idle, DefaultVCPU: vcpu,
+				Sandbox: caps, IdleTimeout: idle, DefaultVCPU: vcpu, Autoscale: scaling,
 			})
 			if err != nil {
 				return err
@@ -89,6 +109,11 @@ func newUpCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Spindle is up: gateway %s, data in %s\n", base, home)
 			fmt.Fprintf(out, "Sandbox: %s\n", caps)
+			if scaling != nil {
+				fmt.Fprintf(out, "Autoscaling: %s (SLO %s on p99 over %s, every %s)\n", scaling.Policy, scaling.SLO, scaling.Window, scaling.Interval)
+			} else {
+				fmt.Fprintln(out, "Autoscaling: off (instances start on demand and stop when idle)")
+			}
 			if auth == gateway.AuthOpen {
 				fmt.Fprintln(out, "Access: open (loopback only), no API keys needed; 'spindle up --auth keys' requires them.")
 			} else {
@@ -113,6 +138,8 @@ func newUpCmd() *cobra.Command {
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "gateway address")
 	f.DurationVar(&idle, "idle", 5*time.Minute, "stop a function's instances after this long without requests (scale to zero)")
 	f.Float64Var(&vcpu, "vcpu", 1, "default CPU allotment per instance, in vCPUs (multiples of 0.25)")
+	f.StringVar(&policy, "autoscale", "hybrid", "scaling policy for every function: hybrid, hpa, static, predictive or off")
+	f.StringArrayVar(&params, "autoscale-param", nil, "policy parameter as key=value, e.g. slo=300ms (repeatable; see 'spindle sim --help')")
 	f.BoolVar(&noCgroups, "no-cgroups", false, "run instances without cgroups (no CPU quota or memory limit), as on machines without cgroup access")
 	f.StringVar(&home, "home", "", "data directory (default $SPINDLE_HOME or ./.spindle)")
 	f.StringVar(&auth, "auth", gateway.AuthOpen, "open: no API keys, loopback only; keys: every request needs a tenant's key")
