@@ -342,6 +342,7 @@ func TestMetricsAndStats(t *testing.T) {
 		`spindle_requests_total{code="200",function="default/add"} 3`,
 		`spindle_requests_total{code="400",function="default/add"} 1`,
 		`spindle_instances{function="default/add"} 1`,
+		`spindle_vcpus{function="default/add"} 1`,
 		`spindle_request_duration_seconds_count{function="default/add"} 4`,
 	} {
 		if !strings.Contains(text, want) {

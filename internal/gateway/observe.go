@@ -102,7 +102,7 @@ func (g *Gateway) updateGauges() {
 		for i, r := range f.replicas {
 			pids[i] = r.proc.Pid
 		}
-		waiting := f.waiting
+		waiting, vcpus := f.waiting, f.vcpu*float64(len(f.replicas))
 		f.mu.Unlock()
 		var rss, pss uint64
 		for _, pid := range pids {
@@ -113,6 +113,7 @@ func (g *Gateway) updateGauges() {
 		}
 		g.metrics.SetInstances(key, len(pids))
 		g.metrics.SetQueueDepth(key, waiting)
+		g.metrics.SetVCPUs(key, vcpus)
 		g.metrics.SetMemory(key, rss, pss)
 	}
 }
