@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +75,21 @@ func TestHybridLoopResizesLiveInstance(t *testing.T) {
 	if last.Decision.Action != autoscale.ScaleUp || !strings.Contains(last.Decision.Reason, "p99") {
 		t.Fatalf("last decision %+v, want a scale-up whose reason names p99", last.Decision)
 	}
+	// The decisions are visible in the stats endpoint with their reasons.
+	resp, err := http.Get(tg.url + "/admin/v1/functions/slow/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		VCPU      float64            `json:"vcpu"`
+		Decisions []autoscale.Record `json:"recent_decisions"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if st.VCPU != 2 || len(st.Decisions) < 3 || st.Decisions[len(st.Decisions)-1].Decision.Reason == "" {
+		t.Fatalf("stats endpoint: vcpu %v, %d decisions", st.VCPU, len(st.Decisions))
+	}
+
 	// Quiet: no requests in the window for longer than the stabilisation.
 	for i := 0; i < 6 && vcpu() == 2; i++ {
 		tg.clock.Step(time.Second)

@@ -373,3 +373,40 @@ func TestMetricsAndStats(t *testing.T) {
 		t.Fatalf("stats %+v: want 4 requests, 1 error, p99 > 0, 1 instance", st)
 	}
 }
+
+// TestScaleDownDrainsInFlight scales a function to zero while a request runs
+// on it: the instance leaves routing at once but finishes the request.
+func TestScaleDownDrainsInFlight(t *testing.T) {
+	tg := newTestGateway(t, Config{IdleTimeout: time.Minute})
+	tg.deploy(t, "slow", slowModel(12))
+	body := slowBody()
+	if code, msg := infer(t, tg.url, "slow", body); code != 200 {
+		t.Fatalf("warm-up: %d %.200s", code, msg)
+	}
+	pid := tg.pids("slow")[0]
+	done := make(chan int, 1)
+	go func() {
+		code, _ := infer(t, tg.url, "slow", body)
+		done <- code
+	}()
+	f := tg.fn("slow")
+	waitUntil(t, "the request is in flight", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.inflight == 1
+	})
+	stopped := make(chan struct{})
+	go func() { tg.stopAll(f); close(stopped) }()
+	if code := <-done; code != 200 {
+		t.Fatalf("in-flight request during scale-down: %d, want 200 (drained)", code)
+	}
+	<-stopped
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Fatalf("instance %d still runs after draining", pid)
+	}
+	// Had the instance been killed rather than drained, the retry would have
+	// started a new one.
+	if p := tg.pids("slow"); len(p) != 0 {
+		t.Fatalf("instances after scale-down: %v; the request was retried instead of drained", p)
+	}
+}

@@ -59,14 +59,16 @@ func (g *Gateway) functionStats(w http.ResponseWriter, r *http.Request) {
 		Window    metrics.FunctionStats `json:"window"`
 		Waiting   int                   `json:"waiting"`
 		Instances int                   `json:"instances"`
-	}{Function: f.Name, Window: g.stats.Snapshot(key, g.clock.Now())}
+		VCPU      float64               `json:"vcpu"`
+		Decisions []autoscale.Record    `json:"recent_decisions"`
+	}{Function: f.Name, Window: g.stats.Snapshot(key, g.clock.Now()), Decisions: g.decisions(key)}
 	g.mu.Lock()
 	fn := g.fns[key]
 	g.mu.Unlock()
 	if fn != nil {
 		fn.mu.Lock()
 		fn.pruneLocked()
-		out.Waiting, out.Instances = fn.waiting, len(fn.replicas)
+		out.Waiting, out.Instances, out.VCPU = fn.waiting, len(fn.replicas), fn.vcpu
 		fn.mu.Unlock()
 	}
 	writeJSON(w, http.StatusOK, out)
