@@ -1,0 +1,77 @@
+package modelstore
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func stage(t *testing.T, s *Store, files map[string]string) string {
+	t.Helper()
+	dir, err := s.Stage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rel, content := range files {
+		p := filepath.Join(dir, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestIdenticalModelsAreStoredOnce commits the same files twice (as two
+// functions or two tenants would deploy them): one folder, one digest, so
+// every instance maps the same files.
+func TestIdenticalModelsAreStoredOnce(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"model.onnx": "graph", "weights/w.bin": "0123456789"}
+	d1, n1, err := s.Commit(stage(t, s, files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := stage(t, s, files)
+	d2, n2, err := s.Commit(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1 != d2 || n1 != 15 || n2 != 15 {
+		t.Fatalf("digests %s %s, sizes %d %d", d1, d2, n1, n2)
+	}
+	if _, err := os.Stat(second); !os.IsNotExist(err) {
+		t.Fatalf("the duplicate upload was kept: %v", err)
+	}
+	b, err := os.ReadFile(s.Path(d1, "weights/w.bin"))
+	if err != nil || string(b) != "0123456789" {
+		t.Fatalf("stored file: %q %v", b, err)
+	}
+}
+
+func TestDigestDependsOnPathsAndContents(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := Digest(stage(t, s, map[string]string{"model.onnx": "a", "x.bin": "b"}))
+	for name, files := range map[string]map[string]string{
+		"content changed": {"model.onnx": "a", "x.bin": "c"},
+		"file renamed":    {"model.onnx": "a", "y.bin": "b"},
+		"file added":      {"model.onnx": "a", "x.bin": "b", "z": ""},
+	} {
+		d, _, err := Digest(stage(t, s, files))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d == base {
+			t.Errorf("%s: same digest", name)
+		}
+	}
+	if _, _, err := Digest(stage(t, s, nil)); err == nil {
+		t.Error("an empty upload must be refused")
+	}
+}

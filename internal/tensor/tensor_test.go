@@ -1,0 +1,110 @@
+package tensor
+
+import (
+	"encoding/binary"
+	"math"
+	"testing"
+)
+
+func TestHalfToFloat(t *testing.T) {
+	tests := []struct {
+		h    uint16
+		want float32
+	}{
+		{0x0000, 0},
+		{0x3c00, 1},
+		{0xc000, -2},
+		{0x3555, 0.333251953125},
+		{0x7bff, 65504},                 // largest normal
+		{0x0400, 6.103515625e-05},       // smallest normal
+		{0x0001, 5.960464477539063e-08}, // smallest subnormal
+		{0x03ff, 6.097555160522461e-05}, // largest subnormal
+		{0x7c00, float32(math.Inf(1))},
+		{0xfc00, float32(math.Inf(-1))},
+	}
+	for _, tc := range tests {
+		if got := HalfToFloat(tc.h); got != tc.want {
+			t.Errorf("HalfToFloat(%#04x) = %v, want %v", tc.h, got, tc.want)
+		}
+	}
+	if got := HalfToFloat(0x7e00); !math.IsNaN(float64(got)) {
+		t.Errorf("HalfToFloat(NaN) = %v", got)
+	}
+	if got := HalfToFloat(0x8000); got != 0 || !math.Signbit(float64(got)) {
+		t.Errorf("HalfToFloat(-0) = %v, want -0", got)
+	}
+}
+
+func TestViewAliasesAlignedBytes(t *testing.T) {
+	buf := make([]byte, 4*4+1)
+	for i := 0; i < 4; i++ {
+		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(float32(i)+0.5))
+	}
+	v, ok, err := View(Float32, []int{2, 2}, buf[:16])
+	if err != nil || !ok {
+		t.Fatalf("View aligned: ok=%v err=%v", ok, err)
+	}
+	if v.F32[3] != 3.5 {
+		t.Fatalf("view[3] = %v", v.F32[3])
+	}
+	binary.LittleEndian.PutUint32(buf[0:], math.Float32bits(9))
+	if v.F32[0] != 9 {
+		t.Fatal("View copied the bytes instead of aliasing them")
+	}
+	// One byte off: misaligned for float32, so no view (the caller copies).
+	if _, ok, err := View(Float32, []int{4}, buf[1:17]); ok || err != nil {
+		t.Fatalf("View misaligned: ok=%v err=%v, want ok=false", ok, err)
+	}
+	if _, ok, _ := View(Bool, []int{2}, []byte{0, 2}); ok {
+		t.Fatal("View of bool bytes must refuse: they may hold values other than 0 and 1")
+	}
+	if _, _, err := View(Float32, []int{5}, buf[:16]); err == nil {
+		t.Fatal("View with a wrong byte count must fail")
+	}
+}
+
+func TestDecodeEveryDType(t *testing.T) {
+	le := binary.LittleEndian
+	raw := make([]byte, 16)
+	le.PutUint64(raw, uint64(math.Float64bits(-1.5)))
+	le.PutUint64(raw[8:], uint64(1<<40))
+	f64, err := Decode(Float64, []int{1}, raw[:8])
+	if err != nil || f64.F64[0] != -1.5 {
+		t.Fatalf("float64: %v %v", f64, err)
+	}
+	i64, err := Decode(Int64, []int{1}, raw[8:])
+	if err != nil || i64.I64[0] != 1<<40 {
+		t.Fatalf("int64: %v %v", i64, err)
+	}
+	b, err := Decode(Bool, []int{3}, []byte{0, 1, 7})
+	if err != nil || b.B[0] || !b.B[1] || !b.B[2] {
+		t.Fatalf("bool: %v %v", b.B, err)
+	}
+	h, err := Decode(Float16, []int{2}, []byte{0x00, 0x3c, 0x00, 0xc0})
+	if err != nil || h.DType != Float32 || h.F32[0] != 1 || h.F32[1] != -2 {
+		t.Fatalf("float16 widened: %v %v", h, err)
+	}
+	if _, err := Decode(String, []int{1}, []byte{1}); err == nil {
+		t.Fatal("string must be refused")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		t    *Tensor
+		ok   bool
+	}{
+		{"good", New(Float32, 2, 3), true},
+		{"scalar", New(Int64), true},
+		{"short data", &Tensor{DType: Float32, Shape: []int{2, 3}, F32: make([]float32, 5)}, false},
+		{"negative dim", &Tensor{DType: Float32, Shape: []int{-1}, F32: nil}, false},
+		{"float16 in memory", &Tensor{DType: Float16, Shape: []int{1}}, false},
+		{"nil", nil, false},
+	}
+	for _, tc := range tests {
+		if err := tc.t.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
