@@ -72,10 +72,7 @@ func epilogueFast(threads int, mm step, args []*tensor.Tensor, spec epilogueSpec
 		for r := lo; r < hi; r++ {
 			row := y.F32[r*n : (r+1)*n]
 			if bias != nil {
-				b := bias.F32[:len(row)]
-				for j := range row {
-					row[j] += b[j]
-				}
+				kernels.AddTo(row, bias.F32)
 			}
 			switch spec.act {
 			case actRelu:
@@ -88,11 +85,7 @@ func epilogueFast(threads int, mm step, args []*tensor.Tensor, spec epilogueSpec
 				geluInto(row, row)
 			}
 			if res != nil {
-				rr := res.F32[r*n : (r+1)*n]
-				rr = rr[:len(row)]
-				for j := range row {
-					row[j] += rr[j]
-				}
+				kernels.AddTo(row, res.F32[r*n:(r+1)*n])
 			}
 		}
 	})
@@ -226,10 +219,7 @@ func addMaskRow(row, mask []float32, off, stride int) {
 			row[j] += m
 		}
 	case 1:
-		m := mask[off : off+len(row)]
-		for j := range row {
-			row[j] += m[j]
-		}
+		kernels.AddTo(row, mask[off:off+len(row)])
 	default:
 		for j := range row {
 			row[j] += mask[off+j*stride]
@@ -242,14 +232,7 @@ func softmaxRow(row []float32) {
 	if len(row) == 0 {
 		return
 	}
-	mx := row[0]
-	nan := false
-	for _, v := range row {
-		if v > mx {
-			mx = v
-		}
-		nan = nan || v != v
-	}
+	mx, nan := kernels.Max(row)
 	if nan || math.IsInf(float64(mx), 0) {
 		// NaN, +Inf, or -Inf everywhere: leave it to the exact formula.
 		var sum float64
@@ -263,10 +246,7 @@ func softmaxRow(row []float32) {
 		}
 		return
 	}
-	inv := 1 / kernels.ExpSubSum(row, mx)
-	for j := range row {
-		row[j] *= inv
-	}
+	kernels.Scale(row, 1/kernels.ExpSubSum(row, mx))
 }
 
 // geluInto sets dst[i] = src[i]/2 * (1 + erf(src[i]/sqrt 2)); dst may be src.

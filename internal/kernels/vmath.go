@@ -131,3 +131,52 @@ func gelu1(x float32) float32 {
 	}
 	return x // NaN
 }
+
+// AddTo sets dst[i] += src[i]; src must be at least as long as dst.
+func AddTo(dst, src []float32) {
+	src = src[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		addToAVX512(&dst[0], &src[0], done/16)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] += src[i]
+	}
+}
+
+// Scale sets x[i] *= s.
+func Scale(x []float32, s float32) {
+	done := 0
+	if vmathAVX512 && len(x) >= 16 {
+		done = len(x) &^ 15
+		scaleAVX512(&x[0], done/16, s)
+	}
+	for i := done; i < len(x); i++ {
+		x[i] *= s
+	}
+}
+
+// Max returns the largest element of x (-Inf for an empty x) and whether x
+// holds a NaN, which the maximum then ignores.
+func Max(x []float32) (m float32, nan bool) {
+	m = float32(math.Inf(-1))
+	done := 0
+	if vmathAVX512 && len(x) >= 16 {
+		var acc [16]float32
+		done = len(x) &^ 15
+		nan = maxAVX512(&x[0], done/16, &acc)
+		for _, v := range acc {
+			if v > m {
+				m = v
+			}
+		}
+	}
+	for _, v := range x[done:] {
+		if v > m {
+			m = v
+		}
+		nan = nan || v != v
+	}
+	return m, nan
+}

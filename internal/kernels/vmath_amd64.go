@@ -17,3 +17,19 @@ func expSubSumAVX512(x *float32, blocks int, m float32, acc *[16]float32)
 //
 //go:noescape
 func geluAVX512(dst, src *float32, blocks int)
+
+// addToAVX512 is AddTo on blocks*16 floats.
+//
+//go:noescape
+func addToAVX512(dst, src *float32, blocks int)
+
+// scaleAVX512 is Scale on blocks*16 floats.
+//
+//go:noescape
+func scaleAVX512(x *float32, blocks int, s float32)
+
+// maxAVX512 leaves the per-lane maxima of blocks*16 floats in acc and
+// reports whether any of them is NaN.
+//
+//go:noescape
+func maxAVX512(x *float32, blocks int, acc *[16]float32) (nan bool)

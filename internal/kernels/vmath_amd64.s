@@ -171,3 +171,56 @@ geluloop:
 	JNZ geluloop
 	VZEROUPPER
 	RET
+
+// func addToAVX512(dst, src *float32, blocks int)
+TEXT ·addToAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ blocks+16(FP), CX
+addloop:
+	VMOVUPS (DI), Z0
+	VADDPS (SI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ addloop
+	VZEROUPPER
+	RET
+
+// func scaleAVX512(x *float32, blocks int, s float32)
+TEXT ·scaleAVX512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), DI
+	MOVQ blocks+8(FP), CX
+	VBROADCASTSS s+16(FP), Z1
+scaleloop:
+	VMULPS (DI), Z1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	DECQ CX
+	JNZ scaleloop
+	VZEROUPPER
+	RET
+
+// func maxAVX512(x *float32, blocks int, acc *[16]float32) (nan bool)
+// Lanes holding NaN are counted in K2 (an unordered self-compare), since
+// VMAXPS would drop them.
+TEXT ·maxAVX512(SB), NOSPLIT, $0-25
+	MOVQ x+0(FP), SI
+	MOVQ blocks+8(FP), CX
+	MOVQ acc+16(FP), DI
+	VMOVUPS (SI), Z1
+	KXORW K2, K2, K2
+maxloop:
+	VMOVUPS (SI), Z0
+	VCMPPS $3, Z0, Z0, K1
+	KORW K1, K2, K2
+	VMAXPS Z0, Z1, Z1
+	ADDQ $64, SI
+	DECQ CX
+	JNZ maxloop
+	VMOVUPS Z1, (DI)
+	KORTESTW K2, K2
+	SETNE nan+24(FP)
+	VZEROUPPER
+	RET

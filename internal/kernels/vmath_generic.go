@@ -10,3 +10,9 @@ func expSubSumAVX512(x *float32, blocks int, m float32, acc *[16]float32) {
 }
 
 func geluAVX512(dst, src *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
+
+func addToAVX512(dst, src *float32, blocks int)     { panic("kernels: no AVX-512 in this build") }
+func scaleAVX512(x *float32, blocks int, s float32) { panic("kernels: no AVX-512 in this build") }
+func maxAVX512(x *float32, blocks int, acc *[16]float32) bool {
+	panic("kernels: no AVX-512 in this build")
+}

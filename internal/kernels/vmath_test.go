@@ -192,3 +192,53 @@ func BenchmarkExpSubSum(b *testing.B) {
 		})
 	}
 }
+
+// TestAddScaleMax checks AddTo, Scale and Max against plain loops at lengths
+// around the 16-lane blocks, with a guard band after dst, and Max's NaN flag
+// wherever the NaN sits.
+func TestAddScaleMax(t *testing.T) {
+	const guard = 777
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 15, 16, 17, 40, 300} {
+		src := make([]float32, n)
+		buf := make([]float32, n+4)
+		for i := range buf {
+			buf[i] = guard
+		}
+		dst := buf[:n]
+		for i := range dst {
+			dst[i] = float32(rng.NormFloat64())
+			src[i] = float32(rng.NormFloat64())
+		}
+		want := make([]float32, n)
+		for i := range want {
+			want[i] = (dst[i] + src[i]) * 0.25
+		}
+		wantMax := float32(math.Inf(-1))
+		for _, v := range want {
+			wantMax = max(wantMax, v)
+		}
+		AddTo(dst, src)
+		Scale(dst, 0.25)
+		for i := range dst {
+			if dst[i] != want[i] {
+				t.Fatalf("n=%d: (dst+src)*0.25 at %d = %v, want %v", n, i, dst[i], want[i])
+			}
+		}
+		for i := n; i < len(buf); i++ {
+			if buf[i] != guard {
+				t.Fatalf("n=%d: guard element %d overwritten", n, i)
+			}
+		}
+		if m, nan := Max(dst); m != wantMax || nan {
+			t.Errorf("n=%d: Max = %v, %v; want %v, false", n, m, nan, wantMax)
+		}
+		for i := 0; i < n; i += 7 {
+			x := append([]float32(nil), dst...)
+			x[i] = float32(math.NaN())
+			if _, nan := Max(x); !nan {
+				t.Errorf("n=%d: Max missed a NaN at %d", n, i)
+			}
+		}
+	}
+}
