@@ -172,12 +172,19 @@ func im2colPacked(g *geom3, x []float32, channels, j0 int, tmp, dst []float32, K
 func im2colRow(g *geom3, plane []float32, kd, kh, kw, j0 int, dst []float32) {
 	ow0 := g.out[2]
 	ohw := g.out[1] * ow0
-	for i, j := 0, j0; i < len(dst); {
-		od, oh, ow := j/ohw, j%ohw/ow0, j%ow0
+	// (nd, nh, nw) is the output pixel the next run starts at; each run
+	// after the first starts an output row.
+	nd, nh, nw := j0/ohw, j0%ohw/ow0, j0%ow0
+	for i := 0; i < len(dst); {
+		od, oh, ow := nd, nh, nw
 		run := min(ow0-ow, len(dst)-i)
 		seg := dst[i : i+run]
 		i += run
-		j += run
+		nw = 0
+		if nh++; nh == g.out[1] {
+			nh = 0
+			nd++
+		}
 		id := od*g.s[0] - g.p[0] + kd*g.d[0]
 		ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
 		if id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1] {
