@@ -235,6 +235,29 @@ func TestTenantCPULimit(t *testing.T) {
 	}
 }
 
+// TestTenantMemoryLimitCapsInstances gives every instance of a tenant with a
+// memory allowance a cgroup limit no larger than it, and refuses a larger one.
+func TestTenantMemoryLimitCapsInstances(t *testing.T) {
+	caps := detect(t, sandbox.Options{})
+	if !caps.Memory {
+		t.Fatalf("this test needs a writable cgroup memory controller; sandbox says: %s", caps)
+	}
+	tg := newTestGateway(t, Config{Sandbox: caps})
+	if _, _, err := tg.Tenants().Create("default", tenant.Limits{MaxMemoryBytes: 512 << 20}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	tg.deploy(t, "add", addModel())
+	if code, body := infer(t, tg.url, "add", addBody); code != 200 {
+		t.Fatalf("infer: %d %s", code, body)
+	}
+	if _, cg := tg.instanceWorkers(t, "add"); cg.Limits().Memory != 512<<20 {
+		t.Fatalf("instance memory limit %d, want the tenant's 512 MiB", cg.Limits().Memory)
+	}
+	if code, _, msg := scaleFn(t, tg.url, "add", `{"vcpu":1,"memory":1073741824}`); code != 403 || !strings.Contains(msg, "memory limit") {
+		t.Fatalf("scale past the tenant's memory: %d %s, want 403", code, msg)
+	}
+}
+
 // TestKillUnderLoad kills an instance with SIGKILL while 4 clients keep
 // sending: every in-flight request is retried on a fresh instance, none fails,
 // and the function recovers on a new pid.

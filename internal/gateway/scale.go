@@ -28,6 +28,11 @@ func (g *Gateway) newCgroup(spec registry.Function, vcpu float64) (*sandbox.Cgro
 		return nil, nil
 	}
 	limits := sandbox.Limits{Memory: spec.MemoryLimit}
+	// No single instance may use more than its tenant's whole memory allowance.
+	if tl, err := g.tenants.Limits(spec.Owner); err == nil && tl.MaxMemoryBytes > 0 &&
+		(limits.Memory == 0 || limits.Memory > tl.MaxMemoryBytes) {
+		limits.Memory = tl.MaxMemoryBytes
+	}
 	if g.cfg.Sandbox.CPU {
 		limits.CPU = vcpu
 	}
@@ -89,6 +94,11 @@ func (g *Gateway) scale(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := g.checkTenantCPU(spec.Owner, fnKey(spec.Owner, spec.Name), req.VCPU); err != nil {
 		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	if tl, err := g.tenants.Limits(spec.Owner); err == nil && tl.MaxMemoryBytes > 0 && req.Memory != nil &&
+		(*req.Memory == 0 || *req.Memory > tl.MaxMemoryBytes) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("tenant %q: memory limit %d bytes: an instance limit of %d (0 = none) exceeds it", spec.Owner, tl.MaxMemoryBytes, *req.Memory))
 		return
 	}
 	spec.VCPU = req.VCPU
