@@ -25,6 +25,9 @@ type Node struct {
 	// they add the bytes that costs to packedBytes.
 	pack        bool
 	packedBytes int64
+	// weights are the model's initializers by name, where factories find
+	// the prepacked companions of a compiled artifact (see packWeight).
+	weights map[string]*tensor.Tensor
 	// threaded, when a factory sets it, is the node's kernel taking a thread
 	// budget (intra-op parallelism); Run calls it instead of the Kernel.
 	threaded threadedKernel

@@ -1,6 +1,9 @@
 package engine
 
-import "github.com/spindleml/spindle/internal/kernels"
+import (
+	"github.com/spindleml/spindle/internal/kernels"
+	"github.com/spindleml/spindle/internal/tensor"
+)
 
 // gemmF32 computes C = alpha*op(A)*op(B) + beta*C on row-major matrices, where
 // op(X) is X or its transpose, op(A) is m×k, op(B) is k×n and C is m×n. lda, ldb
@@ -39,15 +42,70 @@ func gemmF32(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 	kernels.Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// packLimit is the size in bytes above which a plain (untransposed) constant
+// B is left where it is rather than packed at compile time.
+//
+// A packed copy is private memory of every process that compiles the model,
+// while the weight itself may be a read-only mapping all of them share
+// (issue 4: weights stay zero-copy and shared). The kernels read a plain B in
+// place for short inputs and pack slabs of it per call for long ones, so
+// leaving it costs little (BERT-base on one core: 32 ms at 16 tokens either
+// way, 166 instead of 156 ms at 128) and saves the copy (676 -> 349 MiB RSS),
+// most of the load time (packing took ~150 ms), and the sharing. Small
+// weights are packed anyway: the copy is cheap and their multiplies short. A
+// transposed B cannot be read in place, so it is always packed.
+const packLimit = 1 << 20
+
 // packB copies op(B), k×n, into the layout the microkernels read, once, so that
 // a constant B (a MatMul or Gemm weight) is not repacked on every request.
-// B is n×k in memory when transB is set. It returns nil when there is nothing to
-// pack (k or n is 0); gemmPackedF32 then needs no B.
+// B is n×k in memory when transB is set. It returns nil, and the caller
+// multiplies with B as it is, when there is nothing to pack (k or n is 0) or
+// when B is plain and larger than packLimit.
 func packB(transB bool, k, n int, b []float32, ldb int) *kernels.PackedB {
-	if k == 0 || n == 0 {
+	if k == 0 || n == 0 || !transB && 4*k*n > packLimit {
 		return nil
 	}
 	return kernels.PackB(transB, k, n, b, ldb)
+}
+
+// PackedSuffix ends the name of an initializer holding another one's matrix
+// already in the kernels' packed layout: W+PackedSuffix is op(B) = W and
+// W+PackedTransSuffix is op(B) = Wᵀ, for a 2-D float32 W, as 1-D float32
+// tensors of kernels.PackedBSize(k, n) floats. `spindle model compile`
+// writes them (internal/artifact) page-aligned in external data, so that a
+// memory-mapped model needs no packing and no private copy: every process
+// maps the same pages.
+const (
+	PackedSuffix      = "::spindle.packedB"
+	PackedTransSuffix = "::spindle.packedBT"
+)
+
+// packWeight returns constant input i of n, a k×n op(B) (B is n×k when
+// transB is set), in the kernels' packed layout: the model's prepacked
+// companion viewed in place when it has one of the right size, otherwise a
+// packed copy (counted in n.packedBytes) unless the model was compiled with
+// KeepWeightsUnpacked or packB declines; nil means multiply with B as it is.
+func (n *Node) packWeight(i int, transB bool, k, cols int, b []float32, ldb int) *kernels.PackedB {
+	if k == 0 || cols == 0 {
+		return nil
+	}
+	if i < len(n.Inputs) && n.weights != nil {
+		suffix := PackedSuffix
+		if transB {
+			suffix = PackedTransSuffix
+		}
+		if t, ok := n.weights[n.Inputs[i]+suffix]; ok && t.DType == tensor.Float32 && len(t.F32) == kernels.PackedBSize(k, cols) {
+			return kernels.PackedBFromSlice(k, cols, t.F32)
+		}
+	}
+	if !n.pack {
+		return nil
+	}
+	pb := packB(transB, k, cols, b, ldb)
+	if pb != nil {
+		n.packedBytes += int64(len(pb.Data())) * 4
+	}
+	return pb
 }
 
 // gemmPackedF32 is gemmF32 with op(B) taken from pb, a k×n matrix from packB.

@@ -210,6 +210,7 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 		}
 		n.inShapes = inShapes
 		n.pack = !opt.KeepWeightsUnpacked
+		n.weights = src.Weights
 		f, ok := ops[n.OpType]
 		if !ok {
 			return nil, fmt.Errorf("node %q: op %s (opset %d): %w", n.Name, n.OpType, opset, ErrUnsupported)

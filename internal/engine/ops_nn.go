@@ -553,14 +553,12 @@ func newGemm(n *Node) (Kernel, error) {
 	beta := n.Float("beta", 1)
 	constB := n.Const(1)
 	var pb *kernels.PackedB
-	if constB != nil && n.pack && constB.DType == tensor.Float32 && len(constB.Shape) == 2 {
+	if constB != nil && constB.DType == tensor.Float32 && len(constB.Shape) == 2 {
 		K, N := constB.Shape[0], constB.Shape[1]
 		if transB {
 			K, N = N, K
 		}
-		if pb = packB(transB, K, N, constB.F32, constB.Shape[1]); pb != nil {
-			n.packedBytes += int64(len(pb.Data())) * 4
-		}
+		pb = n.packWeight(1, transB, K, N, constB.F32, constB.Shape[1])
 	}
 	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 3); err != nil {
@@ -633,11 +631,9 @@ func unidirectional(shape, target []int) error {
 func newMatMul(n *Node) (Kernel, error) {
 	constB := n.Const(1)
 	var pb *kernels.PackedB
-	if b := constB; b != nil && n.pack && b.DType == tensor.Float32 && len(b.Shape) >= 2 && tensor.NumElements(b.Shape[:len(b.Shape)-2]) == 1 {
+	if b := constB; b != nil && b.DType == tensor.Float32 && len(b.Shape) >= 2 && tensor.NumElements(b.Shape[:len(b.Shape)-2]) == 1 {
 		K, N := b.Shape[len(b.Shape)-2], b.Shape[len(b.Shape)-1]
-		if pb = packB(false, K, N, b.F32, N); pb != nil {
-			n.packedBytes += int64(len(pb.Data())) * 4
-		}
+		pb = n.packWeight(1, false, K, N, b.F32, N)
 	}
 	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 2); err != nil {

@@ -1,0 +1,163 @@
+package artifact
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/kernels"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// align is the offset alignment of every tensor in the data file: a page, so
+// each can be mapped and used in place.
+const align = 4096
+
+// Report says what Compile wrote.
+type Report struct {
+	// Packed counts the prepacked companions written.
+	Packed int `json:"packed"`
+	// PackedBytes is their size.
+	PackedBytes int64 `json:"packed_bytes"`
+	// DataFile is the external data file, beside the model.
+	DataFile string `json:"data_file"`
+	// DataBytes is its size.
+	DataBytes int64 `json:"data_bytes"`
+}
+
+// packing is one companion to write: op(B) = W, or Wᵀ when trans is set.
+type packing struct {
+	name  string
+	trans bool
+}
+
+// Compile reads the ONNX model at in and writes its artifact to out, with
+// the weights in out's base name plus ".data" beside it. Every float32 2-D
+// initializer that is the B input of a MatMul, or of a Gemm (transposed as
+// the Gemm says), gets a prepacked companion.
+func Compile(in, out string) (Report, error) {
+	var rep Report
+	src, err := onnx.Load(in, onnx.Mmap)
+	if err != nil {
+		return rep, err
+	}
+	defer src.Close()
+	m := proto.Clone(src.Proto).(*onnxpb.ModelProto)
+	g := m.GetGraph()
+
+	want := map[packing]bool{}
+	for _, n := range g.GetNode() {
+		if n.GetDomain() != "" && n.GetDomain() != "ai.onnx" || len(n.GetInput()) < 2 {
+			continue
+		}
+		var trans bool
+		switch n.GetOpType() {
+		case "MatMul":
+		case "Gemm":
+			for _, a := range n.GetAttribute() {
+				if a.GetName() == "transB" {
+					trans = a.GetI() != 0
+				}
+			}
+		default:
+			continue
+		}
+		if w, ok := src.Weights[n.GetInput()[1]]; ok && w.DType == tensor.Float32 && len(w.Shape) == 2 && w.Shape[0] > 0 && w.Shape[1] > 0 {
+			want[packing{n.GetInput()[1], trans}] = true
+		}
+	}
+	list := make([]packing, 0, len(want))
+	for p := range want {
+		list = append(list, p)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].name != list[j].name {
+			return list[i].name < list[j].name
+		}
+		return !list[i].trans && list[j].trans
+	})
+
+	rep.DataFile = filepath.Base(out) + ".data"
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return rep, err
+	}
+	f, err := os.Create(filepath.Join(filepath.Dir(out), rep.DataFile))
+	if err != nil {
+		return rep, err
+	}
+	defer f.Close()
+	var off int64
+	put := func(t *onnxpb.TensorProto, raw []byte) error {
+		if pad := (align - off%align) % align; pad > 0 {
+			if _, err := f.Write(make([]byte, pad)); err != nil {
+				return err
+			}
+			off += pad
+		}
+		if _, err := f.Write(raw); err != nil {
+			return err
+		}
+		loc := onnxpb.TensorProto_EXTERNAL
+		t.DataLocation = &loc
+		t.RawData, t.FloatData, t.Int32Data, t.Int64Data, t.DoubleData, t.Uint64Data = nil, nil, nil, nil, nil, nil
+		t.ExternalData = []*onnxpb.StringStringEntryProto{
+			{Key: proto.String("location"), Value: proto.String(rep.DataFile)},
+			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(off, 10))},
+			{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(raw)))},
+		}
+		off += int64(len(raw))
+		return nil
+	}
+	for _, t := range g.GetInitializer() {
+		w, ok := src.Weights[t.GetName()]
+		if !ok {
+			return rep, fmt.Errorf("compile %s: initializer %q was not loaded", in, t.GetName())
+		}
+		raw := w.Bytes()
+		if raw == nil && w.Len() > 0 {
+			return rep, fmt.Errorf("compile %s: initializer %q: dtype %s cannot be stored as raw data", in, t.GetName(), w.DType)
+		}
+		// The loader widens float16 to float32: store what it holds.
+		t.DataType = proto.Int32(int32(w.DType))
+		if err := put(t, raw); err != nil {
+			return rep, err
+		}
+	}
+	for _, p := range list {
+		w := src.Weights[p.name]
+		k, n := w.Shape[0], w.Shape[1]
+		suffix := engine.PackedSuffix
+		if p.trans {
+			k, n, suffix = n, k, engine.PackedTransSuffix
+		}
+		pb := kernels.PackB(p.trans, k, n, w.F32, w.Shape[1])
+		data := tensor.FromF32(pb.Data(), len(pb.Data()))
+		t := &onnxpb.TensorProto{Name: proto.String(p.name + suffix), DataType: proto.Int32(int32(tensor.Float32)), Dims: []int64{int64(len(pb.Data()))}}
+		if err := put(t, data.Bytes()); err != nil {
+			return rep, err
+		}
+		g.Initializer = append(g.Initializer, t)
+		rep.Packed++
+		rep.PackedBytes += int64(len(data.Bytes()))
+	}
+	if err := f.Close(); err != nil {
+		return rep, err
+	}
+	rep.DataBytes = off
+	m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String("spindle.artifact"), Value: proto.String("packed-b 1")})
+	buf, err := proto.Marshal(m)
+	if err != nil {
+		return rep, fmt.Errorf("compile %s: %w", in, err)
+	}
+	if err := os.WriteFile(out, buf, 0o644); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
