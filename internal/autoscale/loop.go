@@ -78,9 +78,13 @@ type fnLoop struct {
 	spec Spec
 	mem  Memory
 	due  time.Time
-	hist []Record // ring buffer
-	next int      // where the next record goes
-	full bool
+	// woken is set by a Wake that arrives while a tick decides on this
+	// function, so that the tick's record does not push the due time back
+	// and lose the wake.
+	woken bool
+	hist  []Record // ring buffer
+	next  int      // where the next record goes
+	full  bool
 }
 
 // NewLoop checks the configuration and returns a loop with no functions.
@@ -159,7 +163,7 @@ func (l *Loop) Wake(fn string) {
 	l.mu.Lock()
 	f, ok := l.fns[fn]
 	if ok {
-		f.due = time.Time{}
+		f.due, f.woken = time.Time{}, true
 	}
 	l.mu.Unlock()
 	if ok {
@@ -224,6 +228,7 @@ func (l *Loop) Tick(now time.Time) error {
 		f := l.fns[name]
 		if !now.Before(f.due) {
 			due = append(due, dueFn{name, f.spec, f.mem})
+			f.woken = false
 		}
 	}
 	l.mu.Unlock()
@@ -302,6 +307,9 @@ func (l *Loop) record(name string, now time.Time, mem Memory, rec Record) {
 	}
 	f.mem = mem
 	f.due = now.Add(f.spec.Interval)
+	if f.woken {
+		f.due, f.woken = time.Time{}, false
+	}
 	f.hist[f.next] = rec
 	f.next++
 	if f.next == len(f.hist) {
