@@ -210,7 +210,7 @@ func (s *scaler) stop(f *function, id string) {
 	f.broadcastLocked()
 	f.mu.Unlock()
 	if victim != nil {
-		go victim.proc.Stop(s.g.cfg.StopGrace)
+		go victim.retire(s.g.cfg.StopGrace)
 	}
 }
 

@@ -25,7 +25,49 @@ var ErrQueueFull = errors.New("too many requests waiting for an instance")
 type replica struct {
 	proc     *sandbox.Process
 	url      *url.URL
-	inflight atomic.Int64
+	inflight atomic.Int64 // requests acquired on it, sent or about to be
+
+	drainMu  sync.Mutex
+	draining bool
+	idle     chan struct{} // closed once draining with nothing in flight
+	idleOnce sync.Once
+}
+
+// retire stops a replica already taken out of routing: it waits (up to grace)
+// until every request the gateway had routed to it has finished — including
+// one acquired but not yet sent, which the instance's own drain would refuse —
+// then asks the instance to drain and exit.
+func (r *replica) retire(grace time.Duration) {
+	r.drainMu.Lock()
+	r.draining = true
+	if r.idle == nil {
+		r.idle = make(chan struct{})
+	}
+	if r.inflight.Load() == 0 {
+		r.idleOnce.Do(func() { close(r.idle) })
+	}
+	idle := r.idle
+	r.drainMu.Unlock()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-r.proc.Done():
+	case <-t.C:
+	}
+	r.proc.Stop(grace)
+}
+
+// done ends one request on r.
+func (r *replica) done() {
+	if r.inflight.Add(-1) != 0 {
+		return
+	}
+	r.drainMu.Lock()
+	if r.draining {
+		r.idleOnce.Do(func() { close(r.idle) })
+	}
+	r.drainMu.Unlock()
 }
 
 // function is the gateway's live state for one deployed function: its running
@@ -127,7 +169,7 @@ func (g *Gateway) acquire(ctx context.Context, f *function) (*replica, error) {
 
 // release ends a request on r.
 func (g *Gateway) release(f *function, r *replica) {
-	r.inflight.Add(-1)
+	r.done()
 	f.mu.Lock()
 	f.inflight--
 	f.lastUsed = g.clock.Now()
@@ -224,7 +266,7 @@ func (g *Gateway) stopAll(f *function) {
 	var wg sync.WaitGroup
 	for _, r := range rs {
 		wg.Add(1)
-		go func() { defer wg.Done(); r.proc.Stop(g.cfg.StopGrace) }()
+		go func() { defer wg.Done(); r.retire(g.cfg.StopGrace) }()
 	}
 	wg.Wait()
 }
