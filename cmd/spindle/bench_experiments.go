@@ -39,7 +39,7 @@ func addExperimentCmds(bench *cobra.Command) {
 
 func newExperimentCmd(name, short string, xs []experiment.Experiment) *cobra.Command {
 	var env experiment.Env
-	var kinds []string
+	var kinds, policies []string
 	cmd := &cobra.Command{
 		Use:   name + " [--quick] [--out DIR]",
 		Short: short,
@@ -49,7 +49,12 @@ Results go to --out DIR/EXPERIMENT/: CSV data, PNG plots and report.md with
 our numbers beside the thesis's. --quick uses small models and few runs
 (minutes on 2 cores); --runs, --users, --vcpus and --models scale a run up on a
 larger machine. Experiments start their own gateways and instances on free
-loopback ports, in temporary folders.`,
+loopback ports, in temporary folders.
+
+hybrid-vs-hpa runs live: one 'spindle up --autoscale POLICY' per policy
+(--policies), the thesis ramp from spindle load, the function's vCPUs,
+instances and memory sampled every second. --simulated runs the old variant,
+the policies in 'spindle sim' (virtual time).`,
 		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			exe, err := os.Executable()
@@ -63,7 +68,11 @@ loopback ports, in temporary folders.`,
 			if env.Runs < 0 || env.Users < 0 || env.VCPUs < 0 || env.Duration < 0 {
 				return usagef("--runs, --users, --vcpus, --duration: must not be negative")
 			}
+			if env.SLO < 0 {
+				return usagef("--slo: must not be negative")
+			}
 			env.Kinds = kinds
+			env.Policies = policies
 			env.Command = "spindle " + strings.Join(os.Args[1:], " ")
 			env.Log = cmd.ErrOrStderr()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -102,9 +111,14 @@ loopback ports, in temporary folders.`,
 	f.StringVar(&env.Out, "out", "bench-results", "results folder")
 	f.StringVar(&env.Models, "model-cache", "", "where generated models are kept between runs (default OUT/models)")
 	f.IntVar(&env.Runs, "runs", 0, "repetitions per measurement (default 3 with --quick, 10 without)")
-	f.IntVar(&env.Users, "users", 0, "cap on concurrent clients and ramp users (default: the thesis's 50 and 100; 10 and 20 with --quick)")
-	f.DurationVar(&env.Duration, "duration", 0, "how long the live ramp runs (default 120s; 20s with --quick)")
+	f.IntVar(&env.Users, "users", 0, "cap on concurrent clients and ramp users (default: the thesis's 50 and 100; 10 with --quick)")
+	f.DurationVar(&env.Duration, "duration", 0, "how long the live ramp runs, per policy in hybrid-vs-hpa (default 180s, 45s with --quick; simulated variant 120s, 20s)")
 	f.Float64Var(&env.VCPUs, "vcpus", 0, "cap on the vCPU steps (default: this machine's CPUs)")
+	f.BoolVar(&env.Simulated, "simulated", false, "hybrid-vs-hpa: compare the policies in the simulator instead of live")
+	f.BoolVar(&env.Simulated, "sim", false, "same as --simulated")
+	f.MarkHidden("sim")
+	f.StringSliceVar(&policies, "policies", nil, "hybrid-vs-hpa: policies to run live (default static, hybrid, hpa, predictive)")
+	f.DurationVar(&env.SLO, "slo", 0, "hybrid-vs-hpa: p99 target of the live policies (default 2.5x a request's time on one scaling step, as the thesis's 500 ms over 200 ms)")
 	f.StringSliceVar(&kinds, "models", nil, "models to run: mnist-cnn, minilm-l6, bert-base, vgg16 (default: per experiment; small ones with --quick)")
 	return cmd
 }

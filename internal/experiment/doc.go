@@ -14,10 +14,11 @@
 //     concurrent clients as one instance's vCPUs grow, for ML inference and a
 //     CPU-bound function;
 //   - hybrid-vs-hpa (Figs 6.1-6.3): the thesis's user ramp under each
-//     autoscaling policy.
+//     autoscaling policy, live (one `spindle up --autoscale POLICY` each,
+//     sampled every second) or, with --simulated, in the simulator.
 //
 // Each experiment writes CSV, PNG plots and a Markdown report with our
 // numbers beside the thesis's (thesis.go transcribes them). Every number in a
 // report comes from a run on this machine; where a run could not do what the
-// thesis did (no cache eviction, no live autoscaler), the report says so.
+// thesis did (no cache eviction, a 2-core machine), the report says so.
 package experiment

@@ -40,6 +40,16 @@ type Env struct {
 	// Models to run, by modelgen kind; empty means each experiment's default
 	// set (small models with Quick).
 	Kinds []string
+	// Simulated runs hybrid-vs-hpa's simulated variant (spindle sim in
+	// virtual time) instead of the live one.
+	Simulated bool
+	// Policies are the autoscaling policies hybrid-vs-hpa runs live; empty
+	// means static, hybrid, hpa and predictive.
+	Policies []string
+	// SLO is the live hybrid-vs-hpa's p99 target; 0 means 2.5 times a
+	// request's time on one scaling step (the thesis's 500 ms SLO over its
+	// 200 ms request on a 1-vCPU pod).
+	SLO time.Duration
 	// Command is the command line to quote in reports.
 	Command string
 	// Log receives progress lines; nil discards them.

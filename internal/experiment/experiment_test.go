@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"image/png"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,28 +180,50 @@ func TestPlatformExperimentsTinyRun(t *testing.T) {
 	}
 	bin := buildSpindle(t)
 	out := t.TempDir()
-	env := &Env{Exe: bin, Out: out, Quick: true, Runs: 1, Users: 2, VCPUs: 1, Duration: 2 * time.Second, Kinds: []string{"mnist-cnn"}}
+	env := &Env{Exe: bin, Quick: true, Runs: 1, Users: 2, VCPUs: 1, Duration: 2 * time.Second, Kinds: []string{"mnist-cnn"}, Models: filepath.Join(out, "models")}
 	tests := []struct {
 		name   string
+		exp    string
+		env    func(*Env) // changes to env for this run
 		csv    []string
 		pngs   []string
 		report []string
+		check  func(t *testing.T, dir string)
 	}{
-		{"cold-warm", []string{"cold-warm.csv"}, []string{"cold-warm-phases.png", "cold-warm-total.png"}, []string{"| MNIST CNN | cold | 1 image |", "Thesis Table 4.3"}},
-		{"memory-timeline", []string{"memory-timeline.csv"}, []string{"memory-timeline-mnist-cnn.png"}, []string{"| MNIST CNN | mmap (zero copy) |", "Thesis Fig 4.5"}},
-		{"concurrency", []string{"concurrency.csv"}, []string{"concurrency-memory.png"}, []string{"| ml | 1 | 1 |", "| burn | 1 | 1 |", "Thesis Figs 5.3 and 5.6"}},
-		{"hybrid-vs-hpa", []string{"live-ramp.csv", "simulated-series.csv"}, []string{"hybrid-memory.png", "hybrid-latency.png", "hybrid-load.png"}, []string{"| hybrid |", "| hpa |", "simulated", "| 1 -> 2 |"}},
+		{name: "cold-warm", csv: []string{"cold-warm.csv"}, pngs: []string{"cold-warm-phases.png", "cold-warm-total.png"}, report: []string{"| MNIST CNN | cold | 1 image |", "Thesis Table 4.3"}},
+		{name: "memory-timeline", csv: []string{"memory-timeline.csv"}, pngs: []string{"memory-timeline-mnist-cnn.png"}, report: []string{"| MNIST CNN | mmap (zero copy) |", "Thesis Fig 4.5"}},
+		{name: "concurrency", csv: []string{"concurrency.csv"}, pngs: []string{"concurrency-memory.png"}, report: []string{"| ml | 1 | 1 |", "| burn | 1 | 1 |", "Thesis Figs 5.3 and 5.6"}},
+		{name: "hybrid-vs-hpa", env: func(e *Env) {
+			// An SLO no request meets: hybrid must double its vCPUs and
+			// hpa its replicas at every tick, live.
+			e.Policies, e.SLO, e.Duration = []string{"hybrid", "hpa"}, time.Microsecond, 3*time.Second
+		}, csv: []string{"live-samples.csv", "live-load.csv", "live-requests.csv", "live-decisions.csv"},
+			pngs:   []string{"live-memory.png", "live-latency-cdf.png", "live-rps.png", "live-vcpus.png", "live-instances.png"},
+			report: []string{"## Live: every policy on this machine", "| hybrid | 1 instance, 0.25 -> 1 vCPUs", "| hpa | replicas of 0.25 vCPU, 1 -> 4", "spindle up --autoscale hpa", "Live memory (Fig 6.1)"},
+			check:  checkLiveScaling},
+		{name: "hybrid-vs-hpa (simulated)", exp: "hybrid-vs-hpa", env: func(e *Env) { e.Simulated = true },
+			csv: []string{"live-ramp.csv", "simulated-series.csv"}, pngs: []string{"hybrid-memory.png", "hybrid-latency.png", "hybrid-load.png"},
+			report: []string{"| hybrid |", "| hpa |", "simulated variant (`--simulated`)", "| 1 -> 2 |"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			x, ok := Lookup(tt.name)
-			if !ok {
-				t.Fatalf("no experiment %q", tt.name)
+			exp := tt.exp
+			if exp == "" {
+				exp = tt.name
 			}
-			if _, err := RunOne(context.Background(), env, x); err != nil {
+			x, ok := Lookup(exp)
+			if !ok {
+				t.Fatalf("no experiment %q", exp)
+			}
+			e := *env
+			e.Out = filepath.Join(out, strings.ReplaceAll(tt.name, " ", "-"))
+			if tt.env != nil {
+				tt.env(&e)
+			}
+			if _, err := RunOne(context.Background(), &e, x); err != nil {
 				t.Fatal(err)
 			}
-			dir := filepath.Join(out, tt.name)
+			dir := filepath.Join(e.Out, exp)
 			for _, c := range tt.csv {
 				readCSV(t, filepath.Join(dir, c))
 			}
@@ -213,9 +239,69 @@ func TestPlatformExperimentsTinyRun(t *testing.T) {
 					t.Errorf("report.md lacks %q:\n%s", want, md)
 				}
 			}
+			if tt.check != nil {
+				tt.check(t, dir)
+			}
 			if strings.Contains(string(md), "The run failed") {
 				t.Errorf("report notes a failure:\n%s", md)
 			}
 		})
+	}
+}
+
+// checkLiveScaling checks the live hybrid-vs-hpa run under an SLO no request
+// meets: hybrid grew its one instance's vCPUs, hpa added replicas of one step
+// each, and every sample saw the function running with memory.
+func checkLiveScaling(t *testing.T, dir string) {
+	t.Helper()
+	rows := readCSV(t, filepath.Join(dir, "live-samples.csv"))
+	if want := []string{"policy", "t_s", "vcpus", "instances", "rss_bytes", "pss_bytes"}; !slices.Equal(rows[0], want) {
+		t.Fatalf("live-samples.csv header %q, want %q", rows[0], want)
+	}
+	type peak struct {
+		vcpus     float64
+		instances int
+		n         int
+	}
+	peaks := map[string]*peak{}
+	for _, r := range rows[1:] {
+		vcpus, err1 := strconv.ParseFloat(r[2], 64)
+		inst, err2 := strconv.Atoi(r[3])
+		rss, err3 := strconv.ParseUint(r[4], 10, 64)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatalf("row %q: %v", r, err)
+		}
+		if inst < 1 || rss == 0 || vcpus < 0.25*float64(inst) {
+			t.Errorf("row %q: want a running function (instances >= 1, RSS > 0, >= 0.25 vCPU each)", r)
+		}
+		p := peaks[r[0]]
+		if p == nil {
+			p = &peak{}
+			peaks[r[0]] = p
+		}
+		p.vcpus, p.instances, p.n = max(p.vcpus, vcpus), max(p.instances, inst), p.n+1
+	}
+	h, p := peaks["hybrid"], peaks["hpa"]
+	if h == nil || p == nil {
+		t.Fatalf("samples for %v, want hybrid and hpa", slices.Collect(maps.Keys(peaks)))
+	}
+	if h.n < 3 || p.n < 3 {
+		t.Errorf("%d hybrid and %d hpa samples over a 3 s ramp, want one a second", h.n, p.n)
+	}
+	if h.instances != 1 || h.vcpus <= 0.25 {
+		t.Errorf("hybrid: peak %d instances, %v vCPUs; want 1 instance grown beyond 0.25 vCPU", h.instances, h.vcpus)
+	}
+	if p.instances < 2 || p.vcpus != 0.25*float64(p.instances) {
+		t.Errorf("hpa: peak %d instances, %v vCPUs; want more than one replica of 0.25 vCPU", p.instances, p.vcpus)
+	}
+	decs := readCSV(t, filepath.Join(dir, "live-decisions.csv"))
+	ups := map[string]int{}
+	for _, r := range decs[1:] {
+		if r[2] == "scale-up" && r[3] == "true" {
+			ups[r[0]]++
+		}
+	}
+	if ups["hybrid"] == 0 || ups["hpa"] == 0 {
+		t.Errorf("applied scale-ups %v, want some for hybrid and hpa", ups)
 	}
 }
