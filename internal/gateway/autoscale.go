@@ -214,6 +214,25 @@ func (s *scaler) stop(f *function, id string) {
 	}
 }
 
+// defaultVCPU is the allotment of a function's first instance when its
+// deployment sets none: under hpa a replica's size and under static the
+// policy's size, as the loop would start them (a request that finds no
+// instance starts one outside the loop); otherwise the platform's default,
+// from which hybrid and predictive grow. Starting an hpa replica at the
+// default made the first scale-up shrink it to the replica size, so
+// "doubling" from one replica left capacity where it was.
+func (g *Gateway) defaultVCPU() float64 {
+	if sp := g.cfg.Autoscale; sp != nil {
+		switch sp.Policy {
+		case autoscale.HPA:
+			return sp.ReplicaVCPUs
+		case autoscale.Static:
+			return sp.VCPUs
+		}
+	}
+	return g.cfg.DefaultVCPU
+}
+
 // loadMode is how instances of spec load their model: the policy's mode (hpa
 // copies, as per-replica servers do), or "" for the instance default (mmap).
 func (g *Gateway) loadMode(spec registry.Function) string {

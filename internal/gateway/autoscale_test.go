@@ -99,3 +99,59 @@ func TestHybridLoopResizesLiveInstance(t *testing.T) {
 		t.Fatalf("after a calm stabilisation window: %v vCPU, want 1 (halved); decisions: %+v", v, tg.loop.History(key))
 	}
 }
+
+// TestHPAFirstReplicaHasReplicaSize checks that under hpa the replica a
+// request starts (scale from zero, outside the loop) has the policy's replica
+// size, not the platform's default allotment, so the first scale-up doubles
+// capacity: 1 replica of 0.5 vCPU -> 2 of 0.5. With the default (1 vCPU)
+// the first replica was shrunk to 0.5 when the second started, and the
+// "doubling" left capacity at 1 vCPU.
+func TestHPAFirstReplicaHasReplicaSize(t *testing.T) {
+	caps := detect(t, sandbox.Options{})
+	spec, err := autoscale.ParseSpec(autoscale.HPA, map[string]string{
+		"slo": "1ms", "interval": "1s", "window": "2s", "replica-vcpus": "0.5", "idle-to-zero": "0s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := newTestGateway(t, Config{Sandbox: caps, Autoscale: &spec, DefaultVCPU: 1})
+	tg.deploy(t, "add", addModel())
+	body := `{"inputs":[{"name":"x","shape":[4],"datatype":"FP32","data":[1,2,3,4]}]}`
+	if code, msg := infer(t, tg.url, "add", body); code != 200 {
+		t.Fatalf("infer: %d %.200s", code, msg)
+	}
+	state := func() (float64, int) {
+		f := tg.fn("add")
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.pruneLocked()
+		return f.vcpu, len(f.replicas) + f.starting
+	}
+	if v, n := state(); v != 0.5 || n != 1 {
+		t.Fatalf("after the first request: %d replica(s) of %v vCPU, want 1 of 0.5", n, v)
+	}
+	tg.clock.Step(time.Second)
+	if err := tg.loop.Tick(tg.clock.Now()); err != nil {
+		t.Fatalf("tick: %v", err)
+	}
+	if v, n := state(); v != 0.5 || n != 2 {
+		t.Fatalf("after a slow window: %d replica(s) of %v vCPU, want 2 of 0.5; decisions: %+v", n, v, tg.loop.History("default/add"))
+	}
+	// Let the second replica finish starting, so that cleanup stops it.
+	f := tg.fn("add")
+	timeout := time.After(30 * time.Second)
+	for {
+		f.mu.Lock()
+		f.pruneLocked()
+		ready, ch := len(f.replicas), f.changed
+		f.mu.Unlock()
+		if ready == 2 {
+			break
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("second replica not ready after 30 s (%d ready)", ready)
+		}
+	}
+}

@@ -417,7 +417,7 @@ func (g *Gateway) function(spec registry.Function) *function {
 		return f
 	}
 	old := f
-	f = newFunction(spec, g.clock.Now(), g.cfg.DefaultVCPU)
+	f = newFunction(spec, g.clock.Now(), g.defaultVCPU())
 	g.fns[key] = f
 	g.mu.Unlock()
 	if g.loop != nil {
