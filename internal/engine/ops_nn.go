@@ -345,6 +345,10 @@ func newMaxPool(n *Node) (Kernel, error) {
 		planes := x.Shape[0] * x.Shape[1]
 		switch x.DType {
 		case tensor.Float32:
+			if idx == nil && windowsInside(&g) {
+				maxPool2D(&g, x.F32, y.F32, planes)
+				break
+			}
 			maxPool(&g, x.F32, y.F32, idx, planes, colMajor, float32(math.Inf(-1)))
 		case tensor.Float64:
 			maxPool(&g, x.F64, y.F64, idx, planes, colMajor, math.Inf(-1))
@@ -361,6 +365,55 @@ func newMaxPool(n *Node) (Kernel, error) {
 
 // maxPool computes the max over each window of each plane; lowest is what an
 // all-padding window yields. idx, when not nil, receives the argmax positions.
+// windowsInside reports whether g is a 2-D window geometry (a depth of 1)
+// without dilation whose every window lies inside the input, padding
+// included in none: maxPool2D's case.
+func windowsInside(g *geom3) bool {
+	if g.in[0] != 1 || g.out[0] != 1 || g.k[0] != 1 || g.d[1] != 1 || g.d[2] != 1 || g.p[1] != 0 || g.p[2] != 0 {
+		return false
+	}
+	return g.out[1] > 0 && g.out[2] > 0 && (g.out[1]-1)*g.s[1]+g.k[1] <= g.in[1] && (g.out[2]-1)*g.s[2]+g.k[2] <= g.in[2]
+}
+
+// maxPool2D is maxPool for float32 without indices on a geometry
+// windowsInside accepts: rows of windows read straight from input rows, no
+// tap bounds to compute. The builtin max propagates NaN as maxPool does (it
+// may pick +0 over -0 where maxPool keeps the first).
+func maxPool2D(g *geom3, x, y []float32, planes int) {
+	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
+	KH, KW, SH, SW := g.k[1], g.k[2], g.s[1], g.s[2]
+	for pl := 0; pl < planes; pl++ {
+		src := x[pl*H*W : (pl+1)*H*W]
+		dst := y[pl*OH*OW : (pl+1)*OH*OW]
+		for oh := 0; oh < OH; oh++ {
+			drow := dst[oh*OW : (oh+1)*OW]
+			if KH == 2 && KW == 2 && SW == 2 {
+				r0 := src[oh*SH*W : oh*SH*W+W]
+				r1 := src[(oh*SH+1)*W : (oh*SH+2)*W]
+				r0, r1 = r0[:2*len(drow)], r1[:2*len(drow)]
+				for ow := range drow {
+					drow[ow] = max(r0[2*ow], r0[2*ow+1], r1[2*ow], r1[2*ow+1])
+				}
+				continue
+			}
+			for kh := 0; kh < KH; kh++ {
+				srow := src[(oh*SH+kh)*W : (oh*SH+kh+1)*W]
+				for ow := range drow {
+					win := srow[ow*SW : ow*SW+KW]
+					m := win[0]
+					for _, v := range win[1:] {
+						m = max(m, v)
+					}
+					if kh > 0 {
+						m = max(m, drow[ow])
+					}
+					drow[ow] = m
+				}
+			}
+		}
+	}
+}
+
 func maxPool[T float32 | float64 | int8 | uint8](g *geom3, x, y []T, idx []int64, planes int, colMajor bool, lowest T) {
 	inS, outS := g.inSize(), g.outSize()
 	for pl := 0; pl < planes; pl++ {
