@@ -312,7 +312,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	var outs map[string]*tensor.Tensor
 	err = s.pool.Do(r.Context(), func() error {
 		var err error
-		outs, err = s.model.Run(r.Context(), inputs)
+		outs, err = s.run(r.Context(), inputs)
 		return err
 	})
 	if err != nil {
@@ -350,6 +350,16 @@ func (s *Server) writeRunError(w http.ResponseWriter, err error) {
 // runTask serves POST /v1/tasks/{name}. The whole task (decoding, tokenizing
 // or resizing, the model, ranking) runs in one worker slot, so the worker
 // count bounds its CPU use as it does inference's.
+// run executes the model for one request already holding a worker slot, with
+// its share of the instance's CPUs for intra-op parallelism: all of them when
+// it runs alone (latency at low load), one each when every worker is busy
+// (throughput at high load).
+func (s *Server) run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[string]*tensor.Tensor, error) {
+	running := max(1, s.pool.Stats().Running)
+	threads := max(1, runtime.GOMAXPROCS(0)/running)
+	return s.model.RunWith(ctx, inputs, engine.RunOptions{Threads: threads})
+}
+
 func (s *Server) runTask(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
@@ -366,7 +376,7 @@ func (s *Server) runTask(w http.ResponseWriter, r *http.Request) {
 	req := task.Request{ContentType: r.Header.Get("Content-Type"), Body: body}
 	var run task.RunFunc
 	if s.model != nil {
-		run = s.model.Run
+		run = s.run
 	}
 	var res any
 	err = s.pool.Do(r.Context(), func() (err error) {
