@@ -79,7 +79,7 @@ func TestTenantsEndToEnd(t *testing.T) {
 
 	// The tenant commands find the admin key in --home.
 	alice := strings.TrimSpace(mustRun(t, "tenant", "create", "alice", "--home", home, gw))
-	bob := strings.TrimSpace(mustRun(t, "tenant", "create", "bob", "--max-functions", "1", "--max-memory", "1MiB", "--home", home, gw))
+	bob := strings.TrimSpace(mustRun(t, "tenant", "create", "bob", "--max-functions", "1", "--max-memory", "256MiB", "--home", home, gw))
 	for _, k := range []string{alice, bob} {
 		if !strings.HasPrefix(k, "spk_") || strings.ContainsAny(k, " \n") {
 			t.Fatalf("tenant create printed %q, want just the key", k)
@@ -109,7 +109,7 @@ func TestTenantsEndToEnd(t *testing.T) {
 		wantExit2(t, "invalid key", "ls", gw, "--key", "spk_bob_"+strings.Repeat("x", 43))
 		wantExit2(t, "needs the admin key", "tenant", "ls", gw, "--admin-key", alice)
 		ts := mustRun(t, "tenant", "ls", "--home", home, gw)
-		if !strings.Contains(ts, "alice  2") || !strings.Contains(ts, "bob    1") || !strings.Contains(ts, "1MiB") {
+		if !strings.Contains(ts, "alice  2") || !strings.Contains(ts, "bob    1") || !strings.Contains(ts, "256MiB") {
 			t.Fatalf("tenant ls:\n%s", ts)
 		}
 	}

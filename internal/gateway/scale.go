@@ -31,7 +31,7 @@ func (g *Gateway) newCgroup(spec registry.Function, vcpu float64) (*sandbox.Cgro
 	// No single instance may use more than its tenant's whole memory allowance.
 	if tl, err := g.tenants.Limits(spec.Owner); err == nil && tl.MaxMemoryBytes > 0 &&
 		(limits.Memory == 0 || limits.Memory > tl.MaxMemoryBytes) {
-		limits.Memory = tl.MaxMemoryBytes
+		limits.Memory = max(tl.MaxMemoryBytes, sandbox.MinMemory)
 	}
 	if g.cfg.Sandbox.CPU {
 		limits.CPU = vcpu
