@@ -73,7 +73,14 @@ func (g *Gateway) authenticate(next http.Handler) http.Handler {
 			}
 		}
 		adminRoute := r.URL.Path == "/admin/v1/tenants" || strings.HasPrefix(r.URL.Path, "/admin/v1/tenants/")
+		// /metrics spans every tenant's functions: the operator's, with the
+		// admin key (Prometheus sends it as a bearer token).
+		metricsRoute := r.URL.Path == "/metrics"
 		switch {
+		case metricsRoute && !p.Admin:
+			writeError(w, http.StatusForbidden, "authorization: /metrics needs the admin key")
+			return
+		case metricsRoute:
 		case adminRoute && !p.Admin:
 			writeError(w, http.StatusForbidden, "authorization: managing tenants needs the admin key")
 			return

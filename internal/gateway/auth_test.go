@@ -218,6 +218,9 @@ func TestAuthorization(t *testing.T) {
 		{"admin lists functions", "GET", "/admin/v1/functions", "Bearer " + admin, 403, "functions need a tenant key"},
 		{"admin infers", "POST", "/v2/models/m/infer", "Bearer " + admin, 403, "functions need a tenant key"},
 		{"admin lists tenants", "GET", "/admin/v1/tenants", "Bearer " + admin, 200, `"functions":1`},
+		{"admin scrapes metrics", "GET", "/metrics", "Bearer " + admin, 200, "go_goroutines"},
+		{"tenant scrapes metrics", "GET", "/metrics", "Bearer " + alice, 403, "/metrics needs the admin key"},
+		{"metrics without key", "GET", "/metrics", "", 401, "missing bearer key"},
 		{"health without key", "GET", "/v2/health/ready", "", 200, `"ready":true`},
 		{"liveness without key", "GET", "/v2/health/live", "", 200, `"live":true`},
 	}
