@@ -41,7 +41,23 @@ func openFile(path string, mode LoadMode) (*file, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap %s: %w", path, err)
 	}
+	adviseHuge(b)
 	return &file{data: b, mapped: true}, nil
+}
+
+// adviseHuge asks for the mapping to be backed by 2 MiB pages where the
+// kernel can (MADV_HUGEPAGE). On a file mapping this changes nothing about
+// sharing or copying: it makes the page cache read the file in PMD-sized
+// folios when a fault misses the cache, and every process that maps such a
+// folio (with or without the advice) maps it with one page-table entry. A
+// 400 MiB model then takes ~200 faults instead of ~6,500 fault-arounds of
+// 64 KiB, and ~0.5 ms of page-table work instead of ~30 ms, and the GEMM
+// kernels streaming the weights miss the TLB far less. Pages already cached
+// in 4 KiB folios (a file just written, or read with read(2)) stay so until
+// the kernel evicts them; kernels without file THP ignore or refuse the
+// advice, which is harmless, so its error is dropped.
+func adviseHuge(b []byte) {
+	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
 }
 
 func (f *file) close() error {
