@@ -169,6 +169,9 @@ type policyRun struct {
 	records   []loadgen.Record
 	samples   []liveSample
 	decisions []liveDecision
+	// loadAvg is the machine's 1-minute load average before and after the
+	// ramp: other work on the machine shows in the latencies.
+	loadAvg [2]string
 }
 
 // describeOut is the part of `spindle describe` the sampler reads.
@@ -246,6 +249,7 @@ func (e *Env) runPolicy(ctx context.Context, s liveSetup, policy, path string, b
 	if _, err := p.post(ctx, url, body); err != nil { // the cold start is not part of the ramp
 		return run, fmt.Errorf("%s: first request: %w: %s", policy, err, p.tail(5))
 	}
+	run.loadAvg[0] = loadAvg()
 	t0 := time.Now()
 	sm := &sampler{p: p, function: fn, t0: t0}
 	var mu sync.Mutex
@@ -277,6 +281,7 @@ func (e *Env) runPolicy(ctx context.Context, s liveSetup, policy, path string, b
 	})
 	close(stop)
 	<-sampled
+	run.loadAvg[1] = loadAvg()
 	if err != nil {
 		return run, err
 	}
@@ -589,8 +594,8 @@ func reportLive(rep *Report, s liveSetup, sp modelSpec, runs []policyRun, servic
 		"hpa":        fmt.Sprintf("replicas of %g vCPU, 1 -> %d, doubling, model copied per replica", s.unit, int(s.cap/s.unit)),
 		"predictive": fmt.Sprintf("vCPUs from rate x service time, %g -> %g", s.unit, s.cap),
 	}
-	tbl := Table{Caption: "Live: each policy on the same ramp. Latency is spindle load's (through the gateway); memory is RSS and PSS summed over the function's instances, sampled every second.",
-		Header: []string{"policy", "scaling", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "over SLO", "peak vCPUs", "mean vCPUs", "peak instances", "peak RSS MiB", "mean RSS MiB", "peak PSS MiB", "ups / downs"}}
+	tbl := Table{Caption: "Live: each policy on the same ramp. Latency is spindle load's (through the gateway); memory is RSS and PSS summed over the function's instances, sampled every second. Machine load is the 1-minute load average before and after the ramp (above the CPU count, other work competed for the CPUs).",
+		Header: []string{"policy", "scaling", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "over SLO", "peak vCPUs", "mean vCPUs", "peak instances", "peak RSS MiB", "mean RSS MiB", "peak PSS MiB", "ups / downs", "machine load"}}
 	sums := map[string]runSummary{}
 	for _, r := range runs {
 		m := summarizeRun(r, s.slo, s.dur)
@@ -598,7 +603,7 @@ func reportLive(rep *Report, s liveSetup, sp modelSpec, runs []policyRun, servic
 		l := m.load
 		tbl.Rows = append(tbl.Rows, []string{r.policy, policyText[r.policy], strconv.Itoa(l.Requests), strconv.Itoa(l.Errors), fmt.Sprintf("%.1f", l.Throughput()),
 			fmtMS(l.P50), fmtMS(m.p95), fmtMS(l.P99), fmtMS(l.Max), fmt.Sprintf("%.1f%%", 100*float64(m.overSLO)/float64(max(l.Requests, 1))),
-			f(m.peakVCPUs), fmt.Sprintf("%.2f", m.meanVCPUs), strconv.Itoa(m.peakInstances), fmtMiB(m.peakRSS), fmtMiB(m.meanRSS), fmtMiB(m.peakPSS), fmt.Sprintf("%d / %d", m.ups, m.downs)})
+			f(m.peakVCPUs), fmt.Sprintf("%.2f", m.meanVCPUs), strconv.Itoa(m.peakInstances), fmtMiB(m.peakRSS), fmtMiB(m.meanRSS), fmtMiB(m.peakPSS), fmt.Sprintf("%d / %d", m.ups, m.downs), r.loadAvg[0] + " -> " + r.loadAvg[1]})
 	}
 	decTbl := Table{Caption: "Live: the scaling decisions (the first 8 per policy; all in live-decisions.csv). t is seconds since the ramp started; negative t is the warm-up request.", Header: []string{"policy", "t s", "action", "reason"}}
 	for _, r := range runs {

@@ -72,6 +72,9 @@ func saveLines(path, title, xLabel, yLabel string, series []xySeries, logY bool)
 		p.Add(l)
 		p.Legend.Add(s.Name, l)
 	}
+	if !logY && p.Y.Min > 0 {
+		p.Y.Min = 0 // amounts (memory, vCPUs, rates) read best from zero
+	}
 	p.Legend.Top = false // rising lines leave the lower right free
 	p.Legend.YOffs = vg.Centimeter
 	return p.Save(plotW, plotH, path)
