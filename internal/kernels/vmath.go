@@ -180,3 +180,50 @@ func Max(x []float32) (m float32, nan bool) {
 	}
 	return m, nan
 }
+
+// AddConst sets x[i] += b.
+func AddConst(x []float32, b float32) {
+	done := 0
+	if vmathAVX512 && len(x) >= 16 {
+		done = len(x) &^ 15
+		addConstReluAVX512(&x[0], done/16, b, false)
+	}
+	for i := done; i < len(x); i++ {
+		x[i] += b
+	}
+}
+
+// AddConstRelu sets x[i] = Relu(x[i] + b) (see Relu).
+func AddConstRelu(x []float32, b float32) {
+	done := 0
+	if vmathAVX512 && len(x) >= 16 {
+		done = len(x) &^ 15
+		addConstReluAVX512(&x[0], done/16, b, true)
+	}
+	for i := done; i < len(x); i++ {
+		x[i] = relu1(x[i] + b)
+	}
+}
+
+// Relu sets x[i] to 0 where x[i] < 0. NaN and -0 are kept, as in
+//
+//	if v < 0 {
+//		v = 0
+//	}
+func Relu(x []float32) {
+	done := 0
+	if vmathAVX512 && len(x) >= 16 {
+		done = len(x) &^ 15
+		reluAVX512(&x[0], done/16)
+	}
+	for i := done; i < len(x); i++ {
+		x[i] = relu1(x[i])
+	}
+}
+
+func relu1(v float32) float32 {
+	if v < 0 {
+		return 0
+	}
+	return v
+}

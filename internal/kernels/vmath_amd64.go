@@ -33,3 +33,14 @@ func scaleAVX512(x *float32, blocks int, s float32)
 //
 //go:noescape
 func maxAVX512(x *float32, blocks int, acc *[16]float32) (nan bool)
+
+// addConstReluAVX512 is AddConst, or AddConstRelu when relu is set, on
+// blocks*16 floats.
+//
+//go:noescape
+func addConstReluAVX512(x *float32, blocks int, b float32, relu bool)
+
+// reluAVX512 is Relu on blocks*16 floats.
+//
+//go:noescape
+func reluAVX512(x *float32, blocks int)

@@ -224,3 +224,47 @@ maxloop:
 	SETNE nan+24(FP)
 	VZEROUPPER
 	RET
+
+// func addConstReluAVX512(x *float32, blocks int, b float32, relu bool)
+// VMAXPS with 0 as its first source returns the second (x) unless 0 > x, so
+// NaN and -0 pass through as Relu's Go loop leaves them.
+TEXT ·addConstReluAVX512(SB), NOSPLIT, $0-21
+	MOVQ x+0(FP), DI
+	MOVQ blocks+8(FP), CX
+	VBROADCASTSS b+16(FP), Z1
+	VPXORD Z2, Z2, Z2
+	MOVBLZX relu+20(FP), AX
+	TESTL AX, AX
+	JNZ addreluloop
+addconstloop:
+	VADDPS (DI), Z1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	DECQ CX
+	JNZ addconstloop
+	VZEROUPPER
+	RET
+addreluloop:
+	VADDPS (DI), Z1, Z0
+	VMAXPS Z0, Z2, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	DECQ CX
+	JNZ addreluloop
+	VZEROUPPER
+	RET
+
+// func reluAVX512(x *float32, blocks int)
+TEXT ·reluAVX512(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ blocks+8(FP), CX
+	VPXORD Z2, Z2, Z2
+reluloop:
+	VMOVUPS (DI), Z0
+	VMAXPS Z0, Z2, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, DI
+	DECQ CX
+	JNZ reluloop
+	VZEROUPPER
+	RET

@@ -16,3 +16,8 @@ func scaleAVX512(x *float32, blocks int, s float32) { panic("kernels: no AVX-512
 func maxAVX512(x *float32, blocks int, acc *[16]float32) bool {
 	panic("kernels: no AVX-512 in this build")
 }
+
+func addConstReluAVX512(x *float32, blocks int, b float32, relu bool) {
+	panic("kernels: no AVX-512 in this build")
+}
+func reluAVX512(x *float32, blocks int) { panic("kernels: no AVX-512 in this build") }

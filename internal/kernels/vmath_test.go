@@ -242,3 +242,60 @@ func TestAddScaleMax(t *testing.T) {
 		}
 	}
 }
+
+// TestAddConstRelu checks AddConst, AddConstRelu and Relu bit for bit
+// against plain loops at lengths around the 16-lane blocks, on values that
+// include NaN, ±0 and ±Inf (Relu keeps NaN and -0), with a guard band after x.
+func TestAddConstRelu(t *testing.T) {
+	const guard = 777
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	negZero := math.Float32frombits(1 << 31)
+	special := []float32{nan, -nan, negZero, 0, inf, -inf, -1, 1}
+	relu := func(v float32) float32 {
+		if v < 0 {
+			return 0
+		}
+		return v
+	}
+	tests := []struct {
+		name string
+		b    float32
+		run  func(x []float32, b float32)
+		want func(v, b float32) float32
+	}{
+		{"AddConst", 0.5, AddConst, func(v, b float32) float32 { return v + b }},
+		{"AddConstRelu", -0.25, AddConstRelu, func(v, b float32) float32 { return relu(v + b) }},
+		{"Relu", 0, func(x []float32, _ float32) { Relu(x) }, func(v, _ float32) float32 { return relu(v) }},
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tt := range tests {
+		for _, n := range []int{0, 1, 15, 16, 17, 40, 300} {
+			buf := make([]float32, n+4)
+			for i := range buf {
+				buf[i] = guard
+			}
+			x := buf[:n]
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+				if i%5 == 0 {
+					x[i] = special[i/5%len(special)]
+				}
+			}
+			want := make([]float32, n)
+			for i, v := range x {
+				want[i] = tt.want(v, tt.b)
+			}
+			tt.run(x, tt.b)
+			for i := range x {
+				if math.Float32bits(x[i]) != math.Float32bits(want[i]) && !(x[i] != x[i] && want[i] != want[i]) {
+					t.Fatalf("%s n=%d: element %d = %v (%#x), want %v (%#x)", tt.name, n, i, x[i], math.Float32bits(x[i]), want[i], math.Float32bits(want[i]))
+				}
+			}
+			for i := n; i < len(buf); i++ {
+				if buf[i] != guard {
+					t.Fatalf("%s n=%d: guard element %d overwritten", tt.name, n, i)
+				}
+			}
+		}
+	}
+}
