@@ -31,6 +31,10 @@ type Node struct {
 	// threaded, when a factory sets it, is the node's kernel taking a thread
 	// budget (intra-op parallelism); Run calls it instead of the Kernel.
 	threaded threadedKernel
+	// reluThreaded, when a factory sets it, is threaded followed by Relu
+	// on its output, done inside the kernel (Conv applies it block by block
+	// while the output is in cache); the fuser uses it for Conv + Relu.
+	reluThreaded threadedKernel
 }
 
 // InShape returns the shape of input i when Compile inferred it statically (the

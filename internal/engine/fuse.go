@@ -584,6 +584,26 @@ func (f *fuser) epilogue(i int) {
 		return
 	}
 	mm := f.m.steps[i]
+	if relu := mm.node.reluThreaded; relu != nil && ep == (epilogueSpec{bias: -1, residual: -1, act: actRelu}) {
+		// Conv + Relu: the convolution applies Relu itself, block by block.
+		f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
+			headIn := make([]int, len(mm.in))
+			for j, s := range mm.in {
+				headIn[j] = at(s)
+			}
+			return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+				args := make([]*tensor.Tensor, len(headIn))
+				for j, k := range headIn {
+					if k >= 0 {
+						args[j] = in[k]
+					}
+				}
+				outs, err := relu(threads, args)
+				return outs, err == nil, err
+			}
+		})
+		return
+	}
 	f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
 		spec := ep
 		spec.bias, spec.residual = at(ep.bias), at(ep.residual)

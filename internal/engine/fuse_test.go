@@ -96,6 +96,24 @@ func TestFusion(t *testing.T) {
 			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 5, 3, 3, 3), b.Normal("c", 0.3, 5)}, nil)
 			return b.Node("Relu", []string{y}, nil)
 		}, map[string]*tensor.Tensor{"x": randTensor(4, 2, 3, 9, 9)}, 1},
+		{"conv relu pointwise without bias", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{1, 6, 5, 7})
+			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 4, 6, 1, 1)}, nil)
+			return b.Node("Relu", []string{y}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(17, 1, 6, 5, 7)}, 1},
+		{"conv relu grouped strided", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{1, 4, 11, 11})
+			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 6, 2, 3, 3), b.Normal("c", 0.3, 6)},
+				[]modelgen.Attr{modelgen.AInt("group", 2), modelgen.AInts("strides", 2, 2), modelgen.AInts("pads", 1, 0, 1, 2)})
+			return b.Node("Relu", []string{y}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(18, 1, 4, 11, 11)}, 1},
+		{"conv relu in several blocks", func(b *modelgen.Builder) string {
+			// K = 128*9 and 36*36 outputs: more than one im2col block.
+			b.Input("x", tensor.Float32, []int64{1, 128, 36, 36})
+			y := b.Node("Conv", []string{"x", b.Normal("w", 0.1, 3, 128, 3, 3), b.Normal("c", 0.3, 3)},
+				[]modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
+			return b.Node("Relu", []string{y}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(19, 1, 128, 36, 36)}, 1},
 		{"matmul bias of two axes falls back", func(b *modelgen.Builder) string {
 			b.Input("x", tensor.Float32, []int64{3, 8})
 			y := b.Node("MatMul", []string{"x", b.Normal("w", 0.3, 8, 4)}, nil)

@@ -163,60 +163,107 @@ func scaleRows(m, n int, beta float32, c []float32, ldc int) {
 // while every row block of the weights passes over it.
 const convBlockFloats = 1 << 20
 
+// convMinBlock is the fewest output pixels a block aims at however deep the
+// im2col matrix is: each block packs all of W again (kernels pack A per
+// call), which costs as much as ~1/convMinBlock of the block's multiply.
+const convMinBlock = 1024
+
 // convGemm computes one image and group of a convolution, Y[m×P] = W[m×K] ·
 // col[K×P], where col is the im2col matrix of x (channels planes, geometry g)
 // that is never materialised whole: it is built block by block of output
 // pixels, straight into the kernels' packed-B layout (so no second packing
 // pass reads it again), and each block is multiplied while it is in cache.
 // Blocks are shared among up to threads goroutines; a lone block splits its
-// multiply instead.
-func convGemm(threads int, g *geom3, x []float32, channels int, w []float32, m int, y []float32) {
+// multiply instead. Each block then gets bias (one value per row of y, nil
+// for none) and, when relu is set, Relu (see biasRelu).
+func convGemm(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, relu bool) {
 	P, K := g.outSize(), channels*g.kSize()
 	if m == 0 || P == 0 {
 		return
 	}
 	if K == 0 {
 		scaleRows(m, P, 0, y, P)
+		biasRelu(y, P, 0, P, bias, relu)
 		return
 	}
-	nb := min(P, max(64, convBlockFloats/K/kernels.PanelWidth*kernels.PanelWidth))
-	blocks := (P + nb - 1) / nb
+	const pw = kernels.PanelWidth
+	target := max(convMinBlock, convBlockFloats/K)
+	blocks := (P + target - 1) / target
+	nb := min(P, ((P+blocks-1)/blocks+pw-1)/pw*pw)
+	blocks = (P + nb - 1) / nb
 	inner := 1
 	if blocks < threads {
 		inner = threads
 	}
 	parallelFor(threads, blocks, 1, func(lo, hi int) {
-		tmp := make([]float32, nb)
 		buf := make([]float32, kernels.PackedBSize(K, nb))
 		for b := lo; b < hi; b++ {
 			j0 := b * nb
 			n := min(nb, P-j0)
 			packed := buf[:kernels.PackedBSize(K, n)]
-			im2colPacked(g, x, channels, j0, tmp[:n], packed, K)
+			im2colPacked(g, x, channels, j0, n, packed, K)
 			pb := kernels.PackedBFromSlice(K, n, packed)
 			gemmPackedF32Par(inner, false, m, n, K, 1, w, K, pb, 0, y[j0:], P)
+			biasRelu(y, P, j0, n, bias, relu)
 		}
 	})
 }
 
-// im2colPacked writes columns [j0, j0+len(tmp)) of the im2col matrix of x
-// (K rows) into dst in the kernels.PackedB layout, one row at a time through
-// tmp.
-func im2colPacked(g *geom3, x []float32, channels, j0 int, tmp, dst []float32, K int) {
+// im2colPacked writes columns [j0, j0+n) of the im2col matrix of x (K rows)
+// into dst in the kernels.PackedB layout: row p of panel q holds columns
+// j0+16q .. j0+16q+15, zero past n. Each run of output pixels along an output
+// row is written straight into the panels it spans, 16 floats at a time where
+// a run covers a whole panel row, with no intermediate row buffer.
+func im2colPacked(g *geom3, x []float32, channels, j0, n int, dst []float32, K int) {
 	const pw = kernels.PanelWidth
-	n := len(tmp)
+	ow0 := g.out[2]
+	ohw := g.out[1] * ow0
+	stride := K * pw
 	p := 0
 	for c := 0; c < channels; c++ {
 		plane := x[c*g.inSize() : (c+1)*g.inSize()]
 		for kd := 0; kd < g.k[0]; kd++ {
 			for kh := 0; kh < g.k[1]; kh++ {
 				for kw := 0; kw < g.k[2]; kw++ {
-					im2colRow(g, plane, kd, kh, kw, j0, tmp)
-					for q := 0; q*pw < n; q++ {
-						panel := dst[q*K*pw+p*pw:][:pw]
-						cnt := copy(panel, tmp[q*pw:min(n, (q+1)*pw)])
-						clear(panel[cnt:])
+					row := dst[p*pw:]
+					// (od, oh, ow) is the output pixel of block column i.
+					od, oh, ow := j0/ohw, j0%ohw/ow0, j0%ow0
+					for i := 0; i < n; {
+						run := min(ow0-ow, n-i)
+						id := od*g.s[0] - g.p[0] + kd*g.d[0]
+						ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+						iw := ow*g.s[2] - g.p[2] + kw*g.d[2]
+						if id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1] {
+							zeroCols(row, stride, i, i+run)
+						} else {
+							src := plane[(id*g.in[1]+ih)*g.in[2] : (id*g.in[1]+ih+1)*g.in[2]]
+							if g.s[2] == 1 {
+								lo := min(max(0, -iw), run)
+								hi := max(lo, min(run, g.in[2]-iw))
+								zeroCols(row, stride, i, i+lo)
+								if hi > lo {
+									copyCols(row, stride, i+lo, src[iw+lo:iw+hi])
+								}
+								zeroCols(row, stride, i+hi, i+run)
+							} else {
+								for t := i; t < i+run; t++ {
+									v := float32(0)
+									if iw >= 0 && iw < g.in[2] {
+										v = src[iw]
+									}
+									row[t/pw*stride+t%pw] = v
+									iw += g.s[2]
+								}
+							}
+						}
+						i += run
+						ow = 0
+						if oh++; oh == g.out[1] {
+							oh = 0
+							od++
+						}
 					}
+					zeroCols(row, stride, n, (n+pw-1)/pw*pw)
 					p++
 				}
 			}
@@ -224,50 +271,31 @@ func im2colPacked(g *geom3, x []float32, channels, j0 int, tmp, dst []float32, K
 	}
 }
 
-// im2colRow writes the im2col row of kernel tap (kd, kh, kw) over one input
-// plane for output pixels [j0, j0+len(dst)): the input value each pixel's tap
-// reads, or 0 where the tap falls in the padding.
-func im2colRow(g *geom3, plane []float32, kd, kh, kw, j0 int, dst []float32) {
-	ow0 := g.out[2]
-	ohw := g.out[1] * ow0
-	// (nd, nh, nw) is the output pixel the next run starts at; each run
-	// after the first starts an output row.
-	nd, nh, nw := j0/ohw, j0%ohw/ow0, j0%ow0
-	for i := 0; i < len(dst); {
-		od, oh, ow := nd, nh, nw
-		run := min(ow0-ow, len(dst)-i)
-		seg := dst[i : i+run]
-		i += run
-		nw = 0
-		if nh++; nh == g.out[1] {
-			nh = 0
-			nd++
-		}
-		id := od*g.s[0] - g.p[0] + kd*g.d[0]
-		ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
-		if id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1] {
-			clear(seg)
+// copyCols writes src into one row of packed panels (row, panels stride
+// floats apart) at columns [i, i+len(src)).
+func copyCols(row []float32, stride, i int, src []float32) {
+	const pw = kernels.PanelWidth
+	for len(src) > 0 {
+		q, r := i/pw, i%pw
+		if r == 0 && len(src) >= pw {
+			*(*[pw]float32)(row[q*stride:]) = *(*[pw]float32)(src)
+			src = src[pw:]
+			i += pw
 			continue
 		}
-		src := plane[(id*g.in[1]+ih)*g.in[2] : (id*g.in[1]+ih+1)*g.in[2]]
-		iw := ow*g.s[2] - g.p[2] + kw*g.d[2]
-		if g.s[2] == 1 {
-			lo := min(max(0, -iw), run)
-			hi := max(lo, min(run, g.in[2]-iw))
-			clear(seg[:lo])
-			if hi > lo {
-				copy(seg[lo:hi], src[iw+lo:iw+hi])
-			}
-			clear(seg[hi:])
-			continue
-		}
-		for t := range seg {
-			if iw >= 0 && iw < g.in[2] {
-				seg[t] = src[iw]
-			} else {
-				seg[t] = 0
-			}
-			iw += g.s[2]
-		}
+		m := copy(row[q*stride+r:q*stride+pw], src)
+		src = src[m:]
+		i += m
+	}
+}
+
+// zeroCols zeroes columns [i, j) of one row of packed panels.
+func zeroCols(row []float32, stride, i, j int) {
+	const pw = kernels.PanelWidth
+	for i < j {
+		q, r := i/pw, i%pw
+		m := min(pw-r, j-i)
+		clear(row[q*stride+r : q*stride+r+m])
+		i += m
 	}
 }

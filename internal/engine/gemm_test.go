@@ -170,9 +170,10 @@ func TestConvIm2col(t *testing.T) {
 		{"stride 2", 1, 2, 8, 8, 3, 3, 2, 1, 1},
 		{"dilation 2", 1, 2, 9, 9, 2, 3, 1, 2, 2},
 		{"1x1", 2, 5, 4, 6, 3, 1, 1, 0, 1},
-		// K = 576 makes blocks of 1808 pixels: 2304 pixels take two, the
-		// second ragged.
-		{"several blocks", 1, 64, 48, 48, 4, 3, 1, 1, 1},
+		// K = 576 makes blocks of up to 1820 pixels: 47*47 = 2209 pixels
+		// take two, 1120 and a ragged 1089, with panels that straddle rows.
+		{"several blocks", 1, 64, 47, 47, 4, 3, 1, 1, 1},
+		{"stride 2 several blocks", 1, 128, 71, 71, 3, 3, 2, 1, 1}, // 1296 outputs, K = 1152
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -88,3 +88,49 @@ func BenchmarkWhereMask(b *testing.B) {
 func BenchmarkSliceLastAxis(b *testing.B) {
 	benchKernel(b, "Slice", 13, nil, randF32(128*2304, 1, 128, 2304), i64([]int64{768}, 1), i64([]int64{1536}, 1), i64([]int64{-1}, 1))
 }
+
+// BenchmarkConv times Conv + bias on one image at VGG16's and the MNIST CNN's
+// layer shapes, one thread, and reports GFLOP/s of the multiply.
+func BenchmarkConv(b *testing.B) {
+	tests := []struct {
+		name         string
+		n, cin, cout int
+		hw, k, pad   int
+	}{
+		{"vgg1_1", 1, 3, 64, 224, 3, 1},
+		{"vgg1_2", 1, 64, 64, 224, 3, 1},
+		{"vgg2_2", 1, 128, 128, 112, 3, 1},
+		{"vgg3_2", 1, 256, 256, 56, 3, 1},
+		{"vgg4_2", 1, 512, 512, 28, 3, 1},
+		{"vgg5_2", 1, 512, 512, 14, 3, 1},
+		{"mnist1_b1", 1, 1, 10, 28, 5, 0},
+		{"mnist2_b1", 1, 10, 20, 12, 5, 0},
+		{"mnist1_b64", 64, 1, 10, 28, 5, 0},
+		{"mnist2_b64", 64, 10, 20, 12, 5, 0},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			x := randF32(tt.n*tt.cin*tt.hw*tt.hw, tt.n, tt.cin, tt.hw, tt.hw)
+			w := randF32(tt.cout*tt.cin*tt.k*tt.k, tt.cout, tt.cin, tt.k, tt.k)
+			bias := randF32(tt.cout, tt.cout)
+			n := &Node{Name: "conv", OpType: "Conv", Opset: 13, Outputs: []string{"y"}, attrs: map[string]*onnxpb.AttributeProto{},
+				Const: func(int) *tensor.Tensor { return nil }}
+			p := int64(tt.pad)
+			a := modelgen.AInts("pads", p, p, p, p)
+			n.attrs[a.GetName()] = a
+			k, err := ops["Conv"](n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := []*tensor.Tensor{x, w, bias}
+			out := tt.hw + 2*tt.pad - tt.k + 1
+			flops := 2 * float64(tt.n*tt.cout*out*out*tt.cin*tt.k*tt.k)
+			for b.Loop() {
+				if _, err := k(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -188,7 +188,7 @@ func newConv(n *Node) (Kernel, error) {
 	if group < 1 {
 		return nil, fmt.Errorf("attribute group: %d, must be >= 1", group)
 	}
-	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	conv := func(threads int, in []*tensor.Tensor, relu bool) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, err
 		}
@@ -247,20 +247,17 @@ func newConv(n *Node) (Kernel, error) {
 				xs := x.F32[(img*C+gi*Cg)*g.inSize() : (img*C+(gi+1)*Cg)*g.inSize()]
 				ys := y.F32[(img*M+gi*Mg)*P : (img*M+(gi+1)*Mg)*P]
 				wg := w.F32[gi*Mg*K : (gi+1)*Mg*K]
+				var bg []float32
+				if bias != nil {
+					bg = bias[gi*Mg : (gi+1)*Mg]
+				}
 				if pointwise {
 					// The input planes are the im2col matrix already.
 					gemmF32Par(threads, false, false, Mg, P, K, 1, wg, K, xs, P, 0, ys, P)
+					biasRelu(ys, P, 0, P, bg, relu)
 					continue
 				}
-				convGemm(threads, &g, xs, Cg, wg, Mg, ys)
-			}
-			if bias != nil {
-				for m := 0; m < M; m++ {
-					plane := y.F32[(img*M+m)*P : (img*M+m+1)*P]
-					for i := range plane {
-						plane[i] += bias[m]
-					}
-				}
+				convGemm(threads, &g, xs, Cg, wg, Mg, ys, bg, relu)
 			}
 		}
 		if threads > 1 && N > 1 {
@@ -277,7 +274,30 @@ func newConv(n *Node) (Kernel, error) {
 		}
 		return []*tensor.Tensor{y}, nil
 	}
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) { return conv(threads, in, false) }
+	n.reluThreaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) { return conv(threads, in, true) }
 	return withThreads(n.threaded, 1), nil
+}
+
+// biasRelu adds bias[r] to columns [j0, j0+n) of each row r of y (rows of
+// ld floats), then applies Relu when relu is set; a nil bias adds nothing.
+// It is Conv's epilogue, run on each block of output while it is in cache.
+func biasRelu(y []float32, ld, j0, n int, bias []float32, relu bool) {
+	if bias == nil && !relu {
+		return
+	}
+	rows := len(y) / ld
+	for r := 0; r < rows; r++ {
+		row := y[r*ld+j0 : r*ld+j0+n]
+		switch {
+		case bias == nil:
+			kernels.Relu(row)
+		case relu:
+			kernels.AddConstRelu(row, bias[r])
+		default:
+			kernels.AddConst(row, bias[r])
+		}
+	}
 }
 
 // poolInput checks a pooling op's X: 1 to 3 spatial axes.
