@@ -329,11 +329,44 @@ func packA(transA bool, a []float32, lda, i0, mb, p0, kb, panels int, ap []float
 			}
 			continue
 		}
+		packARows(a[(i0+r0)*lda+p0:], lda, rows, kb, d)
+	}
+}
+
+// packARows copies rows×kb values of a (rows lda apart) into d as kb rows of
+// rows values, d[p*rows+r] = a[r*lda+p]: whole blocks of 16 columns with
+// packAAVX512 where the CPU has it, the rest with a loop that reads eight
+// columns of every row at a time and writes the output in order.
+func packARows(a []float32, lda, rows, kb int, d []float32) {
+	if rows == 0 || kb == 0 {
+		return
+	}
+	d = d[:rows*kb]
+	_ = a[(rows-1)*lda+kb-1]
+	p := 0
+	if vmathAVX512 && rows <= 16 && kb >= 16 {
+		blocks := kb / 16
+		packAAVX512(&a[0], lda, rows, blocks, &d[0])
+		p = blocks * 16
+	}
+	for ; p+8 <= kb; p += 8 {
+		out := d[p*rows : (p+8)*rows]
 		for r := 0; r < rows; r++ {
-			off := (i0+r0+r)*lda + p0
-			for p, v := range a[off : off+kb] {
-				d[p*rows+r] = v
-			}
+			src := (*[8]float32)(a[r*lda+p:])
+			out[r] = src[0]
+			out[rows+r] = src[1]
+			out[2*rows+r] = src[2]
+			out[3*rows+r] = src[3]
+			out[4*rows+r] = src[4]
+			out[5*rows+r] = src[5]
+			out[6*rows+r] = src[6]
+			out[7*rows+r] = src[7]
+		}
+	}
+	for ; p < kb; p++ {
+		out := d[p*rows : (p+1)*rows]
+		for r := range out {
+			out[r] = a[r*lda+p]
 		}
 	}
 }

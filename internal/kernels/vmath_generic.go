@@ -21,3 +21,7 @@ func addConstReluAVX512(x *float32, blocks int, b float32, relu bool) {
 	panic("kernels: no AVX-512 in this build")
 }
 func reluAVX512(x *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
+
+func packAAVX512(a *float32, lda, rows, blocks int, d *float32) {
+	panic("kernels: no AVX-512 in this build")
+}
