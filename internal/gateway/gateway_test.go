@@ -410,3 +410,29 @@ func TestScaleDownDrainsInFlight(t *testing.T) {
 		t.Fatalf("instances after scale-down: %v; the request was retried instead of drained", p)
 	}
 }
+
+// TestFailedStartIsReported checks that a request waiting for a start that
+// fails gets the failure (503 with the instance's last stderr line) rather
+// than starting instance after instance until its deadline. The gateway's
+// clock is fake and stands still, as it may between two readings of a coarse
+// real clock.
+func TestFailedStartIsReported(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "spindle-broken")
+	script := "#!/bin/sh\necho 'cannot start: broken on purpose' >&2\nexit 1\n"
+	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tg := newTestGateway(t, Config{Exe: exe})
+	tg.deploy(t, "add", addModel())
+	code, body := infer(t, tg.url, "add", addBody, TimeoutHeader, "30s")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "broken on purpose") {
+		t.Fatalf("got %d %s, want 503 with the instance's stderr", code, body)
+	}
+	f := tg.fn("add")
+	f.mu.Lock()
+	failures := f.failures
+	f.mu.Unlock()
+	if failures != 1 {
+		t.Fatalf("%d failed starts for one request, want 1", failures)
+	}
+}

@@ -82,12 +82,16 @@ type function struct {
 	starting int
 	// changed is closed (and replaced) whenever replicas or starting change,
 	// waking every waiter.
-	changed   chan struct{}
-	lastErr   error // last failed start
-	lastErrAt time.Time
-	waiting   int
-	inflight  int
-	lastUsed  time.Time
+	changed chan struct{}
+	// failures counts failed starts and lastErr is the latest one's error: a
+	// waiter that sees failures move while nothing else is starting gets
+	// lastErr. A count, not a time, so the answer does not depend on the
+	// clock's resolution (or on a test's fake clock standing still).
+	failures int
+	lastErr  error
+	waiting  int
+	inflight int
+	lastUsed time.Time
 	// vcpu is each replica's current CPU allotment.
 	vcpu float64
 }
@@ -123,9 +127,9 @@ func (f *function) pruneLocked() {
 // while this caller waits is returned as its error. The caller must call
 // release(r) when the request is done.
 func (g *Gateway) acquire(ctx context.Context, f *function) (*replica, error) {
-	began := g.clock.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	failures := f.failures
 	for {
 		f.pruneLocked()
 		if len(f.replicas) > 0 {
@@ -140,7 +144,7 @@ func (g *Gateway) acquire(ctx context.Context, f *function) (*replica, error) {
 			f.lastUsed = g.clock.Now()
 			return best, nil
 		}
-		if f.lastErr != nil && f.lastErrAt.After(began) && f.starting == 0 {
+		if f.failures != failures && f.starting == 0 {
 			return nil, f.lastErr
 		}
 		if f.starting == 0 {
@@ -186,10 +190,10 @@ func (g *Gateway) startReplica(f *function) {
 	defer f.mu.Unlock()
 	f.starting--
 	if err != nil {
-		f.lastErr, f.lastErrAt = err, g.clock.Now()
+		f.failures++
+		f.lastErr = err
 	} else {
 		f.replicas = append(f.replicas, r)
-		f.lastErr = nil
 	}
 	f.broadcastLocked()
 }
