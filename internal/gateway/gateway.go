@@ -329,8 +329,20 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, spec registry.
 	// retried once on a healthy instance; inference and tasks are idempotent.
 	for attempt := 0; ; attempt++ {
 		rep, err := g.acquire(ctx, f)
+		if errors.Is(err, errRemoved) {
+			// Removed or redeployed while this request waited: it goes to
+			// what is deployed now, if anything.
+			var now registry.Function
+			if now, err = g.reg.Get(spec.Owner, spec.Name); err == nil {
+				spec, f = now, g.function(now)
+				attempt-- // not a retry: no instance was tried
+				continue
+			}
+		}
 		if err != nil {
 			switch {
+			case errors.Is(err, registry.ErrNotFound):
+				writeError(w, http.StatusNotFound, fmt.Sprintf("function %q was removed while the request waited", spec.Name))
 			case errors.Is(err, context.DeadlineExceeded):
 				writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("function %q: deadline %s exceeded while waiting for an instance to start", spec.Name, timeout))
 			case errors.Is(err, context.Canceled):
@@ -427,7 +439,7 @@ func (g *Gateway) function(spec registry.Function) *function {
 		}
 	}
 	if old != nil {
-		go g.stopAll(old)
+		go g.stopAll(old, true)
 	}
 	return f
 }
@@ -443,7 +455,7 @@ func (g *Gateway) stopFunction(key string) {
 		g.loop.Remove(key)
 	}
 	if f != nil {
-		g.stopAll(f)
+		g.stopAll(f, true)
 	}
 }
 

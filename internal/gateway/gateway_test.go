@@ -396,7 +396,7 @@ func TestScaleDownDrainsInFlight(t *testing.T) {
 		return f.inflight == 1
 	})
 	stopped := make(chan struct{})
-	go func() { tg.stopAll(f); close(stopped) }()
+	go func() { tg.stopAll(f, false); close(stopped) }()
 	if code := <-done; code != 200 {
 		t.Fatalf("in-flight request during scale-down: %d, want 200 (drained)", code)
 	}
@@ -434,5 +434,98 @@ func TestFailedStartIsReported(t *testing.T) {
 	f.mu.Unlock()
 	if failures != 1 {
 		t.Fatalf("%d failed starts for one request, want 1", failures)
+	}
+}
+
+// children returns the pids of this test process's live child processes: the
+// instances the gateway started.
+func children(t *testing.T) []int {
+	t.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		var pid int
+		fmt.Sscan(s, &pid)
+		if len(fields) > 1 && fields[0] != "Z" && fields[1] == fmt.Sprint(os.Getpid()) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestRemoveWhileStarting removes (or redeploys) a function while a request
+// waits for its first instance: the request is answered from what is
+// deployed now, and the instance that finishes starting for the old
+// deployment is stopped, not left running outside the gateway's state.
+func TestRemoveWhileStarting(t *testing.T) {
+	tests := []struct {
+		name     string
+		change   func(t *testing.T, tg *testGateway)
+		wantCode int
+	}{
+		{"remove", func(t *testing.T, tg *testGateway) {
+			c, err := client.New(tg.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Remove(context.Background(), "add"); err != nil {
+				t.Fatal(err)
+			}
+		}, http.StatusNotFound},
+		{"redeploy", func(t *testing.T, tg *testGateway) {
+			b := addModel()
+			b.Fill("spare", 0, 1) // other bytes, so another digest
+			tg.deploy(t, "add", b)
+		}, http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Earlier tests' instances may still be draining.
+			waitUntil(t, "no instance runs before the test", func() bool { return len(children(t)) == 0 })
+			exe, gate := gatedExe(t)
+			tg := newTestGateway(t, Config{Exe: exe})
+			tg.deploy(t, "add", addModel())
+			done := make(chan int, 1)
+			go func() {
+				code, _ := infer(t, tg.url, "add", addBody)
+				done <- code
+			}()
+			var old *function
+			waitUntil(t, "the request waits for the first instance", func() bool {
+				if old = tg.fn("add"); old == nil {
+					return false
+				}
+				old.mu.Lock()
+				defer old.mu.Unlock()
+				return old.waiting == 1
+			})
+			tc.change(t, tg)
+			os.WriteFile(gate, nil, 0o644)
+			if code := <-done; code != tc.wantCode {
+				t.Fatalf("waiting request: %d, want %d", code, tc.wantCode)
+			}
+			var live []int
+			if f := tg.fn("add"); f != nil {
+				live = tg.pids("add")
+			}
+			waitUntil(t, "only the current deployment's instances run", func() bool {
+				return len(children(t)) == len(live)
+			})
+			old.mu.Lock()
+			defer old.mu.Unlock()
+			if len(old.replicas) != 0 || old.starting != 0 {
+				t.Errorf("old deployment: %d replicas, %d starting; want none", len(old.replicas), old.starting)
+			}
+		})
 	}
 }

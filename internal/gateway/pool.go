@@ -21,6 +21,10 @@ import (
 // instance to start.
 var ErrQueueFull = errors.New("too many requests waiting for an instance")
 
+// errRemoved is acquire's answer once a function's live state was dropped
+// (the function was removed or redeployed): the caller looks it up again.
+var errRemoved = errors.New("function removed or redeployed")
+
 // replica is one running instance of a function.
 type replica struct {
 	proc     *sandbox.Process
@@ -94,6 +98,10 @@ type function struct {
 	lastUsed time.Time
 	// vcpu is each replica's current CPU allotment.
 	vcpu float64
+	// removed is set once the gateway dropped this state (remove, redeploy,
+	// shutdown): no request is routed here any more and an instance that
+	// finishes starting is stopped at once.
+	removed bool
 }
 
 func newFunction(spec registry.Function, now time.Time, defaultVCPU float64) *function {
@@ -131,6 +139,9 @@ func (g *Gateway) acquire(ctx context.Context, f *function) (*replica, error) {
 	defer f.mu.Unlock()
 	failures := f.failures
 	for {
+		if f.removed {
+			return nil, errRemoved
+		}
 		f.pruneLocked()
 		if len(f.replicas) > 0 {
 			best := f.replicas[0]
@@ -189,10 +200,15 @@ func (g *Gateway) startReplica(f *function) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.starting--
-	if err != nil {
+	switch {
+	case err != nil:
 		f.failures++
 		f.lastErr = err
-	} else {
+	case f.removed:
+		// Started for a deployment that is gone: nothing would route to it,
+		// stop it or reap it.
+		go r.retire(g.cfg.StopGrace)
+	default:
 		f.replicas = append(f.replicas, r)
 	}
 	f.broadcastLocked()
@@ -260,9 +276,11 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 }
 
 // stopAll removes every replica of f from routing and stops them, letting each
-// drain its in-flight requests.
-func (g *Gateway) stopAll(f *function) {
+// drain its in-flight requests. With remove it also marks f removed (see
+// function.removed), for state the gateway has dropped.
+func (g *Gateway) stopAll(f *function, remove bool) {
 	f.mu.Lock()
+	f.removed = f.removed || remove
 	rs := f.replicas
 	f.replicas = nil
 	f.broadcastLocked()
@@ -292,7 +310,7 @@ func (g *Gateway) reapIdle(now time.Time) []string {
 		f.mu.Unlock()
 		if idle {
 			g.cfg.Logger.Info("scaling to zero", "function", f.key, "idle", now.Sub(f.lastUsed).Round(time.Second))
-			g.stopAll(f)
+			g.stopAll(f, false)
 			reaped = append(reaped, f.key)
 		}
 	}
