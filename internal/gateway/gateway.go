@@ -289,19 +289,16 @@ func (g *Gateway) modelReady(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Gateway) infer(w http.ResponseWriter, r *http.Request) {
-	if spec, ok := g.lookup(w, r); ok && hasModel(w, spec) {
+// infer serves POST /v2/models/{name}/infer for spec, the caller's function.
+func (g *Gateway) infer(w http.ResponseWriter, r *http.Request, spec registry.Function) {
+	if hasModel(w, spec) {
 		g.forward(w, r, spec)
 	}
 }
 
-// runTask serves POST /v1/tasks/{name}, the task endpoint of a function
+// runTask serves POST /v1/tasks/{name}, the task endpoint of spec, a function
 // deployed with a task.
-func (g *Gateway) runTask(w http.ResponseWriter, r *http.Request) {
-	spec, ok := g.lookup(w, r)
-	if !ok {
-		return
-	}
+func (g *Gateway) runTask(w http.ResponseWriter, r *http.Request, spec registry.Function) {
 	if spec.Task == "" || spec.Task == task.Infer {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("function %q has no task endpoint (it serves raw OIP v2 inference: POST /v2/models/%s/infer)", spec.Name, spec.Name))
 		return

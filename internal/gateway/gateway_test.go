@@ -529,3 +529,47 @@ func TestRemoveWhileStarting(t *testing.T) {
 		})
 	}
 }
+
+// TestUndeployedNamesAreNotRecorded sends requests for names nobody deployed:
+// each is a 404, and none leaves a metric series or a statistics window
+// behind (callers choose the names, so each would be kept for good).
+func TestUndeployedNamesAreNotRecorded(t *testing.T) {
+	tg := newTestGateway(t, Config{})
+	for i := range 3 {
+		name := fmt.Sprintf("ghost%d", i)
+		if code, body := infer(t, tg.url, name, addBody); code != http.StatusNotFound {
+			t.Fatalf("infer %s: %d %s, want 404", name, code, body)
+		}
+		resp, err := http.Post(tg.url+"/v1/tasks/"+name, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("task %s: %d, want 404", name, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(tg.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "ghost") {
+		t.Errorf("/metrics has series for undeployed names:\n%s", grepLines(string(b), "ghost"))
+	}
+	if all := tg.stats.All(tg.clock.Now()); len(all) != 0 {
+		t.Errorf("statistics windows for undeployed names: %v", all)
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/metrics"
+	"github.com/spindleml/spindle/internal/registry"
 )
 
 // statusWriter remembers the status code a handler answered with.
@@ -31,18 +32,25 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// observed wraps a per-function data-path handler with the recorder hook: one
-// Arrive and one Observe per request, labelled tenant/name.
-func (g *Gateway) observed(h http.HandlerFunc) http.HandlerFunc {
+// observed wraps a per-function data-path handler with the lookup of the
+// caller's function and the recorder hook: one Arrive and one Observe per
+// request, labelled tenant/name. A name that is not deployed gets its 404
+// unrecorded: names come from callers, and each recorded one would keep a
+// metric series and a window for good.
+func (g *Gateway) observed(h func(http.ResponseWriter, *http.Request, registry.Function)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		fn := fnKey(owner(r), r.PathValue("name"))
+		spec, ok := g.lookup(w, r)
+		if !ok {
+			return
+		}
+		fn := fnKey(spec.Owner, spec.Name)
 		// Latency is a measurement, not a decision: it uses the monotonic
 		// wall clock even when tests step the injected clock.
 		began := time.Now()
 		g.recorder.Arrive(fn)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() { g.recorder.Observe(fn, sw.code, time.Since(began)) }()
-		h(sw, r)
+		h(sw, r, spec)
 	}
 }
 
