@@ -298,3 +298,34 @@ func TestKillUnderLoad(t *testing.T) {
 		t.Fatalf("after recovery: %d %.200s", code, msg)
 	}
 }
+
+// TestScaleRejectsBadInput checks that each bad scale body gets a 400 naming
+// its JSON field and the rule, and changes nothing.
+func TestScaleRejectsBadInput(t *testing.T) {
+	tg := newTestGateway(t, Config{})
+	tg.deploy(t, "add", addModel())
+	tests := []struct {
+		name, body, want string
+	}{
+		{"not a multiple", `{"vcpu":0.3}`, "vcpu: 0.3 must be a positive multiple of 0.25"},
+		{"zero", `{"vcpu":0}`, "vcpu: 0 must be a positive multiple"},
+		{"negative", `{"vcpu":-1}`, "vcpu: -1 must be a positive multiple"},
+		{"missing", `{}`, "vcpu: 0 must be a positive multiple"},
+		{"over the node", `{"vcpu":100000}`, "vcpu: 100000 exceeds this node's"},
+		{"tiny memory", `{"vcpu":1,"memory":5}`, "memory: 5 bytes must be 0 (no limit) or at least"},
+		{"unknown field", `{"vcpus":1}`, `body: json: unknown field \"vcpus\"`},
+		{"not JSON", `vcpu=1`, "body: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, msg := scaleFn(t, tg.url, "add", tc.body)
+			if code != http.StatusBadRequest || !strings.Contains(msg, tc.want) {
+				t.Fatalf("scale %s: %d %s, want 400 with %q", tc.body, code, msg, tc.want)
+			}
+		})
+	}
+	f, err := tg.reg.Get("default", "add")
+	if err != nil || f.VCPU != 0 || f.MemoryLimit != 0 {
+		t.Fatalf("after rejected scales: vcpu %v, memory %d, err %v; want both unset", f.VCPU, f.MemoryLimit, err)
+	}
+}

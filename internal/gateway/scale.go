@@ -76,17 +76,17 @@ func (g *Gateway) scale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: %v", err))
 		return
 	}
-	if req.VCPU <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("vcpu: %v must be positive", req.VCPU))
+	// Checked one by one so that each message names its JSON field (the
+	// sandbox calls the first "cpu").
+	if err := (sandbox.Limits{CPU: req.VCPU}).Validate(); err != nil || req.VCPU <= 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("vcpu: %v must be a positive multiple of %v", req.VCPU, sandbox.CPUStep))
 		return
 	}
-	limits := sandbox.Limits{CPU: req.VCPU}
 	if req.Memory != nil {
-		limits.Memory = *req.Memory
-	}
-	if err := limits.Validate(); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
+		if err := (sandbox.Limits{Memory: *req.Memory}).Validate(); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error()) // "memory: ..."
+			return
+		}
 	}
 	if max := float64(runtime.NumCPU()); req.VCPU > max {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("vcpu: %v exceeds this node's %v CPUs", req.VCPU, max))
