@@ -43,6 +43,9 @@ the calling goroutine, with B plain and prepacked. --openblas reads lines
 numbers and our share of them.`,
 		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if budget <= 0 {
+				return usagef("--time %v: must be positive", budget)
+			}
 			ref := map[bench.GemmShape]float64{}
 			if openblas != "" {
 				data, err := os.ReadFile(openblas)

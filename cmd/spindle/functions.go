@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spindleml/spindle/internal/client"
+	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/task"
 )
 
@@ -288,14 +289,17 @@ func newScaleCmd() *cobra.Command {
 	cmd.Flags().Float64Var(&vcpu, "vcpu", 0, "vCPUs per instance, a multiple of 0.25")
 	cmd.Flags().StringVar(&memory, "memory", "", "memory limit per instance, e.g. 512MiB or 2GiB (0: none)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if vcpu <= 0 {
-			return usagef("--vcpu: %v must be a positive multiple of 0.25", vcpu)
+		if err := (sandbox.Limits{CPU: vcpu}).Validate(); err != nil || vcpu <= 0 {
+			return usagef("--vcpu %v: must be a positive multiple of %v", vcpu, sandbox.CPUStep)
 		}
 		var mem *int64
 		if memory != "" {
 			n, err := parseBytes(memory)
+			if err == nil {
+				err = (sandbox.Limits{Memory: n}).Validate()
+			}
 			if err != nil {
-				return usagef("--memory: %v", err)
+				return usagef("--memory %q: %v", memory, err)
 			}
 			mem = &n
 		}

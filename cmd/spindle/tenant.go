@@ -192,7 +192,8 @@ var byteUnits = map[string]float64{
 	"t": 1 << 40, "ti": 1 << 40, "tib": 1 << 40, "tb": 1e12,
 }
 
-// parseBytes parses a size like "2GiB", "512MiB", "1.5G" or "1000000"; "" is 0.
+// parseBytes parses a size like "2GiB", "512MiB", "1.5G" or "1000000"; "" and
+// "0" are 0, which the flags that take a size read as no limit.
 func parseBytes(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -212,8 +213,11 @@ func parseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("want a size like 2GiB or 512MiB")
 	}
 	b := v * mult
+	if b == 0 {
+		return 0, nil
+	}
 	if b < 1 || b > math.MaxInt64/2 {
-		return 0, fmt.Errorf("must be between 1 byte and 4 EiB")
+		return 0, fmt.Errorf("must be 0 (no limit) or between 1 byte and 4 EiB")
 	}
 	return int64(b), nil
 }

@@ -1,0 +1,53 @@
+package main
+
+import "testing"
+
+func TestParseBytes(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"", 0, false},
+		{"0", 0, false}, // no limit, as --memory 0 and --max-memory 0 document
+		{"0GiB", 0, false},
+		{"1000000", 1000000, false},
+		{"512MiB", 512 << 20, false},
+		{"2GiB", 2 << 30, false},
+		{"1.5G", 3 << 29, false},
+		{"2 gb", 2e9, false},
+		{"0.5", 0, true}, // neither nothing nor a whole byte
+		{"-1", 0, true},
+		{"12XB", 0, true},
+		{"GiB", 0, true},
+		{"9000000TiB", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := parseBytes(tc.in)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// TestFlagsCheckedLocally checks flags that are refused before any gateway is
+// asked: exit 2 naming the flag, even with no gateway listening.
+func TestFlagsCheckedLocally(t *testing.T) {
+	const noGateway = "--gateway=http://127.0.0.1:1"
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"scale vcpu not a multiple", []string{"scale", "f", "--vcpu", "0.3", noGateway}, "--vcpu 0.3: must be a positive multiple of 0.25"},
+		{"scale vcpu missing", []string{"scale", "f", noGateway}, "--vcpu 0: must be a positive multiple"},
+		{"scale memory too small", []string{"scale", "f", "--vcpu", "1", "--memory", "1KiB", noGateway}, `--memory "1KiB": memory: 1024 bytes must be 0 (no limit) or at least`},
+		{"scale memory unit", []string{"scale", "f", "--vcpu", "1", "--memory", "2XB", noGateway}, `--memory "2XB": unknown unit`},
+		{"tenant max-memory", []string{"tenant", "create", "x", "--max-memory", "0.5", noGateway}, `--max-memory "0.5": must be 0 (no limit) or between`},
+		{"logs bytes", []string{"logs", "f", "--bytes", "0", noGateway}, "--bytes: 0 must be positive"},
+		{"sgemm time", []string{"bench", "sgemm", "--time", "0s"}, "--time 0s: must be positive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { wantExit2(t, tc.msg, tc.args...) })
+	}
+}
