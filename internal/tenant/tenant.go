@@ -127,7 +127,7 @@ func Open(db *bolt.DB, adminKey string) (*Store, error) {
 	if adminKey != "" {
 		name, secret, err := parseKey(adminKey)
 		if err != nil || name != AdminName {
-			return nil, fmt.Errorf("admin key: must look like %s%s_<secret> with a secret of at least 32 characters", keyPrefix, AdminName)
+			return nil, fmt.Errorf("admin key: must look like %s%s_<secret> with a secret of at least %d characters", keyPrefix, AdminName, minSecret)
 		}
 		s.adminHash = hash(secret)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,10 +249,14 @@ func TestAdminKey(t *testing.T) {
 	}
 	db := openDB(t, filepath.Join(t.TempDir(), "db"))
 	defer db.Close()
-	for _, bad := range []string{"hunter2", tenantKey, "spk_admin_short"} {
-		if _, err := Open(db, bad); err == nil || !strings.Contains(err.Error(), "admin key") {
-			t.Errorf("Open with admin key %q: %v, want an error naming the admin key", bad, err)
+	for _, bad := range []string{"hunter2", tenantKey, "spk_admin_short", "spk_admin_" + strings.Repeat("x", minSecret-1)} {
+		if _, err := Open(db, bad); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("admin key: must look like spk_admin_<secret> with a secret of at least %d characters", minSecret)) {
+			t.Errorf("Open with admin key %q: %v, want an error naming the admin key and the rule", bad, err)
 		}
+	}
+	// The rule the message states is the rule applied.
+	if _, err := Open(db, "spk_admin_"+strings.Repeat("x", minSecret)); err != nil {
+		t.Errorf("Open with a %d-character admin secret: %v", minSecret, err)
 	}
 }
 
