@@ -2,7 +2,8 @@
 // both limits resizable while requests are in flight (after Knative's
 // pkg/queue/breaker.go).
 //
-// The gateway uses it per function and the instance per worker pool: when the
-// autoscaler gives an instance more CPU, the instance raises its concurrency here,
-// and waiting requests start at once; lowering it never cancels running work.
+// The instance bounds its worker pool with it: when the autoscaler gives an
+// instance more CPU, the instance raises its concurrency here, and waiting
+// requests start at once; lowering it never cancels running work. (The gateway
+// bounds the requests waiting for an instance to start by its own count.)
 package admit

@@ -36,6 +36,6 @@
 //
 // vCPUs move in steps of Quantum (0.25 vCPU, the granularity a CFS quota can
 // follow without rounding surprises). Nodes are a real abstraction: the live
-// platform on one machine is one node whose capacity is its CPUs (LocalNodes);
+// platform on one machine is one node whose capacity is its CPUs (Local);
 // the simulator and, later, a Kubernetes operator provide other Nodes.
 package autoscale

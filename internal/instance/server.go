@@ -347,9 +347,6 @@ func (s *Server) writeRunError(w http.ResponseWriter, err error) {
 	}
 }
 
-// runTask serves POST /v1/tasks/{name}. The whole task (decoding, tokenizing
-// or resizing, the model, ranking) runs in one worker slot, so the worker
-// count bounds its CPU use as it does inference's.
 // run executes the model for one request already holding a worker slot, with
 // its share of the instance's CPUs for intra-op parallelism: all of them when
 // it runs alone (latency at low load), one each when every worker is busy
@@ -360,6 +357,9 @@ func (s *Server) run(ctx context.Context, inputs map[string]*tensor.Tensor) (map
 	return s.model.RunWith(ctx, inputs, engine.RunOptions{Threads: threads})
 }
 
+// runTask serves POST /v1/tasks/{name}. The whole task (decoding, tokenizing
+// or resizing, the model, ranking) runs in one worker slot, so the worker
+// count bounds its CPU use as it does inference's.
 func (s *Server) runTask(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
