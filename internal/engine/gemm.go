@@ -195,13 +195,21 @@ func convGemm(threads int, g *geom3, x []float32, channels int, w []float32, m i
 	if blocks < threads {
 		inner = threads
 	}
+	var ic *kernels.Im2col
+	if useGather(g) {
+		ic = kernels.NewIm2col(channels, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
+	}
 	parallelFor(threads, blocks, 1, func(lo, hi int) {
 		buf := make([]float32, kernels.PackedBSize(K, nb))
 		for b := lo; b < hi; b++ {
 			j0 := b * nb
 			n := min(nb, P-j0)
 			packed := buf[:kernels.PackedBSize(K, n)]
-			im2colPacked(g, x, channels, j0, n, packed, K)
+			if ic != nil {
+				im2colGather(g, ic, x, j0, n, packed)
+			} else {
+				im2colPacked(g, x, channels, j0, n, packed, K)
+			}
 			pb := kernels.PackedBFromSlice(K, n, packed)
 			gemmPackedF32Par(inner, false, m, n, K, 1, w, K, pb, 0, y[j0:], P)
 			biasRelu(y, P, j0, n, bias, relu)
@@ -268,6 +276,57 @@ func im2colPacked(g *geom3, x []float32, channels, j0, n int, dst []float32, K i
 				}
 			}
 		}
+	}
+}
+
+// gatherMaxWidth bounds the output rows for which Conv fills im2col
+// panels with gathers (kernels.Im2col) rather than row copies: copies move
+// whole panel rows at once along wide rows, while short rows (MNIST's 24 and
+// 8, VGG's 28 and 14) and strided windows break every panel row into pieces.
+// Measured on VGG16's layers: gathers win at 28 and 14 columns, lose at 56
+// and beyond.
+const gatherMaxWidth = 32
+
+// im2colPath picks how convGemm fills panels: im2colAuto as useGather says;
+// tests force the copies or the gathers to check both on every geometry.
+var im2colPath = im2colAuto
+
+const (
+	im2colAuto = iota
+	im2colCopies
+	im2colGathers
+)
+
+// useGather reports whether convGemm fills panels with kernels.Im2col: the
+// AVX-512 backend, a 2-D window, output rows narrower than gatherMaxWidth or
+// a stride, and an input small enough for 32-bit offsets.
+func useGather(g *geom3) bool {
+	if im2colPath == im2colCopies || g.k[0] != 1 || g.in[0] != 1 || g.out[0] != 1 ||
+		g.in[1] >= 1<<16 || g.in[2] >= 1<<16 || g.k[1]*g.d[1] >= 1<<16 || g.k[2]*g.d[2] >= 1<<16 {
+		return false
+	}
+	return im2colPath == im2colGathers || kernels.Backend() == "avx512" && (g.out[2] < gatherMaxWidth || g.s[2] != 1)
+}
+
+// im2colGather is im2colPacked for 2-D windows, one panel at a time with
+// ic's gathers: each panel's 16 output pixels give the window origins.
+func im2colGather(g *geom3, ic *kernels.Im2col, x []float32, j0, n int, dst []float32) {
+	const pw = kernels.PanelWidth
+	K := ic.Rows()
+	ow0 := g.out[2]
+	oh, ow := j0/ow0, j0%ow0
+	var ih, iw [pw]int32
+	for q := 0; q*pw < n; q++ {
+		valid := min(pw, n-q*pw)
+		for t := range valid {
+			ih[t] = int32(oh*g.s[1] - g.p[1])
+			iw[t] = int32(ow*g.s[2] - g.p[2])
+			if ow++; ow == ow0 {
+				ow = 0
+				oh++
+			}
+		}
+		ic.Panel(dst[q*K*pw:(q+1)*K*pw], x, &ih, &iw, valid)
 	}
 }
 

@@ -154,8 +154,8 @@ func directConv2D(x, w *tensor.Tensor, s, p, d int) *tensor.Tensor {
 	return y
 }
 
-// TestConvIm2col checks Conv (im2col blocks packed for the gemm) against the
-// direct loop on geometries that exercise the copy path for unit strides,
+// TestConvIm2col checks Conv (im2col blocks packed for the gemm, by row
+// copies and by gathers) against the direct loop on geometries that exercise the copy path for unit strides,
 // padding wider than the kernel's reach, rows that are all padding, and an
 // image split into several blocks.
 func TestConvIm2col(t *testing.T) {
@@ -184,12 +184,20 @@ func TestConvIm2col(t *testing.T) {
 				modelgen.AInts("pads", int64(tt.p), int64(tt.p), int64(tt.p), int64(tt.p)),
 				modelgen.AInts("dilations", int64(tt.d), int64(tt.d)),
 			}
-			got, err := runOp(t, opCase{op: "Conv", attrs: attrs, inputs: []*tensor.Tensor{x, w}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := maxDiff(directConv2D(x, w, tt.s, tt.p, tt.d), got[0]); d > 1e-4 {
-				t.Errorf("Conv differs from the direct loop by %g", d)
+			want := directConv2D(x, w, tt.s, tt.p, tt.d)
+			for _, path := range []struct {
+				name string
+				mode int
+			}{{"auto", im2colAuto}, {"copies", im2colCopies}, {"gathers", im2colGathers}} {
+				im2colPath = path.mode
+				got, err := runOp(t, opCase{op: "Conv", attrs: attrs, inputs: []*tensor.Tensor{x, w}})
+				im2colPath = im2colAuto
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := maxDiff(want, got[0]); d > 1e-4 {
+					t.Errorf("%s: Conv differs from the direct loop by %g", path.name, d)
+				}
 			}
 		})
 	}

@@ -17,3 +17,11 @@ package kernels
 //
 //go:noescape
 func packAAVX512(a *float32, lda, rows, blocks int, d *float32)
+
+// im2colPanelAVX512 is Im2col.Panel on checked arguments: per row, one
+// masked gather of PanelWidth floats from x at ih*w + iw + tap offset, the
+// mask holding the lanes below valid whose positions fall inside the plane
+// (unsigned compares, so negative rows and columns fail too).
+//
+//go:noescape
+func im2colPanelAVX512(x *float32, ih, iw *[PanelWidth]int32, taps *int32, rows, h, w, valid int, dst *float32)

@@ -205,3 +205,44 @@ loaded:
 	JNZ block
 	VZEROUPPER
 	RET
+
+// func im2colPanelAVX512(x *float32, ih, iw *[16]int32, taps *int32, rows, h, w, valid int, dst *float32)
+// Z1 = ih, Z2 = iw, Z0 = ih*w + iw, Z3 = h, Z4 = w; K2 = lanes below valid.
+// Per row: K1 = K2 & (ih+di <u h) & (iw+dj <u w), then a gather at Z0+off
+// into a zeroed register, stored as the panel row.
+TEXT ·im2colPanelAVX512(SB), NOSPLIT, $0-72
+	MOVQ x+0(FP), SI
+	MOVQ ih+8(FP), AX
+	VMOVDQU32 (AX), Z1
+	MOVQ iw+16(FP), AX
+	VMOVDQU32 (AX), Z2
+	MOVQ taps+24(FP), BX
+	MOVQ rows+32(FP), R9
+	VPBROADCASTD h+40(FP), Z3
+	VPBROADCASTD w+48(FP), Z4
+	MOVQ valid+56(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K2
+	MOVQ dst+64(FP), DI
+	VPMULLD Z4, Z1, Z0
+	VPADDD Z2, Z0, Z0
+gatherrow:
+	VPBROADCASTD 4(BX), Z5
+	VPBROADCASTD 8(BX), Z6
+	VPADDD Z5, Z1, Z7
+	VPADDD Z6, Z2, Z8
+	VPCMPUD $1, Z3, Z7, K2, K1
+	VPCMPUD $1, Z4, Z8, K1, K1
+	VPBROADCASTD (BX), Z5
+	VPADDD Z5, Z0, Z9
+	VPXORD Z10, Z10, Z10
+	VGATHERDPS (SI)(Z9*4), K1, Z10
+	VMOVUPS Z10, (DI)
+	ADDQ $12, BX
+	ADDQ $64, DI
+	DECQ R9
+	JNZ gatherrow
+	VZEROUPPER
+	RET
