@@ -19,27 +19,13 @@ import (
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/npy"
 	"github.com/spindleml/spindle/internal/tensor"
+	"github.com/spindleml/spindle/internal/testbin"
 )
 
 // bin is the spindle binary under test, built once by TestMain.
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "spindle-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "spindle")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build spindle:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &bin) }
 
 // result is one CLI run.
 type result struct {

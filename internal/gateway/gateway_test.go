@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,28 +22,14 @@ import (
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/registry"
 	"github.com/spindleml/spindle/internal/tensor"
+	"github.com/spindleml/spindle/internal/testbin"
 )
 
 // spindleBin is the real spindle binary, built once: the gateway starts real
 // instance processes from it.
 var spindleBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gateway-test-")
-	if err != nil {
-		panic(err)
-	}
-	spindleBin = filepath.Join(dir, "spindle")
-	build := exec.Command("go", "build", "-o", spindleBin, "../../cmd/spindle")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build spindle:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &spindleBin) }
 
 // gatedExe returns a wrapper around the spindle binary that starts it only once
 // the returned gate file exists, so tests control exactly when an instance
