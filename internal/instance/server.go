@@ -290,14 +290,10 @@ func Metadata(name string, m *engine.Model) oip.ModelMetadata {
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
-	req, inputs, err := oip.DecodeRequest(r.Body, s.cfg.MaxBodyBytes)
+	// MaxBytesReader marks an oversized body (413) apart from a malformed one.
+	req, inputs, err := oip.DecodeRequest(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), s.cfg.MaxBodyBytes)
 	if err != nil {
-		code := http.StatusBadRequest
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			code = http.StatusRequestEntityTooLarge
-		}
-		writeError(w, code, err.Error())
+		writeBodyError(w, err)
 		return
 	}
 	if err := s.model.CheckInputs(inputs); err != nil {
@@ -365,12 +361,7 @@ func (s *Server) runTask(w http.ResponseWriter, r *http.Request) {
 	defer s.inflight.Add(-1)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
-		code := http.StatusBadRequest
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			code = http.StatusRequestEntityTooLarge
-		}
-		writeError(w, code, fmt.Sprintf("body: %v", err))
+		writeBodyError(w, fmt.Errorf("body: %w", err))
 		return
 	}
 	req := task.Request{ContentType: r.Header.Get("Content-Type"), Body: body}
@@ -447,6 +438,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		return fmt.Errorf("drain: %w", err)
 	}
 	return nil
+}
+
+// writeBodyError answers a request whose body could not be read or decoded:
+// 413 naming the limit for an oversized body, else 400 with err.
+func writeBodyError(w http.ResponseWriter, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: exceeds %d bytes", mbe.Limit))
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error())
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

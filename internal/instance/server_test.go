@@ -19,6 +19,13 @@ import (
 // newServer loads y = x*2 over [N,4] into a real server behind httptest.
 func newServer(t *testing.T, workers, queue int) (*Server, string) {
 	t.Helper()
+	return newServerWith(t, Config{Workers: workers, Queue: queue})
+}
+
+// newServerWith is newServer with more of cfg set; Name and ModelPath are
+// the doubling model's.
+func newServerWith(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
 	b := modelgen.NewBuilder("double", 13, 1)
 	b.Input("x", tensor.Float32, []int64{-1, 4}, "N")
 	b.Fill("two", 2, 4)
@@ -28,7 +35,8 @@ func newServer(t *testing.T, workers, queue int) (*Server, string) {
 	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Name: "double", ModelPath: path, Workers: workers, Queue: queue})
+	cfg.Name, cfg.ModelPath = "double", path
+	s := New(cfg)
 	if _, err := s.Load(); err != nil {
 		t.Fatal(err)
 	}

@@ -117,3 +117,22 @@ func TestTaskLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestBodyTooLarge checks that a body over MaxBodyBytes gets 413 on both data
+// endpoints, and a smaller one is served.
+func TestBodyTooLarge(t *testing.T) {
+	url := newTaskServer(t, Config{Name: "burn", Task: "cpu-burn", MaxBodyBytes: 64, TaskConfig: json.RawMessage(`{"burn_ms": 1, "iters_per_ms": 1000}`)})
+	big := []byte(`{"ms": 1` + strings.Repeat(" ", 64) + `}`)
+	if code, body := postType(t, url+"/v1/tasks/burn", "application/json", big); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "body: exceeds 64 bytes") {
+		t.Errorf("task, %d-byte body: %d %s, want 413 naming the body", len(big), code, body)
+	}
+	if code, body := postType(t, url+"/v1/tasks/burn", "application/json", []byte(`{"ms": 1}`)); code != http.StatusOK {
+		t.Errorf("task, small body: %d %s, want 200", code, body)
+	}
+
+	_, double := newServerWith(t, Config{MaxBodyBytes: 64})
+	infer := []byte(`{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`)
+	if code, body := postType(t, double+"/v2/models/double/infer", "application/json", infer); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "body: exceeds 64 bytes") {
+		t.Errorf("infer, %d-byte body: %d %s, want 413", len(infer), code, body)
+	}
+}
