@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"sync"
+
 	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -175,8 +177,9 @@ const convMinBlock = 1024
 // pass reads it again), and each block is multiplied while it is in cache.
 // Blocks are shared among up to threads goroutines; a lone block splits its
 // multiply instead. Each block then gets bias (one value per row of y, nil
-// for none) and, when relu is set, Relu (see biasRelu).
-func convGemm(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, relu bool) {
+// for none) and, when relu is set, Relu (see biasRelu). Panels are filled by
+// ic's gathers when ic is not nil (see useGather), by row copies otherwise.
+func convGemm(threads int, g *geom3, ic *kernels.Im2col, x []float32, channels int, w []float32, m int, y, bias []float32, relu bool) {
 	P, K := g.outSize(), channels*g.kSize()
 	if m == 0 || P == 0 {
 		return
@@ -195,12 +198,10 @@ func convGemm(threads int, g *geom3, x []float32, channels int, w []float32, m i
 	if blocks < threads {
 		inner = threads
 	}
-	var ic *kernels.Im2col
-	if useGather(g) {
-		ic = kernels.NewIm2col(channels, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
-	}
 	parallelFor(threads, blocks, 1, func(lo, hi int) {
-		buf := make([]float32, kernels.PackedBSize(K, nb))
+		bp := convBuf(kernels.PackedBSize(K, nb))
+		defer convBufs.Put(bp)
+		buf := *bp
 		for b := lo; b < hi; b++ {
 			j0 := b * nb
 			n := min(nb, P-j0)
@@ -215,6 +216,20 @@ func convGemm(threads int, g *geom3, x []float32, channels int, w []float32, m i
 			biasRelu(y, P, j0, n, bias, relu)
 		}
 	})
+}
+
+// convBufs holds im2col block buffers (*[]float32) between Conv calls, so a
+// batch of small images does not allocate a block per image and call.
+var convBufs sync.Pool
+
+// convBuf returns a buffer of at least n floats from convBufs.
+func convBuf(n int) *[]float32 {
+	if bp, ok := convBufs.Get().(*[]float32); ok && cap(*bp) >= n {
+		*bp = (*bp)[:n]
+		return bp
+	}
+	b := make([]float32, n)
+	return &b
 }
 
 // im2colPacked writes columns [j0, j0+n) of the im2col matrix of x (K rows)

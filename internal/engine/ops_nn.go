@@ -242,6 +242,10 @@ func newConv(n *Node) (Kernel, error) {
 		Cg, Mg := C/group, M/group
 		P, K := g.outSize(), Cg*g.kSize()
 		pointwise := g.pointwise()
+		var ic *kernels.Im2col
+		if !pointwise && useGather(&g) {
+			ic = kernels.NewIm2col(Cg, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
+		}
 		image := func(img int, threads int) {
 			for gi := 0; gi < group; gi++ {
 				xs := x.F32[(img*C+gi*Cg)*g.inSize() : (img*C+(gi+1)*Cg)*g.inSize()]
@@ -257,7 +261,7 @@ func newConv(n *Node) (Kernel, error) {
 					biasRelu(ys, P, 0, P, bg, relu)
 					continue
 				}
-				convGemm(threads, &g, xs, Cg, wg, Mg, ys, bg, relu)
+				convGemm(threads, &g, ic, xs, Cg, wg, Mg, ys, bg, relu)
 			}
 		}
 		if threads > 1 && N > 1 {

@@ -58,6 +58,7 @@ func TestUnaryOps(t *testing.T) {
 		{"cos", "Cos", nil, f32([]float32{0, math.Pi}, 2), f32([]float32{1, -1}, 2), 1e-7},
 		{"sin", "Sin", nil, f32([]float32{0, math.Pi / 2}, 2), f32([]float32{0, 1}, 2), 1e-7},
 		{"relu", "Relu", nil, f32([]float32{-2, -0.5, 0, 0.5, 3, -1e30}, 2, 3), f32([]float32{0, 0, 0, 0.5, 3, 0}, 2, 3), 0},
+		{"relu NaN", "Relu", nil, f32([]float32{float32(math.NaN()), -1, 2}, 3), f32([]float32{0, 0, 2}, 3), 0},
 		{"relu int64", "Relu", nil, i64([]int64{-5, 5}, 2), i64([]int64{0, 5}, 2), 0},
 		{"isnan", "IsNaN", nil, f32([]float32{nan, 1, inf}, 3), tens([]bool{true, false, false}, 3), 0},
 		{"isinf negative only", "IsInf", []modelgen.Attr{modelgen.AInt("detect_positive", 0)}, f32([]float32{-inf, inf, 1}, 3), tens([]bool{true, false, false}, 3), 0},
