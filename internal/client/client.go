@@ -27,6 +27,7 @@ type Error struct {
 	Message string
 }
 
+// Error returns the gateway's message and the status code.
 func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
 
 // IsClientError reports whether err is a 4xx answer: the request was at fault.
@@ -80,6 +81,9 @@ func (c *Client) do(req *http.Request, out any) error {
 		var e oip.ErrorResponse
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
+		}
+		if e.Error == "" { // an empty body: say at least what the status means
+			e.Error = http.StatusText(resp.StatusCode)
 		}
 		return &Error{Status: resp.StatusCode, Message: e.Error}
 	}
@@ -293,12 +297,12 @@ func (c *Client) Logs(ctx context.Context, name string, n int64) ([]byte, error)
 // Scale sets function name's per-instance CPU allotment (and memory limit when
 // memory is non-nil), live.
 func (c *Client) Scale(ctx context.Context, name string, vcpu float64, memory *int64) (json.RawMessage, error) {
-	body, err := json.Marshal(map[string]any{"vcpu": vcpu, "memory": memory})
+	body, err := json.Marshal(struct {
+		VCPU   float64 `json:"vcpu"`
+		Memory *int64  `json:"memory,omitempty"`
+	}{vcpu, memory})
 	if err != nil {
 		return nil, err
-	}
-	if memory == nil {
-		body, _ = json.Marshal(map[string]any{"vcpu": vcpu})
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/admin/v1/functions/"+url.PathEscape(name)+"/scale"), bytes.NewReader(body))
 	if err != nil {
