@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -403,10 +404,12 @@ func (g *Gateway) requestTimeout(r *http.Request) (time.Duration, error) {
 	d, err := time.ParseDuration(h)
 	if err != nil {
 		secs, ferr := strconv.ParseFloat(h, 64)
-		if ferr != nil {
+		if ferr != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
 			return 0, fmt.Errorf("header %s %q: want a duration like 2s or 500ms, or seconds", TimeoutHeader, h)
 		}
-		d = time.Duration(secs * float64(time.Second))
+		// Capped before converting: seconds past about 292 years overflow a
+		// Duration, and would read as negative.
+		d = time.Duration(min(secs, g.cfg.MaxTimeout.Seconds()) * float64(time.Second))
 	}
 	if d <= 0 {
 		return 0, fmt.Errorf("header %s %q: must be positive", TimeoutHeader, h)

@@ -558,3 +558,41 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestRequestTimeout(t *testing.T) {
+	g := &Gateway{cfg: Config{DefaultTimeout: time.Minute, MaxTimeout: 10 * time.Minute}}
+	tests := []struct {
+		header  string
+		want    time.Duration
+		wantErr string
+	}{
+		{"", time.Minute, ""},
+		{"2.5s", 2500 * time.Millisecond, ""},
+		{"300ms", 300 * time.Millisecond, ""},
+		{"1.5", 1500 * time.Millisecond, ""},
+		{"1h", 10 * time.Minute, ""},
+		{"1e10", 10 * time.Minute, ""}, // past a Duration's range: capped, not "negative"
+		{"0", 0, "must be positive"},
+		{"-1s", 0, "must be positive"},
+		{"-1e300", 0, "must be positive"},
+		{"soon", 0, "want a duration"},
+		{"NaN", 0, "want a duration"},
+		{"Inf", 0, "want a duration"},
+	}
+	for _, tc := range tests {
+		r := httptest.NewRequest(http.MethodPost, "/v2/models/m/infer", nil)
+		if tc.header != "" {
+			r.Header.Set(TimeoutHeader, tc.header)
+		}
+		got, err := g.requestTimeout(r)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), TimeoutHeader) {
+				t.Errorf("%s %q: %v, %v; want an error naming the header and %q", TimeoutHeader, tc.header, got, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s %q: %v, %v; want %v", TimeoutHeader, tc.header, got, err, tc.want)
+		}
+	}
+}
