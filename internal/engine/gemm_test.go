@@ -155,7 +155,7 @@ func directConv2D(x, w *tensor.Tensor, s, p, d int) *tensor.Tensor {
 }
 
 // TestConvIm2col checks Conv (im2col blocks packed for the gemm, by row
-// copies and by gathers) against the direct loop on geometries that exercise the copy path for unit strides,
+// copies and by kernels.Im2col) against the direct loop on geometries that exercise the copy path for unit strides,
 // padding wider than the kernel's reach, rows that are all padding, and an
 // image split into several blocks.
 func TestConvIm2col(t *testing.T) {
@@ -188,7 +188,7 @@ func TestConvIm2col(t *testing.T) {
 			for _, path := range []struct {
 				name string
 				mode int
-			}{{"auto", im2colAuto}, {"copies", im2colCopies}, {"gathers", im2colGathers}} {
+			}{{"auto", im2colAuto}, {"copies", im2colCopies}, {"panels", im2colPanels}} {
 				im2colPath = path.mode
 				got, err := runOp(t, opCase{op: "Conv", attrs: attrs, inputs: []*tensor.Tensor{x, w}})
 				im2colPath = im2colAuto

@@ -243,7 +243,7 @@ func newConv(n *Node) (Kernel, error) {
 		P, K := g.outSize(), Cg*g.kSize()
 		pointwise := g.pointwise()
 		var ic *kernels.Im2col
-		if !pointwise && useGather(&g) {
+		if !pointwise && usePanels(&g) {
 			ic = kernels.NewIm2col(Cg, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
 		}
 		image := func(img int, threads int) {

@@ -67,10 +67,45 @@ func (ic *Im2col) Panel(dst, x []float32, ih, iw *[PanelWidth]int32, valid int) 
 		return
 	}
 	if vmathAVX512 && ic.need > 0 {
+		var segs panelSegs
+		if segs.split(ih, iw, ic.w, valid) {
+			im2colSegsAVX512(&x[0], ih, iw, &segs, &ic.taps[0], rows, ic.h, ic.w, valid, &dst[0])
+			return
+		}
 		im2colPanelAVX512(&x[0], ih, iw, &ic.taps[0], rows, ic.h, ic.w, valid, &dst[0])
 		return
 	}
 	im2colPanelGo(ic, dst, x, ih, iw, valid)
+}
+
+// panelSegs splits a panel's lanes into runs of consecutive input columns on
+// one input row, at most four of them, for im2colSegsAVX512: run i covers
+// the lanes in mask[i], and lane t of it reads x at off[i] + t + tap offset.
+type panelSegs struct {
+	off  [4]int32
+	mask [4]uint32
+	n    int
+}
+
+// split fills s from window origins and reports whether the valid lanes make
+// at most four runs whose offsets fit in 32 bits.
+func (s *panelSegs) split(ih, iw *[PanelWidth]int32, w, valid int) bool {
+	s.n = 0
+	for t := 0; t < valid; t++ {
+		if t == 0 || ih[t] != ih[t-1] || iw[t] != iw[t-1]+1 {
+			if s.n == len(s.off) {
+				return false
+			}
+			off := int64(ih[t])*int64(w) + int64(iw[t]) - int64(t)
+			if off != int64(int32(off)) {
+				return false
+			}
+			s.off[s.n] = int32(off)
+			s.n++
+		}
+		s.mask[s.n-1] |= 1 << t
+	}
+	return s.n > 0
 }
 
 func im2colPanelGo(ic *Im2col, dst, x []float32, ih, iw *[PanelWidth]int32, valid int) {

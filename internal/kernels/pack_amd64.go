@@ -25,3 +25,10 @@ func packAAVX512(a *float32, lda, rows, blocks int, d *float32)
 //
 //go:noescape
 func im2colPanelAVX512(x *float32, ih, iw *[PanelWidth]int32, taps *int32, rows, h, w, valid int, dst *float32)
+
+// im2colSegsAVX512 is im2colPanelAVX512 for panels whose lanes form segs'
+// runs of consecutive columns: one masked load per run and row instead of
+// a gather.
+//
+//go:noescape
+func im2colSegsAVX512(x *float32, ih, iw *[PanelWidth]int32, segs *panelSegs, taps *int32, rows, h, w, valid int, dst *float32)

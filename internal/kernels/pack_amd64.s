@@ -246,3 +246,68 @@ gatherrow:
 	JNZ gatherrow
 	VZEROUPPER
 	RET
+
+// func im2colSegsAVX512(x *float32, ih, iw *[16]int32, segs *panelSegs, taps *int32, rows, h, w, valid int, dst *float32)
+// As im2colPanelAVX512, but each row merges up to four masked loads, run i
+// (mask K3..K6, offset R10..R13) reading x at its offset + the tap offset.
+TEXT ·im2colSegsAVX512(SB), NOSPLIT, $0-80
+	MOVQ x+0(FP), SI
+	MOVQ ih+8(FP), AX
+	VMOVDQU32 (AX), Z1
+	MOVQ iw+16(FP), AX
+	VMOVDQU32 (AX), Z2
+	MOVQ segs+24(FP), DX
+	MOVLQSX 0(DX), R10
+	MOVLQSX 4(DX), R11
+	MOVLQSX 8(DX), R12
+	MOVLQSX 12(DX), R13
+	KMOVW 16(DX), K3
+	KMOVW 20(DX), K4
+	KMOVW 24(DX), K5
+	KMOVW 28(DX), K6
+	MOVQ 32(DX), R14
+	MOVQ taps+32(FP), BX
+	MOVQ rows+40(FP), R9
+	VPBROADCASTD h+48(FP), Z3
+	VPBROADCASTD w+56(FP), Z4
+	MOVQ valid+64(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K2
+	MOVQ dst+72(FP), DI
+segrow:
+	VPBROADCASTD 4(BX), Z5
+	VPBROADCASTD 8(BX), Z6
+	VPADDD Z5, Z1, Z7
+	VPADDD Z6, Z2, Z8
+	VPCMPUD $1, Z3, Z7, K2, K1
+	VPCMPUD $1, Z4, Z8, K1, K1
+	MOVLQSX (BX), AX
+	VPXORD Z10, Z10, Z10
+	KANDW K3, K1, K7
+	LEAQ (R10)(AX*1), CX
+	VMOVUPS (SI)(CX*4), K7, Z10
+	CMPQ R14, $2
+	JLT segstore
+	KANDW K4, K1, K7
+	LEAQ (R11)(AX*1), CX
+	VMOVUPS (SI)(CX*4), K7, Z10
+	CMPQ R14, $3
+	JLT segstore
+	KANDW K5, K1, K7
+	LEAQ (R12)(AX*1), CX
+	VMOVUPS (SI)(CX*4), K7, Z10
+	CMPQ R14, $4
+	JLT segstore
+	KANDW K6, K1, K7
+	LEAQ (R13)(AX*1), CX
+	VMOVUPS (SI)(CX*4), K7, Z10
+segstore:
+	VMOVUPS Z10, (DI)
+	ADDQ $12, BX
+	ADDQ $64, DI
+	DECQ R9
+	JNZ segrow
+	VZEROUPPER
+	RET

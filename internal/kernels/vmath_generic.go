@@ -29,3 +29,7 @@ func packAAVX512(a *float32, lda, rows, blocks int, d *float32) {
 func im2colPanelAVX512(x *float32, ih, iw *[PanelWidth]int32, taps *int32, rows, h, w, valid int, dst *float32) {
 	panic("kernels: no AVX-512 in this build")
 }
+
+func im2colSegsAVX512(x *float32, ih, iw *[PanelWidth]int32, segs *panelSegs, taps *int32, rows, h, w, valid int, dst *float32) {
+	panic("kernels: no AVX-512 in this build")
+}
