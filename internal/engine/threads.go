@@ -33,7 +33,9 @@ type threadedKernel func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, er
 // parallelFor calls fn on contiguous chunks [lo, hi) covering [0, n), on up to
 // threads goroutines at once (the caller's among them), each chunk at least
 // grain items so that tiny loops do not pay for goroutines. It returns when
-// every chunk is done.
+// every chunk is done. A panic in any chunk is raised again on the caller's
+// goroutine once every chunk has stopped, where runStep turns it into an
+// error: a panic left on a worker goroutine would end the process.
 func parallelFor(threads, n, grain int, fn func(lo, hi int)) {
 	parts := min(threads, n/max(1, grain))
 	if parts < 2 {
@@ -42,13 +44,53 @@ func parallelFor(threads, n, grain int, fn func(lo, hi int)) {
 		}
 		return
 	}
-	var wg sync.WaitGroup
+	var g group
 	for p := 1; p < parts; p++ {
 		lo, hi := n*p/parts, n*(p+1)/parts
-		wg.Go(func() { fn(lo, hi) })
+		g.Go(func() { fn(lo, hi) })
 	}
-	fn(0, n/parts)
-	wg.Wait()
+	func() {
+		defer g.catch()
+		fn(0, n/parts)
+	}()
+	g.Wait()
+}
+
+// group is a sync.WaitGroup whose goroutines may panic: the first panic is
+// kept and raised again by Wait, on the goroutine that waits.
+type group struct {
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	panicked bool
+	value    any
+}
+
+// Go runs f on a new goroutine.
+func (g *group) Go(f func()) {
+	g.wg.Go(func() {
+		defer g.catch()
+		f()
+	})
+}
+
+// catch, deferred, keeps the first panic of the calling goroutine.
+func (g *group) catch() {
+	if r := recover(); r != nil {
+		g.mu.Lock()
+		if !g.panicked {
+			g.panicked, g.value = true, r
+		}
+		g.mu.Unlock()
+	}
+}
+
+// Wait returns when every goroutine of g has returned, and then panics with
+// the first panic's value if one panicked.
+func (g *group) Wait() {
+	g.wg.Wait()
+	if g.panicked {
+		panic(g.value)
+	}
 }
 
 // withThreads returns k as a Kernel that always runs with the given thread
