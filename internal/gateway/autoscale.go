@@ -214,6 +214,15 @@ func (s *scaler) stop(f *function, id string) {
 	}
 }
 
+// vcpuOf is the allotment of spec's next instance when no instance of it
+// runs: its own, else the default.
+func (g *Gateway) vcpuOf(spec registry.Function) float64 {
+	if spec.VCPU > 0 {
+		return spec.VCPU
+	}
+	return g.defaultVCPU()
+}
+
 // defaultVCPU is the allotment of a function's first instance when its
 // deployment sets none: under hpa a replica's size and under static the
 // policy's size, as the loop would start them (a request that finds no

@@ -310,7 +310,7 @@ func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
 		Instances []instanceInfo        `json:"instances"`
 		Latency   metrics.FunctionStats `json:"recent_latency"`
 		Decisions []autoscale.Record    `json:"recent_decisions"`
-	}{Function: f, VCPU: f.VCPU, Instances: []instanceInfo{}, Latency: g.stats.Snapshot(key, g.clock.Now()), Decisions: g.decisions(key)}
+	}{Function: f, VCPU: g.vcpuOf(f), Instances: []instanceInfo{}, Latency: g.stats.Snapshot(key, g.clock.Now()), Decisions: g.decisions(key)}
 	g.mu.Lock()
 	fn := g.fns[key]
 	g.mu.Unlock()

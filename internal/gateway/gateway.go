@@ -429,7 +429,7 @@ func (g *Gateway) function(spec registry.Function) *function {
 		return f
 	}
 	old := f
-	f = newFunction(spec, g.clock.Now(), g.defaultVCPU())
+	f = newFunction(spec, g.clock.Now(), g.vcpuOf(spec))
 	g.fns[key] = f
 	g.mu.Unlock()
 	if g.loop != nil {

@@ -596,3 +596,42 @@ func TestRequestTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestVCPUBeforeFirstInstance checks that describe and stats report the
+// allotment a function's first instance will get before any runs: the
+// platform default, or the function's own after a scale.
+func TestVCPUBeforeFirstInstance(t *testing.T) {
+	tg := newTestGateway(t, Config{DefaultVCPU: 0.5})
+	tg.deploy(t, "add", addModel())
+	get := func(path, field string) float64 {
+		t.Helper()
+		resp, err := http.Get(tg.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := v[field].(float64)
+		return f
+	}
+	check := func(want float64) {
+		t.Helper()
+		if got := get("/admin/v1/functions/add", "current_vcpu"); got != want {
+			t.Errorf("describe current_vcpu %v, want %v", got, want)
+		}
+		if got := get("/admin/v1/functions/add/stats", "vcpu"); got != want {
+			t.Errorf("stats vcpu %v, want %v", got, want)
+		}
+	}
+	check(0.5)
+	if code, _, msg := scaleFn(t, tg.url, "add", `{"vcpu":0.75}`); code != 200 {
+		t.Fatalf("scale: %d %s", code, msg)
+	}
+	check(0.75)
+	if got := tg.pids("add"); len(got) != 0 {
+		t.Fatalf("instances started by describe or stats: %v", got)
+	}
+}

@@ -69,7 +69,7 @@ func (g *Gateway) functionStats(w http.ResponseWriter, r *http.Request) {
 		Instances int                   `json:"instances"`
 		VCPU      float64               `json:"vcpu"`
 		Decisions []autoscale.Record    `json:"recent_decisions"`
-	}{Function: f.Name, Window: g.stats.Snapshot(key, g.clock.Now()), Decisions: g.decisions(key)}
+	}{Function: f.Name, Window: g.stats.Snapshot(key, g.clock.Now()), VCPU: g.vcpuOf(f), Decisions: g.decisions(key)}
 	g.mu.Lock()
 	fn := g.fns[key]
 	g.mu.Unlock()

@@ -104,11 +104,8 @@ type function struct {
 	removed bool
 }
 
-func newFunction(spec registry.Function, now time.Time, defaultVCPU float64) *function {
-	vcpu := spec.VCPU
-	if vcpu <= 0 {
-		vcpu = defaultVCPU
-	}
+// newFunction returns the live state of spec, whose replicas get vcpu each.
+func newFunction(spec registry.Function, now time.Time, vcpu float64) *function {
 	return &function{name: spec.Name, key: fnKey(spec.Owner, spec.Name), spec: spec, changed: make(chan struct{}), lastUsed: now, vcpu: vcpu}
 }
 
