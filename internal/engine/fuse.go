@@ -173,16 +173,30 @@ func (f *fuser) other(i, s int) int {
 	return -1
 }
 
-// scalar returns the value of a float32 constant with one element.
+// scalar returns the value of a float32 constant with one element and rank
+// 0 or 1. A one-element constant of a higher rank broadcasts a tensor of lower
+// rank to its own ([3] / [1 1] is [1 3]), which the fused kernels, writing
+// their input's shape, would not; a rank-1 constant does that only to a
+// scalar, which the GELU kernel checks for (see vectorConst).
 func (f *fuser) scalar(s int) (float32, bool) {
 	if s < 0 || f.consts[s] == nil {
 		return 0, false
 	}
 	t := f.consts[s]
-	if t.DType != tensor.Float32 || len(t.F32) != 1 {
+	if t.DType != tensor.Float32 || len(t.F32) != 1 || len(t.Shape) > 1 {
 		return 0, false
 	}
 	return t.F32[0], true
+}
+
+// vectorConst reports whether any of slots is a constant of rank 1 or more.
+func (f *fuser) vectorConst(slots ...int) bool {
+	for _, s := range slots {
+		if f.isConst(s) && len(f.consts[s].Shape) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // isConst reports whether slot s is a compile-time constant.
@@ -332,7 +346,7 @@ func (f *fuser) gelu(i int) {
 		return
 	}
 	var idxs []int
-	var out int
+	var out, halfSlot int
 	if h := f.other(mi, a); h == x {
 		// Mul(x, a) then Mul(., 0.5).
 		p := f.out0(mi)
@@ -340,7 +354,8 @@ func (f *fuser) gelu(i int) {
 		if f.op(hi) != "Mul" {
 			return
 		}
-		if half, ok := f.scalar(f.other(hi, p)); !ok || half != 0.5 {
+		halfSlot = f.other(hi, p)
+		if half, ok := f.scalar(halfSlot); !ok || half != 0.5 {
 			return
 		}
 		idxs, out = []int{di, i, ai, mi, hi}, f.out0(hi)
@@ -350,16 +365,19 @@ func (f *fuser) gelu(i int) {
 		if f.op(hi) != "Mul" || f.sole(h) != mi || f.other(hi, x) < 0 {
 			return
 		}
-		if half, ok := f.scalar(f.other(hi, x)); !ok || half != 0.5 {
+		halfSlot = f.other(hi, x)
+		if half, ok := f.scalar(halfSlot); !ok || half != 0.5 {
 			return
 		}
 		idxs, out = []int{hi, di, i, ai, mi}, f.out0(mi)
 	}
+	// Constants of shape [1] make a scalar x's result [1].
+	vec := f.vectorConst(f.in(di, 1), f.other(ai, e), halfSlot)
 	f.replace(idxs, out, opGelu, func(at func(int) int) fastKernel {
 		xi := at(x)
 		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
 			t := in[xi]
-			if t == nil || t.DType != tensor.Float32 {
+			if t == nil || t.DType != tensor.Float32 || vec && len(t.Shape) == 0 {
 				return nil, false, nil
 			}
 			y := tensor.New(tensor.Float32, t.Shape...)
