@@ -134,3 +134,8 @@ func BenchmarkConv(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkLayerNorm(b *testing.B) {
+	benchKernel(b, "LayerNormalization", 17, []modelgen.Attr{modelgen.AInt("axis", -1)},
+		randF32(128*384, 1, 128, 384), randF32(384, 384), randF32(384, 384))
+}

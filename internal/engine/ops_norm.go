@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -72,14 +73,7 @@ func newLayerNorm(n *Node) (Kernel, error) {
 			dst := y.F32[o*size : (o+1)*size]
 			m, is := meanInvStd(row, eps)
 			mean.F32[o], inv.F32[o] = float32(m), float32(is)
-			for i, v := range row {
-				r := float32((float64(v) - m) * is)
-				r *= sc[i]
-				if bi != nil {
-					r += bi[i]
-				}
-				dst[i] = r
-			}
+			kernels.Normalize(dst, row, sc, bi, m, is)
 		}
 		outs := []*tensor.Tensor{y}
 		if wantMean || wantInv {
@@ -90,22 +84,10 @@ func newLayerNorm(n *Node) (Kernel, error) {
 }
 
 // meanInvStd returns the mean of row and 1/sqrt(variance + eps), the variance
-// taken about the mean in a second pass for accuracy.
+// taken about the mean in a second pass for accuracy, both summed in float64
+// (kernels.MeanInvStd).
 func meanInvStd(row []float32, eps float64) (mean, invStd float64) {
-	if len(row) == 0 {
-		return 0, 1 / math.Sqrt(eps)
-	}
-	var s float64
-	for _, v := range row {
-		s += float64(v)
-	}
-	mean = s / float64(len(row))
-	var ss float64
-	for _, v := range row {
-		d := float64(v) - mean
-		ss += d * d
-	}
-	return mean, 1 / math.Sqrt(ss/float64(len(row))+eps)
+	return kernels.MeanInvStd(row, eps)
 }
 
 // broadcastParam returns a float32 parameter (LayerNormalization's Scale or B)

@@ -33,3 +33,13 @@ func im2colPanelAVX512(x *float32, ih, iw *[PanelWidth]int32, taps *int32, rows,
 func im2colSegsAVX512(x *float32, ih, iw *[PanelWidth]int32, segs *panelSegs, taps *int32, rows, h, w, valid int, dst *float32) {
 	panic("kernels: no AVX-512 in this build")
 }
+
+func sumF64AVX512(x *float32, blocks int, acc *[8]float64) {
+	panic("kernels: no AVX-512 in this build")
+}
+func sqDevF64AVX512(x *float32, blocks int, mean float64, acc *[8]float64) {
+	panic("kernels: no AVX-512 in this build")
+}
+func normalizeAVX512(dst, src, scale, bias *float32, blocks int, mean, invStd float64) {
+	panic("kernels: no AVX-512 in this build")
+}
