@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/bits"
 	"strconv"
 	"strings"
 
@@ -334,30 +332,26 @@ func (d decoder) tensor(path string, raw []byte) (RequestInput, *tensor.Tensor, 
 	return in, t, nil
 }
 
-// dims checks a shape from a body and converts it to ints.
+// dims checks a shape from a body and converts it to ints. The bounds are
+// tensor.CheckShape's, and they hold for empty tensors too: a shape such as
+// [1073741824 0] needs no data, but kernels loop over and size outputs by its
+// non-zero dimensions (a sum over the empty axis is [1073741824]).
 func (d decoder) dims(path string, shape []int64) ([]int, error) {
 	if len(shape) > MaxRank {
 		return nil, d.errorf(path, "has %d dimensions, at most %d are supported", len(shape), MaxRank)
 	}
 	dims := make([]int, len(shape))
-	zero := false
 	for i, s := range shape {
 		if s < 0 {
 			return nil, d.errorf(path+"["+strconv.Itoa(i)+"]", "%d is negative", s)
 		}
-		dims[i] = int(s)
-		zero = zero || s == 0
-	}
-	if zero {
-		return dims, nil
-	}
-	n := uint64(1)
-	for _, s := range shape {
-		hi, lo := bits.Mul64(n, uint64(s))
-		if hi != 0 || lo > math.MaxInt {
-			return nil, d.errorf(path, "%s has too many elements", tensor.ShapeString(dims))
+		if s > tensor.MaxDim {
+			return nil, d.errorf(path+"["+strconv.Itoa(i)+"]", "%d is more than %d, the largest dimension", s, tensor.MaxDim)
 		}
-		n = lo
+		dims[i] = int(s)
+	}
+	if tensor.CheckShape(dims) != nil {
+		return nil, d.errorf(path, "%s has too many elements: its non-zero dimensions may multiply to at most %d, even when another is 0", tensor.ShapeString(dims), tensor.MaxElements)
 	}
 	return dims, nil
 }

@@ -207,7 +207,7 @@ func (m *Model) tensorOf(in initializer, main *file, mode LoadMode, ext map[stri
 		}
 		shape[i] = int(d)
 	}
-	if n := tensor.NumElements(shape); n < 0 || n > 1<<40 {
+	if n, err := tensor.Count(shape); err != nil || n > 1<<40 {
 		return nil, false, fmt.Errorf("dims %v: too many elements", meta.GetDims())
 	}
 	raw := in.raw

@@ -136,8 +136,8 @@ func (t *Tensor) Len() int {
 	return 0
 }
 
-// Validate reports whether t is well formed: a known dtype, non-negative
-// dimensions and a data slice whose length matches the shape.
+// Validate reports whether t is well formed: a known dtype, a shape
+// CheckShape accepts and a data slice whose length matches the shape.
 func (t *Tensor) Validate() error {
 	if t == nil {
 		return fmt.Errorf("tensor is nil")
@@ -145,10 +145,8 @@ func (t *Tensor) Validate() error {
 	if t.DType.Size() == 0 || t.DType == Float16 {
 		return fmt.Errorf("unsupported dtype %s", t.DType)
 	}
-	for i, d := range t.Shape {
-		if d < 0 {
-			return fmt.Errorf("shape %v: dimension %d is negative", t.Shape, i)
-		}
+	if err := CheckShape(t.Shape); err != nil {
+		return err
 	}
 	if n, want := t.Len(), NumElements(t.Shape); n != want {
 		return fmt.Errorf("shape %v needs %d elements, data has %d", t.Shape, want, n)

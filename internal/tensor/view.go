@@ -20,11 +20,15 @@ var nativeLittle = func() bool {
 // is Bool (whose bytes may hold values other than 0 and 1). Callers then use Decode,
 // which copies.
 func View(dt DType, shape []int, raw []byte) (t *Tensor, ok bool, err error) {
-	n := NumElements(shape)
 	if sz := dt.Size(); sz == 0 || dt == Float16 {
 		return nil, false, fmt.Errorf("unsupported dtype %s", dt)
-	} else if len(raw) != n*sz {
-		return nil, false, fmt.Errorf("shape %s of %s needs %d bytes, have %d", ShapeString(shape), dt, n*sz, len(raw))
+	}
+	n, size, err := byteCount(shape, dt)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(raw) != size {
+		return nil, false, fmt.Errorf("shape %s of %s needs %d bytes, have %d", ShapeString(shape), dt, size, len(raw))
 	}
 	if dt == Bool || !nativeLittle {
 		return nil, false, nil
@@ -58,13 +62,15 @@ func View(dt DType, shape []int, raw []byte) (t *Tensor, ok bool, err error) {
 // Decode copies raw, the little-endian bytes of NumElements(shape) elements of dt,
 // into a new tensor. Float16 data is widened to Float32.
 func Decode(dt DType, shape []int, raw []byte) (*Tensor, error) {
-	n := NumElements(shape)
-	sz := dt.Size()
-	if sz == 0 {
+	if dt.Size() == 0 {
 		return nil, fmt.Errorf("unsupported dtype %s", dt)
 	}
-	if len(raw) != n*sz {
-		return nil, fmt.Errorf("shape %s of %s needs %d bytes, have %d", ShapeString(shape), dt, n*sz, len(raw))
+	_, size, err := byteCount(shape, dt)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) != size {
+		return nil, fmt.Errorf("shape %s of %s needs %d bytes, have %d", ShapeString(shape), dt, size, len(raw))
 	}
 	out := dt
 	if dt == Float16 {
