@@ -175,9 +175,9 @@ func checkMatrix(name string, s []float32, rows, cols, ld int) {
 	if ld < max(1, cols) {
 		panic(fmt.Sprintf("kernels: ld%s=%d is less than max(1, %d)", name, ld, cols))
 	}
-	if rows > 0 && cols > 0 && len(s) < (rows-1)*ld+cols {
+	if rows > 0 && cols > 0 && len(s) < matrixLen(rows, cols, ld) {
 		panic(fmt.Sprintf("kernels: %s has %d floats, a %d×%d matrix with stride %d needs %d",
-			name, len(s), rows, cols, ld, (rows-1)*ld+cols))
+			name, len(s), rows, cols, ld, matrixLen(rows, cols, ld)))
 	}
 }
 
