@@ -227,3 +227,22 @@ func relu1(v float32) float32 {
 	}
 	return v
 }
+
+// MaxZero sets dst[i] = src[i] where src[i] > 0 and 0 elsewhere, NaN and -0
+// included: ONNX Relu as the engine's Relu op computes it (Relu, by
+// contrast, keeps NaN and -0). src must be at least as long as dst.
+func MaxZero(dst, src []float32) {
+	src = src[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		maxZeroAVX512(&dst[0], &src[0], done/16)
+	}
+	for i := done; i < len(dst); i++ {
+		if v := src[i]; v > 0 {
+			dst[i] = v
+		} else {
+			dst[i] = 0
+		}
+	}
+}

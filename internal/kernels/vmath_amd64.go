@@ -44,3 +44,8 @@ func addConstReluAVX512(x *float32, blocks int, b float32, relu bool)
 //
 //go:noescape
 func reluAVX512(x *float32, blocks int)
+
+// maxZeroAVX512 is MaxZero on blocks*16 floats.
+//
+//go:noescape
+func maxZeroAVX512(dst, src *float32, blocks int)

@@ -268,3 +268,22 @@ reluloop:
 	JNZ reluloop
 	VZEROUPPER
 	RET
+
+// func maxZeroAVX512(dst, src *float32, blocks int)
+// VMAXPS with x as its first source returns x only when x > 0, so NaN and
+// -0 give 0.
+TEXT ·maxZeroAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	VPXORD Z2, Z2, Z2
+maxzeroloop:
+	VMOVUPS (SI), Z0
+	VMAXPS Z2, Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ maxzeroloop
+	VZEROUPPER
+	RET

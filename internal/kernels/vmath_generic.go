@@ -43,3 +43,5 @@ func sqDevF64AVX512(x *float32, blocks int, mean float64, acc *[8]float64) {
 func normalizeAVX512(dst, src, scale, bias *float32, blocks int, mean, invStd float64) {
 	panic("kernels: no AVX-512 in this build")
 }
+
+func maxZeroAVX512(dst, src *float32, blocks int) { panic("kernels: no AVX-512 in this build") }

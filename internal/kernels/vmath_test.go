@@ -243,9 +243,10 @@ func TestAddScaleMax(t *testing.T) {
 	}
 }
 
-// TestAddConstRelu checks AddConst, AddConstRelu and Relu bit for bit
-// against plain loops at lengths around the 16-lane blocks, on values that
-// include NaN, ±0 and ±Inf (Relu keeps NaN and -0), with a guard band after x.
+// TestAddConstRelu checks AddConst, AddConstRelu, Relu and MaxZero bit for
+// bit against plain loops at lengths around the 16-lane blocks, on values that
+// include NaN, ±0 and ±Inf (Relu keeps NaN and -0, MaxZero makes them 0),
+// with a guard band after x.
 func TestAddConstRelu(t *testing.T) {
 	const guard = 777
 	nan, inf := float32(math.NaN()), float32(math.Inf(1))
@@ -266,6 +267,12 @@ func TestAddConstRelu(t *testing.T) {
 		{"AddConst", 0.5, AddConst, func(v, b float32) float32 { return v + b }},
 		{"AddConstRelu", -0.25, AddConstRelu, func(v, b float32) float32 { return relu(v + b) }},
 		{"Relu", 0, func(x []float32, _ float32) { Relu(x) }, func(v, _ float32) float32 { return relu(v) }},
+		{"MaxZero", 0, func(x []float32, _ float32) { MaxZero(x, append([]float32(nil), x...)) }, func(v, _ float32) float32 {
+			if v > 0 {
+				return v
+			}
+			return 0
+		}},
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, tt := range tests {
