@@ -401,25 +401,22 @@ func windowsInside(g *geom3) bool {
 
 // maxPool2D is maxPool for float32 without indices on a geometry
 // windowsInside accepts: rows of windows read straight from input rows, no
-// tap bounds to compute. The builtin max propagates NaN as maxPool does (it
-// may pick +0 over -0 where maxPool keeps the first).
+// tap bounds to compute; 2×2 windows with a column stride of 2 (CNNs'
+// usual pool) go to kernels.MaxPool2x2 plane by plane. The builtin max
+// propagates NaN as maxPool does (it may pick +0 over -0 where maxPool keeps
+// the first).
 func maxPool2D(g *geom3, x, y []float32, planes int) {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
 	KH, KW, SH, SW := g.k[1], g.k[2], g.s[1], g.s[2]
 	for pl := 0; pl < planes; pl++ {
 		src := x[pl*H*W : (pl+1)*H*W]
 		dst := y[pl*OH*OW : (pl+1)*OH*OW]
+		if KH == 2 && KW == 2 && SW == 2 {
+			kernels.MaxPool2x2(dst, src, OH, OW, W, SH*W)
+			continue
+		}
 		for oh := 0; oh < OH; oh++ {
 			drow := dst[oh*OW : (oh+1)*OW]
-			if KH == 2 && KW == 2 && SW == 2 {
-				r0 := src[oh*SH*W : oh*SH*W+W]
-				r1 := src[(oh*SH+1)*W : (oh*SH+2)*W]
-				r0, r1 = r0[:2*len(drow)], r1[:2*len(drow)]
-				for ow := range drow {
-					drow[ow] = max(r0[2*ow], r0[2*ow+1], r1[2*ow], r1[2*ow+1])
-				}
-				continue
-			}
 			for kh := 0; kh < KH; kh++ {
 				srow := src[(oh*SH+kh)*W : (oh*SH+kh+1)*W]
 				for ow := range drow {

@@ -45,3 +45,7 @@ func normalizeAVX512(dst, src, scale, bias *float32, blocks int, mean, invStd fl
 }
 
 func maxZeroAVX512(dst, src *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
+
+func maxPool2x2AVX512(src, dst *float32, oh, w, ow, rowStep int) {
+	panic("kernels: no AVX-512 in this build")
+}

@@ -1,0 +1,11 @@
+//go:build !noasm
+
+package kernels
+
+// maxPool2x2AVX512 is MaxPool2x2 on checked arguments: per output row, 16
+// outputs at a time from 32 floats of each input row (masked at the row's
+// end), the vertical maximum first, then even and odd lanes split with
+// VPERMT2PS and their maximum.
+//
+//go:noescape
+func maxPool2x2AVX512(src, dst *float32, oh, w, ow, rowStep int)

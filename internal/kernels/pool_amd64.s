@@ -1,0 +1,127 @@
+// Hand-written twin of MaxPool2x2 (pool.go).
+
+//go:build !noasm
+
+#include "textflag.h"
+
+DATA evenidx<>+0(SB)/4, $0
+DATA evenidx<>+4(SB)/4, $2
+DATA evenidx<>+8(SB)/4, $4
+DATA evenidx<>+12(SB)/4, $6
+DATA evenidx<>+16(SB)/4, $8
+DATA evenidx<>+20(SB)/4, $10
+DATA evenidx<>+24(SB)/4, $12
+DATA evenidx<>+28(SB)/4, $14
+DATA evenidx<>+32(SB)/4, $16
+DATA evenidx<>+36(SB)/4, $18
+DATA evenidx<>+40(SB)/4, $20
+DATA evenidx<>+44(SB)/4, $22
+DATA evenidx<>+48(SB)/4, $24
+DATA evenidx<>+52(SB)/4, $26
+DATA evenidx<>+56(SB)/4, $28
+DATA evenidx<>+60(SB)/4, $30
+GLOBL evenidx<>(SB), RODATA|NOPTR, $64
+DATA oddidx<>+0(SB)/4, $1
+DATA oddidx<>+4(SB)/4, $3
+DATA oddidx<>+8(SB)/4, $5
+DATA oddidx<>+12(SB)/4, $7
+DATA oddidx<>+16(SB)/4, $9
+DATA oddidx<>+20(SB)/4, $11
+DATA oddidx<>+24(SB)/4, $13
+DATA oddidx<>+28(SB)/4, $15
+DATA oddidx<>+32(SB)/4, $17
+DATA oddidx<>+36(SB)/4, $19
+DATA oddidx<>+40(SB)/4, $21
+DATA oddidx<>+44(SB)/4, $23
+DATA oddidx<>+48(SB)/4, $25
+DATA oddidx<>+52(SB)/4, $27
+DATA oddidx<>+56(SB)/4, $29
+DATA oddidx<>+60(SB)/4, $31
+GLOBL oddidx<>(SB), RODATA|NOPTR, $64
+
+// masktab[n] is (1<<n) - 1, n = 0..16.
+DATA masktab<>+0(SB)/2, $0x0
+DATA masktab<>+2(SB)/2, $0x1
+DATA masktab<>+4(SB)/2, $0x3
+DATA masktab<>+6(SB)/2, $0x7
+DATA masktab<>+8(SB)/2, $0xf
+DATA masktab<>+10(SB)/2, $0x1f
+DATA masktab<>+12(SB)/2, $0x3f
+DATA masktab<>+14(SB)/2, $0x7f
+DATA masktab<>+16(SB)/2, $0xff
+DATA masktab<>+18(SB)/2, $0x1ff
+DATA masktab<>+20(SB)/2, $0x3ff
+DATA masktab<>+22(SB)/2, $0x7ff
+DATA masktab<>+24(SB)/2, $0xfff
+DATA masktab<>+26(SB)/2, $0x1fff
+DATA masktab<>+28(SB)/2, $0x3fff
+DATA masktab<>+30(SB)/2, $0x7fff
+DATA masktab<>+32(SB)/2, $0xffff
+GLOBL masktab<>(SB), RODATA|NOPTR, $34
+
+// GOMAX sets d to Go's max(a, b) per lane: VMAXPS, then a AND b where a == b
+// (so +0 beats -0), then a + b (a NaN) where either is NaN.
+#define GOMAX(a, b, d) \
+	VMAXPS b, a, d \
+	VCMPPS $0, b, a, K4 \
+	VPANDD b, a, K4, d \
+	VCMPPS $3, b, a, K5 \
+	VADDPS b, a, K5, d
+
+// func maxPool2x2AVX512(src, dst *float32, oh, w, ow, rowStep int)
+TEXT ·maxPool2x2AVX512(SB), NOSPLIT, $0-48
+	MOVQ src+0(FP), SI
+	MOVQ dst+8(FP), DI
+	MOVQ oh+16(FP), R8
+	MOVQ w+24(FP), R9
+	SHLQ $2, R9
+	MOVQ ow+32(FP), R10
+	VMOVDQU32 evenidx<>(SB), Z30
+	VMOVDQU32 oddidx<>(SB), Z31
+	LEAQ masktab<>(SB), R14
+poolrow:
+	MOVQ SI, AX
+	LEAQ (SI)(R9*1), BX
+	MOVQ DI, DX
+	MOVQ R10, CX
+poolchunk:
+	MOVQ CX, R11
+	CMPQ R11, $16
+	JLE pooln
+	MOVQ $16, R11
+pooln:
+	KMOVW (R14)(R11*2), K3
+	LEAQ (R11)(R11*1), R12
+	MOVQ R12, R13
+	CMPQ R13, $16
+	JLE poollo
+	MOVQ $16, R13
+poollo:
+	KMOVW (R14)(R13*2), K1
+	SUBQ R13, R12
+	KMOVW (R14)(R12*2), K2
+	VMOVUPS.Z (AX), K1, Z0
+	VMOVUPS.Z 64(AX), K2, Z1
+	VMOVUPS.Z (BX), K1, Z2
+	VMOVUPS.Z 64(BX), K2, Z3
+	GOMAX(Z0, Z2, Z4)
+	GOMAX(Z1, Z3, Z5)
+	VMOVAPS Z4, Z6
+	VPERMT2PS Z5, Z30, Z6
+	VMOVAPS Z4, Z7
+	VPERMT2PS Z5, Z31, Z7
+	GOMAX(Z6, Z7, Z8)
+	VMOVUPS Z8, K3, (DX)
+	ADDQ $128, AX
+	ADDQ $128, BX
+	ADDQ $64, DX
+	SUBQ R11, CX
+	JNZ poolchunk
+	MOVQ rowStep+40(FP), R12
+	SHLQ $2, R12
+	ADDQ R12, SI
+	LEAQ (DI)(R10*4), DI
+	DECQ R8
+	JNZ poolrow
+	VZEROUPPER
+	RET

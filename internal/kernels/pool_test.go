@@ -1,0 +1,53 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestMaxPool2x2 checks MaxPool2x2 bit for bit against Go's max over each
+// window, with NaN, ±0 and ±Inf among the inputs, row widths around the
+// 16-output chunks, a row step of two rows and of three, and a guard band
+// after dst.
+func TestMaxPool2x2(t *testing.T) {
+	const guard = -777
+	nan, negZero := float32(math.NaN()), math.Float32frombits(1<<31)
+	special := []float32{nan, negZero, 0, float32(math.Inf(1)), float32(math.Inf(-1))}
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, g := range []struct{ oh, ow, w, step int }{
+		{12, 12, 24, 48}, {4, 4, 8, 16}, {1, 1, 2, 4}, {3, 16, 32, 64}, {2, 17, 35, 70}, {5, 40, 81, 243}, {3, 7, 14, 42},
+		{6, 20, 40, 80}, // signed zeros only: +0 must win
+	} {
+		src := make([]float32, (g.oh-1)*g.step+g.w+2*g.ow)
+		for i := range src {
+			src[i] = float32(rng.NormFloat64())
+			if rng.IntN(9) == 0 {
+				src[i] = special[rng.IntN(len(special))]
+			}
+			if g.ow == 20 {
+				src[i] = []float32{negZero, 0, -1}[rng.IntN(3)]
+			}
+		}
+		buf := make([]float32, g.oh*g.ow+5)
+		for i := range buf {
+			buf[i] = guard
+		}
+		MaxPool2x2(buf[:g.oh*g.ow], src, g.oh, g.ow, g.w, g.step)
+		for r := 0; r < g.oh; r++ {
+			for c := 0; c < g.ow; c++ {
+				b := r * g.step
+				want := max(src[b+2*c], src[b+2*c+1], src[b+g.w+2*c], src[b+g.w+2*c+1])
+				got := buf[r*g.ow+c]
+				if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+					t.Fatalf("%+v: out[%d][%d] = %v (%#x), want %v (%#x)", g, r, c, got, math.Float32bits(got), want, math.Float32bits(want))
+				}
+			}
+		}
+		for i := g.oh * g.ow; i < len(buf); i++ {
+			if buf[i] != guard {
+				t.Fatalf("%+v: guard element %d overwritten", g, i)
+			}
+		}
+	}
+}
