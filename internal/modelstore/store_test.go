@@ -3,7 +3,11 @@ package modelstore
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func stage(t *testing.T, s *Store, files map[string]string) string {
@@ -73,5 +77,40 @@ func TestDigestDependsOnPathsAndContents(t *testing.T) {
 	}
 	if _, _, err := Digest(stage(t, s, nil)); err == nil {
 		t.Error("an empty upload must be refused")
+	}
+}
+
+// TestCommitDropsModelFromPageCache checks that a committed model is no longer
+// resident, so its first reader brings it back in large pages.
+func TestCommitDropsModelFromPageCache(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("w", 4<<20)
+	d, _, err := s.Commit(stage(t, s, map[string]string{"model.onnx": content}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(s.Path(d, "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, len(content), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, (len(content)+os.Getpagesize()-1)/os.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	resident := 0
+	for _, v := range vec {
+		resident += int(v & 1)
+	}
+	if resident > len(vec)/10 {
+		t.Fatalf("%d of %d pages still cached after Commit", resident, len(vec))
 	}
 }
