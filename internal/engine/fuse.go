@@ -40,6 +40,27 @@ const (
 // are outside what it handles and the replaced steps must run instead.
 type fastKernel func(threads int, in []*tensor.Tensor) (out []*tensor.Tensor, ok bool, err error)
 
+// fusedRun is what a fused step is made of: its fast kernel and the steps it
+// replaced, which run instead when the fast kernel declines. Run executes
+// them itself (runState.exec) so that each replaced step is held to the
+// request's memory budget.
+type fusedRun struct {
+	fast fastKernel
+	run  []step
+	ins  []int // the slots the fused step's inputs come from, in order
+	out  int   // the slot of its output
+	// need returns the bytes of fast's output on the fused step's inputs
+	// and of the working memory it takes besides, for Run's memory budget
+	// (the replaced steps, if they run, are held to it one by one).
+	need func(threads int, in []*tensor.Tensor) (out, scratch int64)
+}
+
+// needOf is a fusedRun.need for a fast kernel whose output has the size of
+// its input k.
+func needOf(k int) func(int, []*tensor.Tensor) (int64, int64) {
+	return func(_ int, in []*tensor.Tensor) (int64, int64) { return tensorBytes(in[k]), 0 }
+}
+
 // fuser holds the graph index fusion passes read.
 type fuser struct {
 	m      *Model
@@ -210,7 +231,7 @@ func near(v float32, want float64) bool {
 // replace turns the steps idxs (any order) into one fused step at the
 // position of the last of them, producing slot out. The fused step reads
 // every slot the run reads from outside it.
-func (f *fuser) replace(idxs []int, out int, opType string, fast func(at func(slot int) int) fastKernel) {
+func (f *fuser) replace(idxs []int, out int, opType string, fast func(at func(slot int) int) fastKernel) *fusedRun {
 	idxs = slices.Clone(idxs)
 	slices.Sort(idxs)
 	run := make([]step, len(idxs))
@@ -279,7 +300,9 @@ func (f *fuser) replace(idxs []int, out int, opType string, fast func(at func(sl
 	for _, i := range idxs[:len(idxs)-1] {
 		f.dead[i] = true
 	}
-	f.m.steps[idxs[len(idxs)-1]] = step{node: node, kernel: withThreads(node.threaded, 1), in: ins, out: []int{out}}
+	fr := &fusedRun{fast: fk, run: run, ins: ins, out: out, need: func(int, []*tensor.Tensor) (int64, int64) { return 0, 0 }}
+	f.m.steps[idxs[len(idxs)-1]] = step{node: node, kernel: withThreads(node.threaded, 1), in: ins, out: []int{out}, fused: fr}
+	return fr
 }
 
 // runReplaced runs the steps a fused step replaced, in order, on the fused
@@ -373,8 +396,9 @@ func (f *fuser) gelu(i int) {
 	}
 	// Constants of shape [1] make a scalar x's result [1].
 	vec := f.vectorConst(f.in(di, 1), f.other(ai, e), halfSlot)
-	f.replace(idxs, out, opGelu, func(at func(int) int) fastKernel {
-		xi := at(x)
+	var xi int
+	fr := f.replace(idxs, out, opGelu, func(at func(int) int) fastKernel {
+		xi = at(x)
 		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
 			t := in[xi]
 			if t == nil || t.DType != tensor.Float32 || vec && len(t.Shape) == 0 {
@@ -387,6 +411,7 @@ func (f *fuser) gelu(i int) {
 			return []*tensor.Tensor{y}, true, nil
 		}
 	})
+	fr.need = needOf(xi)
 }
 
 // reducesLastAxis reports whether step i is a ReduceMean over the last axis
@@ -478,12 +503,15 @@ func (f *fuser) layerNorm(i int) {
 	if !f.isConst(gain) || !f.isConst(offset) {
 		return
 	}
-	f.replace([]int{i, si, pi, vi, ei, qi, divi, gi, bi}, f.out0(bi), opLayerNorm, func(at func(int) int) fastKernel {
-		xi, gk, bk := at(x), at(gain), at(offset)
+	var xi int
+	fr := f.replace([]int{i, si, pi, vi, ei, qi, divi, gi, bi}, f.out0(bi), opLayerNorm, func(at func(int) int) fastKernel {
+		var gk, bk int
+		xi, gk, bk = at(x), at(gain), at(offset)
 		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
 			return layerNormFast(threads, in[xi], in[gk], in[bk], eps)
 		}
 	})
+	fr.need = needOf(xi)
 }
 
 // attention matches scaled dot-product attention ending at step i, a
@@ -542,8 +570,10 @@ func (f *fuser) attention(i int) {
 	}
 	v := f.in(oi, 1)
 	idxs = append(idxs, oi)
-	f.replace(idxs, f.out0(oi), opAttention, func(at func(int) int) fastKernel {
-		qi, ki, vi, mk := at(q), at(kt), at(v), at(mask)
+	var qi, ki, vi int
+	fr := f.replace(idxs, f.out0(oi), opAttention, func(at func(int) int) fastKernel {
+		var mk int
+		qi, ki, vi, mk = at(q), at(kt), at(v), at(mask)
 		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
 			var m *tensor.Tensor
 			if mk >= 0 {
@@ -552,6 +582,9 @@ func (f *fuser) attention(i int) {
 			return attentionFast(threads, in[qi], in[ki], in[vi], m, scale)
 		}
 	})
+	fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
+		return attentionNeed(threads, in[qi], in[ki], in[vi])
+	}
 }
 
 // epilogue matches a multiply (MatMul, Gemm or Conv) at step i followed by
@@ -604,8 +637,9 @@ func (f *fuser) epilogue(i int) {
 	mm := f.m.steps[i]
 	if relu := mm.node.reluThreaded; relu != nil && ep == (epilogueSpec{bias: -1, residual: -1, act: actRelu}) {
 		// Conv + Relu: the convolution applies Relu itself, block by block.
-		f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
-			headIn := make([]int, len(mm.in))
+		var headIn []int
+		fr := f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
+			headIn = make([]int, len(mm.in))
 			for j, s := range mm.in {
 				headIn[j] = at(s)
 			}
@@ -620,12 +654,14 @@ func (f *fuser) epilogue(i int) {
 				return outs, err == nil, err
 			}
 		})
+		fr.need = needOfHead(mm, headIn)
 		return
 	}
-	f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
+	var headIn []int
+	fr := f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
 		spec := ep
 		spec.bias, spec.residual = at(ep.bias), at(ep.residual)
-		headIn := make([]int, len(mm.in))
+		headIn = make([]int, len(mm.in))
 		for j, s := range mm.in {
 			headIn[j] = at(s)
 		}
@@ -639,4 +675,21 @@ func (f *fuser) epilogue(i int) {
 			return epilogueFast(threads, mm, args, spec, in)
 		}
 	})
+	fr.need = needOfHead(mm, headIn)
+}
+
+// needOfHead is a fusedRun.need for an epilogue, whose output is that of
+// its head multiply mm, reading the fused step's inputs headIn.
+func needOfHead(mm step, headIn []int) func(int, []*tensor.Tensor) (int64, int64) {
+	mm.size = sizeClassOf(mm.node.OpType)
+	return func(threads int, in []*tensor.Tensor) (int64, int64) {
+		args := make([]*tensor.Tensor, len(headIn))
+		for j, k := range headIn {
+			if k >= 0 {
+				args[j] = in[k]
+			}
+		}
+		need, _ := stepBytes(&mm, args, threads)
+		return need, 0
+	}
 }

@@ -39,6 +39,13 @@ type step struct {
 	kernel Kernel
 	in     []int // value slots; -1 for an omitted optional input
 	out    []int // value slots; -1 for an omitted optional output
+	// static holds the shapes of the outputs when Compile inferred all of
+	// them, so Run's memory budget need not work them out per request.
+	static [][]int
+	// fused is set on a step that fusion made of others (fuse.go).
+	fused *fusedRun
+	// size says how Run's memory budget works out the outputs' size.
+	size sizeClass
 }
 
 // constSlot is a value known at compile time: a weight or a folded output.
@@ -280,6 +287,20 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 		}
 	}
 	m.shapes = shapes
+	for i := range m.steps {
+		st := &m.steps[i]
+		static := make([][]int, len(st.out))
+		for j, s := range st.out {
+			if s >= 0 && shapes[s] == nil {
+				static = nil
+				break
+			} else if s >= 0 {
+				static[j] = shapes[s]
+			}
+		}
+		st.static = static
+		setSizeClasses(st)
+	}
 	return m, nil
 }
 
@@ -517,7 +538,7 @@ func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[
 
 // RunWith is Run with options.
 func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, ro RunOptions) (map[string]*tensor.Tensor, error) {
-	threads := ro.threads()
+	rs := &runState{threads: ro.threads(), limit: ro.maxBytes()}
 	if err := m.CheckInputs(inputs); err != nil {
 		return nil, err
 	}
@@ -528,8 +549,12 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 	for i, in := range m.Inputs {
 		vals[m.inSlot[i]] = inputs[in.Name]
 	}
+	// held[s] is what slot s's value counts for in rs.live: its bytes, or
+	// 0 for inputs, constants and views of another value's memory.
+	held := make([]int64, m.nslots)
 	args := make([]*tensor.Tensor, 0, 8)
-	for i, st := range m.steps {
+	for i := range m.steps {
+		st := &m.steps[i]
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -544,13 +569,14 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 			}
 			args = append(args, vals[s])
 		}
-		outs, err := runStep(st, args, threads)
+		outs, err := rs.exec(st, args)
 		if err != nil {
 			return nil, err
 		}
 		for j, s := range st.out {
 			if j < len(outs) && s >= 0 {
 				vals[s] = outs[j]
+				held[s] = rs.hold(outs[j], st.in, args, held)
 				// Later constants may rely on the inferred shape (a folded
 				// Shape node), so a disagreement must not go unnoticed.
 				if m.shapes[s] != nil && outs[j] != nil && !slices.Equal(outs[j].Shape, m.shapes[s]) {
@@ -561,6 +587,8 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 		for _, s := range st.in {
 			if s >= 0 && m.lastUse[s] == i && !m.isConst[s] {
 				vals[s] = nil
+				rs.live -= held[s]
+				held[s] = 0
 			}
 		}
 	}
@@ -593,7 +621,8 @@ func runStep(st step, args []*tensor.Tensor, threads int) (outs []*tensor.Tensor
 		outs, err = st.kernel(args)
 	}
 	if err != nil {
-		return nil, st.node.Errorf("%v", err)
+		// %w keeps a kernel's ErrBadInput (a size limit) visible to callers.
+		return nil, fmt.Errorf("node %q (%s): %w", st.node.Name, st.node.OpType, err)
 	}
 	return outs, nil
 }

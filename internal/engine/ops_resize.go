@@ -195,7 +195,14 @@ func (r *resizeAttrs) plan(x []int, p resizeParams) (out []int, scale, roiLo, ro
 				return nil, nil, nil, nil, fmt.Errorf("input scales: entry %d is %v, must be > 0", i, s)
 			}
 			scale[ax] = s
-			out[ax] = int(math.Floor(float64(x[ax]) * (roiHi[ax] - roiLo[ax]) * s))
+			d := math.Floor(float64(x[ax]) * (roiHi[ax] - roiLo[ax]) * s)
+			if !(d >= 0 && d <= maxElements) {
+				return nil, nil, nil, nil, fmt.Errorf("%w: input scales: entry %d (%v) makes axis %d %v long, more than %d", ErrBadInput, i, s, ax, d, maxElements)
+			}
+			out[ax] = int(d)
+		}
+		if err := checkSize(out, "output"); err != nil {
+			return nil, nil, nil, nil, err
 		}
 		return out, scale, roiLo, roiHi, nil
 	}
@@ -203,8 +210,8 @@ func (r *resizeAttrs) plan(x []int, p resizeParams) (out []int, scale, roiLo, ro
 		return nil, nil, nil, nil, fmt.Errorf("input sizes: %d values, want %d (one per axis)", len(p.sizes), k)
 	}
 	for i, ax := range axes {
-		if p.sizes[i] < 0 {
-			return nil, nil, nil, nil, fmt.Errorf("input sizes: entry %d is %d, must be >= 0", i, p.sizes[i])
+		if p.sizes[i] < 0 || p.sizes[i] > maxElements {
+			return nil, nil, nil, nil, fmt.Errorf("%w: input sizes: entry %d is %d, must be in [0, %d]", ErrBadInput, i, p.sizes[i], maxElements)
 		}
 		if x[ax] == 0 {
 			return nil, nil, nil, nil, fmt.Errorf("input X: axis %d is empty and cannot be resized", ax)
@@ -223,8 +230,11 @@ func (r *resizeAttrs) plan(x []int, p resizeParams) (out []int, scale, roiLo, ro
 		}
 		for _, ax := range axes {
 			scale[ax] = s
-			out[ax] = int(math.RoundToEven(s * float64(x[ax])))
+			out[ax] = int(math.RoundToEven(s * float64(x[ax]))) // at most max(sizes)
 		}
+	}
+	if err := checkSize(out, "output"); err != nil {
+		return nil, nil, nil, nil, err
 	}
 	return out, scale, roiLo, roiHi, nil
 }

@@ -327,11 +327,11 @@ func toShape(dims []int64, name string) ([]int, error) {
 			return nil, fmt.Errorf("%s: dimension %d is %d, must be >= 0", name, i, d)
 		}
 		if d > maxElements {
-			return nil, fmt.Errorf("%s: dimension %d is %d, more than %d elements", name, i, d, maxElements)
+			return nil, fmt.Errorf("%w: %s: dimension %d is %d, more than %d elements", ErrBadInput, name, i, d, maxElements)
 		}
 		out[i] = int(d)
 		if n *= d; n > maxElements { // both factors <= 2^30: no overflow
-			return nil, fmt.Errorf("%s: shape %v has more than %d elements", name, dims, maxElements)
+			return nil, fmt.Errorf("%w: %s: shape %v has more than %d elements", ErrBadInput, name, dims, maxElements)
 		}
 	}
 	return out, nil
@@ -345,7 +345,7 @@ func checkSize(shape []int, what string) error {
 			return nil
 		}
 		if n > maxElements/d {
-			return fmt.Errorf("%s: shape %s has more than %d elements", what, tensor.ShapeString(shape), maxElements)
+			return fmt.Errorf("%w: %s: shape %s has more than %d elements", ErrBadInput, what, tensor.ShapeString(shape), maxElements)
 		}
 		n *= d
 	}
@@ -1363,7 +1363,7 @@ func rangeOf[T float32 | float64 | int64 | int32](start, limit, delta T) ([]*ten
 		cnt = 0
 	}
 	if cnt > maxElements {
-		return nil, fmt.Errorf("range of %v elements exceeds %d", cnt, maxElements)
+		return nil, fmt.Errorf("%w: range of %v elements exceeds %d", ErrBadInput, cnt, maxElements)
 	}
 	out := newOf[T]([]int{int(cnt)})
 	d := dataOf[T](out)

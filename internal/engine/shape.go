@@ -90,11 +90,16 @@ func init() {
 // inferShapes applies n's rule; nil means nothing is known. A rule that errs or
 // panics (an input it did not expect) makes everything unknown: the kernel
 // reports the problem at run time.
-func inferShapes(n *Node, in [][]int) (out [][]int) {
+func inferShapes(n *Node, in [][]int) [][]int {
 	f := shapeFns[n.OpType]
 	if f == nil {
 		return nil
 	}
+	return applyRule(f, n, in)
+}
+
+// applyRule is inferShapes with the rule given.
+func applyRule(f shapeFn, n *Node, in [][]int) (out [][]int) {
 	defer func() {
 		if recover() != nil {
 			out = nil

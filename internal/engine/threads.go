@@ -16,6 +16,19 @@ type RunOptions struct {
 	// requests as it has cores gives each 1, so requests, not kernels, fill
 	// the cores (issue 4, item 4).
 	Threads int
+	// MaxBytes bounds the memory of the intermediate tensors the Run holds
+	// at once, outputs included and inputs not; a request that would need
+	// more fails with an error wrapping ErrBadInput before the allocation
+	// (see budget.go). 0 means DefaultMaxBytes; a negative value means no
+	// limit.
+	MaxBytes int64
+}
+
+func (ro RunOptions) maxBytes() int64 {
+	if ro.MaxBytes == 0 {
+		return DefaultMaxBytes
+	}
+	return ro.MaxBytes
 }
 
 func (ro RunOptions) threads() int {

@@ -1,0 +1,174 @@
+package engine
+
+import (
+	"math"
+
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Rules only the memory budget uses (budget.go): output shapes of ops that
+// Compile's shape inference leaves alone, and the scratch memory of kernels
+// that take more than their outputs. They may overestimate, never
+// underestimate by much: a wrong size rejects or admits a request, it does
+// not change a result.
+
+// sizeFns are output-shape rules for ops without one in shapeFns.
+var sizeFns = map[string]shapeFn{
+	"EyeLike":  sameAsFirst,
+	"Scatter":  sameAsFirst,
+	"GatherND": sizeGatherND,
+	"Pad":      sizePad,
+	"Range":    sizeRange,
+	"OneHot":   sizeOneHot,
+}
+
+// scratchFn returns the bytes of working memory a step's kernel takes beyond
+// its outputs (shapes, nil where unknown) on args.
+type scratchFn func(st *step, shapes [][]int, args []*tensor.Tensor, threads int) int64
+
+// scratchFns are the ops whose kernels take working memory of the order of
+// their inputs or outputs.
+var scratchFns = map[string]scratchFn{}
+
+func init() {
+	for _, op := range []string{"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
+		"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceSumSquare"} {
+		scratchFns[op] = reduceScratch
+	}
+	scratchFns["ReduceLogSumExp"] = func(st *step, shapes [][]int, args []*tensor.Tensor, threads int) int64 {
+		// A float64 copy of the input and of its shifted exponentials, then
+		// the maxima and sums (ops_reduce.go, newReduceLogSumExp).
+		var in []int
+		if len(args) > 0 && args[0] != nil {
+			in = args[0].Shape
+		}
+		return satAdd(shapeBytes(in, 16), 2*reduceScratch(st, shapes, args, threads))
+	}
+}
+
+// reduceScratch is a reduction's float64 or int64 accumulator, one per
+// output element.
+func reduceScratch(st *step, shapes [][]int, args []*tensor.Tensor, threads int) int64 {
+	if len(shapes) == 0 || shapes[0] == nil {
+		return 0
+	}
+	return shapeBytes(shapes[0], 8)
+}
+
+// attentionNeed returns the bytes of attentionFast's output [batch... S Dv]
+// and of the S×T scores buffer each of its goroutines keeps, for q
+// [batch... S D], kt [batch... D T] and v [batch... T Dv].
+func attentionNeed(threads int, q, kt, v *tensor.Tensor) (out, scratch int64) {
+	if q == nil || kt == nil || v == nil || len(q.Shape) < 2 || len(kt.Shape) != len(q.Shape) || len(v.Shape) != len(q.Shape) {
+		return 0, 0
+	}
+	r := len(q.Shape)
+	nb, err := tensor.Count(q.Shape[:r-2])
+	if err != nil {
+		return math.MaxInt64, math.MaxInt64
+	}
+	parts := max(1, min(threads, nb))
+	return shapeBytes([]int{nb, q.Shape[r-2], v.Shape[r-1]}, 4), shapeBytes([]int{parts, q.Shape[r-2], kt.Shape[r-1]}, 4)
+}
+
+// sizeGatherND: indices [q-1 leading dims..., k] select slices of data
+// [batch..., k indexed dims, slice...]: the output is the leading dims of
+// indices followed by the slice's dims.
+func sizeGatherND(n *Node, in [][]int) ([][]int, error) {
+	x, ind := in[0], in[1]
+	if x == nil || ind == nil || len(ind) == 0 {
+		return nil, nil
+	}
+	k := ind[len(ind)-1]
+	bd := int(n.Int("batch_dims", 0))
+	if k < 1 || bd < 0 || bd+k > len(x) {
+		return nil, nil
+	}
+	return [][]int{append(append([]int{}, ind[:len(ind)-1]...), x[bd+k:]...)}, nil
+}
+
+// sizePad adds the pads (an attribute before opset 11, input 1 since, for
+// the axes of input 3 or all) to the data's dimensions.
+func sizePad(n *Node, in [][]int) ([][]int, error) {
+	x := in[0]
+	if x == nil {
+		return nil, nil
+	}
+	var pads, axes []int64
+	if n.Opset < 11 {
+		pads = n.Ints("pads", nil)
+	} else {
+		if pads = constInts(n, 1); pads == nil {
+			return nil, nil
+		}
+		if len(n.Inputs) > 3 && n.Inputs[3] != "" {
+			if axes = constInts(n, 3); axes == nil {
+				return nil, nil
+			}
+		}
+	}
+	if axes == nil {
+		for i := range x {
+			axes = append(axes, int64(i))
+		}
+	}
+	if len(pads) != 2*len(axes) {
+		return nil, nil
+	}
+	out := append([]int{}, x...)
+	for i, a := range axes {
+		ax, err := normAxis(a, len(x), false)
+		if err != nil {
+			return nil, nil
+		}
+		d := int64(x[ax]) + pads[i] + pads[i+len(axes)]
+		if d < 0 {
+			return nil, nil
+		}
+		out[ax] = int(min(d, 1<<62))
+	}
+	return [][]int{out}, nil
+}
+
+// sizeRange: ceil((limit - start) / delta) elements, at least 0.
+func sizeRange(n *Node, in [][]int) ([][]int, error) {
+	var v [3]float64
+	for i := range v {
+		t := n.Const(i)
+		if t == nil || t.Len() != 1 {
+			return nil, nil
+		}
+		f, err := castTensor(t, tensor.Float64)
+		if err != nil {
+			return nil, nil
+		}
+		v[i] = f.F64[0]
+	}
+	if v[2] == 0 {
+		return nil, nil // the kernel reports it
+	}
+	c := math.Ceil((v[1] - v[0]) / v[2])
+	if !(c > 0) {
+		return [][]int{{0}}, nil
+	}
+	return [][]int{{int(min(c, 1<<62))}}, nil
+}
+
+// sizeOneHot inserts depth into the indices' shape at axis.
+func sizeOneHot(n *Node, in [][]int) ([][]int, error) {
+	ind := in[0]
+	d := n.Const(1)
+	if ind == nil || d == nil || d.Len() != 1 {
+		return nil, nil
+	}
+	f, err := castTensor(d, tensor.Float64)
+	if err != nil || !(f.F64[0] >= 0) {
+		return nil, nil
+	}
+	ax, err := normAxis(n.Int("axis", -1), len(ind)+1, false)
+	if err != nil {
+		return nil, nil
+	}
+	depth := int(min(f.F64[0], 1<<62))
+	return [][]int{append(append(append([]int{}, ind[:ax]...), depth), ind[ax:]...)}, nil
+}
