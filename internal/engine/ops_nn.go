@@ -745,6 +745,9 @@ func newMatMul(n *Node) (Kernel, error) {
 			shape = append(shape, N)
 		}
 		y := tensor.New(tensor.Float32, shape...)
+		if len(y.F32) == 0 {
+			return []*tensor.Tensor{y}, nil // however many empty batches
+		}
 		nb := tensor.NumElements(batch)
 		if tensor.NumElements(bb) == 1 {
 			// B is one matrix shared by every batch: fold A's batch axes into M.
