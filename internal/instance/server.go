@@ -47,6 +47,11 @@ type Config struct {
 	Queue int
 	// MaxBodyBytes caps a request body; 0 means 64 MiB.
 	MaxBodyBytes int64
+	// MaxRunBytes caps the intermediate tensors one inference holds at once
+	// (engine.RunOptions.MaxBytes): a request that would need more gets 400
+	// before the memory is allocated. 0 means engine.DefaultMaxBytes; lower
+	// it to fit the instance's memory limit.
+	MaxRunBytes int64
 	// Logger receives operational messages; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -350,7 +355,7 @@ func (s *Server) writeRunError(w http.ResponseWriter, err error) {
 func (s *Server) run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[string]*tensor.Tensor, error) {
 	running := max(1, s.pool.Stats().Running)
 	threads := max(1, runtime.GOMAXPROCS(0)/running)
-	return s.model.RunWith(ctx, inputs, engine.RunOptions{Threads: threads})
+	return s.model.RunWith(ctx, inputs, engine.RunOptions{Threads: threads, MaxBytes: s.cfg.MaxRunBytes})
 }
 
 // runTask serves POST /v1/tasks/{name}. The whole task (decoding, tokenizing
