@@ -235,6 +235,9 @@ func inferPool(n *Node, in [][]int) ([][]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.OpType == "AveragePool" && n.Opset < 19 {
+		a.dilations = nil // ignored there, as newAveragePool does
+	}
 	sp, _, _, err := a.geometry(x[2:], a.kernel)
 	if err != nil {
 		return nil, err
