@@ -1351,13 +1351,7 @@ func rangeOf[T float32 | float64 | int64 | int32](start, limit, delta T) ([]*ten
 	case float32, float64:
 		cnt = math.Ceil((float64(limit) - float64(start)) / float64(delta))
 	default:
-		// Exact integer ceiling division, immune to float64 rounding.
-		d, num := int64(delta), int64(limit)-int64(start)
-		q := num / d
-		if num%d != 0 && (num < 0) == (d < 0) {
-			q++
-		}
-		cnt = float64(q)
+		cnt = float64(rangeCount(int64(start), int64(limit), int64(delta)))
 	}
 	if math.IsNaN(cnt) || cnt < 0 {
 		cnt = 0
@@ -1375,6 +1369,27 @@ func rangeOf[T float32 | float64 | int64 | int32](start, limit, delta T) ([]*ten
 		v += delta
 	}
 	return []*tensor.Tensor{out}, nil
+}
+
+// rangeCount returns max(ceil((limit-start)/delta), 0) for integers, exactly:
+// the distance is taken as an unsigned number, so that limit-start
+// overflowing int64 (start -2^63, limit 2^63-1) cannot wrap to a negative
+// count and an empty range. delta must not be 0.
+func rangeCount(start, limit, delta int64) uint64 {
+	var dist, step uint64
+	switch {
+	case delta > 0 && limit > start:
+		dist, step = uint64(limit)-uint64(start), uint64(delta)
+	case delta < 0 && limit < start:
+		dist, step = uint64(start)-uint64(limit), -uint64(delta)
+	default:
+		return 0
+	}
+	q := dist / step
+	if dist%step != 0 {
+		q++
+	}
+	return q
 }
 
 // newNonZero returns the coordinates of the non-zero elements as int64
