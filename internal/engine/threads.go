@@ -2,8 +2,8 @@ package engine
 
 import (
 	"runtime"
-	"sync"
 
+	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -57,53 +57,16 @@ func parallelFor(threads, n, grain int, fn func(lo, hi int)) {
 		}
 		return
 	}
-	var g group
+	var g kernels.Group
 	for p := 1; p < parts; p++ {
 		lo, hi := n*p/parts, n*(p+1)/parts
 		g.Go(func() { fn(lo, hi) })
 	}
 	func() {
-		defer g.catch()
+		defer g.Catch()
 		fn(0, n/parts)
 	}()
 	g.Wait()
-}
-
-// group is a sync.WaitGroup whose goroutines may panic: the first panic is
-// kept and raised again by Wait, on the goroutine that waits.
-type group struct {
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	panicked bool
-	value    any
-}
-
-// Go runs f on a new goroutine.
-func (g *group) Go(f func()) {
-	g.wg.Go(func() {
-		defer g.catch()
-		f()
-	})
-}
-
-// catch, deferred, keeps the first panic of the calling goroutine.
-func (g *group) catch() {
-	if r := recover(); r != nil {
-		g.mu.Lock()
-		if !g.panicked {
-			g.panicked, g.value = true, r
-		}
-		g.mu.Unlock()
-	}
-}
-
-// Wait returns when every goroutine of g has returned, and then panics with
-// the first panic's value if one panicked.
-func (g *group) Wait() {
-	g.wg.Wait()
-	if g.panicked {
-		panic(g.value)
-	}
 }
 
 // withThreads returns k as a Kernel that always runs with the given thread

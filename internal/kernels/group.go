@@ -2,11 +2,11 @@ package kernels
 
 import "sync"
 
-// group is a sync.WaitGroup whose goroutines may panic: the first panic is
+// Group is a sync.WaitGroup whose goroutines may panic: the first panic is
 // kept and raised again by Wait on the waiting goroutine, where the engine
 // recovers it and fails the one request. A panic left on a worker goroutine
-// would end the process.
-type group struct {
+// would end the process. The zero value is ready to use.
+type Group struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	panicked bool
@@ -14,15 +14,16 @@ type group struct {
 }
 
 // Go runs f on a new goroutine.
-func (g *group) Go(f func()) {
+func (g *Group) Go(f func()) {
 	g.wg.Go(func() {
-		defer g.catch()
+		defer g.Catch()
 		f()
 	})
 }
 
-// catch, deferred, keeps the first panic of the calling goroutine.
-func (g *group) catch() {
+// Catch, deferred, keeps the first panic of the calling goroutine (for work
+// the waiting goroutine does itself).
+func (g *Group) Catch() {
 	if r := recover(); r != nil {
 		g.mu.Lock()
 		if !g.panicked {
@@ -34,7 +35,7 @@ func (g *group) catch() {
 
 // Wait returns when every goroutine of g has returned, and then panics with
 // the first panic's value if one panicked.
-func (g *group) Wait() {
+func (g *Group) Wait() {
 	g.wg.Wait()
 	if g.panicked {
 		panic(g.value)

@@ -497,7 +497,7 @@ func (be *backend) gemmParallel(threads, minFlops int, transA bool, m, n, k int,
 		be.gemm(transA, m, n, k, alpha, a, lda, bs, beta, c, ldc)
 		return
 	}
-	var wg group // a panic in a block reaches the caller
+	var wg Group // a panic in a block reaches the caller
 	if colBlocks >= parts {
 		for i := 0; i < parts; i++ {
 			j0, j1 := colBlocks*i/parts*32, colBlocks*(i+1)/parts*32
