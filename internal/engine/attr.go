@@ -35,6 +35,10 @@ type Node struct {
 	// on its output, done inside the kernel (Conv applies it block by block
 	// while the output is in cache); the fuser uses it for Conv + Relu.
 	reluThreaded threadedKernel
+	// fresh, when a factory sets it, says the kernel's outputs are new
+	// memory (or views of its inputs), never a tensor it keeps, so Run may
+	// recycle them once no live value uses them (recycle.go).
+	fresh bool
 }
 
 // InShape returns the shape of input i when Compile inferred it statically (the

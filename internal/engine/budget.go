@@ -37,6 +37,9 @@ type runState struct {
 	// limit is the most bytes of intermediate tensors the Run may hold;
 	// live is what it holds now. limit < 0 means no limit.
 	limit, live int64
+	// replaced says the last exec of a fused step ran the steps it
+	// replaced, not its fast kernel.
+	replaced bool
 }
 
 // admit returns an error wrapping ErrBadInput when running st on args would
@@ -404,6 +407,7 @@ func (rs *runState) exec(st *step, args []*tensor.Tensor) ([]*tensor.Tensor, err
 	if err := rs.admit(st, args); err != nil {
 		return nil, err
 	}
+	rs.replaced = false
 	if st.fused == nil {
 		return runStep(*st, args, rs.threads)
 	}
@@ -411,7 +415,9 @@ func (rs *runState) exec(st *step, args []*tensor.Tensor) ([]*tensor.Tensor, err
 	if ok || err != nil {
 		return outs, err
 	}
-	return rs.runReplaced(st.fused, args)
+	outs, err = rs.runReplaced(st.fused, args)
+	rs.replaced = true
+	return outs, err
 }
 
 // runFast calls a fused step's fast kernel, turning a panic into an error

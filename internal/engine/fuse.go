@@ -300,6 +300,9 @@ func (f *fuser) replace(idxs []int, out int, opType string, fast func(at func(sl
 	for _, i := range idxs[:len(idxs)-1] {
 		f.dead[i] = true
 	}
+	// The fast kernels allocate their output (Gelu, LayerNorm, Attention)
+	// or return the multiply's (an epilogue), fresh when the multiply's is.
+	node.fresh = opType != opEpilogue || run[0].fused == nil && run[0].node.fresh
 	fr := &fusedRun{fast: fk, run: run, ins: ins, out: out, need: func(int, []*tensor.Tensor) (int64, int64) { return 0, 0 }}
 	f.m.steps[idxs[len(idxs)-1]] = step{node: node, kernel: withThreads(node.threaded, 1), in: ins, out: []int{out}, fused: fr}
 	return fr
@@ -404,7 +407,7 @@ func (f *fuser) gelu(i int) {
 			if t == nil || t.DType != tensor.Float32 || vec && len(t.Shape) == 0 {
 				return nil, false, nil
 			}
-			y := tensor.New(tensor.Float32, t.Shape...)
+			y := newF32(t.Shape...)
 			parallelFor(threads, len(y.F32), elementGrain, func(lo, hi int) {
 				geluInto(y.F32[lo:hi], t.F32[lo:hi])
 			})

@@ -552,6 +552,7 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 	// held[s] is what slot s's value counts for in rs.live: its bytes, or
 	// 0 for inputs, constants and views of another value's memory.
 	held := make([]int64, m.nslots)
+	rec := newRecycler(m.nslots)
 	args := make([]*tensor.Tensor, 0, 8)
 	for i := range m.steps {
 		st := &m.steps[i]
@@ -577,6 +578,7 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 			if j < len(outs) && s >= 0 {
 				vals[s] = outs[j]
 				held[s] = rs.hold(outs[j], st.in, args, held)
+				rec.produced(s, outs[j], j == 0 && st.node.fresh && !rs.replaced, st.in, args)
 				// Later constants may rely on the inferred shape (a folded
 				// Shape node), so a disagreement must not go unnoticed.
 				if m.shapes[s] != nil && outs[j] != nil && !slices.Equal(outs[j].Shape, m.shapes[s]) {
@@ -589,6 +591,7 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 				vals[s] = nil
 				rs.live -= held[s]
 				held[s] = 0
+				rec.dropped(s)
 			}
 		}
 	}

@@ -104,7 +104,7 @@ func layerNormFast(threads int, x, gain, offset *tensor.Tensor, eps float32) ([]
 			return nil, false, nil
 		}
 	}
-	y := tensor.New(tensor.Float32, x.Shape...)
+	y := newF32(x.Shape...)
 	if n == 0 || len(x.F32) == 0 {
 		return []*tensor.Tensor{y}, true, nil
 	}
@@ -173,7 +173,7 @@ func attentionFast(threads int, q, kt, v, mask *tensor.Tensor, scale float32) ([
 		mstr = broadcastStrides(mask.Shape, full)
 	}
 	yShape := append(slices.Clone(batch), S, Dv)
-	y := tensor.New(tensor.Float32, yShape...)
+	y := newF32(yShape...)
 	nb := tensor.NumElements(batch)
 	if S == 0 || Dv == 0 || nb == 0 {
 		return []*tensor.Tensor{y}, true, nil

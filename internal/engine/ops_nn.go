@@ -238,7 +238,7 @@ func newConv(n *Node) (Kernel, error) {
 		}
 		g := newGeom3(&a, x.Shape[2:], k, outSp, padBegin)
 		yShape := append([]int{N, M}, outSp...)
-		y := tensor.New(tensor.Float32, yShape...)
+		y := newF32(yShape...)
 		Cg, Mg := C/group, M/group
 		P, K := g.outSize(), Cg*g.kSize()
 		pointwise := g.pointwise()
@@ -280,6 +280,7 @@ func newConv(n *Node) (Kernel, error) {
 	}
 	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) { return conv(threads, in, false) }
 	n.reluThreaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) { return conv(threads, in, true) }
+	n.fresh = true
 	return withThreads(n.threaded, 1), nil
 }
 
@@ -657,7 +658,7 @@ func newGemm(n *Node) (Kernel, error) {
 			return nil, fmt.Errorf("inputs A %s (transA=%v) and B %s (transB=%v): inner dimensions %d and %d must match",
 				tensor.ShapeString(A.Shape), transA, tensor.ShapeString(B.Shape), transB, K, K2)
 		}
-		y := tensor.New(tensor.Float32, M, N)
+		y := newF32(M, N)
 		b := float32(0)
 		if len(in) > 2 && in[2] != nil && beta != 0 {
 			C := in[2]
@@ -677,6 +678,7 @@ func newGemm(n *Node) (Kernel, error) {
 		}
 		return []*tensor.Tensor{y}, nil
 	}
+	n.fresh = true
 	return withThreads(n.threaded, 1), nil
 }
 
@@ -744,7 +746,7 @@ func newMatMul(n *Node) (Kernel, error) {
 		if len(B.Shape) > 1 {
 			shape = append(shape, N)
 		}
-		y := tensor.New(tensor.Float32, shape...)
+		y := newF32(shape...)
 		if len(y.F32) == 0 {
 			return []*tensor.Tensor{y}, nil // however many empty batches
 		}
@@ -780,6 +782,7 @@ func newMatMul(n *Node) (Kernel, error) {
 		})
 		return []*tensor.Tensor{y}, nil
 	}
+	n.fresh = true
 	return withThreads(n.threaded, 1), nil
 }
 
