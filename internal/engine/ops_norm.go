@@ -33,6 +33,7 @@ func newLayerNorm(n *Node) (Kernel, error) {
 	}
 	wantMean := len(n.Outputs) > 1 && n.Outputs[1] != ""
 	wantInv := len(n.Outputs) > 2 && n.Outputs[2] != ""
+	n.fresh = true
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, err
@@ -61,7 +62,7 @@ func newLayerNorm(n *Node) (Kernel, error) {
 			}
 		}
 		outer, size := tensor.NumElements(x.Shape[:a]), tensor.NumElements(norm)
-		y := tensor.New(tensor.Float32, x.Shape...)
+		y := newF32(x.Shape...)
 		statShape := append([]int{}, x.Shape...)
 		for i := a; i < len(statShape); i++ {
 			statShape[i] = 1

@@ -374,6 +374,7 @@ func normAxes(axes []int64, rank int, name string) ([]int, error) {
 // Indices may be negative (counting from the end of the axis).
 func newGather(n *Node) (Kernel, error) {
 	axis := n.Int("axis", 0)
+	n.fresh = true
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 2); err != nil {
 			return nil, err
@@ -389,7 +390,7 @@ func newGather(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		shape := append(append(append([]int{}, x.Shape[:ax]...), ind.Shape...), x.Shape[ax+1:]...)
-		out := tensor.New(x.DType, shape...)
+		out := newTyped(x.DType, shape...)
 		sz := x.DType.Size()
 		outer := tensor.NumElements(x.Shape[:ax])
 		block := tensor.NumElements(x.Shape[ax+1:]) * sz
@@ -597,6 +598,7 @@ func scatterReduce[T float32 | float64 | int64 | int32](dst, upd []T, offs []int
 func newTranspose(n *Node) (Kernel, error) {
 	perm := n.Ints("perm", nil)
 	hasPerm := n.Has("perm")
+	n.fresh = true
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, 1); err != nil {
 			return nil, err
@@ -628,7 +630,7 @@ func newTranspose(n *Node) (Kernel, error) {
 			shape[i] = x.Shape[v]
 			st[i] = xs[v]
 		}
-		out := tensor.New(x.DType, shape...)
+		out := newTyped(x.DType, shape...)
 		copyStrided(out, x, shape, st, 0)
 		return []*tensor.Tensor{out}, nil
 	}, nil

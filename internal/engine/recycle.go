@@ -35,6 +35,14 @@ func newF32(shape ...int) *tensor.Tensor {
 	return tensor.New(tensor.Float32, shape...)
 }
 
+// newTyped is tensor.New, through newF32 for float32.
+func newTyped(dt tensor.DType, shape ...int) *tensor.Tensor {
+	if dt == tensor.Float32 {
+		return newF32(shape...)
+	}
+	return tensor.New(dt, shape...)
+}
+
 // putF32 gives b back for newF32 to reuse; nothing else may hold it.
 func putF32(b []float32) {
 	n := len(b)
