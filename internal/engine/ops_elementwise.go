@@ -261,7 +261,10 @@ func (t binaryTable) apply(op string, a, b *tensor.Tensor) (*tensor.Tensor, erro
 
 // registerBinary registers a two-input broadcasting op.
 func registerBinary(op string, t binaryTable) {
-	register(op, func(n *Node) (Kernel, error) { return binaryKernel(op, t), nil })
+	register(op, func(n *Node) (Kernel, error) {
+		n.fresh = true
+		return binaryKernel(op, t), nil
+	})
 }
 
 func binaryKernel(op string, t binaryTable) Kernel {

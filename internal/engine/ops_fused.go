@@ -179,7 +179,8 @@ func attentionFast(threads int, q, kt, v, mask *tensor.Tensor, scale float32) ([
 		return []*tensor.Tensor{y}, true, nil
 	}
 	parallelFor(threads, nb, 1, func(lo, hi int) {
-		sc := make([]float32, S*T)
+		sc := newF32(S * T).F32 // zeroed, like make; back to the pool below
+		defer putF32(sc)
 		for h := lo; h < hi; h++ {
 			qh := q.F32[h*S*D : (h+1)*S*D]
 			kh := kt.F32[h*D*T : (h+1)*D*T]

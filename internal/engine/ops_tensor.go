@@ -107,7 +107,7 @@ func dataOf[T elem](t *tensor.Tensor) []T {
 }
 
 // newOf allocates a zeroed tensor of element type T.
-func newOf[T elem](shape []int) *tensor.Tensor { return tensor.New(dtypeOf[T](), shape...) }
+func newOf[T elem](shape []int) *tensor.Tensor { return newTyped(dtypeOf[T](), shape...) }
 
 // words returns t's data reinterpreted as words of the element's size. The
 // caller picks W with unsafe.Sizeof(W) == t.DType.Size().
@@ -926,6 +926,7 @@ func sliceRange(start, end, step, dim int64) (first, count int64) {
 // newExpand broadcasts the input against the shape input (both ways, as
 // NumPy does: the output is the broadcast of the two shapes).
 func newExpand(n *Node) (Kernel, error) {
+	n.fresh = true
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 2); err != nil {
 			return nil, err
@@ -949,7 +950,7 @@ func newExpand(n *Node) (Kernel, error) {
 		if err := checkSize(shape, "output"); err != nil {
 			return nil, err
 		}
-		out := tensor.New(x.DType, shape...)
+		out := newTyped(x.DType, shape...)
 		copyStrided(out, x, shape, broadcastStrides(x.Shape, shape), 0)
 		return []*tensor.Tensor{out}, nil
 	}, nil
