@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 [ -d /usr/share/libonnx-testdata/data/node ] || need_apt+=(libonnx-testdata)
+command -v curl >/dev/null || need_apt+=(curl) # the demo test runs the printed curl line
+command -v node >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "testdeps: apt-get install ${need_apt[*]}"
   apt-get update -qq
