@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"context"
-	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -42,51 +40,7 @@ func compileGraph(t *testing.T, b *modelgen.Builder, mode onnx.LoadMode, opt mod
 // in order. A compile or run error is returned as is.
 func runOp(t *testing.T, c opCase) ([]*tensor.Tensor, error) {
 	t.Helper()
-	opset := c.opset
-	if opset == 0 {
-		opset = 13
-	}
-	nout := c.nout
-	if nout == 0 {
-		nout = 1
-	}
-	b := modelgen.NewBuilder("op_test", opset, 1)
-	feeds := map[string]*tensor.Tensor{}
-	var ins []string
-	for i, in := range c.inputs {
-		if in == nil {
-			ins = append(ins, "")
-			continue
-		}
-		name := fmt.Sprintf("in%d", i)
-		shape := make([]int64, len(in.Shape))
-		for j, d := range in.Shape {
-			shape[j] = int64(d)
-		}
-		b.Input(name, in.DType, shape)
-		feeds[name] = in
-		ins = append(ins, name)
-	}
-	var outs []string
-	for i := 0; i < nout; i++ {
-		name := fmt.Sprintf("out%d", i)
-		b.Output(name, tensor.Float32, nil)
-		outs = append(outs, name)
-	}
-	b.Node(c.op, ins, c.attrs, outs...)
-	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
-	if err != nil {
-		return nil, err
-	}
-	res, err := m.Run(context.Background(), feeds)
-	if err != nil {
-		return nil, err
-	}
-	got := make([]*tensor.Tensor, nout)
-	for i, name := range outs {
-		got[i] = res[name]
-	}
-	return got, nil
+	return runOpConsts(t, c)
 }
 
 // f32 builds a float32 tensor from values and a shape.

@@ -193,15 +193,9 @@ func newConv(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		x, w := in[0], in[1]
-		if x.DType != tensor.Float32 || w.DType != tensor.Float32 {
-			return nil, fmt.Errorf("inputs X %s and W %s: Conv supports float32 only", x, w)
-		}
-		r := len(x.Shape)
-		if r < 3 || r > 5 {
-			return nil, fmt.Errorf("input X: shape %s, must be [N C ...] with 1 to 3 spatial axes", tensor.ShapeString(x.Shape))
-		}
-		if len(w.Shape) != r {
-			return nil, fmt.Errorf("input W: shape %s, must have the rank of X %s", tensor.ShapeString(w.Shape), tensor.ShapeString(x.Shape))
+		r, err := checkConvXW(n.OpType, x, w)
+		if err != nil {
+			return nil, err
 		}
 		N, C, M := x.Shape[0], x.Shape[1], w.Shape[0]
 		if C%group != 0 || w.Shape[1]*group != C {
@@ -1000,15 +994,9 @@ func newConvTranspose(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		x, w := in[0], in[1]
-		if x.DType != tensor.Float32 || w.DType != tensor.Float32 {
-			return nil, fmt.Errorf("inputs X %s and W %s: ConvTranspose supports float32 only", x, w)
-		}
-		r := len(x.Shape)
-		if r < 3 || r > 5 {
-			return nil, fmt.Errorf("input X: shape %s, must be [N C ...] with 1 to 3 spatial axes", tensor.ShapeString(x.Shape))
-		}
-		if len(w.Shape) != r {
-			return nil, fmt.Errorf("input W: shape %s, must have the rank of X %s", tensor.ShapeString(w.Shape), tensor.ShapeString(x.Shape))
+		r, err := checkConvXW(n.OpType, x, w)
+		if err != nil {
+			return nil, err
 		}
 		N, C := x.Shape[0], x.Shape[1]
 		if w.Shape[0] != C || C%group != 0 {
@@ -1200,4 +1188,21 @@ func gatherInto[T any](dst, src []T, idx []int) {
 	for i, j := range idx {
 		dst[i] = src[j]
 	}
+}
+
+// checkConvXW checks the data and weight inputs Conv and ConvTranspose share:
+// float32, X of rank 3 to 5 ([N C ...] with 1 to 3 spatial axes), W of X's
+// rank. It returns that rank.
+func checkConvXW(op string, x, w *tensor.Tensor) (int, error) {
+	if x.DType != tensor.Float32 || w.DType != tensor.Float32 {
+		return 0, fmt.Errorf("inputs X %s and W %s: %s supports float32 only", x, w, op)
+	}
+	r := len(x.Shape)
+	if r < 3 || r > 5 {
+		return 0, fmt.Errorf("input X: shape %s, must be [N C ...] with 1 to 3 spatial axes", tensor.ShapeString(x.Shape))
+	}
+	if len(w.Shape) != r {
+		return 0, fmt.Errorf("input W: shape %s, must have the rank of X %s", tensor.ShapeString(w.Shape), tensor.ShapeString(x.Shape))
+	}
+	return r, nil
 }
