@@ -57,16 +57,7 @@ func parallelFor(threads, n, grain int, fn func(lo, hi int)) {
 		}
 		return
 	}
-	var g kernels.Group
-	for p := 1; p < parts; p++ {
-		lo, hi := n*p/parts, n*(p+1)/parts
-		g.Go(func() { fn(lo, hi) })
-	}
-	func() {
-		defer g.Catch()
-		fn(0, n/parts)
-	}()
-	g.Wait()
+	kernels.Parallel(parts, func(p int) { fn(n*p/parts, n*(p+1)/parts) })
 }
 
 // withThreads returns k as a Kernel that always runs with the given thread

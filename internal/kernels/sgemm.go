@@ -497,30 +497,23 @@ func (be *backend) gemmParallel(threads, minFlops int, transA bool, m, n, k int,
 		be.gemm(transA, m, n, k, alpha, a, lda, bs, beta, c, ldc)
 		return
 	}
-	var wg Group // a panic in a block reaches the caller
 	if colBlocks >= parts {
-		for i := 0; i < parts; i++ {
+		Parallel(parts, func(i int) {
 			j0, j1 := colBlocks*i/parts*32, colBlocks*(i+1)/parts*32
 			if i == parts-1 {
 				j1 = n
 			}
-			wg.Go(func() {
-				be.gemm(transA, m, j1-j0, k, alpha, a, lda, bs.cols(j0, k), beta, c[j0:], ldc)
-			})
-		}
-	} else {
-		for i := 0; i < parts; i++ {
-			i0, i1 := m*i/parts, m*(i+1)/parts
-			var ai []float32
-			if transA {
-				ai = a[i0:]
-			} else {
-				ai = a[i0*lda:]
-			}
-			wg.Go(func() {
-				be.gemm(transA, i1-i0, n, k, alpha, ai, lda, bs, beta, c[i0*ldc:], ldc)
-			})
-		}
+			be.gemm(transA, m, j1-j0, k, alpha, a, lda, bs.cols(j0, k), beta, c[j0:], ldc)
+		})
+		return
 	}
-	wg.Wait()
+	Parallel(parts, func(i int) {
+		i0, i1 := m*i/parts, m*(i+1)/parts
+		off := i0 * lda
+		if transA {
+			off = i0
+		}
+		ai := a[off:]
+		be.gemm(transA, i1-i0, n, k, alpha, ai, lda, bs, beta, c[i0*ldc:], ldc)
+	})
 }
