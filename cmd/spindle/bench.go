@@ -107,9 +107,10 @@ func newBenchEngineCmd() *cobra.Command {
 		asJSON, withORT     bool
 		suite, noFusion     bool
 		noPack              bool
+		minTime             time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "engine (--model PATH | --suite) [--input NAME=FILE.npy ...] [--threads N,...] [--runs N] [--ort] [--json]",
+		Use:   "engine (--model PATH | --suite) [--input NAME=FILE.npy ...] [--threads N,...] [--runs N] [--min-time D] [--ort] [--json]",
 		Short: "Time load, first and warm inferences of a model (and ONNX Runtime's with --ort)",
 		Long: `Time load, first and warm inferences of a model in Spindle's engine.
 
@@ -138,6 +139,9 @@ cache) at every --threads value, each measurement in a fresh process.`,
 			if runs < 1 || batch < 1 || seq < 1 {
 				return usagef("--runs, --batch and --seq: want positive values")
 			}
+			if minTime < 0 {
+				return usagef("--min-time: %v: must not be negative", minTime)
+			}
 			var ort *bench.ORT
 			if withORT {
 				if ort, err = bench.FindORT(script); err != nil {
@@ -158,14 +162,14 @@ cache) at every --threads value, each measurement in a fresh process.`,
 			ctx := cmd.Context()
 			var rows []bench.Comparison
 			if suite {
-				rows, err = runSuite(ctx, cmd, threads, runs, load, withORT, script, noFusion, noPack)
+				rows, err = runSuite(ctx, cmd, threads, runs, minTime, load, withORT, script, noFusion, noPack)
 			} else {
 				given, rerr := readInputs(inputs)
 				if rerr != nil {
 					return rerr
 				}
 				for _, t := range threads {
-					opt := bench.Options{Threads: t, Runs: runs, Load: mode, Inputs: given,
+					opt := bench.Options{Threads: t, Runs: runs, MinTime: minTime, Load: mode, Inputs: given,
 						Shape: bench.Shape{Batch: batch, Seq: seq}, Seed: 1}
 					opt.Compile.NoFusion = noFusion
 					opt.Compile.KeepWeightsUnpacked = noPack
@@ -193,7 +197,8 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f.BoolVar(&suite, "suite", false, "run issue 4's model suite instead of --model")
 	f.StringArrayVar(&inputs, "input", nil, "input tensor as NAME=FILE.npy (repeatable; others are generated)")
 	f.IntSliceVar(&threads, "threads", []int{1}, "intra-op thread counts to measure")
-	f.IntVar(&runs, "runs", 20, "timed runs after the first")
+	f.IntVar(&runs, "runs", 20, "fewest timed runs after the first")
+	f.DurationVar(&minTime, "min-time", time.Second, "least time the timed runs take together (more runs for fast models; ONNX Runtime gets as many)")
 	f.IntVar(&batch, "batch", 1, "size of a generated input's dynamic first dimension")
 	f.IntVar(&seq, "seq", 16, "size of a generated input's other dynamic dimensions")
 	f.StringVar(&load, "load", string(onnx.Mmap), "load mode: copy, single or mmap")
@@ -215,7 +220,7 @@ func compare(ctx context.Context, model string, opt bench.Options, ort *bench.OR
 	}
 	row := bench.Comparison{Threads: res.Threads, Spindle: res}
 	if ort != nil {
-		o, err := ort.Bench(ctx, model, ins, res.Threads, opt.Runs)
+		o, err := ort.Bench(ctx, model, ins, res.Threads, res.Runs) // as many runs as Spindle took
 		if err != nil {
 			return row, err
 		}
@@ -227,7 +232,7 @@ func compare(ctx context.Context, model string, opt bench.Options, ort *bench.OR
 // runSuite measures every bench.Suite case at every thread count, each in a
 // child `spindle bench engine --json` process so that one model's memory and
 // caches do not colour the next one's numbers.
-func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, load string, withORT bool, script string, noFusion, noPack bool) ([]bench.Comparison, error) {
+func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, minTime time.Duration, load string, withORT bool, script string, noFusion, noPack bool) ([]bench.Comparison, error) {
 	cache, err := difftest.NewCache()
 	if err != nil {
 		return nil, err
@@ -244,7 +249,7 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 		}
 		for _, t := range threads {
 			a := []string{"bench", "engine", "--model", path, "--json", "--load", load,
-				"--threads", strconv.Itoa(t), "--runs", strconv.Itoa(runs),
+				"--threads", strconv.Itoa(t), "--runs", strconv.Itoa(runs), "--min-time", minTime.String(),
 				"--batch", strconv.Itoa(max(1, c.Shape.Batch)), "--seq", strconv.Itoa(max(1, c.Shape.Seq))}
 			if withORT {
 				a = append(a, "--ort", "--ort-script", script)
