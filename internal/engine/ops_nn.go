@@ -339,7 +339,7 @@ func newMaxPool(n *Node) (Kernel, error) {
 	}
 	colMajor := n.Int("storage_order", 0) == 1
 	wantIdx := len(n.Outputs) > 1 && n.Outputs[1] != ""
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, 1); err != nil {
 			return nil, err
 		}
@@ -353,7 +353,7 @@ func newMaxPool(n *Node) (Kernel, error) {
 		}
 		g := newGeom3(&a, x.Shape[2:], a.kernel, outSp, padBegin)
 		shape := append([]int{x.Shape[0], x.Shape[1]}, outSp...)
-		y := tensor.New(x.DType, shape...)
+		y := newTyped(x.DType, shape...)
 		var idx []int64
 		outs := []*tensor.Tensor{y}
 		if wantIdx {
@@ -365,7 +365,10 @@ func newMaxPool(n *Node) (Kernel, error) {
 		switch x.DType {
 		case tensor.Float32:
 			if idx == nil && windowsInside(&g) {
-				maxPool2D(&g, x.F32, y.F32, planes)
+				inS, outS := g.inSize(), g.outSize()
+				parallelFor(threads, planes, max(1, elementGrain/inS), func(lo, hi int) {
+					maxPool2D(&g, x.F32[lo*inS:hi*inS], y.F32[lo*outS:hi*outS], hi-lo)
+				})
 				break
 			}
 			maxPool(&g, x.F32, y.F32, idx, planes, colMajor, float32(math.Inf(-1)))
@@ -379,7 +382,9 @@ func newMaxPool(n *Node) (Kernel, error) {
 			return nil, fmt.Errorf("input X: dtype %s, MaxPool supports float32, float64, int8 and uint8", x.DType)
 		}
 		return outs, nil
-	}, nil
+	}
+	n.fresh = true
+	return withThreads(n.threaded, 1), nil
 }
 
 // maxPool computes the max over each window of each plane; lowest is what an

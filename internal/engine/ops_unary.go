@@ -211,7 +211,7 @@ func relu[T signedNum](x T) T {
 // results, NaN and -0 giving 0), not a call per element: CNNs run it over
 // every activation.
 func reluF32(x *tensor.Tensor) *tensor.Tensor {
-	out := tensor.New(tensor.Float32, x.Shape...)
+	out := newF32(x.Shape...)
 	kernels.MaxZero(out.F32, x.F32)
 	return out
 }
@@ -279,6 +279,7 @@ func registerUnary(op string, mk func(n *Node) (unaryTable, error)) {
 		if err != nil {
 			return nil, err
 		}
+		n.fresh = true // every unaryFn returns a new tensor
 		return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 			if err := checkInputs(in, 1, 1); err != nil {
 				return nil, err
