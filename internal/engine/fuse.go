@@ -65,6 +65,7 @@ func needOf(k int) func(int, []*tensor.Tensor) (int64, int64) {
 type fuser struct {
 	m      *Model
 	consts []*tensor.Tensor
+	shapes [][]int
 	prod   []int   // slot -> index of the step producing it, or -1
 	users  [][]int // slot -> indices of the steps reading it (once per read)
 	isOut  []bool  // slot is a graph output
@@ -73,10 +74,11 @@ type fuser struct {
 
 // fuse rewrites m.steps after constant folding, merging node patterns into
 // single steps with fused kernels. consts holds each slot's compile-time
-// value (nil when only known at run time).
-func (m *Model) fuse(consts []*tensor.Tensor) {
-	f := &fuser{m: m, consts: consts}
-	for _, pass := range []func(i int){f.gelu, f.layerNorm, f.attention, f.epilogue} {
+// value (nil when only known at run time) and shapes its inferred shape (nil
+// when unknown), which a pass that reorders steps updates.
+func (m *Model) fuse(consts []*tensor.Tensor, shapes [][]int) {
+	f := &fuser{m: m, consts: consts, shapes: shapes}
+	for _, pass := range []func(i int){f.reluBeforePool, f.gelu, f.layerNorm, f.attention, f.epilogue} {
 		f.index()
 		for i := range m.steps {
 			if !f.dead[i] {
@@ -588,6 +590,40 @@ func (f *fuser) attention(i int) {
 	fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
 		return attentionNeed(threads, in[qi], in[ki], in[vi])
 	}
+}
+
+// reluBeforePool swaps Conv -> MaxPool -> Relu into Conv -> Relu -> MaxPool
+// (around step i, a MaxPool), so that the epilogue pass can fold Relu into
+// the convolution, which applies it block by block while the output is in
+// cache, instead of a pass of its own over the pooled tensor (MNIST's CNN
+// pools before its Relus). Relu is monotonic, so the max of Relus is the
+// Relu of the max; only a NaN in a window differs (a window of NaN and 5 gives
+// 0 before the swap and 5 after, as Relu maps NaN to 0 here). The MaxPool must
+// not return indices, and the tensors between the three steps must have no
+// other reader.
+func (f *fuser) reluBeforePool(i int) {
+	if f.op(i) != "MaxPool" || f.producer(f.out0(i)) != i {
+		return
+	}
+	x, p := f.in(i, 0), f.out0(i)
+	j := f.sole(p)
+	if f.op(j) != "Relu" || f.sole(x) != i || f.op(f.producer(x)) != "Conv" {
+		return
+	}
+	pool, relu := f.m.steps[i], f.m.steps[j]
+	y := relu.out[0]
+	// The Relu moves to the MaxPool's place and writes slot p, now the
+	// convolution's shape; the MaxPool moves to the Relu's and writes y. The
+	// steps between read neither p (the Relu was its only reader) nor y
+	// (not yet written).
+	relu.in, relu.out = []int{x}, []int{p}
+	pool.in, pool.out = []int{p}, []int{y}
+	relu.node.Inputs, relu.node.Outputs, pool.node.Inputs, pool.node.Outputs =
+		[]string{pool.node.Inputs[0]}, []string{pool.node.Outputs[0]}, []string{pool.node.Outputs[0]}, []string{relu.node.Outputs[0]}
+	f.m.steps[i], f.m.steps[j] = relu, pool
+	f.shapes[p] = f.shapes[x]
+	f.users[x], f.users[p] = []int{i}, []int{j}
+	f.prod[p], f.prod[y] = i, j
 }
 
 // epilogue matches a multiply (MatMul, Gemm or Conv) at step i followed by

@@ -114,6 +114,18 @@ func TestFusion(t *testing.T) {
 				[]modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
 			return b.Node("Relu", []string{y}, nil)
 		}, map[string]*tensor.Tensor{"x": randTensor(19, 1, 128, 36, 36)}, 1},
+		{"conv maxpool relu: relu moves before the pool into the conv", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{2, 3, 10, 10})
+			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 5, 3, 3, 3), b.Normal("c", 0.3, 5)}, nil)
+			y = b.Node("MaxPool", []string{y}, []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2)})
+			return b.Node("Relu", []string{y}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(20, 2, 3, 10, 10)}, 1},
+		{"conv maxpool relu with the conv output read twice stays", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{1, 3, 8, 8})
+			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 4, 3, 3, 3)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
+			p := b.Node("MaxPool", []string{y}, []modelgen.Attr{modelgen.AInts("kernel_shape", 3, 3), modelgen.AInts("pads", 1, 1, 1, 1)})
+			return b.Node("Add", []string{b.Node("Relu", []string{p}, nil), y}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(21, 1, 3, 8, 8)}, 0},
 		{"matmul bias of two axes falls back", func(b *modelgen.Builder) string {
 			b.Input("x", tensor.Float32, []int64{3, 8})
 			y := b.Node("MatMul", []string{"x", b.Normal("w", 0.3, 8, 4)}, nil)

@@ -261,7 +261,7 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 		m.outSlot = append(m.outSlot, s)
 	}
 	if !opt.NoFusion {
-		m.fuse(consts)
+		m.fuse(consts, shapes)
 	}
 	m.lastUse = make([]int, m.nslots)
 	for i := range m.lastUse {
