@@ -20,6 +20,15 @@ package kernels
 // and bstride = PanelWidth. c is the tile's top-left element. k is at least 1.
 type microKernel func(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// indirectKernel is a microKernel whose B rows are found through a table of
+// offsets rather than a stride, with width contiguous columns each:
+//
+//	s += a[p*mr+r] * b[offs[p]+j]
+//
+// in place of the B term above. It reads B where the caller's data lies, as
+// a convolution's input planes lie (SgemmIndirect).
+type indirectKernel func(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // backend is one family of microkernels and the blocking sizes tuned for it.
 type backend struct {
 	name string
@@ -40,6 +49,9 @@ type backend struct {
 	// of 16 or 32 columns is a multiple of every width.
 	widths  []int
 	kernels [][]microKernel
+	// indirect[w][r-1] is the indirectKernel for r rows and width widths[w];
+	// nil when the backend has none (B is then gathered into packed panels).
+	indirect [][]indirectKernel
 }
 
 // backends lists the backends this build and CPU can run, fastest first.

@@ -70,6 +70,44 @@ func SgemmPackedParallel(threads int, transA bool, m, n, k int, alpha float32, a
 	active.gemmParallel(threads, minParallelFlops, transA, m, n, k, alpha, a, lda, bSource{packed: pb}, beta, c, ldc)
 }
 
+// SgemmIndirect is Sgemm, with op(A) = A, for a k×n B whose row p is
+// b[offs[p] : offs[p]+n]: rows anywhere in b, each contiguous. An im2col
+// matrix of a stride-1 convolution over zero-padded planes is such a B
+// (row (c, kh, kw) is plane c shifted by the tap), so a convolution can
+// multiply its input in place instead of copying every tap into packed
+// panels first. Rows may overlap. It panics as Sgemm does, and when offs has
+// fewer than k entries or a row lies outside b.
+func SgemmIndirect(m, n, k int, alpha float32, a []float32, lda int, b []float32, offs []int, beta float32, c []float32, ldc int) {
+	checkGemm(false, m, n, k, a, lda, c, ldc)
+	checkIndirect(k, n, b, offs)
+	active.gemm(false, m, n, k, alpha, a, lda, bSource{b: b, offs: offs[:k]}, beta, c, ldc)
+}
+
+// SgemmIndirectParallel is SgemmIndirect split over up to threads
+// goroutines, as SgemmParallel splits Sgemm.
+func SgemmIndirectParallel(threads, m, n, k int, alpha float32, a []float32, lda int, b []float32, offs []int, beta float32, c []float32, ldc int) {
+	checkGemm(false, m, n, k, a, lda, c, ldc)
+	checkIndirect(k, n, b, offs)
+	active.gemmParallel(threads, minParallelFlops, false, m, n, k, alpha, a, lda, bSource{b: b, offs: offs[:k]}, beta, c, ldc)
+}
+
+func checkIndirect(k, n int, b []float32, offs []int) {
+	if k < 0 || n < 0 {
+		panic(fmt.Sprintf("kernels: negative size k=%d n=%d", k, n))
+	}
+	if len(offs) < k {
+		panic(fmt.Sprintf("kernels: %d row offsets for %d rows", len(offs), k))
+	}
+	if n == 0 {
+		return
+	}
+	for p, o := range offs[:k] {
+		if o < 0 || o > len(b)-n {
+			panic(fmt.Sprintf("kernels: row %d at offset %d: %d columns do not fit in b of %d floats", p, o, n, len(b)))
+		}
+	}
+}
+
 // PackedB is a k×n op(B) copied into the layout the microkernels read:
 // ceil(n/PanelWidth) panels one after another, panel q being k rows of
 // PanelWidth floats, row p holding op(B)[p][q*PanelWidth+j] for j < PanelWidth,
@@ -187,6 +225,7 @@ type bSource struct {
 	trans  bool
 	b      []float32
 	ldb    int
+	offs   []int // when set, row p is b[offs[p]:] (SgemmIndirect); trans and ldb are unused
 }
 
 // cols returns op(B) restricted to columns [j0, n). For a packed B, j0 must
@@ -196,6 +235,8 @@ func (bs bSource) cols(j0, k int) bSource {
 	case bs.packed != nil:
 		pb := bs.packed
 		return bSource{packed: &PackedB{k: pb.k, n: pb.n - j0, data: pb.data[j0/PanelWidth*k*PanelWidth:]}}
+	case bs.offs != nil:
+		bs.b = bs.b[j0:]
 	case bs.trans:
 		bs.b = bs.b[j0*bs.ldb:]
 	default:
@@ -226,6 +267,9 @@ type bBlock struct {
 	j0, n       int
 	data        []float32
 	stride, row int
+	// offs, when set, are the slab's row offsets into data for the
+	// indirect kernels (stride and row are unused).
+	offs []int
 }
 
 // gemm is Sgemm on checked arguments with backend be.
@@ -257,7 +301,29 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 			be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
 		}
 
-	case !bs.trans && (m <= be.directRows || strideAlign(bs.ldb) <= be.directAlign):
+	case bs.offs != nil && be.indirect != nil:
+		// Whole panels are read in place through the offsets; the ragged
+		// last panel, which a kernel would read past a row's end, is packed.
+		n16 := n &^ (PanelWidth - 1)
+		ws.b = grow(ws.b, PackedBSize(min(k, be.kc), n-n16))
+		for p0 := 0; p0 < k; p0 += be.kc {
+			kb := min(be.kc, k-p0)
+			var segs [2]bBlock
+			ns := 0
+			if n16 > 0 {
+				segs[ns] = bBlock{n: n16, data: bs.b, offs: bs.offs[p0 : p0+kb]}
+				ns++
+			}
+			if n16 < n {
+				tail := ws.b[:PackedBSize(kb, n-n16)]
+				bs.pack(p0, kb, n16, n-n16, tail, kb*PanelWidth)
+				segs[ns] = bBlock{j0: n16, n: n - n16, data: tail, stride: kb * PanelWidth, row: PanelWidth}
+				ns++
+			}
+			be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, segs[:ns], betaAt(p0), c, ldc)
+		}
+
+	case !bs.trans && bs.offs == nil && (m <= be.directRows || strideAlign(bs.ldb) <= be.directAlign):
 		// Whole panels are read in place; only the ragged last panel, which a
 		// kernel would read past the row's end, is packed.
 		n16 := n &^ (PanelWidth - 1)
@@ -272,7 +338,7 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 			}
 			if n16 < n {
 				tail := ws.b[:PackedBSize(kb, n-n16)]
-				packB(false, bs.b, bs.ldb, p0, kb, n16, n-n16, tail, kb*PanelWidth)
+				bs.pack(p0, kb, n16, n-n16, tail, kb*PanelWidth)
 				segs[ns] = bBlock{j0: n16, n: n - n16, data: tail, stride: kb * PanelWidth, row: PanelWidth}
 				ns++
 			}
@@ -286,7 +352,7 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 			for p0 := 0; p0 < k; p0 += be.kc {
 				kb := min(be.kc, k-p0)
 				bp := ws.b[:PackedBSize(kb, nb)]
-				packB(bs.trans, bs.b, bs.ldb, p0, kb, j0, nb, bp, kb*PanelWidth)
+				bs.pack(p0, kb, j0, nb, bp, kb*PanelWidth)
 				seg := [1]bBlock{{j0: j0, n: nb, data: bp, stride: kb * PanelWidth, row: PanelWidth}}
 				be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
 			}
@@ -371,6 +437,28 @@ func packARows(a []float32, lda, rows, kb int, d []float32) {
 	}
 }
 
+// pack copies columns [j0, j0+nb) and depth [p0, p0+kb) of op(B), a plain
+// B as packB does, into the PackedB layout with panels stride floats apart.
+func (bs bSource) pack(p0, kb, j0, nb int, bp []float32, stride int) {
+	if bs.offs == nil {
+		packB(bs.trans, bs.b, bs.ldb, p0, kb, j0, nb, bp, stride)
+		return
+	}
+	full := nb / PanelWidth
+	rem := nb - full*PanelWidth
+	for p := 0; p < kb; p++ {
+		src := bs.b[bs.offs[p0+p]+j0:][:nb]
+		for q := 0; q < full; q++ {
+			*(*[PanelWidth]float32)(bp[q*stride+p*PanelWidth:]) = *(*[PanelWidth]float32)(src[q*PanelWidth:])
+		}
+		if rem > 0 {
+			row := bp[full*stride+p*PanelWidth:][:PanelWidth]
+			copy(row, src[full*PanelWidth:])
+			clear(row[rem:])
+		}
+	}
+}
+
 // packB copies columns [j0, j0+nb) and depth [p0, p0+kb) of op(B) into the
 // PackedB layout with panels stride floats apart.
 func packB(transB bool, b []float32, ldb, p0, kb, j0, nb int, bp []float32, stride int) {
@@ -427,6 +515,16 @@ func (be *backend) macro(panels, mb, kb int, alpha float32, ap []float32, seg bB
 			}
 		}
 		w := be.widths[wi]
+		if seg.offs != nil {
+			// seg.n is whole panels, so w fits: no ragged tile.
+			b := &seg.data[j]
+			for t := 0; t < panels; t++ {
+				r0, r1 := mb*t/panels, mb*(t+1)/panels
+				be.indirect[wi][r1-r0-1](kb, &ap[r0*kb], b, &seg.offs[0], &c[r0*ldc+j], ldc, alpha, beta)
+			}
+			j += w
+			continue
+		}
 		// Widths only shrink along a row, so a kernel never straddles more
 		// panels than it reads: j%PanelWidth is 0 unless w is 8.
 		b := &seg.data[j/PanelWidth*seg.stride+j%PanelWidth]

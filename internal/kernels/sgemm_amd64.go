@@ -21,6 +21,7 @@ var avx512Backend = &backend{
 	directAlign: 1024,
 	widths:      []int{32, 16},
 	kernels:     avx512Kernels,
+	indirect:    avx512Indirect,
 }
 
 // avx2Backend is the classic 6×16 tile in 12 ymm registers (BLIS haswell).
@@ -33,6 +34,7 @@ var avx2Backend = &backend{
 	directAlign: 512,
 	widths:      []int{16, 8},
 	kernels:     avx2Kernels,
+	indirect:    avx2Indirect,
 }
 
 func availableBackends() []*backend {

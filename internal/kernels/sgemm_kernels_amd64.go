@@ -10,145 +10,291 @@ var avx512Kernels = [][]microKernel{
 	{sgemmAVX512_1x16, sgemmAVX512_2x16, sgemmAVX512_3x16, sgemmAVX512_4x16, sgemmAVX512_5x16, sgemmAVX512_6x16, sgemmAVX512_7x16, sgemmAVX512_8x16, sgemmAVX512_9x16, sgemmAVX512_10x16, sgemmAVX512_11x16, sgemmAVX512_12x16, sgemmAVX512_13x16, sgemmAVX512_14x16},
 }
 
+// avx512Indirect[w][r-1] is the AVX-512F indirectKernel for r rows and the w-th width of [32 16].
+var avx512Indirect = [][]indirectKernel{
+	{sgemmIndirectAVX512_1x32, sgemmIndirectAVX512_2x32, sgemmIndirectAVX512_3x32, sgemmIndirectAVX512_4x32, sgemmIndirectAVX512_5x32, sgemmIndirectAVX512_6x32, sgemmIndirectAVX512_7x32, sgemmIndirectAVX512_8x32, sgemmIndirectAVX512_9x32, sgemmIndirectAVX512_10x32, sgemmIndirectAVX512_11x32, sgemmIndirectAVX512_12x32, sgemmIndirectAVX512_13x32, sgemmIndirectAVX512_14x32},
+	{sgemmIndirectAVX512_1x16, sgemmIndirectAVX512_2x16, sgemmIndirectAVX512_3x16, sgemmIndirectAVX512_4x16, sgemmIndirectAVX512_5x16, sgemmIndirectAVX512_6x16, sgemmIndirectAVX512_7x16, sgemmIndirectAVX512_8x16, sgemmIndirectAVX512_9x16, sgemmIndirectAVX512_10x16, sgemmIndirectAVX512_11x16, sgemmIndirectAVX512_12x16, sgemmIndirectAVX512_13x16, sgemmIndirectAVX512_14x16},
+}
+
 // sgemmAVX512_1x32 is the microKernel for 1×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_1x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_1x32 is the indirectKernel for 1×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_1x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_2x32 is the microKernel for 2×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_2x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_2x32 is the indirectKernel for 2×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_2x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_3x32 is the microKernel for 3×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_3x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_3x32 is the indirectKernel for 3×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_3x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_4x32 is the microKernel for 4×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_4x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_4x32 is the indirectKernel for 4×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_4x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_5x32 is the microKernel for 5×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_5x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_5x32 is the indirectKernel for 5×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_5x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_6x32 is the microKernel for 6×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_6x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_6x32 is the indirectKernel for 6×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_6x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_7x32 is the microKernel for 7×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_7x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_7x32 is the indirectKernel for 7×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_7x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_8x32 is the microKernel for 8×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_8x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_8x32 is the indirectKernel for 8×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_8x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_9x32 is the microKernel for 9×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_9x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_9x32 is the indirectKernel for 9×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_9x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_10x32 is the microKernel for 10×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_10x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_10x32 is the indirectKernel for 10×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_10x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_11x32 is the microKernel for 11×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_11x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_11x32 is the indirectKernel for 11×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_11x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_12x32 is the microKernel for 12×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_12x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_12x32 is the indirectKernel for 12×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_12x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_13x32 is the microKernel for 13×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_13x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_13x32 is the indirectKernel for 13×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_13x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_14x32 is the microKernel for 14×32 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_14x32(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_14x32 is the indirectKernel for 14×32 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_14x32(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_1x16 is the microKernel for 1×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_1x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_1x16 is the indirectKernel for 1×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_1x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_2x16 is the microKernel for 2×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_2x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_2x16 is the indirectKernel for 2×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_2x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_3x16 is the microKernel for 3×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_3x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_3x16 is the indirectKernel for 3×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_3x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_4x16 is the microKernel for 4×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_4x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_4x16 is the indirectKernel for 4×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_4x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_5x16 is the microKernel for 5×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_5x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_5x16 is the indirectKernel for 5×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_5x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_6x16 is the microKernel for 6×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_6x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_6x16 is the indirectKernel for 6×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_6x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_7x16 is the microKernel for 7×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_7x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_7x16 is the indirectKernel for 7×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_7x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_8x16 is the microKernel for 8×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_8x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_8x16 is the indirectKernel for 8×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_8x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_9x16 is the microKernel for 9×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_9x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_9x16 is the indirectKernel for 9×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_9x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_10x16 is the microKernel for 10×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_10x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_10x16 is the indirectKernel for 10×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_10x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_11x16 is the microKernel for 11×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_11x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_11x16 is the indirectKernel for 11×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_11x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX512_12x16 is the microKernel for 12×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_12x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_12x16 is the indirectKernel for 12×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_12x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_13x16 is the microKernel for 13×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_13x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX512_13x16 is the indirectKernel for 13×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_13x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX512_14x16 is the microKernel for 14×16 tiles, using AVX-512F.
 //
 //go:noescape
 func sgemmAVX512_14x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX512_14x16 is the indirectKernel for 14×16 tiles, using AVX-512F.
+//
+//go:noescape
+func sgemmIndirectAVX512_14x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // avx2Kernels[w][r-1] is the AVX2 and FMA microKernel for r rows and the w-th width of [16 8].
 var avx2Kernels = [][]microKernel{
@@ -156,62 +302,128 @@ var avx2Kernels = [][]microKernel{
 	{sgemmAVX2_1x8, sgemmAVX2_2x8, sgemmAVX2_3x8, sgemmAVX2_4x8, sgemmAVX2_5x8, sgemmAVX2_6x8},
 }
 
+// avx2Indirect[w][r-1] is the AVX2 and FMA indirectKernel for r rows and the w-th width of [16 8].
+var avx2Indirect = [][]indirectKernel{
+	{sgemmIndirectAVX2_1x16, sgemmIndirectAVX2_2x16, sgemmIndirectAVX2_3x16, sgemmIndirectAVX2_4x16, sgemmIndirectAVX2_5x16, sgemmIndirectAVX2_6x16},
+	{sgemmIndirectAVX2_1x8, sgemmIndirectAVX2_2x8, sgemmIndirectAVX2_3x8, sgemmIndirectAVX2_4x8, sgemmIndirectAVX2_5x8, sgemmIndirectAVX2_6x8},
+}
+
 // sgemmAVX2_1x16 is the microKernel for 1×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_1x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX2_1x16 is the indirectKernel for 1×16 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_1x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_2x16 is the microKernel for 2×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_2x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX2_2x16 is the indirectKernel for 2×16 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_2x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX2_3x16 is the microKernel for 3×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_3x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX2_3x16 is the indirectKernel for 3×16 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_3x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_4x16 is the microKernel for 4×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_4x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX2_4x16 is the indirectKernel for 4×16 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_4x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX2_5x16 is the microKernel for 5×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_5x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX2_5x16 is the indirectKernel for 5×16 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_5x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_6x16 is the microKernel for 6×16 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_6x16(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX2_6x16 is the indirectKernel for 6×16 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_6x16(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX2_1x8 is the microKernel for 1×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_1x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX2_1x8 is the indirectKernel for 1×8 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_1x8(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_2x8 is the microKernel for 2×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_2x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX2_2x8 is the indirectKernel for 2×8 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_2x8(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX2_3x8 is the microKernel for 3×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_3x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX2_3x8 is the indirectKernel for 3×8 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_3x8(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
 
 // sgemmAVX2_4x8 is the microKernel for 4×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_4x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX2_4x8 is the indirectKernel for 4×8 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_4x8(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX2_5x8 is the microKernel for 5×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_5x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
 
+// sgemmIndirectAVX2_5x8 is the indirectKernel for 5×8 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_5x8(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)
+
 // sgemmAVX2_6x8 is the microKernel for 6×8 tiles, using AVX2 and FMA.
 //
 //go:noescape
 func sgemmAVX2_6x8(k int, a, b *float32, bstride, brow int, c *float32, ldc int, alpha, beta float32)
+
+// sgemmIndirectAVX2_6x8 is the indirectKernel for 6×8 tiles, using AVX2 and FMA.
+//
+//go:noescape
+func sgemmIndirectAVX2_6x8(k int, a, b *float32, offs *int, c *float32, ldc int, alpha, beta float32)

@@ -221,10 +221,42 @@ var gemmModes = []gemmMode{
 		// minFlops 1 so that even small cases split, down to row blocks.
 		be.gemmParallel(3, 1, tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{trans: tc.transB, b: b.data(), ldb: b.ld}, tc.beta, c.data(), c.ld)
 	}},
+	{"indirect", func(be *backend, tc gemmCase, a, b, c *matrix) {
+		src, offs := scatterRows(tc, b)
+		be.gemm(tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{b: src, offs: offs}, tc.beta, c.data(), c.ld)
+	}},
+	{"indirect-parallel", func(be *backend, tc gemmCase, a, b, c *matrix) {
+		src, offs := scatterRows(tc, b)
+		be.gemmParallel(3, 1, tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{b: src, offs: offs}, tc.beta, c.data(), c.ld)
+	}},
 	{"packed-parallel", func(be *backend, tc gemmCase, a, b, c *matrix) {
 		pb := PackB(tc.transB, tc.k, tc.n, b.data(), b.ld)
 		be.gemmParallel(2, 1, tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{packed: pb}, tc.beta, c.data(), c.ld)
 	}},
+}
+
+// scatterRows lays the k rows of op(B) out for the indirect kernels: in
+// reverse order, each followed by guard NaNs (so a kernel reading past a
+// row's n columns poisons its result), and returns the buffer and each
+// row's offset in it.
+func scatterRows(tc gemmCase, b *matrix) ([]float32, []int) {
+	gap := 5
+	src := make([]float32, tc.k*(tc.n+gap)+gap)
+	for i := range src {
+		src[i] = math.Float32frombits(guardBits)
+	}
+	offs := make([]int, tc.k)
+	for p := 0; p < tc.k; p++ {
+		offs[p] = gap + (tc.k-1-p)*(tc.n+gap)
+		for j := 0; j < tc.n; j++ {
+			if tc.transB {
+				src[offs[p]+j] = b.at(j, p)
+			} else {
+				src[offs[p]+j] = b.at(p, j)
+			}
+		}
+	}
+	return src, offs
 }
 
 // preparedCase is a case with its operands and reference answer, built
@@ -541,4 +573,33 @@ func TestPackARows(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSgemmIndirectChecksRows checks that SgemmIndirect refuses row offsets
+// that would read outside b, before any kernel runs.
+func TestSgemmIndirectChecksRows(t *testing.T) {
+	a, c := make([]float32, 2*3), make([]float32, 2*4)
+	b := make([]float32, 10)
+	tests := []struct {
+		name string
+		offs []int
+		want string
+	}{
+		{"negative offset", []int{0, -1, 2}, "row 1 at offset -1"},
+		{"row past the end", []int{0, 7, 2}, "row 1 at offset 7"},
+		{"too few offsets", []int{0, 1}, "2 row offsets for 3 rows"},
+	}
+	for _, tt := range tests {
+		func() {
+			defer func() {
+				r := recover()
+				if msg, _ := r.(string); !strings.Contains(msg, tt.want) {
+					t.Errorf("%s: panic %v, want one containing %q", tt.name, r, tt.want)
+				}
+			}()
+			SgemmIndirect(2, 4, 3, 1, a, 3, b, tt.offs, 0, c, 4)
+		}()
+	}
+	// The last row may end exactly at b's end.
+	SgemmIndirect(2, 4, 3, 1, a, 3, b, []int{0, 6, 3}, 0, c, 4)
 }
