@@ -294,16 +294,132 @@ func im2colPacked(g *geom3, x []float32, channels, j0, n int, dst []float32, K i
 	}
 }
 
-// im2colPath picks how convGemm fills panels: im2colAuto as usePanels says;
-// tests force the row copies or kernels.Im2col to check both on every
-// geometry.
+// im2colPath picks how Conv builds its im2col matrix: im2colAuto as
+// useIndirect and usePanels say; tests force the row copies, kernels.Im2col
+// or the indirect multiply to check each on every geometry it takes.
 var im2colPath = im2colAuto
 
 const (
 	im2colAuto = iota
 	im2colCopies
 	im2colPanels
+	im2colIndirect
 )
+
+// useIndirect reports whether a convolution of geometry g runs as
+// convIndirect: 2-D windows with unit strides, where each im2col row is an
+// input plane shifted by its tap. convIndirect computes (KW-1)*DW wasted
+// columns per output row, so it is chosen only where they are at most an
+// eighth of the work (VGG16's 14-wide rows and wider; MNIST's 8-wide rows
+// under a 5-wide window are not) and the im2col matrix would not be small
+// enough to stay in cache anyway (K >= 64).
+func useIndirect(g *geom3, channels int) bool {
+	if g.k[0] != 1 || g.in[0] != 1 || g.out[0] != 1 || g.s[1] != 1 || g.s[2] != 1 {
+		return false
+	}
+	switch im2colPath {
+	case im2colIndirect:
+		return true
+	case im2colAuto:
+		wp := g.out[2] + (g.k[2]-1)*g.d[2]
+		return 8*g.out[2] >= 7*wp && channels*g.kSize() >= 64
+	}
+	return false
+}
+
+// convIndirect computes one image and group of a 2-D convolution with unit
+// strides, Y[m×P] = W[m×K] · col[K×P], without building the im2col matrix:
+// the input is copied once into zero-padded planes of Hp×Wp, Wp being an
+// output row plus the window's reach, and then im2col row (c, kh, kw) is
+// plane c from offset kh*DH*Wp + kw*DW on, for every output pixel at once
+// when the output is taken Wp wide (its last (KW-1)*DW columns of each row
+// are garbage and dropped). kernels.SgemmIndirect reads the rows in place.
+// Blocks of output columns are shared among up to threads goroutines (a
+// lone block splits its multiply instead); each is multiplied into a
+// scratch block, whose valid columns are copied to y with bias (one value
+// per row, nil for none) and, when relu is set, Relu (see biasRelu).
+func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, relu bool) {
+	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
+	KH, KW, DH, DW := g.k[1], g.k[2], g.d[1], g.d[2]
+	Hp, Wp := OH+(KH-1)*DH, OW+(KW-1)*DW
+	K, P, plane := channels*KH*KW, OH*OW, Hp*Wp
+	if m == 0 || P == 0 {
+		return
+	}
+	// The last row's window reaches (KW-1)*DW floats past the last plane.
+	xpb := convBuf(channels*plane + (KW-1)*DW)
+	defer convBufs.Put(xpb)
+	xp := *xpb
+	clear(xp[channels*plane:])
+	parallelFor(threads, channels, max(1, elementGrain/plane), func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			padPlane(xp[c*plane:(c+1)*plane], x[c*H*W:(c+1)*H*W], H, W, Hp, Wp, g.p[1], g.p[2])
+		}
+	})
+	offs := make([]int, 0, K)
+	for c := 0; c < channels; c++ {
+		for kh := 0; kh < KH; kh++ {
+			for kw := 0; kw < KW; kw++ {
+				offs = append(offs, c*plane+kh*DH*Wp+kw*DW)
+			}
+		}
+	}
+	N := OH * Wp // output columns, Wp per output row
+	nb := min(N, max(1024, (1<<18)/m)+31&^31)
+	blocks := (N + nb - 1) / nb
+	inner := 1
+	if blocks < threads {
+		inner = threads
+	}
+	parallelFor(threads, blocks, 1, func(lo, hi int) {
+		tp := convBuf(m * nb)
+		defer convBufs.Put(tp)
+		tmp := *tp
+		for b := lo; b < hi; b++ {
+			j0 := b * nb
+			n := min(nb, N-j0)
+			kernels.SgemmIndirectParallel(inner, m, n, K, 1, w, K, xp[j0:], offs, 0, tmp, n)
+			// Columns [j0, j0+n) hold output rows oh0..oh1, the first and
+			// last perhaps in part; their valid pixels are contiguous in y.
+			first, last := -1, 0
+			for oh := j0 / Wp; oh*Wp < j0+n; oh++ {
+				c0, c1 := max(j0, oh*Wp), min(j0+n, oh*Wp+OW)
+				if c0 >= c1 {
+					continue
+				}
+				p0 := oh*OW + c0 - oh*Wp
+				if first < 0 {
+					first = p0
+				}
+				last = p0 + c1 - c0
+				for r := 0; r < m; r++ {
+					copy(y[r*P+p0:r*P+p0+c1-c0], tmp[r*n+c0-j0:r*n+c1-j0])
+				}
+			}
+			if first >= 0 {
+				biasRelu(y, P, first, last-first, bias, relu)
+			}
+		}
+	})
+}
+
+// padPlane copies an h×w plane src into dst, hp×wp, at row top and column
+// left (non-negative, as Conv's pads are), with zeros around it; whatever
+// falls past dst's edge is left out.
+func padPlane(dst, src []float32, h, w, hp, wp, top, left int) {
+	c0, c1 := min(left, wp), min(left+w, wp)
+	for r := 0; r < hp; r++ {
+		row := dst[r*wp : (r+1)*wp]
+		ir := r - top
+		if ir < 0 || ir >= h || c0 >= c1 {
+			clear(row)
+			continue
+		}
+		clear(row[:c0])
+		copy(row[c0:c1], src[ir*w:ir*w+c1-c0])
+		clear(row[c1:])
+	}
+}
 
 // usePanels reports whether convGemm fills panels with kernels.Im2col (one
 // masked AVX-512 load per run of columns and kernel tap, a gather where a

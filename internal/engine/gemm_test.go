@@ -155,7 +155,9 @@ func directConv2D(x, w *tensor.Tensor, s, p, d int) *tensor.Tensor {
 }
 
 // TestConvIm2col checks Conv (im2col blocks packed for the gemm, by row
-// copies and by kernels.Im2col) against the direct loop on geometries that exercise the copy path for unit strides,
+// copies and by kernels.Im2col, and the indirect multiply over padded
+// planes where strides are 1) against the direct loop on geometries that
+// exercise the copy path for unit strides,
 // padding wider than the kernel's reach, rows that are all padding, and an
 // image split into several blocks.
 func TestConvIm2col(t *testing.T) {
@@ -174,6 +176,9 @@ func TestConvIm2col(t *testing.T) {
 		// take two, 1120 and a ragged 1089, with panels that straddle rows.
 		{"several blocks", 1, 64, 47, 47, 4, 3, 1, 1, 1},
 		{"stride 2 several blocks", 1, 128, 71, 71, 3, 3, 2, 1, 1}, // 1296 outputs, K = 1152
+		// 256 output channels make convIndirect's blocks 1024 columns: 40
+		// rows 42 wide take two, the second starting inside row 24.
+		{"indirect several blocks", 1, 8, 40, 40, 256, 3, 1, 1, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,7 +193,7 @@ func TestConvIm2col(t *testing.T) {
 			for _, path := range []struct {
 				name string
 				mode int
-			}{{"auto", im2colAuto}, {"copies", im2colCopies}, {"panels", im2colPanels}} {
+			}{{"auto", im2colAuto}, {"copies", im2colCopies}, {"panels", im2colPanels}, {"indirect", im2colIndirect}} {
 				im2colPath = path.mode
 				got, err := runOp(t, opCase{op: "Conv", attrs: attrs, inputs: []*tensor.Tensor{x, w}})
 				im2colPath = im2colAuto

@@ -236,8 +236,9 @@ func newConv(n *Node) (Kernel, error) {
 		Cg, Mg := C/group, M/group
 		P, K := g.outSize(), Cg*g.kSize()
 		pointwise := g.pointwise()
+		indirect := !pointwise && useIndirect(&g, Cg)
 		var ic *kernels.Im2col
-		if !pointwise && usePanels(&g) {
+		if !pointwise && !indirect && usePanels(&g) {
 			ic = kernels.NewIm2col(Cg, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
 		}
 		image := func(img int, threads int) {
@@ -253,6 +254,10 @@ func newConv(n *Node) (Kernel, error) {
 					// The input planes are the im2col matrix already.
 					gemmF32Par(threads, false, false, Mg, P, K, 1, wg, K, xs, P, 0, ys, P)
 					biasRelu(ys, P, 0, P, bg, relu)
+					continue
+				}
+				if indirect {
+					convIndirect(threads, &g, xs, Cg, wg, Mg, ys, bg, relu)
 					continue
 				}
 				convGemm(threads, &g, ic, xs, Cg, wg, Mg, ys, bg, relu)
