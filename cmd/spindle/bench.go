@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spindleml/spindle/internal/artifact"
 	"github.com/spindleml/spindle/internal/bench"
 	"github.com/spindleml/spindle/internal/difftest"
 	"github.com/spindleml/spindle/internal/onnx"
@@ -108,6 +110,8 @@ func newBenchEngineCmd() *cobra.Command {
 		suite, noFusion     bool
 		noPack              bool
 		minTime             time.Duration
+		compiled            bool
+		ortModel            string
 	)
 	cmd := &cobra.Command{
 		Use:   "engine (--model PATH | --suite) [--input NAME=FILE.npy ...] [--threads N,...] [--runs N] [--min-time D] [--ort] [--json]",
@@ -162,7 +166,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 			ctx := cmd.Context()
 			var rows []bench.Comparison
 			if suite {
-				rows, err = runSuite(ctx, cmd, threads, runs, minTime, load, withORT, script, noFusion, noPack)
+				rows, err = runSuite(ctx, cmd, threads, runs, minTime, load, withORT, script, noFusion, noPack, compiled)
 			} else {
 				given, rerr := readInputs(inputs)
 				if rerr != nil {
@@ -173,7 +177,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 						Shape: bench.Shape{Batch: batch, Seq: seq}, Seed: 1}
 					opt.Compile.NoFusion = noFusion
 					opt.Compile.KeepWeightsUnpacked = noPack
-					row, cerr := compare(ctx, model, opt, ort)
+					row, cerr := compare(ctx, model, cmp.Or(ortModel, model), opt, ort)
 					if cerr != nil {
 						return cerr
 					}
@@ -198,6 +202,8 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f.StringArrayVar(&inputs, "input", nil, "input tensor as NAME=FILE.npy (repeatable; others are generated)")
 	f.IntSliceVar(&threads, "threads", []int{1}, "intra-op thread counts to measure")
 	f.IntVar(&runs, "runs", 20, "fewest timed runs after the first")
+	f.BoolVar(&compiled, "compiled", false, "with --suite: measure Spindle on each model compiled with 'spindle model compile' (prepacked, shared weights); ONNX Runtime still runs the .onnx")
+	f.StringVar(&ortModel, "ort-model", "", "model file ONNX Runtime runs (default --model; give the .onnx when --model is a compiled artifact)")
 	f.DurationVar(&minTime, "min-time", time.Second, "least time the timed runs take together (more runs for fast models; ONNX Runtime gets as many)")
 	f.IntVar(&batch, "batch", 1, "size of a generated input's dynamic first dimension")
 	f.IntVar(&seq, "seq", 16, "size of a generated input's other dynamic dimensions")
@@ -211,16 +217,17 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	return cmd
 }
 
-// compare measures model in Spindle and, when ort is set, in ONNX Runtime on
+// compare measures model in Spindle and, when ort is set, ortModel (the same
+// model, or the .onnx a compiled artifact was made from) in ONNX Runtime on
 // the same inputs.
-func compare(ctx context.Context, model string, opt bench.Options, ort *bench.ORT) (bench.Comparison, error) {
+func compare(ctx context.Context, model, ortModel string, opt bench.Options, ort *bench.ORT) (bench.Comparison, error) {
 	res, ins, err := bench.Engine(ctx, model, opt)
 	if err != nil {
 		return bench.Comparison{}, err
 	}
 	row := bench.Comparison{Threads: res.Threads, Spindle: res}
 	if ort != nil {
-		o, err := ort.Bench(ctx, model, ins, res.Threads, res.Runs) // as many runs as Spindle took
+		o, err := ort.Bench(ctx, ortModel, ins, res.Threads, res.Runs) // as many runs as Spindle took
 		if err != nil {
 			return row, err
 		}
@@ -229,10 +236,35 @@ func compare(ctx context.Context, model string, opt bench.Options, ort *bench.OR
 	return row, nil
 }
 
+// compiledModel returns the compiled artifact of the .onnx at path, kept
+// beside it in the model cache and compiled on first use.
+func compiledModel(path string) (string, error) {
+	out := strings.TrimSuffix(path, ".onnx") + ".spindle"
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	// The artifact names its data file by base name, so it is compiled
+	// under its final name in a scratch folder beside the cache entry and
+	// moved in, data first: the model file appearing marks it complete.
+	dir, err := os.MkdirTemp(filepath.Dir(path), "compile-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, filepath.Base(out))
+	if _, err := artifact.Compile(path, tmp); err != nil {
+		return "", fmt.Errorf("compile %s: %w", path, err)
+	}
+	if err := os.Rename(tmp+".data", out+".data"); err != nil {
+		return "", err
+	}
+	return out, os.Rename(tmp, out)
+}
+
 // runSuite measures every bench.Suite case at every thread count, each in a
 // child `spindle bench engine --json` process so that one model's memory and
 // caches do not colour the next one's numbers.
-func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, minTime time.Duration, load string, withORT bool, script string, noFusion, noPack bool) ([]bench.Comparison, error) {
+func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, minTime time.Duration, load string, withORT bool, script string, noFusion, noPack, compiled bool) ([]bench.Comparison, error) {
 	cache, err := difftest.NewCache()
 	if err != nil {
 		return nil, err
@@ -247,8 +279,15 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 		if err != nil {
 			return nil, err
 		}
+		model, name := path, c.Name
+		if compiled {
+			if model, err = compiledModel(path); err != nil {
+				return nil, err
+			}
+			name += " (compiled)"
+		}
 		for _, t := range threads {
-			a := []string{"bench", "engine", "--model", path, "--json", "--load", load,
+			a := []string{"bench", "engine", "--model", model, "--ort-model", path, "--json", "--load", load,
 				"--threads", strconv.Itoa(t), "--runs", strconv.Itoa(runs), "--min-time", minTime.String(),
 				"--batch", strconv.Itoa(max(1, c.Shape.Batch)), "--seq", strconv.Itoa(max(1, c.Shape.Seq))}
 			if withORT {
@@ -264,15 +303,15 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 			var out bytes.Buffer
 			child.Stdout, child.Stderr = &out, cmd.ErrOrStderr()
 			if err := child.Run(); err != nil {
-				return nil, fmt.Errorf("bench %s at %d threads: %w", c.Name, t, err)
+				return nil, fmt.Errorf("bench %s at %d threads: %w", name, t, err)
 			}
 			var got []bench.Comparison
 			if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got) != 1 {
-				return nil, fmt.Errorf("bench %s at %d threads: bad child output %q: %v", c.Name, t, out.String(), err)
+				return nil, fmt.Errorf("bench %s at %d threads: bad child output %q: %v", name, t, out.String(), err)
 			}
-			got[0].Case = c.Name
+			got[0].Case = name
 			rows = append(rows, got[0])
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s threads=%d: spindle %.2f ms\n", c.Name, t, got[0].Spindle.Median)
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s threads=%d: spindle %.2f ms\n", name, t, got[0].Spindle.Median)
 		}
 	}
 	return rows, nil

@@ -365,12 +365,18 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 		}
 	}
 	N := OH * Wp // output columns, Wp per output row
-	nb := min(N, max(1024, (1<<18)/m)+31&^31)
-	blocks := (N + nb - 1) / nb
+	// Blocks of about 2^18/m columns (a scratch block of 1 MiB), at least
+	// 1024 so that packing W per block stays cheap, as many as the threads
+	// share evenly, of equal size.
+	blocks := (N + max(1024, (1<<18)/m) - 1) / max(1024, (1<<18)/m)
 	inner := 1
 	if blocks < threads {
-		inner = threads
+		blocks, inner = 1, threads
+	} else {
+		blocks = (blocks + threads - 1) / threads * threads
 	}
+	nb := min(N, ((N+blocks-1)/blocks+31)&^31)
+	blocks = (N + nb - 1) / nb
 	parallelFor(threads, blocks, 1, func(lo, hi int) {
 		tp := convBuf(m * nb)
 		defer convBufs.Put(tp)

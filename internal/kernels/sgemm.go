@@ -595,7 +595,14 @@ func (be *backend) gemmParallel(threads, minFlops int, transA bool, m, n, k int,
 		be.gemm(transA, m, n, k, alpha, a, lda, bs, beta, c, ldc)
 		return
 	}
-	if colBlocks >= parts {
+	// Column blocks share A's packing and read disjoint B; but few of them
+	// split unevenly (7 over 2 threads is 4:3), where row blocks, 8 rows
+	// apart, split evenly enough.
+	byCols := colBlocks >= parts
+	if byCols && colBlocks%parts != 0 && colBlocks < 4*parts && rowBlocks >= 4*parts {
+		byCols = false
+	}
+	if byCols {
 		Parallel(parts, func(i int) {
 			j0, j1 := colBlocks*i/parts*32, colBlocks*(i+1)/parts*32
 			if i == parts-1 {
