@@ -236,7 +236,7 @@ func newConv(n *Node) (Kernel, error) {
 		Cg, Mg := C/group, M/group
 		P, K := g.outSize(), Cg*g.kSize()
 		pointwise := g.pointwise()
-		indirect := !pointwise && useIndirect(&g, Cg)
+		indirect := !pointwise && useIndirect(&g)
 		var ic *kernels.Im2col
 		if !pointwise && !indirect && usePanels(&g) {
 			ic = kernels.NewIm2col(Cg, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
