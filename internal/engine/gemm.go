@@ -334,10 +334,10 @@ func useIndirect(g *geom3) bool {
 // plane c from offset kh*DH*Wp + kw*DW on, for every output pixel at once
 // when the output is taken Wp wide (its last (KW-1)*DW columns of each row
 // are garbage and dropped). kernels.SgemmIndirect reads the rows in place.
-// Blocks of output columns are shared among up to threads goroutines (a
-// lone block splits its multiply instead); each is multiplied into a
-// scratch block, whose valid columns are copied to y with bias (one value
-// per row, nil for none) and, when relu is set, Relu (see biasRelu).
+// Blocks of output columns, or else ranges of output channels, are shared
+// among up to threads goroutines; each is multiplied into a scratch block,
+// whose valid columns are copied to y with bias (one value per row, nil for
+// none) and, when relu is set, Relu (see biasRelu).
 func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, relu bool) {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
 	KH, KW, DH, DW := g.k[1], g.k[2], g.d[1], g.d[2]
@@ -367,24 +367,28 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 	N := OH * Wp // output columns, Wp per output row
 	// Blocks of about 2^18/m columns (a scratch block of 1 MiB), at least
 	// 1024 so that packing W per block stays cheap, as many as the threads
-	// share evenly, of equal size.
-	blocks := (N + max(1024, (1<<18)/m) - 1) / max(1024, (1<<18)/m)
-	inner := 1
+	// share evenly, of equal size. Too few blocks for the threads (deep
+	// layers: few pixels, many channels) split W's rows instead, so each
+	// thread packs only its share of the weights.
+	target := max(1024, (1<<18)/m)
+	blocks, rowParts := (N+target-1)/target, 1
 	if blocks < threads {
-		blocks, inner = 1, threads
+		blocks, rowParts = 1, min(threads, max(1, m/16))
 	} else {
 		blocks = (blocks + threads - 1) / threads * threads
 	}
 	nb := min(N, ((N+blocks-1)/blocks+31)&^31)
 	blocks = (N + nb - 1) / nb
-	parallelFor(threads, blocks, 1, func(lo, hi int) {
+	parallelFor(threads, blocks*rowParts, 1, func(lo, hi int) {
 		tp := convBuf(m * nb)
 		defer convBufs.Put(tp)
 		tmp := *tp
-		for b := lo; b < hi; b++ {
+		for item := lo; item < hi; item++ {
+			b, part := item/rowParts, item%rowParts
+			r0, r1 := m*part/rowParts, m*(part+1)/rowParts
 			j0 := b * nb
 			n := min(nb, N-j0)
-			kernels.SgemmIndirectParallel(inner, m, n, K, 1, w, K, xp[j0:], offs, 0, tmp, n)
+			kernels.SgemmIndirect(r1-r0, n, K, 1, w[r0*K:r1*K], K, xp[j0:], offs, 0, tmp, n)
 			// Columns [j0, j0+n) hold output rows oh0..oh1, the first and
 			// last perhaps in part; their valid pixels are contiguous in y.
 			first, last := -1, 0
@@ -398,12 +402,16 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 					first = p0
 				}
 				last = p0 + c1 - c0
-				for r := 0; r < m; r++ {
-					copy(y[r*P+p0:r*P+p0+c1-c0], tmp[r*n+c0-j0:r*n+c1-j0])
+				for r := r0; r < r1; r++ {
+					copy(y[r*P+p0:r*P+p0+c1-c0], tmp[(r-r0)*n+c0-j0:(r-r0)*n+c1-j0])
 				}
 			}
 			if first >= 0 {
-				biasRelu(y, P, first, last-first, bias, relu)
+				var bs []float32
+				if bias != nil {
+					bs = bias[r0:r1]
+				}
+				biasRelu(y[r0*P:r1*P], P, first, last-first, bs, relu)
 			}
 		}
 	})
