@@ -112,9 +112,10 @@ func newBenchEngineCmd() *cobra.Command {
 		minTime             time.Duration
 		compiled            bool
 		ortModel            string
+		ops                 int
 	)
 	cmd := &cobra.Command{
-		Use:   "engine (--model PATH | --suite) [--input NAME=FILE.npy ...] [--threads N,...] [--runs N] [--min-time D] [--ort] [--json]",
+		Use:   "engine (--model PATH | --suite) [--input NAME=FILE.npy ...] [--threads N,...] [--runs N] [--min-time D] [--ops N] [--ort] [--json]",
 		Short: "Time load, first and warm inferences of a model (and ONNX Runtime's with --ort)",
 		Long: `Time load, first and warm inferences of a model in Spindle's engine.
 
@@ -143,6 +144,9 @@ cache) at every --threads value, each measurement in a fresh process.`,
 			if runs < 1 || batch < 1 || seq < 1 {
 				return usagef("--runs, --batch and --seq: want positive values")
 			}
+			if ops < 0 {
+				return usagef("--ops: %d: must not be negative", ops)
+			}
 			if minTime < 0 {
 				return usagef("--min-time: %v: must not be negative", minTime)
 			}
@@ -166,14 +170,14 @@ cache) at every --threads value, each measurement in a fresh process.`,
 			ctx := cmd.Context()
 			var rows []bench.Comparison
 			if suite {
-				rows, err = runSuite(ctx, cmd, threads, runs, minTime, load, withORT, script, noFusion, noPack, compiled)
+				rows, err = runSuite(ctx, cmd, threads, runs, minTime, ops, load, withORT, script, noFusion, noPack, compiled)
 			} else {
 				given, rerr := readInputs(inputs)
 				if rerr != nil {
 					return rerr
 				}
 				for _, t := range threads {
-					opt := bench.Options{Threads: t, Runs: runs, MinTime: minTime, Load: mode, Inputs: given,
+					opt := bench.Options{Threads: t, Runs: runs, MinTime: minTime, Ops: ops > 0, Load: mode, Inputs: given,
 						Shape: bench.Shape{Batch: batch, Seq: seq}, Seed: 1}
 					opt.Compile.NoFusion = noFusion
 					opt.Compile.KeepWeightsUnpacked = noPack
@@ -193,7 +197,13 @@ cache) at every --threads value, each measurement in a fresh process.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
-			return bench.WriteTable(cmd.OutOrStdout(), rows)
+			if err := bench.WriteTable(cmd.OutOrStdout(), rows); err != nil {
+				return err
+			}
+			if ops > 0 {
+				return bench.WriteOps(cmd.OutOrStdout(), rows, ops)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -202,6 +212,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f.StringArrayVar(&inputs, "input", nil, "input tensor as NAME=FILE.npy (repeatable; others are generated)")
 	f.IntSliceVar(&threads, "threads", []int{1}, "intra-op thread counts to measure")
 	f.IntVar(&runs, "runs", 20, "fewest timed runs after the first")
+	f.IntVar(&ops, "ops", 0, "also print each case's N slowest steps (per-op profile: mean ms per run and share of the median); 0 prints none")
 	f.BoolVar(&compiled, "compiled", false, "with --suite: measure Spindle on each model compiled with 'spindle model compile' (prepacked, shared weights); ONNX Runtime still runs the .onnx")
 	f.StringVar(&ortModel, "ort-model", "", "model file ONNX Runtime runs (default --model; give the .onnx when --model is a compiled artifact)")
 	f.DurationVar(&minTime, "min-time", time.Second, "least time the timed runs take together (more runs for fast models; ONNX Runtime gets as many)")
@@ -264,7 +275,7 @@ func compiledModel(path string) (string, error) {
 // runSuite measures every bench.Suite case at every thread count, each in a
 // child `spindle bench engine --json` process so that one model's memory and
 // caches do not colour the next one's numbers.
-func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, minTime time.Duration, load string, withORT bool, script string, noFusion, noPack, compiled bool) ([]bench.Comparison, error) {
+func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, minTime time.Duration, ops int, load string, withORT bool, script string, noFusion, noPack, compiled bool) ([]bench.Comparison, error) {
 	cache, err := difftest.NewCache()
 	if err != nil {
 		return nil, err
@@ -288,7 +299,7 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 		}
 		for _, t := range threads {
 			a := []string{"bench", "engine", "--model", model, "--ort-model", path, "--json", "--load", load,
-				"--threads", strconv.Itoa(t), "--runs", strconv.Itoa(runs), "--min-time", minTime.String(),
+				"--threads", strconv.Itoa(t), "--runs", strconv.Itoa(runs), "--min-time", minTime.String(), "--ops", strconv.Itoa(ops),
 				"--batch", strconv.Itoa(max(1, c.Shape.Batch)), "--seq", strconv.Itoa(max(1, c.Shape.Seq))}
 			if withORT {
 				a = append(a, "--ort", "--ort-script", script)

@@ -128,3 +128,35 @@ func TestEngineMeasures(t *testing.T) {
 		t.Errorf("returned inputs = %v, want the batch-2 input it ran", in)
 	}
 }
+
+// TestEngineOpsProfile checks the per-step profile: every step of the MNIST
+// CNN once (its Relus fused into the convolutions and the first Gemm), the
+// slowest first, their times adding up to no more than a run.
+func TestEngineOpsProfile(t *testing.T) {
+	path, _, _ := loadKind(t, "mnist-cnn")
+	res, _, err := Engine(context.Background(), path, Options{Threads: 1, Runs: 3, Ops: true, Shape: Shape{Batch: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var sum float64
+	for i, o := range res.Ops {
+		names = append(names, o.Name)
+		sum += o.Ms
+		if i > 0 && o.Ms > res.Ops[i-1].Ms {
+			t.Errorf("step %s (%.4f ms) listed after a faster one (%.4f ms)", o.Name, o.Ms, res.Ops[i-1].Ms)
+		}
+	}
+	slices.Sort(names)
+	want := []string{"Conv_1+Relu_3", "Conv_4+Relu_6", "Flatten_7", "Gemm_10", "Gemm_8+Relu_9", "LogSoftmax_11", "MaxPool_2", "MaxPool_5"}
+	if !slices.Equal(names, want) {
+		t.Errorf("profiled steps %v, want %v", names, want)
+	}
+	if sum <= 0 || sum > res.Mean {
+		t.Errorf("steps take %.4f ms per run in all, want more than 0 and at most the mean run, %.4f ms", sum, res.Mean)
+	}
+	res, _, err = Engine(context.Background(), path, Options{Threads: 1, Runs: 1})
+	if err != nil || res.Ops != nil {
+		t.Errorf("without Options.Ops: ops %v, err %v; want none", res.Ops, err)
+	}
+}

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -38,6 +40,8 @@ type Options struct {
 	Seed   uint64
 	// Compile tunes the engine's compiler.
 	Compile engine.Options
+	// Ops, when set, times every step of the timed runs (Result.Ops).
+	Ops bool
 }
 
 func (o Options) withDefaults() Options {
@@ -74,6 +78,17 @@ type Result struct {
 	// Memory is measured for Spindle only (ONNX Runtime runs in another
 	// process); zero otherwise.
 	Memory Memory `json:"memory"`
+	// Ops is Spindle's per-step profile of the timed runs, slowest first,
+	// when Options.Ops asked for it.
+	Ops []OpTime `json:"ops,omitempty"`
+}
+
+// OpTime is one step's mean time per run.
+type OpTime struct {
+	// Name is the node's name; a fused step joins its nodes' names with "+".
+	Name   string  `json:"name"`
+	OpType string  `json:"op_type"`
+	Ms     float64 `json:"ms"`
 }
 
 // Memory is the benchmark process's resident memory at points of a run, in
@@ -130,9 +145,10 @@ func Engine(ctx context.Context, path string, opt Options) (Result, map[string]*
 	if err != nil {
 		return res, nil, err
 	}
+	ro := engine.RunOptions{Threads: opt.Threads}
 	run := func() (time.Duration, error) {
 		t0 := time.Now()
-		_, err := m.RunWith(ctx, inputs, engine.RunOptions{Threads: opt.Threads})
+		_, err := m.RunWith(ctx, inputs, ro)
 		return time.Since(t0), err
 	}
 	first, err := run()
@@ -140,6 +156,10 @@ func Engine(ctx context.Context, path string, opt Options) (Result, map[string]*
 		return res, nil, fmt.Errorf("first run: %w", err)
 	}
 	res.FirstRunMs = ms(first)
+	steps := map[[2]string]time.Duration{}
+	if opt.Ops {
+		ro.OnStep = func(name, opType string, d time.Duration) { steps[[2]string{name, opType}] += d }
+	}
 	times := make([]time.Duration, 0, opt.Runs)
 	cpu0 := cpuTime()
 	var total time.Duration
@@ -153,6 +173,10 @@ func Engine(ctx context.Context, path string, opt Options) (Result, map[string]*
 	}
 	res.CPUMs = ms(cpuTime()-cpu0) / float64(len(times))
 	res.Latency = Summarize(times)
+	for k, d := range steps {
+		res.Ops = append(res.Ops, OpTime{Name: k[0], OpType: k[1], Ms: ms(d) / float64(len(times))})
+	}
+	slices.SortFunc(res.Ops, func(a, b OpTime) int { return cmp.Compare(b.Ms, a.Ms) })
 	if res.Memory.AfterRuns, res.Memory.PSSAfterRuns, err = memory(); err != nil {
 		return res, nil, err
 	}

@@ -64,4 +64,29 @@ func WriteTable(w io.Writer, rows []Comparison) error {
 	return tw.Flush()
 }
 
+// WriteOps prints each row's per-step profile (Result.Ops), the top steps
+// of each with their share of the run's median; top <= 0 prints all.
+func WriteOps(w io.Writer, rows []Comparison, top int) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rows {
+		if len(r.Spindle.Ops) == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "\n%s, %d threads: steps by mean time per run\n", r.Case, r.Threads)
+		fmt.Fprintln(tw, "ms\tshare\top\tstep\t")
+		ops := r.Spindle.Ops
+		if top > 0 && len(ops) > top {
+			ops = ops[:top]
+		}
+		for _, o := range ops {
+			share := 0.0
+			if r.Spindle.Median > 0 {
+				share = 100 * o.Ms / r.Spindle.Median
+			}
+			fmt.Fprintf(tw, "%.3f\t%.1f%%\t%s\t%s\t\n", o.Ms, share, o.OpType, o.Name)
+		}
+	}
+	return tw.Flush()
+}
+
 func f2(v float64) string { return fmt.Sprintf("%.2f", v) }

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"reflect"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"github.com/spindleml/spindle/internal/tensor"
@@ -34,6 +35,7 @@ const DefaultMaxBytes int64 = 4 << 30
 // runState is one Run's thread budget and memory account.
 type runState struct {
 	threads int
+	onStep  func(name, opType string, d time.Duration)
 	// limit is the most bytes of intermediate tensors the Run may hold;
 	// live is what it holds now. limit < 0 means no limit.
 	limit, live int64
@@ -407,6 +409,9 @@ func (rs *runState) exec(st *step, args []*tensor.Tensor) ([]*tensor.Tensor, err
 	if err := rs.admit(st, args); err != nil {
 		return nil, err
 	}
+	if rs.onStep != nil {
+		defer func(t0 time.Time) { rs.onStep(st.node.Name, st.node.OpType, time.Since(t0)) }(time.Now())
+	}
 	rs.replaced = false
 	if st.fused == nil {
 		return runStep(*st, args, rs.threads)
@@ -439,6 +444,10 @@ func runFast(st *step, args []*tensor.Tensor, threads int) (outs []*tensor.Tenso
 // returns the value of its output slot. Their intermediate values count
 // against the budget until it returns.
 func (rs *runState) runReplaced(f *fusedRun, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	// The fused step reports its time, these steps' included, once.
+	onStep := rs.onStep
+	rs.onStep = nil
+	defer func() { rs.onStep = onStep }()
 	vals := make(map[int]*tensor.Tensor, len(f.ins)+len(f.run))
 	for k, s := range f.ins {
 		vals[s] = in[k]
