@@ -18,8 +18,10 @@ trap 'rm -rf "$tmp"' EXIT
 
 go build -o "$tmp/spindle" ./cmd/spindle
 echo "== $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $runs runs per measurement"
-echo "== engine vs ONNX Runtime"
-"$tmp/spindle" bench engine --suite --threads 1,2 --runs "$runs" --ort
+echo "== engine vs ONNX Runtime, plain .onnx models (large weights packed slab by slab per call)"
+"$tmp/spindle" bench engine --suite --threads 1,2 --runs "$runs" --ort --ops 8
+echo "== engine vs ONNX Runtime, compiled artifacts (spindle model compile: weights prepacked, shared)"
+"$tmp/spindle" bench engine --suite --compiled --threads 1,2 --runs "$runs" --ort --ops 8
 
 echo "== SGEMM vs OpenBLAS (one core)"
 if [ ! -f /usr/include/x86_64-linux-gnu/cblas.h ] && [ ! -f /usr/include/cblas.h ]; then
