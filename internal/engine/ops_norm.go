@@ -34,7 +34,7 @@ func newLayerNorm(n *Node) (Kernel, error) {
 	wantMean := len(n.Outputs) > 1 && n.Outputs[1] != ""
 	wantInv := len(n.Outputs) > 2 && n.Outputs[2] != ""
 	n.fresh = true
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, err
 		}
@@ -69,19 +69,22 @@ func newLayerNorm(n *Node) (Kernel, error) {
 		}
 		mean := tensor.New(tensor.Float32, statShape...)
 		inv := tensor.New(tensor.Float32, statShape...)
-		for o := 0; o < outer; o++ {
-			row := x.F32[o*size : (o+1)*size]
-			dst := y.F32[o*size : (o+1)*size]
-			m, is := meanInvStd(row, eps)
-			mean.F32[o], inv.F32[o] = float32(m), float32(is)
-			kernels.Normalize(dst, row, sc, bi, m, is)
-		}
+		parallelFor(threads, outer, max(1, elementGrain/max(1, size)), func(lo, hi int) {
+			for o := lo; o < hi; o++ {
+				row := x.F32[o*size : (o+1)*size]
+				dst := y.F32[o*size : (o+1)*size]
+				m, is := meanInvStd(row, eps)
+				mean.F32[o], inv.F32[o] = float32(m), float32(is)
+				kernels.Normalize(dst, row, sc, bi, m, is)
+			}
+		})
 		outs := []*tensor.Tensor{y}
 		if wantMean || wantInv {
 			outs = append(outs, mean, inv)
 		}
 		return outs, nil
-	}, nil
+	}
+	return withThreads(n.threaded, 1), nil
 }
 
 // meanInvStd returns the mean of row and 1/sqrt(variance + eps), the variance

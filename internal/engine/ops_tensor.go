@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/spindleml/spindle/internal/tensor"
@@ -599,7 +600,7 @@ func newTranspose(n *Node) (Kernel, error) {
 	perm := n.Ints("perm", nil)
 	hasPerm := n.Has("perm")
 	n.fresh = true
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, 1); err != nil {
 			return nil, err
 		}
@@ -631,9 +632,25 @@ func newTranspose(n *Node) (Kernel, error) {
 			st[i] = xs[v]
 		}
 		out := newTyped(x.DType, shape...)
-		copyStrided(out, x, shape, st, 0)
+		// Split the output's first axis longer than 1 over the threads
+		// (attention's head transposes have a batch axis of 1).
+		a := 0
+		for a < r-1 && shape[a] == 1 {
+			a++
+		}
+		if r == 0 || threads < 2 || shape[a] < 2 || out.Len() < 2*elementGrain {
+			copyStrided(out, x, shape, st, 0)
+			return []*tensor.Tensor{out}, nil
+		}
+		ds := contiguousStrides(shape)
+		parallelFor(threads, shape[a], 1, func(lo, hi int) {
+			part := slices.Clone(shape)
+			part[a] = hi - lo
+			moveStrided(out, lo*ds[a], ds, x, lo*st[a], st, part)
+		})
 		return []*tensor.Tensor{out}, nil
-	}, nil
+	}
+	return withThreads(n.threaded, 1), nil
 }
 
 // newShape returns the input's shape as int64, sliced by start and end

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -42,36 +43,49 @@ func TestThreadBudget(t *testing.T) {
 		name  string
 		build func(b *modelgen.Builder)
 		feeds map[string]*tensor.Tensor
+		opset int64 // 0 means 13
 	}{
 		{"matmul weight", func(b *modelgen.Builder) {
 			b.Input("x", tensor.Float32, []int64{2, 40, 96})
 			b.Node("MatMul", []string{"x", b.Normal("w", 0.1, 96, 200)}, nil, "y")
-		}, map[string]*tensor.Tensor{"x": randTensor(1, 2, 40, 96)}},
+		}, map[string]*tensor.Tensor{"x": randTensor(1, 2, 40, 96)}, 0},
 		{"matmul batched heads", func(b *modelgen.Builder) {
 			b.Input("q", tensor.Float32, []int64{1, 6, 33, 16})
 			b.Input("k", tensor.Float32, []int64{1, 6, 16, 33})
 			b.Node("MatMul", []string{"q", "k"}, nil, "y")
-		}, map[string]*tensor.Tensor{"q": randTensor(2, 1, 6, 33, 16), "k": randTensor(3, 1, 6, 16, 33)}},
+		}, map[string]*tensor.Tensor{"q": randTensor(2, 1, 6, 33, 16), "k": randTensor(3, 1, 6, 16, 33)}, 0},
 		{"gemm transB", func(b *modelgen.Builder) {
 			b.Input("x", tensor.Float32, []int64{64, 128})
 			b.Node("Gemm", []string{"x", b.Normal("w", 0.1, 300, 128), b.Normal("c", 0.1, 300)}, []modelgen.Attr{modelgen.AInt("transB", 1)}, "y")
-		}, map[string]*tensor.Tensor{"x": randTensor(4, 64, 128)}},
+		}, map[string]*tensor.Tensor{"x": randTensor(4, 64, 128)}, 0},
 		{"conv batch", func(b *modelgen.Builder) {
 			b.Input("x", tensor.Float32, []int64{3, 4, 12, 12})
 			b.Node("Conv", []string{"x", b.Normal("w", 0.1, 8, 4, 3, 3), b.Normal("bias", 0.1, 8)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)}, "y")
-		}, map[string]*tensor.Tensor{"x": randTensor(5, 3, 4, 12, 12)}},
+		}, map[string]*tensor.Tensor{"x": randTensor(5, 3, 4, 12, 12)}, 0},
 		{"conv one image", func(b *modelgen.Builder) {
 			b.Input("x", tensor.Float32, []int64{1, 16, 40, 40})
 			b.Node("Conv", []string{"x", b.Normal("w", 0.1, 64, 16, 3, 3)}, nil, "y")
-		}, map[string]*tensor.Tensor{"x": randTensor(6, 1, 16, 40, 40)}},
+		}, map[string]*tensor.Tensor{"x": randTensor(6, 1, 16, 40, 40)}, 0},
 		{"conv image in blocks", func(b *modelgen.Builder) {
 			b.Input("x", tensor.Float32, []int64{1, 64, 48, 48})
 			b.Node("Conv", []string{"x", b.Normal("w", 0.1, 8, 64, 3, 3)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)}, "y")
-		}, map[string]*tensor.Tensor{"x": randTensor(7, 1, 64, 48, 48)}},
+		}, map[string]*tensor.Tensor{"x": randTensor(7, 1, 64, 48, 48)}, 0},
+		{"maxpool planes", func(b *modelgen.Builder) {
+			b.Input("x", tensor.Float32, []int64{2, 16, 40, 40})
+			b.Node("MaxPool", []string{"x"}, []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2)}, "y")
+		}, map[string]*tensor.Tensor{"x": randTensor(8, 2, 16, 40, 40)}, 0},
+		{"transpose heads", func(b *modelgen.Builder) {
+			b.Input("x", tensor.Float32, []int64{1, 128, 12, 32})
+			b.Node("Transpose", []string{"x"}, []modelgen.Attr{modelgen.AInts("perm", 0, 2, 1, 3)}, "y")
+		}, map[string]*tensor.Tensor{"x": randTensor(9, 1, 128, 12, 32)}, 0},
+		{"layernorm rows", func(b *modelgen.Builder) {
+			b.Input("x", tensor.Float32, []int64{2, 100, 384})
+			b.Node("LayerNormalization", []string{"x", b.Normal("g", 1, 384), b.Normal("beta", 1, 384)}, nil, "y")
+		}, map[string]*tensor.Tensor{"x": randTensor(10, 2, 100, 384)}, 17},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := modelgen.NewBuilder("threads", 13, 1)
+			b := modelgen.NewBuilder("threads", cmp.Or(tt.opset, 13), 1)
 			tt.build(b)
 			b.Output("y", tensor.Float32, nil)
 			m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
