@@ -58,17 +58,17 @@ func reduceScratch(st *step, shapes [][]int, args []*tensor.Tensor, threads int)
 // attentionNeed returns the bytes of attentionFast's output [batch... S Dv]
 // and of the S×T scores buffer each of its goroutines keeps, for q
 // [batch... S D], kt [batch... D T] and v [batch... T Dv].
-func attentionNeed(threads int, q, kt, v *tensor.Tensor) (out, scratch int64) {
-	if q == nil || kt == nil || v == nil || len(q.Shape) < 2 || len(kt.Shape) != len(q.Shape) || len(v.Shape) != len(q.Shape) {
+func attentionNeed(threads int, q, k, v *tensor.Tensor, lay attnLayout) (out, scratch int64) {
+	a, ok := attnDims(q, k, v, lay)
+	if !ok {
 		return 0, 0
 	}
-	r := len(q.Shape)
-	nb, err := tensor.Count(q.Shape[:r-2])
+	nb, err := tensor.Count(a.batch)
 	if err != nil {
 		return math.MaxInt64, math.MaxInt64
 	}
 	parts := max(1, min(threads, nb))
-	return shapeBytes([]int{nb, q.Shape[r-2], v.Shape[r-1]}, 4), shapeBytes([]int{parts, q.Shape[r-2], kt.Shape[r-1]}, 4)
+	return shapeBytes([]int{nb, a.S, a.Dv}, 4), shapeBytes([]int{parts, a.S, a.T}, 4)
 }
 
 // sizeGatherND: indices [q-1 leading dims..., k] select slices of data

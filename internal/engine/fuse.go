@@ -575,8 +575,20 @@ func (f *fuser) attention(i int) {
 	}
 	v := f.in(oi, 1)
 	idxs = append(idxs, oi)
+	// The heads transposes around attention (BERT's [B S H D] <-> [B H S D])
+	// join the fused step, which reads and writes the untransposed layout
+	// with row strides instead of copying each tensor twice.
+	var lay attnLayout
+	lay.q, q = f.headsTranspose(q, mi, &idxs, 0, 2, 1, 3)
+	lay.k, kt = f.headsTranspose(kt, mi, &idxs, 0, 2, 3, 1)
+	lay.v, v = f.headsTranspose(v, oi, &idxs, 0, 2, 1, 3)
+	out := f.out0(oi)
+	if ti := f.sole(out); f.op(ti) == "Transpose" && f.isPerm(ti, 0, 2, 1, 3) {
+		lay.y, out = true, f.out0(ti)
+		idxs = append(idxs, ti)
+	}
 	var qi, ki, vi int
-	fr := f.replace(idxs, f.out0(oi), opAttention, func(at func(int) int) fastKernel {
+	fr := f.replace(idxs, out, opAttention, func(at func(int) int) fastKernel {
 		var mk int
 		qi, ki, vi, mk = at(q), at(kt), at(v), at(mask)
 		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
@@ -584,12 +596,30 @@ func (f *fuser) attention(i int) {
 			if mk >= 0 {
 				m = in[mk]
 			}
-			return attentionFast(threads, in[qi], in[ki], in[vi], m, scale)
+			return attentionFast(threads, in[qi], in[ki], in[vi], m, scale, lay)
 		}
 	})
 	fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
-		return attentionNeed(threads, in[qi], in[ki], in[vi])
+		return attentionNeed(threads, in[qi], in[ki], in[vi], lay)
 	}
+}
+
+// headsTranspose returns the input of the Transpose with the given perm that
+// produces slot s, read only by step user, adding the Transpose to idxs; or
+// s itself when s has no such producer.
+func (f *fuser) headsTranspose(s, user int, idxs *[]int, perm ...int64) (bool, int) {
+	t := f.producer(s)
+	if f.op(t) != "Transpose" || f.sole(s) != user || !f.isPerm(t, perm...) {
+		return false, s
+	}
+	*idxs = append(*idxs, t)
+	return true, f.in(t, 0)
+}
+
+// isPerm reports whether step i's perm attribute is perm.
+func (f *fuser) isPerm(i int, perm ...int64) bool {
+	n := f.m.steps[i].node
+	return n.Has("perm") && slices.Equal(n.Ints("perm", nil), perm)
 }
 
 // reluBeforePool swaps Conv -> MaxPool -> Relu into Conv -> Relu -> MaxPool

@@ -148,6 +148,27 @@ func TestFusion(t *testing.T) {
 			b.Input("mask", tensor.Float32, []int64{2, 1, 1, 6})
 			return attentionGraph(b, "q", "kt", "v", "mask", 4)
 		}, map[string]*tensor.Tensor{"q": randTensor(7, 2, 3, 6, 4), "kt": randTensor(8, 2, 3, 4, 6), "v": randTensor(9, 2, 3, 6, 5), "mask": mask}, 4},
+		{"attention with heads transposes", func(b *modelgen.Builder) string {
+			// Q, K, V as projections leave them, [B S H D]; the output
+			// transposed back to [B S H Dv].
+			b.Input("q", tensor.Float32, []int64{2, 6, 3, 4})
+			b.Input("k", tensor.Float32, []int64{2, 7, 3, 4})
+			b.Input("v", tensor.Float32, []int64{2, 7, 3, 5})
+			b.Input("mask", tensor.Float32, []int64{2, 1, 1, 7})
+			perm := func(p ...int64) []modelgen.Attr { return []modelgen.Attr{modelgen.AInts("perm", p...)} }
+			q := b.Node("Transpose", []string{"q"}, perm(0, 2, 1, 3))
+			kt := b.Node("Transpose", []string{"k"}, perm(0, 2, 3, 1))
+			v := b.Node("Transpose", []string{"v"}, perm(0, 2, 1, 3))
+			return b.Node("Transpose", []string{attentionGraph(b, q, kt, v, "mask", 4)}, perm(0, 2, 1, 3))
+		}, map[string]*tensor.Tensor{"q": randTensor(22, 2, 6, 3, 4), "k": randTensor(23, 2, 7, 3, 4), "v": randTensor(24, 2, 7, 3, 5),
+			"mask": f32([]float32{0, 0, -1e4, 0, 0, -1e4, 0, -1e4, 0, 0, 0, 0, 0, 0}, 2, 1, 1, 7)}, 8},
+		{"attention with another transpose keeps it", func(b *modelgen.Builder) string {
+			b.Input("q", tensor.Float32, []int64{2, 3, 6, 4})
+			b.Input("kt", tensor.Float32, []int64{3, 2, 4, 7})
+			b.Input("v", tensor.Float32, []int64{3, 2, 7, 5})
+			q := b.Node("Transpose", []string{"q"}, []modelgen.Attr{modelgen.AInts("perm", 1, 0, 2, 3)})
+			return attentionGraph(b, q, "kt", "v", "", 4)
+		}, map[string]*tensor.Tensor{"q": randTensor(25, 2, 3, 6, 4), "kt": randTensor(26, 3, 2, 4, 7), "v": randTensor(27, 3, 2, 7, 5)}, 3},
 		{"attention without mask", func(b *modelgen.Builder) string {
 			b.Input("q", tensor.Float32, []int64{3, 6, 4})
 			b.Input("kt", tensor.Float32, []int64{3, 4, 7})
@@ -198,14 +219,15 @@ func TestFusion(t *testing.T) {
 
 // TestFusedBERT checks that every pattern of a generated transformer fuses
 // and that the fused plan gives the unfused answer. Per layer, GELU merges 5
-// steps into 1, attention 5 into 1, and the 6 multiplies absorb 11 steps (3
+// steps into 1, attention with its 4 heads transposes 9 into 1, and the 6
+// multiplies absorb 11 steps (3
 // bias Adds, then bias+residual, bias+GELU, bias+residual); a spelled-out
 // LayerNorm (2 per layer and 1 for the embeddings) merges 9 steps into 1.
 func TestFusedBERT(t *testing.T) {
 	for _, cfg := range []modelgen.TransformerConfig{modelgen.TinyBERT, modelgen.TinyBERT.Decomposed()} {
 		t.Run(cfg.Name, func(t *testing.T) {
 			fused, plain := compileBoth(t, modelgen.Transformer(cfg, 1))
-			wantFused := int(cfg.Layers) * (4 + 4 + 9)
+			wantFused := int(cfg.Layers) * (4 + 8 + 9)
 			if !cfg.FusedLayerNorm {
 				wantFused += 8 * int(2*cfg.Layers+1)
 			}

@@ -138,27 +138,66 @@ func layerNormRow(dst, src, g, b []float32, eps float32) {
 	}
 }
 
-// attentionFast computes softmax(Q·Kt*scale + mask)·V head by head: Q is
-// [batch... S D], Kt [batch... D T], V [batch... T Dv] with equal batch axes,
-// and mask (optional) broadcasts to [batch... S T]. Each head's S×T scores
-// live in a scratch buffer of the goroutine computing it.
-func attentionFast(threads int, q, kt, v, mask *tensor.Tensor, scale float32) ([]*tensor.Tensor, bool, error) {
-	for _, t := range []*tensor.Tensor{q, kt, v} {
-		if t == nil || t.DType != tensor.Float32 || len(t.Shape) < 2 || len(t.Shape) != len(q.Shape) {
-			return nil, false, nil
+// attnLayout says which of attention's tensors are in the layout before
+// (or, for the output, after) the heads transpose: [B S H D] rather than
+// [B H S D] for Q, V and the output, [B T H D] rather than Kt's [B H D T].
+type attnLayout struct{ q, k, v, y bool }
+
+// any reports whether some tensor is untransposed.
+func (l attnLayout) any() bool { return l.q || l.k || l.v || l.y }
+
+// attnShape is attention's logical shape: batch axes (B, H when a layout is
+// untransposed), S queries, T keys, D and Dv head sizes.
+type attnShape struct {
+	batch       []int
+	S, T, D, Dv int
+}
+
+// attnDims reads the logical shape of attention on q, k and v in layout lay,
+// and reports whether they agree.
+func attnDims(q, k, v *tensor.Tensor, lay attnLayout) (attnShape, bool) {
+	var a attnShape
+	for _, t := range []*tensor.Tensor{q, k, v} {
+		if t == nil || t.DType != tensor.Float32 || len(t.Shape) < 2 || len(t.Shape) != len(q.Shape) || lay.any() && len(t.Shape) != 4 {
+			return a, false
 		}
 	}
 	r := len(q.Shape)
-	batch := q.Shape[:r-2]
-	if !slices.Equal(batch, kt.Shape[:r-2]) || !slices.Equal(batch, v.Shape[:r-2]) {
+	// heads returns t's batch axes and its two matrix axes as the heads
+	// transpose would have left them.
+	heads := func(t *tensor.Tensor, seq, kt bool) ([]int, int, int) {
+		sh := t.Shape
+		switch {
+		case seq && kt: // [B T H D] -> [B H D T]
+			return []int{sh[0], sh[2]}, sh[3], sh[1]
+		case seq: // [B S H D] -> [B H S D]
+			return []int{sh[0], sh[2]}, sh[1], sh[3]
+		}
+		return sh[:r-2], sh[r-2], sh[r-1]
+	}
+	a.batch, a.S, a.D = heads(q, lay.q, false)
+	kb, kd, T := heads(k, lay.k, true)
+	vb, vt, Dv := heads(v, lay.v, false)
+	a.T, a.Dv = T, Dv
+	if !slices.Equal(a.batch, kb) || !slices.Equal(a.batch, vb) || kd != a.D || vt != a.T {
+		return a, false
+	}
+	return a, true
+}
+
+// attentionFast computes softmax(Q·Kt*scale + mask)·V head by head: Q is
+// [batch... S D], Kt [batch... D T], V [batch... T Dv] with equal batch axes
+// (or, as lay says, rank-4 tensors before the heads transpose, read in place
+// with row strides), and mask (optional) broadcasts to [batch... S T]. The
+// output is [batch... S Dv], or [B S H Dv] when lay.y is set. Each head's
+// S×T scores live in a scratch buffer of the goroutine computing it.
+func attentionFast(threads int, q, k, v, mask *tensor.Tensor, scale float32, lay attnLayout) ([]*tensor.Tensor, bool, error) {
+	a, ok := attnDims(q, k, v, lay)
+	if !ok {
 		return nil, false, nil
 	}
-	S, D := q.Shape[r-2], q.Shape[r-1]
-	T := kt.Shape[r-1]
-	Dv := v.Shape[r-1]
-	if kt.Shape[r-2] != D || v.Shape[r-2] != T {
-		return nil, false, nil
-	}
+	batch, S, T, D, Dv := a.batch, a.S, a.T, a.D, a.Dv
+	r := len(batch) + 2
 	full := append(slices.Clone(batch), S, T)
 	var mstr []int
 	if mask != nil {
@@ -173,23 +212,43 @@ func attentionFast(threads int, q, kt, v, mask *tensor.Tensor, scale float32) ([
 		mstr = broadcastStrides(mask.Shape, full)
 	}
 	yShape := append(slices.Clone(batch), S, Dv)
+	H := 1
+	if lay.any() {
+		H = batch[1]
+		if lay.y {
+			yShape = []int{batch[0], S, H, Dv}
+		}
+	}
 	y := newF32(yShape...)
 	nb := tensor.NumElements(batch)
 	if S == 0 || Dv == 0 || nb == 0 {
 		return []*tensor.Tensor{y}, true, nil
 	}
+	// at returns where head h's matrix of rows×cols starts in a tensor in
+	// the untransposed layout ([B rows H cols]) or not ([.. rows cols]),
+	// and its row stride.
+	at := func(h, rows, cols int, seq bool) (int, int) {
+		if seq {
+			return h/H*rows*H*cols + h%H*cols, H * cols
+		}
+		return h * rows * cols, cols
+	}
 	parallelFor(threads, nb, 1, func(lo, hi int) {
 		sc := newF32(S * T).F32 // zeroed, like make; back to the pool below
 		defer putF32(sc)
 		for h := lo; h < hi; h++ {
-			qh := q.F32[h*S*D : (h+1)*S*D]
-			kh := kt.F32[h*D*T : (h+1)*D*T]
-			vh := v.F32[h*T*Dv : (h+1)*T*Dv]
-			yh := y.F32[h*S*Dv : (h+1)*S*Dv]
 			if T == 0 {
 				continue
 			}
-			gemmF32(false, false, S, T, D, scale, qh, max(1, D), kh, T, 0, sc, T)
+			qo, ldq := at(h, S, D, lay.q)
+			yo, ldy := at(h, S, Dv, lay.y)
+			vo, ldv := at(h, T, Dv, lay.v)
+			if lay.k { // K's head is T×D: multiply by its transpose
+				ko, ldk := at(h, T, D, true)
+				gemmF32(false, true, S, T, D, scale, q.F32[qo:], max(1, ldq), k.F32[ko:], max(1, ldk), 0, sc, T)
+			} else {
+				gemmF32(false, false, S, T, D, scale, q.F32[qo:], max(1, ldq), k.F32[h*D*T:], T, 0, sc, T)
+			}
 			moff := 0
 			if mstr != nil {
 				rem := h
@@ -205,7 +264,7 @@ func attentionFast(threads int, q, kt, v, mask *tensor.Tensor, scale float32) ([
 				}
 				softmaxRow(row)
 			}
-			gemmF32(false, false, S, Dv, T, 1, sc, T, vh, Dv, 0, yh, Dv)
+			gemmF32(false, false, S, Dv, T, 1, sc, T, v.F32[vo:], ldv, 0, y.F32[yo:], ldy)
 		}
 	})
 	return []*tensor.Tensor{y}, true, nil
