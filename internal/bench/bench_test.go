@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +159,34 @@ func TestEngineOpsProfile(t *testing.T) {
 	res, _, err = Engine(context.Background(), path, Options{Threads: 1, Runs: 1})
 	if err != nil || res.Ops != nil {
 		t.Errorf("without Options.Ops: ops %v, err %v; want none", res.Ops, err)
+	}
+}
+
+// TestWriteOps checks the profile listing: the slowest steps first with
+// their share of the median, then every step summed by op type.
+func TestWriteOps(t *testing.T) {
+	rows := []Comparison{{Case: "m", Threads: 2, Spindle: Result{Latency: Latency{Median: 10}, Ops: []OpTime{
+		{Name: "a", OpType: "MatMul", Ms: 4}, {Name: "b", OpType: "Relu", Ms: 3}, {Name: "c", OpType: "MatMul", Ms: 2},
+	}}}}
+	var out strings.Builder
+	if err := WriteOps(&out, rows, 2); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			got = append(got, strings.Join(f, " "))
+		}
+	}
+	want := []string{
+		"m, 2 threads: steps by mean time per run",
+		"ms share op step",
+		"4.000 40.0% MatMul a",
+		"3.000 30.0% Relu b",
+		"6.000 60.0% MatMul all 2",
+		"3.000 30.0% Relu all 1",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("WriteOps printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

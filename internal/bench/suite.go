@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -64,8 +67,9 @@ func WriteTable(w io.Writer, rows []Comparison) error {
 	return tw.Flush()
 }
 
-// WriteOps prints each row's per-step profile (Result.Ops), the top steps
-// of each with their share of the run's median; top <= 0 prints all.
+// WriteOps prints each row's per-step profile (Result.Ops): the top steps
+// of each with their share of the run's median (top <= 0 prints all), then
+// every step summed by op type.
 func WriteOps(w io.Writer, rows []Comparison, top int) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range rows {
@@ -78,12 +82,26 @@ func WriteOps(w io.Writer, rows []Comparison, top int) error {
 		if top > 0 && len(ops) > top {
 			ops = ops[:top]
 		}
-		for _, o := range ops {
-			share := 0.0
-			if r.Spindle.Median > 0 {
-				share = 100 * o.Ms / r.Spindle.Median
+		share := func(ms float64) float64 {
+			if r.Spindle.Median <= 0 {
+				return 0
 			}
-			fmt.Fprintf(tw, "%.3f\t%.1f%%\t%s\t%s\t\n", o.Ms, share, o.OpType, o.Name)
+			return 100 * ms / r.Spindle.Median
+		}
+		for _, o := range ops {
+			fmt.Fprintf(tw, "%.3f\t%.1f%%\t%s\t%s\t\n", o.Ms, share(o.Ms), o.OpType, o.Name)
+		}
+		// Then every step, summed by op type.
+		byType := map[string]float64{}
+		count := map[string]int{}
+		for _, o := range r.Spindle.Ops {
+			byType[o.OpType] += o.Ms
+			count[o.OpType]++
+		}
+		types := slices.Collect(maps.Keys(byType))
+		slices.SortFunc(types, func(a, b string) int { return cmp.Compare(byType[b], byType[a]) })
+		for _, t := range types {
+			fmt.Fprintf(tw, "%.3f\t%.1f%%\t%s\tall %d\t\n", byType[t], share(byType[t]), t, count[t])
 		}
 	}
 	return tw.Flush()
