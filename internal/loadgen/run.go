@@ -186,8 +186,14 @@ func (r *run) halted() bool {
 	}
 }
 
-// take claims the next request's index, false once the run is over.
-func (r *run) take() (int, bool) {
+// take claims the next request's index, false once the run is over. A
+// cancelled ctx ends the run here too, not only when the goroutine watching
+// it gets to halt: a request that failed at once because ctx ended must not
+// be followed by more.
+func (r *run) take(ctx context.Context) (int, bool) {
+	if ctx.Err() != nil {
+		r.halt()
+	}
 	if r.halted() {
 		return 0, false
 	}
@@ -245,7 +251,7 @@ func (r *run) closedLoop(ctx context.Context) {
 func (r *run) user(ctx context.Context, id int) {
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(id)))
 	for {
-		i, ok := r.take()
+		i, ok := r.take(ctx)
 		if !ok {
 			return
 		}
@@ -274,7 +280,7 @@ func (r *run) openLoop(ctx context.Context) {
 		if !r.wait(at - r.elapsed()) {
 			break
 		}
-		i, ok := r.take()
+		i, ok := r.take(ctx)
 		if !ok {
 			break
 		}
