@@ -328,34 +328,36 @@ func useIndirect(g *geom3) bool {
 }
 
 // convIndirect computes one image and group of a 2-D convolution with unit
-// strides, Y[m×P] = W[m×K] · col[K×P], without building the im2col matrix:
-// the input is copied once into zero-padded planes of Hp×Wp, Wp being an
-// output row plus the window's reach, and then im2col row (c, kh, kw) is
-// plane c from offset kh*DH*Wp + kw*DW on, for every output pixel at once
-// when the output is taken Wp wide (its last (KW-1)*DW columns of each row
-// are garbage and dropped). kernels.SgemmIndirect reads the rows in place.
-// Blocks of output columns, or else ranges of output channels, are shared
-// among up to threads goroutines; each is multiplied into a scratch block,
-// whose valid columns are copied to y with bias (one value per row, nil for
-// none) and, when relu is set, Relu (see biasRelu).
+// strides, Y[m×P] = W[m×K] · col[K×P], without building the im2col matrix.
+// The output is made in bands of whole output rows. For each band the input
+// rows it reads are copied into zero-padded planes of Wp columns, Wp being an
+// output row plus the window's reach, small enough to stay in cache; then
+// im2col row (c, kh, kw) is band plane c from offset kh*DH*Wp + kw*DW on,
+// for every output pixel of the band at once when the output is taken Wp
+// wide (the last (KW-1)*DW columns of each row are garbage and dropped), so
+// kernels.SgemmIndirect reads the rows in place. Each band is multiplied into
+// a scratch block whose valid columns are copied to y, then given bias (one
+// value per row, nil for none) and, when relu is set, Relu (see biasRelu).
+// Bands, or else ranges of output channels, are shared among up to threads
+// goroutines.
 func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, relu bool) {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
 	KH, KW, DH, DW := g.k[1], g.k[2], g.d[1], g.d[2]
-	Hp, Wp := OH+(KH-1)*DH, OW+(KW-1)*DW
-	K, P, plane := channels*KH*KW, OH*OW, Hp*Wp
+	Wp, reach := OW+(KW-1)*DW, (KH-1)*DH
+	K, P := channels*KH*KW, OH*OW
 	if m == 0 || P == 0 {
 		return
 	}
-	// The last row's window reaches (KW-1)*DW floats past the last plane.
-	xpb := convBuf(channels*plane + (KW-1)*DW)
-	defer convBufs.Put(xpb)
-	xp := *xpb
-	clear(xp[channels*plane:])
-	parallelFor(threads, channels, max(1, elementGrain/plane), func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			padPlane(xp[c*plane:(c+1)*plane], x[c*H*W:(c+1)*H*W], H, W, Hp, Wp, g.p[1], g.p[2])
-		}
-	})
+	target := max(1024, (1<<18)/m)
+	bands, rowParts := (OH*Wp+target-1)/target, 1
+	if bands < threads {
+		bands, rowParts = 1, min(threads, max(1, m/16))
+	} else {
+		bands = (bands + threads - 1) / threads * threads
+	}
+	R := (OH + bands - 1) / bands // output rows per band
+	bands = (OH + R - 1) / R
+	plane := (R + reach) * Wp // a band's padded plane
 	offs := make([]int, 0, K)
 	for c := 0; c < channels; c++ {
 		for kh := 0; kh < KH; kh++ {
@@ -364,55 +366,52 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 			}
 		}
 	}
-	N := OH * Wp // output columns, Wp per output row
-	// Blocks of about 2^18/m columns (a scratch block of 1 MiB), at least
-	// 1024 so that packing W per block stays cheap, as many as the threads
-	// share evenly, of equal size. Too few blocks for the threads (deep
-	// layers: few pixels, many channels) split W's rows instead, so each
-	// thread packs only its share of the weights.
-	target := max(1024, (1<<18)/m)
-	blocks, rowParts := (N+target-1)/target, 1
-	if blocks < threads {
-		blocks, rowParts = 1, min(threads, max(1, m/16))
-	} else {
-		blocks = (blocks + threads - 1) / threads * threads
+	pad := func(xb []float32, b int) {
+		rows := min(R, OH-b*R) + reach
+		for c := 0; c < channels; c++ {
+			padPlane(xb[c*plane:c*plane+rows*Wp], x[c*H*W:(c+1)*H*W], H, W, rows, Wp, g.p[1]-b*R, g.p[2])
+		}
+		clear(xb[channels*plane:])
 	}
-	nb := min(N, ((N+blocks-1)/blocks+31)&^31)
-	blocks = (N + nb - 1) / nb
-	parallelFor(threads, blocks*rowParts, 1, func(lo, hi int) {
-		tp := convBuf(m * nb)
+	xbSize := channels*plane + (KW-1)*DW
+	var shared []float32
+	if rowParts > 1 {
+		sb := convBuf(xbSize)
+		defer convBufs.Put(sb)
+		shared = *sb
+		pad(shared, 0)
+	}
+	parallelFor(threads, bands*rowParts, 1, func(lo, hi int) {
+		tp := convBuf(m * R * Wp)
 		defer convBufs.Put(tp)
 		tmp := *tp
+		xb := shared
+		if xb == nil {
+			xbp := convBuf(xbSize)
+			defer convBufs.Put(xbp)
+			xb = *xbp
+		}
 		for item := lo; item < hi; item++ {
 			b, part := item/rowParts, item%rowParts
+			if shared == nil {
+				pad(xb, b)
+			}
 			r0, r1 := m*part/rowParts, m*(part+1)/rowParts
-			j0 := b * nb
-			n := min(nb, N-j0)
-			kernels.SgemmIndirect(r1-r0, n, K, 1, w[r0*K:r1*K], K, xp[j0:], offs, 0, tmp, n)
-			// Columns [j0, j0+n) hold output rows oh0..oh1, the first and
-			// last perhaps in part; their valid pixels are contiguous in y.
-			first, last := -1, 0
-			for oh := j0 / Wp; oh*Wp < j0+n; oh++ {
-				c0, c1 := max(j0, oh*Wp), min(j0+n, oh*Wp+OW)
-				if c0 >= c1 {
-					continue
-				}
-				p0 := oh*OW + c0 - oh*Wp
-				if first < 0 {
-					first = p0
-				}
-				last = p0 + c1 - c0
-				for r := r0; r < r1; r++ {
-					copy(y[r*P+p0:r*P+p0+c1-c0], tmp[(r-r0)*n+c0-j0:(r-r0)*n+c1-j0])
+			oh0, rows := b*R, min(R, OH-b*R)
+			n := rows * Wp
+			kernels.SgemmIndirect(r1-r0, n, K, 1, w[r0*K:r1*K], K, xb, offs, 0, tmp, n)
+			for r := r0; r < r1; r++ {
+				src := tmp[(r-r0)*n:]
+				dst := y[r*P+oh0*OW:]
+				for i := 0; i < rows; i++ {
+					copy(dst[i*OW:(i+1)*OW], src[i*Wp:i*Wp+OW])
 				}
 			}
-			if first >= 0 {
-				var bs []float32
-				if bias != nil {
-					bs = bias[r0:r1]
-				}
-				biasRelu(y[r0*P:r1*P], P, first, last-first, bs, relu)
+			var bs []float32
+			if bias != nil {
+				bs = bias[r0:r1]
 			}
+			biasRelu(y[r0*P:r1*P], P, oh0*OW, rows*OW, bs, relu)
 		}
 	})
 }
