@@ -176,8 +176,8 @@ func TestConvIm2col(t *testing.T) {
 		// take two, 1120 and a ragged 1089, with panels that straddle rows.
 		{"several blocks", 1, 64, 47, 47, 4, 3, 1, 1, 1},
 		{"stride 2 several blocks", 1, 128, 71, 71, 3, 3, 2, 1, 1}, // 1296 outputs, K = 1152
-		// 256 output channels make convIndirect's blocks 1024 columns: 40
-		// rows 42 wide take two, the second starting inside row 24.
+		// 256 output channels make convIndirect's bands about 1024 columns:
+		// 40 rows 42 wide take two bands of 20 rows.
 		{"indirect several blocks", 1, 8, 40, 40, 256, 3, 1, 1, 1},
 	}
 	for _, tt := range tests {
