@@ -35,6 +35,11 @@ type Node struct {
 	// on its output, done inside the kernel (Conv applies it block by block
 	// while the output is in cache); the fuser uses it for Conv + Relu.
 	reluThreaded threadedKernel
+	// reluPool, when a factory sets it, is reluThreaded followed by a 2×2
+	// max pool of stride 2, done inside the kernel; it returns ok false,
+	// having done nothing, where the kernel cannot (the fuser's Conv + Relu +
+	// MaxPool then runs reluThreaded and the pool).
+	reluPool fastKernel
 	// fresh, when a factory sets it, says the kernel's outputs are new
 	// memory (or views of its inputs), never a tensor it keeps, so Run may
 	// recycle them once no live value uses them (recycle.go).

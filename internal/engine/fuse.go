@@ -705,12 +705,24 @@ func (f *fuser) epilogue(i int) {
 	}
 	mm := f.m.steps[i]
 	if relu := mm.node.reluThreaded; relu != nil && ep == (epilogueSpec{bias: -1, residual: -1, act: actRelu}) {
-		// Conv + Relu: the convolution applies Relu itself, block by block.
+		// Conv + Relu: the convolution applies Relu itself, block by block;
+		// a 2×2 stride-2 MaxPool after it joins when the convolution can
+		// pool its own output (see convIndirect), and otherwise runs on it.
+		var pool *step
+		if pi := f.sole(cur); mm.node.reluPool != nil && f.op(pi) == "MaxPool" && f.producer(f.out0(pi)) == pi && pool2x2(f.m.steps[pi].node) {
+			pool = &f.m.steps[pi]
+			idxs = append(idxs, pi)
+			cur = f.out0(pi)
+		}
 		var headIn []int
 		fr := f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
 			headIn = make([]int, len(mm.in))
 			for j, s := range mm.in {
 				headIn[j] = at(s)
+			}
+			var ps step
+			if pool != nil {
+				ps = *pool
 			}
 			return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
 				args := make([]*tensor.Tensor, len(headIn))
@@ -719,11 +731,29 @@ func (f *fuser) epilogue(i int) {
 						args[j] = in[k]
 					}
 				}
+				if pool != nil {
+					if outs, ok, err := mm.node.reluPool(threads, args); ok || err != nil {
+						return outs, err == nil, err
+					}
+				}
 				outs, err := relu(threads, args)
-				return outs, err == nil, err
+				if pool == nil || err != nil {
+					return outs, err == nil, err
+				}
+				pooled, err := runStep(ps, outs, threads)
+				putF32(outs[0].F32) // nothing else holds the convolution's output
+				return pooled, err == nil, err
 			}
 		})
-		fr.need = needOfHead(mm, headIn)
+		need := needOfHead(mm, headIn)
+		fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
+			out, scratch := need(threads, in)
+			if pool != nil {
+				// The unpooled output may be made first, then pooled.
+				return out/4 + 1, scratch + out
+			}
+			return out, scratch
+		}
 		return
 	}
 	var headIn []int
@@ -745,6 +775,19 @@ func (f *fuser) epilogue(i int) {
 		}
 	})
 	fr.need = needOfHead(mm, headIn)
+}
+
+// pool2x2 reports whether n, a MaxPool, is a 2×2 window of stride 2 over
+// 2-D planes with no padding, dilation, ceil mode or indices.
+func pool2x2(n *Node) bool {
+	pads := n.Ints("pads", nil)
+	return slices.Equal(n.Ints("kernel_shape", nil), []int64{2, 2}) &&
+		slices.Equal(n.Ints("strides", nil), []int64{2, 2}) &&
+		(len(pads) == 0 || slices.Equal(pads, []int64{0, 0, 0, 0})) &&
+		slices.Contains([]string{"NOTSET", "VALID"}, n.String("auto_pad", "NOTSET")) &&
+		(!n.Has("dilations") || slices.Equal(n.Ints("dilations", nil), []int64{1, 1})) &&
+		n.Int("ceil_mode", 0) == 0 &&
+		(len(n.Outputs) < 2 || n.Outputs[1] == "")
 }
 
 // needOfHead is a fusedRun.need for an epilogue, whose output is that of

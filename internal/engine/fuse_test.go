@@ -114,12 +114,31 @@ func TestFusion(t *testing.T) {
 				[]modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
 			return b.Node("Relu", []string{y}, nil)
 		}, map[string]*tensor.Tensor{"x": randTensor(19, 1, 128, 36, 36)}, 1},
-		{"conv maxpool relu: relu moves before the pool into the conv", func(b *modelgen.Builder) string {
+		{"conv maxpool relu: relu moves before the pool, both into the conv", func(b *modelgen.Builder) string {
 			b.Input("x", tensor.Float32, []int64{2, 3, 10, 10})
 			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 5, 3, 3, 3), b.Normal("c", 0.3, 5)}, nil)
 			y = b.Node("MaxPool", []string{y}, []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2)})
 			return b.Node("Relu", []string{y}, nil)
-		}, map[string]*tensor.Tensor{"x": randTensor(20, 2, 3, 10, 10)}, 1},
+		}, map[string]*tensor.Tensor{"x": randTensor(20, 2, 3, 10, 10)}, 2},
+		{"conv relu maxpool pooled by the indirect conv", func(b *modelgen.Builder) string {
+			// 3×3, pad 1, 18×18: the indirect convolution, in bands of even rows.
+			b.Input("x", tensor.Float32, []int64{2, 8, 18, 18})
+			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 20, 8, 3, 3), b.Normal("c", 0.3, 20)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
+			y = b.Node("Relu", []string{y}, nil)
+			return b.Node("MaxPool", []string{y}, []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2)})
+		}, map[string]*tensor.Tensor{"x": randTensor(28, 2, 8, 18, 18)}, 2},
+		{"conv relu maxpool of an odd output pools after", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{1, 4, 17, 17})
+			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 6, 4, 3, 3)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
+			y = b.Node("Relu", []string{y}, nil)
+			return b.Node("MaxPool", []string{y}, []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2)})
+		}, map[string]*tensor.Tensor{"x": randTensor(29, 1, 4, 17, 17)}, 2},
+		{"conv relu maxpool with pads stays apart", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{1, 4, 16, 16})
+			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 6, 4, 3, 3)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
+			y = b.Node("Relu", []string{y}, nil)
+			return b.Node("MaxPool", []string{y}, []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2), modelgen.AInts("pads", 1, 1, 1, 1)})
+		}, map[string]*tensor.Tensor{"x": randTensor(30, 1, 4, 16, 16)}, 1},
 		{"conv maxpool relu with the conv output read twice stays", func(b *modelgen.Builder) string {
 			b.Input("x", tensor.Float32, []int64{1, 3, 8, 8})
 			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 4, 3, 3, 3)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})

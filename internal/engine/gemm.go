@@ -338,9 +338,12 @@ func useIndirect(g *geom3) bool {
 // kernels.SgemmIndirect reads the rows in place. Each band is multiplied into
 // a scratch block whose valid columns are copied to y, then given bias (one
 // value per row, nil for none) and, when relu is set, Relu (see biasRelu).
+// With pool set (even output height and width), y gets the 2×2 stride-2 max
+// pool of that instead, taken from the scratch block: Relu of the max plus
+// bias is the max of Relus, bit for bit, bias being one value per channel.
 // Bands, or else ranges of output channels, are shared among up to threads
 // goroutines.
-func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, relu bool) {
+func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, relu, pool bool) {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
 	KH, KW, DH, DW := g.k[1], g.k[2], g.d[1], g.d[2]
 	Wp, reach := OW+(KW-1)*DW, (KH-1)*DH
@@ -356,6 +359,9 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 		bands = (bands + threads - 1) / threads * threads
 	}
 	R := (OH + bands - 1) / bands // output rows per band
+	if pool {
+		R += R % 2 // pooled rows pair up within a band
+	}
 	bands = (OH + R - 1) / R
 	plane := (R + reach) * Wp // a band's padded plane
 	offs := make([]int, 0, K)
@@ -400,16 +406,24 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 			oh0, rows := b*R, min(R, OH-b*R)
 			n := rows * Wp
 			kernels.SgemmIndirect(r1-r0, n, K, 1, w[r0*K:r1*K], K, xb, offs, 0, tmp, n)
+			var bs []float32
+			if bias != nil {
+				bs = bias[r0:r1]
+			}
+			if pool {
+				PP, PW := P/4, OW/2
+				for r := r0; r < r1; r++ {
+					kernels.MaxPool2x2(y[r*PP+oh0/2*PW:], tmp[(r-r0)*n:], rows/2, PW, Wp, 2*Wp)
+				}
+				biasRelu(y[r0*PP:r1*PP], PP, oh0/2*PW, rows/2*PW, bs, relu)
+				continue
+			}
 			for r := r0; r < r1; r++ {
 				src := tmp[(r-r0)*n:]
 				dst := y[r*P+oh0*OW:]
 				for i := 0; i < rows; i++ {
 					copy(dst[i*OW:(i+1)*OW], src[i*Wp:i*Wp+OW])
 				}
-			}
-			var bs []float32
-			if bias != nil {
-				bs = bias[r0:r1]
 			}
 			biasRelu(y[r0*P:r1*P], P, oh0*OW, rows*OW, bs, relu)
 		}

@@ -188,21 +188,23 @@ func newConv(n *Node) (Kernel, error) {
 	if group < 1 {
 		return nil, fmt.Errorf("attribute group: %d, must be >= 1", group)
 	}
-	conv := func(threads int, in []*tensor.Tensor, relu bool) ([]*tensor.Tensor, error) {
+	// conv returns ok false, and computes nothing, only when pool is set and
+	// the convolution cannot pool its output itself (see convIndirect).
+	conv := func(threads int, in []*tensor.Tensor, relu, pool bool) (_ []*tensor.Tensor, ok bool, _ error) {
 		if err := checkInputs(in, 2, 3); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		x, w := in[0], in[1]
 		r, err := checkConvXW(n.OpType, x, w)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		N, C, M := x.Shape[0], x.Shape[1], w.Shape[0]
 		if C%group != 0 || w.Shape[1]*group != C {
-			return nil, fmt.Errorf("input W: shape %s: channels %d × group %d must equal X's channels %d", tensor.ShapeString(w.Shape), w.Shape[1], group, C)
+			return nil, false, fmt.Errorf("input W: shape %s: channels %d × group %d must equal X's channels %d", tensor.ShapeString(w.Shape), w.Shape[1], group, C)
 		}
 		if M%group != 0 {
-			return nil, fmt.Errorf("input W: %d output channels are not divisible by group %d", M, group)
+			return nil, false, fmt.Errorf("input W: %d output channels are not divisible by group %d", M, group)
 		}
 		k := make([]int64, r-2)
 		for i := range k {
@@ -210,11 +212,11 @@ func newConv(n *Node) (Kernel, error) {
 		}
 		if len(a.kernel) > 0 {
 			if len(a.kernel) != len(k) {
-				return nil, fmt.Errorf("attribute kernel_shape %v: %d entries, W has %d spatial axes", a.kernel, len(a.kernel), len(k))
+				return nil, false, fmt.Errorf("attribute kernel_shape %v: %d entries, W has %d spatial axes", a.kernel, len(a.kernel), len(k))
 			}
 			for i := range k {
 				if a.kernel[i] != k[i] {
-					return nil, fmt.Errorf("attribute kernel_shape %v does not match W's shape %s", a.kernel, tensor.ShapeString(w.Shape))
+					return nil, false, fmt.Errorf("attribute kernel_shape %v does not match W's shape %s", a.kernel, tensor.ShapeString(w.Shape))
 				}
 			}
 		}
@@ -222,21 +224,28 @@ func newConv(n *Node) (Kernel, error) {
 		if len(in) > 2 && in[2] != nil {
 			b := in[2]
 			if b.DType != tensor.Float32 || len(b.Shape) != 1 || b.Shape[0] != M {
-				return nil, fmt.Errorf("input B: %s, must be float32[%d]", b, M)
+				return nil, false, fmt.Errorf("input B: %s, must be float32[%d]", b, M)
 			}
 			bias = b.F32
 		}
 		outSp, padBegin, _, err := a.geometry(x.Shape[2:], k)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		g := newGeom3(&a, x.Shape[2:], k, outSp, padBegin)
-		yShape := append([]int{N, M}, outSp...)
-		y := newF32(yShape...)
 		Cg, Mg := C/group, M/group
 		P, K := g.outSize(), Cg*g.kSize()
 		pointwise := g.pointwise()
 		indirect := !pointwise && useIndirect(&g)
+		yShape := append([]int{N, M}, outSp...)
+		if pool {
+			if !indirect || len(outSp) != 2 || outSp[0]%2 != 0 || outSp[1]%2 != 0 {
+				return nil, false, nil
+			}
+			yShape = []int{N, M, outSp[0] / 2, outSp[1] / 2}
+			P /= 4
+		}
+		y := newF32(yShape...)
 		var ic *kernels.Im2col
 		if !pointwise && !indirect && usePanels(&g) {
 			ic = kernels.NewIm2col(Cg, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
@@ -257,7 +266,7 @@ func newConv(n *Node) (Kernel, error) {
 					continue
 				}
 				if indirect {
-					convIndirect(threads, &g, xs, Cg, wg, Mg, ys, bg, relu)
+					convIndirect(threads, &g, xs, Cg, wg, Mg, ys, bg, relu, pool)
 					continue
 				}
 				convGemm(threads, &g, ic, xs, Cg, wg, Mg, ys, bg, relu)
@@ -275,10 +284,17 @@ func newConv(n *Node) (Kernel, error) {
 				image(img, threads)
 			}
 		}
-		return []*tensor.Tensor{y}, nil
+		return []*tensor.Tensor{y}, true, nil
 	}
-	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) { return conv(threads, in, false) }
-	n.reluThreaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) { return conv(threads, in, true) }
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		outs, _, err := conv(threads, in, false, false)
+		return outs, err
+	}
+	n.reluThreaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		outs, _, err := conv(threads, in, true, false)
+		return outs, err
+	}
+	n.reluPool = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) { return conv(threads, in, true, true) }
 	n.fresh = true
 	return withThreads(n.threaded, 1), nil
 }
