@@ -294,7 +294,9 @@ func newConv(n *Node) (Kernel, error) {
 		outs, _, err := conv(threads, in, true, false)
 		return outs, err
 	}
-	n.reluPool = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) { return conv(threads, in, true, true) }
+	n.reluPool = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+		return conv(threads, in, true, true)
+	}
 	n.fresh = true
 	return withThreads(n.threaded, 1), nil
 }
