@@ -248,9 +248,10 @@ func compare(ctx context.Context, model, ortModel string, opt bench.Options, ort
 }
 
 // compiledModel returns the compiled artifact of the .onnx at path, kept
-// beside it in the model cache and compiled on first use.
+// beside it in the model cache (named by format version, so a newer
+// compiler does not reuse an older artifact) and compiled on first use.
 func compiledModel(path string) (string, error) {
-	out := strings.TrimSuffix(path, ".onnx") + ".spindle"
+	out := fmt.Sprintf("%s.v%d.spindle", strings.TrimSuffix(path, ".onnx"), artifact.Version)
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}

@@ -16,6 +16,11 @@ import (
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
+// Version is the artifact format's version, written in the model's metadata
+// ("spindle.artifact" = "packed-b VERSION"). 2: the data file holds the
+// originals of packed weights last.
+const Version = 2
+
 // align is the offset alignment of every tensor in the data file: a page, so
 // each can be mapped and used in place.
 const align = 4096
@@ -115,19 +120,34 @@ func Compile(in, out string) (Report, error) {
 		off += int64(len(raw))
 		return nil
 	}
-	for _, t := range g.GetInitializer() {
+	// The data file holds first what a run reads (initializers without a
+	// packed companion, then the companions) and last the originals of the
+	// packed weights, which only a fallback reads: mapped in 2 MiB
+	// page-cache folios, a small weight next to an unused original would
+	// make its whole folio resident.
+	packed := map[string]bool{}
+	for _, p := range list {
+		packed[p.name] = true
+	}
+	putInit := func(t *onnxpb.TensorProto) error {
 		w, ok := src.Weights[t.GetName()]
 		if !ok {
-			return rep, fmt.Errorf("compile %s: initializer %q was not loaded", in, t.GetName())
+			return fmt.Errorf("compile %s: initializer %q was not loaded", in, t.GetName())
 		}
 		raw := w.Bytes()
 		if raw == nil && w.Len() > 0 {
-			return rep, fmt.Errorf("compile %s: initializer %q: dtype %s cannot be stored as raw data", in, t.GetName(), w.DType)
+			return fmt.Errorf("compile %s: initializer %q: dtype %s cannot be stored as raw data", in, t.GetName(), w.DType)
 		}
 		// The loader widens float16 to float32: store what it holds.
 		t.DataType = proto.Int32(int32(w.DType))
-		if err := put(t, raw); err != nil {
-			return rep, err
+		return put(t, raw)
+	}
+	inits := g.GetInitializer()
+	for _, t := range inits {
+		if !packed[t.GetName()] {
+			if err := putInit(t); err != nil {
+				return rep, err
+			}
 		}
 	}
 	for _, p := range list {
@@ -147,11 +167,18 @@ func Compile(in, out string) (Report, error) {
 		rep.Packed++
 		rep.PackedBytes += int64(len(data.Bytes()))
 	}
+	for _, t := range inits {
+		if packed[t.GetName()] {
+			if err := putInit(t); err != nil {
+				return rep, err
+			}
+		}
+	}
 	if err := f.Close(); err != nil {
 		return rep, err
 	}
 	rep.DataBytes = off
-	m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String("spindle.artifact"), Value: proto.String("packed-b 1")})
+	m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String("spindle.artifact"), Value: proto.String("packed-b " + strconv.Itoa(Version))})
 	buf, err := proto.Marshal(m)
 	if err != nil {
 		return rep, fmt.Errorf("compile %s: %w", in, err)

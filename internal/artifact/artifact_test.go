@@ -1,14 +1,22 @@
 package artifact
 
 import (
+	"cmp"
 	"context"
 	"math"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/spindleml/spindle/internal/engine"
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -67,6 +75,7 @@ func TestCompile(t *testing.T) {
 			if got := comp.Stats().PackedBytes; got != 0 {
 				t.Errorf("PackedBytes = %d, want 0: companions are used in place", got)
 			}
+			checkLayout(t, out)
 			want, err := orig.Run(context.Background(), tt.feeds)
 			if err != nil {
 				t.Fatal(err)
@@ -87,5 +96,61 @@ func TestCompile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkLayout checks the order of the artifact's data file: initializers
+// without a companion, then the companions, then the originals that have one
+// (read only by a fallback), so that what a run reads is contiguous.
+func checkLayout(t *testing.T, path string) {
+	t.Helper()
+	buf, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m onnxpb.ModelProto
+	if err := proto.Unmarshal(buf, &m); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, init := range m.GetGraph().GetInitializer() {
+		names[init.GetName()] = true
+	}
+	group := func(name string) int {
+		switch {
+		case strings.HasSuffix(name, engine.PackedSuffix) || strings.HasSuffix(name, engine.PackedTransSuffix):
+			return 1
+		case names[name+engine.PackedSuffix] || names[name+engine.PackedTransSuffix]:
+			return 2
+		}
+		return 0
+	}
+	type placed struct {
+		name  string
+		group int
+		off   int64
+	}
+	var all []placed
+	for _, init := range m.GetGraph().GetInitializer() {
+		for _, e := range init.GetExternalData() {
+			if e.GetKey() == "offset" {
+				off, err := strconv.ParseInt(e.GetValue(), 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, placed{init.GetName(), group(init.GetName()), off})
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b placed) int { return cmp.Compare(a.off, b.off) })
+	seen := [3]int{}
+	for i, p := range all {
+		seen[p.group]++
+		if i > 0 && p.group < all[i-1].group {
+			t.Errorf("%s (group %d) at offset %d follows %s (group %d)", p.name, p.group, p.off, all[i-1].name, all[i-1].group)
+		}
+	}
+	if seen[0] == 0 || seen[1] == 0 || seen[1] != seen[2] {
+		t.Errorf("data file holds %v initializers (plain, companions, originals), want some of each and one original per companion", seen)
 	}
 }
