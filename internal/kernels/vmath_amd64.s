@@ -31,10 +31,10 @@ DATA geluc<>+80(SB)/4, $0x3f8000c7
 DATA geluc<>+84(SB)/4, $0xbfa1fc4e
 GLOBL geluc<>(SB), RODATA|NOPTR, $88
 
-// EXPCONSTS loads Expf's constants: Z16 = -88, Z17 = 88, Z18 = log2(e),
+// EXPCONSTS loads Expf's constants: Z16 = expMin, Z17 = 88, Z18 = log2(e),
 // Z19/Z20 = ln2 split high/low, Z21-Z26 the polynomial, Z27 = 1.
 #define EXPCONSTS \
-	MOVL $0xc2b00000, AX \
+	MOVL $0xc2aeac4f, AX \
 	VPBROADCASTD AX, Z16 \
 	MOVL $0x42b00000, AX \
 	VPBROADCASTD AX, Z17 \
@@ -63,6 +63,7 @@ GLOBL geluc<>(SB), RODATA|NOPTR, $88
 // R2 are scratch): clamp to [-88, 88], n = round(x log2 e), r = x - n ln2,
 // the polynomial in r, then VSCALEFPS multiplies by 2^n.
 #define EXP(X, T, P, R2) \
+	VCMPPS $5, Z16, X, K3 \
 	VMAXPS Z16, X, X \
 	VMINPS Z17, X, X \
 	VMULPS Z18, X, T \
@@ -78,7 +79,8 @@ GLOBL geluc<>(SB), RODATA|NOPTR, $88
 	VMULPS X, X, R2 \
 	VFMADD213PS X, R2, P \
 	VADDPS Z27, P, P \
-	VSCALEFPS T, P, P
+	VSCALEFPS T, P, P \
+	VMOVAPS.Z P, K3, P
 
 // func expSubSumAVX512(x *float32, blocks int, m float32, acc *[16]float32)
 TEXT ·expSubSumAVX512(SB), NOSPLIT, $0-32

@@ -45,18 +45,22 @@ func ulp(v float32) float64 {
 }
 
 // TestExpf checks Expf against math.Exp within 2 ulp over its range, and its
-// edges: clamping below -88 and above 88, NaN.
+// edges: 0 below expMin (no subnormals), normal just above it, clamping above
+// 88, NaN.
 func TestExpf(t *testing.T) {
-	for x := float32(-88); x <= 88; x += 0.0137 {
+	for x := float32(expMin); x <= 88; x += 0.0137 {
 		want := math.Exp(float64(x))
 		if got := Expf(x); math.Abs(float64(got)-want) > 2*ulp(float32(want)) {
 			t.Fatalf("Expf(%v) = %v, want %v", x, got, want)
 		}
 	}
-	for _, x := range []float32{-88, -100, float32(math.Inf(-1))} {
-		if got, want := Expf(x), float32(math.Exp(-88)); math.Abs(float64(got-want)) > 2*ulp(want) {
-			t.Errorf("Expf(%v) = %v, want e^-88 = %v", x, got, want)
+	for _, x := range []float32{math.Nextafter32(expMin, -100), -88, -100, -3e38, float32(math.Inf(-1))} {
+		if got := Expf(x); got != 0 {
+			t.Errorf("Expf(%v) = %v, want 0 (e^x is subnormal)", x, got)
 		}
+	}
+	if got := Expf(expMin); got < 0x1p-126 {
+		t.Errorf("Expf(expMin) = %v, want a normal float32", got)
 	}
 	if got := Expf(float32(math.Inf(1))); got != float32(math.Exp(88)) && math.Abs(float64(got)-math.Exp(88)) > 2*ulp(float32(math.Exp(88))) {
 		t.Errorf("Expf(+Inf) = %v, want e^88", got)
@@ -90,7 +94,10 @@ func TestExpSubSum(t *testing.T) {
 			sum := expSubSumPath(path, x, m)
 			var want float64
 			for i, v := range orig {
-				e := math.Exp(math.Max(float64(v-m), -88))
+				e := 0.0
+				if v-m >= expMin {
+					e = math.Exp(float64(v - m))
+				}
 				want += e
 				if math.Abs(float64(x[i])-e) > 3*ulp(float32(e)) {
 					t.Fatalf("%s n=%d: e^(%v-%v) = %v, want %v", path, n, v, m, x[i], e)
