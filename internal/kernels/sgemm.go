@@ -487,9 +487,13 @@ func packB(transB bool, b []float32, ldb, p0, kb, j0, nb int, bp []float32, stri
 		c0 := j0 + q*PanelWidth
 		cols := min(PanelWidth, nb-q*PanelWidth)
 		d := bp[q*stride : q*stride+kb*PanelWidth]
-		if cols < PanelWidth {
-			clear(d)
+		if cols == PanelWidth {
+			// A whole panel of a transposed B is 16 rows of B laid out as
+			// packA lays out 16 rows of A.
+			packARows(b[c0*ldb+p0:], ldb, PanelWidth, kb, d)
+			continue
 		}
+		clear(d)
 		for x := 0; x < cols; x++ {
 			off := (c0+x)*ldb + p0
 			for p, v := range b[off : off+kb] {
