@@ -233,9 +233,15 @@ func attentionFast(threads int, q, k, v, mask *tensor.Tensor, scale float32, lay
 		}
 		return h * rows * cols, cols
 	}
+	// Query rows go in blocks whose scores stay in L1 between the three
+	// passes over them (multiply, softmax, multiply); Kᵀ is packed once per
+	// head for all of them.
+	blk := min(S, max(14, 4096/max(1, T)/14*14))
 	parallelFor(threads, nb, 1, func(lo, hi int) {
-		sc := newF32(S * T).F32 // zeroed, like make; back to the pool below
+		sc := newF32(blk * T).F32 // zeroed, like make; back to the pool below
 		defer putF32(sc)
+		pk := newF32(kernels.PackedBSize(D, T)).F32
+		defer putF32(pk)
 		for h := lo; h < hi; h++ {
 			if T == 0 {
 				continue
@@ -243,11 +249,12 @@ func attentionFast(threads int, q, k, v, mask *tensor.Tensor, scale float32, lay
 			qo, ldq := at(h, S, D, lay.q)
 			yo, ldy := at(h, S, Dv, lay.y)
 			vo, ldv := at(h, T, Dv, lay.v)
-			if lay.k { // K's head is T×D: multiply by its transpose
+			var kt *kernels.PackedB
+			if lay.k { // K's head is T×D: pack its transpose
 				ko, ldk := at(h, T, D, true)
-				gemmF32(false, true, S, T, D, scale, q.F32[qo:], max(1, ldq), k.F32[ko:], max(1, ldk), 0, sc, T)
+				kt = kernels.PackBInto(pk, true, D, T, k.F32[ko:], max(1, ldk))
 			} else {
-				gemmF32(false, false, S, T, D, scale, q.F32[qo:], max(1, ldq), k.F32[h*D*T:], T, 0, sc, T)
+				kt = kernels.PackBInto(pk, false, D, T, k.F32[h*D*T:], T)
 			}
 			moff := 0
 			if mstr != nil {
@@ -257,14 +264,18 @@ func attentionFast(threads int, q, k, v, mask *tensor.Tensor, scale float32, lay
 					rem /= batch[d]
 				}
 			}
-			for i := 0; i < S; i++ {
-				row := sc[i*T : (i+1)*T]
-				if mstr != nil {
-					addMaskRow(row, mask.F32, moff+i*mstr[r-2], mstr[r-1])
+			for i0 := 0; i0 < S; i0 += blk {
+				rows := min(blk, S-i0)
+				gemmPackedF32(false, rows, T, D, scale, q.F32[qo+i0*ldq:], max(1, ldq), kt, 0, sc, T)
+				for i := 0; i < rows; i++ {
+					row := sc[i*T : (i+1)*T]
+					if mstr != nil {
+						addMaskRow(row, mask.F32, moff+(i0+i)*mstr[r-2], mstr[r-1])
+					}
+					softmaxRow(row)
 				}
-				softmaxRow(row)
+				gemmF32(false, false, rows, Dv, T, 1, sc, T, v.F32[vo:], ldv, 0, y.F32[yo+i0*ldy:], ldy)
 			}
-			gemmF32(false, false, S, Dv, T, 1, sc, T, v.F32[vo:], ldv, 0, y.F32[yo:], ldy)
 		}
 	})
 	return []*tensor.Tensor{y}, true, nil
