@@ -431,8 +431,8 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 }
 
 // padPlane copies an h×w plane src into dst, hp×wp, at row top and column
-// left (non-negative, as Conv's pads are), with zeros around it; whatever
-// falls past dst's edge is left out.
+// left, with zeros around it; whatever falls outside dst is left out (a
+// negative top starts dst at src's row -top: a band below the first).
 func padPlane(dst, src []float32, h, w, hp, wp, top, left int) {
 	c0, c1 := min(left, wp), min(left+w, wp)
 	for r := 0; r < hp; r++ {
