@@ -301,9 +301,11 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 			be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
 		}
 
-	case bs.offs != nil && be.indirect != nil:
-		// Whole panels are read in place through the offsets; the ragged
-		// last panel, which a kernel would read past a row's end, is packed.
+	case bs.offs != nil && be.indirect != nil,
+		!bs.trans && bs.offs == nil && (m <= be.directRows || strideAlign(bs.ldb) <= be.directAlign):
+		// Whole panels are read in place (through the row offsets, or rows
+		// ldb apart); only the ragged last panel, which a kernel would read
+		// past a row's end, is packed.
 		n16 := n &^ (PanelWidth - 1)
 		ws.b = grow(ws.b, PackedBSize(min(k, be.kc), n-n16))
 		for p0 := 0; p0 < k; p0 += be.kc {
@@ -311,29 +313,7 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 			var segs [2]bBlock
 			ns := 0
 			if n16 > 0 {
-				segs[ns] = bBlock{n: n16, data: bs.b, offs: bs.offs[p0 : p0+kb]}
-				ns++
-			}
-			if n16 < n {
-				tail := ws.b[:PackedBSize(kb, n-n16)]
-				bs.pack(p0, kb, n16, n-n16, tail, kb*PanelWidth)
-				segs[ns] = bBlock{j0: n16, n: n - n16, data: tail, stride: kb * PanelWidth, row: PanelWidth}
-				ns++
-			}
-			be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, segs[:ns], betaAt(p0), c, ldc)
-		}
-
-	case !bs.trans && bs.offs == nil && (m <= be.directRows || strideAlign(bs.ldb) <= be.directAlign):
-		// Whole panels are read in place; only the ragged last panel, which a
-		// kernel would read past the row's end, is packed.
-		n16 := n &^ (PanelWidth - 1)
-		ws.b = grow(ws.b, PackedBSize(min(k, be.kc), n-n16))
-		for p0 := 0; p0 < k; p0 += be.kc {
-			kb := min(be.kc, k-p0)
-			var segs [2]bBlock
-			ns := 0
-			if n16 > 0 {
-				segs[ns] = bBlock{n: n16, data: bs.b[p0*bs.ldb:], stride: PanelWidth, row: bs.ldb}
+				segs[ns] = bs.inPlace(p0, kb, n16)
 				ns++
 			}
 			if n16 < n {
@@ -435,6 +415,16 @@ func packARows(a []float32, lda, rows, kb int, d []float32) {
 			out[r] = a[r*lda+p]
 		}
 	}
+}
+
+// inPlace is the slab of a plain or indirect op(B) at depth [p0, p0+kb)
+// over its first n columns (whole panels), as the kernels read it where it
+// lies.
+func (bs bSource) inPlace(p0, kb, n int) bBlock {
+	if bs.offs != nil {
+		return bBlock{n: n, data: bs.b, offs: bs.offs[p0 : p0+kb]}
+	}
+	return bBlock{n: n, data: bs.b[p0*bs.ldb:], stride: PanelWidth, row: bs.ldb}
 }
 
 // pack copies columns [j0, j0+nb) and depth [p0, p0+kb) of op(B), a plain
