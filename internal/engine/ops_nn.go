@@ -549,31 +549,27 @@ func newAveragePool(n *Node) (Kernel, error) {
 		y := tensor.New(tensor.Float32, append([]int{x.Shape[0], x.Shape[1]}, outSp...)...)
 		planes := x.Shape[0] * x.Shape[1]
 		inS, outS := g.inSize(), g.outSize()
+		// window returns the taps of output position o along axis a that
+		// lie in the input, and how many the average divides by.
+		window := func(a, o int) (k0, k1, count int) {
+			k0, k1 = taps(o, g.s[a], g.p[a], g.d[a], g.k[a], 0, g.in[a])
+			count = k1 - k0
+			if includePad {
+				c0, c1 := taps(o, g.s[a], g.p[a], g.d[a], g.k[a], -g.p[a], hi[a])
+				count = c1 - c0
+			}
+			return k0, k1, count
+		}
 		for pl := 0; pl < planes; pl++ {
 			src := x.F32[pl*inS : (pl+1)*inS]
 			dst := y.F32[pl*outS : (pl+1)*outS]
 			i := 0
 			for od := 0; od < g.out[0]; od++ {
-				d0, d1 := taps(od, g.s[0], g.p[0], g.d[0], g.k[0], 0, g.in[0])
-				cd := d1 - d0
-				if includePad {
-					c0, c1 := taps(od, g.s[0], g.p[0], g.d[0], g.k[0], -g.p[0], hi[0])
-					cd = c1 - c0
-				}
+				d0, d1, cd := window(0, od)
 				for oh := 0; oh < g.out[1]; oh++ {
-					h0, h1 := taps(oh, g.s[1], g.p[1], g.d[1], g.k[1], 0, g.in[1])
-					ch := h1 - h0
-					if includePad {
-						c0, c1 := taps(oh, g.s[1], g.p[1], g.d[1], g.k[1], -g.p[1], hi[1])
-						ch = c1 - c0
-					}
+					h0, h1, ch := window(1, oh)
 					for ow := 0; ow < g.out[2]; ow++ {
-						w0, w1 := taps(ow, g.s[2], g.p[2], g.d[2], g.k[2], 0, g.in[2])
-						cw := w1 - w0
-						if includePad {
-							c0, c1 := taps(ow, g.s[2], g.p[2], g.d[2], g.k[2], -g.p[2], hi[2])
-							cw = c1 - c0
-						}
+						w0, w1, cw := window(2, ow)
 						var sum float32
 						for kd := d0; kd < d1; kd++ {
 							id := od*g.s[0] - g.p[0] + kd*g.d[0]

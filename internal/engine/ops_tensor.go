@@ -495,14 +495,23 @@ func elementOffsets(xshape, ishape []int, axis int, vals []int) []int {
 	return offs
 }
 
-// newScatterND copies data and writes updates at the positions indices name
-// (ONNX ScatterND), combining with reduction none, add, mul, max or min.
-func newScatterND(n *Node) (Kernel, error) {
+// scatterReduction reads the reduction attribute of ScatterND and
+// ScatterElements: none, add, mul, max or min.
+func scatterReduction(n *Node) (string, error) {
 	red := n.String("reduction", "none")
 	switch red {
 	case "none", "add", "mul", "max", "min":
-	default:
-		return nil, fmt.Errorf("attribute reduction: %q: %w (none, add, mul, max and min are)", red, ErrUnsupported)
+		return red, nil
+	}
+	return "", fmt.Errorf("attribute reduction: %q: %w (none, add, mul, max and min are)", red, ErrUnsupported)
+}
+
+// newScatterND copies data and writes updates at the positions indices name
+// (ONNX ScatterND), combining with reduction none, add, mul, max or min.
+func newScatterND(n *Node) (Kernel, error) {
+	red, err := scatterReduction(n)
+	if err != nil {
+		return nil, err
 	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 3, 3); err != nil {
@@ -1516,11 +1525,9 @@ func newGatherND(n *Node) (Kernel, error) {
 // from the end), combining with reduction none, add, mul, max or min.
 func newScatterElements(n *Node) (Kernel, error) {
 	axis := n.Int("axis", 0)
-	red := n.String("reduction", "none")
-	switch red {
-	case "none", "add", "mul", "max", "min":
-	default:
-		return nil, fmt.Errorf("attribute reduction: %q: %w (none, add, mul, max and min are)", red, ErrUnsupported)
+	red, err := scatterReduction(n)
+	if err != nil {
+		return nil, err
 	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 3, 3); err != nil {
