@@ -708,9 +708,10 @@ func (f *fuser) epilogue(i int) {
 		// Conv + Relu: the convolution applies Relu itself, block by block;
 		// a 2×2 stride-2 MaxPool after it joins when the convolution can
 		// pool its own output (see convIndirect), and otherwise runs on it.
-		var pool *step
+		var pool *step // a copy: replace overwrites the pool's slot in m.steps
 		if pi := f.sole(cur); mm.node.reluPool != nil && f.op(pi) == "MaxPool" && f.producer(f.out0(pi)) == pi && pool2x2(f.m.steps[pi].node) {
-			pool = &f.m.steps[pi]
+			ps := f.m.steps[pi]
+			pool = &ps
 			idxs = append(idxs, pi)
 			cur = f.out0(pi)
 		}
@@ -719,10 +720,6 @@ func (f *fuser) epilogue(i int) {
 			headIn = make([]int, len(mm.in))
 			for j, s := range mm.in {
 				headIn[j] = at(s)
-			}
-			var ps step
-			if pool != nil {
-				ps = *pool
 			}
 			return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
 				args := make([]*tensor.Tensor, len(headIn))
@@ -740,7 +737,7 @@ func (f *fuser) epilogue(i int) {
 				if pool == nil || err != nil {
 					return outs, err == nil, err
 				}
-				pooled, err := runStep(ps, outs, threads)
+				pooled, err := runStep(*pool, outs, threads)
 				putF32(outs[0].F32) // nothing else holds the convolution's output
 				return pooled, err == nil, err
 			}

@@ -189,8 +189,9 @@ func attnDims(q, k, v *tensor.Tensor, lay attnLayout) (attnShape, bool) {
 // [batch... S D], Kt [batch... D T], V [batch... T Dv] with equal batch axes
 // (or, as lay says, rank-4 tensors before the heads transpose, read in place
 // with row strides), and mask (optional) broadcasts to [batch... S T]. The
-// output is [batch... S Dv], or [B S H Dv] when lay.y is set. Each head's
-// S×T scores live in a scratch buffer of the goroutine computing it.
+// output is [batch... S Dv], or [B S H Dv] when lay.y is set. Heads are
+// shared among the threads; each goroutine keeps one head's packed Kᵀ and
+// the scores of one block of query rows in scratch buffers.
 func attentionFast(threads int, q, k, v, mask *tensor.Tensor, scale float32, lay attnLayout) ([]*tensor.Tensor, bool, error) {
 	a, ok := attnDims(q, k, v, lay)
 	if !ok {
