@@ -83,14 +83,6 @@ func SgemmIndirect(m, n, k int, alpha float32, a []float32, lda int, b []float32
 	active.gemm(false, m, n, k, alpha, a, lda, bSource{b: b, offs: offs[:k]}, beta, c, ldc)
 }
 
-// SgemmIndirectParallel is SgemmIndirect split over up to threads
-// goroutines, as SgemmParallel splits Sgemm.
-func SgemmIndirectParallel(threads, m, n, k int, alpha float32, a []float32, lda int, b []float32, offs []int, beta float32, c []float32, ldc int) {
-	checkGemm(false, m, n, k, a, lda, c, ldc)
-	checkIndirect(k, n, b, offs)
-	active.gemmParallel(threads, minParallelFlops, false, m, n, k, alpha, a, lda, bSource{b: b, offs: offs[:k]}, beta, c, ldc)
-}
-
 func checkIndirect(k, n int, b []float32, offs []int) {
 	if k < 0 || n < 0 {
 		panic(fmt.Sprintf("kernels: negative size k=%d n=%d", k, n))
