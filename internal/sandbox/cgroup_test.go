@@ -395,8 +395,11 @@ func cpuRates(t *testing.T, d time.Duration, cgs ...*Cgroup) ([]float64, uint64)
 		}
 		return s
 	}
-	s0 := stats()
+	// The clock brackets both readings, so a test goroutine descheduled
+	// between a reading and its timestamp (a loaded machine) can only
+	// understate a rate, never show more CPU than a quota allows.
 	t0 := time.Now()
+	s0 := stats()
 	<-time.After(d) // the quota is enforced over wall-clock time: wait it out
 	s1 := stats()
 	el := float64(time.Since(t0))
