@@ -90,8 +90,6 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 		logMu.Unlock()
 	}
 
-	addr := make(chan string, 1)
-	ready := make(chan struct{})
 	var pipes sync.WaitGroup
 	pipes.Add(2)
 	go func() {
@@ -108,24 +106,10 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 			p.tailMu.Unlock()
 		}
 	}()
+	ready := make(chan string, 1)
 	go func() {
 		defer pipes.Done()
-		sc := bufio.NewScanner(stdout)
-		readyOnce := sync.OnceFunc(func() { close(ready) })
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, ListenLine):
-				select {
-				case addr <- strings.TrimSpace(strings.TrimPrefix(line, ListenLine)):
-				default:
-				}
-			case line == ReadyLine:
-				readyOnce()
-			default:
-				writeLog(line)
-			}
-		}
+		readProtocol(stdout, ready, writeLog)
 	}()
 	go func() {
 		pipes.Wait() // Wait must not run before the pipes are drained
@@ -134,26 +118,43 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 		close(p.done)
 	}()
 
-	var listenAddr string
-	for {
-		select {
-		case a := <-addr:
-			listenAddr = a
-			addr = nil
-			continue
-		case <-ready:
-			if listenAddr == "" {
-				p.Kill()
-				return nil, errors.New("instance reported ready before its address")
-			}
-			p.Addr = listenAddr
-			return p, nil
-		case <-p.done:
-			return nil, fmt.Errorf("instance exited before ready (%v): %s", p.err, p.Tail())
-		case <-ctx.Done():
+	select {
+	case addr := <-ready:
+		if addr == "" {
 			p.Kill()
-			<-p.done
-			return nil, fmt.Errorf("instance not ready: %w", ctx.Err())
+			return nil, errors.New("instance reported ready before its address")
+		}
+		p.Addr = addr
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("instance exited before ready (%v): %s", p.err, p.Tail())
+	case <-ctx.Done():
+		p.Kill()
+		<-p.done
+		return nil, fmt.Errorf("instance not ready: %w", ctx.Err())
+	}
+}
+
+// readProtocol reads a child's stdout: at the ready line it sends the address
+// of the last listen line before it ("" for none) on ready, once; every other
+// line goes to log. One reader sees both lines in order, so the address is
+// known when readiness is: two channels, one per line, would let a select
+// see "ready" first.
+func readProtocol(r io.Reader, ready chan<- string, log func(string)) {
+	sc := bufio.NewScanner(r)
+	addr, sent := "", false
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, ListenLine):
+			addr = strings.TrimSpace(strings.TrimPrefix(line, ListenLine))
+		case line == ReadyLine:
+			if !sent {
+				ready <- addr
+				sent = true
+			}
+		default:
+			log(line)
 		}
 	}
 }
