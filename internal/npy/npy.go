@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"os"
 	"strconv"
 	"strings"
@@ -138,12 +137,18 @@ func read(r io.Reader, size int64) (*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	count, ok := elements(h.shape)
-	overflow, nbytes := bits.Mul64(uint64(count), uint64(dt.Size()))
-	if !ok || overflow != 0 || nbytes > uint64(maxInt) {
+	// The shape rule is tensor.CheckShape, the one Tensor.Validate applies,
+	// so that every array Read returns is a valid tensor: an empty array's
+	// other dimensions are bounded too ((0, 10, ..., 10) passed an
+	// element-count check here once and failed Validate).
+	if err := tensor.CheckShape(h.shape); err != nil {
+		return nil, formatErr("header: %v", err)
+	}
+	count, err := tensor.Count(h.shape) // fails only where an int has 32 bits
+	if err != nil || count > maxInt/dt.Size() {
 		return nil, formatErr("header: shape %s of %s is too large", tensor.ShapeString(h.shape), dt)
 	}
-	need := int(nbytes)
+	need := count * dt.Size()
 	if size >= 0 && size-dataStart < int64(need) {
 		return nil, formatErr("data: shape %s of %s needs %d bytes, file has %d",
 			tensor.ShapeString(h.shape), dt, need, size-dataStart)
@@ -176,24 +181,6 @@ const maxInt = int(^uint(0) >> 1)
 
 func isEOF(err error) bool {
 	return err == io.EOF || err == io.ErrUnexpectedEOF
-}
-
-// elements returns the product of shape, or ok=false if it overflows an int.
-func elements(shape []int) (n int, ok bool) {
-	n = 1
-	for _, d := range shape {
-		if d == 0 {
-			return 0, true
-		}
-	}
-	for _, d := range shape {
-		hi, lo := bits.Mul64(uint64(n), uint64(d))
-		if hi != 0 || lo > uint64(maxInt) {
-			return 0, false
-		}
-		n = int(lo)
-	}
-	return n, true
 }
 
 // readN reads exactly n bytes from r. Unless trusted (the caller has checked that

@@ -394,7 +394,13 @@ func TestReadErrors(t *testing.T) {
 		{"shape paren int", file(1, hdr("'<f4'", "False", "(3)"), nil), "header: shape is an int, not a tuple"},
 		{"shape str", file(1, hdr("'<f4'", "False", "('2',)"), nil), "header: shape[0] is a str, not an int"},
 		{"negative dim", file(1, hdr("'<f4'", "False", "(2, -3)"), nil), "header: shape[1] is -3, must be between 0 and"},
-		{"overflow", file(1, hdr("'<f8'", "False", "(4294967296, 4294967296)"), nil), "header: shape [4294967296 4294967296] of float64 is too large"},
+		{"overflow", file(1, hdr("'<f8'", "False", "(4294967296, 4294967296)"), nil), "header: shape [4294967296 4294967296]: dimension 0 is 4294967296, more than 2147483648"},
+		// An empty array whose other dimensions multiply past tensor.MaxElements:
+		// Read once took it (0 elements) and Tensor.Validate refused the result
+		// (found by FuzzRead, testdata/fuzz/FuzzRead/297a2990ec31a5bf).
+		{"empty, huge other dims", file(1, hdr("'|b1'", "False", "(0,10,10,10,10,10,10,10,10,10,10,10,10,10,10,10)"), nil),
+			"header: shape [0 10 10 10 10 10 10 10 10 10 10 10 10 10 10 10]: the product of its non-zero dimensions is more than 2147483648"},
+		{"empty, huge dim", file(1, hdr("'<f4'", "False", "(0, 4294967296)"), nil), "header: shape [0 4294967296]: dimension 1 is 4294967296, more than 2147483648"},
 		{"short data", file(1, ok, f32le(1, 2, 3, 4, 5)), "data: shape [2 3] of float32 needs 24 bytes, file has 20"},
 		{"no data", file(1, ok, nil), "data: shape [2 3] of float32 needs 24 bytes, file has 0"},
 		{"v3 bad utf8", file(3, "{'descr': '<f4\xff', 'fortran_order': False, 'shape': (2,)}", nil), "header: version 3.0 header is not valid UTF-8"},
@@ -427,7 +433,7 @@ func TestReadFileErrors(t *testing.T) {
 	}{
 		{"short data", file(1, ok, f32le(1, 2, 3, 4, 5)), "short data: npy: data: shape [2 3] of float32 needs 24 bytes, file has 20"},
 		{"short header", file(1, ok, nil)[:40], "short header: npy: header: length 60 needs 70 bytes, file has 40"},
-		{"huge claim", file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,)}", nil), "needs 4000000000000 bytes, file has 0"},
+		{"huge claim", file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,)}", nil), "needs 4000000000 bytes, file has 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -449,12 +455,12 @@ func TestReadFileErrors(t *testing.T) {
 // TestReadHostileSize checks that a header claiming a huge array costs memory
 // in proportion to the bytes present, not the claim.
 func TestReadHostileSize(t *testing.T) {
-	in := file(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,)}", f32le(1, 2, 3))
+	in := file(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2147483648,)}", f32le(1, 2, 3))
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	_, err := Read(bytes.NewReader(in))
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "needs 8000000000000 bytes, file has 12") {
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "needs 17179869184 bytes, file has 12") {
 		t.Fatalf("Read error %v, want a data size error", err)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2*chunk {
