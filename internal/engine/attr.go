@@ -21,6 +21,9 @@ type Node struct {
 	Const func(i int) *tensor.Tensor
 	// inShapes holds the statically inferred shape of each input, nil where unknown.
 	inShapes [][]int
+	// inRanks holds the rank of each input where Compile knows it, else -1
+	// (see InRank).
+	inRanks []int
 	// pack lets factories prepare constant operands (pack a MatMul weight);
 	// they add the bytes that costs to packedBytes.
 	pack        bool

@@ -1,13 +1,24 @@
 package engine
 
 import (
+	"fmt"
+
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
 // foldLimit caps the bytes a folded node may produce: a constant larger than this
-// is kept only when it is no larger than the constants it was computed from (a
-// Transpose of a big weight), so folding never multiplies a model's memory.
+// is kept only when it is no larger than the distinct constants it was computed
+// from (a Transpose of a big weight), so folding never multiplies a model's
+// memory.
 const foldLimit = 64 << 20
+
+// foldBudget is what folding may add to the memory of a model whose weights
+// take weightBytes, over all its nodes: every instance holds the folded
+// constants privately, and Compile holds them all until it ends, so a model
+// of many nodes each under foldLimit (400 ConstantOfShape of 60 MiB) must not
+// add up to more than a fixed allowance plus its weights once more. Nodes
+// past the budget run per request instead, under Run's memory budget.
+func foldBudget(weightBytes int64) int64 { return 4*foldLimit + weightBytes }
 
 // neverFold lists ops that must run on every request even with constant inputs:
 // their outputs are random.
@@ -17,87 +28,94 @@ var neverFold = map[string]bool{
 }
 
 // expanding lists ops whose output can be far larger than their inputs; they are
-// folded only when shape inference bounds the output first.
+// folded only when a shape rule bounds the output first.
 var expanding = map[string]bool{
 	"ConstantOfShape": true, "Expand": true, "Tile": true, "Range": true, "Resize": true,
 	"Upsample": true, "Pad": true, "EyeLike": true, "OneHot": true, "ConvTranspose": true,
+	"GatherND": true, "Einsum": true,
 }
 
 // fold executes st at compile time when every input it has is a constant (or,
 // for Shape and Size, when its input's shape is statically known) and returns
-// its outputs; nil means the node must run on every request. consts holds each
-// slot's constant or nil. A node that fails here is left to fail at run time,
-// where the error reaches the caller with its request.
-func fold(st step, consts []*tensor.Tensor) []*tensor.Tensor {
+// its outputs; nil means the node must run on every request. Before running
+// the kernel it works out, with the rules Run's memory budget uses, what the
+// step will allocate: a node over foldLimit (or the constants it reads) or
+// over what is left of the model's fold budget is not folded, and one that
+// would need more than a Run may hold is an error, as is a kernel that fails:
+// its inputs are constant, so it would fail on every request.
+func (c *compiler) fold(st *step) ([]*tensor.Tensor, error) {
 	n := st.node
 	if neverFold[n.OpType] || len(st.out) == 0 {
-		return nil
+		return nil, nil
 	}
 	args := make([]*tensor.Tensor, len(st.in))
-	inBytes := 0
-	allConst := true
 	for j, s := range st.in {
 		if s < 0 {
 			continue
 		}
-		if consts[s] == nil {
-			allConst = false
-			break
+		if c.consts[s] == nil {
+			return foldShapeOf(n), nil
 		}
-		args[j] = consts[s]
-		inBytes += len(args[j].Bytes())
+		args[j] = c.consts[s]
 	}
-	if !allConst {
-		return foldShapeOf(n)
+	need, biggest := stepBytes(st, args, 1)
+	if need > DefaultMaxBytes {
+		return nil, n.Errorf("its inputs are constant and it needs %s on every request, more than the %s a request may hold", formatBytes(need), formatBytes(DefaultMaxBytes))
 	}
-	limit := max(foldLimit, inBytes)
-	if pred := inferShapes(n, n.inShapes); len(pred) > 0 {
-		for _, s := range pred {
-			if s == nil {
-				if expanding[n.OpType] {
-					return nil
-				}
-				continue
-			}
-			if !checkedFits(s, limit) {
-				return nil
-			}
-		}
-	} else if expanding[n.OpType] {
-		return nil
+	if expanding[n.OpType] && !sizeKnown(st, args) {
+		return nil, nil
 	}
-	outs, err := runKernel(st, args)
+	limit := max(foldLimit, distinctBytes(args))
+	if biggest > limit || need > c.foldLeft {
+		return nil, nil
+	}
+	outs, err := runKernel(*st, args)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("its inputs are constant, so it fails on every request: %w", err)
 	}
-	outBytes := 0
+	var outBytes int64
 	for j, s := range st.out {
 		if s < 0 {
 			continue
 		}
 		if j >= len(outs) || outs[j] == nil {
-			return nil
+			return nil, nil
 		}
-		outBytes += len(outs[j].Bytes())
+		outBytes += tensorBytes(outs[j])
 	}
-	if outBytes > limit {
-		return nil
+	if outBytes > limit || outBytes > c.foldLeft {
+		return nil, nil
 	}
-	return outs
+	c.foldLeft -= outBytes
+	return outs, nil
 }
 
-// checkedFits reports whether a tensor of shape with 4-byte elements fits in
-// limit bytes, without overflowing on absurd shapes. It is a cheap first bound:
-// fold checks the real size after running the kernel.
-func checkedFits(shape []int, limit int) bool {
-	n := 4
-	for _, d := range shape {
-		if d != 0 && n > limit/d {
-			return false
+// sizeKnown reports whether a shape rule gives the size of every output of
+// st on args before its kernel runs.
+func sizeKnown(st *step, args []*tensor.Tensor) bool {
+	return complete(stepShapes(st, args), len(st.out))
+}
+
+// distinctBytes sums the bytes of args, counting a tensor read more than
+// once (Concat of one constant with itself) once.
+func distinctBytes(args []*tensor.Tensor) int64 {
+	var sum int64
+	for i, a := range args {
+		if a == nil {
+			continue
 		}
-		n *= d
+		dup := false
+		for _, b := range args[:i] {
+			if b == a || sameData(a, b) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			sum += tensorBytes(a)
+		}
 	}
-	return n <= limit
+	return sum
 }
 
 // foldShapeOf folds Shape and Size nodes whose input's shape is statically

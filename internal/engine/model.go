@@ -128,141 +128,222 @@ func Compile(src *onnx.Model) (*Model, error) {
 	return CompileWith(src, Options{})
 }
 
-// CompileWith is Compile with options.
+// CompileWith is Compile with options. It runs in phases: bind the graph's
+// values to slots, compile each node in topological order (resolve its
+// kernel, check what it fixes, fold it or infer its output shapes), fuse,
+// and plan the run (slot lifetimes and the constants Run starts from).
 func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
-	g := src.Proto.GetGraph()
-	opset := src.Opset()
-	m := &Model{src: src}
-	slots := map[string]int{}
-	var shapes [][]int
-	var consts []*tensor.Tensor
-	slot := func(name string) int {
-		if s, ok := slots[name]; ok {
-			return s
-		}
-		slots[name] = m.nslots
-		m.nslots++
-		shapes = append(shapes, nil)
-		consts = append(consts, nil)
-		return slots[name]
+	c := newCompiler(src, opt)
+	if err := c.bind(); err != nil {
+		return nil, err
 	}
-	for name, w := range src.Weights {
-		s := slot(name)
-		consts[s], shapes[s] = w, shapeOf(w)
-	}
-	for _, vi := range g.GetInput() {
-		if _, isWeight := src.Weights[vi.GetName()]; isWeight {
-			continue
-		}
-		info, err := valueInfo(vi)
-		if err != nil {
-			return nil, err
-		}
-		m.Inputs = append(m.Inputs, info)
-		s := slot(vi.GetName())
-		m.inSlot = append(m.inSlot, s)
-		if staticShape(info.Shape) {
-			shapes[s] = info.Shape
-		}
-	}
-	for _, vi := range g.GetOutput() {
-		info, err := valueInfo(vi)
-		if err != nil {
-			return nil, err
-		}
-		m.Outputs = append(m.Outputs, info)
-	}
-
-	nodes, err := topoSort(g, src.Weights)
+	nodes, err := topoSort(c.g, src.Weights)
 	if err != nil {
 		return nil, err
 	}
-	m.stats.Nodes = len(nodes)
+	c.m.stats.Nodes = len(nodes)
 	for i, pn := range nodes {
-		if d := pn.GetDomain(); d != "" && d != "ai.onnx" {
-			return nil, fmt.Errorf("node %q: op %s in domain %q: %w (only the default ONNX domain is)", pn.GetName(), pn.GetOpType(), d, ErrUnsupported)
+		if err := c.compileNode(i, pn); err != nil {
+			return nil, err
 		}
-		n := &Node{Name: pn.GetName(), OpType: pn.GetOpType(), Opset: opset, Inputs: pn.GetInput(), Outputs: pn.GetOutput(), attrs: map[string]*onnxpb.AttributeProto{}}
-		if n.Name == "" {
-			n.Name = fmt.Sprintf("%s_%d", n.OpType, i)
-		}
-		for _, a := range pn.GetAttribute() {
-			n.attrs[a.GetName()] = a
-		}
-		st := step{node: n}
-		for _, in := range n.Inputs {
-			if in == "" {
-				st.in = append(st.in, -1)
-				continue
-			}
-			st.in = append(st.in, slot(in))
-		}
-		for _, out := range n.Outputs {
-			if out == "" {
-				st.out = append(st.out, -1)
-				continue
-			}
-			st.out = append(st.out, slot(out))
-		}
-		inShapes := make([][]int, len(st.in))
-		for j, s := range st.in {
-			if s >= 0 {
-				inShapes[j] = shapes[s]
-			}
-		}
-		n.Const = func(i int) *tensor.Tensor {
-			if i >= len(st.in) || st.in[i] < 0 {
-				return nil
-			}
-			return consts[st.in[i]]
-		}
-		n.inShapes = inShapes
-		n.pack = !opt.KeepWeightsUnpacked
-		n.weights = src.Weights
-		f, ok := ops[n.OpType]
-		if !ok {
-			return nil, fmt.Errorf("node %q: op %s (opset %d): %w", n.Name, n.OpType, opset, ErrUnsupported)
-		}
-		st.kernel, err = callFactory(f, n)
-		if err != nil {
-			// A factory reports ErrUnsupported for a supported op used in a way
-			// the engine does not implement; anything else is a malformed node.
-			cause := onnx.ErrBadModel
-			if errors.Is(err, ErrUnsupported) {
-				cause = ErrUnsupported
-			}
-			return nil, fmt.Errorf("node %q (%s, opset %d): %w: %w", n.Name, n.OpType, opset, cause, err)
-		}
-		if outs := fold(st, consts); outs != nil {
-			for j, s := range st.out {
-				if s >= 0 && j < len(outs) {
-					consts[s], shapes[s] = outs[j], shapeOf(outs[j])
-					m.stats.FoldedBytes += int64(len(outs[j].Bytes()))
-				}
-			}
-			m.stats.Folded++
-			continue
-		}
-		m.stats.PackedBytes += n.packedBytes
-		for j, shape := range inferShapes(n, inShapes) {
-			if j < len(st.out) && st.out[j] >= 0 && shape != nil {
-				shapes[st.out[j]] = shape
-				m.stats.StaticShapes++
-			}
-		}
-		m.steps = append(m.steps, st)
 	}
-	m.stats.Steps = len(m.steps)
-	for _, o := range m.Outputs {
-		s, ok := slots[o.Name]
+	c.m.stats.Steps = len(c.m.steps)
+	for _, o := range c.m.Outputs {
+		s, ok := c.slots[o.Name]
 		if !ok {
 			return nil, fmt.Errorf("%w: graph output %q is produced by no node", onnx.ErrBadModel, o.Name)
 		}
-		m.outSlot = append(m.outSlot, s)
+		c.m.outSlot = append(c.m.outSlot, s)
 	}
 	if !opt.NoFusion {
-		m.fuse(consts, shapes)
+		c.m.fuse(c.consts, c.shapes)
 	}
+	c.plan()
+	return c.m, nil
+}
+
+// compiler is CompileWith's state while it works through a graph: per value
+// slot, what is known at compile time.
+type compiler struct {
+	src   *onnx.Model
+	g     *onnxpb.GraphProto
+	opset int64
+	opt   Options
+	m     *Model
+
+	slots map[string]int
+	// shapes[s] is slot s's static shape, ranks[s] its rank (-1 unknown; a
+	// graph input declares its rank even with dynamic dimensions), consts[s]
+	// its value when it is a weight or a folded output.
+	shapes [][]int
+	ranks  []int
+	consts []*tensor.Tensor
+	// foldLeft is what folding may still add to the model's memory (see
+	// foldBudget).
+	foldLeft int64
+}
+
+func newCompiler(src *onnx.Model, opt Options) *compiler {
+	return &compiler{src: src, g: src.Proto.GetGraph(), opset: src.Opset(), opt: opt, m: &Model{src: src}, slots: map[string]int{}}
+}
+
+// slot returns the slot of the value name, numbering a new one.
+func (c *compiler) slot(name string) int {
+	if s, ok := c.slots[name]; ok {
+		return s
+	}
+	s := c.m.nslots
+	c.slots[name] = s
+	c.m.nslots++
+	c.shapes = append(c.shapes, nil)
+	c.ranks = append(c.ranks, -1)
+	c.consts = append(c.consts, nil)
+	return s
+}
+
+// bind numbers the slots of the weights (in name order, so that plans are
+// the same from run to run), the graph's inputs and its outputs.
+func (c *compiler) bind() error {
+	names := make([]string, 0, len(c.src.Weights))
+	var weightBytes int64
+	for name, w := range c.src.Weights {
+		names = append(names, name)
+		weightBytes += tensorBytes(w)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		w := c.src.Weights[name]
+		s := c.slot(name)
+		c.consts[s], c.shapes[s], c.ranks[s] = w, shapeOf(w), len(w.Shape)
+	}
+	c.foldLeft = foldBudget(weightBytes)
+	for _, vi := range c.g.GetInput() {
+		if _, isWeight := c.src.Weights[vi.GetName()]; isWeight {
+			continue
+		}
+		info, err := valueInfo(vi)
+		if err != nil {
+			return err
+		}
+		if info.Shape != nil && len(info.Shape) > tensor.MaxRank {
+			return fmt.Errorf("%w: graph input %q has %d dimensions, more than %d", onnx.ErrBadModel, info.Name, len(info.Shape), tensor.MaxRank)
+		}
+		c.m.Inputs = append(c.m.Inputs, info)
+		s := c.slot(vi.GetName())
+		c.m.inSlot = append(c.m.inSlot, s)
+		if info.Shape != nil {
+			c.ranks[s] = len(info.Shape)
+		}
+		if staticShape(info.Shape) {
+			c.shapes[s] = info.Shape
+		}
+	}
+	for _, vi := range c.g.GetOutput() {
+		info, err := valueInfo(vi)
+		if err != nil {
+			return err
+		}
+		c.m.Outputs = append(c.m.Outputs, info)
+	}
+	return nil
+}
+
+// compileNode resolves node i (pn) to a kernel and checks it, then folds it
+// into constants when its inputs are known, or appends it to the plan with
+// the shapes of its outputs inferred.
+func (c *compiler) compileNode(i int, pn *onnxpb.NodeProto) error {
+	if d := pn.GetDomain(); d != "" && d != "ai.onnx" {
+		return fmt.Errorf("node %q: op %s in domain %q: %w (only the default ONNX domain is)", pn.GetName(), pn.GetOpType(), d, ErrUnsupported)
+	}
+	n := &Node{Name: pn.GetName(), OpType: pn.GetOpType(), Opset: c.opset, Inputs: pn.GetInput(), Outputs: pn.GetOutput(), attrs: map[string]*onnxpb.AttributeProto{}}
+	if n.Name == "" {
+		n.Name = fmt.Sprintf("%s_%d", n.OpType, i)
+	}
+	for _, a := range pn.GetAttribute() {
+		n.attrs[a.GetName()] = a
+	}
+	st := step{node: n}
+	for _, in := range n.Inputs {
+		if in == "" {
+			st.in = append(st.in, -1)
+			continue
+		}
+		st.in = append(st.in, c.slot(in))
+	}
+	for _, out := range n.Outputs {
+		if out == "" {
+			st.out = append(st.out, -1)
+			continue
+		}
+		st.out = append(st.out, c.slot(out))
+	}
+	n.inShapes = make([][]int, len(st.in))
+	n.inRanks = make([]int, len(st.in))
+	for j, s := range st.in {
+		n.inRanks[j] = -1
+		if s >= 0 {
+			n.inShapes[j], n.inRanks[j] = c.shapes[s], c.ranks[s]
+		}
+	}
+	n.Const = func(i int) *tensor.Tensor {
+		if i >= len(st.in) || st.in[i] < 0 {
+			return nil
+		}
+		return c.consts[st.in[i]]
+	}
+	n.pack = !c.opt.KeepWeightsUnpacked
+	n.weights = c.src.Weights
+	f, ok := ops[n.OpType]
+	if !ok {
+		return fmt.Errorf("node %q: op %s (opset %d): %w", n.Name, n.OpType, c.opset, ErrUnsupported)
+	}
+	var err error
+	st.kernel, err = callFactory(f, n)
+	if err != nil {
+		// A factory reports ErrUnsupported for a supported op used in a way
+		// the engine does not implement; anything else is a malformed node.
+		cause := onnx.ErrBadModel
+		if errors.Is(err, ErrUnsupported) {
+			cause = ErrUnsupported
+		}
+		return fmt.Errorf("node %q (%s, opset %d): %w: %w", n.Name, n.OpType, c.opset, cause, err)
+	}
+	if err := checkNode(n); err != nil {
+		return fmt.Errorf("%w: %w", onnx.ErrBadModel, err)
+	}
+	setSizeClasses(&st)
+	outs, err := c.fold(&st)
+	if err != nil {
+		return fmt.Errorf("%w: %w", onnx.ErrBadModel, err)
+	}
+	if outs != nil {
+		for j, s := range st.out {
+			if s >= 0 && j < len(outs) {
+				c.consts[s], c.shapes[s], c.ranks[s] = outs[j], shapeOf(outs[j]), len(outs[j].Shape)
+				c.m.stats.FoldedBytes += tensorBytes(outs[j])
+			}
+		}
+		c.m.stats.Folded++
+		return nil
+	}
+	c.m.stats.PackedBytes += n.packedBytes
+	for j, shape := range inferShapes(n, n.inShapes) {
+		if j < len(st.out) && st.out[j] >= 0 && shape != nil {
+			c.shapes[st.out[j]], c.ranks[st.out[j]] = shape, len(shape)
+			c.m.stats.StaticShapes++
+		}
+	}
+	if r := inferRank(n); r >= 0 && len(st.out) > 0 && st.out[0] >= 0 && c.ranks[st.out[0]] < 0 {
+		c.ranks[st.out[0]] = r
+	}
+	c.m.steps = append(c.m.steps, st)
+	return nil
+}
+
+// plan works out what Run needs besides the steps: the last step that reads
+// each slot, the constants still read, and each step's static output shapes.
+func (c *compiler) plan() {
+	m := c.m
 	m.lastUse = make([]int, m.nslots)
 	for i := range m.lastUse {
 		m.lastUse[i] = -1
@@ -280,28 +361,27 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 	// Keep only the constants something still reads: weights that only fed
 	// folded nodes are not needed at run time.
 	m.isConst = make([]bool, m.nslots)
-	for s, t := range consts {
+	for s, t := range c.consts {
 		if t != nil && m.lastUse[s] >= 0 {
 			m.consts = append(m.consts, constSlot{s, t})
 			m.isConst[s] = true
 		}
 	}
-	m.shapes = shapes
+	m.shapes = c.shapes
 	for i := range m.steps {
 		st := &m.steps[i]
 		static := make([][]int, len(st.out))
 		for j, s := range st.out {
-			if s >= 0 && shapes[s] == nil {
+			if s >= 0 && c.shapes[s] == nil {
 				static = nil
 				break
 			} else if s >= 0 {
-				static[j] = shapes[s]
+				static[j] = c.shapes[s]
 			}
 		}
 		st.static = static
 		setSizeClasses(st)
 	}
-	return m, nil
 }
 
 // callFactory runs an op factory, turning a panic (a factory that failed to

@@ -18,6 +18,9 @@ const (
 	// empty axis, a matrix product with an empty inner dimension) produce
 	// outputs of that size.
 	MaxElements = 1 << 31
+	// MaxRank is the most dimensions CheckShape accepts (NumPy's limit):
+	// Compile checks an axis against it where it does not know the rank.
+	MaxRank = 64
 )
 
 // Count returns the number of elements of shape (1 for a scalar, 0 when a
@@ -49,11 +52,14 @@ func Count(shape []int) (int, error) {
 }
 
 // CheckShape returns an error unless shape is fit for a request's tensor:
-// every dimension non-negative and at most MaxDim, and the product of the
+// at most MaxRank dimensions, every dimension non-negative and at most MaxDim, and the product of the
 // non-zero dimensions at most MaxElements (so [1<<30 0] passes, as an empty
 // tensor, but [1<<40 0] and [1<<20 1<<20 0] do not). The error names the
 // rule; callers add which tensor it was.
 func CheckShape(shape []int) error {
+	if len(shape) > MaxRank {
+		return fmt.Errorf("shape has %d dimensions, more than %d", len(shape), MaxRank)
+	}
 	for i, d := range shape {
 		if d < 0 {
 			return fmt.Errorf("shape %s: dimension %d is negative", ShapeString(shape), i)

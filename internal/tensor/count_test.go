@@ -47,6 +47,8 @@ func TestCheckShapeAndValidate(t *testing.T) {
 		{"dimension over MaxDim", FromF32(nil, 0, MaxDim+1), "dimension 1 is 2147483649, more than 2147483648"},
 		{"empty, many elements were it not", FromF32(nil, 1<<20, 0, 1<<20), "non-zero dimensions is more than"},
 		{"wraps to zero", FromF32(nil, 1<<32, 1<<32), "more than"},
+		{"rank at the bound", FromF32([]float32{1}, ones(MaxRank)...), ""},
+		{"rank over the bound", FromF32([]float32{1}, ones(MaxRank+1)...), "65 dimensions, more than 64"},
 		{"data too short", FromF32(make([]float32, 5), 2, 3), "needs 6 elements, data has 5"},
 	}
 	for _, tt := range tests {
@@ -74,4 +76,13 @@ func TestViewDecodeHugeShapes(t *testing.T) {
 			t.Errorf("Decode(float32, %v, nil) = %v, want an error", shape, v)
 		}
 	}
+}
+
+// ones returns a shape of n dimensions of 1.
+func ones(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = 1
+	}
+	return s
 }
