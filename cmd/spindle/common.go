@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -44,7 +46,43 @@ func newClient(cmd *cobra.Command, gw string) (*client.Client, error) {
 	return c, nil
 }
 
-// readInputs parses --input NAME=FILE.npy flags and reads the files.
+// regularFile returns a usage error that starts with label (the flag and
+// its value as typed, "--model m.onnx") unless path is a regular file (after symbolic links). The CLI maps models, uploads files
+// and reads inputs whole; opening a FIFO blocks until something writes to
+// it, so one given by mistake hung the command for ever, and a device or a
+// socket has no end. A missing file keeps fs.ErrNotExist in the chain.
+func regularFile(label, path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the message already
+		}
+		return usageError{fmt.Errorf("%s: %w", label, err)}
+	}
+	if !st.Mode().IsRegular() {
+		return usagef("%s: not a regular file (%s)", label, fileKind(st.Mode()))
+	}
+	return nil
+}
+
+// fileKind names what a non-regular file is, for regularFile's message.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.String()
+}
+
+// readInputs parses --input NAME=FILE.npy flags and reads the files, which
+// must be regular files.
 func readInputs(specs []string) (map[string]*tensor.Tensor, error) {
 	inputs := map[string]*tensor.Tensor{}
 	for _, s := range specs {
@@ -54,6 +92,9 @@ func readInputs(specs []string) (map[string]*tensor.Tensor, error) {
 		}
 		if _, dup := inputs[name]; dup {
 			return nil, usagef("--input %q: input %q given twice", s, name)
+		}
+		if err := regularFile("--input "+s, path); err != nil {
+			return nil, err
 		}
 		t, err := npy.ReadFile(path)
 		if err != nil {

@@ -25,6 +25,9 @@ no private copy, one copy in memory for every process serving the model.`,
 			if out == "" {
 				return usagef("-o: required")
 			}
+			if err := regularFile(a[0], a[0]); err != nil {
+				return err
+			}
 			rep, err := artifact.Compile(a[0], out)
 			if err != nil {
 				return err

@@ -49,6 +49,16 @@ object. cpu-burn takes no --model.`,
 		if kind == "" && (len(configs) > 0 || len(files) > 0) {
 			return usagef("--config and --file: only with --task")
 		}
+		if model != "" {
+			if err := regularFile("--model "+model, model); err != nil {
+				return err
+			}
+		}
+		for _, p := range files {
+			if err := regularFile("--file "+p, p); err != nil {
+				return err
+			}
+		}
 		cfg, err := taskConfigFlags(configs)
 		if err != nil {
 			return err
@@ -164,6 +174,9 @@ function's task endpoint with --json (a JSON body, e.g. '{"text": "..."}') or
 func invokeTask(cmd *cobra.Command, c *client.Client, name, body, img string) error {
 	ct, data := "application/json", []byte(body)
 	if img != "" {
+		if err := regularFile("--image "+img, img); err != nil {
+			return err
+		}
 		var err error
 		if data, err = os.ReadFile(img); err != nil {
 			return usageError{fmt.Errorf("--image: %w", err)}

@@ -205,6 +205,9 @@ func loadPayload(body string, inputs, randoms []string, variants int, seed uint6
 	case n > 1:
 		return nil, usagef("--body, --input and --random: give one kind")
 	case body != "":
+		if err := regularFile("--body "+body, body); err != nil {
+			return nil, err
+		}
 		data, err := os.ReadFile(body)
 		if err != nil {
 			return nil, usagef("--body: %v", err)

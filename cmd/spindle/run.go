@@ -23,6 +23,9 @@ func newRunCmd() *cobra.Command {
 			if model == "" {
 				return usagef("--model: required")
 			}
+			if err := regularFile("--model "+model, model); err != nil {
+				return err
+			}
 			mode, err := onnx.ParseLoadMode(load)
 			if err != nil {
 				return usagef("--load: %v", err)

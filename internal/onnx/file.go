@@ -15,6 +15,15 @@ type file struct {
 }
 
 func openFile(path string, mode LoadMode) (*file, error) {
+	// Before opening: opening a FIFO blocks until a writer comes, so a model
+	// or external-data path that names one would hang the load for ever.
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	if mode != Mmap {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -27,7 +36,7 @@ func openFile(path string, mode LoadMode) (*file, error) {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	st, err = f.Stat() // the file itself, should the path have changed
 	if err != nil {
 		return nil, err
 	}
