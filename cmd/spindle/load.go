@@ -41,7 +41,9 @@ next request. The thesis's load (ch. 6) is the default: 1 -> 100 users, +2/s,
 Open loop: --rate R starts R requests a second (--arrival poisson for a Poisson
 process), or --step START:STEP:EVERY[:MAX] raises the rate in steps.
 
-The run stops at --duration or --max-requests, whichever comes first.`,
+The run stops at --duration or --max-requests, whichever comes first. A
+FUNCTION needs its inputs (--random, --input or --body), --task a --body; a
+run in which every request failed exits 1.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			gw, _ := cmd.Flags().GetString("gateway")
@@ -52,6 +54,14 @@ The run stops at --duration or --max-requests, whichever comes first.`,
 			cfg := loadgen.Config{URL: target, Method: method, Duration: duration, MaxRequests: maxRequests, Timeout: timeout, Seed: seed}
 			if cfg.Payload, err = loadPayload(body, inputs, randoms, variants, seed); err != nil {
 				return err
+			}
+			// Without a payload the requests would be GETs, which neither
+			// endpoint answers: every one would fail.
+			switch {
+			case cfg.Payload == nil && task != "":
+				return usagef("--task %s: a task request needs a JSON body: give --body FILE (e.g. a file holding {\"text\": \"...\"})", task)
+			case cfg.Payload == nil && rawURL == "":
+				return usagef("FUNCTION %s: an inference request needs inputs: give --random NAME=DATATYPE:D1xD2... (e.g. --random input=FP32:1x1x28x28), --input NAME=FILE.npy or --body FILE", a[0])
 			}
 			key, _ := cmd.Flags().GetString("key")
 			if key == "" {
@@ -142,6 +152,9 @@ The run stops at --duration or --max-requests, whichever comes first.`,
 			fmt.Fprint(cmd.OutOrStdout(), res.Summary)
 			if csvPath != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "records: %s (%d rows)\n", csvPath, len(res.Records))
+			}
+			if s := res.Summary; s.AllFailed() {
+				return fmt.Errorf("load: all %d requests failed (%s)", s.Requests, s.StatusCounts())
 			}
 			return nil
 		},

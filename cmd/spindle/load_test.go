@@ -69,8 +69,34 @@ func TestLoadCommandUsage(t *testing.T) {
 		{"bad step", []string{"load", "--url", "http://127.0.0.1:1/", "--step", "1:1"}, "--step"},
 		{"bad url", []string{"load", "--url", "ftp://x/", "--max-requests", "1"}, "must be an http or https URL"},
 		{"two payloads", []string{"load", "--url", "http://127.0.0.1:1/", "--body", "x.json", "--random", "a=FP32:1"}, "give one kind"},
+		// Without a body these were GETs that every function refused.
+		{"function without inputs", []string{"load", "f", "--gateway", "http://127.0.0.1:1", "--max-requests", "1"},
+			"FUNCTION f: an inference request needs inputs: give --random NAME=DATATYPE:D1xD2... (e.g. --random input=FP32:1x1x28x28), --input NAME=FILE.npy or --body FILE"},
+		{"task without body", []string{"load", "--task", "t", "--gateway", "http://127.0.0.1:1", "--max-requests", "1"},
+			"--task t: a task request needs a JSON body: give --body FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantExit2(t, tt.msg, tt.args...) })
+	}
+}
+
+// TestLoadCommandAllFailed checks that a run in which no request succeeded
+// exits 1 and says so, after the usual summary.
+func TestLoadCommandAllFailed(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	args := []string{"load", "f", "--gateway", srv.URL, "--random", "input=FP32:1x4",
+		"--users", "2", "--spawn-rate", "0", "--think", "0", "--max-requests", "5"}
+	r := spindle(t, args...)
+	if r.code != 1 {
+		t.Fatalf("spindle %s: exit %d, want 1\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"requests 5", "ok 0, errors 5 (404: 5)", "every request failed"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if want := "spindle: load: all 5 requests failed (404: 5)"; !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 	}
 }

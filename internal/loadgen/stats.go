@@ -78,25 +78,38 @@ func (s Summary) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "requests %d in %v (%.1f/s), ok %d, errors %d", s.Requests, s.Elapsed.Round(time.Millisecond), s.Throughput(), s.OK, s.Errors)
 	if s.Errors > 0 {
-		codes := make([]int, 0, len(s.ByStatus))
-		for c := range s.ByStatus {
-			codes = append(codes, c)
-		}
-		sort.Ints(codes)
-		var parts []string
-		for _, c := range codes {
-			name := fmt.Sprint(c)
-			if c == 0 {
-				name = "no answer"
-			}
-			parts = append(parts, fmt.Sprintf("%s: %d", name, s.ByStatus[c]))
-		}
-		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+		fmt.Fprintf(&b, " (%s)", s.StatusCounts())
 	}
 	fmt.Fprintf(&b, "\nlatency of ok requests: p50 %v  p90 %v  p99 %v  p99.9 %v  max %v  mean %v\n",
 		round(s.P50), round(s.P90), round(s.P99), round(s.P999), round(s.Max), round(s.Mean))
+	if s.AllFailed() {
+		fmt.Fprintf(&b, "every request failed: no answer was a 2xx\n")
+	}
 	return b.String()
 }
+
+// StatusCounts lists ByStatus in status order, like "200: 11, 429: 1" ("no
+// answer" for 0).
+func (s Summary) StatusCounts() string {
+	codes := make([]int, 0, len(s.ByStatus))
+	for c := range s.ByStatus {
+		codes = append(codes, c)
+	}
+	sort.Ints(codes)
+	parts := make([]string, 0, len(codes))
+	for _, c := range codes {
+		name := fmt.Sprint(c)
+		if c == 0 {
+			name = "no answer"
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d", name, s.ByStatus[c]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// AllFailed reports whether the run sent requests and none succeeded: its
+// latencies measure nothing the target can serve.
+func (s Summary) AllFailed() bool { return s.Requests > 0 && s.OK == 0 }
 
 // round trims a latency to three significant figures for display.
 func round(d time.Duration) time.Duration {

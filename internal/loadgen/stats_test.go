@@ -78,3 +78,36 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("empty summary %+v", empty)
 	}
 }
+
+// TestSummaryAllFailed checks the verdict the CLI exits 1 on, and that the
+// summary text says it.
+func TestSummaryAllFailed(t *testing.T) {
+	ok := Record{Status: 200}
+	notFound := Record{Status: 404}
+	refused := Record{Err: "connection refused"}
+	tests := []struct {
+		name   string
+		recs   []Record
+		want   bool
+		counts string
+	}{
+		{"no requests", nil, false, ""},
+		{"all 404", []Record{notFound, notFound}, true, "404: 2"},
+		{"no answers and a 404", []Record{refused, notFound}, true, "no answer: 1, 404: 1"},
+		{"one ok", []Record{notFound, ok}, false, "200: 1, 404: 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Summarize(tc.recs)
+			if got := s.AllFailed(); got != tc.want {
+				t.Errorf("AllFailed() = %v, want %v", got, tc.want)
+			}
+			if got := s.StatusCounts(); got != tc.counts {
+				t.Errorf("StatusCounts() = %q, want %q", got, tc.counts)
+			}
+			if said := strings.Contains(s.String(), "every request failed"); said != tc.want {
+				t.Errorf("summary says every request failed: %v, want %v:\n%s", said, tc.want, s)
+			}
+		})
+	}
+}
