@@ -65,6 +65,62 @@ func (s *Store) Commit(staged string) (digest string, size int64, err error) {
 	return digest, size, nil
 }
 
+// validDigest matches the names Commit gives model folders: a sha256 in hex.
+func validDigest(d string) bool {
+	if len(d) != sha256.Size*2 {
+		return false
+	}
+	_, err := hex.DecodeString(d)
+	return err == nil
+}
+
+// Remove deletes the model folder digest. Instances that map its files keep
+// them until they exit (the kernel frees an unlinked file when its last
+// mapping goes); new ones cannot start from it. Removing a model that is not
+// stored is not an error.
+func (s *Store) Remove(digest string) error {
+	if !validDigest(digest) {
+		return fmt.Errorf("model store: %q is not a model digest", digest)
+	}
+	return os.RemoveAll(filepath.Join(s.dir, digest))
+}
+
+// Reconcile removes what no one will read: every staging folder (a deploy
+// that was still uploading when the platform stopped) and every model folder
+// whose digest keep does not report as in use. Call it before any deploy
+// runs. It returns what it removed, as paths relative to the store.
+func (s *Store) Reconcile(keep func(digest string) bool) ([]string, error) {
+	var removed []string
+	var errs []error
+	staging, err := os.ReadDir(filepath.Join(s.dir, "staging"))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range staging {
+		rel := filepath.Join("staging", e.Name())
+		if err := os.RemoveAll(filepath.Join(s.dir, rel)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, rel)
+	}
+	models, err := os.ReadDir(s.dir)
+	if err != nil {
+		return removed, err
+	}
+	for _, e := range models {
+		if !e.IsDir() || !validDigest(e.Name()) || keep(e.Name()) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
+}
+
 // Digest hashes a folder's regular files (paths and contents) in sorted order.
 func Digest(dir string) (string, int64, error) {
 	type entry struct {

@@ -114,3 +114,49 @@ func TestCommitDropsModelFromPageCache(t *testing.T) {
 		t.Fatalf("%d of %d pages still cached after Commit", resident, len(vec))
 	}
 }
+
+// TestRemoveAndReconcile checks that Remove deletes one model folder and
+// refuses names that are not digests, and that Reconcile removes every
+// staging folder and the models not in use, keeping the rest.
+func TestRemoveAndReconcile(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, _, err := s.Commit(stage(t, s, map[string]string{"model.onnx": "used"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unused, _, err := s.Commit(stage(t, s, map[string]string{"model.onnx": "unused"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, _, err := s.Commit(stage(t, s, map[string]string{"model.onnx": "gone"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := stage(t, s, map[string]string{"model.onnx": "half an upload"}) // a deploy killed mid-way
+	for _, bad := range []string{"", "..", "staging", "../x", strings.Repeat("g", 64)} {
+		if err := s.Remove(bad); err == nil {
+			t.Errorf("Remove(%q) succeeded", bad)
+		}
+	}
+	if err := s.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Path(gone, "")); !os.IsNotExist(err) {
+		t.Errorf("removed model still there: %v", err)
+	}
+	removed, err := s.Reconcile(func(d string) bool { return d == used })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 {
+		t.Errorf("Reconcile removed %q, want the staging folder and the unused model", removed)
+	}
+	for path, want := range map[string]bool{s.Path(used, "model.onnx"): true, s.Path(unused, ""): false, killed: false} {
+		if _, err := os.Stat(path); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", path, err == nil, want)
+		}
+	}
+}

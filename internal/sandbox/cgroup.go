@@ -3,10 +3,12 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,6 +109,11 @@ type Controller interface {
 	New(name string, limits Limits) (*Cgroup, error)
 	// Close removes the parent group if no instance group is left in it.
 	Close() error
+	// Reap removes the groups a platform that is no longer running left
+	// under the parent (killed, it could not remove them), killing what they
+	// still hold, and returns their names. Groups of running platforms,
+	// this one included, are left alone.
+	Reap() ([]string, error)
 }
 
 var (
@@ -132,6 +139,9 @@ func (Noop) New(name string, limits Limits) (*Cgroup, error) {
 
 // Close does nothing.
 func (Noop) Close() error { return nil }
+
+// Reap does nothing: Noop makes no groups.
+func (Noop) Reap() ([]string, error) { return nil, nil }
 
 // group is one instance's cgroup in one cgroup version.
 type group interface {
@@ -365,6 +375,81 @@ func mkdirUnique(parents []string, name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no free cgroup name for %q", name)
+}
+
+// creator returns the pid of the platform that made the group named leaf
+// (mkdirUnique names them name-<pid>-<n>), or false for another name.
+func creator(leaf string) (int, bool) {
+	i := strings.LastIndexByte(leaf, '-')
+	if i <= 0 {
+		return 0, false
+	}
+	j := strings.LastIndexByte(leaf[:i], '-')
+	if j <= 0 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(leaf[j+1 : i])
+	if _, nerr := strconv.ParseUint(leaf[i+1:], 10, 64); err != nil || nerr != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
+}
+
+// running reports whether a process pid exists.
+func running(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// reap removes, in each parent directory, the groups whose creator is not
+// running (see Controller.Reap).
+func reap(parents []string) ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, p := range parents {
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, e := range entries {
+			pid, ok := creator(e.Name())
+			if !e.IsDir() || !ok || pid == os.Getpid() || running(pid) {
+				continue
+			}
+			if err := removeGroup(filepath.Join(p, e.Name())); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if !slices.Contains(removed, e.Name()) {
+				removed = append(removed, e.Name())
+			}
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// removeGroup kills what the group dir holds and removes it; a process only
+// leaves a group when it exits, so it polls, as Cgroup.Close does.
+func removeGroup(dir string) error {
+	var err error
+	for range 200 {
+		pids, rerr := readProcs(filepath.Join(dir, "cgroup.procs"))
+		if rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return rerr
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if err = os.Remove(dir); err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("remove cgroup %s: %w", dir, err)
 }
 
 // writeFile writes a cgroup control file, which must exist: cgroupfs rejects

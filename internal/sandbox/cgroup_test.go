@@ -69,6 +69,27 @@ func helper(mode string) int {
 		fmt.Println("ready")
 		io.Copy(io.Discard, os.Stdin)
 		return 0
+	case "platform":
+		// A platform that makes an instance group holding a process, then
+		// is killed before it can remove it.
+		caps, err := Detect(Options{Parent: os.Getenv("SANDBOX_TEST_PARENT"), DisableNamespaces: true})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		cg, err := caps.Controller.New("fn", Limits{CPU: 1})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		sleep := exec.Command("sleep", "60")
+		if err := cg.Start(sleep); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		fmt.Println(cg.Name(), sleep.Process.Pid)
+		io.Copy(io.Discard, os.Stdin)
+		return 0
 	case "term":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
@@ -127,6 +148,16 @@ func startChild(t *testing.T, cmd *exec.Cmd, start func(*exec.Cmd) error) *child
 		<-c.exited
 	})
 	return c
+}
+
+// line reads the child's next stdout line.
+func (c *child) line(t *testing.T) string {
+	t.Helper()
+	if !c.lines.Scan() {
+		<-c.exited
+		t.Fatalf("child %v: no line on stdout (exit: %v)", c.cmd.Args, c.err)
+	}
+	return c.lines.Text()
 }
 
 // expect reads the child's next stdout line and fails unless it starts with want.

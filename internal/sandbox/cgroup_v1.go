@@ -175,6 +175,18 @@ func (c *v1Controller) Close() error {
 	return errors.Join(errs...)
 }
 
+// Reap removes leftover groups in every hierarchy.
+func (c *v1Controller) Reap() ([]string, error) {
+	var parents []string
+	for _, d := range c.parents {
+		if !slices.Contains(parents, d) {
+			parents = append(parents, d)
+		}
+	}
+	slices.Sort(parents)
+	return reap(parents)
+}
+
 // v1Group is one instance's directories in the v1 hierarchies.
 type v1Group struct {
 	hs             []*hierarchy

@@ -150,6 +150,9 @@ func (c *v2Controller) Close() error {
 	return nil
 }
 
+// Reap removes leftover groups under the parent.
+func (c *v2Controller) Reap() ([]string, error) { return reap([]string{c.parent}) }
+
 // v2Group is one instance's directory in the unified hierarchy.
 type v2Group struct{ dir string }
 

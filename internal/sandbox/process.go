@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ type Spec struct {
 	Args []string
 	// Env is added to the parent's environment.
 	Env []string
+	// Dir is the child's working directory; "" means the parent's.
+	Dir string
 	// Log receives the child's stderr and non-protocol stdout; nil discards it.
 	Log io.Writer
 	// Cgroup confines the child from its first instruction; nil runs it
@@ -57,15 +60,10 @@ type Process struct {
 // the child is killed). A child that exits before ready yields an error holding
 // the last lines of its stderr.
 func Start(ctx context.Context, spec Spec) (*Process, error) {
-	cmd := exec.Command(spec.Path, spec.Args...)
-	cmd.Env = append(os.Environ(), spec.Env...)
+	cmd := command(spec)
 	// Own namespaces where the machine allows, and an own process group: a
 	// signal to the platform's terminal does not reach instances directly, the
 	// gateway stops them in order.
-	attr := NamespaceAttrs(spec.Caps)
-	attr.Setpgid = true
-	attr.Pdeathsig = syscall.SIGKILL
-	cmd.SysProcAttr = attr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -157,6 +155,83 @@ func readProtocol(r io.Reader, ready chan<- string, log func(string)) {
 			log(line)
 		}
 	}
+}
+
+// command returns the exec.Cmd for spec: its own namespaces where the
+// machine allows, and its own process group, so that a signal to the
+// platform's terminal does not reach instances directly (the gateway stops
+// them in order); killed when the platform dies.
+func command(spec Spec) *exec.Cmd {
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Env = append(os.Environ(), spec.Env...)
+	cmd.Dir = spec.Dir
+	attr := NamespaceAttrs(spec.Caps)
+	attr.Setpgid = true
+	attr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr = attr
+	return cmd
+}
+
+// Run runs a child to completion, confined as Start confines one, and
+// returns what it wrote on stdout, up to maxOut bytes (more is an error).
+// Its stderr goes to spec.Log. A child that exits non-zero returns its
+// stdout and an error (wrapping ErrOOMKilled when the kernel killed it for
+// its memory limit); one still running when ctx ends is killed, and the
+// error wraps ctx's. spec.Cgroup is closed before Run returns.
+func Run(ctx context.Context, spec Spec, maxOut int) ([]byte, error) {
+	cmd := command(spec)
+	var out limitedBuffer
+	out.max = maxOut
+	cmd.Stdout = &out
+	logw := spec.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	cmd.Stderr = logw
+	defer spec.Cgroup.Close()
+	if err := spec.Cgroup.Start(cmd); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+		return out.Bytes(), fmt.Errorf("%s: %w", spec.Path, ctx.Err())
+	}
+	if err = spec.Cgroup.ExitError(err); err != nil {
+		return out.Bytes(), err
+	}
+	if out.over {
+		return out.Bytes(), fmt.Errorf("%s: wrote more than %d bytes on stdout", spec.Path, maxOut)
+	}
+	return out.Bytes(), nil
+}
+
+// limitedBuffer keeps the first max bytes written to it and notes whether
+// there were more.
+type limitedBuffer struct {
+	buf  bytes.Buffer // not embedded: its ReadFrom would bypass Write
+	max  int
+	over bool
+}
+
+// Bytes returns what was kept.
+func (b *limitedBuffer) Bytes() []byte { return b.buf.Bytes() }
+
+// Write keeps what fits and reports all of p written, so that the child's
+// output is drained, not blocked.
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := b.max - b.buf.Len(); n > room {
+		b.over = true
+		p = p[:max(room, 0)]
+	}
+	b.buf.Write(p)
+	return n, nil
 }
 
 // Tail returns the last lines the child wrote to stderr, joined by " | ".
