@@ -91,7 +91,7 @@ numbers and our share of them.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&openblas, "openblas", "", `file of "M K N GFLOPS" lines from scripts/sgemm_openblas.c`)
+	f.StringVar(&openblas, "openblas", "", "`FILE` of \"M K N GFLOPS\" lines from scripts/sgemm_openblas.c")
 	f.DurationVar(&budget, "time", 200*time.Millisecond, "measuring time per shape and variant")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
@@ -207,23 +207,23 @@ cache) at every --threads value, each measurement in a fresh process.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&model, "model", "", "ONNX model file")
+	f.StringVar(&model, "model", "", "ONNX model file `PATH`")
 	f.BoolVar(&suite, "suite", false, "run issue 4's model suite instead of --model")
-	f.StringArrayVar(&inputs, "input", nil, "input tensor as NAME=FILE.npy (repeatable; others are generated)")
+	f.StringArrayVar(&inputs, "input", nil, "input tensor as `NAME=FILE.npy` (repeatable; others are generated)")
 	f.IntSliceVar(&threads, "threads", []int{1}, "intra-op thread counts to measure")
 	f.IntVar(&runs, "runs", 20, "fewest timed runs after the first")
 	f.IntVar(&ops, "ops", 0, "also print each case's N slowest steps (per-op profile: mean ms per run and share of the median); 0 prints none")
 	f.BoolVar(&compiled, "compiled", false, "with --suite: measure Spindle on each model compiled with 'spindle model compile' (prepacked, shared weights); ONNX Runtime still runs the .onnx")
-	f.StringVar(&ortModel, "ort-model", "", "model file ONNX Runtime runs (default --model; give the .onnx when --model is a compiled artifact)")
+	f.StringVar(&ortModel, "ort-model", "", "model file `PATH` ONNX Runtime runs (default --model; give the .onnx when --model is a compiled artifact)")
 	f.DurationVar(&minTime, "min-time", time.Second, "least time the timed runs take together (more runs for fast models; ONNX Runtime gets as many)")
 	f.IntVar(&batch, "batch", 1, "size of a generated input's dynamic first dimension")
 	f.IntVar(&seq, "seq", 16, "size of a generated input's other dynamic dimensions")
-	f.StringVar(&load, "load", string(onnx.Mmap), "load mode: copy, single or mmap")
+	f.StringVar(&load, "load", string(onnx.Mmap), "load `MODE`: copy, single or mmap")
 	f.BoolVar(&withORT, "ort", false, "also run ONNX Runtime on the same inputs")
-	f.StringVar(&script, "ort-script", filepath.Join("tools", "node", "ort-run.mjs"), "ONNX Runtime runner")
+	f.StringVar(&script, "ort-script", filepath.Join("tools", "node", "ort-run.mjs"), "ONNX Runtime runner `SCRIPT`")
 	f.BoolVar(&noFusion, "no-fusion", false, "compile without fused kernels")
 	f.BoolVar(&noPack, "no-pack", false, "keep weights unpacked (no private packed copy; slower multiplies)")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole measurement to this file")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole measurement to this `FILE`")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
 }

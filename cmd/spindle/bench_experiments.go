@@ -108,8 +108,8 @@ the policies in 'spindle sim' (virtual time).`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&env.Quick, "quick", false, "small models, few runs: minutes on 2 cores")
-	f.StringVar(&env.Out, "out", "bench-results", "results folder")
-	f.StringVar(&env.Models, "model-cache", "", "where generated models are kept between runs (default OUT/models)")
+	f.StringVar(&env.Out, "out", "bench-results", "results folder `DIR`")
+	f.StringVar(&env.Models, "model-cache", "", "`DIR` where generated models are kept between runs (default OUT/models)")
 	f.IntVar(&env.Runs, "runs", 0, "repetitions per measurement (default 3 with --quick, 10 without)")
 	f.IntVar(&env.Users, "users", 0, "cap on concurrent clients and ramp users (default: the thesis's 50 and 100; 10 with --quick)")
 	f.DurationVar(&env.Duration, "duration", 0, "how long the live ramp runs, per policy in hybrid-vs-hpa (default 180s, 45s with --quick; simulated variant 120s, 20s)")
@@ -117,9 +117,9 @@ the policies in 'spindle sim' (virtual time).`,
 	f.BoolVar(&env.Simulated, "simulated", false, "hybrid-vs-hpa: compare the policies in the simulator instead of live")
 	f.BoolVar(&env.Simulated, "sim", false, "same as --simulated")
 	f.MarkHidden("sim")
-	f.StringSliceVar(&policies, "policies", nil, "hybrid-vs-hpa: policies to run live (default static, hybrid, hpa, predictive)")
+	f.StringSliceVar(&policies, "policies", nil, "hybrid-vs-hpa: `POLICIES` to run live (default static, hybrid, hpa, predictive)")
 	f.DurationVar(&env.SLO, "slo", 0, "hybrid-vs-hpa: p99 target of the live policies (default 2.5x a request's time on one scaling step, as the thesis's 500 ms over 200 ms)")
-	f.StringSliceVar(&kinds, "models", nil, "models to run: mnist-cnn, minilm-l6, bert-base, vgg16 (default: per experiment; small ones with --quick)")
+	f.StringSliceVar(&kinds, "models", nil, "`MODELS` to run: mnist-cnn, minilm-l6, bert-base, vgg16 (default: per experiment; small ones with --quick)")
 	return cmd
 }
 
@@ -142,7 +142,7 @@ func newLoadOnceCmd() *cobra.Command {
 			return experiment.LoadOnce(cmd.OutOrStdout(), model, mode)
 		},
 	}
-	cmd.Flags().StringVar(&model, "model", "", "model file")
-	cmd.Flags().StringVar(&load, "load", string(onnx.Mmap), "load mode: copy, single or mmap")
+	cmd.Flags().StringVar(&model, "model", "", "model file `PATH`")
+	cmd.Flags().StringVar(&load, "load", string(onnx.Mmap), "load `MODE`: copy, single or mmap")
 	return cmd
 }

@@ -20,7 +20,7 @@ import (
 // gateway, and --key, the tenant API key newClient sends.
 func gatewayFlag(cmd *cobra.Command) *string {
 	// No default shown: help output must not print a secret from the environment.
-	cmd.Flags().String("key", "", "API key, sent as 'Authorization: Bearer KEY' (default $SPINDLE_KEY)")
+	cmd.Flags().String("key", "", "API key `KEY`, sent as 'Authorization: Bearer KEY' (default $SPINDLE_KEY)")
 	return gatewayURLFlag(cmd)
 }
 
@@ -30,7 +30,7 @@ func gatewayURLFlag(cmd *cobra.Command) *string {
 	if def == "" {
 		def = "http://127.0.0.1:8080"
 	}
-	return cmd.Flags().String("gateway", def, "gateway URL (env SPINDLE_GATEWAY)")
+	return cmd.Flags().String("gateway", def, "gateway `URL` (env SPINDLE_GATEWAY)")
 }
 
 // newClient returns a client for gw that sends cmd's --key (or $SPINDLE_KEY).

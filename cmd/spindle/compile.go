@@ -37,6 +37,6 @@ no private copy, one copy in memory for every process serving the model.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&out, "out", "o", "", "artifact file to write")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "artifact `FILE` to write")
 	return cmd
 }

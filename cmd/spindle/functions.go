@@ -38,10 +38,10 @@ object. cpu-burn takes no --model.`,
 	}
 	gw := gatewayFlag(cmd)
 	f := cmd.Flags()
-	f.StringVar(&model, "model", "", "ONNX model file")
-	f.StringVar(&kind, "task", "", "task endpoint kind: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")
-	f.StringArrayVar(&configs, "config", nil, "task option as KEY=VALUE, or a JSON object (repeatable)")
-	f.StringArrayVar(&files, "file", nil, "extra file for the task, e.g. tokenizer.json or labels.txt (repeatable)")
+	f.StringVar(&model, "model", "", "ONNX model file `PATH`")
+	f.StringVar(&kind, "task", "", "task endpoint `KIND`: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")
+	f.StringArrayVar(&configs, "config", nil, "task option as `KEY=VALUE`, or a JSON object (repeatable)")
+	f.StringArrayVar(&files, "file", nil, "extra file `PATH` for the task, e.g. tokenizer.json or labels.txt (repeatable)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		if model == "" && kind != task.CPUBurn {
 			return usagef("--model: required (only --task cpu-burn runs without one)")
@@ -135,10 +135,10 @@ function's task endpoint with --json (a JSON body, e.g. '{"text": "..."}') or
 		Args: args("NAME"),
 	}
 	gw := gatewayFlag(cmd)
-	cmd.Flags().StringArrayVar(&inputs, "input", nil, "input tensor as NAME=FILE.npy (repeatable)")
-	cmd.Flags().StringVar(&out, "out", "", "folder for OUTPUT_NAME.npy files (default: print a summary)")
-	cmd.Flags().StringVar(&body, "json", "", "JSON body for the task endpoint")
-	cmd.Flags().StringVar(&img, "image", "", "PNG or JPEG file for the task endpoint")
+	cmd.Flags().StringArrayVar(&inputs, "input", nil, "input tensor as `NAME=FILE.npy` (repeatable)")
+	cmd.Flags().StringVar(&out, "out", "", "folder `DIR` for OUTPUT_NAME.npy files (default: print a summary)")
+	cmd.Flags().StringVar(&body, "json", "", "JSON `BODY` for the task endpoint")
+	cmd.Flags().StringVar(&img, "image", "", "PNG or JPEG `FILE` for the task endpoint")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		modes := 0
 		for _, set := range []bool{len(inputs) > 0 || out != "", cmd.Flags().Changed("json"), img != ""} {

@@ -28,7 +28,7 @@ func newModelCmd() *cobra.Command {
 			return nil
 		},
 	}
-	gen.Flags().StringVarP(&out, "out", "o", "", "output folder")
+	gen.Flags().StringVarP(&out, "out", "o", "", "output folder `DIR`")
 	gen.Flags().Uint64Var(&seed, "seed", 1, "weight seed")
 	cmd.AddCommand(gen, newModelCompileCmd())
 	return cmd

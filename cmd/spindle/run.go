@@ -56,9 +56,9 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&model, "model", "", "ONNX model file")
-	f.StringVar(&load, "load", string(onnx.Mmap), "load mode: copy, single or mmap")
-	f.StringArrayVar(&inputs, "input", nil, "input tensor as NAME=FILE.npy (repeatable)")
-	f.StringVar(&out, "out", "", "folder for OUTPUT_NAME.npy files (default: print a summary)")
+	f.StringVar(&model, "model", "", "ONNX model file `PATH`")
+	f.StringVar(&load, "load", string(onnx.Mmap), "load `MODE`: copy, single or mmap")
+	f.StringArrayVar(&inputs, "input", nil, "input tensor as `NAME=FILE.npy` (repeatable)")
+	f.StringVar(&out, "out", "", "folder `DIR` for OUTPUT_NAME.npy files (default: print a summary)")
 	return cmd
 }

@@ -167,8 +167,8 @@ key, --param hpa.max-instances=32 to one policy. Keys: ` + strings.Join(allParam
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&scenario, "scenario", "thesis", "scenario: "+strings.Join(sim.Scenarios, ", "))
-	f.StringSliceVar(&policies, "policy", []string{"hybrid", "hpa", "static", "predictive"}, "policies to compare, comma-separated")
+	f.StringVar(&scenario, "scenario", "thesis", "`SCENARIO`: "+strings.Join(sim.Scenarios, ", "))
+	f.StringSliceVar(&policies, "policy", []string{"hybrid", "hpa", "static", "predictive"}, "`POLICIES` to compare, comma-separated")
 	f.IntVar(&nodes, "nodes", 0, "nodes (default: the scenario's, 1)")
 	f.Float64Var(&cores, "cores", 0, "cores per node (default: the scenario's, 64)")
 	f.IntVar(&functions, "functions", 0, "functions (default: thesis 1, others 4 per node)")
@@ -177,11 +177,11 @@ key, --param hpa.max-instances=32 to one policy. Keys: ` + strings.Join(allParam
 	f.Float64Var(&rate, "rate", 0, "mean open-loop requests/s per function (default 20; thesis: none)")
 	f.IntVar(&users, "users", 0, "thesis: closed-loop users (default 100)")
 	f.Float64Var(&spawn, "spawn-rate", 0, "thesis: users spawned per second (default 2)")
-	f.StringVar(&service, "service", "", "service time at 1 vCPU: const:D, exp:MEAN, lognormal:MEAN:CV, uniform:LO:HI or file:PATH (default lognormal:200ms:0.2)")
-	f.StringArrayVar(&params, "param", nil, "policy parameter key=value or policy.key=value (repeatable)")
+	f.StringVar(&service, "service", "", "service time at 1 vCPU, a `DIST`: const:D, exp:MEAN, lognormal:MEAN:CV, uniform:LO:HI or file:PATH (default lognormal:200ms:0.2)")
+	f.StringArrayVar(&params, "param", nil, "policy parameter `KEY=VALUE` or POLICY.KEY=VALUE (repeatable)")
 	f.BoolVar(&jsonOut, "json", false, "print JSON instead of a table")
 	f.BoolVar(&series, "series", false, "with --json, include the per-second time series")
-	f.StringVar(&csvDir, "csv", "", "write each policy's per-second time series to DIR/SCENARIO-POLICY.csv")
+	f.StringVar(&csvDir, "csv", "", "write each policy's per-second time series to `DIR`/SCENARIO-POLICY.csv")
 	return cmd
 }
 

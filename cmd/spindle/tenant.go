@@ -33,8 +33,8 @@ func newTenantCmd() *cobra.Command {
 func adminFlags(cmd *cobra.Command) func() (*client.Client, error) {
 	gw := gatewayURLFlag(cmd)
 	// No default shown: help output must not print a secret from the environment.
-	key := cmd.Flags().String("admin-key", "", "admin key (default $SPINDLE_ADMIN_KEY, else HOME/admin.key)")
-	home := cmd.Flags().String("home", "", "data directory holding admin.key (default $SPINDLE_HOME or ./.spindle)")
+	key := cmd.Flags().String("admin-key", "", "admin key `KEY` (default $SPINDLE_ADMIN_KEY, else HOME/admin.key)")
+	home := cmd.Flags().String("home", "", "data directory `HOME` holding admin.key (default $SPINDLE_HOME or ./.spindle)")
 	return func() (*client.Client, error) {
 		k := *key
 		if k == "" {
@@ -79,7 +79,7 @@ func newTenantCreateCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.IntVar(&maxFunctions, "max-functions", 0, "most functions the tenant may deploy (0: no limit)")
 	f.Float64Var(&maxVCPU, "max-vcpu", 0, "CPU cores the tenant's instances may use together (0: no limit)")
-	f.StringVar(&maxMemory, "max-memory", "", "memory the tenant's instances may use together, like 2GiB or 512MiB (default: no limit)")
+	f.StringVar(&maxMemory, "max-memory", "", "memory the tenant's instances may use together, a `SIZE` like 2GiB or 512MiB (default: no limit)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		mem, err := parseBytes(maxMemory)
 		if err != nil {
