@@ -170,7 +170,7 @@ function's task endpoint with --json (a JSON body, e.g. '{"text": "..."}') or
 }
 
 // invokeTask calls the task endpoint with a JSON body or an image file and
-// prints the answer, indented.
+// prints the answer, indented with arrays of numbers on one line.
 func invokeTask(cmd *cobra.Command, c *client.Client, name, body, img string) error {
 	ct, data := "application/json", []byte(body)
 	if img != "" {
@@ -196,12 +196,11 @@ func invokeTask(cmd *cobra.Command, c *client.Client, name, body, img string) er
 	if err != nil {
 		return err
 	}
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, ans, "", "  "); err != nil {
+	pretty, err := formatJSON(ans)
+	if err != nil {
 		return fmt.Errorf("answer is not JSON: %w", err)
 	}
-	pretty.WriteByte('\n')
-	_, err = pretty.WriteTo(cmd.OutOrStdout())
+	_, err = cmd.OutOrStdout().Write(pretty)
 	return err
 }
 
