@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,29 +32,77 @@ func newTenantCmd() *cobra.Command {
 
 // adminFlags adds --gateway, --admin-key and --home to an admin command and
 // returns a constructor for its client.
-func adminFlags(cmd *cobra.Command) func() (*client.Client, error) {
+func adminFlags(cmd *cobra.Command) func() (*adminClient, error) {
 	gw := gatewayURLFlag(cmd)
 	// No default shown: help output must not print a secret from the environment.
 	key := cmd.Flags().String("admin-key", "", "admin key `KEY` (default $SPINDLE_ADMIN_KEY, else HOME/admin.key)")
 	home := cmd.Flags().String("home", "", "data directory `HOME` holding admin.key (default $SPINDLE_HOME or ./.spindle)")
-	return func() (*client.Client, error) {
+	return func() (*adminClient, error) {
+		a := &adminClient{}
 		k := *key
+		a.from = "--admin-key"
 		if k == "" {
-			k = os.Getenv("SPINDLE_ADMIN_KEY")
+			k, a.from = os.Getenv("SPINDLE_ADMIN_KEY"), "$SPINDLE_ADMIN_KEY"
 		}
 		if k == "" {
 			// A missing file is fine: an open gateway needs no key.
+			path := filepath.Join(homeDir(*home), "admin.key")
+			if abs, err := filepath.Abs(path); err == nil {
+				path = abs
+			}
 			var err error
-			if k, err = tenant.LoadAdminKey(filepath.Join(homeDir(*home), "admin.key")); err != nil {
+			if k, err = tenant.LoadAdminKey(path); err != nil {
 				return nil, usageError{err}
+			}
+			a.from = path
+			if k == "" {
+				a.from = ""
+				a.looked = fmt.Sprintf("--admin-key (not given), $SPINDLE_ADMIN_KEY (not set) and %s (%s)", path, homeSource(*home))
 			}
 		}
 		c, err := client.New(*gw, client.WithKey(k))
 		if err != nil {
 			return nil, usageError{err}
 		}
-		return c, nil
+		a.Client = c
+		return a, nil
 	}
+}
+
+// adminClient is a client for the admin API that knows where its key came
+// from, to explain a refusal.
+type adminClient struct {
+	*client.Client
+	// from names where the key came from; "" when none was found.
+	from string
+	// looked lists the places searched when no key was found.
+	looked string
+}
+
+// explain adds to err, when the gateway refused the request (401 or 403),
+// where the key came from, or every place looked in and how to give one.
+// Other errors come back as they are.
+func (a *adminClient) explain(err error) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != http.StatusUnauthorized && ce.Status != http.StatusForbidden {
+		return err
+	}
+	if a.from != "" {
+		return fmt.Errorf("%w; the admin key sent came from %s", err, a.from)
+	}
+	return fmt.Errorf("%w; no admin key found: looked in %s; give --admin-key KEY, set $SPINDLE_ADMIN_KEY, or point --home or $SPINDLE_HOME at the data directory of the 'spindle up' serving the gateway (its admin.key)", err, a.looked)
+}
+
+// homeSource says which setting chose the data directory homeDir(flag)
+// returns, for messages.
+func homeSource(flag string) string {
+	switch {
+	case flag != "":
+		return "from --home; no such file"
+	case os.Getenv("SPINDLE_HOME") != "":
+		return "from $SPINDLE_HOME; no such file"
+	}
+	return "the default, ./.spindle; no such file"
 }
 
 // homeDir resolves the data directory: the flag, $SPINDLE_HOME, or ./.spindle.
@@ -98,7 +148,7 @@ func newTenantCreateCmd() *cobra.Command {
 		}
 		t, err := c.CreateTenant(context.Background(), a[0], lim)
 		if err != nil {
-			return err
+			return c.explain(err)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "Created tenant %q. Its API key follows; it is shown only once (spindle tenant rotate %s issues a new one):\n", t.Name, t.Name)
 		fmt.Fprintln(cmd.OutOrStdout(), t.Key)
@@ -121,7 +171,7 @@ func newTenantRotateCmd() *cobra.Command {
 		}
 		t, err := c.RotateKey(context.Background(), a[0])
 		if err != nil {
-			return err
+			return c.explain(err)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "New API key for tenant %q (the old one no longer works):\n", t.Name)
 		fmt.Fprintln(cmd.OutOrStdout(), t.Key)
@@ -140,7 +190,7 @@ func newTenantLsCmd() *cobra.Command {
 		}
 		ts, err := c.ListTenants(context.Background())
 		if err != nil {
-			return err
+			return c.explain(err)
 		}
 		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tFUNCTIONS\tMAX FUNCTIONS\tMAX VCPU\tMAX MEMORY\tCREATED")
@@ -174,7 +224,7 @@ func newTenantRmCmd() *cobra.Command {
 		}
 		n, err := c.DeleteTenant(context.Background(), a[0])
 		if err != nil {
-			return err
+			return c.explain(err)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "removed tenant %s and its %d function(s)\n", a[0], n)
 		return nil

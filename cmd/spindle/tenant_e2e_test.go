@@ -170,3 +170,44 @@ func TestDemoWithKeys(t *testing.T) {
 		t.Fatalf("curl answered %s", out)
 	}
 }
+
+// TestTenantAdminKeyNotFound runs the tenant commands against a gateway that
+// needs keys, with no admin key anywhere: the refusal names every place the
+// CLI looked and how to give the key, where it used to say only that the
+// bearer key was missing.
+func TestTenantAdminKeyNotFound(t *testing.T) {
+	t.Setenv("SPINDLE_ADMIN_KEY", "")
+	t.Setenv("SPINDLE_HOME", "")
+	p := startPlatform(t, t.TempDir(), "--auth", "keys")
+	gw := "--gateway=" + p.url
+	empty := t.TempDir()
+	envHome := t.TempDir()
+	const howTo = "give --admin-key KEY, set $SPINDLE_ADMIN_KEY, or point --home or $SPINDLE_HOME at the data directory"
+	tests := []struct {
+		name   string
+		env    string // $SPINDLE_HOME
+		args   []string
+		looked string
+	}{
+		{"create, --home", "", []string{"tenant", "create", "carol", "--home", empty, gw},
+			"looked in --admin-key (not given), $SPINDLE_ADMIN_KEY (not set) and " + filepath.Join(empty, "admin.key") + " (from --home; no such file)"},
+		{"ls, $SPINDLE_HOME", envHome, []string{"tenant", "ls", gw},
+			"looked in --admin-key (not given), $SPINDLE_ADMIN_KEY (not set) and " + filepath.Join(envHome, "admin.key") + " (from $SPINDLE_HOME; no such file)"},
+		{"rotate", "", []string{"tenant", "rotate", "carol", "--home", empty, gw}, filepath.Join(empty, "admin.key")},
+		{"rm", "", []string{"tenant", "rm", "carol", "--home", empty, gw}, filepath.Join(empty, "admin.key")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SPINDLE_HOME", tc.env)
+			for _, msg := range []string{"missing bearer key (HTTP 401); no admin key found", tc.looked, howTo} {
+				wantExit2(t, msg, tc.args...)
+			}
+		})
+	}
+	// A key that is found but refused says where it came from.
+	home := t.TempDir()
+	tenantKey := "spk_carol_" + strings.Repeat("x", 43)
+	os.WriteFile(filepath.Join(home, "admin.key"), []byte(tenantKey+"\n"), 0o600)
+	wantExit2(t, "not an admin key", "tenant", "ls", "--home", home, gw)
+	wantExit2(t, "the admin key sent came from --admin-key", "tenant", "ls", "--admin-key", tenantKey, gw)
+}
