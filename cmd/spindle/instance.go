@@ -4,16 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/sandbox"
@@ -27,6 +32,8 @@ func newInstanceCmd() *cobra.Command {
 	var cfg instance.Config
 	var listen, load, taskConfig string
 	var drain time.Duration
+	var check bool
+	var maxMemory int64
 	cmd := &cobra.Command{
 		Use:    "instance --name NAME --model PATH [--task KIND --task-config JSON|FILE] [--listen ADDR]",
 		Short:  "Serve one model (started by the platform, not by users)",
@@ -36,7 +43,7 @@ func newInstanceCmd() *cobra.Command {
 			if cfg.Name == "" {
 				return usagef("--name: required")
 			}
-			if cfg.ModelPath == "" && cfg.Task != task.CPUBurn {
+			if cfg.ModelPath == "" && cfg.Task != task.CPUBurn && !check {
 				return usagef("--model: required (only --task cpu-burn runs without one)")
 			}
 			if taskConfig != "" {
@@ -52,6 +59,9 @@ func newInstanceCmd() *cobra.Command {
 			}
 			cfg.Load = mode
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+			if check {
+				return runCheck(cmd.OutOrStdout(), cfg, maxMemory)
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 
@@ -84,7 +94,57 @@ func newInstanceCmd() *cobra.Command {
 	f.StringVar(&cfg.Task, "task", "", "task endpoint kind: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")
 	f.StringVar(&taskConfig, "task-config", "", "task config as JSON, or a JSON file")
 	f.StringVar(&cfg.TaskDir, "task-dir", "", "folder of the task's files (default: the model's folder)")
+	f.BoolVar(&check, "check", false, "check the model and task as a deploy does, print the result as JSON and exit")
+	f.Int64Var(&maxMemory, "max-memory", 0, "with --check, bytes of address space the check may map besides the model's files (0: no limit)")
 	return cmd
+}
+
+// runCheck is `spindle instance --check`: it validates the model and task of
+// cfg (instance.Check) and prints one line of JSON on w, an api.Check or an
+// api.CheckError. An upload at fault exits 2, after the line. maxMemory, when
+// set, caps the process's address space at that much besides the mapped
+// model files: where the platform has no memory cgroup, a model built to
+// exhaust memory then fails the check instead of the machine.
+func runCheck(w io.Writer, cfg instance.Config, maxMemory int64) error {
+	if maxMemory > 0 {
+		if err := limitAddressSpace(maxMemory, cfg.ModelPath, cfg.TaskDir); err != nil {
+			return err
+		}
+	}
+	res, err := instance.Check(cfg)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if err != nil {
+		enc.Encode(api.CheckError{Error: err.Error()})
+		return usageError{err}
+	}
+	return enc.Encode(res)
+}
+
+// limitAddressSpace sets RLIMIT_AS to extra bytes plus the size of the files
+// the check maps (the model and its external data, in dirs) plus the Go
+// runtime's own reservations.
+func limitAddressSpace(extra int64, paths ...string) error {
+	const runtimeReserve = 1 << 30
+	total := extra + runtimeReserve
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if info, ierr := d.Info(); ierr == nil {
+					total += info.Size()
+				}
+			}
+			return nil
+		})
+	}
+	lim := uint64(total)
+	if err := unix.Setrlimit(unix.RLIMIT_AS, &unix.Rlimit{Cur: lim, Max: lim}); err != nil {
+		return fmt.Errorf("--max-memory: %w", err)
+	}
+	return nil
 }
 
 // readTaskConfig returns --task-config's JSON: the value itself when it is a

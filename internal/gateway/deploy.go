@@ -8,19 +8,17 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/autoscale"
-	"github.com/spindleml/spindle/internal/engine"
-	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/metrics"
-	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/registry"
-	"github.com/spindleml/spindle/internal/task"
 )
 
 // Deploy upload format (multipart/form-data, parts in any order):
@@ -36,9 +34,17 @@ import (
 //
 // A cpu-burn function has no model and no files.
 
-// deploy stores an uploaded model, checks that it loads and compiles, and
-// registers (or replaces) the function.
+// deploy checks an upload in a sandboxed child (check.go), stores its files
+// and registers (or replaces) the function. The tenant's limits are checked
+// first: a deploy they refuse stores nothing, and the upload is cut off at
+// the tenant's memory limit.
 func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
+	who := owner(r)
+	lim, err := g.tenants.Limits(who)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, g.cfg.MaxUploadBytes)
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -50,182 +56,255 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			os.RemoveAll(staged)
-		}
-	}()
-	var name, modelFile, kind string
-	var rawConfig []byte
-	var files []string
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			writeError(w, statusForBody(err), fmt.Sprintf("body: %v", err))
-			return
-		}
-		switch part.FormName() {
-		case "name", "model", "task":
-			b, err := io.ReadAll(io.LimitReader(part, 1024))
-			if err != nil {
-				writeError(w, statusForBody(err), fmt.Sprintf("%s: %v", part.FormName(), err))
-				return
-			}
-			switch part.FormName() {
-			case "name":
-				name = strings.TrimSpace(string(b))
-			case "model":
-				modelFile = strings.TrimSpace(string(b))
-			default:
-				kind = strings.TrimSpace(string(b))
-			}
-		case "config":
-			const maxConfig = 1 << 20
-			b, err := io.ReadAll(io.LimitReader(part, maxConfig+1))
-			if err != nil {
-				writeError(w, statusForBody(err), fmt.Sprintf("config: %v", err))
-				return
-			}
-			if len(b) > maxConfig {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("config: over %d bytes", maxConfig))
-				return
-			}
-			rawConfig = b
-		case "file":
-			rel, err := partPath(part.Header.Get("Content-Disposition"))
-			if err != nil {
-				writeError(w, http.StatusBadRequest, err.Error())
-				return
-			}
-			if err := saveFile(filepath.Join(staged, rel), part); err != nil {
-				writeError(w, statusForBody(err), fmt.Sprintf("file %q: %v", rel, err))
-				return
-			}
-			files = append(files, filepath.ToSlash(rel))
-		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("body: unknown field %q (want name, model, file, task, config)", part.FormName()))
-			return
-		}
+	defer os.RemoveAll(staged) // Commit moves it away when the deploy succeeds
+	up := upload{dir: staged, maxBytes: lim.MaxMemoryBytes}
+	if err := up.read(mr); err != nil {
+		writeError(w, uploadStatus(err), err.Error())
+		return
 	}
-	if err := registry.ValidateName(name); err != nil {
+	if up.over {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("tenant %q: the model's files are over the memory limit of %d bytes", who, lim.MaxMemoryBytes))
+		return
+	}
+	if err := registry.ValidateName(up.name); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	kind = cmp.Or(kind, task.Infer)
-	var taskCfg task.Config
+	if err := g.checkFunctionCount(who, up.name, lim.MaxFunctions); err != nil {
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
+	if err := up.pickModel(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := g.check(r.Context(), checkRequest{owner: who, name: up.name, dir: staged, modelFile: up.modelFile, kind: up.kind, config: up.config, uploadBytes: up.bytes})
+	var ue *uploadError
 	switch {
-	case kind != task.Infer && !task.IsKind(kind):
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("task %q: unknown (want %s or %s)", kind, task.Infer, strings.Join(task.Kinds(), ", ")))
+	case errors.As(err, &ue):
+		writeError(w, http.StatusBadRequest, ue.msg)
 		return
-	case kind == task.Infer && len(bytes.TrimSpace(rawConfig)) > 0:
-		writeError(w, http.StatusBadRequest, "config: only task functions take a config (set task)")
-		return
-	case kind != task.Infer:
-		if taskCfg, err = task.ParseConfig(rawConfig); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-	}
-	if kind != task.Infer && !task.NeedsModel(kind) {
-		g.deployModelless(w, r, name, kind, taskCfg, files, modelFile)
-		return
-	}
-	if modelFile == "" {
-		for _, f := range files {
-			if strings.HasSuffix(f, ".onnx") {
-				if modelFile != "" {
-					writeError(w, http.StatusBadRequest, "model: several .onnx files uploaded; name the model file")
-					return
-				}
-				modelFile = f
-			}
-		}
-	}
-	if modelFile == "" {
-		writeError(w, http.StatusBadRequest, "model: no model file uploaded (want a file part ending in .onnx)")
-		return
-	}
-	if !filepath.IsLocal(modelFile) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("model %q: must be a relative path inside the upload", modelFile))
-		return
-	}
-	if _, err := os.Stat(filepath.Join(staged, modelFile)); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("model %q: not among the uploaded files", modelFile))
-		return
-	}
-	// Load in place to reject a broken model now rather than at its first request.
-	src, err := onnx.Load(filepath.Join(staged, modelFile), onnx.Mmap)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("model: %v", trimStaged(err, staged)))
-		return
-	}
-	compiled, err := engine.Compile(src)
-	if err != nil {
-		src.Close()
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("model: %v", trimStaged(err, staged)))
-		return
-	}
-	md := instance.Metadata(name, compiled)
-	// Build the task too: a model that does not fit it, or a missing
-	// tokenizer or labels file, is rejected now.
-	if kind != task.Infer {
-		if _, err := task.New(kind, taskCfg, staged, compiled); err != nil {
-			src.Close()
-			writeError(w, http.StatusBadRequest, trimStaged(err, staged))
-			return
-		}
-	}
-	src.Close()
-
-	digest, size, err := g.store.Commit(staged)
-	if err != nil {
+	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	committed = true
-	f := registry.Function{Name: name, Owner: owner(r), Task: kind, TaskConfig: canonicalConfig(kind, taskCfg), ModelDigest: digest, ModelFile: filepath.ToSlash(modelFile), ModelBytes: size, Metadata: md, Created: time.Now().UTC()}
-	g.register(w, f)
+	f := registry.Function{Name: up.name, Owner: who, Task: cmp.Or(up.kind, api.TaskInfer), TaskConfig: res.TaskConfig, Created: time.Now().UTC()}
+	if res.Metadata != nil {
+		f.Metadata = *res.Metadata
+	}
+	if up.modelFile == "" {
+		staged = ""
+	} else {
+		f.ModelFile = filepath.ToSlash(up.modelFile)
+	}
+	g.register(w, f, staged)
 }
 
-// register records a deployed function and stops the instances of the one it
-// replaces: they serve the old model.
-func (g *Gateway) register(w http.ResponseWriter, f registry.Function) {
-	if !g.putWithinLimits(w, f) {
+// upload is a deploy's multipart body as it is read: the form fields, and
+// the file parts saved into dir.
+type upload struct {
+	dir string
+	// maxBytes caps the files together (the tenant's memory limit); 0 means
+	// no cap. over is set when they went past it.
+	maxBytes int64
+	over     bool
+
+	name, modelFile, kind string
+	config                json.RawMessage
+	files                 []string
+	bytes                 int64
+}
+
+// read reads every part of mr, stopping early once the files are over
+// maxBytes.
+func (u *upload) read(mr *multipart.Reader) error {
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("body: %w", err)
+		}
+		if err := u.readPart(part); err != nil || u.over {
+			return err
+		}
+	}
+}
+
+func (u *upload) readPart(part *multipart.Part) error {
+	switch part.FormName() {
+	case "name", "model", "task":
+		b, err := io.ReadAll(io.LimitReader(part, 1024))
+		if err != nil {
+			return fmt.Errorf("%s: %w", part.FormName(), err)
+		}
+		v := strings.TrimSpace(string(b))
+		switch part.FormName() {
+		case "name":
+			u.name = v
+		case "model":
+			u.modelFile = v
+		default:
+			u.kind = v
+		}
+	case "config":
+		const maxConfig = 1 << 20
+		b, err := io.ReadAll(io.LimitReader(part, maxConfig+1))
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if len(b) > maxConfig {
+			return fmt.Errorf("config: over %d bytes", maxConfig)
+		}
+		// The check child takes it as JSON: an object, or null for none.
+		if t := bytes.TrimSpace(b); len(t) > 0 && (!json.Valid(t) || (t[0] != '{' && string(t) != "null")) {
+			return errors.New("config: want a JSON object")
+		}
+		u.config = b
+	case "file":
+		rel, err := partPath(part.Header.Get("Content-Disposition"))
+		if err != nil {
+			return err
+		}
+		var src io.Reader = part
+		if u.maxBytes > 0 {
+			src = io.LimitReader(part, u.maxBytes-u.bytes+1)
+		}
+		n, err := saveFile(filepath.Join(u.dir, rel), src)
+		u.bytes += n
+		if err != nil {
+			return fmt.Errorf("file %q: %w", rel, err)
+		}
+		if u.maxBytes > 0 && u.bytes > u.maxBytes {
+			u.over = true
+		}
+		u.files = append(u.files, filepath.ToSlash(rel))
+	default:
+		return fmt.Errorf("body: unknown field %q (want name, model, file, task, config)", part.FormName())
+	}
+	return nil
+}
+
+// pickModel settles which uploaded file is the model: the one the "model"
+// field names, else the only .onnx file; none for an upload without files
+// (a function without a model, cpu-burn; the check says what is missing
+// for other kinds).
+func (u *upload) pickModel() error {
+	if u.modelFile == "" {
+		for _, f := range u.files {
+			if strings.HasSuffix(f, ".onnx") {
+				if u.modelFile != "" {
+					return errors.New("model: several .onnx files uploaded; name the model file")
+				}
+				u.modelFile = f
+			}
+		}
+		if u.modelFile == "" {
+			if len(u.files) > 0 {
+				return errors.New("model: no model file uploaded (want a file part ending in .onnx)")
+			}
+			return nil
+		}
+	}
+	if !filepath.IsLocal(u.modelFile) {
+		return fmt.Errorf("model %q: must be a relative path inside the upload", u.modelFile)
+	}
+	if _, err := os.Stat(filepath.Join(u.dir, u.modelFile)); err != nil {
+		return fmt.Errorf("model %q: not among the uploaded files", u.modelFile)
+	}
+	return nil
+}
+
+// uploadStatus maps an error reading an upload to its HTTP status: 413 for
+// one over the size limit, 500 for a failure of the gateway's disk, 400 for
+// the rest (the body is the client's).
+func uploadStatus(err error) int {
+	var ioe *ioError
+	if errors.As(err, &ioe) {
+		return http.StatusInternalServerError
+	}
+	return statusForBody(err)
+}
+
+// ioError is a failure of the gateway's own disk while saving an upload.
+type ioError struct{ err error }
+
+func (e *ioError) Error() string { return e.err.Error() }
+func (e *ioError) Unwrap() error { return e.err }
+
+// checkFunctionCount refuses a new function for owner when it already has
+// max (0: no limit); replacing one of its functions is always allowed.
+func (g *Gateway) checkFunctionCount(owner, name string, max int) error {
+	if max <= 0 {
+		return nil
+	}
+	fs, err := g.reg.List(owner)
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		if f.Name == name {
+			return nil
+		}
+	}
+	if len(fs) >= max {
+		return fmt.Errorf("tenant %q: function limit %d reached", owner, max)
+	}
+	return nil
+}
+
+// register stores the staged model folder (none when staged is "") and
+// records f, within its owner's limits, then stops the instances of the
+// function it replaces, which serve the old model, and frees models no
+// function uses any more. storeMu orders this with removals, so a model is
+// never freed between its commit and its function's registration.
+func (g *Gateway) register(w http.ResponseWriter, f registry.Function, staged string) {
+	g.storeMu.Lock()
+	if staged != "" {
+		digest, size, err := g.store.Commit(staged)
+		if err != nil {
+			g.storeMu.Unlock()
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		f.ModelDigest, f.ModelBytes = digest, size
+	}
+	old, oldErr := g.reg.Get(f.Owner, f.Name)
+	ok := g.putWithinLimits(w, f)
+	switch {
+	case !ok:
+		g.collectLocked(f.ModelDigest)
+	case oldErr == nil:
+		g.collectLocked(old.ModelDigest)
+	}
+	g.storeMu.Unlock()
+	if !ok {
 		return
 	}
 	g.stopFunction(fnKey(f.Owner, f.Name))
 	writeJSON(w, http.StatusCreated, f)
 }
 
-// deployModelless registers a function whose task runs no model (cpu-burn):
-// nothing goes into the model store.
-func (g *Gateway) deployModelless(w http.ResponseWriter, r *http.Request, name, kind string, cfg task.Config, files []string, modelFile string) {
-	if len(files) > 0 || modelFile != "" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("file: task %s takes no model and no files", kind))
+// collectLocked removes the model digest from the store when no function
+// uses it. The caller holds storeMu.
+func (g *Gateway) collectLocked(digest string) {
+	if digest == "" {
 		return
 	}
-	if _, err := task.New(kind, cfg, "", nil); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	fs, err := g.reg.List("")
+	if err != nil {
+		g.cfg.Logger.Warn("model store: cannot list functions; model kept", "digest", digest, "err", err)
 		return
 	}
-	g.register(w, registry.Function{Name: name, Owner: owner(r), Task: kind, TaskConfig: canonicalConfig(kind, cfg), Created: time.Now().UTC()})
-}
-
-// canonicalConfig is the config as the registry keeps it: the fields set, in
-// a fixed order; nil for none.
-func canonicalConfig(kind string, cfg task.Config) json.RawMessage {
-	if kind == task.Infer {
-		return nil
+	for _, f := range fs {
+		if f.ModelDigest == digest {
+			return
+		}
 	}
-	b, _ := json.Marshal(cfg) // plain fields: cannot fail
-	if string(b) == "{}" {
-		return nil
+	if err := g.store.Remove(digest); err != nil {
+		g.cfg.Logger.Warn("model store: remove failed", "digest", digest, "err", err)
 	}
-	return b
 }
 
 // partPath extracts and validates the relative path a file part was uploaded
@@ -245,22 +324,25 @@ func partPath(disposition string) (string, error) {
 	return filepath.Clean(rel), nil
 }
 
-func saveFile(path string, r io.Reader) error {
+// saveFile writes r to a new file at path and returns the bytes written.
+// A file uploaded twice is the client's error; a failure of the disk is an
+// *ioError.
+func saveFile(path string, r io.Reader) (int64, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+		return 0, &ioError{err}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return errors.New("uploaded twice")
+			return 0, errors.New("uploaded twice")
 		}
-		return err
+		return 0, &ioError{err}
 	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
+	n, err := io.Copy(f, r)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = &ioError{cerr}
 	}
-	return f.Close()
+	return n, err
 }
 
 // statusForBody maps a body read error to 413 for an oversized upload, else 400.
@@ -270,12 +352,6 @@ func statusForBody(err error) int {
 		return http.StatusRequestEntityTooLarge
 	}
 	return http.StatusBadRequest
-}
-
-// trimStaged removes the staging folder from an error message, so users see the
-// paths they uploaded.
-func trimStaged(err error, staged string) string {
-	return strings.ReplaceAll(err.Error(), staged+string(filepath.Separator), "")
 }
 
 func (g *Gateway) list(w http.ResponseWriter, r *http.Request) {
@@ -331,7 +407,7 @@ func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) remove(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := g.reg.Delete(owner(r), name); err != nil {
+	if err := g.unregister(owner(r), name); err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("function %q is not deployed", name))
 			return
@@ -339,6 +415,24 @@ func (g *Gateway) remove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	g.stopFunction(fnKey(owner(r), name))
 	writeJSON(w, http.StatusOK, map[string]string{"deleted": name})
+}
+
+// unregister deletes a function, frees its model when no other function uses
+// it, and stops its instances (they keep their mapped files until they exit).
+func (g *Gateway) unregister(owner, name string) error {
+	g.storeMu.Lock()
+	f, err := g.reg.Get(owner, name)
+	if err == nil {
+		err = g.reg.Delete(owner, name)
+	}
+	if err == nil {
+		g.collectLocked(f.ModelDigest)
+	}
+	g.storeMu.Unlock()
+	if err != nil {
+		return err
+	}
+	g.stopFunction(fnKey(owner, name))
+	return nil
 }

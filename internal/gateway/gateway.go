@@ -22,13 +22,13 @@ import (
 
 	"k8s.io/utils/clock"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/modelstore"
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/registry"
 	"github.com/spindleml/spindle/internal/sandbox"
-	"github.com/spindleml/spindle/internal/task"
 	"github.com/spindleml/spindle/internal/tenant"
 )
 
@@ -43,6 +43,13 @@ type Config struct {
 	StartTimeout time.Duration
 	// MaxUploadBytes caps a deploy upload; 0 means 8 GiB.
 	MaxUploadBytes int64
+	// CheckTimeout bounds the deploy-time check of an upload (load, compile,
+	// build the task, in a sandboxed child); 0 means 2 min.
+	CheckTimeout time.Duration
+	// CheckMemory is the least memory the check of an upload may use when its
+	// tenant sets no memory limit (it gets 4x the upload's size if that is
+	// more); 0 means 2 GiB.
+	CheckMemory int64
 	// StopGrace is how long an instance may drain when stopped; 0 means 10 s.
 	StopGrace time.Duration
 	// IdleTimeout is how long a function may go without requests before its
@@ -82,6 +89,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxUploadBytes <= 0 {
 		c.MaxUploadBytes = 8 << 30
+	}
+	if c.CheckTimeout <= 0 {
+		c.CheckTimeout = 2 * time.Minute
+	}
+	if c.CheckMemory <= 0 {
+		c.CheckMemory = 2 << 30
 	}
 	if c.StopGrace <= 0 {
 		c.StopGrace = 10 * time.Second
@@ -134,6 +147,10 @@ type Gateway struct {
 
 	mu  sync.Mutex
 	fns map[string]*function
+
+	// storeMu orders commits of models and their registration with removals
+	// of functions, which free models no function uses.
+	storeMu sync.Mutex
 }
 
 // New opens the data directory and returns a gateway.
@@ -168,6 +185,10 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: cfg, reg: reg, tenants: tenants, store: store, fns: map[string]*function{}, clock: cfg.Clock}
+	if err := g.reconcile(); err != nil {
+		reg.Close()
+		return nil, err
+	}
 	g.ready.Store(true)
 	g.metrics = metrics.New()
 	// A 60 s window in 1 s buckets: the autoscaler's and dashboard's view of
@@ -202,6 +223,39 @@ func New(cfg Config) (*Gateway, error) {
 		},
 	}
 	return g, nil
+}
+
+// reconcile makes the home and the machine match the registry before the
+// gateway serves (crash-only recovery: a gateway killed at any moment is
+// cleaned up by the next start): it removes staging folders of deploys that
+// never finished, model folders no function uses, and the cgroups of
+// instances and checks a dead platform left behind.
+func (g *Gateway) reconcile() error {
+	fs, err := g.reg.List("")
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	for _, f := range fs {
+		used[f.ModelDigest] = true
+	}
+	removed, err := g.store.Reconcile(func(d string) bool { return used[d] })
+	if len(removed) > 0 {
+		g.cfg.Logger.Info("model store: removed what no function uses", "paths", removed)
+	}
+	if err != nil {
+		return fmt.Errorf("model store: %w", err)
+	}
+	if g.cfg.Sandbox.Controller != nil {
+		groups, err := g.cfg.Sandbox.Controller.Reap()
+		if len(groups) > 0 {
+			g.cfg.Logger.Info("sandbox: removed cgroups left by a stopped platform", "groups", groups)
+		}
+		if err != nil {
+			g.cfg.Logger.Warn("sandbox: could not remove every leftover cgroup", "err", err)
+		}
+	}
+	return nil
 }
 
 type proxyKey struct{}
@@ -300,7 +354,7 @@ func (g *Gateway) infer(w http.ResponseWriter, r *http.Request, spec registry.Fu
 // runTask serves POST /v1/tasks/{name}, the task endpoint of spec, a function
 // deployed with a task.
 func (g *Gateway) runTask(w http.ResponseWriter, r *http.Request, spec registry.Function) {
-	if spec.Task == "" || spec.Task == task.Infer {
+	if spec.Task == "" || spec.Task == api.TaskInfer {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("function %q has no task endpoint (it serves raw OIP v2 inference: POST /v2/models/%s/infer)", spec.Name, spec.Name))
 		return
 	}

@@ -31,15 +31,15 @@ var spindleBin string
 
 func TestMain(m *testing.M) { testbin.Main(m, &spindleBin) }
 
-// gatedExe returns a wrapper around the spindle binary that starts it only once
-// the returned gate file exists, so tests control exactly when an instance
-// becomes ready.
+// gatedExe returns a wrapper around the spindle binary that starts instances
+// only once the returned gate file exists, so tests control exactly when an
+// instance becomes ready; deploy-time checks (instance --check) pass at once.
 func gatedExe(t *testing.T) (exe, gate string) {
 	t.Helper()
 	dir := t.TempDir()
 	gate = filepath.Join(dir, "open")
 	exe = filepath.Join(dir, "spindle-gated")
-	script := fmt.Sprintf("#!/bin/sh\nwhile [ ! -e %q ]; do sleep 0.02; done\nexec %q \"$@\"\n", gate, spindleBin)
+	script := fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *\" --check \"*) exec %q \"$@\";; esac\nwhile [ ! -e %q ]; do sleep 0.02; done\nexec %q \"$@\"\n", spindleBin, gate, spindleBin)
 	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func TestScaleDownDrainsInFlight(t *testing.T) {
 // real clock.
 func TestFailedStartIsReported(t *testing.T) {
 	exe := filepath.Join(t.TempDir(), "spindle-broken")
-	script := "#!/bin/sh\necho 'cannot start: broken on purpose' >&2\nexit 1\n"
+	script := fmt.Sprintf("#!/bin/sh\ncase \" $* \" in *\" --check \"*) exec %q \"$@\";; esac\necho 'cannot start: broken on purpose' >&2\nexit 1\n", spindleBin)
 	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

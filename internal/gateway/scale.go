@@ -10,7 +10,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/spindleml/spindle/internal/instance"
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/registry"
 	"github.com/spindleml/spindle/internal/sandbox"
 )
@@ -164,7 +164,7 @@ func (g *Gateway) resizeReplica(rep *replica, vcpu float64, memory *int64, up bo
 	}
 	setWorkers := func() error {
 		n := workersFor(vcpu)
-		body, _ := json.Marshal(instance.Resize{Workers: n, GOMAXPROCS: n})
+		body, _ := json.Marshal(api.Resize{Workers: n, GOMAXPROCS: n})
 		client := &http.Client{Timeout: 5 * time.Second}
 		resp, err := client.Post(rep.url.String()+"/_spindle/resize", "application/json", bytes.NewReader(body))
 		if err != nil {

@@ -81,11 +81,10 @@ func (g *Gateway) deleteTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, f := range fs {
-		if err := g.reg.Delete(f.Owner, f.Name); err != nil && !errors.Is(err, registry.ErrNotFound) {
+		if err := g.unregister(f.Owner, f.Name); err != nil && !errors.Is(err, registry.ErrNotFound) {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		g.stopFunction(fnKey(f.Owner, f.Name))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deleted": name, "functions_removed": len(fs)})
 }
@@ -119,10 +118,6 @@ func (g *Gateway) putWithinLimits(w http.ResponseWriter, f registry.Function) bo
 	lim, err := g.tenants.Limits(f.Owner)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
-		return false
-	}
-	if lim.MaxMemoryBytes > 0 && f.ModelBytes > lim.MaxMemoryBytes {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("tenant %q: model is %d bytes, over the memory limit of %d bytes", f.Owner, f.ModelBytes, lim.MaxMemoryBytes))
 		return false
 	}
 	err = g.reg.PutWithin(f, lim.MaxFunctions)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spindleml/spindle/internal/admit"
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/engine"
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/onnx"
@@ -104,12 +105,12 @@ func (s *Server) Load() (onnx.Report, error) {
 	} else {
 		src, err := onnx.Load(s.cfg.ModelPath, s.cfg.Load)
 		if err != nil {
-			return onnx.Report{}, fmt.Errorf("load model %q: %w", s.cfg.ModelPath, err)
+			return onnx.Report{}, fmt.Errorf("model %q: %w", s.cfg.ModelPath, err)
 		}
 		m, err := engine.Compile(src)
 		if err != nil {
 			src.Close()
-			return onnx.Report{}, fmt.Errorf("compile model %q: %w", s.cfg.ModelPath, err)
+			return onnx.Report{}, fmt.Errorf("model %q: %w", s.cfg.ModelPath, err)
 		}
 		s.src, s.model = src, m
 	}
@@ -199,16 +200,8 @@ func (s *Server) Stats() Stats {
 	return Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 }
 
-// Resize is the body of POST /_spindle/resize, sent by the platform when it
-// changes the instance's CPU allotment: the worker count and the Go scheduler's
-// parallelism follow the new quota, live.
-type Resize struct {
-	Workers    int `json:"workers"`
-	GOMAXPROCS int `json:"gomaxprocs"`
-}
-
 func (s *Server) resize(w http.ResponseWriter, r *http.Request) {
-	var req Resize
+	var req api.Resize
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {

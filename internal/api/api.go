@@ -1,0 +1,68 @@
+package api
+
+import (
+	"encoding/json"
+
+	"github.com/spindleml/spindle/internal/oip"
+)
+
+// TaskInfer is the task kind of a function without a task endpoint: raw OIP
+// v2 inference only (package task builds the others).
+const TaskInfer = "infer"
+
+// Resize is the body of an instance's POST /_spindle/resize, sent by the
+// platform when it changes the instance's CPU allotment: the worker count and
+// the Go scheduler's parallelism follow the new quota, live.
+type Resize struct {
+	Workers    int `json:"workers"`
+	GOMAXPROCS int `json:"gomaxprocs"`
+}
+
+// Check is what `spindle instance --check` prints on stdout when the model
+// and task it was given load, compile and build: the gateway runs it in a
+// sandboxed child on every upload, so that nothing a tenant uploads is parsed
+// or compiled in the gateway's own process.
+type Check struct {
+	// Metadata describes the model's inputs and outputs; nil for a function
+	// without a model (cpu-burn).
+	Metadata *oip.ModelMetadata `json:"metadata,omitempty"`
+	// TaskConfig is the task's config as the registry keeps it (the fields
+	// set, in a fixed order); nil for defaults or no task.
+	TaskConfig json.RawMessage `json:"task_config,omitempty"`
+	// Nodes, Steps, FoldedBytes and PackedBytes say what compiling did
+	// (engine.Stats).
+	Nodes       int   `json:"nodes,omitempty"`
+	Steps       int   `json:"steps,omitempty"`
+	FoldedBytes int64 `json:"folded_bytes,omitempty"`
+	PackedBytes int64 `json:"packed_bytes,omitempty"`
+}
+
+// CheckError is what `spindle instance --check` prints on stdout when the
+// upload is at fault; its message names the file, field or node and the
+// rule, with paths relative to the upload.
+type CheckError struct {
+	Error string `json:"error"`
+}
+
+// ScaleRequest is the body of POST /admin/v1/functions/{name}/scale. At least
+// one field is set; an unset one keeps its value.
+type ScaleRequest struct {
+	// VCPU, when set, is the new per-instance CPU allotment, a positive
+	// multiple of 0.25.
+	VCPU *float64 `json:"vcpu,omitempty"`
+	// Memory, when set, is the new per-instance memory limit in bytes (0:
+	// none).
+	Memory *int64 `json:"memory,omitempty"`
+}
+
+// ScaleResult says what a resize did.
+type ScaleResult struct {
+	VCPU    float64 `json:"vcpu"`
+	Workers int     `json:"workers"`
+	// Memory is the per-instance memory limit in bytes now in force (0: none).
+	Memory    int64 `json:"memory"`
+	Instances int   `json:"instances"`
+	// Enforced is false when the machine cannot set CPU quotas (degraded
+	// mode): only the worker count and GOMAXPROCS changed.
+	Enforced bool `json:"enforced"`
+}

@@ -1,0 +1,251 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
+	"github.com/spindleml/spindle/internal/sandbox"
+	"github.com/spindleml/spindle/internal/tenant"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// valueAttr is ConstantOfShape's value attribute holding t.
+func valueAttr(t *tensor.Tensor) modelgen.Attr {
+	typ := onnxpb.AttributeProto_TENSOR
+	dt := int32(t.DType)
+	dims := make([]int64, len(t.Shape))
+	for i, d := range t.Shape {
+		dims[i] = int64(d)
+	}
+	name := "value"
+	return &onnxpb.AttributeProto{Name: &name, Type: &typ, T: &onnxpb.TensorProto{DataType: &dt, Dims: dims, RawData: t.Bytes()}}
+}
+
+// gatherNDBomb is the 415-byte model of issue 11: GatherND over two folded
+// constants asks constant folding for a 4 TiB output.
+func gatherNDBomb() *modelgen.Builder {
+	b := modelgen.NewBuilder("bomb", 17, 1)
+	b.Input("x", tensor.Float32, []int64{4})
+	data := b.Node("ConstantOfShape", []string{b.Ints64("s1", 1, 1<<20)}, []modelgen.Attr{valueAttr(tensor.FromF32([]float32{1}, 1))})
+	idx := b.Node("ConstantOfShape", []string{b.Ints64("s2", 1<<20, 1)}, []modelgen.Attr{valueAttr(tensor.FromI64([]int64{0}, 1))})
+	g := b.Node("GatherND", []string{data, idx}, nil)
+	b.Node("Add", []string{"x", g}, nil, "y")
+	b.Output("y", tensor.Float32, nil)
+	return b
+}
+
+// foldModel is a tiny upload whose compile folds a 60 MiB constant: within
+// every engine limit, but more than a small memory allowance.
+func foldModel() *modelgen.Builder {
+	b := modelgen.NewBuilder("fold", 17, 1)
+	b.Input("x", tensor.Float32, []int64{1})
+	c := b.Node("ConstantOfShape", []string{b.Ints64("s", 15<<20)}, nil)
+	r := b.Node("ReduceSum", []string{c}, []modelgen.Attr{modelgen.AInt("keepdims", 0)})
+	b.Node("Add", []string{"x", r}, nil, "y")
+	b.Output("y", tensor.Float32, nil)
+	return b
+}
+
+// TestHostileUploadsAreCheckedOutsideTheGateway deploys models built to
+// exhaust the memory of whatever compiles them (each crashed the gateway,
+// and every tenant with it, when the gateway compiled uploads itself): each
+// is refused with 400 naming the rule, the gateway's heap does not grow by
+// what they asked for, and another tenant's function serves throughout.
+func TestHostileUploadsAreCheckedOutsideTheGateway(t *testing.T) {
+	caps := detect(t, sandbox.Options{})
+	admin, err := tenant.NewAdminKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := newTestGateway(t, Config{Auth: AuthKeys, AdminKey: admin, Sandbox: caps})
+	mallory := tg.createTenant(t, admin, "mallory", tenant.Limits{MaxMemoryBytes: 48 << 20})
+	alice := tg.createTenant(t, admin, "alice", tenant.Limits{})
+	if err := tg.deployAs(t, alice, "m", plusModel(10)); err != nil {
+		t.Fatal(err)
+	}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	err = tg.deployAs(t, mallory, "bomb", gatherNDBomb())
+	if !isStatus(err, 400) || !strings.Contains(err.Error(), "GatherND") || !strings.Contains(err.Error(), "4 TiB") {
+		t.Errorf("GatherND of 4 TiB: %v, want 400 naming the node and the size", err)
+	}
+	if caps.Memory {
+		err = tg.deployAs(t, mallory, "fold", foldModel())
+		if !isStatus(err, 400) || !strings.Contains(err.Error(), "needs more than 48 MiB of memory") || !strings.Contains(err.Error(), `tenant "mallory"`) {
+			t.Errorf("model whose compile needs 60 MiB under a 48 MiB limit: %v, want 400 naming the limit", err)
+		}
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapSys) - int64(before.HeapSys); grew > 32<<20 {
+		t.Errorf("the gateway's heap grew by %d MiB checking the uploads", grew>>20)
+	}
+	code, body := call(t, "POST", tg.url+"/v2/models/m/infer", alice, addBody)
+	wantStatus(t, "alice's function after the attacks", code, body, 200, `"data":[11,12,13,14]`)
+	if fs, _ := tg.Registry().List("mallory"); len(fs) != 0 {
+		t.Errorf("refused deploys were registered: %v", fs)
+	}
+	// A reasonable model still deploys for the same tenant.
+	if err := tg.deployAs(t, mallory, "ok", plusModel(1)); err != nil {
+		t.Errorf("a good model after the refused ones: %v", err)
+	}
+}
+
+// storedModels lists the model folders in a gateway home, and whatever is
+// left in staging.
+func storedModels(t *testing.T, home string) (models, staging []string) {
+	t.Helper()
+	es, err := os.ReadDir(filepath.Join(home, "models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Name() != "staging" {
+			models = append(models, e.Name())
+		}
+	}
+	ss, err := os.ReadDir(filepath.Join(home, "models", "staging"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ss {
+		staging = append(staging, e.Name())
+	}
+	return models, staging
+}
+
+// TestRefusedDeploysStoreNothing deploys as a tenant at its function limit,
+// and over its memory limit: each deploy is refused, and the model store
+// holds only the models of registered functions.
+func TestRefusedDeploysStoreNothing(t *testing.T) {
+	tg, admin := keysGateway(t)
+	full := tg.createTenant(t, admin, "full", tenant.Limits{MaxFunctions: 1})
+	small := tg.createTenant(t, admin, "small", tenant.Limits{MaxMemoryBytes: 100})
+	if err := tg.deployAs(t, full, "one", plusModel(1)); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"two", "three", "four"} {
+		if err := tg.deployAs(t, full, name, plusModel(float32(i+2))); !isStatus(err, 403) {
+			t.Errorf("deploy %s over the function limit: %v, want 403", name, err)
+		}
+	}
+	if err := tg.deployAs(t, small, "m", plusModel(9)); !isStatus(err, 403) || !strings.Contains(err.Error(), "memory limit of 100 bytes") {
+		t.Errorf("deploy over the memory limit: %v, want 403 naming the limit", err)
+	}
+	models, staging := storedModels(t, tg.cfg.Home)
+	if len(models) != 1 || len(staging) != 0 {
+		t.Errorf("store holds models %v and staging %v; want the one registered model and nothing staged", models, staging)
+	}
+}
+
+// TestRemoveFreesModels checks the store's reference counting: a model two
+// functions share stays until both are removed, and a redeploy frees the
+// model it replaced.
+func TestRemoveFreesModels(t *testing.T) {
+	tg := newTestGateway(t, Config{})
+	c := tg.client(t, "")
+	ctx := context.Background()
+	tg.deploy(t, "a", plusModel(1))
+	tg.deploy(t, "b", plusModel(1)) // the same bytes: one stored model
+	tg.deploy(t, "c", plusModel(2))
+	if m, _ := storedModels(t, tg.cfg.Home); len(m) != 2 {
+		t.Fatalf("store holds %d models, want 2", len(m))
+	}
+	if err := c.Remove(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := storedModels(t, tg.cfg.Home); len(m) != 2 {
+		t.Errorf("after removing a, store holds %d models, want 2 (b still uses a's)", len(m))
+	}
+	code, body := infer(t, tg.url, "b", addBody)
+	wantStatus(t, "b after a's removal", code, body, 200, `"data":[2,3,4,5]`)
+	if err := c.Remove(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := storedModels(t, tg.cfg.Home); len(m) != 1 {
+		t.Errorf("after removing b, store holds %d models, want 1", len(m))
+	}
+	tg.deploy(t, "c", plusModel(3)) // replaces c's model
+	if m, _ := storedModels(t, tg.cfg.Home); len(m) != 1 {
+		t.Errorf("after redeploying c, store holds %d models, want 1", len(m))
+	}
+	code, body = infer(t, tg.url, "c", addBody)
+	wantStatus(t, "redeployed c", code, body, 200, `"data":[4,5,6,7]`)
+}
+
+// TestReconcileOnStart leaves what a killed gateway would (a half-written
+// upload in staging, a committed model no function got) and starts a new
+// gateway on the same home: both are removed, and the registered function
+// still serves.
+func TestReconcileOnStart(t *testing.T) {
+	home := t.TempDir()
+	g1, err := New(Config{Home: home, Exe: spindleBin, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &testGateway{Gateway: g1}
+	srv := serve(t, g1)
+	tg.url = srv
+	tg.deploy(t, "a", plusModel(1))
+	g1.Close()
+	orphan := filepath.Join(home, "models", strings.Repeat("ab", 32))
+	staged := filepath.Join(home, "models", "staging", "upload-123")
+	for _, d := range []string{orphan, staged} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "model.onnx"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g2, err := New(Config{Home: home, Exe: spindleBin, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Close()
+	url := serve(t, g2)
+	for _, d := range []string{orphan, staged} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s survived the restart: %v", d, err)
+		}
+	}
+	code, body := infer(t, url, "a", addBody)
+	wantStatus(t, "function after the restart", code, body, 200, `"data":[2,3,4,5]`)
+}
+
+// TestGatewayDoesNotImportTheEngine keeps untrusted work out of the
+// gateway's process by construction: nothing it links parses or compiles a
+// model.
+func TestGatewayDoesNotImportTheEngine(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/spindleml/spindle/internal/gateway").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range []string{"internal/engine", "internal/onnx", "internal/task", "internal/instance", "internal/kernels"} {
+		if strings.Contains(string(out), "spindle/"+pkg+"\n") {
+			t.Errorf("the gateway links %s", pkg)
+		}
+	}
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// serve serves g's API on a test server until the test ends and returns its
+// URL.
+func serve(t *testing.T, g *Gateway) string {
+	t.Helper()
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
