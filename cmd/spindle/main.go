@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -62,13 +63,16 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// --version prints what `spindle version` does.
+	root.Version = versionText(debug.ReadBuildInfo())
+	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
 	})
 	root.AddCommand(
 		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(), newLogsCmd(), newScaleCmd(),
 		newRunCmd(), newInstanceCmd(), newModelCmd(), withExperiments(newBenchCmd()), newTenantCmd(), newLoadCmd(),
-		newSimCmd(),
+		newSimCmd(), newVersionCmd(),
 	)
 	return root
 }
