@@ -45,8 +45,9 @@ func newExperimentCmd(name, short string, xs []experiment.Experiment) *cobra.Com
 		Short: short,
 		Long: short + `.
 
-Results go to --out DIR/EXPERIMENT/: CSV data, PNG plots and report.md with
-our numbers beside the thesis's. --quick uses small models and few runs
+Results go to --out DIR/EXPERIMENT/ (default: bench/ in the data directory,
+$SPINDLE_HOME or ./.spindle, as for 'spindle up'): CSV data, PNG plots and
+report.md with our numbers beside the thesis's. The folder is printed first. --quick uses small models and few runs
 (minutes on 2 cores); --runs, --users, --vcpus and --models scale a run up on a
 larger machine. Experiments start their own gateways and instances on free
 loopback ports, in temporary folders.
@@ -62,7 +63,7 @@ the policies in 'spindle sim' (virtual time).`,
 				return fmt.Errorf("find own binary: %w", err)
 			}
 			env.Exe = exe
-			if env.Out, err = filepath.Abs(env.Out); err != nil {
+			if env.Out, err = benchOut(env.Out); err != nil {
 				return err
 			}
 			if env.Runs < 0 || env.Users < 0 || env.VCPUs < 0 || env.Duration < 0 {
@@ -75,6 +76,7 @@ the policies in 'spindle sim' (virtual time).`,
 			env.Policies = policies
 			env.Command = "spindle " + strings.Join(os.Args[1:], " ")
 			env.Log = cmd.ErrOrStderr()
+			fmt.Fprintf(env.Log, "results: %s\n", env.Out)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			var reports []*experiment.Report
@@ -108,7 +110,7 @@ the policies in 'spindle sim' (virtual time).`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&env.Quick, "quick", false, "small models, few runs: minutes on 2 cores")
-	f.StringVar(&env.Out, "out", "bench-results", "results folder `DIR`")
+	f.StringVar(&env.Out, "out", "", "results folder `DIR` (default $SPINDLE_HOME/bench, else ./.spindle/bench)")
 	f.StringVar(&env.Models, "model-cache", "", "`DIR` where generated models are kept between runs (default OUT/models)")
 	f.IntVar(&env.Runs, "runs", 0, "repetitions per measurement (default 3 with --quick, 10 without)")
 	f.IntVar(&env.Users, "users", 0, "cap on concurrent clients and ramp users (default: the thesis's 50 and 100; 10 with --quick)")
@@ -121,6 +123,16 @@ the policies in 'spindle sim' (virtual time).`,
 	f.DurationVar(&env.SLO, "slo", 0, "hybrid-vs-hpa: p99 target of the live policies (default 2.5x a request's time on one scaling step, as the thesis's 500 ms over 200 ms)")
 	f.StringSliceVar(&kinds, "models", nil, "`MODELS` to run: mnist-cnn, minilm-l6, bert-base, vgg16 (default: per experiment; small ones with --quick)")
 	return cmd
+}
+
+// benchOut returns the absolute results folder for --out: the flag, else
+// bench/ in the data directory (homeDir), so that a run from a source
+// checkout does not write into the working tree.
+func benchOut(flag string) (string, error) {
+	if flag == "" {
+		flag = filepath.Join(homeDir(""), "bench")
+	}
+	return filepath.Abs(flag)
 }
 
 // newLoadOnceCmd is the child the load-time experiment starts for each load.
