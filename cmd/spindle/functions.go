@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/client"
 	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/task"
@@ -293,19 +294,24 @@ func newScaleCmd() *cobra.Command {
 	var vcpu float64
 	var memory string
 	cmd := &cobra.Command{
-		Use:   "scale NAME --vcpu X [--memory SIZE]",
-		Short: "Set a function's CPU allotment per instance (live, no restart) and optionally its memory limit",
-		Args:  args("NAME"),
+		Use:   "scale NAME [--vcpu X] [--memory SIZE]",
+		Short: "Set a function's CPU allotment and memory limit per instance, live (no restart)",
+		Long: "Set a function's CPU allotment (--vcpu) and memory limit (--memory), or both, per instance.\n" +
+			"Running instances change first; the new values are kept only if every instance took them.",
+		Args: args("NAME"),
 	}
 	gw := gatewayFlag(cmd)
-	cmd.Flags().Float64Var(&vcpu, "vcpu", 0, "vCPUs per instance, a multiple of 0.25")
-	cmd.Flags().StringVar(&memory, "memory", "", "memory limit per instance, e.g. 512MiB or 2GiB (0: none)")
+	cmd.Flags().Float64Var(&vcpu, "vcpu", 0, "`X` vCPUs per instance, a multiple of 0.25")
+	cmd.Flags().StringVar(&memory, "memory", "", "memory limit per instance, a `SIZE` like 512MiB or 2GiB (0: none)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
-		if err := (sandbox.Limits{CPU: vcpu}).Validate(); err != nil || vcpu <= 0 {
-			return usagef("--vcpu %v: must be a positive multiple of %v", vcpu, sandbox.CPUStep)
+		var req api.ScaleRequest
+		if cmd.Flags().Changed("vcpu") {
+			if err := (sandbox.Limits{CPU: vcpu}).Validate(); err != nil || vcpu <= 0 {
+				return usagef("--vcpu %v: must be a positive multiple of %v", vcpu, sandbox.CPUStep)
+			}
+			req.VCPU = &vcpu
 		}
-		var mem *int64
-		if memory != "" {
+		if cmd.Flags().Changed("memory") {
 			n, err := parseBytes(memory)
 			if err == nil {
 				err = (sandbox.Limits{Memory: n}).Validate()
@@ -313,17 +319,28 @@ func newScaleCmd() *cobra.Command {
 			if err != nil {
 				return usagef("--memory %q: %v", memory, err)
 			}
-			mem = &n
+			req.Memory = &n
+		}
+		if req.VCPU == nil && req.Memory == nil {
+			return usagef("set --vcpu, --memory or both")
 		}
 		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
 		}
-		out, err := c.Scale(context.Background(), a[0], vcpu, mem)
+		res, err := c.Scale(context.Background(), a[0], req)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s\n", out)
+		mem := "none"
+		if res.Memory > 0 {
+			mem = formatBytes(res.Memory)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: %v vCPU, %d workers, memory limit %s, on %d running instance(s)", a[0], res.VCPU, res.Workers, mem, res.Instances)
+		if !res.Enforced {
+			fmt.Fprint(cmd.OutOrStdout(), " (no CPU quota on this machine: workers and GOMAXPROCS only)")
+		}
+		fmt.Fprintln(cmd.OutOrStdout())
 		return nil
 	}
 	return cmd

@@ -109,7 +109,6 @@ func TestNoTypeNamesInHelp(t *testing.T) {
 	skip := map[string]string{
 		"spindle up":       "owned by the platform's own work in progress",
 		"spindle instance": "internal command, started by the gateway",
-		"spindle scale":    "owned by the platform's own work in progress",
 	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {

@@ -40,7 +40,8 @@ func TestFlagsCheckedLocally(t *testing.T) {
 		msg  string
 	}{
 		{"scale vcpu not a multiple", []string{"scale", "f", "--vcpu", "0.3", noGateway}, "--vcpu 0.3: must be a positive multiple of 0.25"},
-		{"scale vcpu missing", []string{"scale", "f", noGateway}, "--vcpu 0: must be a positive multiple"},
+		{"scale nothing to change", []string{"scale", "f", noGateway}, "set --vcpu, --memory or both"},
+		{"scale vcpu zero", []string{"scale", "f", "--vcpu", "0", noGateway}, "--vcpu 0: must be a positive multiple"},
 		{"scale memory too small", []string{"scale", "f", "--vcpu", "1", "--memory", "1KiB", noGateway}, `--memory "1KiB": memory: 1024 bytes must be 0 (no limit) or at least`},
 		{"scale memory unit", []string{"scale", "f", "--vcpu", "1", "--memory", "2XB", noGateway}, `--memory "2XB": unknown unit`},
 		{"tenant max-memory", []string{"tenant", "create", "x", "--max-memory", "0.5", noGateway}, `--max-memory "0.5": must be 0 (no limit) or between`},

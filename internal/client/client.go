@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/registry"
@@ -294,21 +295,18 @@ func (c *Client) Logs(ctx context.Context, name string, n int64) ([]byte, error)
 	return out, err
 }
 
-// Scale sets function name's per-instance CPU allotment (and memory limit when
-// memory is non-nil), live.
-func (c *Client) Scale(ctx context.Context, name string, vcpu float64, memory *int64) (json.RawMessage, error) {
-	body, err := json.Marshal(struct {
-		VCPU   float64 `json:"vcpu"`
-		Memory *int64  `json:"memory,omitempty"`
-	}{vcpu, memory})
+// Scale changes function name's per-instance CPU allotment and memory limit,
+// live; a nil field keeps its value.
+func (c *Client) Scale(ctx context.Context, name string, req api.ScaleRequest) (api.ScaleResult, error) {
+	var out api.ScaleResult
+	body, err := json.Marshal(req)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/admin/v1/functions/"+url.PathEscape(name)+"/scale"), bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/admin/v1/functions/"+url.PathEscape(name)+"/scale"), bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	var out json.RawMessage
-	return out, c.do(req, &out)
+	hreq.Header.Set("Content-Type", "application/json")
+	return out, c.do(hreq, &out)
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"github.com/spindleml/spindle/internal/api"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -74,13 +75,14 @@ func TestScaleRequest(t *testing.T) {
 		{"cpu only", nil, `{"vcpu":1.5}`},
 		{"with memory", &mem, `{"vcpu":1.5,"memory":536870912}`},
 	}
+	vcpu := 1.5
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{code: 200, body: `{"vcpu":1.5}`}
 			c := rec.serve(t)
-			out, err := c.Scale(context.Background(), "my fn", 1.5, tc.memory)
-			if err != nil || string(out) != `{"vcpu":1.5}` {
-				t.Fatalf("Scale: %s, %v", out, err)
+			out, err := c.Scale(context.Background(), "my fn", api.ScaleRequest{VCPU: &vcpu, Memory: tc.memory})
+			if err != nil || out.VCPU != 1.5 {
+				t.Fatalf("Scale: %+v, %v", out, err)
 			}
 			if rec.method != http.MethodPost || rec.path != "/admin/v1/functions/my%20fn/scale" || rec.gotBody != tc.want ||
 				rec.auth != "Bearer spk_t_secret" || rec.gotContentType != "application/json" {

@@ -2,7 +2,6 @@ package experiment
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/client"
 	"github.com/spindleml/spindle/internal/loadgen"
 	"github.com/spindleml/spindle/internal/metrics"
@@ -119,14 +119,11 @@ func Concurrency(ctx context.Context, env *Env) (*Report, error) {
 		}
 		pid := insts[0].Pid
 		for _, v := range steps {
-			raw, err := p.client.Scale(ctx, w.name, v, nil)
+			sr, err := p.client.Scale(ctx, w.name, api.ScaleRequest{VCPU: &v})
 			if err != nil {
 				return rep, fmt.Errorf("scale %s to %v vCPU: %w", w.name, v, err)
 			}
-			var sr struct {
-				Enforced bool `json:"enforced"`
-			}
-			if json.Unmarshal(raw, &sr) == nil && !sr.Enforced {
+			if !sr.Enforced {
 				enforced = false
 			}
 			for _, c := range levels {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/loadgen"
 	"github.com/spindleml/spindle/internal/metrics"
 )
@@ -285,7 +286,8 @@ func (e *Env) liveRamp(ctx context.Context, path string, sp modelSpec, size inpu
 		}
 		service = append(service, d)
 	}
-	if _, err := p.client.Scale(ctx, "ramp", float64(runtime.NumCPU()), nil); err != nil {
+	all := float64(runtime.NumCPU())
+	if _, err := p.client.Scale(ctx, "ramp", api.ScaleRequest{VCPU: &all}); err != nil {
 		return res, nil, fmt.Errorf("scale: %w", err)
 	}
 	insts, err := p.instances(ctx, "ramp")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -248,4 +249,62 @@ func serve(t *testing.T, g *Gateway) string {
 	srv := httptest.NewServer(g.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// bigModel is y = x + sum(w) with w a 48 MiB weight: its instance holds the
+// weight's pages, so its memory use is known to be over 48 MiB.
+func bigModel() *modelgen.Builder {
+	b := modelgen.NewBuilder("big", 13, 1)
+	b.Input("x", tensor.Float32, []int64{4})
+	w := b.Fill("w", 1e-9, 12<<20)
+	s := b.Node("ReduceSum", []string{w}, []modelgen.Attr{modelgen.AInt("keepdims", 0)})
+	b.Node("Add", []string{"x", s}, nil, "y")
+	b.Output("y", tensor.Float32, []int64{4})
+	return b
+}
+
+// TestScaleIsTransactional asks for a memory limit below what the running
+// instance uses (cgroup v1 refused it with a raw path in a 500, and the
+// limit was saved anyway, so every later start failed): the answer is 409 in
+// words, and neither the instance nor the registry changes. A limit no
+// instance could start under is refused before anything is tried, and
+// --memory alone (without --vcpu) works.
+func TestScaleIsTransactional(t *testing.T) {
+	caps := detect(t, sandbox.Options{})
+	if !caps.Memory {
+		t.Skipf("no memory cgroup here (%s)", caps.CgroupProblem)
+	}
+	tg := newTestGateway(t, Config{Sandbox: caps})
+	tg.deploy(t, "big", bigModel())
+	code, body := infer(t, tg.url, "big", addBody)
+	wantStatus(t, "first request", code, body, 200, `"data":[`)
+	_, cg := tg.instanceWorkers(t, "big")
+	before := cg.Limits()
+
+	code, _, msg := scaleFn(t, tg.url, "big", `{"memory":41943040}`)
+	if code != http.StatusConflict || !strings.Contains(msg, "uses now; nothing was changed") || strings.Contains(msg, "/sys/fs/cgroup") {
+		t.Errorf("scale to 40 MiB under use: %d %s; want 409 in words, no cgroup path", code, msg)
+	}
+	if got := cg.Limits(); got != before {
+		t.Errorf("instance limits %+v after the refused resize, want %+v", got, before)
+	}
+	if f, _ := tg.reg.Get("default", "big"); f.MemoryLimit != 0 || f.VCPU != 0 {
+		t.Errorf("registry kept memory %d, vcpu %v after the refused resize", f.MemoryLimit, f.VCPU)
+	}
+	code, _, msg = scaleFn(t, tg.url, "big", `{"vcpu":1,"memory":10485760}`)
+	if code != http.StatusBadRequest || !strings.Contains(msg, "10 MiB is less than the 32 MiB an instance needs to start") {
+		t.Errorf("scale to 10 MiB: %d %s; want 400 naming the floor", code, msg)
+	}
+	code, res, msg := scaleFn(t, tg.url, "big", `{"memory":536870912}`)
+	if code != http.StatusOK || res.Memory != 512<<20 || res.Instances != 1 {
+		t.Fatalf("memory alone: %d %s", code, msg)
+	}
+	if got := cg.Limits().Memory; got != 512<<20 {
+		t.Errorf("instance memory limit %d after the resize, want 512 MiB", got)
+	}
+	if f, _ := tg.reg.Get("default", "big"); f.MemoryLimit != 512<<20 || f.VCPU != 0 {
+		t.Errorf("registry has memory %d, vcpu %v; want 512 MiB and vcpu unchanged", f.MemoryLimit, f.VCPU)
+	}
+	code, body = infer(t, tg.url, "big", addBody)
+	wantStatus(t, "request after the resizes", code, body, 200, `"data":[`)
 }

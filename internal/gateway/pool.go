@@ -80,6 +80,10 @@ type function struct {
 	name string
 	key  string // fnKey(owner, name)
 
+	// resizeMu serialises resizes (Gateway.Resize): each reads the values
+	// it may have to restore.
+	resizeMu sync.Mutex
+
 	mu       sync.Mutex
 	spec     registry.Function
 	replicas []*replica

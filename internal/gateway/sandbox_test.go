@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/tenant"
@@ -31,7 +32,7 @@ func detect(t *testing.T, opts sandbox.Options) sandbox.Capabilities {
 	return caps
 }
 
-func scaleFn(t *testing.T, url, name, body string) (int, ScaleResult, string) {
+func scaleFn(t *testing.T, url, name, body string) (int, api.ScaleResult, string) {
 	t.Helper()
 	resp, err := http.Post(url+"/admin/v1/functions/"+name+"/scale", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -39,7 +40,7 @@ func scaleFn(t *testing.T, url, name, body string) (int, ScaleResult, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var res ScaleResult
+	var res api.ScaleResult
 	json.Unmarshal(b, &res)
 	return resp.StatusCode, res, string(b)
 }
@@ -310,7 +311,8 @@ func TestScaleRejectsBadInput(t *testing.T) {
 		{"not a multiple", `{"vcpu":0.3}`, "vcpu: 0.3 must be a positive multiple of 0.25"},
 		{"zero", `{"vcpu":0}`, "vcpu: 0 must be a positive multiple"},
 		{"negative", `{"vcpu":-1}`, "vcpu: -1 must be a positive multiple"},
-		{"missing", `{}`, "vcpu: 0 must be a positive multiple"},
+		{"nothing to change", `{}`, "body: set vcpu, memory or both"},
+		{"memory too small to start", `{"memory":10485760}`, "memory: 10 MiB is less than the 32 MiB an instance needs to start"},
 		{"over the node", `{"vcpu":100000}`, "vcpu: 100000 exceeds this node's"},
 		{"tiny memory", `{"vcpu":1,"memory":5}`, "memory: 5 bytes must be 0 (no limit) or at least"},
 		{"unknown field", `{"vcpus":1}`, `body: json: unknown field \"vcpus\"`},

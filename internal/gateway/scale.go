@@ -8,7 +8,11 @@ import (
 	"math"
 	"net/http"
 	"runtime"
+	"slices"
+	"syscall"
 	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/registry"
@@ -46,70 +50,64 @@ func (g *Gateway) newCgroup(spec registry.Function, vcpu float64) (*sandbox.Cgro
 	return cg, nil
 }
 
-// ScaleRequest is the body of POST /admin/v1/functions/{name}/scale.
-type ScaleRequest struct {
-	// VCPU is the new per-instance CPU allotment, a multiple of 0.25.
-	VCPU float64 `json:"vcpu"`
-	// Memory, when set, is the new per-instance memory limit in bytes (0: none).
-	Memory *int64 `json:"memory,omitempty"`
-}
+// minInstanceMemory is the least memory limit a function may be given: what
+// an instance process takes before it maps a model (its Go runtime, its
+// server, a small model's working set). Below it no instance could start, and
+// the limit would break every later cold start.
+const minInstanceMemory = 32 << 20
 
-// ScaleResult says what a resize did.
-type ScaleResult struct {
-	VCPU      float64 `json:"vcpu"`
-	Workers   int     `json:"workers"`
-	Instances int     `json:"instances"`
-	// Enforced is false when the machine cannot set CPU quotas (degraded
-	// mode): only the worker count and GOMAXPROCS changed.
-	Enforced bool `json:"enforced"`
-}
+// resizeError is a resize the live instances refused; nothing was changed.
+type resizeError struct{ msg string }
+
+func (e *resizeError) Error() string { return e.msg }
 
 func (g *Gateway) scale(w http.ResponseWriter, r *http.Request) {
 	spec, ok := g.lookup(w, r)
 	if !ok {
 		return
 	}
-	var req ScaleRequest
+	var req api.ScaleRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: %v", err))
 		return
 	}
-	// Checked one by one so that each message names its JSON field (the
-	// sandbox calls the first "cpu").
-	if err := (sandbox.Limits{CPU: req.VCPU}).Validate(); err != nil || req.VCPU <= 0 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("vcpu: %v must be a positive multiple of %v", req.VCPU, sandbox.CPUStep))
+	vcpu, memory, err := g.scaleTarget(spec, req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if req.Memory != nil {
-		if err := (sandbox.Limits{Memory: *req.Memory}).Validate(); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error()) // "memory: ..."
-			return
-		}
-	}
-	if max := float64(runtime.NumCPU()); req.VCPU > max {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("vcpu: %v exceeds this node's %v CPUs", req.VCPU, max))
-		return
-	}
-	if err := g.checkTenantCPU(spec.Owner, fnKey(spec.Owner, spec.Name), req.VCPU); err != nil {
+	if err := g.checkTenantCPU(spec.Owner, fnKey(spec.Owner, spec.Name), vcpu); err != nil {
 		writeError(w, http.StatusForbidden, err.Error())
 		return
 	}
 	if tl, err := g.tenants.Limits(spec.Owner); err == nil && tl.MaxMemoryBytes > 0 && req.Memory != nil &&
-		(*req.Memory == 0 || *req.Memory > tl.MaxMemoryBytes) {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("tenant %q: memory limit %d bytes: an instance limit of %d (0 = none) exceeds it", spec.Owner, tl.MaxMemoryBytes, *req.Memory))
+		(memory == 0 || memory > tl.MaxMemoryBytes) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("tenant %q: memory limit %d bytes: an instance limit of %d (0 = none) exceeds it", spec.Owner, tl.MaxMemoryBytes, memory))
 		return
 	}
-	spec.VCPU = req.VCPU
-	if req.Memory != nil {
-		spec.MemoryLimit = *req.Memory
-	}
-	if err := g.reg.Put(spec); err != nil {
+	// Live first, then the registry: a change the instances refuse is not
+	// recorded, so it cannot break later starts either.
+	res, err := g.Resize(fnKey(spec.Owner, spec.Name), vcpu, req.Memory)
+	var re *resizeError
+	switch {
+	case errors.As(err, &re):
+		writeError(w, http.StatusConflict, re.msg)
+		return
+	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	res, err := g.Resize(fnKey(spec.Owner, spec.Name), req.VCPU, req.Memory)
+	_, err = g.reg.Update(spec.Owner, spec.Name, func(f *registry.Function) error {
+		if req.VCPU != nil {
+			f.VCPU = vcpu
+		}
+		if req.Memory != nil {
+			f.MemoryLimit = memory
+		}
+		return nil
+	})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -117,37 +115,135 @@ func (g *Gateway) scale(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
+// scaleTarget validates req against spec and the node: the vCPU allotment
+// and memory limit it asks for, each field unset keeping spec's. The error
+// names the JSON field and the rule.
+func (g *Gateway) scaleTarget(spec registry.Function, req api.ScaleRequest) (vcpu float64, memory int64, err error) {
+	if req.VCPU == nil && req.Memory == nil {
+		return 0, 0, errors.New("body: set vcpu, memory or both")
+	}
+	vcpu, memory = g.vcpuOf(spec), spec.MemoryLimit
+	if req.VCPU != nil {
+		vcpu = *req.VCPU
+		// The sandbox calls the field "cpu": say "vcpu", as the body does.
+		if err := (sandbox.Limits{CPU: vcpu}).Validate(); err != nil || vcpu <= 0 {
+			return 0, 0, fmt.Errorf("vcpu: %v must be a positive multiple of %v", vcpu, sandbox.CPUStep)
+		}
+		if max := float64(runtime.NumCPU()); vcpu > max {
+			return 0, 0, fmt.Errorf("vcpu: %v exceeds this node's %v CPUs", vcpu, max)
+		}
+	}
+	if req.Memory != nil {
+		memory = *req.Memory
+		if err := (sandbox.Limits{Memory: memory}).Validate(); err != nil {
+			return 0, 0, err // "memory: ..."
+		}
+		if memory != 0 && memory < minInstanceMemory {
+			return 0, 0, fmt.Errorf("memory: %s is less than the %s an instance needs to start (0 removes the limit)", humanize.IBytes(uint64(memory)), humanize.IBytes(minInstanceMemory))
+		}
+	}
+	return vcpu, memory, nil
+}
+
 // Resize changes the CPU allotment (and, when memory is non-nil, the memory
-// limit) of every running instance of function key, live: the cgroup quota, the
-// worker count and GOMAXPROCS change together, and no request is dropped —
-// workers grow after the quota does and shrink before it. Instances started
-// later get the new allotment too.
-func (g *Gateway) Resize(key string, vcpu float64, memory *int64) (ScaleResult, error) {
+// limit) of every running instance of function key, live: the cgroup quota,
+// the worker count and GOMAXPROCS change together, and no request is dropped
+// (workers grow after the quota does and shrink before it). It is all or
+// nothing: when an instance refuses (a memory limit below what it uses), the
+// instances already changed go back to what they had, nothing is recorded,
+// and the error, a *resizeError, says why in words. Instances started later
+// get the new allotment only once it took.
+func (g *Gateway) Resize(key string, vcpu float64, memory *int64) (api.ScaleResult, error) {
 	g.mu.Lock()
 	f := g.fns[key]
 	g.mu.Unlock()
-	res := ScaleResult{VCPU: vcpu, Workers: workersFor(vcpu), Enforced: g.cfg.Sandbox.CPU}
+	res := api.ScaleResult{VCPU: vcpu, Workers: workersFor(vcpu), Enforced: g.cfg.Sandbox.CPU}
 	if f == nil {
+		if memory != nil {
+			res.Memory = *memory
+		}
 		return res, nil // no instance yet: the next start uses the registry's values
 	}
+	f.resizeMu.Lock()
+	defer f.resizeMu.Unlock()
 	f.mu.Lock()
-	up := vcpu >= f.vcpu
+	oldVCPU := f.vcpu
+	res.Memory = f.spec.MemoryLimit
+	f.pruneLocked()
+	reps := slices.Clone(f.replicas)
+	f.mu.Unlock()
+	if memory != nil {
+		res.Memory = *memory
+		if err := fitsUse(reps, *memory); err != nil {
+			return res, err
+		}
+	}
+	// What each instance has now, to go back to: its memory limit may be its
+	// tenant's cap rather than the function's.
+	olds := make([]int64, len(reps))
+	for i, rep := range reps {
+		olds[i] = rep.proc.Cgroup.Limits().Memory
+	}
+	up := vcpu >= oldVCPU
+	for i, rep := range reps {
+		err := g.resizeReplica(rep, vcpu, memory, up)
+		if err == nil || rep.proc.Exited() {
+			continue
+		}
+		// Undo: this instance and those before it go back.
+		for j, done := range reps[:i+1] {
+			if uerr := g.resizeReplica(done, oldVCPU, &olds[j], !up); uerr != nil && !done.proc.Exited() {
+				g.cfg.Logger.Warn("resize: could not restore an instance", "function", key, "pid", done.proc.Pid, "err", uerr)
+			}
+		}
+		return res, refusal(rep, memory, err)
+	}
+	f.mu.Lock()
 	f.vcpu = vcpu
 	f.spec.VCPU = vcpu
 	if memory != nil {
 		f.spec.MemoryLimit = *memory
 	}
 	f.pruneLocked()
-	reps := append([]*replica(nil), f.replicas...)
-	f.mu.Unlock()
-	res.Instances = len(reps)
-	var errs []error
-	for _, rep := range reps {
-		if err := g.resizeReplica(rep, vcpu, memory, up); err != nil && !rep.proc.Exited() {
-			errs = append(errs, fmt.Errorf("instance pid %d: %w", rep.proc.Pid, err))
+	res.Instances = len(f.replicas)
+	var late []*replica // started while the resize ran, with the old values
+	for _, r := range f.replicas {
+		if !slices.Contains(reps, r) {
+			late = append(late, r)
 		}
 	}
-	return res, errors.Join(errs...)
+	f.mu.Unlock()
+	for _, rep := range late {
+		if err := g.resizeReplica(rep, vcpu, memory, up); err != nil && !rep.proc.Exited() {
+			g.cfg.Logger.Warn("resize: an instance started meanwhile kept its old allotment", "function", key, "pid", rep.proc.Pid, "err", err)
+		}
+	}
+	return res, nil
+}
+
+// fitsUse refuses a memory limit below what a running instance uses now:
+// cgroup v1 refuses to set it, and v2 sets it and then kills the instance.
+func fitsUse(reps []*replica, memory int64) error {
+	if memory == 0 {
+		return nil
+	}
+	for _, rep := range reps {
+		st, err := rep.proc.Cgroup.Stats()
+		if err != nil || st.Memory <= memory {
+			continue
+		}
+		return &resizeError{fmt.Sprintf("memory: %s is less than the %s instance %d uses now; nothing was changed", humanize.IBytes(uint64(memory)), humanize.IBytes(uint64(st.Memory)), rep.proc.Pid)}
+	}
+	return nil
+}
+
+// refusal says in words why rep refused a resize; the cgroup's paths and
+// errno stay in the gateway's log.
+func refusal(rep *replica, memory *int64, err error) error {
+	if memory != nil && errors.Is(err, syscall.EBUSY) {
+		return &resizeError{fmt.Sprintf("memory: instance %d cannot be reclaimed down to %s; nothing was changed", rep.proc.Pid, humanize.IBytes(uint64(*memory)))}
+	}
+	return &resizeError{fmt.Sprintf("instance %d refused the resize (%v); nothing was changed", rep.proc.Pid, errors.Unwrap(err))}
 }
 
 func (g *Gateway) resizeReplica(rep *replica, vcpu float64, memory *int64, up bool) error {

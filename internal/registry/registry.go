@@ -162,6 +162,34 @@ func (r *Registry) PutWithin(f Function, maxFunctions int) error {
 	})
 }
 
+// Update changes owner's function called name in one transaction: change
+// edits it (its name and owner stay), or returns an error that leaves it as
+// it was. A missing function is an error wrapping ErrNotFound.
+func (r *Registry) Update(owner, name string, change func(*Function) error) (Function, error) {
+	var f Function
+	err := r.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketFunctions)
+		k := key(owner, name)
+		v := bk.Get(k)
+		if v == nil {
+			return fmt.Errorf("function %s/%s: %w", owner, name, ErrNotFound)
+		}
+		if err := json.Unmarshal(v, &f); err != nil {
+			return err
+		}
+		if err := change(&f); err != nil {
+			return err
+		}
+		f.Owner, f.Name = owner, name
+		b, err := json.Marshal(f)
+		if err != nil {
+			return err
+		}
+		return bk.Put(k, b)
+	})
+	return f, err
+}
+
 func countPrefix(b *bolt.Bucket, owner string) int {
 	n := 0
 	prefix := key(owner, "")
