@@ -3,11 +3,12 @@ package client
 import (
 	"context"
 	"errors"
-	"github.com/spindleml/spindle/internal/api"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/spindleml/spindle/internal/api"
 )
 
 // recorder is a gateway stand-in that answers every request with one canned
