@@ -120,8 +120,10 @@ func newTenantCreateCmd() *cobra.Command {
 	var maxFunctions int
 	var maxVCPU float64
 	var maxMemory string
+	var maxConcurrency int
+	var maxRPS float64
 	cmd := &cobra.Command{
-		Use:   "create NAME [--max-functions N] [--max-vcpu X] [--max-memory SIZE]",
+		Use:   "create NAME [--max-functions N] [--max-vcpu X] [--max-memory SIZE] [--max-concurrency N] [--max-rps R]",
 		Short: "Create a tenant and print its API key (shown once) on stdout",
 		Args:  args("NAME"),
 	}
@@ -130,12 +132,14 @@ func newTenantCreateCmd() *cobra.Command {
 	f.IntVar(&maxFunctions, "max-functions", 0, "most functions the tenant may deploy (0: no limit)")
 	f.Float64Var(&maxVCPU, "max-vcpu", 0, "CPU cores the tenant's instances may use together (0: no limit)")
 	f.StringVar(&maxMemory, "max-memory", "", "memory the tenant's instances may use together, a `SIZE` like 2GiB or 512MiB (default: no limit)")
+	f.IntVar(&maxConcurrency, "max-concurrency", 0, "requests of the tenant served at once; more get 429 (0: no limit)")
+	f.Float64Var(&maxRPS, "max-rps", 0, "requests per second the tenant may send, with a one-second burst; more get 429 (0: no limit)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		mem, err := parseBytes(maxMemory)
 		if err != nil {
 			return usagef("--max-memory %q: %v", maxMemory, err)
 		}
-		lim := tenant.Limits{MaxFunctions: maxFunctions, MaxVCPU: maxVCPU, MaxMemoryBytes: mem}
+		lim := tenant.Limits{MaxFunctions: maxFunctions, MaxVCPU: maxVCPU, MaxMemoryBytes: mem, MaxConcurrency: maxConcurrency, MaxRequestsPerSecond: maxRPS}
 		if err := lim.Validate(); err != nil {
 			return usageError{err}
 		}

@@ -434,5 +434,6 @@ func (g *Gateway) unregister(owner, name string) error {
 		return err
 	}
 	g.stopFunction(fnKey(owner, name))
+	g.dropLogs(f)
 	return nil
 }

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+	"gopkg.in/natefinch/lumberjack.v2"
 	"k8s.io/utils/clock"
 
 	"github.com/spindleml/spindle/internal/api"
@@ -63,6 +65,20 @@ type Config struct {
 	DefaultTimeout, MaxTimeout time.Duration
 	// MaxBodyBytes caps an inference request body; 0 means 64 MiB.
 	MaxBodyBytes int64
+	// MaxBodyBytesInFlight bounds the request bodies the gateway holds in
+	// memory at once, over all requests (each reserves its declared length,
+	// or MaxBodyBytes when it declares none, before it is read); a request
+	// that finds no room within a few seconds gets 503. 0 means 512 MiB.
+	MaxBodyBytesInFlight int64
+	// MaxConns caps the open client connections (see connLimiter); 0 means
+	// half the file descriptors the process may open, less a reserve.
+	MaxConns int
+	// IdleConnTimeout closes a keep-alive connection idle that long; 0
+	// means 60 s.
+	IdleConnTimeout time.Duration
+	// LogMaxMB is the size in MiB at which a function's log is rotated (one
+	// older file is kept); 0 means 10.
+	LogMaxMB int
 	// Auth is AuthOpen (the default: no keys needed, loopback only) or AuthKeys.
 	Auth string
 	// AdminKey authorises the tenant admin API; required with AuthKeys. Make one
@@ -117,6 +133,18 @@ func (c *Config) setDefaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 64 << 20
 	}
+	if c.MaxBodyBytesInFlight <= 0 {
+		c.MaxBodyBytesInFlight = 512 << 20
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = defaultMaxConns()
+	}
+	if c.IdleConnTimeout <= 0 {
+		c.IdleConnTimeout = 60 * time.Second
+	}
+	if c.LogMaxMB <= 0 {
+		c.LogMaxMB = 10
+	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
 	}
@@ -151,6 +179,15 @@ type Gateway struct {
 	// storeMu orders commits of models and their registration with removals
 	// of functions, which free models no function uses.
 	storeMu sync.Mutex
+
+	bodies  *bodyBudget
+	gatesMu sync.Mutex
+	gates   map[string]*tenantGate // by tenant
+	// conns is the listener Serve serves on; nil before Serve.
+	conns atomic.Pointer[connLimiter]
+
+	logsMu   sync.Mutex
+	logFiles map[string]*lumberjack.Logger // by function key
 }
 
 // New opens the data directory and returns a gateway.
@@ -184,7 +221,9 @@ func New(cfg Config) (*Gateway, error) {
 		reg.Close()
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, reg: reg, tenants: tenants, store: store, fns: map[string]*function{}, clock: cfg.Clock}
+	g := &Gateway{cfg: cfg, reg: reg, tenants: tenants, store: store, fns: map[string]*function{}, clock: cfg.Clock,
+		bodies: &bodyBudget{sem: semaphore.NewWeighted(cfg.MaxBodyBytesInFlight), max: cfg.MaxBodyBytesInFlight},
+		gates:  map[string]*tenantGate{}, logFiles: map[string]*lumberjack.Logger{}}
 	if err := g.reconcile(); err != nil {
 		reg.Close()
 		return nil, err
@@ -302,7 +341,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %s: no such endpoint", r.Method, r.URL.Path))
 	})
-	return g.authenticate(mux)
+	return g.paceBody(g.authenticate(mux))
 }
 
 // lookup returns the caller's function named in the path, or writes a 404:
@@ -371,11 +410,28 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, spec registry.
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-	if err != nil {
-		writeError(w, statusForBody(err), fmt.Sprintf("body: %v", err))
+	deadline, _ := ctx.Deadline()
+	if ctx.Err() != nil {
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("function %q: deadline %s exceeded before the request was read", spec.Name, timeout))
 		return
 	}
+	done, retryAfter, err := g.admitTenant(spec.Owner)
+	if err != nil {
+		var tle *tenantLimitError
+		if errors.As(err, &tle) {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retryAfter.Round(time.Second)/time.Second))))
+			writeError(w, http.StatusTooManyRequests, err.Error())
+			return
+		}
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	defer done()
+	body, release, err := g.readBody(ctx, w, r, deadline)
+	if err != nil {
+		return // readBody answered
+	}
+	defer release()
 	f := g.function(spec)
 	// An instance that dies mid-request (killed, out of memory) gets the request
 	// retried once on a healthy instance; inference and tasks are idempotent.
@@ -415,7 +471,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, spec registry.
 		if perr == nil {
 			return
 		}
-		died := waitExit(rep, time.Second)
+		died := waitExit(ctx, rep, time.Second)
 		switch {
 		case died && attempt == 0 && ctx.Err() == nil:
 			g.cfg.Logger.Warn("instance died mid-request; retrying", "function", spec.Name, "pid", rep.proc.Pid)
@@ -433,9 +489,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, spec registry.
 	}
 }
 
-// waitExit reports whether r's process exits within d: a reset connection is
-// often seen a moment before the exit is.
-func waitExit(r *replica, d time.Duration) bool {
+// waitExit reports whether r's process exits within d, or before ctx ends:
+// a reset connection is often seen a moment before the exit is, and a
+// request past its deadline is answered at once.
+func waitExit(ctx context.Context, r *replica, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -443,7 +500,45 @@ func waitExit(r *replica, d time.Duration) bool {
 		return true
 	case <-t.C:
 		return false
+	case <-ctx.Done():
+		return r.proc.Exited()
 	}
+}
+
+// readBody reads r's body within the gateway's body budget, by deadline and
+// at the pace paceBody sets, and returns it with the function that gives
+// its room back. On error it has answered: 413 over MaxBodyBytes, 503 when
+// the budget had no room in time, 408 for a body too slow.
+func (g *Gateway) readBody(ctx context.Context, w http.ResponseWriter, r *http.Request, deadline time.Time) ([]byte, func(), error) {
+	n := r.ContentLength
+	if n > g.cfg.MaxBodyBytes {
+		err := fmt.Errorf("body: %d bytes, more than the limit of %d", n, g.cfg.MaxBodyBytes)
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return nil, nil, err
+	}
+	if n < 0 {
+		n = g.cfg.MaxBodyBytes
+	}
+	if err := g.bodies.reserve(ctx, n, min(time.Until(deadline), 5*time.Second)); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return nil, nil, err
+	}
+	release := func() { g.bodies.release(n) }
+	bodyDeadline(r, deadline)
+	http.NewResponseController(w).SetWriteDeadline(deadline.Add(10 * time.Second))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	switch {
+	case errors.Is(err, errBodyTooSlow):
+		writeError(w, http.StatusRequestTimeout, fmt.Sprintf("body: %v", err))
+	case err != nil:
+		writeError(w, statusForBody(err), fmt.Sprintf("body: %v", err))
+	}
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return body, release, nil
 }
 
 // TimeoutHeader carries a per-request deadline: a Go duration ("2.5s", "300ms")
@@ -527,6 +622,11 @@ func (g *Gateway) Close() error {
 		go func() { defer wg.Done(); g.stopFunction(n) }()
 	}
 	wg.Wait()
+	g.logsMu.Lock()
+	for _, l := range g.logFiles {
+		l.Close()
+	}
+	g.logsMu.Unlock()
 	return g.reg.Close()
 }
 
@@ -537,7 +637,17 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		g.Close()
 		return err
 	}
-	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	limited := newConnLimiter(ln, g.cfg.MaxConns)
+	g.conns.Store(limited)
+	ln = limited
+	srv := &http.Server{
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       g.cfg.IdleConnTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ConnState:         limited.track,
+		ErrorLog:          slog.NewLogLogger(g.cfg.Logger.Handler(), slog.LevelWarn),
+	}
 	rctx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
 	go g.runReaper(rctx)

@@ -308,3 +308,47 @@ func TestScaleIsTransactional(t *testing.T) {
 	code, body = infer(t, tg.url, "big", addBody)
 	wantStatus(t, "request after the resizes", code, body, 200, `"data":[`)
 }
+
+// TestFunctionLog checks what a function's log holds (spindle logs showed
+// neither requests nor errors): instance starts and failed requests with
+// their answers; that it is rotated at its size limit, keeping one older
+// file; and that removing the function removes its logs.
+func TestFunctionLog(t *testing.T) {
+	tg := newTestGateway(t, Config{LogMaxMB: 1})
+	tg.deploy(t, "add", addModel())
+	code, body := infer(t, tg.url, "add", addBody)
+	wantStatus(t, "request", code, body, 200, `"data"`)
+	code, body = infer(t, tg.url, "add", `{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1,2,3]}]}`)
+	wantStatus(t, "bad request", code, body, 400, "x")
+	code, log := call(t, "GET", tg.url+"/admin/v1/functions/add/logs", "", "")
+	if code != 200 || !strings.Contains(log, "spindle: instance ") || !strings.Contains(log, "started in") ||
+		!strings.Contains(log, "POST /v2/models/add/infer -> 400") {
+		t.Errorf("log (%d) lacks the instance start or the failed request:\n%s", code, log)
+	}
+	spec, err := tg.reg.Get("default", "add")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Repeat("x", 1000)
+	for range 3000 { // about 3 MB through a 1 MiB log
+		tg.logEvent(spec, "%s", line)
+	}
+	files, _ := filepath.Glob(filepath.Join(tg.cfg.Home, "logs", "default", "add*.log"))
+	var total int64
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += st.Size()
+	}
+	if len(files) != 2 || total > 2<<20+4096 {
+		t.Errorf("log files %v hold %d bytes; want the current file and one older, at most 2 MiB", files, total)
+	}
+	if err := tg.client(t, "").Remove(context.Background(), "add"); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(tg.cfg.Home, "logs", "default", "add*.log")); len(files) != 0 {
+		t.Errorf("logs of the removed function remain: %v", files)
+	}
+}

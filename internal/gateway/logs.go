@@ -7,6 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/spindleml/spindle/internal/registry"
 )
@@ -14,6 +18,47 @@ import (
 // logPath is where f's instances log: one folder per tenant.
 func (g *Gateway) logPath(f registry.Function) string {
 	return filepath.Join(g.cfg.Home, "logs", f.Owner, f.Name+".log")
+}
+
+// A function's log holds what its instances write on stderr and what the
+// gateway saw of it: instance starts and exits, and failed requests. It is
+// rotated at Config.LogMaxBytes, keeping one older file, so that a chatty
+// or failing function cannot fill the disk.
+
+// funcLog returns the log of function spec, shared by all its instances.
+func (g *Gateway) funcLog(spec registry.Function) *lumberjack.Logger {
+	key := fnKey(spec.Owner, spec.Name)
+	g.logsMu.Lock()
+	defer g.logsMu.Unlock()
+	l := g.logFiles[key]
+	if l == nil {
+		l = &lumberjack.Logger{Filename: g.logPath(spec), MaxSize: g.cfg.LogMaxMB, MaxBackups: 1}
+		g.logFiles[key] = l
+	}
+	return l
+}
+
+// logEvent appends a line from the gateway to function spec's log.
+func (g *Gateway) logEvent(spec registry.Function, format string, args ...any) {
+	fmt.Fprintf(g.funcLog(spec), "%s spindle: %s\n", time.Now().UTC().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
+}
+
+// dropLogs closes function spec's log and deletes its files (the function
+// was removed).
+func (g *Gateway) dropLogs(spec registry.Function) {
+	key := fnKey(spec.Owner, spec.Name)
+	g.logsMu.Lock()
+	l := g.logFiles[key]
+	delete(g.logFiles, key)
+	g.logsMu.Unlock()
+	if l != nil {
+		l.Close()
+	}
+	path := g.logPath(spec)
+	old, _ := filepath.Glob(strings.TrimSuffix(path, ".log") + "-*.log")
+	for _, p := range append(old, path) {
+		os.Remove(p)
+	}
 }
 
 // logs serves the tail of a function's instance log (stderr of every instance it

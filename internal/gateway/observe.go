@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"time"
@@ -14,6 +15,8 @@ import (
 type statusWriter struct {
 	http.ResponseWriter
 	code int
+	// errBody keeps the start of an error answer, for the function's log.
+	errBody []byte
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -26,6 +29,9 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
+	}
+	if w.code >= 400 && len(w.errBody) < 512 {
+		w.errBody = append(w.errBody, b[:min(len(b), 512-len(w.errBody))]...)
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -49,7 +55,13 @@ func (g *Gateway) observed(h func(http.ResponseWriter, *http.Request, registry.F
 		began := time.Now()
 		g.recorder.Arrive(fn)
 		sw := &statusWriter{ResponseWriter: w}
-		defer func() { g.recorder.Observe(fn, sw.code, time.Since(began)) }()
+		defer func() {
+			took := time.Since(began)
+			g.recorder.Observe(fn, sw.code, took)
+			if sw.code >= 400 {
+				g.logEvent(spec, "%s %s -> %d in %s: %s", r.Method, r.URL.Path, sw.code, took.Round(time.Microsecond), bytes.TrimSpace(sw.errBody))
+			}
+		}()
 		h(sw, r, spec)
 	}
 }

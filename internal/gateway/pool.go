@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -234,18 +232,11 @@ func (g *Gateway) instanceArgs(spec registry.Function) []string {
 func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.StartTimeout)
 	defer cancel()
-	path := g.logPath(spec)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	logf, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
+	logf := g.funcLog(spec)
 	began := time.Now()
 	cg, err := g.newCgroup(spec, vcpu)
 	if err != nil {
-		logf.Close()
+		g.logEvent(spec, "instance not started: %v", err)
 		return nil, err
 	}
 	workers := strconv.Itoa(workersFor(vcpu))
@@ -262,15 +253,20 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 		Caps:   g.cfg.Sandbox,
 	})
 	if err != nil {
-		logf.Close()
+		g.logEvent(spec, "instance start failed after %s: %v", time.Since(began).Round(time.Millisecond), err)
 		g.cfg.Logger.Warn("instance start failed", "function", fnKey(spec.Owner, spec.Name), "err", err)
 		return nil, err
 	}
+	g.logEvent(spec, "instance %d started in %s (%v vCPU, %s workers)", p.Pid, time.Since(began).Round(time.Millisecond), vcpu, workers)
 	g.cfg.Logger.Info("instance started", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "addr", p.Addr, "elapsed", time.Since(began).Round(time.Millisecond))
 	g.metrics.InstanceStarted(fnKey(spec.Owner, spec.Name), "start", time.Since(began))
 	go func() {
 		<-p.Done()
-		logf.Close()
+		how := "exited"
+		if err := p.Err(); err != nil {
+			how = fmt.Sprintf("exited: %v", err)
+		}
+		g.logEvent(spec, "instance %d %s", p.Pid, how)
 		g.cfg.Logger.Info("instance exited", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "err", p.Err())
 	}()
 	return &replica{proc: p, url: &url.URL{Scheme: "http", Host: p.Addr}}, nil

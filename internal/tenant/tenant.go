@@ -46,6 +46,12 @@ type Limits struct {
 	// MaxMemoryBytes is the memory the tenant's instances may use together;
 	// a single model larger than this is refused at deploy.
 	MaxMemoryBytes int64 `json:"max_memory_bytes,omitempty"`
+	// MaxConcurrency is how many requests of the tenant the gateway serves
+	// at once; more get 429.
+	MaxConcurrency int `json:"max_concurrency,omitempty"`
+	// MaxRequestsPerSecond is the tenant's sustained request rate (a token
+	// bucket with a burst of one second's worth); faster requests get 429.
+	MaxRequestsPerSecond float64 `json:"max_requests_per_second,omitempty"`
 }
 
 // invalid marks err as bad user input (ErrInvalid) without changing its message.
@@ -71,6 +77,10 @@ func (l Limits) validate() error {
 		return fmt.Errorf("max_vcpu %v: must be 0 (no limit) or a positive number of cores", l.MaxVCPU)
 	case l.MaxMemoryBytes < 0:
 		return fmt.Errorf("max_memory_bytes %d: must be 0 (no limit) or positive", l.MaxMemoryBytes)
+	case l.MaxConcurrency < 0:
+		return fmt.Errorf("max_concurrency %d: must be 0 (no limit) or positive", l.MaxConcurrency)
+	case !(l.MaxRequestsPerSecond >= 0) || l.MaxRequestsPerSecond > 1e9:
+		return fmt.Errorf("max_requests_per_second %v: must be 0 (no limit) or a positive rate", l.MaxRequestsPerSecond)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,6 +185,9 @@ func TestCreateRejects(t *testing.T) {
 		{"negative functions", "carol", Limits{MaxFunctions: -1}, ErrInvalid, "max_functions -1"},
 		{"negative vcpu", "carol", Limits{MaxVCPU: -0.5}, ErrInvalid, "max_vcpu -0.5"},
 		{"negative memory", "carol", Limits{MaxMemoryBytes: -1}, ErrInvalid, "max_memory_bytes -1"},
+		{"negative concurrency", "carol", Limits{MaxConcurrency: -2}, ErrInvalid, "max_concurrency -2"},
+		{"NaN rate", "carol", Limits{MaxRequestsPerSecond: math.NaN()}, ErrInvalid, "max_requests_per_second NaN"},
+		{"negative rate", "carol", Limits{MaxRequestsPerSecond: -1}, ErrInvalid, "max_requests_per_second -1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
