@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -255,7 +256,7 @@ func TestEndToEnd(t *testing.T) {
 		var d struct {
 			Instances []struct{ Pid float64 } `json:"instances"`
 		}
-		if err := json.Unmarshal([]byte(mustRun(t, "describe", "mnist", gw)), &d); err != nil || len(d.Instances) != 1 {
+		if err := json.Unmarshal([]byte(mustRun(t, "describe", "mnist", "--json", gw)), &d); err != nil || len(d.Instances) != 1 {
 			t.Fatalf("describe: %v %+v", err, d)
 		}
 		return d.Instances[0].Pid
@@ -264,6 +265,11 @@ func TestEndToEnd(t *testing.T) {
 	mustRun(t, "invoke", "mnist", "--input", "input="+in, gw)
 	if second := pid(); second != first {
 		t.Fatalf("second request started a new instance: pid %v then %v", first, second)
+	}
+	// For a person, describe shows units, not nanoseconds.
+	text := mustRun(t, "describe", "mnist", gw)
+	if !strings.Contains(text, fmt.Sprintf("pid %d", int(first))) || !regexp.MustCompile(`p99 [0-9.]+(µs|ms|s)\b`).MatchString(text) {
+		t.Fatalf("describe:\n%s\nwant the instance's pid and latencies in units", text)
 	}
 
 	// spindle logs shows the instance's load report.

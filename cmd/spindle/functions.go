@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -228,26 +230,88 @@ func newLsCmd() *cobra.Command {
 }
 
 func newDescribeCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "describe NAME", Short: "Show a function and its instances", Args: args("NAME")}
+	var asJSON bool
+	cmd := &cobra.Command{Use: "describe NAME", Short: "Show a function, its instances, recent latency and scaling decisions", Args: args("NAME")}
 	gw := gatewayFlag(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON (durations in nanoseconds) instead of text")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		c, err := newClient(cmd, *gw)
 		if err != nil {
 			return err
 		}
-		raw, err := c.Describe(context.Background(), a[0])
+		d, err := c.Describe(context.Background(), a[0])
 		if err != nil {
 			return err
 		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return err
+		if asJSON {
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false)
+			return enc.Encode(d)
 		}
-		enc := json.NewEncoder(cmd.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		printDescription(cmd.OutOrStdout(), d)
+		return nil
 	}
 	return cmd
+}
+
+// printDescription writes d for a person: sizes and durations in units,
+// one line per instance and per decision.
+func printDescription(w io.Writer, d api.FunctionInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "function\t%s (tenant %s)\n", d.Name, d.Owner)
+	fmt.Fprintf(tw, "task\t%s\n", d.Task)
+	if len(d.TaskConfig) > 0 {
+		fmt.Fprintf(tw, "task config\t%s\n", d.TaskConfig)
+	}
+	if d.ModelFile != "" {
+		fmt.Fprintf(tw, "model\t%s, %s, sha256 %.12s\n", d.ModelFile, formatBytes(d.ModelBytes), d.ModelDigest)
+		for _, in := range d.Metadata.Inputs {
+			fmt.Fprintf(tw, "  input\t%s %s %v\n", in.Name, in.Datatype, in.Shape)
+		}
+		for _, out := range d.Metadata.Outputs {
+			fmt.Fprintf(tw, "  output\t%s %s %v\n", out.Name, out.Datatype, out.Shape)
+		}
+	}
+	fmt.Fprintf(tw, "deployed\t%s\n", d.Created.Local().Format(time.DateTime))
+	mem := "none"
+	if d.MemoryLimit > 0 {
+		mem = formatBytes(d.MemoryLimit)
+	}
+	fmt.Fprintf(tw, "per instance\t%v vCPU, memory limit %s\n", d.CurrentVCPU, mem)
+	fmt.Fprintf(tw, "instances\t%d\n", len(d.Instances))
+	for _, in := range d.Instances {
+		fmt.Fprintf(tw, "  pid %d\t%s, %d in flight, RSS %s, PSS %s\n", in.Pid, in.Addr, in.InFlight, formatBytes(int64(in.RSS)), formatBytes(int64(in.PSS)))
+	}
+	l := d.Latency
+	fmt.Fprintf(tw, "last minute\t%d requests, %d errors, %.1f req/s, %d in flight\n", l.Count, l.Errors, l.Rate, l.InFlight)
+	if l.Count > l.Errors {
+		fmt.Fprintf(tw, "  latency\tp50 %s, p95 %s, p99 %s, max %s\n", roundDur(l.P50), roundDur(l.P95), roundDur(l.P99), roundDur(l.Max))
+	}
+	if len(d.Decisions) > 0 {
+		fmt.Fprintf(tw, "scaling\t%d recent decisions\n", len(d.Decisions))
+		for _, r := range d.Decisions {
+			what := string(r.Decision.Action)
+			if r.Err != "" {
+				what += " (failed: " + r.Err + ")"
+			} else if r.Decision.Changed() && !r.Applied {
+				what += " (not applied)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s: %s\n", r.Time.Local().Format(time.TimeOnly), what, r.Decision.Reason)
+		}
+	}
+	tw.Flush()
+}
+
+// roundDur shows a latency to three significant figures or so.
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
 }
 
 func newRmCmd() *cobra.Command {

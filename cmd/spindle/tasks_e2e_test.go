@@ -266,7 +266,7 @@ func TestTaskEndpointsEndToEnd(t *testing.T) {
 			var d struct {
 				Instances []struct{ Pid float64 } `json:"instances"`
 			}
-			if err := json.Unmarshal([]byte(mustRun(t, "describe", name, gw)), &d); err != nil || len(d.Instances) != 1 {
+			if err := json.Unmarshal([]byte(mustRun(t, "describe", name, "--json", gw)), &d); err != nil || len(d.Instances) != 1 {
 				t.Fatalf("describe %s: %v %+v", name, err, d)
 			}
 			out[name] = d.Instances[0].Pid

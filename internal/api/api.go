@@ -3,7 +3,10 @@ package api
 import (
 	"encoding/json"
 
+	"github.com/spindleml/spindle/internal/autoscale"
+	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/oip"
+	"github.com/spindleml/spindle/internal/registry"
 )
 
 // TaskInfer is the task kind of a function without a task endpoint: raw OIP
@@ -65,4 +68,29 @@ type ScaleResult struct {
 	// Enforced is false when the machine cannot set CPU quotas (degraded
 	// mode): only the worker count and GOMAXPROCS changed.
 	Enforced bool `json:"enforced"`
+}
+
+// FunctionInfo is GET /admin/v1/functions/{name}: a function as deployed,
+// and its live state. Durations are in nanoseconds, as Go encodes them;
+// `spindle describe` shows them in units.
+type FunctionInfo struct {
+	registry.Function
+	// CurrentVCPU is each instance's CPU allotment now (the autoscaler may
+	// have changed it since deploy).
+	CurrentVCPU float64        `json:"current_vcpu"`
+	Instances   []InstanceInfo `json:"instances"`
+	// Latency is the last minute's requests.
+	Latency metrics.FunctionStats `json:"recent_latency"`
+	// Decisions are the autoscaler's latest, newest last.
+	Decisions []autoscale.Record `json:"recent_decisions"`
+}
+
+// InstanceInfo is one running instance of a function.
+type InstanceInfo struct {
+	Pid      int     `json:"pid"`
+	Addr     string  `json:"addr"`
+	InFlight int64   `json:"in_flight"`
+	VCPU     float64 `json:"vcpu"`
+	RSS      uint64  `json:"rss_bytes"`
+	PSS      uint64  `json:"pss_bytes"`
 }

@@ -230,13 +230,13 @@ func (c *Client) List(ctx context.Context) ([]registry.Function, error) {
 	return out, c.do(req, &out)
 }
 
-// Describe returns a function and its running instances as JSON.
-func (c *Client) Describe(ctx context.Context, name string) (json.RawMessage, error) {
+// Describe returns a function and its live state.
+func (c *Client) Describe(ctx context.Context, name string) (api.FunctionInfo, error) {
+	var out api.FunctionInfo
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/admin/v1/functions/"+url.PathEscape(name)), nil)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
-	var out json.RawMessage
 	return out, c.do(req, &out)
 }
 

@@ -2,7 +2,6 @@ package experiment
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -174,17 +173,6 @@ type policyRun struct {
 	loadAvg [2]string
 }
 
-// describeOut is the part of `spindle describe` the sampler reads.
-type describeOut struct {
-	Instances []struct {
-		Pid  int     `json:"pid"`
-		VCPU float64 `json:"vcpu"`
-		RSS  uint64  `json:"rss_bytes"`
-		PSS  uint64  `json:"pss_bytes"`
-	} `json:"instances"`
-	Decisions []autoscale.Record `json:"recent_decisions"`
-}
-
 // sampler reads a function's instances and decisions from describe.
 type sampler struct {
 	p        *platform
@@ -200,13 +188,9 @@ type sampler struct {
 func (s *sampler) sample(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	raw, err := s.p.client.Describe(ctx, s.function)
+	d, err := s.p.client.Describe(ctx, s.function)
 	if err != nil {
 		return err
-	}
-	var d describeOut
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return fmt.Errorf("describe %s: %w", s.function, err)
 	}
 	smp := liveSample{T: time.Since(s.t0).Seconds(), Instances: len(d.Instances)}
 	for _, in := range d.Instances {

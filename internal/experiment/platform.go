@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/client"
 )
 
@@ -148,23 +148,11 @@ func (p *platform) modelLoad(ctx context.Context, function string) (time.Duratio
 	return time.ParseDuration(string(ms[len(ms)-1][1]))
 }
 
-// instanceInfo is one running instance as describe reports it.
-type instanceInfo struct {
-	Pid  int    `json:"pid"`
-	Addr string `json:"addr"`
-}
-
 // instances lists function's running instances.
-func (p *platform) instances(ctx context.Context, function string) ([]instanceInfo, error) {
-	raw, err := p.client.Describe(ctx, function)
+func (p *platform) instances(ctx context.Context, function string) ([]api.InstanceInfo, error) {
+	d, err := p.client.Describe(ctx, function)
 	if err != nil {
 		return nil, err
-	}
-	var d struct {
-		Instances []instanceInfo `json:"instances"`
-	}
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return nil, fmt.Errorf("describe %s: %w", function, err)
 	}
 	return d.Instances, nil
 }

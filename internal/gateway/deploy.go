@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/spindleml/spindle/internal/api"
-	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/registry"
 )
@@ -371,31 +370,17 @@ func (g *Gateway) describe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	type instanceInfo struct {
-		Pid      int     `json:"pid"`
-		Addr     string  `json:"addr"`
-		InFlight int64   `json:"in_flight"`
-		VCPU     float64 `json:"vcpu"`
-		RSS      uint64  `json:"rss_bytes"`
-		PSS      uint64  `json:"pss_bytes"`
-	}
 	key := fnKey(f.Owner, f.Name)
-	out := struct {
-		registry.Function
-		VCPU      float64               `json:"current_vcpu"`
-		Instances []instanceInfo        `json:"instances"`
-		Latency   metrics.FunctionStats `json:"recent_latency"`
-		Decisions []autoscale.Record    `json:"recent_decisions"`
-	}{Function: f, VCPU: g.vcpuOf(f), Instances: []instanceInfo{}, Latency: g.stats.Snapshot(key, g.clock.Now()), Decisions: g.decisions(key)}
+	out := api.FunctionInfo{Function: f, CurrentVCPU: g.vcpuOf(f), Instances: []api.InstanceInfo{}, Latency: g.stats.Snapshot(key, g.clock.Now()), Decisions: g.decisions(key)}
 	g.mu.Lock()
 	fn := g.fns[key]
 	g.mu.Unlock()
 	if fn != nil {
 		fn.mu.Lock()
 		fn.pruneLocked()
-		out.VCPU = fn.vcpu
+		out.CurrentVCPU = fn.vcpu
 		for _, r := range fn.replicas {
-			out.Instances = append(out.Instances, instanceInfo{Pid: r.proc.Pid, Addr: r.proc.Addr, InFlight: r.inflight.Load(), VCPU: fn.vcpu})
+			out.Instances = append(out.Instances, api.InstanceInfo{Pid: r.proc.Pid, Addr: r.proc.Addr, InFlight: r.inflight.Load(), VCPU: fn.vcpu})
 		}
 		fn.mu.Unlock()
 	}

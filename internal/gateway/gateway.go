@@ -670,10 +670,14 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return errors.Join(err, g.Close())
 }
 
+// writeJSON answers v as JSON; "<", ">" and "&" stay as they are (the API
+// is not HTML, and \u003c in an error message only puzzles its reader).
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

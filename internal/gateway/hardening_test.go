@@ -352,3 +352,13 @@ func TestFunctionLog(t *testing.T) {
 		t.Errorf("logs of the removed function remain: %v", files)
 	}
 }
+
+// TestJSONIsNotHTMLEscaped checks that answers keep "<", ">" and "&" as they
+// are: a decision's reason "p99 > SLO" reached describe as "p99 \u003e SLO".
+func TestJSONIsNotHTMLEscaped(t *testing.T) {
+	rec := httptest.NewRecorder()
+	writeError(rec, http.StatusBadRequest, "p99 600ms > SLO 500ms & <rising>")
+	if got := rec.Body.String(); !strings.Contains(got, "p99 600ms > SLO 500ms & <rising>") {
+		t.Errorf("body %q escapes HTML characters", got)
+	}
+}
