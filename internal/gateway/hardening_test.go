@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -360,5 +362,27 @@ func TestJSONIsNotHTMLEscaped(t *testing.T) {
 	writeError(rec, http.StatusBadRequest, "p99 600ms > SLO 500ms & <rising>")
 	if got := rec.Body.String(); !strings.Contains(got, "p99 600ms > SLO 500ms & <rising>") {
 		t.Errorf("body %q escapes HTML characters", got)
+	}
+}
+
+// TestDeployErrorsNameUploadPaths uploads a broken model (past any client
+// check): the error names the file as uploaded, never the gateway's staging
+// folder.
+func TestDeployErrorsNameUploadPaths(t *testing.T) {
+	tg := newTestGateway(t, Config{})
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("name", "broken")
+	fw, _ := mw.CreateFormFile("file", "sub/broken.onnx")
+	fw.Write([]byte("not a model at all"))
+	mw.Close()
+	resp, err := http.Post(tg.url+"/admin/v1/functions", mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 400 || !strings.Contains(string(msg), `sub/broken.onnx`) || strings.Contains(string(msg), "staging") || strings.Contains(string(msg), tg.cfg.Home) {
+		t.Errorf("deploy of a broken model: %d %s; want 400 naming sub/broken.onnx and no server path", resp.StatusCode, msg)
 	}
 }
