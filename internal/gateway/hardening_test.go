@@ -16,36 +16,10 @@ import (
 	"testing"
 
 	"github.com/spindleml/spindle/internal/modelgen"
-	"github.com/spindleml/spindle/internal/onnx/onnxpb"
 	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/tenant"
 	"github.com/spindleml/spindle/internal/tensor"
 )
-
-// valueAttr is ConstantOfShape's value attribute holding t.
-func valueAttr(t *tensor.Tensor) modelgen.Attr {
-	typ := onnxpb.AttributeProto_TENSOR
-	dt := int32(t.DType)
-	dims := make([]int64, len(t.Shape))
-	for i, d := range t.Shape {
-		dims[i] = int64(d)
-	}
-	name := "value"
-	return &onnxpb.AttributeProto{Name: &name, Type: &typ, T: &onnxpb.TensorProto{DataType: &dt, Dims: dims, RawData: t.Bytes()}}
-}
-
-// gatherNDBomb is the 415-byte model of issue 11: GatherND over two folded
-// constants asks constant folding for a 4 TiB output.
-func gatherNDBomb() *modelgen.Builder {
-	b := modelgen.NewBuilder("bomb", 17, 1)
-	b.Input("x", tensor.Float32, []int64{4})
-	data := b.Node("ConstantOfShape", []string{b.Ints64("s1", 1, 1<<20)}, []modelgen.Attr{valueAttr(tensor.FromF32([]float32{1}, 1))})
-	idx := b.Node("ConstantOfShape", []string{b.Ints64("s2", 1<<20, 1)}, []modelgen.Attr{valueAttr(tensor.FromI64([]int64{0}, 1))})
-	g := b.Node("GatherND", []string{data, idx}, nil)
-	b.Node("Add", []string{"x", g}, nil, "y")
-	b.Output("y", tensor.Float32, nil)
-	return b
-}
 
 // foldModel is a tiny upload whose compile folds a 60 MiB constant: within
 // every engine limit, but more than a small memory allowance.
@@ -79,7 +53,7 @@ func TestHostileUploadsAreCheckedOutsideTheGateway(t *testing.T) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	err = tg.deployAs(t, mallory, "bomb", gatherNDBomb())
+	err = tg.deployAs(t, mallory, "bomb", modelgen.GatherNDBomb())
 	if !isStatus(err, 400) || !strings.Contains(err.Error(), "GatherND") || !strings.Contains(err.Error(), "4 TiB") {
 		t.Errorf("GatherND of 4 TiB: %v, want 400 naming the node and the size", err)
 	}
