@@ -33,6 +33,8 @@ func addExperimentCmds(bench *cobra.Command) {
 	for _, x := range experiment.All() {
 		bench.AddCommand(newExperimentCmd(x.Name, x.Title+" (thesis "+x.Ref+")", []experiment.Experiment{x}))
 	}
+	chaos := experiment.ChaosExperiment
+	bench.AddCommand(newExperimentCmd(chaos.Name, chaos.Title+" ("+chaos.Ref+"; --duration sets the soak, default 10m, 5s with --quick)", []experiment.Experiment{chaos}))
 	bench.AddCommand(newExperimentCmd("all", "Run every thesis experiment in turn ("+strings.Join(experiment.Names(), ", ")+")", experiment.All()))
 	bench.AddCommand(newLoadOnceCmd())
 }

@@ -89,6 +89,7 @@ func newInstanceCmd() *cobra.Command {
 	f.StringVar(&listen, "listen", "127.0.0.1:0", "address to serve on")
 	f.StringVar(&load, "load", string(onnx.Mmap), "load mode: copy, single or mmap")
 	f.IntVar(&cfg.Workers, "workers", 0, "concurrent inferences (default GOMAXPROCS)")
+	f.Int64Var(&cfg.MemoryLimit, "memory-limit", 0, "the memory limit in bytes the instance runs under (0: none); each request's memory budget is its share")
 	f.IntVar(&cfg.Queue, "queue", 0, "requests that may wait for a worker (default 64 per worker)")
 	f.DurationVar(&drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
 	f.StringVar(&cfg.Task, "task", "", "task endpoint kind: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")

@@ -19,6 +19,9 @@ const TaskInfer = "infer"
 type Resize struct {
 	Workers    int `json:"workers"`
 	GOMAXPROCS int `json:"gomaxprocs"`
+	// MemoryLimit, when set, is the instance's new memory limit in bytes (0:
+	// none): its per-request memory budget follows.
+	MemoryLimit *int64 `json:"memory_limit,omitempty"`
 }
 
 // Check is what `spindle instance --check` prints on stdout when the model

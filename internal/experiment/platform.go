@@ -37,13 +37,20 @@ type platform struct {
 // startPlatform runs `spindle up --listen 127.0.0.1:0` with extra flags and
 // waits for its "Spindle is up" line.
 func (e *Env) startPlatform(ctx context.Context, extra ...string) (*platform, error) {
-	if e.Exe == "" {
-		return nil, ErrNoExe
-	}
 	home, err := os.MkdirTemp("", "spindle-bench-")
 	if err != nil {
 		return nil, err
 	}
+	return e.startPlatformIn(ctx, home, extra...)
+}
+
+// startPlatformIn is startPlatform with the data directory home, which stop
+// removes.
+func (e *Env) startPlatformIn(ctx context.Context, home string, extra ...string) (*platform, error) {
+	if e.Exe == "" {
+		return nil, ErrNoExe
+	}
+	var err error
 	args := append([]string{"up", "--listen", "127.0.0.1:0", "--home", home}, extra...)
 	cmd := exec.Command(e.Exe, args...)
 	// The platform and its instances die with us, whatever happens.

@@ -505,6 +505,21 @@ func waitExit(ctx context.Context, r *replica, d time.Duration) bool {
 	}
 }
 
+// readAll reads r to its end into a buffer of the declared size n, when
+// known: io.ReadAll grows its buffer by doubling, up to twice the body.
+func readAll(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	// A body longer than it declared is the client's error; net/http reads
+	// no further than Content-Length, so this sees EOF.
+	return buf, nil
+}
+
 // readBody reads r's body within the gateway's body budget, by deadline and
 // at the pace paceBody sets, and returns it with the function that gives
 // its room back. On error it has answered: 413 over MaxBodyBytes, 503 when
@@ -527,7 +542,7 @@ func (g *Gateway) readBody(ctx context.Context, w http.ResponseWriter, r *http.R
 	release := func() { g.bodies.release(n) }
 	bodyDeadline(r, deadline)
 	http.NewResponseController(w).SetWriteDeadline(deadline.Add(10 * time.Second))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes), r.ContentLength)
 	switch {
 	case errors.Is(err, errBodyTooSlow):
 		writeError(w, http.StatusRequestTimeout, fmt.Sprintf("body: %v", err))

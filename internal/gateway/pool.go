@@ -241,6 +241,9 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 	}
 	workers := strconv.Itoa(workersFor(vcpu))
 	args := append([]string{"instance", "--name", spec.Name, "--listen", "127.0.0.1:0", "--workers", workers}, g.instanceArgs(spec)...)
+	if mem := cg.Limits().Memory; mem > 0 {
+		args = append(args, "--memory-limit", strconv.FormatInt(mem, 10))
+	}
 	if load := g.loadMode(spec); load != "" && slices.Contains(args, "--model") {
 		args = append(args, "--load", load)
 	}

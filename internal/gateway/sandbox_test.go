@@ -145,9 +145,12 @@ func TestVerticalResizeUnderLoad(t *testing.T) {
 	t.Logf("%d requests, 0 failed, during 20 live resizes", ok)
 }
 
-// TestMemoryLimitBreach gives a function a 128 MiB limit and a request that needs
-// 256 MiB: only that instance is killed, the answer says why, another function
-// keeps serving, and the next request starts a fresh instance.
+// TestMemoryLimitBreach gives functions a 128 MiB limit. A request whose
+// intermediate tensors need 256 MiB is refused with 400 by the instance's
+// budget (its share of the limit) before anything is allocated, and the
+// instance keeps serving. A request whose body alone decodes past the limit
+// kills only that instance: the answer says why, another function keeps
+// serving, and the next request starts a fresh instance.
 func TestMemoryLimitBreach(t *testing.T) {
 	caps := detect(t, sandbox.Options{})
 	if !caps.Memory {
@@ -161,9 +164,16 @@ func TestMemoryLimitBreach(t *testing.T) {
 	b.Node("ReduceSum", []string{"big"}, []modelgen.Attr{modelgen.AInt("keepdims", 0)}, "y")
 	b.Output("y", tensor.Float32, []int64{})
 	tg.deploy(t, "hog", b)
+	echo := modelgen.NewBuilder("echo", 13, 1)
+	echo.Input("x", tensor.Float32, []int64{-1})
+	echo.Node("Identity", []string{"x"}, nil, "y")
+	echo.Output("y", tensor.Float32, []int64{-1})
+	tg.deploy(t, "echo", echo)
 	tg.deploy(t, "add", addModel())
-	if code, _, msg := scaleFn(t, tg.url, "hog", `{"vcpu":1,"memory":134217728}`); code != 200 {
-		t.Fatalf("scale: %d %s", code, msg)
+	for _, fn := range []string{"hog", "echo"} {
+		if code, _, msg := scaleFn(t, tg.url, fn, `{"vcpu":1,"memory":134217728}`); code != 200 {
+			t.Fatalf("scale %s: %d %s", fn, code, msg)
+		}
 	}
 	if code, body := infer(t, tg.url, "add", addBody); code != 200 {
 		t.Fatalf("add before: %d %s", code, body)
@@ -172,17 +182,26 @@ func TestMemoryLimitBreach(t *testing.T) {
 
 	hogBody := `{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`
 	code, msg := infer(t, tg.url, "hog", hogBody)
+	if code != http.StatusBadRequest || !strings.Contains(msg, "more than the limit of") {
+		t.Fatalf("request past its share of the memory limit: %d %s, want 400 naming the limit", code, msg)
+	}
+	hogPid := tg.pids("hog")[0]
+	if code, _ := infer(t, tg.url, "hog", hogBody); code != http.StatusBadRequest || tg.pids("hog")[0] != hogPid {
+		t.Fatalf("the refused request's instance: %d, pid %v (was %d); want it still serving", code, tg.pids("hog"), hogPid)
+	}
+
+	const n = 24 << 20 // 24 Mi floats: a 48 MiB body decoded into 96 MiB, answered as much again
+	bigBody := fmt.Sprintf(`{"inputs":[{"name":"x","shape":[%d],"datatype":"FP32","data":[%s1]}]}`, n, strings.Repeat("1,", n-1))
+	code, msg = infer(t, tg.url, "echo", bigBody)
 	if code != http.StatusBadGateway || !strings.Contains(msg, "memory limit") {
-		t.Fatalf("request over the memory limit: %d %s, want 502 naming the memory limit", code, msg)
+		t.Fatalf("request over the memory limit: %d %.300s, want 502 naming the memory limit", code, msg)
 	}
 	if code, body := infer(t, tg.url, "add", addBody); code != 200 || tg.pids("add")[0] != addPid {
 		t.Fatalf("the other function after the breach: %d %s (pid %v, was %d)", code, body, tg.pids("add"), addPid)
 	}
-	// The platform restarts the function on its next request (which breaches
-	// again, and is reported again).
-	code, msg = infer(t, tg.url, "hog", hogBody)
-	if code != http.StatusBadGateway || !strings.Contains(msg, "memory limit") {
-		t.Fatalf("second request: %d %s", code, msg)
+	// The platform restarts the function on its next request.
+	if code, body := infer(t, tg.url, "echo", `{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1,2]}]}`); code != 200 {
+		t.Fatalf("small request after the breach: %d %s", code, body)
 	}
 }
 

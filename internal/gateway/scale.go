@@ -25,23 +25,30 @@ func workersFor(vcpu float64) int {
 	return max(1, int(math.Ceil(vcpu)))
 }
 
+// memoryFor is the memory limit an instance of spec runs under: the
+// function's, capped by its tenant's whole allowance (no single instance may
+// use more); 0 for none, or where the machine cannot enforce one.
+func (g *Gateway) memoryFor(spec registry.Function) int64 {
+	if !g.cfg.Sandbox.Memory {
+		return 0
+	}
+	limit := spec.MemoryLimit
+	if tl, err := g.tenants.Limits(spec.Owner); err == nil && tl.MaxMemoryBytes > 0 &&
+		(limit == 0 || limit > tl.MaxMemoryBytes) {
+		limit = max(tl.MaxMemoryBytes, sandbox.MinMemory)
+	}
+	return limit
+}
+
 // newCgroup makes an instance's cgroup with the function's limits, or returns
 // nil when the platform runs without cgroups.
 func (g *Gateway) newCgroup(spec registry.Function, vcpu float64) (*sandbox.Cgroup, error) {
 	if g.cfg.Sandbox.Controller == nil {
 		return nil, nil
 	}
-	limits := sandbox.Limits{Memory: spec.MemoryLimit}
-	// No single instance may use more than its tenant's whole memory allowance.
-	if tl, err := g.tenants.Limits(spec.Owner); err == nil && tl.MaxMemoryBytes > 0 &&
-		(limits.Memory == 0 || limits.Memory > tl.MaxMemoryBytes) {
-		limits.Memory = max(tl.MaxMemoryBytes, sandbox.MinMemory)
-	}
+	limits := sandbox.Limits{Memory: g.memoryFor(spec)}
 	if g.cfg.Sandbox.CPU {
 		limits.CPU = vcpu
-	}
-	if !g.cfg.Sandbox.Memory {
-		limits.Memory = 0
 	}
 	cg, err := g.cfg.Sandbox.Controller.New(spec.Name, limits)
 	if err != nil {
@@ -260,7 +267,11 @@ func (g *Gateway) resizeReplica(rep *replica, vcpu float64, memory *int64, up bo
 	}
 	setWorkers := func() error {
 		n := workersFor(vcpu)
-		body, _ := json.Marshal(api.Resize{Workers: n, GOMAXPROCS: n})
+		req := api.Resize{Workers: n, GOMAXPROCS: n}
+		if memory != nil && g.cfg.Sandbox.Memory {
+			req.MemoryLimit = memory
+		}
+		body, _ := json.Marshal(req)
 		client := &http.Client{Timeout: 5 * time.Second}
 		resp, err := client.Post(rep.url.String()+"/_spindle/resize", "application/json", bytes.NewReader(body))
 		if err != nil {

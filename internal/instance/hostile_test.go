@@ -3,9 +3,11 @@ package instance
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -107,5 +109,48 @@ func TestHostileShapesGet400(t *testing.T) {
 				t.Errorf("%d %s, want %d with %q", code, body, tt.code, tt.want)
 			}
 		})
+	}
+}
+
+// TestRunBudgetFollowsMemoryLimit checks that an instance under a memory
+// limit gives each request its share of what the limit leaves after the
+// loaded model (a request within the engine's default 4 GiB used to get the
+// instance killed for its cgroup limit: 502 for it and every request in
+// it), and that a resize moves the share with the workers and the limit.
+func TestRunBudgetFollowsMemoryLimit(t *testing.T) {
+	rb := modelgen.NewBuilder("grid", 13, 1)
+	rb.Input("row", tensor.Float32, []int64{-1, 1})
+	rb.Input("col", tensor.Float32, []int64{1, -1})
+	rb.Node("Add", []string{"row", "col"}, nil, "grid")
+	rb.Output("grid", tensor.Float32, nil)
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := rb.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const limit = 256 << 20
+	t.Cleanup(func() { debug.SetMemoryLimit(math.MaxInt64) }) // the server set the test process's
+	s, url := serveConfig(t, Config{Name: "m", ModelPath: path, Workers: 2, MemoryLimit: limit})
+	share := s.Stats().RunBudget
+	if want := (limit - s.loaded - 16<<20) / 2; share != want || share <= 0 {
+		t.Fatalf("run budget %d with 2 workers under %d, %d loaded; want %d", share, limit, s.loaded, want)
+	}
+	grid := func(rows, cols int) string {
+		return fmt.Sprintf(`{"inputs":[{"name":"row","shape":[%d,1],"datatype":"FP32","data":%s},{"name":"col","shape":[1,%d],"datatype":"FP32","data":%s}]}`, rows, ones(rows), cols, ones(cols))
+	}
+	// 8192 x 8192 floats: 256 MiB, within the default budget, past the share.
+	code, body := callRaw(t, "POST", url+"/v2/models/m/infer", grid(8192, 8192))
+	if code != http.StatusBadRequest || !strings.Contains(body, "more than the limit of") {
+		t.Errorf("request past the share: %d %.200s; want 400 naming the limit", code, body)
+	}
+	code, _ = callRaw(t, "POST", url+"/v2/models/m/infer", grid(64, 64))
+	if code != http.StatusOK {
+		t.Errorf("small request: %d", code)
+	}
+	code, body = callRaw(t, "POST", url+"/_spindle/resize", `{"workers":1,"gomaxprocs":1,"memory_limit":536870912}`)
+	if code != http.StatusOK {
+		t.Fatalf("resize: %d %s", code, body)
+	}
+	if got, want := s.Stats().RunBudget, int64(512<<20)-s.loaded-16<<20; got != want {
+		t.Errorf("run budget %d after the resize to 1 worker and 512 MiB, want %d", got, want)
 	}
 }

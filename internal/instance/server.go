@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -18,6 +20,7 @@ import (
 	"github.com/spindleml/spindle/internal/admit"
 	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/task"
@@ -53,6 +56,12 @@ type Config struct {
 	// before the memory is allocated. 0 means engine.DefaultMaxBytes; lower
 	// it to fit the instance's memory limit.
 	MaxRunBytes int64
+	// MemoryLimit is the memory limit the instance runs under (its cgroup's),
+	// 0 for none. Each request's budget is then its share of what the limit
+	// leaves after the loaded model: (limit - memory in use after Load) /
+	// workers, so that requests are refused with 400 before the kernel kills
+	// the instance, and every request in it, for the limit.
+	MemoryLimit int64
 	// Logger receives operational messages; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -86,6 +95,13 @@ type Server struct {
 
 	inflight atomic.Int64
 	served   atomic.Int64
+
+	// loaded is the resident memory after Load; runBytes each request's
+	// memory budget (see Config.MemoryLimit), memLimit the limit it was
+	// worked out from.
+	loaded   int64
+	runBytes atomic.Int64
+	memLimit atomic.Int64
 }
 
 // New returns a server for cfg; it loads nothing yet.
@@ -128,11 +144,46 @@ func (s *Server) Load() (onnx.Report, error) {
 			return onnx.Report{}, err
 		}
 	}
+	if rss, _, err := metrics.ReadMemory(os.Getpid()); err == nil {
+		s.loaded = int64(rss)
+	}
+	s.memLimit.Store(s.cfg.MemoryLimit)
+	s.setRunBudget()
 	s.ready.Store(true)
 	if s.src == nil {
 		return onnx.Report{}, nil
 	}
 	return s.src.Report, nil
+}
+
+// minRunBytes is the least budget a request gets, whatever the limit says.
+const minRunBytes = 4 << 20
+
+// setRunBudget works out each request's memory budget from the memory limit
+// and the worker count (see Config.MemoryLimit).
+//
+// It also tells the Go runtime the limit (GOMEMLIMIT), so that the garbage
+// collector runs harder as the heap nears it instead of letting garbage
+// grow the heap to twice what is live and past the limit.
+func (s *Server) setRunBudget() {
+	budget := s.cfg.MaxRunBytes
+	limit := s.memLimit.Load()
+	if limit > 0 {
+		debug.SetMemoryLimit(limit - limit/16)
+	} else {
+		debug.SetMemoryLimit(math.MaxInt64)
+	}
+	if limit > 0 {
+		// Headroom for the request's body, its decoded inputs and the
+		// runtime's own slack.
+		const headroom = 16 << 20
+		workers := int64(max(1, s.pool.Stats().Concurrency))
+		share := max((limit-s.loaded-headroom)/workers, minRunBytes)
+		if budget <= 0 || share < budget {
+			budget = share
+		}
+	}
+	s.runBytes.Store(budget)
 }
 
 // Close releases the model. Call it after Serve has returned.
@@ -193,11 +244,14 @@ type Stats struct {
 	InFlight   int64       `json:"in_flight"`
 	Served     int64       `json:"served"`
 	GOMAXPROCS int         `json:"gomaxprocs"`
+	// RunBudget is each request's memory budget in bytes (0: the engine's
+	// default).
+	RunBudget int64 `json:"run_budget_bytes"`
 }
 
 // Stats returns the instance's current load.
 func (s *Server) Stats() Stats {
-	return Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	return Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0), RunBudget: s.runBytes.Load()}
 }
 
 func (s *Server) resize(w http.ResponseWriter, r *http.Request) {
@@ -216,10 +270,18 @@ func (s *Server) resize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("gomaxprocs: %d must be between 0 (unchanged) and 4096", req.GOMAXPROCS))
 		return
 	}
+	if req.MemoryLimit != nil && *req.MemoryLimit < 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("memory_limit: %d must be 0 (none) or positive", *req.MemoryLimit))
+		return
+	}
 	s.SetWorkers(req.Workers)
 	if req.GOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(req.GOMAXPROCS)
 	}
+	if req.MemoryLimit != nil {
+		s.memLimit.Store(*req.MemoryLimit)
+	}
+	s.setRunBudget()
 	writeJSON(w, http.StatusOK, s.Stats())
 }
 
@@ -348,7 +410,7 @@ func (s *Server) writeRunError(w http.ResponseWriter, err error) {
 func (s *Server) run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[string]*tensor.Tensor, error) {
 	running := max(1, s.pool.Stats().Running)
 	threads := max(1, runtime.GOMAXPROCS(0)/running)
-	return s.model.RunWith(ctx, inputs, engine.RunOptions{Threads: threads, MaxBytes: s.cfg.MaxRunBytes})
+	return s.model.RunWith(ctx, inputs, engine.RunOptions{Threads: threads, MaxBytes: s.runBytes.Load()})
 }
 
 // runTask serves POST /v1/tasks/{name}. The whole task (decoding, tokenizing
