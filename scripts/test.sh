@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian 12 machine with Go: installs what the
 # tests need (scripts/testdeps.sh), then runs vet, the unit and end-to-end tests,
 # the race detector over the concurrent packages, the kernels without assembly
-# (-tags noasm), and each fuzz target for a bounded time.
+# (-tags noasm), the reliability suite's short form (spindle bench chaos
+# --quick), and each fuzz target for a bounded number of executions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,11 @@ if [ -d internal/kernels ]; then
   echo "== go test -tags noasm (pure-Go kernels)"
   go test -count=1 -tags noasm ./internal/kernels/... ./internal/engine/...
 fi
+
+echo "== spindle bench chaos --quick (the reliability suite's short form, against a real spindle up)"
+chaos_out=$(mktemp -d)
+go run ./cmd/spindle bench chaos --quick --out "$chaos_out" || { cat "$chaos_out"/chaos/report.md 2>/dev/null; exit 1; }
+rm -rf "$chaos_out"
 
 echo "== fuzz (bounded)"
 # An execution count, not a duration: Go 1.26's fuzz coordinator can report a
