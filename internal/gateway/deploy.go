@@ -56,7 +56,18 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer os.RemoveAll(staged) // Commit moves it away when the deploy succeeds
-	up := upload{dir: staged, maxBytes: lim.MaxMemoryBytes}
+	// The name comes first from Spindle's client: refuse a deploy the
+	// tenant's function limit forbids before any file is read.
+	checkName := func(name string) error {
+		if err := registry.ValidateName(name); err != nil {
+			return err
+		}
+		if err := g.checkFunctionCount(who, name, lim.MaxFunctions); err != nil {
+			return &limitError{err}
+		}
+		return nil
+	}
+	up := upload{dir: staged, maxBytes: lim.MaxMemoryBytes, checkName: checkName}
 	if err := up.read(mr); err != nil {
 		writeError(w, uploadStatus(err), err.Error())
 		return
@@ -65,12 +76,8 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("tenant %q: the model's files are over the memory limit of %d bytes", who, lim.MaxMemoryBytes))
 		return
 	}
-	if err := registry.ValidateName(up.name); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := g.checkFunctionCount(who, up.name, lim.MaxFunctions); err != nil {
-		writeError(w, http.StatusForbidden, err.Error())
+	if err := checkName(up.name); err != nil {
+		writeError(w, uploadStatus(err), err.Error())
 		return
 	}
 	if err := up.pickModel(); err != nil {
@@ -107,6 +114,8 @@ type upload struct {
 	// no cap. over is set when they went past it.
 	maxBytes int64
 	over     bool
+	// checkName vets the name as soon as it is read.
+	checkName func(name string) error
 
 	name, modelFile, kind string
 	config                json.RawMessage
@@ -142,6 +151,7 @@ func (u *upload) readPart(part *multipart.Part) error {
 		switch part.FormName() {
 		case "name":
 			u.name = v
+			return u.checkName(v)
 		case "model":
 			u.modelFile = v
 		default:
@@ -216,15 +226,25 @@ func (u *upload) pickModel() error {
 }
 
 // uploadStatus maps an error reading an upload to its HTTP status: 413 for
-// one over the size limit, 500 for a failure of the gateway's disk, 400 for
-// the rest (the body is the client's).
+// one over the size limit, 403 for one a tenant limit forbids, 500 for a
+// failure of the gateway's disk, 400 for the rest (the body is the client's).
 func uploadStatus(err error) int {
 	var ioe *ioError
-	if errors.As(err, &ioe) {
+	var le *limitError
+	switch {
+	case errors.As(err, &ioe):
 		return http.StatusInternalServerError
+	case errors.As(err, &le):
+		return http.StatusForbidden
 	}
 	return statusForBody(err)
 }
+
+// limitError is a deploy its tenant's limits forbid: 403.
+type limitError struct{ err error }
+
+func (e *limitError) Error() string { return e.err.Error() }
+func (e *limitError) Unwrap() error { return e.err }
 
 // ioError is a failure of the gateway's own disk while saving an upload.
 type ioError struct{ err error }

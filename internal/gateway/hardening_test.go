@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/sandbox"
@@ -119,6 +123,25 @@ func TestRefusedDeploysStoreNothing(t *testing.T) {
 	}
 	if err := tg.deployAs(t, small, "m", plusModel(9)); !isStatus(err, 403) || !strings.Contains(err.Error(), "memory limit of 100 bytes") {
 		t.Errorf("deploy over the memory limit: %v, want 403 naming the limit", err)
+	}
+	// An upload that names its function first is refused at its name, while
+	// the rest of its 100 MiB is still to come.
+	c, err := net.Dial("tcp", strings.TrimPrefix(tg.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /admin/v1/functions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: %d\r\n\r\n", full, 100<<20)
+	fmt.Fprintf(c, "--B\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nfive\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"model.onnx\"\r\n\r\n%s", strings.Repeat("x", 64<<10))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to an upload past the function limit while it was still sending: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "function limit 1 reached") {
+		t.Errorf("upload past the function limit: %d %s", resp.StatusCode, b)
 	}
 	models, staging := storedModels(t, tg.cfg.Home)
 	if len(models) != 1 || len(staging) != 0 {

@@ -483,7 +483,7 @@ func (s *Server) requestedOutputs(req *oip.InferRequest) ([]string, error) {
 // Serve serves HTTP on ln until ctx ends, then stops taking new requests, lets
 // in-flight ones finish (up to drain), and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
