@@ -616,20 +616,10 @@ func (c *chaos) trickle(deadline time.Duration) func(ctx context.Context) (strin
 		fmt.Fprintf(cn, "POST /v2/models/plus/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nSpindle-Timeout: %s\r\nContent-Length: 1000\r\n\r\n", c.keys["victim"], deadline)
 		stop := make(chan struct{})
 		defer close(stop)
-		go func() {
-			t := time.NewTicker(500 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					if _, err := cn.Write([]byte(" ")); err != nil {
-						return
-					}
-				}
-			}
-		}()
+		go every(500*time.Millisecond, stop, func() bool {
+			_, err := cn.Write([]byte(" "))
+			return err == nil
+		})
 		began := time.Now()
 		cn.SetReadDeadline(time.Now().Add(deadline + 30*time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(cn), nil)
@@ -651,18 +641,12 @@ func (c *chaos) bigBodies(n int) func(ctx context.Context) (string, string, erro
 		sampled := make(chan struct{})
 		go func() {
 			defer close(sampled)
-			t := time.NewTicker(50 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					if rss, _, err := metrics.ReadMemory(c.p.cmd.Process.Pid); err == nil && int64(rss) > peak.Load() {
-						peak.Store(int64(rss))
-					}
+			every(50*time.Millisecond, stop, func() bool {
+				if rss, _, err := metrics.ReadMemory(c.p.cmd.Process.Pid); err == nil && int64(rss) > peak.Load() {
+					peak.Store(int64(rss))
 				}
-			}
+				return true
+			})
 		}()
 		codes := make([]int, n)
 		var wg sync.WaitGroup
@@ -697,13 +681,7 @@ func (c *chaos) scale(function, tenant string, memory int64) func(ctx context.Co
 // scaleBelowUse asks for a memory limit below what a running instance of a
 // 48 MiB model uses; the limit must be refused and nothing recorded.
 func (c *chaos) scaleBelowUse(ctx context.Context) (string, string, error) {
-	b := modelgen.NewBuilder("big", 13, 1)
-	b.Input("x", tensor.Float32, []int64{4})
-	w := b.Fill("w", 1e-9, 12<<20)
-	s := b.Node("ReduceSum", []string{w}, []modelgen.Attr{modelgen.AInt("keepdims", 0)})
-	b.Node("Add", []string{"x", s}, nil, "y")
-	b.Output("y", tensor.Float32, []int64{4})
-	if code, err := c.deploy(ctx, "mallory", "big", b); err != nil || code != http.StatusCreated {
+	if code, err := c.deploy(ctx, "mallory", "big", modelgen.WeightHog(48)); err != nil || code != http.StatusCreated {
 		return strconv.Itoa(code), "deploy failed", err
 	}
 	if code, body, err := c.post(ctx, "mallory", "big", c.victimBody); err != nil || code != http.StatusOK {
@@ -850,6 +828,22 @@ func (c *chaos) soak(users int, d time.Duration) func(ctx context.Context) (stri
 		s := res.Summary
 		return fmt.Sprintf("%d failed", s.Errors), fmt.Sprintf("%d requests, %.0f req/s, p99 %s; gateway RSS %s -> %s, descriptors %d -> %d",
 			s.Requests, float64(s.Requests)/max(s.Elapsed.Seconds(), 1e-9), s.P99.Round(10*time.Microsecond), humanMiB(before.rss), humanMiB(after.rss), before.fds, after.fds), nil
+	}
+}
+
+// every calls f every d until stop is closed or f returns false.
+func every(d time.Duration, stop <-chan struct{}, f func() bool) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if !f() {
+				return
+			}
+		}
 	}
 }
 

@@ -250,18 +250,6 @@ func serve(t *testing.T, g *Gateway) string {
 	return srv.URL
 }
 
-// bigModel is y = x + sum(w) with w a 48 MiB weight: its instance holds the
-// weight's pages, so its memory use is known to be over 48 MiB.
-func bigModel() *modelgen.Builder {
-	b := modelgen.NewBuilder("big", 13, 1)
-	b.Input("x", tensor.Float32, []int64{4})
-	w := b.Fill("w", 1e-9, 12<<20)
-	s := b.Node("ReduceSum", []string{w}, []modelgen.Attr{modelgen.AInt("keepdims", 0)})
-	b.Node("Add", []string{"x", s}, nil, "y")
-	b.Output("y", tensor.Float32, []int64{4})
-	return b
-}
-
 // TestScaleIsTransactional asks for a memory limit below what the running
 // instance uses (cgroup v1 refused it with a raw path in a 500, and the
 // limit was saved anyway, so every later start failed): the answer is 409 in
@@ -274,7 +262,7 @@ func TestScaleIsTransactional(t *testing.T) {
 		t.Skipf("no memory cgroup here (%s)", caps.CgroupProblem)
 	}
 	tg := newTestGateway(t, Config{Sandbox: caps})
-	tg.deploy(t, "big", bigModel())
+	tg.deploy(t, "big", modelgen.WeightHog(48))
 	code, body := infer(t, tg.url, "big", addBody)
 	wantStatus(t, "first request", code, body, 200, `"data":[`)
 	_, cg := tg.instanceWorkers(t, "big")

@@ -123,3 +123,12 @@ func CanOnlyFail() map[string]*Builder {
 	})
 	return out
 }
+
+// WeightHog is y = x + sum(w) with w a weight of mib MiB: an instance of it
+// holds that much memory (the weight's pages), so tests can tell a memory
+// limit below what an instance uses.
+func WeightHog(mib int) *Builder {
+	b := hostile("weight-hog", 13)
+	w := b.Fill("w", 1e-9, int64(mib)<<18)
+	return finish(b, b.Node("ReduceSum", []string{w}, []Attr{AInt("keepdims", 0)}))
+}
