@@ -648,19 +648,44 @@ func (c *chaos) bigBodies(n int) func(ctx context.Context) (string, string, erro
 				return true
 			})
 		}()
+		// As a careful client of large uploads does, each asks before it
+		// sends (Expect: 100-continue): a body refused before it is read is
+		// then not sent at all, and the refusal is read, not cut off.
+		hc := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute, MaxIdleConnsPerHost: n}}
+		defer hc.CloseIdleConnections()
 		codes := make([]int, n)
+		var errs []string
+		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				codes[i], _, _ = c.post(ctx, "victim", "plus", body, "Spindle-Timeout", "30s")
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.p.inferURL("plus"), bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+c.keys["victim"])
+				req.Header.Set("Expect", "100-continue")
+				req.Header.Set("Spindle-Timeout", "30s")
+				resp, err := hc.Do(req)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err.Error())
+					mu.Unlock()
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
 			}()
 		}
 		wg.Wait()
 		close(stop)
 		<-sampled
-		return statusList(codes), fmt.Sprintf("gateway RSS peak %s (body budget 512 MiB)", humanMiB(peak.Load())), nil
+		detail := fmt.Sprintf("gateway RSS peak %s (body budget 512 MiB)", humanMiB(peak.Load()))
+		if len(errs) > 0 {
+			detail += fmt.Sprintf("; %d without an answer, e.g. %s", len(errs), trim(errs[0], 100))
+		}
+		return statusList(codes), detail, nil
 	}
 }
 
