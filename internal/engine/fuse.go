@@ -34,6 +34,7 @@ const (
 	opLayerNorm = "spindle.LayerNorm"
 	opAttention = "spindle.Attention"
 	opEpilogue  = "spindle.MatMulEpilogue"
+	opEwise     = "spindle.Elementwise"
 )
 
 // fastKernel is a fused kernel. ok=false (with a nil error) means the inputs
@@ -87,6 +88,7 @@ func (m *Model) fuse(consts []*tensor.Tensor, shapes [][]int) {
 		}
 		f.compact()
 	}
+	f.elementwise()
 	m.stats.Steps = len(m.steps)
 }
 

@@ -145,7 +145,7 @@ func TestFusion(t *testing.T) {
 			y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 4, 3, 3, 3)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
 			p := b.Node("MaxPool", []string{y}, []modelgen.Attr{modelgen.AInts("kernel_shape", 3, 3), modelgen.AInts("pads", 1, 1, 1, 1)})
 			return b.Node("Add", []string{b.Node("Relu", []string{p}, nil), y}, nil)
-		}, map[string]*tensor.Tensor{"x": randTensor(21, 1, 3, 8, 8)}, 0},
+		}, map[string]*tensor.Tensor{"x": randTensor(21, 1, 3, 8, 8)}, 1}, // only Relu + Add, elementwise
 		{"matmul bias of two axes falls back", func(b *modelgen.Builder) string {
 			b.Input("x", tensor.Float32, []int64{3, 8})
 			y := b.Node("MatMul", []string{"x", b.Normal("w", 0.3, 8, 4)}, nil)
@@ -201,12 +201,12 @@ func TestFusion(t *testing.T) {
 			b.Input("v", tensor.Float32, []int64{2, 6, 5})
 			return attentionGraph(b, "q", "kt", "v", "", 4)
 		}, map[string]*tensor.Tensor{"q": randTensor(13, 2, 6, 4), "kt": randTensor(14, 1, 4, 6), "v": randTensor(15, 2, 6, 5)}, 3},
-		{"shared intermediate is not fused", func(b *modelgen.Builder) string {
+		{"shared intermediate is not fused into the multiply", func(b *modelgen.Builder) string {
 			b.Input("x", tensor.Float32, []int64{3, 8})
 			y := b.Node("MatMul", []string{"x", b.Normal("w", 0.3, 8, 8)}, nil)
 			z := b.Node("Relu", []string{y}, nil)
 			return b.Node("Add", []string{z, y}, nil)
-		}, map[string]*tensor.Tensor{"x": randTensor(16, 3, 8)}, 0},
+		}, map[string]*tensor.Tensor{"x": randTensor(16, 3, 8)}, 1}, // Relu + Add, elementwise, reading y twice
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,12 +242,14 @@ func TestFusion(t *testing.T) {
 // steps into 1, attention with its 4 heads transposes 9 into 1, and the 6
 // multiplies absorb 11 steps (3
 // bias Adds, then bias+residual, bias+GELU, bias+residual); a spelled-out
-// LayerNorm (2 per layer and 1 for the embeddings) merges 9 steps into 1.
+// LayerNorm (2 per layer and 1 for the embeddings) merges 9 steps into 1;
+// and the elementwise pass merges the sum of the three embeddings (2 Adds)
+// and the pooling's Clip + Div.
 func TestFusedBERT(t *testing.T) {
 	for _, cfg := range []modelgen.TransformerConfig{modelgen.TinyBERT, modelgen.TinyBERT.Decomposed()} {
 		t.Run(cfg.Name, func(t *testing.T) {
 			fused, plain := compileBoth(t, modelgen.Transformer(cfg, 1))
-			wantFused := int(cfg.Layers) * (4 + 8 + 9)
+			wantFused := int(cfg.Layers)*(4+8+9) + 2
 			if !cfg.FusedLayerNorm {
 				wantFused += 8 * int(2*cfg.Layers+1)
 			}

@@ -1,0 +1,654 @@
+package engine
+
+import (
+	"math"
+	"sync"
+
+	"github.com/spindleml/spindle/internal/kernels"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Elementwise fusion (issue 12, item 1). A connected group of elementwise
+// steps (activations spelled out op by op, HardSwish as x * Clip(x + 3, 0, 6)
+// / 6, a BatchNormalization's per-channel scale and shift, bias and residual
+// adds) becomes one step that reads each of its inputs once and writes its
+// output once. The group is compiled into an ewProgram, a list of
+// instructions over values, which runs block by block: every value of a
+// block lives in a small buffer that stays in the L1 cache, so the group
+// costs one pass over memory instead of one per op, and no intermediate
+// tensor is allocated.
+//
+// Broadcasting commutes with elementwise ops, so the program computes every
+// value over the group's output shape: an input of another shape is read
+// through a pattern (a scalar, a per-channel vector, a row), and an
+// intermediate of a smaller shape is computed once per output element. The
+// fast kernel declines (and the replaced steps run one by one) when an input
+// is not float32 or its broadcast is not a pattern it reads.
+
+// ewOp is one operation of an ewProgram.
+type ewOp uint8
+
+const (
+	ewAdd ewOp = iota
+	ewSub
+	ewMul
+	ewDiv
+	ewMin
+	ewMax
+	ewPow // b is the exponent
+	ewRelu
+	ewClip        // p, q: min, max
+	ewLeakyRelu   // p: alpha
+	ewHardSigmoid // p, q: alpha, beta
+	ewHardSwish
+	ewSigmoid
+	ewTanh
+	ewExp
+	ewLog
+	ewSqrt
+	ewNeg
+	ewAbs
+	ewRecip
+	ewErf
+	ewSoftplus
+)
+
+// binaryEw maps ONNX binary ops to ewOps.
+var binaryEw = map[string]ewOp{"Add": ewAdd, "Sub": ewSub, "Mul": ewMul, "Div": ewDiv, "Min": ewMin, "Max": ewMax, "Pow": ewPow}
+
+// unaryEw maps ONNX unary ops without attributes to ewOps.
+var unaryEw = map[string]ewOp{"Relu": ewRelu, "HardSwish": ewHardSwish, "Sigmoid": ewSigmoid, "Tanh": ewTanh,
+	"Exp": ewExp, "Log": ewLog, "Sqrt": ewSqrt, "Neg": ewNeg, "Abs": ewAbs, "Reciprocal": ewRecip, "Erf": ewErf, "Softplus": ewSoftplus}
+
+// ewArg is an instruction operand: value val (an input, a constant of the
+// program or an earlier instruction's result), or the immediate imm when val
+// is -1.
+type ewArg struct {
+	val int
+	imm float32
+}
+
+func immArg(v float32) ewArg { return ewArg{val: -1, imm: v} }
+
+// ewInstr computes value dst = op(a, b) (b unused for unary ops; p and q are
+// the op's parameters).
+type ewInstr struct {
+	op   ewOp
+	a, b ewArg
+	p, q float32
+	dst  int
+}
+
+// ewProgram is a compiled elementwise group. Values 0..nin-1 are the fused
+// step's inputs, then come the program's own constants, then the
+// instructions' results; the last instruction's is the output.
+type ewProgram struct {
+	nin    int
+	used   []bool // which inputs the program reads (a scalar constant input is an immediate instead)
+	consts []*tensor.Tensor
+	code   []ewInstr
+	nvals  int
+}
+
+// ewBlock is how many elements the program computes at a time: its values'
+// buffers (a few KiB each) stay in the L1 cache between instructions.
+const ewBlock = 1024
+
+// ewPattern is how an operand of shape X, broadcast to the output shape S,
+// maps output element i to an element of X: X's elements that vary span a
+// run of S's axes, so i selects element (i / inner) % count. count equals
+// the output's size for an operand of the output's shape, 1 for a scalar.
+type ewPattern struct {
+	count, inner int
+}
+
+// patternOf returns x's pattern against out, or false when x's varying axes
+// are not one contiguous run equal to out's there (a broadcast the program
+// does not read: the replaced steps run instead).
+func patternOf(x, out []int) (ewPattern, bool) {
+	if len(x) > len(out) {
+		return ewPattern{}, false
+	}
+	off := len(out) - len(x)
+	lo, hi := -1, -1
+	for j, d := range x {
+		if d != 1 {
+			if lo < 0 {
+				lo = j + off
+			}
+			hi = j + off + 1
+		}
+	}
+	if lo < 0 {
+		return ewPattern{count: 1, inner: max(1, tensor.NumElements(out))}, true
+	}
+	count, inner := 1, 1
+	for a := lo; a < hi; a++ {
+		if x[a-off] != out[a] {
+			return ewPattern{}, false
+		}
+		count *= out[a]
+	}
+	for a := hi; a < len(out); a++ {
+		inner *= out[a]
+	}
+	return ewPattern{count: count, inner: inner}, true
+}
+
+// load fills dst with src's elements for output elements [i0, i0+len(dst))
+// through pattern p.
+func (p ewPattern) load(dst, src []float32, i0 int) {
+	n := len(dst)
+	if p.inner == 1 {
+		idx := i0 % p.count
+		for done := 0; done < n; {
+			c := copy(dst[done:], src[idx:p.count])
+			done += c
+			idx = 0
+		}
+		return
+	}
+	idx := (i0 / p.inner) % p.count
+	left := p.inner - i0%p.inner // elements before idx moves on
+	for done := 0; done < n; {
+		run := min(left, n-done)
+		v := src[idx]
+		seg := dst[done : done+run]
+		for i := range seg {
+			seg[i] = v
+		}
+		done += run
+		left = p.inner
+		if idx++; idx == p.count {
+			idx = 0
+		}
+	}
+}
+
+// ewScratch holds the value buffers of one goroutine's blocks.
+var ewScratch = sync.Pool{New: func() any { return new([]float32) }}
+
+// run is the fused step's fast kernel: it declines (ok false) when an input
+// is not float32 or broadcasts in a way the program does not read.
+func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+	srcs := make([]*tensor.Tensor, p.nin+len(p.consts))
+	var shape []int
+	first := true
+	for k := range p.nin {
+		if !p.used[k] {
+			continue
+		}
+		if k >= len(in) || in[k] == nil || in[k].DType != tensor.Float32 {
+			return nil, false, nil
+		}
+		srcs[k] = in[k]
+	}
+	copy(srcs[p.nin:], p.consts)
+	for _, t := range srcs {
+		if t == nil {
+			continue
+		}
+		if first {
+			shape, first = t.Shape, false
+			continue
+		}
+		var err error
+		if shape, err = broadcastShapes(shape, t.Shape); err != nil {
+			return nil, false, nil // the replaced steps report it
+		}
+	}
+	pats := make([]ewPattern, len(srcs))
+	for k, t := range srcs {
+		if t == nil {
+			continue
+		}
+		pt, ok := patternOf(t.Shape, shape)
+		if !ok {
+			return nil, false, nil
+		}
+		pats[k] = pt
+	}
+	out := newF32(shape...)
+	n := len(out.F32)
+	blocks := (n + ewBlock - 1) / ewBlock
+	parts := min(threads, max(1, n/(16*ewBlock)), blocks)
+	kernels.Parallel(parts, func(part int) {
+		bp := ewScratch.Get().(*[]float32)
+		if need := p.nvals * ewBlock; len(*bp) < need {
+			*bp = make([]float32, need)
+		}
+		buf := *bp
+		vals := make([][]float32, p.nvals)
+		for b := part * blocks / parts; b < (part+1)*blocks/parts; b++ {
+			i0 := b * ewBlock
+			bn := min(ewBlock, n-i0)
+			for k, t := range srcs {
+				switch {
+				case t == nil:
+				case pats[k].count == n:
+					vals[k] = t.F32[i0 : i0+bn] // the output's shape: read in place
+				default:
+					vals[k] = buf[k*ewBlock : k*ewBlock+bn]
+					pats[k].load(vals[k], t.F32, i0)
+				}
+			}
+			for j, ins := range p.code {
+				dst := buf[ins.dst*ewBlock : ins.dst*ewBlock+bn]
+				if j == len(p.code)-1 {
+					dst = out.F32[i0 : i0+bn]
+				}
+				ins.exec(dst, vals)
+				vals[ins.dst] = dst
+			}
+		}
+		ewScratch.Put(bp)
+	})
+	return []*tensor.Tensor{out}, true, nil
+}
+
+// exec computes one instruction over a block into dst.
+func (ins *ewInstr) exec(dst []float32, vals [][]float32) {
+	a := vals[ins.a.val] // every instruction's first operand is a value
+	if ins.op <= ewPow {
+		if ins.b.val < 0 {
+			ewBinaryImm(ins.op, dst, a, ins.b.imm)
+			return
+		}
+		ewBinary(ins.op, dst, a, vals[ins.b.val])
+		return
+	}
+	ewUnary(ins.op, dst, a, ins.p, ins.q)
+}
+
+// ewBinary computes dst = a op b elementwise, as the unfused kernels do
+// (Min and Max propagate NaN, Pow is computed in float64 and rounded once).
+func ewBinary(op ewOp, dst, a, b []float32) {
+	switch op {
+	case ewAdd:
+		kernels.AddVV(dst, a, b)
+	case ewSub:
+		kernels.SubVV(dst, a, b)
+	case ewMul:
+		kernels.MulVV(dst, a, b)
+	case ewDiv:
+		kernels.DivVV(dst, a, b)
+	case ewMin:
+		for i := range dst {
+			dst[i] = minOf(a[i], b[i])
+		}
+	case ewMax:
+		for i := range dst {
+			dst[i] = maxOf(a[i], b[i])
+		}
+	case ewPow:
+		for i := range dst {
+			dst[i] = powF32(a[i], b[i])
+		}
+	}
+}
+
+// ewBinaryImm computes dst = a op s.
+func ewBinaryImm(op ewOp, dst, a []float32, s float32) {
+	switch op {
+	case ewAdd:
+		kernels.AddVS(dst, a, s)
+	case ewSub:
+		kernels.AddVS(dst, a, -s)
+	case ewMul:
+		kernels.MulVS(dst, a, s)
+	case ewDiv:
+		kernels.DivVS(dst, a, s)
+	case ewMin:
+		for i := range dst {
+			dst[i] = minOf(a[i], s)
+		}
+	case ewMax:
+		for i := range dst {
+			dst[i] = maxOf(a[i], s)
+		}
+	case ewPow:
+		if s == 2 {
+			kernels.MulVV(dst, a, a)
+			return
+		}
+		for i := range dst {
+			dst[i] = powF32(a[i], s)
+		}
+	}
+}
+
+// powF32 is Pow's float32 element function (float64, rounded once).
+func powF32(x, y float32) float32 { return float32(math.Pow(float64(x), float64(y))) }
+
+// ewUnary computes dst = op(a) with the unfused kernels' element functions.
+func ewUnary(op ewOp, dst, a []float32, p, q float32) {
+	switch op {
+	case ewRelu:
+		kernels.MaxZero(dst, a)
+	case ewClip:
+		kernels.Clip(dst, a, p, q)
+	case ewHardSigmoid:
+		alpha, beta := float64(p), float64(q)
+		for i, v := range a {
+			dst[i] = float32(max(0, min(1, alpha*float64(v)+beta)))
+		}
+	case ewHardSwish:
+		for i, v := range a {
+			x := float64(v)
+			dst[i] = float32(x * max(0, min(1, x/6+0.5)))
+		}
+	case ewLeakyRelu:
+		alpha := float64(p)
+		for i, v := range a {
+			if v < 0 {
+				dst[i] = float32(alpha * float64(v))
+			} else {
+				dst[i] = v
+			}
+		}
+	case ewSigmoid:
+		for i, v := range a {
+			if v != v {
+				dst[i] = v
+				continue
+			}
+			dst[i] = float32(1 / (1 + exp64f(-float64(v))))
+		}
+	case ewTanh:
+		for i, v := range a {
+			dst[i] = float32(tanh64f(float64(v)))
+		}
+	case ewExp:
+		for i, v := range a {
+			dst[i] = exp32(v)
+		}
+	case ewErf:
+		for i, v := range a {
+			dst[i] = erf32(v)
+		}
+	case ewLog:
+		for i, v := range a {
+			dst[i] = float32(math.Log(float64(v)))
+		}
+	case ewSqrt:
+		for i, v := range a {
+			dst[i] = float32(math.Sqrt(float64(v)))
+		}
+	case ewSoftplus:
+		for i, v := range a {
+			dst[i] = float32(softplus(float64(v)))
+		}
+	case ewNeg:
+		for i, v := range a {
+			dst[i] = -v
+		}
+	case ewAbs:
+		for i, v := range a {
+			dst[i] = abs(v)
+		}
+	case ewRecip:
+		for i, v := range a {
+			dst[i] = 1 / v
+		}
+	}
+}
+
+// ewBuilder turns a group's steps into an ewProgram.
+type ewBuilder struct {
+	f    *fuser
+	at   func(slot int) int // the fused step's input index of a slot, -1 inside the group
+	prog *ewProgram
+	val  map[int]int // slot -> value, for slots computed inside the group
+}
+
+// arg returns the operand for slot s: an immediate for a scalar float32
+// constant, else the value the group computed or the fused step's input.
+func (b *ewBuilder) arg(s int) ewArg {
+	if v, ok := b.val[s]; ok {
+		return ewArg{val: v}
+	}
+	if c, ok := b.f.scalar(s); ok {
+		return immArg(c)
+	}
+	k := b.at(s)
+	b.prog.used[k] = true
+	return ewArg{val: k}
+}
+
+// emit appends an instruction writing a new value and returns that value.
+func (b *ewBuilder) emit(ins ewInstr) int {
+	ins.dst = b.prog.nvals
+	b.prog.nvals++
+	b.prog.code = append(b.prog.code, ins)
+	return ins.dst
+}
+
+// constant adds a program constant and returns its value.
+func (b *ewBuilder) constant(t *tensor.Tensor) int {
+	// Constants are numbered right after the inputs; instructions after them.
+	b.prog.consts = append(b.prog.consts, t)
+	return b.prog.nin + len(b.prog.consts) - 1
+}
+
+// ewSpec is what compiling one step needs to know, decided when the group
+// is formed: for BatchNormalization its folded per-channel constants.
+type ewSpec struct {
+	mul, add *tensor.Tensor // BatchNormalization's y = x*mul + add, shaped [C 1 ...]
+}
+
+// fusable reports whether step i can join an elementwise group, and what
+// compiling it needs.
+func (f *fuser) ewFusable(i int) (ewSpec, bool) {
+	st := f.m.steps[i]
+	n := st.node
+	if st.fused != nil || len(st.out) != 1 {
+		return ewSpec{}, false
+	}
+	switch op := n.OpType; {
+	case binaryEw[op] != 0 || op == "Add":
+		if len(st.in) != 2 || st.in[0] < 0 || st.in[1] < 0 {
+			return ewSpec{}, false
+		}
+		if op == "Pow" {
+			_, ok := f.scalar(st.in[1])
+			return ewSpec{}, ok
+		}
+		// A scalar constant on the left is fine for the commutative ops;
+		// Sub and Div need their left operand as a value.
+		if _, ok := f.scalar(st.in[0]); ok && (op == "Sub" || op == "Div") {
+			return ewSpec{}, false
+		}
+		return ewSpec{}, !f.bothScalar(st.in[0], st.in[1])
+	case unaryEw[op] != 0 || op == "Relu":
+		return ewSpec{}, len(st.in) == 1 && st.in[0] >= 0
+	case op == "LeakyRelu", op == "HardSigmoid":
+		return ewSpec{}, len(st.in) == 1 && st.in[0] >= 0
+	case op == "Clip":
+		if n.Opset < 11 {
+			return ewSpec{}, len(st.in) == 1
+		}
+		for j := 1; j < len(st.in); j++ {
+			if _, ok := f.scalar(st.in[j]); st.in[j] >= 0 && !ok {
+				return ewSpec{}, false
+			}
+		}
+		return ewSpec{}, len(st.in) >= 1 && st.in[0] >= 0
+	case op == "BatchNormalization":
+		return f.bnSpec(i)
+	}
+	return ewSpec{}, false
+}
+
+// bothScalar reports whether both slots are scalar constants (left to
+// constant folding).
+func (f *fuser) bothScalar(a, b int) bool {
+	_, ok1 := f.scalar(a)
+	_, ok2 := f.scalar(b)
+	return ok1 && ok2
+}
+
+// bnSpec folds a BatchNormalization with constant parameters, over an input
+// of known rank, into per-channel constants of shape [C 1 ...].
+func (f *fuser) bnSpec(i int) (ewSpec, bool) {
+	st := f.m.steps[i]
+	n := st.node
+	if len(st.in) != 5 || n.Int("training_mode", 0) != 0 {
+		return ewSpec{}, false
+	}
+	rank := n.InRank(0)
+	if rank < 2 {
+		return ewSpec{}, false
+	}
+	var p [4]*tensor.Tensor
+	for j := range p {
+		if p[j] = f.consts[st.in[j+1]]; p[j] == nil || p[j].DType != tensor.Float32 || len(p[j].F32) != len(f.consts[st.in[1]].F32) {
+			return ewSpec{}, false
+		}
+	}
+	c := len(p[0].F32)
+	eps := float64(n.Float("epsilon", 1e-5))
+	shape := make([]int, rank-1)
+	for j := range shape {
+		shape[j] = 1
+	}
+	shape[0] = c
+	mul, add := tensor.New(tensor.Float32, shape...), tensor.New(tensor.Float32, shape...)
+	for k := range c {
+		m := float64(p[0].F32[k]) / math.Sqrt(float64(p[3].F32[k])+eps)
+		mul.F32[k] = float32(m)
+		add.F32[k] = float32(float64(p[1].F32[k]) - float64(p[2].F32[k])*m)
+	}
+	return ewSpec{mul: mul, add: add}, true
+}
+
+// compileStep appends step i's instructions.
+func (b *ewBuilder) compileStep(i int, spec ewSpec) {
+	st := b.f.m.steps[i]
+	n := st.node
+	var v int
+	switch op := n.OpType; {
+	case op == "BatchNormalization":
+		x := b.arg(st.in[0])
+		v = b.emit(ewInstr{op: ewMul, a: x, b: ewArg{val: b.constant(spec.mul)}})
+		v = b.emit(ewInstr{op: ewAdd, a: ewArg{val: v}, b: ewArg{val: b.constant(spec.add)}})
+	case op == "Clip":
+		lo, hi := float32(math.Inf(-1)), float32(math.Inf(1))
+		if n.Opset < 11 {
+			lo, hi = n.Float("min", lo), n.Float("max", hi)
+		} else {
+			if len(st.in) > 1 && st.in[1] >= 0 {
+				lo, _ = b.f.scalar(st.in[1])
+			}
+			if len(st.in) > 2 && st.in[2] >= 0 {
+				hi, _ = b.f.scalar(st.in[2])
+			}
+		}
+		v = b.emit(ewInstr{op: ewClip, a: b.arg(st.in[0]), p: lo, q: hi})
+	case op == "LeakyRelu":
+		v = b.emit(ewInstr{op: ewLeakyRelu, a: b.arg(st.in[0]), p: n.Float("alpha", 0.01)})
+	case op == "HardSigmoid":
+		v = b.emit(ewInstr{op: ewHardSigmoid, a: b.arg(st.in[0]), p: n.Float("alpha", 0.2), q: n.Float("beta", 0.5)})
+	case len(st.in) == 2:
+		a, c := b.arg(st.in[0]), b.arg(st.in[1])
+		if a.val < 0 { // scalar on the left of a commutative op
+			a, c = c, a
+		}
+		v = b.emit(ewInstr{op: binaryEw[op], a: a, b: c})
+	default:
+		v = b.emit(ewInstr{op: unaryEw[op], a: b.arg(st.in[0])})
+	}
+	b.val[st.out[0]] = v
+}
+
+// elementwise fuses groups of elementwise steps (see ewProgram). Steps join
+// in order: a step joins the group of each input whose readers are all in
+// the group it forms, merging groups where it joins two. Groups of two or
+// more steps become one step.
+func (f *fuser) elementwise() {
+	f.index()
+	n := len(f.m.steps)
+	group := make([]int, n) // step -> representative step of its group, or -1
+	specs := make([]ewSpec, n)
+	var find func(i int) int
+	find = func(i int) int {
+		for group[i] != i {
+			group[i] = group[group[i]]
+			i = group[i]
+		}
+		return i
+	}
+	for i := range group {
+		group[i] = -1
+	}
+	for i := range n {
+		spec, ok := f.ewFusable(i)
+		if !ok {
+			continue
+		}
+		specs[i], group[i] = spec, i
+		// First the inputs only step i reads, then those read only by
+		// steps of the group that has formed (y read by both Sigmoid and
+		// Mul in y * Sigmoid(y)).
+		for _, s := range f.m.steps[i].in {
+			if p := f.producer(s); p >= 0 && group[p] >= 0 && f.sole(s) == i {
+				group[find(p)] = i
+			}
+		}
+		for _, s := range f.m.steps[i].in {
+			p := f.producer(s)
+			if p < 0 || group[p] < 0 || find(p) == i || f.isOut[s] {
+				continue
+			}
+			inside := true
+			for _, u := range f.users[s] {
+				inside = inside && group[u] >= 0 && find(u) == i
+			}
+			if inside {
+				group[find(p)] = i
+			}
+		}
+	}
+	members := map[int][]int{}
+	for i := range n {
+		if group[i] >= 0 {
+			r := find(i)
+			members[r] = append(members[r], i)
+		}
+	}
+	for r, idxs := range members {
+		if len(idxs) < 2 || idxs[len(idxs)-1] != r {
+			continue
+		}
+		out := f.out0(r)
+		var prog *ewProgram
+		fr := f.replace(idxs, out, opEwise, func(at func(int) int) fastKernel {
+			nin := 0
+			for _, i := range idxs {
+				for _, s := range f.m.steps[i].in {
+					if k := at(s); k >= nin {
+						nin = k + 1
+					}
+				}
+			}
+			b := &ewBuilder{f: f, at: at, prog: &ewProgram{nin: nin, used: make([]bool, nin)}, val: map[int]int{}}
+			// Program constants are numbered after the inputs: count them first.
+			for _, i := range idxs {
+				if specs[i].mul != nil {
+					b.prog.nvals += 2
+				}
+			}
+			b.prog.nvals += nin
+			for _, i := range idxs {
+				b.compileStep(i, specs[i])
+			}
+			prog = b.prog
+			return b.prog.run
+		})
+		// The output has the inputs' broadcast shape; each thread keeps a
+		// block buffer per value.
+		fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
+			return satMul(broadcastCount(in), 4), int64(max(threads, 1) * prog.nvals * ewBlock * 4)
+		}
+	}
+	f.compact()
+}

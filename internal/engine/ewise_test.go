@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// hardSwishGraph adds x * Clip(x + 3, 0, 6) / 6, HardSwish as PyTorch and
+// paddle2onnx export it.
+func hardSwishGraph(b *modelgen.Builder, x string) string {
+	c := b.Node("Clip", []string{b.Node("Add", []string{x, scalarConst(b, 3)}, nil), scalarConst(b, 0), scalarConst(b, 6)}, nil)
+	return b.Node("Div", []string{b.Node("Mul", []string{x, c}, nil), scalarConst(b, 6)}, nil)
+}
+
+// TestElementwiseFusion checks groups of elementwise steps as exporters
+// write them: each becomes one step (Stats().Fused counts the steps it
+// absorbed) whose output is the unfused plan's, bit for bit, at 1 and 3
+// threads; inputs the program does not read (another dtype, a broadcast it
+// has no pattern for) make it run the replaced steps, with the same answer.
+func TestElementwiseFusion(t *testing.T) {
+	tests := []struct {
+		name      string
+		build     func(b *modelgen.Builder) string
+		feeds     map[string]*tensor.Tensor
+		wantFused int
+		fast      bool // the fast kernel, not the fallback, computes the answer
+	}{
+		{"HardSwish", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{-1, 8, -1, -1})
+			return hardSwishGraph(b, "x")
+		}, map[string]*tensor.Tensor{"x": scaled(randTensor(1, 2, 8, 37, 29), 4)}, 3, true},
+		{"BatchNormalization, HardSigmoid, squeeze-excitation scale", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{1, 6, 9, 11})
+			b.Input("s", tensor.Float32, []int64{1, 6, 1, 1})
+			bn := b.Node("BatchNormalization", []string{"x", b.Uniform("g", 1, 6), b.Uniform("bb", 1, 6), b.Uniform("m", 1, 6), b.Fill("v", 0.5, 6)}, nil)
+			hs := b.Node("HardSigmoid", []string{"s"}, []modelgen.Attr{modelgen.AFloat("alpha", 0.2), modelgen.AFloat("beta", 0.5)})
+			return b.Node("Mul", []string{bn, hs}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(2, 1, 6, 9, 11), "s": scaled(randTensor(3, 1, 6, 1, 1), 5)}, 2, true},
+		{"SiLU and a bias over the last axis", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{3, 5, 40})
+			y := b.Node("Add", []string{"x", b.Normal("bias", 1, 40)}, nil)
+			return b.Node("Mul", []string{y, b.Node("Sigmoid", []string{y}, nil)}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(4, 3, 5, 40)}, 2, true},
+		{"scalar on the left, Pow 2, Sqrt, Tanh, LeakyRelu", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{7, 300})
+			y := b.Node("Mul", []string{scalarConst(b, 0.5), "x"}, nil)
+			y = b.Node("Sqrt", []string{b.Node("Add", []string{b.Node("Pow", []string{y, scalarConst(b, 2)}, nil), scalarConst(b, 1)}, nil)}, nil)
+			return b.Node("LeakyRelu", []string{b.Node("Tanh", []string{b.Node("Neg", []string{y}, nil)}, nil)}, []modelgen.Attr{modelgen.AFloat("alpha", 0.1)})
+		}, map[string]*tensor.Tensor{"x": randTensor(5, 7, 300)}, 6, true},
+		{"two branches joined, a residual", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{2, 4, 33})
+			b.Input("r", tensor.Float32, []int64{2, 4, 33})
+			a := b.Node("Relu", []string{"x"}, nil)
+			c := b.Node("Exp", []string{b.Node("Neg", []string{b.Node("Abs", []string{"r"}, nil)}, nil)}, nil)
+			return b.Node("Max", []string{b.Node("Sub", []string{a, c}, nil), "r"}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(6, 2, 4, 33), "r": randTensor(7, 2, 4, 33)}, 5, true},
+		{"a broadcast without a pattern runs the replaced steps", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{2, 3, 4, 5})
+			b.Input("y", tensor.Float32, []int64{3, 1, 5})
+			return b.Node("Relu", []string{b.Node("Add", []string{"x", "y"}, nil)}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(8, 2, 3, 4, 5), "y": randTensor(9, 3, 1, 5)}, 1, false},
+		{"another dtype runs the replaced steps", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Int64, []int64{6})
+			return b.Node("Abs", []string{b.Node("Sub", []string{"x", b.Ints64("k", 3)}, nil)}, nil)
+		}, map[string]*tensor.Tensor{"x": i64([]int64{-5, 0, 2, 3, 9, -1}, 6)}, 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := modelgen.NewBuilder("ewise", 13, 1)
+			out := tt.build(b)
+			b.Output(out, tensor.Float32, nil)
+			fused, plain := compileBoth(t, b)
+			if got := fused.Stats().Fused; got != tt.wantFused {
+				t.Errorf("Stats().Fused = %d, want %d", got, tt.wantFused)
+			}
+			want, err := plain.RunWith(context.Background(), tt.feeds, RunOptions{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, threads := range []int{1, 3} {
+				got, err := fused.RunWith(context.Background(), tt.feeds, RunOptions{Threads: threads})
+				if err != nil {
+					t.Fatalf("threads %d: %v", threads, err)
+				}
+				checkTensor(t, got[out], want[out], 0)
+			}
+			if ok := fastRan(t, fused, tt.feeds); ok != tt.fast {
+				t.Errorf("the fused step's fast kernel took the inputs: %v, want %v", ok, tt.fast)
+			}
+		})
+	}
+}
+
+// fastRan calls the fast kernel of m's elementwise step, whose inputs must be
+// graph inputs or constants, on feeds and reports whether it took them.
+func fastRan(t *testing.T, m *Model, feeds map[string]*tensor.Tensor) bool {
+	t.Helper()
+	vals := map[int]*tensor.Tensor{}
+	for _, c := range m.consts {
+		vals[c.slot] = c.t
+	}
+	for k, in := range m.Inputs {
+		vals[m.inSlot[k]] = feeds[in.Name]
+	}
+	for _, st := range m.steps {
+		if st.node.OpType != opEwise {
+			continue
+		}
+		args := make([]*tensor.Tensor, len(st.in))
+		for j, s := range st.in {
+			if args[j] = vals[s]; args[j] == nil {
+				t.Fatalf("input %d of %s is computed: fastRan needs graph inputs and constants", j, st.node.Name)
+			}
+		}
+		_, ok, err := st.fused.fast(2, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	t.Fatal("no elementwise step")
+	return false
+}
+
+// scaled multiplies t's elements by s, in place, and returns t.
+func scaled(t *tensor.Tensor, s float32) *tensor.Tensor {
+	for i := range t.F32 {
+		t.F32[i] *= s
+	}
+	return t
+}
+
+func TestPatternOf(t *testing.T) {
+	tests := []struct {
+		x, out []int
+		want   ewPattern
+		ok     bool
+	}{
+		{[]int{2, 3, 4}, []int{2, 3, 4}, ewPattern{24, 1}, true},
+		{[]int{}, []int{2, 3, 4}, ewPattern{1, 24}, true},
+		{[]int{1, 1}, []int{2, 3, 4}, ewPattern{1, 24}, true},
+		{[]int{3, 1}, []int{2, 3, 4}, ewPattern{3, 4}, true},
+		{[]int{1, 3, 1, 1}, []int{2, 3, 4, 5}, ewPattern{3, 20}, true},
+		{[]int{4}, []int{2, 3, 4}, ewPattern{4, 1}, true},
+		{[]int{3, 4}, []int{2, 3, 4}, ewPattern{12, 1}, true},
+		{[]int{2, 1, 4}, []int{2, 3, 4}, ewPattern{}, false},
+		{[]int{3, 1, 5}, []int{2, 3, 4, 5}, ewPattern{}, false},
+		{[]int{2, 3, 4, 5}, []int{3, 4, 5}, ewPattern{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := patternOf(tt.x, tt.out)
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("patternOf(%v, %v) = %+v, %v; want %+v, %v", tt.x, tt.out, got, ok, tt.want, tt.ok)
+		}
+	}
+	// load reads the right elements at any block start.
+	p := ewPattern{count: 3, inner: 4}
+	src := []float32{10, 20, 30}
+	dst := make([]float32, 9)
+	p.load(dst, src, 10) // output elements 10..18: channels 2,2,0,0,0,0,1,1,1
+	if want := []float32{30, 30, 10, 10, 10, 10, 20, 20, 20}; !equalF32(dst, want) {
+		t.Errorf("load = %v, want %v", dst, want)
+	}
+	p = ewPattern{count: 4, inner: 1}
+	p.load(dst, []float32{1, 2, 3, 4}, 6)
+	if want := []float32{3, 4, 1, 2, 3, 4, 1, 2, 3}; !equalF32(dst, want) {
+		t.Errorf("row load = %v, want %v", dst, want)
+	}
+}
+
+func equalF32(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] && !(math.IsNaN(float64(a[i])) && math.IsNaN(float64(b[i]))) {
+			return false
+		}
+	}
+	return true
+}

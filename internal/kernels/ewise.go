@@ -1,0 +1,120 @@
+package kernels
+
+// Elementwise float32 primitives the engine's fused elementwise programs run
+// over blocks of a few thousand elements. Each computes exactly what the
+// reference loop in its comment does (IEEE float32 arithmetic, one rounding
+// per operation), so a fused program gives the bits the ops it replaced
+// gave. dst may alias an operand. Every slice must be at least len(dst) long.
+
+// AddVV sets dst[i] = a[i] + b[i].
+func AddVV(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		addVVAVX512(&dst[0], &a[0], &b[0], done/16)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = a[i] + b[i]
+	}
+}
+
+// SubVV sets dst[i] = a[i] - b[i].
+func SubVV(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		subVVAVX512(&dst[0], &a[0], &b[0], done/16)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = a[i] - b[i]
+	}
+}
+
+// MulVV sets dst[i] = a[i] * b[i].
+func MulVV(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		mulVVAVX512(&dst[0], &a[0], &b[0], done/16)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = a[i] * b[i]
+	}
+}
+
+// DivVV sets dst[i] = a[i] / b[i].
+func DivVV(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		divVVAVX512(&dst[0], &a[0], &b[0], done/16)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = a[i] / b[i]
+	}
+}
+
+// AddVS sets dst[i] = a[i] + s.
+func AddVS(dst, a []float32, s float32) {
+	a = a[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		addVSAVX512(&dst[0], &a[0], done/16, s)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = a[i] + s
+	}
+}
+
+// MulVS sets dst[i] = a[i] * s.
+func MulVS(dst, a []float32, s float32) {
+	a = a[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		mulVSAVX512(&dst[0], &a[0], done/16, s)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = a[i] * s
+	}
+}
+
+// DivVS sets dst[i] = a[i] / s (a division, not a multiplication by 1/s,
+// which rounds differently).
+func DivVS(dst, a []float32, s float32) {
+	a = a[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		divVSAVX512(&dst[0], &a[0], done/16, s)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = a[i] / s
+	}
+}
+
+// Clip sets dst[i] to a[i] limited to [lo, hi]: lo when below, hi when above
+// (so hi when lo > hi), NaN staying NaN, as ONNX's Clip.
+func Clip(dst, a []float32, lo, hi float32) {
+	a = a[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		clipAVX512(&dst[0], &a[0], done/16, lo, hi)
+	}
+	for i := done; i < len(dst); i++ {
+		v := a[i]
+		if v < lo {
+			v = lo
+		}
+		if v > hi {
+			v = hi
+		}
+		dst[i] = v
+	}
+}

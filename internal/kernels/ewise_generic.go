@@ -1,0 +1,14 @@
+//go:build !amd64 || noasm
+
+package kernels
+
+func addVVAVX512(dst, a, b *float32, blocks int)         { panic("kernels: no AVX-512 in this build") }
+func subVVAVX512(dst, a, b *float32, blocks int)         { panic("kernels: no AVX-512 in this build") }
+func mulVVAVX512(dst, a, b *float32, blocks int)         { panic("kernels: no AVX-512 in this build") }
+func divVVAVX512(dst, a, b *float32, blocks int)         { panic("kernels: no AVX-512 in this build") }
+func addVSAVX512(dst, a *float32, blocks int, s float32) { panic("kernels: no AVX-512 in this build") }
+func mulVSAVX512(dst, a *float32, blocks int, s float32) { panic("kernels: no AVX-512 in this build") }
+func divVSAVX512(dst, a *float32, blocks int, s float32) { panic("kernels: no AVX-512 in this build") }
+func clipAVX512(dst, a *float32, blocks int, lo, hi float32) {
+	panic("kernels: no AVX-512 in this build")
+}
