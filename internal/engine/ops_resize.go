@@ -3,7 +3,9 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
 
+	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -422,46 +424,115 @@ func newUpsample(n *Node) (Kernel, error) {
 }
 
 func (r *resizeAttrs) kernel(n *Node) (Kernel, error) {
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		if err := checkInputs(in, 1, 4); err != nil {
-			return nil, err
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		return r.run(n, threads, in)
+	}
+	return withThreads(n.threaded, 1), nil
+}
+
+// run resizes in[0] with up to threads goroutines.
+func (r *resizeAttrs) run(n *Node, threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	if err := checkInputs(in, 1, 4); err != nil {
+		return nil, err
+	}
+	x := in[0]
+	if x.DType != tensor.Float32 {
+		return nil, fmt.Errorf("input X: dtype %s, %s supports float32 only", x.DType, n.OpType)
+	}
+	p, err := r.params(func(i int) *tensor.Tensor {
+		if i < len(in) {
+			return in[i]
 		}
-		x := in[0]
-		if x.DType != tensor.Float32 {
-			return nil, fmt.Errorf("input X: dtype %s, %s supports float32 only", x.DType, n.OpType)
-		}
-		p, err := r.params(func(i int) *tensor.Tensor {
-			if i < len(in) {
-				return in[i]
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		out, scale, lo, hi, err := r.plan(x.Shape, p)
-		if err != nil {
-			return nil, err
-		}
-		y := x
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, scale, lo, hi, err := r.plan(x.Shape, p)
+	if err != nil {
+		return nil, err
+	}
+	if r.mode == "nearest" && len(out) > 0 && tensor.NumElements(out) > 0 && tensor.NumElements(x.Shape) > 0 {
+		idx := make([][]int, len(out))
+		gather := true
 		for ax := range out {
-			if y.Shape[ax] == 0 || out[ax] == 0 {
-				y = reshaped(y, y.Shape)
-				y.Shape[ax] = out[ax]
-				y.F32 = make([]float32, tensor.NumElements(y.Shape))
-				continue
-			}
-			idx, w, ntap, identity := r.axisTaps(x.Shape[ax], out[ax], scale[ax], lo[ax], hi[ax])
-			if identity {
-				continue
-			}
-			y = resizeAxis(y, ax, out[ax], idx, w, ntap, r.extrapolation)
+			taps, _, _, _ := r.axisTaps(x.Shape[ax], out[ax], scale[ax], lo[ax], hi[ax])
+			idx[ax] = taps
+			gather = gather && !slices.Contains(taps, -1)
 		}
-		if y == x {
-			y = reshaped(x, x.Shape)
+		if gather {
+			return []*tensor.Tensor{resizeNearest(x, out, idx, threads)}, nil
 		}
-		return []*tensor.Tensor{y}, nil
-	}, nil
+	}
+	y := x
+	for ax := range out {
+		if y.Shape[ax] == 0 || out[ax] == 0 {
+			y = reshaped(y, y.Shape)
+			y.Shape[ax] = out[ax]
+			y.F32 = make([]float32, tensor.NumElements(y.Shape))
+			continue
+		}
+		idx, w, ntap, identity := r.axisTaps(x.Shape[ax], out[ax], scale[ax], lo[ax], hi[ax])
+		if identity {
+			continue
+		}
+		y = resizeAxis(y, ax, out[ax], idx, w, ntap, r.extrapolation)
+	}
+	if y == x {
+		y = reshaped(x, x.Shape)
+	}
+	return []*tensor.Tensor{y}, nil
+}
+
+// resizeNearest builds y of shape out from x in one pass, output element at
+// (o_0, ..., o_r-1) taking x's at (idx[0][o_0], ..., idx[r-1][o_r-1]): each
+// output row along the last axis is a gather from one input row, or a copy
+// of the row before it when both come from the same input row (upsampling
+// by an integer factor repeats every row).
+func resizeNearest(x *tensor.Tensor, out []int, idx [][]int, threads int) *tensor.Tensor {
+	r := len(out)
+	y := newF32(out...)
+	last, inLast := out[r-1], x.Shape[r-1]
+	rows := tensor.NumElements(out[:r-1])
+	stride := make([]int, r) // x's strides
+	stride[r-1] = 1
+	for a := r - 2; a >= 0; a-- {
+		stride[a] = stride[a+1] * x.Shape[a+1]
+	}
+	parts := min(threads, max(1, len(y.F32)/(64<<10)), rows)
+	kernels.Parallel(parts, func(part int) {
+		lo, hi := part*rows/parts, (part+1)*rows/parts
+		coord := make([]int, r-1) // the output coordinates of row lo
+		for a, rem := r-2, lo; a >= 0; a-- {
+			coord[a] = rem % out[a]
+			rem /= out[a]
+		}
+		cols := idx[r-1]
+		prev := -1
+		for row := lo; row < hi; row++ {
+			src := 0
+			for a, c := range coord {
+				src += idx[a][c] * stride[a]
+			}
+			dst := y.F32[row*last : (row+1)*last]
+			if src == prev {
+				copy(dst, y.F32[(row-1)*last:row*last])
+			} else {
+				s := x.F32[src : src+inLast]
+				for j, k := range cols {
+					dst[j] = s[k]
+				}
+			}
+			prev = src
+			for a := r - 2; a >= 0; a-- {
+				if coord[a]++; coord[a] < out[a] {
+					break
+				}
+				coord[a] = 0
+			}
+		}
+	})
+	return y
 }
 
 // inferResize computes Resize's and Upsample's output shape when X's shape and

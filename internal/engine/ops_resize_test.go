@@ -77,3 +77,39 @@ func TestUpsample(t *testing.T) {
 			inputs: []*tensor.Tensor{x}, want: []*tensor.Tensor{f32([]float32{1, 1.5, 2, 2, 3, 3.5, 4, 4}, 1, 1, 2, 4)}},
 	})
 }
+
+// TestResizeNearestOnePass checks the one-pass nearest resize against the
+// separable path (one resampling per axis with the same taps), for up- and
+// downsampling, every nearest_mode and coordinate mode that gathers, at 1
+// and 3 threads.
+func TestResizeNearestOnePass(t *testing.T) {
+	shapes := []struct{ in, out []int }{
+		{[]int{1, 3, 5, 7}, []int{1, 3, 10, 14}},
+		{[]int{2, 2, 9, 8}, []int{2, 2, 4, 3}},
+		{[]int{1, 4, 6, 6}, []int{1, 4, 13, 5}},
+		{[]int{3, 17}, []int{6, 40}},
+		{[]int{64}, []int{7}},
+	}
+	for _, coord := range []string{"asymmetric", "half_pixel", "align_corners", "pytorch_half_pixel"} {
+		for _, nearest := range []string{"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"} {
+			r := &resizeAttrs{mode: "nearest", coord: coord, nearest: nearest}
+			for _, sh := range shapes {
+				x := randTensor(uint64(len(sh.in)), sh.in...)
+				want := x
+				var idx [][]int
+				for ax := range sh.out {
+					s := float64(sh.out[ax]) / float64(sh.in[ax])
+					taps, w, ntap, _ := r.axisTaps(sh.in[ax], sh.out[ax], s, 0, 1)
+					idx = append(idx, taps)
+					want = resizeAxis(want, ax, sh.out[ax], taps, w, ntap, 0)
+				}
+				for _, threads := range []int{1, 3} {
+					got := resizeNearest(x, sh.out, idx, threads)
+					if d := maxDiff(got, want); d != 0 {
+						t.Errorf("%s %s %v -> %v, %d threads: differs by %g", coord, nearest, sh.in, sh.out, threads, d)
+					}
+				}
+			}
+		}
+	}
+}
