@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -85,8 +86,16 @@ func (n *Node) InRank(i int) int {
 // Reshape to a constant shape), or -1.
 func inferRank(n *Node) int {
 	switch {
-	case n.OpType == "Transpose", ruleIs(n.OpType, sameAsFirst):
+	case n.OpType == "Transpose", ruleIs(n.OpType, sameAsFirst), keepsRank[n.OpType]:
 		return n.InRank(0)
+	case n.OpType == "Flatten":
+		return 2
+	case strings.HasPrefix(n.OpType, "Reduce") && n.Int("keepdims", 1) == 1:
+		return n.InRank(0)
+	case n.OpType == "MatMul":
+		if a, b := n.InRank(0), n.InRank(1); a >= 2 && b >= 2 {
+			return max(a, b)
+		}
 	case ruleIs(n.OpType, broadcastAll):
 		r := -1
 		for i, in := range n.Inputs {
@@ -107,6 +116,12 @@ func inferRank(n *Node) int {
 	}
 	return -1
 }
+
+// keepsRank lists ops whose output has their first input's rank.
+var keepsRank = map[string]bool{"Conv": true, "ConvTranspose": true, "MaxPool": true, "AveragePool": true, "LpPool": true,
+	"GlobalAveragePool": true, "GlobalMaxPool": true, "GlobalLpPool": true, "Resize": true, "Upsample": true, "Pad": true,
+	"Concat": true, "Slice": true, "Tile": true, "DepthToSpace": true, "SpaceToDepth": true, "LRN": true,
+	"InstanceNormalization": true, "LayerNormalization": true, "Split": true, "TopK": true, "Softmax": true, "LogSoftmax": true}
 
 // ruleIs reports whether op's shape rule is f.
 func ruleIs(op string, f shapeFn) bool {

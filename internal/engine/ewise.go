@@ -328,15 +328,9 @@ func ewUnary(op ewOp, dst, a []float32, p, q float32) {
 	case ewClip:
 		kernels.Clip(dst, a, p, q)
 	case ewHardSigmoid:
-		alpha, beta := float64(p), float64(q)
-		for i, v := range a {
-			dst[i] = float32(max(0, min(1, alpha*float64(v)+beta)))
-		}
+		kernels.HardSigmoid(dst, a, float64(p), float64(q))
 	case ewHardSwish:
-		for i, v := range a {
-			x := float64(v)
-			dst[i] = float32(x * max(0, min(1, x/6+0.5)))
-		}
+		kernels.HardSwish(dst, a)
 	case ewLeakyRelu:
 		alpha := float64(p)
 		for i, v := range a {
@@ -392,6 +386,11 @@ func ewUnary(op ewOp, dst, a []float32, p, q float32) {
 		}
 	}
 }
+
+// ewAlone lists the ops whose unfused kernels are plain Go loops over the
+// tensor: a program of one of them alone runs the vector primitives instead.
+var ewAlone = map[string]bool{"Add": true, "Sub": true, "Mul": true, "Div": true, "Clip": true, "BatchNormalization": true,
+	"HardSigmoid": true, "HardSwish": true}
 
 // ewBuilder turns a group's steps into an ewProgram.
 type ewBuilder struct {
@@ -563,7 +562,8 @@ func (b *ewBuilder) compileStep(i int, spec ewSpec) {
 // elementwise fuses groups of elementwise steps (see ewProgram). Steps join
 // in order: a step joins the group of each input whose readers are all in
 // the group it forms, merging groups where it joins two. Groups of two or
-// more steps become one step.
+// more steps become one step, and so does one step alone when its op is in
+// ewAlone.
 func (f *fuser) elementwise() {
 	f.index()
 	n := len(f.m.steps)
@@ -616,12 +616,17 @@ func (f *fuser) elementwise() {
 		}
 	}
 	for r, idxs := range members {
-		if len(idxs) < 2 || idxs[len(idxs)-1] != r {
+		if idxs[len(idxs)-1] != r || len(idxs) < 2 && !ewAlone[f.op(r)] {
 			continue
 		}
 		out := f.out0(r)
 		var prog *ewProgram
-		fr := f.replace(idxs, out, opEwise, func(at func(int) int) fastKernel {
+		// One step alone keeps its op's name, in errors and profiles.
+		opType := opEwise
+		if len(idxs) == 1 {
+			opType = f.op(r)
+		}
+		fr := f.replace(idxs, out, opType, func(at func(int) int) fastKernel {
 			nin := 0
 			for _, i := range idxs {
 				for _, s := range f.m.steps[i].in {

@@ -118,3 +118,32 @@ func Clip(dst, a []float32, lo, hi float32) {
 		dst[i] = v
 	}
 }
+
+// HardSigmoid sets dst[i] = float32(max(0, min(1, alpha*x + beta))) for
+// x = float64(a[i]): computed in float64 and rounded once, NaN staying NaN.
+func HardSigmoid(dst, a []float32, alpha, beta float64) {
+	a = a[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		hardSigmoidAVX512(&dst[0], &a[0], done/16, alpha, beta)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = float32(max(0, min(1, alpha*float64(a[i])+beta)))
+	}
+}
+
+// HardSwish sets dst[i] = float32(x * max(0, min(1, x/6 + 0.5))) for
+// x = float64(a[i]): computed in float64 and rounded once.
+func HardSwish(dst, a []float32) {
+	a = a[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		hardSwishAVX512(&dst[0], &a[0], done/16)
+	}
+	for i := done; i < len(dst); i++ {
+		x := float64(a[i])
+		dst[i] = float32(x * max(0, min(1, x/6+0.5)))
+	}
+}

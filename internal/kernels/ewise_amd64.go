@@ -29,3 +29,9 @@ func divVSAVX512(dst, a *float32, blocks int, s float32)
 
 //go:noescape
 func clipAVX512(dst, a *float32, blocks int, lo, hi float32)
+
+//go:noescape
+func hardSigmoidAVX512(dst, a *float32, blocks int, alpha, beta float64)
+
+//go:noescape
+func hardSwishAVX512(dst, a *float32, blocks int)

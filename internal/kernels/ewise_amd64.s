@@ -153,3 +153,75 @@ cliploop:
 	JNZ cliploop
 	VZEROUPPER
 	RET
+
+// func hardSigmoidAVX512(dst, a *float32, blocks int, alpha, beta float64)
+// In float64, as the reference does: max(0, min(1, alpha*x + beta)) with a
+// separate multiply and add, then rounded to float32. MINPD and MAXPD return
+// their second source when either is NaN: with the value second, NaN stays.
+TEXT ·hardSigmoidAVX512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	VBROADCASTSD alpha+24(FP), Z4
+	VBROADCASTSD beta+32(FP), Z5
+	MOVQ $0x3ff0000000000000, AX
+	VPBROADCASTQ AX, Z6
+	VPXORQ Z7, Z7, Z7
+hsigloop:
+	VCVTPS2PD (SI), Z0
+	VCVTPS2PD 32(SI), Z1
+	VMULPD Z4, Z0, Z0
+	VMULPD Z4, Z1, Z1
+	VADDPD Z5, Z0, Z0
+	VADDPD Z5, Z1, Z1
+	VMINPD Z0, Z6, Z0
+	VMINPD Z1, Z6, Z1
+	VMAXPD Z0, Z7, Z0
+	VMAXPD Z1, Z7, Z1
+	VCVTPD2PS Z0, Y0
+	VCVTPD2PS Z1, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ hsigloop
+	VZEROUPPER
+	RET
+
+// func hardSwishAVX512(dst, a *float32, blocks int)
+// In float64, as the reference does: x * max(0, min(1, x/6 + 0.5)).
+TEXT ·hardSwishAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	MOVQ $0x4018000000000000, AX
+	VPBROADCASTQ AX, Z4
+	MOVQ $0x3fe0000000000000, AX
+	VPBROADCASTQ AX, Z5
+	MOVQ $0x3ff0000000000000, AX
+	VPBROADCASTQ AX, Z6
+	VPXORQ Z7, Z7, Z7
+hswloop:
+	VCVTPS2PD (SI), Z0
+	VCVTPS2PD 32(SI), Z1
+	VDIVPD Z4, Z0, Z2
+	VDIVPD Z4, Z1, Z3
+	VADDPD Z5, Z2, Z2
+	VADDPD Z5, Z3, Z3
+	VMINPD Z2, Z6, Z2
+	VMINPD Z3, Z6, Z3
+	VMAXPD Z2, Z7, Z2
+	VMAXPD Z3, Z7, Z3
+	VMULPD Z2, Z0, Z0
+	VMULPD Z3, Z1, Z1
+	VCVTPD2PS Z0, Y0
+	VCVTPD2PS Z1, Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ hswloop
+	VZEROUPPER
+	RET

@@ -12,3 +12,8 @@ func divVSAVX512(dst, a *float32, blocks int, s float32) { panic("kernels: no AV
 func clipAVX512(dst, a *float32, blocks int, lo, hi float32) {
 	panic("kernels: no AVX-512 in this build")
 }
+
+func hardSigmoidAVX512(dst, a *float32, blocks int, alpha, beta float64) {
+	panic("kernels: no AVX-512 in this build")
+}
+func hardSwishAVX512(dst, a *float32, blocks int) { panic("kernels: no AVX-512 in this build") }

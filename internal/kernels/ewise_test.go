@@ -68,6 +68,16 @@ func TestEwisePrimitives(t *testing.T) {
 		{"Clip 0 6", func(d, a []float32) { Clip(d, a, 0, 6) }, clip(0, 6)},
 		{"Clip -inf 0", func(d, a []float32) { Clip(d, a, float32(math.Inf(-1)), 0) }, clip(float32(math.Inf(-1)), 0)},
 		{"Clip lo > hi", func(d, a []float32) { Clip(d, a, 2, 1) }, clip(2, 1)},
+		{"HardSigmoid", func(d, a []float32) { HardSigmoid(d, a, 0.2, 0.5) }, func(x float32) float32 {
+			return float32(max(0, min(1, 0.2*float64(x)+0.5)))
+		}},
+		{"HardSigmoid 1/6", func(d, a []float32) { HardSigmoid(d, a, float64(float32(1.0/6)), 0.5) }, func(x float32) float32 {
+			return float32(max(0, min(1, float64(float32(1.0/6))*float64(x)+0.5)))
+		}},
+		{"HardSwish", HardSwish, func(x float32) float32 {
+			v := float64(x)
+			return float32(v * max(0, min(1, v/6+0.5)))
+		}},
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	const guard = 19
