@@ -139,3 +139,40 @@ func BenchmarkLayerNorm(b *testing.B) {
 	benchKernel(b, "LayerNormalization", 17, []modelgen.Attr{modelgen.AInt("axis", -1)},
 		randF32(128*384, 1, 128, 384), randF32(384, 384), randF32(384, 384))
 }
+
+// BenchmarkConvDepthwise compares the depthwise path with the grouped one
+// (one matrix multiply per channel) on MobileNet-sized layers, one thread.
+func BenchmarkConvDepthwise(b *testing.B) {
+	for _, tc := range []struct {
+		name       string
+		c, hw, k, s int
+	}{{"c96_80_k3_s1", 96, 80, 3, 1}, {"c48_160_k3_s2", 48, 160, 3, 2}, {"c192_40_k5_s1", 192, 40, 5, 1}, {"c384_20_k5_s2", 384, 20, 5, 2}} {
+		x := randTensor(1, 1, tc.c, tc.hw, tc.hw)
+		w := randTensor(2, tc.c, 1, tc.k, tc.k)
+		n := &Node{Name: "dw", OpType: "Conv", Opset: 13, attrs: map[string]*onnxpb.AttributeProto{}}
+		p := int64(tc.k / 2)
+		for _, a := range []modelgen.Attr{modelgen.AInt("group", int64(tc.c)), modelgen.AInts("strides", int64(tc.s), int64(tc.s)), modelgen.AInts("pads", p, p, p, p)} {
+			n.attrs[a.GetName()] = a
+		}
+		if _, err := newConv(n); err != nil {
+			b.Fatal(err)
+		}
+		for _, grouped := range []bool{false, true} {
+			name := tc.name + "/depthwise"
+			if grouped {
+				name = tc.name + "/grouped"
+			}
+			b.Run(name, func(b *testing.B) {
+				noDepthwise = grouped
+				defer func() { noDepthwise = false }()
+				for b.Loop() {
+					out, err := n.threaded(1, []*tensor.Tensor{x, w})
+					if err != nil {
+						b.Fatal(err)
+					}
+					putF32(out[0].F32)
+				}
+			})
+		}
+	}
+}

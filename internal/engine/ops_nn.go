@@ -250,7 +250,13 @@ func newConv(n *Node) (Kernel, error) {
 		if !pointwise && !indirect && usePanels(&g) {
 			ic = kernels.NewIm2col(Cg, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
 		}
+		depthwise := group == C && M == C && len(outSp) <= 2 && !pool && g.k[0] == 1 && !noDepthwise
 		image := func(img int, threads int) {
+			if depthwise {
+				xs := x.F32[img*C*g.inSize() : (img+1)*C*g.inSize()]
+				convDepthwise(threads, &g, xs, C, w.F32, y.F32[img*M*P:(img+1)*M*P], bias, relu)
+				return
+			}
 			for gi := 0; gi < group; gi++ {
 				xs := x.F32[(img*C+gi*Cg)*g.inSize() : (img*C+(gi+1)*Cg)*g.inSize()]
 				ys := y.F32[(img*M+gi*Mg)*P : (img*M+(gi+1)*Mg)*P]
@@ -299,6 +305,92 @@ func newConv(n *Node) (Kernel, error) {
 	}
 	n.fresh = true
 	return withThreads(n.threaded, 1), nil
+}
+
+// noDepthwise sends depthwise convolutions through the grouped path, for
+// benchmarks that compare the two.
+var noDepthwise = false
+
+// convDepthwise is a depthwise convolution (one input channel per output
+// channel, as MobileNets and PP-LCNet use, 3x3 and 5x5 mostly), which as a
+// matrix multiply would have a dimension of 1. Each channel's input is
+// copied once into a zero-padded plane (split into stride-many column phases
+// when strided), so that every tap of every output reads contiguous,
+// in-bounds floats; then each output row is one kernels.DepthwiseRow over
+// the taps whose input row exists, its sums kept in registers over all taps.
+// Channels are split over threads.
+func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []float32, bias []float32, relu bool) {
+	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
+	KH, KW, SH, SW, DH, DW, PH, PW := g.k[1], g.k[2], g.s[1], g.s[2], g.d[1], g.d[2], g.p[1], g.p[2]
+	// Padded columns: output ow of tap kw reads padded column ow*SW + kw*DW.
+	Wp := max(PW+W, (OW-1)*SW+(KW-1)*DW+1)
+	// Phase p holds padded columns p, p+SW, ...: tap kw of output ow reads
+	// phase (kw*DW)%SW at column ow + (kw*DW)/SW.
+	Pw := (Wp + SW - 1) / SW
+	parallelFor(threads, C, 1, func(lo, hi int) {
+		padded := make([]float32, H*Wp) // padding stays zero
+		phases := padded
+		if SW > 1 {
+			phases = make([]float32, SW*H*Pw)
+		}
+		offs := make([]int, 0, KH*KW)
+		for c := lo; c < hi; c++ {
+			plane := x[c*H*W : (c+1)*H*W]
+			for ih := 0; ih < H; ih++ {
+				copy(padded[ih*Wp+PW:ih*Wp+PW+W], plane[ih*W:(ih+1)*W])
+			}
+			if SW > 1 {
+				for ih := 0; ih < H; ih++ {
+					row := padded[ih*Wp : (ih+1)*Wp]
+					for p := 0; p < SW; p++ {
+						dst := phases[(p*H+ih)*Pw : (p*H+ih+1)*Pw]
+						for j, pc := 0, p; pc < Wp; j, pc = j+1, pc+SW {
+							dst[j] = row[pc]
+						}
+					}
+				}
+			}
+			out := y[c*OH*OW : (c+1)*OH*OW]
+			wc := w[c*KH*KW : (c+1)*KH*KW]
+			b := float32(0)
+			if bias != nil {
+				b = bias[c]
+			}
+			for oh := 0; oh < OH; oh++ {
+				// The taps whose input row exists: a run of kh.
+				offs = offs[:0]
+				khLo := -1
+				for kh := 0; kh < KH; kh++ {
+					ih := oh*SH - PH + kh*DH
+					if ih < 0 || ih >= H {
+						continue
+					}
+					if khLo < 0 {
+						khLo = kh
+					}
+					for kw := 0; kw < KW; kw++ {
+						if SW == 1 {
+							offs = append(offs, ih*Wp+kw*DW)
+						} else {
+							p, q := (kw*DW)%SW, (kw*DW)/SW
+							offs = append(offs, (p*H+ih)*Pw+q)
+						}
+					}
+				}
+				row := out[oh*OW : (oh+1)*OW]
+				if khLo < 0 {
+					for i := range row {
+						row[i] = b
+					}
+				} else {
+					kernels.DepthwiseRow(row, phases, offs, wc[khLo*KW:], b)
+				}
+				if relu {
+					kernels.Relu(row)
+				}
+			}
+		}
+	})
 }
 
 // biasRelu adds bias[r] to columns [j0, j0+n) of each row r of y (rows of

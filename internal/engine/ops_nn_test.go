@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -360,4 +361,79 @@ func TestDepthSpace(t *testing.T) {
 	runOpErrTests(t, "SpaceToDepth", []opErrTest{
 		{name: "not a multiple", attrs: []modelgen.Attr{modelgen.AInt("blocksize", 3)}, inputs: []*tensor.Tensor{dcr}, fragments: []string{"multiples of blocksize 3"}},
 	})
+}
+
+// TestConvDepthwise checks the depthwise path (group == channels) against a
+// naive direct convolution, over kernel sizes, strides, pads, dilations,
+// bias and Relu, at 1 and 3 threads.
+func TestConvDepthwise(t *testing.T) {
+	tests := []struct {
+		c, h, w, k, s, p, d int
+		bias, relu          bool
+	}{
+		{4, 7, 9, 3, 1, 1, 1, true, false},
+		{3, 8, 8, 3, 2, 1, 1, false, false},
+		{5, 11, 13, 5, 2, 2, 1, true, true},
+		{2, 6, 17, 3, 1, 2, 2, true, false},
+		{6, 9, 40, 3, 3, 0, 1, false, true},
+		{1, 5, 5, 5, 1, 0, 1, true, false},
+		{3, 10, 21, 5, 1, 2, 1, false, false},
+	}
+	for _, tt := range tests {
+		x := randTensor(uint64(tt.c*100+tt.w), 2, tt.c, tt.h, tt.w)
+		wt := randTensor(uint64(tt.k), tt.c, 1, tt.k, tt.k)
+		b := randTensor(3, tt.c)
+		in := []*tensor.Tensor{x, wt}
+		if tt.bias {
+			in = append(in, b)
+		}
+		n := &Node{Name: "dw", OpType: "Conv", Opset: 13, attrs: map[string]*onnxpb.AttributeProto{}}
+		for _, a := range []modelgen.Attr{modelgen.AInt("group", int64(tt.c)), modelgen.AInts("strides", int64(tt.s), int64(tt.s)),
+			modelgen.AInts("pads", int64(tt.p), int64(tt.p), int64(tt.p), int64(tt.p)), modelgen.AInts("dilations", int64(tt.d), int64(tt.d))} {
+			n.attrs[a.GetName()] = a
+		}
+		if _, err := newConv(n); err != nil {
+			t.Fatal(err)
+		}
+		oh := (tt.h+2*tt.p-tt.d*(tt.k-1)-1)/tt.s + 1
+		ow := (tt.w+2*tt.p-tt.d*(tt.k-1)-1)/tt.s + 1
+		want := tensor.New(tensor.Float32, 2, tt.c, oh, ow)
+		for img := range 2 {
+			for c := range tt.c {
+				for i := range oh {
+					for j := range ow {
+						var sum float64
+						if tt.bias {
+							sum = float64(b.F32[c])
+						}
+						for ki := range tt.k {
+							for kj := range tt.k {
+								ih, iw := i*tt.s-tt.p+ki*tt.d, j*tt.s-tt.p+kj*tt.d
+								if ih >= 0 && ih < tt.h && iw >= 0 && iw < tt.w {
+									sum += float64(x.F32[((img*tt.c+c)*tt.h+ih)*tt.w+iw]) * float64(wt.F32[(c*tt.k+ki)*tt.k+kj])
+								}
+							}
+						}
+						if tt.relu && sum < 0 {
+							sum = 0
+						}
+						want.F32[((img*tt.c+c)*oh+i)*ow+j] = float32(sum)
+					}
+				}
+			}
+		}
+		for _, threads := range []int{1, 3} {
+			run := n.threaded
+			if tt.relu {
+				run = n.reluThreaded
+			}
+			got, err := run(threads, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(got[0], want); d > 1e-5 {
+				t.Errorf("%+v, %d threads: differs from the direct convolution by %g", tt, threads, d)
+			}
+		}
+	}
 }

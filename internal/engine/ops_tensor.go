@@ -707,6 +707,7 @@ func newConcat(n *Node) (Kernel, error) {
 		return nil, fmt.Errorf("attribute axis: required")
 	}
 	axis := n.Int("axis", 0)
+	n.fresh = true // a new tensor, from the recycled buffers for float32
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, len(in)); err != nil {
 			return nil, err
@@ -736,7 +737,12 @@ func newConcat(n *Node) (Kernel, error) {
 			}
 			shape[ax] += t.Shape[ax]
 		}
-		out := tensor.New(first.DType, shape...)
+		var out *tensor.Tensor
+		if first.DType == tensor.Float32 {
+			out = newF32(shape...) // recycled: a fresh mapping costs a page fault per 4 KiB
+		} else {
+			out = tensor.New(first.DType, shape...)
+		}
 		outer := tensor.NumElements(shape[:ax])
 		sz := first.DType.Size()
 		dst := out.Bytes()

@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // Elementwise float32 primitives the engine's fused elementwise programs run
 // over blocks of a few thousand elements. Each computes exactly what the
 // reference loop in its comment does (IEEE float32 arithmetic, one rounding
@@ -145,5 +147,50 @@ func HardSwish(dst, a []float32) {
 	for i := done; i < len(dst); i++ {
 		x := float64(a[i])
 		dst[i] = float32(x * max(0, min(1, x/6+0.5)))
+	}
+}
+
+// Axpy sets dst[i] += a*src[i] as a fused multiply-add, the accumulation of
+// direct convolutions. The AVX-512 loop rounds once, in float32; the Go
+// loop rounds a float64 fused multiply-add to float32, which can differ from
+// it by one ulp when the float64 result lies exactly between two float32s.
+func Axpy(dst, src []float32, a float32) {
+	src = src[:len(dst)]
+	if vmathAVX512 {
+		if len(dst) > 0 {
+			axpyAVX512(&dst[0], &src[0], len(dst), a)
+		}
+		return
+	}
+	for i := range dst {
+		dst[i] = float32(math.FMA(float64(a), float64(src[i]), float64(dst[i])))
+	}
+}
+
+// DepthwiseRow sets dst[j] = bias + sum over t of w[t]*base[offs[t]+j], for
+// every j < len(dst): one output row of a depthwise convolution, each tap a
+// weight and where in base the input it multiplies starts. Every
+// base[offs[t]:] must hold len(dst) floats, and w len(offs). The AVX-512
+// loop keeps the sums of 64 outputs in registers over all taps (fused
+// multiply-adds, in tap order); the Go loop sums the same products in the
+// same order, rounding each multiply-add in float64 then to float32.
+func DepthwiseRow(dst, base []float32, offs []int, w []float32, bias float32) {
+	if len(dst) == 0 {
+		return
+	}
+	w = w[:len(offs)]
+	for _, o := range offs {
+		_ = base[o+len(dst)-1] // the assembly reads len(dst) floats from each
+	}
+	if vmathAVX512 && len(offs) > 0 {
+		dwRowAVX512(&dst[0], len(dst), &base[0], &offs[0], &w[0], len(offs), bias)
+		return
+	}
+	for j := range dst {
+		acc := bias
+		for t, o := range offs {
+			acc = float32(math.FMA(float64(w[t]), float64(base[o+j]), float64(acc)))
+		}
+		dst[j] = acc
 	}
 }

@@ -35,3 +35,9 @@ func hardSigmoidAVX512(dst, a *float32, blocks int, alpha, beta float64)
 
 //go:noescape
 func hardSwishAVX512(dst, a *float32, blocks int)
+
+//go:noescape
+func axpyAVX512(dst, src *float32, n int, a float32)
+
+//go:noescape
+func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps int, bias float32)

@@ -225,3 +225,136 @@ hswloop:
 	JNZ hswloop
 	VZEROUPPER
 	RET
+
+// func axpyAVX512(dst, src *float32, n int, a float32)
+// dst += a*src with one rounding per element (fused multiply-add), n floats:
+// whole vectors, then the last n%16 under a mask (masked-out lanes are
+// neither read nor written).
+TEXT ·axpyAVX512(SB), NOSPLIT, $0-28
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), DX
+	VBROADCASTSS a+24(FP), Z1
+	MOVQ DX, CX
+	SHRQ $4, CX
+	JZ axpytail
+axpyloop:
+	VMOVUPS (DI), Z0
+	VFMADD231PS (SI), Z1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ axpyloop
+axpytail:
+	ANDQ $15, DX
+	JZ axpydone
+	MOVQ DX, CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	VMOVUPS.Z (DI), K1, Z0
+	VMOVUPS.Z (SI), K1, Z2
+	VFMADD231PS Z2, Z1, Z0
+	VMOVUPS Z0, K1, (DI)
+axpydone:
+	VZEROUPPER
+	RET
+
+// func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps int, bias float32)
+// dst[j] = bias + sum over t of w[t]*base[offs[t]+j], for j < n: the accumulators
+// of 64 outputs stay in registers over every tap, each tap a broadcast weight
+// times one load per 16 outputs; the last n%16 under a mask.
+TEXT ·dwRowAVX512(SB), NOSPLIT, $0-52
+	MOVQ dst+0(FP), DI
+	MOVQ n+8(FP), DX
+	MOVQ base+16(FP), R13
+	MOVQ offs+24(FP), R8
+	MOVQ w+32(FP), R9
+	MOVQ taps+40(FP), R10
+	VBROADCASTSS bias+48(FP), Z31
+	XORQ BX, BX
+dw64:
+	CMPQ DX, $64
+	JLT dw16
+	VMOVAPS Z31, Z0
+	VMOVAPS Z31, Z1
+	VMOVAPS Z31, Z2
+	VMOVAPS Z31, Z3
+	MOVQ R8, R11
+	MOVQ R9, R12
+	MOVQ R10, CX
+dw64tap:
+	MOVQ (R11), SI
+	SHLQ $2, SI
+	ADDQ R13, SI
+	ADDQ BX, SI
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VMOVUPS 128(SI), Z6
+	VMOVUPS 192(SI), Z7
+	VFMADD231PS.BCST (R12), Z4, Z0
+	VFMADD231PS.BCST (R12), Z5, Z1
+	VFMADD231PS.BCST (R12), Z6, Z2
+	VFMADD231PS.BCST (R12), Z7, Z3
+	ADDQ $8, R11
+	ADDQ $4, R12
+	DECQ CX
+	JNZ dw64tap
+	VMOVUPS Z0, (DI)(BX*1)
+	VMOVUPS Z1, 64(DI)(BX*1)
+	VMOVUPS Z2, 128(DI)(BX*1)
+	VMOVUPS Z3, 192(DI)(BX*1)
+	ADDQ $256, BX
+	SUBQ $64, DX
+	JMP dw64
+dw16:
+	CMPQ DX, $16
+	JLT dwtail
+	VMOVAPS Z31, Z0
+	MOVQ R8, R11
+	MOVQ R9, R12
+	MOVQ R10, CX
+dw16tap:
+	MOVQ (R11), SI
+	SHLQ $2, SI
+	ADDQ R13, SI
+	ADDQ BX, SI
+	VMOVUPS (SI), Z4
+	VFMADD231PS.BCST (R12), Z4, Z0
+	ADDQ $8, R11
+	ADDQ $4, R12
+	DECQ CX
+	JNZ dw16tap
+	VMOVUPS Z0, (DI)(BX*1)
+	ADDQ $64, BX
+	SUBQ $16, DX
+	JMP dw16
+dwtail:
+	TESTQ DX, DX
+	JZ dwdone
+	MOVQ DX, CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	VMOVAPS Z31, Z0
+	MOVQ R8, R11
+	MOVQ R9, R12
+	MOVQ R10, CX
+dwtailtap:
+	MOVQ (R11), SI
+	SHLQ $2, SI
+	ADDQ R13, SI
+	ADDQ BX, SI
+	VMOVUPS.Z (SI), K1, Z4
+	VFMADD231PS.BCST (R12), Z4, Z0
+	ADDQ $8, R11
+	ADDQ $4, R12
+	DECQ CX
+	JNZ dwtailtap
+	VMOVUPS Z0, K1, (DI)(BX*1)
+dwdone:
+	VZEROUPPER
+	RET

@@ -17,3 +17,9 @@ func hardSigmoidAVX512(dst, a *float32, blocks int, alpha, beta float64) {
 	panic("kernels: no AVX-512 in this build")
 }
 func hardSwishAVX512(dst, a *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
+
+func axpyAVX512(dst, src *float32, n int, a float32) { panic("kernels: no AVX-512 in this build") }
+
+func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps int, bias float32) {
+	panic("kernels: no AVX-512 in this build")
+}

@@ -152,3 +152,30 @@ func BenchmarkEwise(b *testing.B) {
 		}
 	})
 }
+
+// TestAxpy checks Axpy on this build's backend against a float64 reference,
+// within one ulp (see its doc), with guard bands.
+func TestAxpy(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for n := 0; n <= 70; n++ {
+		src := ewiseInput(r, n)
+		buf := make([]float32, n+8)
+		for i := range buf {
+			buf[i] = float32(r.NormFloat64())
+		}
+		before := append([]float32(nil), buf...)
+		Axpy(buf[4:4+n], src, -1.25)
+		for i, v := range buf {
+			if i < 4 || i >= 4+n {
+				if v != before[i] {
+					t.Fatalf("n=%d: guard element %d changed", n, i)
+				}
+				continue
+			}
+			want := float32(math.FMA(-1.25, float64(src[i-4]), float64(before[i])))
+			if !sameBits(v, want) && math.Abs(float64(v-want)) > math.Abs(float64(want))*1.2e-7 {
+				t.Fatalf("n=%d: [%d] = %v, want %v", n, i-4, v, want)
+			}
+		}
+	}
+}
