@@ -144,7 +144,7 @@ func BenchmarkLayerNorm(b *testing.B) {
 // (one matrix multiply per channel) on MobileNet-sized layers, one thread.
 func BenchmarkConvDepthwise(b *testing.B) {
 	for _, tc := range []struct {
-		name       string
+		name        string
 		c, hw, k, s int
 	}{{"c96_80_k3_s1", 96, 80, 3, 1}, {"c48_160_k3_s2", 48, 160, 3, 2}, {"c192_40_k5_s1", 192, 40, 5, 1}, {"c384_20_k5_s2", 384, 20, 5, 2}} {
 		x := randTensor(1, 1, tc.c, tc.hw, tc.hw)
