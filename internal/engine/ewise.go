@@ -208,7 +208,7 @@ func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, boo
 		}
 		pats[k] = pt
 	}
-	out := newF32(shape...)
+	out := newF32Dirty(shape...) // every element is written
 	n := len(out.F32)
 	blocks := (n + ewBlock - 1) / ewBlock
 	parts := min(threads, max(1, n/(16*ewBlock)), blocks)
@@ -219,25 +219,47 @@ func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, boo
 		}
 		buf := *bp
 		vals := make([][]float32, p.nvals)
+		// A value that is one number over the whole block (a per-channel
+		// constant inside one channel's run, and what is computed from
+		// such values only) is kept as that number: the instructions
+		// reading it use their immediate forms, and an op on numbers alone
+		// runs once per block, not once per element.
+		scal := make([]float32, p.nvals)
+		isScal := make([]bool, p.nvals)
 		for b := part * blocks / parts; b < (part+1)*blocks/parts; b++ {
 			i0 := b * ewBlock
 			bn := min(ewBlock, n-i0)
 			for k, t := range srcs {
+				isScal[k] = false
 				switch {
 				case t == nil:
 				case pats[k].count == n:
 					vals[k] = t.F32[i0 : i0+bn] // the output's shape: read in place
+				case pats[k].inner > 1 && i0%pats[k].inner+bn <= pats[k].inner:
+					isScal[k], scal[k] = true, t.F32[(i0/pats[k].inner)%pats[k].count]
 				default:
 					vals[k] = buf[k*ewBlock : k*ewBlock+bn]
 					pats[k].load(vals[k], t.F32, i0)
 				}
 			}
 			for j, ins := range p.code {
+				last := j == len(p.code)-1
 				dst := buf[ins.dst*ewBlock : ins.dst*ewBlock+bn]
-				if j == len(p.code)-1 {
+				if last {
 					dst = out.F32[i0 : i0+bn]
 				}
-				ins.exec(dst, vals)
+				isScal[ins.dst] = false
+				if v, ok := ins.scalar(vals, scal, isScal); ok {
+					if !last {
+						isScal[ins.dst], scal[ins.dst] = true, v
+						continue
+					}
+					for i := range dst {
+						dst[i] = v
+					}
+				} else {
+					ins.exec(dst, vals, scal, isScal)
+				}
 				vals[ins.dst] = dst
 			}
 		}
@@ -246,18 +268,65 @@ func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, boo
 	return []*tensor.Tensor{out}, true, nil
 }
 
-// exec computes one instruction over a block into dst.
-func (ins *ewInstr) exec(dst []float32, vals [][]float32) {
-	a := vals[ins.a.val] // every instruction's first operand is a value
+// operand returns a's value over the block: a vector, or a number when a
+// is an immediate or a block scalar.
+func operand(a ewArg, vals [][]float32, scal []float32, isScal []bool) ([]float32, float32, bool) {
+	switch {
+	case a.val < 0:
+		return nil, a.imm, true
+	case isScal[a.val]:
+		return nil, scal[a.val], true
+	}
+	return vals[a.val], 0, false
+}
+
+// scalar computes the instruction once when every operand it reads is a
+// number over the block, and reports whether it did.
+func (ins *ewInstr) scalar(vals [][]float32, scal []float32, isScal []bool) (float32, bool) {
+	_, x, ok := operand(ins.a, vals, scal, isScal)
+	if !ok {
+		return 0, false
+	}
+	var in, out [1]float32
+	in[0] = x
 	if ins.op <= ewPow {
-		if ins.b.val < 0 {
-			ewBinaryImm(ins.op, dst, a, ins.b.imm)
-			return
+		_, y, ok := operand(ins.b, vals, scal, isScal)
+		if !ok {
+			return 0, false
 		}
-		ewBinary(ins.op, dst, a, vals[ins.b.val])
+		ewBinaryImm(ins.op, out[:], in[:], y)
+		return out[0], true
+	}
+	ewUnary(ins.op, out[:], in[:], ins.p, ins.q)
+	return out[0], true
+}
+
+// exec computes one instruction over a block into dst; at least one operand
+// is a vector.
+func (ins *ewInstr) exec(dst []float32, vals [][]float32, scal []float32, isScal []bool) {
+	a, x, aNum := operand(ins.a, vals, scal, isScal)
+	if ins.op > ewPow {
+		ewUnary(ins.op, dst, a, ins.p, ins.q)
 		return
 	}
-	ewUnary(ins.op, dst, a, ins.p, ins.q)
+	b, y, bNum := operand(ins.b, vals, scal, isScal)
+	switch {
+	case bNum:
+		ewBinaryImm(ins.op, dst, a, y)
+	case !aNum:
+		ewBinary(ins.op, dst, a, b)
+	case ins.op == ewAdd || ins.op == ewMul:
+		ewBinaryImm(ins.op, dst, b, x) // commutative, bit for bit (Min and Max are not, for signed zeros)
+	case ins.op == ewSub:
+		// x - b is x + (-b), exactly.
+		kernels.MulVS(dst, b, -1)
+		kernels.AddVS(dst, dst, x)
+	default:
+		for i := range dst {
+			dst[i] = x
+		}
+		ewBinary(ins.op, dst, dst, b)
+	}
 }
 
 // ewBinary computes dst = a op b elementwise, as the unfused kernels do

@@ -58,6 +58,14 @@ func TestElementwiseFusion(t *testing.T) {
 			c := b.Node("Exp", []string{b.Node("Neg", []string{b.Node("Abs", []string{"r"}, nil)}, nil)}, nil)
 			return b.Node("Max", []string{b.Node("Sub", []string{a, c}, nil), "r"}, nil)
 		}, map[string]*tensor.Tensor{"x": randTensor(6, 2, 4, 33), "r": randTensor(7, 2, 4, 33)}, 5, true},
+		{"channel constants over planes larger than a block", func(b *modelgen.Builder) string {
+			b.Input("x", tensor.Float32, []int64{1, 3, 48, 50})
+			b.Input("s", tensor.Float32, []int64{1, 3, 1, 1})
+			hs := b.Node("HardSigmoid", []string{"s"}, []modelgen.Attr{modelgen.AFloat("alpha", 0.2), modelgen.AFloat("beta", 0.5)})
+			d := b.Node("Sub", []string{hs, "x"}, nil)
+			m := b.Node("Max", []string{b.Node("Div", []string{hs, d}, nil), "s"}, nil)
+			return b.Node("Mul", []string{b.Node("Add", []string{m, b.Normal("c", 1, 3, 1, 1)}, nil), hs}, nil)
+		}, map[string]*tensor.Tensor{"x": randTensor(10, 1, 3, 48, 50), "s": scaled(randTensor(11, 1, 3, 1, 1), 4)}, 5, true},
 		{"a broadcast without a pattern runs the replaced steps", func(b *modelgen.Builder) string {
 			b.Input("x", tensor.Float32, []int64{2, 3, 4, 5})
 			b.Input("y", tensor.Float32, []int64{3, 1, 5})

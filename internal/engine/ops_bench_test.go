@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"context"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/onnx/onnxpb"
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -175,4 +178,56 @@ func BenchmarkConvDepthwise(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkElementwiseSE runs a squeeze-excitation scale with a residual
+// (x * HardSigmoid(s) + r) over a 96x80x80 map, fused and not, one thread.
+func BenchmarkElementwiseSE(b *testing.B) {
+	build := func() *modelgen.Builder {
+		m := modelgen.NewBuilder("se", 13, 1)
+		m.Input("x", tensor.Float32, []int64{1, 96, 80, 80})
+		m.Input("s", tensor.Float32, []int64{1, 96, 1, 1})
+		m.Input("r", tensor.Float32, []int64{1, 96, 80, 80})
+		hs := m.Node("HardSigmoid", []string{"s"}, nil)
+		m.Node("Add", []string{m.Node("Mul", []string{"x", hs}, nil), "r"}, nil, "y")
+		m.Output("y", tensor.Float32, nil)
+		return m
+	}
+	feeds := map[string]*tensor.Tensor{"x": randTensor(1, 1, 96, 80, 80), "s": randTensor(2, 1, 96, 1, 1), "r": randTensor(3, 1, 96, 80, 80)}
+	fused, plain := compileBothB(b, build())
+	for _, c := range []struct {
+		name string
+		m    *Model
+	}{{"fused", fused}, {"unfused", plain}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				out, err := c.m.RunWith(context.Background(), feeds, RunOptions{Threads: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				putF32(out["y"].F32)
+			}
+		})
+	}
+}
+
+// compileBothB is compileBoth for benchmarks.
+func compileBothB(b *testing.B, m *modelgen.Builder) (fused, plain *Model) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "model.onnx")
+	if err := m.Save(path, modelgen.SaveOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	src, err := onnx.Load(path, onnx.Copy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { src.Close() })
+	if fused, err = CompileWith(src, Options{}); err != nil {
+		b.Fatal(err)
+	}
+	if plain, err = CompileWith(src, Options{NoFusion: true}); err != nil {
+		b.Fatal(err)
+	}
+	return fused, plain
 }

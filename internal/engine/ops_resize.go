@@ -491,7 +491,7 @@ func (r *resizeAttrs) run(n *Node, threads int, in []*tensor.Tensor) ([]*tensor.
 // by an integer factor repeats every row).
 func resizeNearest(x *tensor.Tensor, out []int, idx [][]int, threads int) *tensor.Tensor {
 	r := len(out)
-	y := newF32(out...)
+	y := newF32Dirty(out...) // every element is written
 	last, inLast := out[r-1], x.Shape[r-1]
 	rows := tensor.NumElements(out[:r-1])
 	stride := make([]int, r) // x's strides

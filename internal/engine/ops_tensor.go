@@ -739,7 +739,7 @@ func newConcat(n *Node) (Kernel, error) {
 		}
 		var out *tensor.Tensor
 		if first.DType == tensor.Float32 {
-			out = newF32(shape...) // recycled: a fresh mapping costs a page fault per 4 KiB
+			out = newF32Dirty(shape...) // recycled (a fresh mapping costs a page fault per 4 KiB), and every element is written
 		} else {
 			out = tensor.New(first.DType, shape...)
 		}

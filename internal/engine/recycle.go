@@ -23,11 +23,18 @@ var f32Pools sync.Map
 // Kernels whose nodes set fresh must allocate outputs here or with
 // tensor.New, never return a tensor they keep.
 func newF32(shape ...int) *tensor.Tensor {
+	t := newF32Dirty(shape...)
+	clear(t.F32)
+	return t
+}
+
+// newF32Dirty is newF32 for a kernel that writes every element of its
+// output: a recycled buffer keeps what it held (a fresh one is zero).
+func newF32Dirty(shape ...int) *tensor.Tensor {
 	n := tensor.NumElements(shape)
 	if n >= recycleMin {
 		if p, ok := f32Pools.Load(n); ok {
 			if b, ok := p.(*sync.Pool).Get().(*[]float32); ok && len(*b) == n {
-				clear(*b)
 				return &tensor.Tensor{DType: tensor.Float32, Shape: append([]int(nil), shape...), F32: *b}
 			}
 		}
