@@ -410,21 +410,13 @@ func ewUnary(op ewOp, dst, a []float32, p, q float32) {
 			}
 		}
 	case ewSigmoid:
-		for i, v := range a {
-			if v != v {
-				dst[i] = v
-				continue
-			}
-			dst[i] = float32(1 / (1 + exp64f(-float64(v))))
-		}
+		kernels.Sigmoid(dst, a)
 	case ewTanh:
 		for i, v := range a {
 			dst[i] = float32(tanh64f(float64(v)))
 		}
 	case ewExp:
-		for i, v := range a {
-			dst[i] = exp32(v)
-		}
+		kernels.Exp(dst, a)
 	case ewErf:
 		for i, v := range a {
 			dst[i] = erf32(v)

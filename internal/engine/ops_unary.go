@@ -49,20 +49,12 @@ func init() {
 	// evaluated in float64, within 1 ulp of the correctly rounded result
 	// (TestErf32, TestExp32).
 	registerUnary("Erf", fixed(unaryTable{tensor.Float32: un(erf32), tensor.Float64: un(math.Erf)}))
-	registerUnary("Exp", fixed(unaryTable{tensor.Float32: un(exp32), tensor.Float64: un(math.Exp)}))
+	registerUnary("Exp", fixed(unaryTable{tensor.Float32: vec(kernels.Exp), tensor.Float64: un(math.Exp)}))
 	registerUnary("Tanh", fixed(unaryTable{
 		tensor.Float32: un(func(x float32) float32 { return float32(tanh64f(float64(x))) }),
 		tensor.Float64: un(math.Tanh),
 	}))
-	registerUnary("Sigmoid", fixed(unaryTable{
-		tensor.Float32: un(func(x float32) float32 {
-			if x != x {
-				return x
-			}
-			return float32(1 / (1 + exp64f(-float64(x))))
-		}),
-		tensor.Float64: un(sigmoid),
-	}))
+	registerUnary("Sigmoid", fixed(unaryTable{tensor.Float32: vec(kernels.Sigmoid), tensor.Float64: un(sigmoid)}))
 	registerUnary("Reciprocal", fixed(unaryTable{
 		tensor.Float32: un(func(x float32) float32 { return 1 / x }),
 		tensor.Float64: un(func(x float64) float64 { return 1 / x }),
@@ -241,6 +233,15 @@ func un[T, R elem](f func(T) R) unaryFn {
 		for i, v := range dataOf[T](x) {
 			dst[i] = f(v)
 		}
+		return out
+	}
+}
+
+// vec lifts a float32 vector kernel to a unaryFn.
+func vec(f func(dst, src []float32)) unaryFn {
+	return func(x *tensor.Tensor) *tensor.Tensor {
+		out := newF32Dirty(x.Shape...)
+		f(out.F32, x.F32)
 		return out
 	}
 }
@@ -480,39 +481,9 @@ func erf32(x float32) float32 { return float32(erf64f(float64(x))) }
 // integer n and holds 2^51 + n in the low 52 bits of the sum.
 const roundMagic = 0x1.8p52
 
-// expTable[j] = 2^(j/expN).
-const expN = 32
-
-var expTable [expN]float64
-
-func init() {
-	for j := range expTable {
-		expTable[j] = math.Exp2(float64(j) / expN)
-	}
-}
-
-// exp64f approximates e^x in float64 to about 1e-14 relative for x in
-// float32's range: x = (k*expN + j) ln2/expN + r with |r| <= ln2/(2 expN), so
-// e^x = 2^k 2^(j/expN) e^r, e^r by its degree-5 Taylor polynomial. Results
-// beyond float32's range saturate to 0 or +Inf after rounding.
-func exp64f(x float64) float64 {
-	switch {
-	case x > 100:
-		return math.Inf(1)
-	case x < -110:
-		return 0
-	case x != x:
-		return x
-	}
-	t := x*(expN/math.Ln2) + roundMagic
-	m := t - roundMagic // round(x * expN/ln2), exact
-	im := int64(math.Float64bits(t)&(1<<52-1)) - 1<<51
-	r := x - m*(math.Ln2/expN)
-	k, j := im>>5, im&(expN-1) // floor division: j in [0, expN)
-	r2 := r * r
-	e := r2*(r2*(r*(1.0/120)+1.0/24)+(r*(1.0/6)+0.5)) + r + 1
-	return e * expTable[j] * math.Float64frombits(uint64(k+1023)<<52)
-}
+// exp64f is kernels.Exp64: e^x in float64 to about 1e-14 relative for x in
+// float32's range.
+func exp64f(x float64) float64 { return kernels.Exp64(x) }
 
 func exp32(x float32) float32 { return float32(exp64f(float64(x))) }
 

@@ -194,3 +194,30 @@ func DepthwiseRow(dst, base []float32, offs []int, w []float32, bias float32) {
 		dst[j] = acc
 	}
 }
+
+// Exp sets dst[i] = float32(Exp64(float64(a[i]))).
+func Exp(dst, a []float32) {
+	a = a[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		expAVX512(&dst[0], &a[0], done/16)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = float32(Exp64(float64(a[i])))
+	}
+}
+
+// Sigmoid sets dst[i] = float32(1 / (1 + Exp64(-float64(a[i])))), NaN
+// staying NaN.
+func Sigmoid(dst, a []float32) {
+	a = a[:len(dst)]
+	done := 0
+	if vmathAVX512 && len(dst) >= 16 {
+		done = len(dst) &^ 15
+		sigmoidAVX512(&dst[0], &a[0], done/16)
+	}
+	for i := done; i < len(dst); i++ {
+		dst[i] = float32(1 / (1 + Exp64(-float64(a[i]))))
+	}
+}

@@ -41,3 +41,9 @@ func axpyAVX512(dst, src *float32, n int, a float32)
 
 //go:noescape
 func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps int, bias float32)
+
+//go:noescape
+func expAVX512(dst, a *float32, blocks int)
+
+//go:noescape
+func sigmoidAVX512(dst, a *float32, blocks int)

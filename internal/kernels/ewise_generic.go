@@ -23,3 +23,6 @@ func axpyAVX512(dst, src *float32, n int, a float32) { panic("kernels: no AVX-51
 func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps int, bias float32) {
 	panic("kernels: no AVX-512 in this build")
 }
+
+func expAVX512(dst, a *float32, blocks int)     { panic("kernels: no AVX-512 in this build") }
+func sigmoidAVX512(dst, a *float32, blocks int) { panic("kernels: no AVX-512 in this build") }

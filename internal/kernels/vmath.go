@@ -256,3 +256,42 @@ func MaxZero(dst, src []float32) {
 		}
 	}
 }
+
+// roundMagic is 1.5*2^52: for |f| < 2^50, f + roundMagic rounds f to an
+// integer n and holds 2^51 + n in the low 52 bits of the sum.
+const roundMagic = 0x1.8p52
+
+// expTable[j] = 2^(j/expN).
+const expN = 32
+
+var expTable [expN]float64
+
+func init() {
+	for j := range expTable {
+		expTable[j] = math.Exp2(float64(j) / expN)
+	}
+}
+
+// Exp64 approximates e^x in float64 to about 1e-14 relative for x in
+// float32's range: x = (k*expN + j) ln2/expN + r with |r| <= ln2/(2 expN), so
+// e^x = 2^k 2^(j/expN) e^r, e^r by its degree-5 Taylor polynomial. Results
+// beyond float32's range saturate to 0 or +Inf after rounding. The AVX-512
+// loops of Exp and Sigmoid compute exactly this, operation for operation.
+func Exp64(x float64) float64 {
+	switch {
+	case x > 100:
+		return math.Inf(1)
+	case x < -110:
+		return 0
+	case x != x:
+		return x
+	}
+	t := x*(expN/math.Ln2) + roundMagic
+	m := t - roundMagic // round(x * expN/ln2), exact
+	im := int64(math.Float64bits(t)&(1<<52-1)) - 1<<51
+	r := x - m*(math.Ln2/expN)
+	k, j := im>>5, im&(expN-1) // floor division: j in [0, expN)
+	r2 := r * r
+	e := r2*(r2*(r*(1.0/120)+1.0/24)+(r*(1.0/6)+0.5)) + r + 1
+	return e * expTable[j] * math.Float64frombits(uint64(k+1023)<<52)
+}
