@@ -1072,13 +1072,30 @@ func col2im(g *geom3, col []float32, channels int, y []float32) {
 								continue
 							}
 							dst := plane[(od*g.out[1]+oh)*g.out[2] : (od*g.out[1]+oh+1)*g.out[2]]
-							ow := -g.p[2] + kw*g.d[2]
-							for iw := 0; iw < g.in[2]; iw++ {
-								if ow >= 0 && ow < g.out[2] {
-									dst[ow] += src[i]
-								}
-								i++
-								ow += g.s[2]
+							row := src[i : i+g.in[2]]
+							i += g.in[2]
+							// Input column iw lands at ow = iw*s + off, for
+							// iw from iwLo to iwHi.
+							off := -g.p[2] + kw*g.d[2]
+							iwLo, iwHi := 0, g.in[2]
+							if off < 0 {
+								iwLo = (-off + g.s[2] - 1) / g.s[2]
+							}
+							if last := g.out[2] - 1 - off; last < 0 {
+								iwHi = 0
+							} else {
+								iwHi = min(iwHi, last/g.s[2]+1)
+							}
+							if iwLo >= iwHi {
+								continue
+							}
+							if g.s[2] == 1 {
+								seg := dst[iwLo+off : iwHi+off]
+								kernels.AddVV(seg, seg, row[iwLo:iwHi])
+								continue
+							}
+							for iw, ow := iwLo, iwLo*g.s[2]+off; iw < iwHi; iw, ow = iw+1, ow+g.s[2] {
+								dst[ow] += row[iw]
 							}
 						}
 					}
@@ -1105,7 +1122,8 @@ func newConvTranspose(n *Node) (Kernel, error) {
 	}
 	outPad := n.Ints("output_padding", nil)
 	outShape := n.Ints("output_shape", nil)
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.fresh = true
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, err
 		}
@@ -1140,27 +1158,30 @@ func newConvTranspose(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		g := newGeom3(&a, x.Shape[2:], k, outSp, padBegin)
-		y := tensor.New(tensor.Float32, append([]int{N, M}, outSp...)...)
+		y := newF32(append([]int{N, M}, outSp...)...) // zeroed: col2im accumulates
 		P, K, Q := g.inSize(), Mg*g.kSize(), g.outSize()
-		col := make([]float32, K*P)
+		col := newF32Dirty(K * P) // every element is written by the multiply
 		for img := 0; img < N; img++ {
 			for gi := 0; gi < group; gi++ {
 				xs := x.F32[(img*C+gi*Cg)*P : (img*C+(gi+1)*Cg)*P]
 				ws := w.F32[gi*Cg*K : (gi+1)*Cg*K]
-				gemmF32(true, false, K, P, Cg, 1, ws, K, xs, P, 0, col, P)
-				col2im(&g, col, Mg, y.F32[(img*M+gi*Mg)*Q:(img*M+(gi+1)*Mg)*Q])
+				gemmF32Par(threads, true, false, K, P, Cg, 1, ws, K, xs, P, 0, col.F32, P)
+				ys := y.F32[(img*M+gi*Mg)*Q : (img*M+(gi+1)*Mg)*Q]
+				parallelFor(threads, Mg, 1, func(lo, hi int) {
+					col2im(&g, col.F32[lo*g.kSize()*P:hi*g.kSize()*P], hi-lo, ys[lo*Q:hi*Q])
+				})
 			}
 			if bias != nil {
 				for m := 0; m < M; m++ {
 					plane := y.F32[(img*M+m)*Q : (img*M+m+1)*Q]
-					for i := range plane {
-						plane[i] += bias[m]
-					}
+					kernels.AddVS(plane, plane, bias[m])
 				}
 			}
 		}
+		putF32(col.F32)
 		return []*tensor.Tensor{y}, nil
-	}, nil
+	}
+	return withThreads(n.threaded, 1), nil
 }
 
 // newHardmax implements Hardmax: 1 at the first maximum along the axis, 0

@@ -437,3 +437,35 @@ func TestConvDepthwise(t *testing.T) {
 		}
 	}
 }
+
+// TestConvTransposeThreads checks that ConvTranspose gives the same result
+// at 1 and 3 threads (the single-thread result is held to the ONNX
+// conformance cases), for strides 1 and 2, pads and groups.
+func TestConvTransposeThreads(t *testing.T) {
+	for _, tt := range []struct {
+		c, m, group, k, s, p int
+	}{{8, 6, 1, 2, 2, 0}, {6, 4, 2, 3, 1, 1}, {4, 5, 1, 3, 2, 1}} {
+		x := randTensor(5, 2, tt.c, 9, 11)
+		w := randTensor(6, tt.c, tt.m/tt.group, tt.k, tt.k)
+		b := randTensor(7, tt.m)
+		n := &Node{Name: "ct", OpType: "ConvTranspose", Opset: 13, attrs: map[string]*onnxpb.AttributeProto{}}
+		for _, a := range []modelgen.Attr{modelgen.AInt("group", int64(tt.group)), modelgen.AInts("strides", int64(tt.s), int64(tt.s)),
+			modelgen.AInts("pads", int64(tt.p), int64(tt.p), int64(tt.p), int64(tt.p))} {
+			n.attrs[a.GetName()] = a
+		}
+		if _, err := newConvTranspose(n); err != nil {
+			t.Fatal(err)
+		}
+		one, err := n.threaded(1, []*tensor.Tensor{x, w, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		three, err := n.threaded(3, []*tensor.Tensor{x, w, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxDiff(one[0], three[0]); d > 1e-5 {
+			t.Errorf("%+v: 3 threads differ from 1 by %g", tt, d)
+		}
+	}
+}
