@@ -688,7 +688,8 @@ func newAveragePool(n *Node) (Kernel, error) {
 // newGlobalPool implements GlobalAveragePool and GlobalMaxPool: X [N C ...]
 // reduces to [N C 1 ...] over all spatial axes.
 func newGlobalPool(n *Node, isMax bool) (Kernel, error) {
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.fresh = true
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, 1); err != nil {
 			return nil, err
 		}
@@ -703,30 +704,27 @@ func newGlobalPool(n *Node, isMax bool) (Kernel, error) {
 		for i := 2; i < len(shape); i++ {
 			shape[i] = 1
 		}
-		y := tensor.New(tensor.Float32, shape...)
+		y := newF32(shape...)
 		size := tensor.NumElements(x.Shape[2:])
-		for pl := range y.F32 {
-			src := x.F32[pl*size : (pl+1)*size]
-			if isMax {
-				m := float32(math.Inf(-1))
-				for _, v := range src {
-					if v > m || v != v {
-						m = v
+		parallelFor(threads, len(y.F32), max(1, (64<<10)/max(size, 1)), func(lo, hi int) {
+			for pl := lo; pl < hi; pl++ {
+				src := x.F32[pl*size : (pl+1)*size]
+				if isMax {
+					m, nan := kernels.Max(src)
+					if nan {
+						m = float32(math.NaN())
 					}
+					y.F32[pl] = m
+					continue
 				}
-				y.F32[pl] = m
-				continue
+				if size > 0 {
+					y.F32[pl] = float32(kernels.SumF64(src) / float64(size))
+				}
 			}
-			var s float64
-			for _, v := range src {
-				s += float64(v)
-			}
-			if size > 0 {
-				y.F32[pl] = float32(s / float64(size))
-			}
-		}
+		})
 		return []*tensor.Tensor{y}, nil
-	}, nil
+	}
+	return withThreads(n.threaded, 1), nil
 }
 
 // newGemm implements Y = alpha*op(A)*op(B) + beta*C for 2-D float32 A and B, with

@@ -12,17 +12,10 @@ func MeanInvStd(x []float32, eps float64) (mean, invStd float64) {
 		return 0, 1 / math.Sqrt(eps)
 	}
 	done := 0
-	var s float64
-	if vmathAVX512 && len(x) >= 16 {
-		var acc [8]float64
+	if vmathAVX512 {
 		done = len(x) &^ 15
-		sumF64AVX512(&x[0], done/16, &acc)
-		s = sum8(&acc)
 	}
-	for _, v := range x[done:] {
-		s += float64(v)
-	}
-	mean = s / float64(len(x))
+	mean = SumF64(x) / float64(len(x))
 	var ss float64
 	if done > 0 {
 		var acc [8]float64
@@ -34,6 +27,24 @@ func MeanInvStd(x []float32, eps float64) (mean, invStd float64) {
 		ss += d * d
 	}
 	return mean, 1 / math.Sqrt(ss/float64(len(x))+eps)
+}
+
+// SumF64 returns the sum of x accumulated in float64: in lanes of eight,
+// then across lanes, on AVX-512, so it may differ from a sequential loop in
+// the last bits of the float64 value.
+func SumF64(x []float32) float64 {
+	done := 0
+	var s float64
+	if vmathAVX512 && len(x) >= 16 {
+		var acc [8]float64
+		done = len(x) &^ 15
+		sumF64AVX512(&x[0], done/16, &acc)
+		s = sum8(&acc)
+	}
+	for _, v := range x[done:] {
+		s += float64(v)
+	}
+	return s
 }
 
 func sum8(acc *[8]float64) float64 {
