@@ -356,10 +356,14 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 			if bias != nil {
 				b = bias[c]
 			}
+			rowLen := Wp // floats between consecutive input rows in the planes read
+			if SW > 1 {
+				rowLen = Pw
+			}
 			for oh := 0; oh < OH; oh++ {
 				// The taps whose input row exists: a run of kh.
 				offs = offs[:0]
-				khLo := -1
+				khLo, khN := -1, 0
 				for kh := 0; kh < KH; kh++ {
 					ih := oh*SH - PH + kh*DH
 					if ih < 0 || ih >= H {
@@ -368,6 +372,7 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 					if khLo < 0 {
 						khLo = kh
 					}
+					khN++
 					for kw := 0; kw < KW; kw++ {
 						if SW == 1 {
 							offs = append(offs, ih*Wp+kw*DW)
@@ -378,15 +383,26 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 					}
 				}
 				row := out[oh*OW : (oh+1)*OW]
-				if khLo < 0 {
+				// Two rows at once where both read every tap (the interior).
+				pair := khN == KH && oh+1 < OH && (oh+1)*SH-PH+(KH-1)*DH < H
+				switch {
+				case khLo < 0:
 					for i := range row {
 						row[i] = b
 					}
-				} else {
+				case pair:
+					kernels.DepthwiseRows2(out[oh*OW:], OW, OW, phases, offs, SH*rowLen, wc, b)
+				default:
 					kernels.DepthwiseRow(row, phases, offs, wc[khLo*KW:], b)
 				}
 				if relu {
 					kernels.Relu(row)
+				}
+				if pair {
+					oh++
+					if relu {
+						kernels.Relu(out[oh*OW : (oh+1)*OW])
+					}
 				}
 			}
 		}
