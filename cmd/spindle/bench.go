@@ -106,6 +106,7 @@ func newBenchEngineCmd() *cobra.Command {
 		inputs              []string
 		threads             []int
 		runs, batch, seq    int
+		dims                []int
 		asJSON, withORT     bool
 		suite, noFusion     bool
 		noPack              bool
@@ -121,7 +122,8 @@ func newBenchEngineCmd() *cobra.Command {
 
 Inputs not given with --input are generated from the model's metadata: random
 floats in [0, 1), token ids below the embedding table's size, masks of ones;
-dynamic dimensions take --batch (the first) and --seq (the others).
+dynamic dimensions take --batch (the first) and --seq (the others), or --dims
+(the others in order: --dims 48,192 for a 48x192 image).
 
 With --ort, ONNX Runtime (tools/node/ort-run.mjs) runs the same inputs with the
 same intra-op thread count and the table shows Spindle's median over ONNX
@@ -143,6 +145,11 @@ cache) at every --threads value, each measurement in a fresh process.`,
 			}
 			if runs < 1 || batch < 1 || seq < 1 {
 				return usagef("--runs, --batch and --seq: want positive values")
+			}
+			for _, d := range dims {
+				if d < 1 {
+					return usagef("--dims: %d: want positive sizes", d)
+				}
 			}
 			if ops < 0 {
 				return usagef("--ops: %d: must not be negative", ops)
@@ -178,7 +185,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 				}
 				for _, t := range threads {
 					opt := bench.Options{Threads: t, Runs: runs, MinTime: minTime, Ops: ops > 0, Load: mode, Inputs: given,
-						Shape: bench.Shape{Batch: batch, Seq: seq}, Seed: 1}
+						Shape: bench.Shape{Batch: batch, Seq: seq, Dims: dims}, Seed: 1}
 					opt.Compile.NoFusion = noFusion
 					opt.Compile.KeepWeightsUnpacked = noPack
 					row, cerr := compare(ctx, model, cmp.Or(ortModel, model), opt, ort)
@@ -218,6 +225,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f.DurationVar(&minTime, "min-time", time.Second, "least time the timed runs take together (more runs for fast models; ONNX Runtime gets as many)")
 	f.IntVar(&batch, "batch", 1, "size of a generated input's dynamic first dimension")
 	f.IntVar(&seq, "seq", 16, "size of a generated input's other dynamic dimensions")
+	f.IntSliceVar(&dims, "dims", nil, "sizes `D1,D2,...` of a generated input's other dynamic dimensions, in order (instead of --seq)")
 	f.StringVar(&load, "load", string(onnx.Mmap), "load `MODE`: copy, single or mmap")
 	f.BoolVar(&withORT, "ort", false, "also run ONNX Runtime on the same inputs")
 	f.StringVar(&script, "ort-script", filepath.Join("tools", "node", "ort-run.mjs"), "ONNX Runtime runner `SCRIPT`")
@@ -287,9 +295,13 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 	}
 	var rows []bench.Comparison
 	for _, c := range bench.Suite {
-		path, err := cache.Model(c.Kind, 1)
-		if err != nil {
-			return nil, err
+		path := c.File
+		if path == "" {
+			if path, err = cache.Model(c.Kind, 1); err != nil {
+				return nil, err
+			}
+		} else if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("suite model %s: %w (run from the repository root after scripts/testdeps.sh, which installs it)", c.Name, err)
 		}
 		model, name := path, c.Name
 		if compiled {
@@ -302,6 +314,9 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 			a := []string{"bench", "engine", "--model", model, "--ort-model", path, "--json", "--load", load,
 				"--threads", strconv.Itoa(t), "--runs", strconv.Itoa(runs), "--min-time", minTime.String(), "--ops", strconv.Itoa(ops),
 				"--batch", strconv.Itoa(max(1, c.Shape.Batch)), "--seq", strconv.Itoa(max(1, c.Shape.Seq))}
+			for _, d := range c.Shape.Dims {
+				a = append(a, "--dims", strconv.Itoa(d))
+			}
 			if withORT {
 				a = append(a, "--ort", "--ort-script", script)
 			}

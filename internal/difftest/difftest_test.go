@@ -173,6 +173,24 @@ func TestVGG16(t *testing.T) {
 	})
 }
 
+// TestCNNs compares the generated convolutional networks of issue 12's suite
+// (exporter-style graphs: BatchNormalization nodes, spelled-out HardSwish and
+// SiLU, depthwise and transposed convolutions, Resize and Concat skips).
+func TestCNNs(t *testing.T) {
+	ort := reference(t)
+	for _, tt := range []struct {
+		kind string
+		size int
+	}{{"mobilenet-v2", 224}, {"mobilenet-v3-small", 224}, {"resnet50", 224}, {"efficientnet-b0", 224}, {"unet", 256}, {"yolo-style", 320}} {
+		c := diffCase{
+			name:   tt.kind,
+			model:  func(t *testing.T) string { return generated(t, tt.kind) },
+			inputs: map[string]*tensor.Tensor{"input": image(1, tt.size, tt.size, 21)},
+		}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
+}
+
 // TestPaddleOCR runs the PaddleOCR models, exported by paddle2onnx rather than
 // by this project, on synthetic text-like images normalised as PaddleOCR does.
 func TestPaddleOCR(t *testing.T) {

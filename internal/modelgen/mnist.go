@@ -73,6 +73,12 @@ var generators = map[string]generator{
 	"tiny-bert":            {build: func(s uint64) *Builder { return Transformer(TinyBERT, s) }, save: external},
 	"tiny-bert-cls":        {build: func(s uint64) *Builder { return Transformer(TinyBERTCls, s) }, save: external},
 	"tiny-image-cls":       {build: TinyImageCls},
+	"mobilenet-v2":         {build: MobileNetV2, save: external},
+	"mobilenet-v3-small":   {build: MobileNetV3Small, save: external},
+	"resnet50":             {build: ResNet50, save: external},
+	"efficientnet-b0":      {build: EfficientNetB0, save: external},
+	"unet":                 {build: UNet, save: external},
+	"yolo-style":           {build: YOLOStyle, save: external},
 }
 
 // Kinds returns the model kinds Generate knows, sorted.
