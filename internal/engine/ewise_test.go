@@ -191,3 +191,46 @@ func equalF32(a, b []float32) bool {
 	}
 	return true
 }
+
+// TestConvBatchNormFold checks that a BatchNormalization after a
+// convolution folds into the convolution's weights (with and without a
+// bias, depthwise and grouped too), so that the Relu after it joins the
+// convolution as with no normalisation, and that the answer matches the
+// unfused plan's within float32 rounding.
+func TestConvBatchNormFold(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		group      int64
+		bias       bool
+		wantFolded bool
+	}{{"dense with bias", 1, true, true}, {"dense", 1, false, true}, {"depthwise", 8, false, true}, {"grouped", 2, true, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := modelgen.NewBuilder("convbn", 17, 1)
+			b.Input("x", tensor.Float32, []int64{1, 8, 12, 12})
+			in := []string{"x", b.Normal("w", 0.3, 8, 8/tt.group, 3, 3)}
+			if tt.bias {
+				in = append(in, b.Normal("b", 0.3, 8))
+			}
+			y := b.Node("Conv", in, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1), modelgen.AInt("group", tt.group)})
+			bn := b.Node("BatchNormalization", []string{y, b.Uniform("g", 1, 8), b.Uniform("beta", 1, 8), b.Uniform("mean", 1, 8), b.Fill("var", 0.7, 8)}, nil)
+			out := b.Node("Relu", []string{bn}, nil)
+			b.Output(out, tensor.Float32, nil)
+			fused, plain := compileBoth(t, b)
+			if got := len(fused.steps); got != 1 && tt.wantFolded {
+				t.Errorf("%d steps after fusion, want 1 (the folded convolution, applying Relu itself)", got)
+			}
+			feeds := map[string]*tensor.Tensor{"x": randTensor(31, 1, 8, 12, 12)}
+			want, err := plain.RunWith(context.Background(), feeds, RunOptions{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fused.RunWith(context.Background(), feeds, RunOptions{Threads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(want[out], got[out]); d > 1e-5 {
+				t.Errorf("folded differs from unfused by %g", d)
+			}
+		})
+	}
+}

@@ -76,9 +76,17 @@ type fuser struct {
 // fuse rewrites m.steps after constant folding, merging node patterns into
 // single steps with fused kernels. consts holds each slot's compile-time
 // value (nil when only known at run time) and shapes its inferred shape (nil
-// when unknown), which a pass that reorders steps updates.
-func (m *Model) fuse(consts []*tensor.Tensor, shapes [][]int) {
+// when unknown), which a pass that reorders steps updates; fuse returns both,
+// grown by the slots of the weights it makes (convBatchNorm).
+func (m *Model) fuse(consts []*tensor.Tensor, shapes [][]int) ([]*tensor.Tensor, [][]int) {
 	f := &fuser{m: m, consts: consts, shapes: shapes}
+	f.index()
+	for i := range m.steps {
+		if !f.dead[i] {
+			f.convBatchNorm(i)
+		}
+	}
+	f.compact()
 	for _, pass := range []func(i int){f.reluBeforePool, f.gelu, f.layerNorm, f.attention, f.epilogue} {
 		f.index()
 		for i := range m.steps {
@@ -90,6 +98,7 @@ func (m *Model) fuse(consts []*tensor.Tensor, shapes [][]int) {
 	}
 	f.elementwise()
 	m.stats.Steps = len(m.steps)
+	return f.consts, f.shapes
 }
 
 func (f *fuser) index() {

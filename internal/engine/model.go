@@ -156,7 +156,7 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 		c.m.outSlot = append(c.m.outSlot, s)
 	}
 	if !opt.NoFusion {
-		c.m.fuse(c.consts, c.shapes)
+		c.consts, c.shapes = c.m.fuse(c.consts, c.shapes)
 	}
 	c.plan()
 	return c.m, nil
