@@ -245,7 +245,7 @@ func newConv(n *Node) (Kernel, error) {
 			yShape = []int{N, M, outSp[0] / 2, outSp[1] / 2}
 			P /= 4
 		}
-		y := newF32(yShape...)
+		y := newF32Dirty(yShape...) // every path writes every output element
 		var ic *kernels.Im2col
 		if !pointwise && !indirect && usePanels(&g) {
 			ic = kernels.NewIm2col(Cg, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
@@ -266,9 +266,19 @@ func newConv(n *Node) (Kernel, error) {
 					bg = bias[gi*Mg : (gi+1)*Mg]
 				}
 				if pointwise {
-					// The input planes are the im2col matrix already.
-					gemmF32Par(threads, false, false, Mg, P, K, 1, wg, K, xs, P, 0, ys, P)
-					biasRelu(ys, P, 0, P, bg, relu)
+					// The input planes are the im2col matrix already. In
+					// bands of columns, so that bias and Relu run on each
+					// band of output while it is in cache.
+					const band = 512
+					if bg == nil && !relu {
+						gemmF32Par(threads, false, false, Mg, P, K, 1, wg, K, xs, P, 0, ys, P)
+						continue
+					}
+					for j0 := 0; j0 < P; j0 += band {
+						nb := min(band, P-j0)
+						gemmF32Par(threads, false, false, Mg, nb, K, 1, wg, K, xs[j0:], P, 0, ys[j0:], P)
+						biasRelu(ys, P, j0, nb, bg, relu)
+					}
 					continue
 				}
 				if indirect {
