@@ -38,6 +38,10 @@ type Node struct {
 	// on its output, done inside the kernel (Conv applies it block by block
 	// while the output is in cache); the fuser uses it for Conv + Relu.
 	reluThreaded threadedKernel
+	// clipThreaded, when a factory sets it, makes threaded followed by a
+	// Clip to [lo, hi] on its output, done inside the kernel as Relu is
+	// (ReLU6 after a convolution).
+	clipThreaded func(lo, hi float32) threadedKernel
 	// reluPool, when a factory sets it, is reluThreaded followed by a 2×2
 	// max pool of stride 2, done inside the kernel; it returns ok false,
 	// having done nothing, where the kernel cannot (the fuser's Conv + Relu +

@@ -234,3 +234,45 @@ func TestConvBatchNormFold(t *testing.T) {
 		})
 	}
 }
+
+// TestConvClip checks that Clip after a convolution (ReLU6, and a Clip with
+// one bound) joins it: one step, the unfused plan's answer.
+func TestConvClip(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		bounds []float32 // nil entries: omitted
+		group  int64
+	}{{"relu6", []float32{0, 6}, 1}, {"relu6 depthwise", []float32{0, 6}, 8}, {"upper only", []float32{float32(math.NaN()), 0.5}, 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := modelgen.NewBuilder("convclip", 13, 1)
+			b.Input("x", tensor.Float32, []int64{1, 8, 10, 10})
+			y := b.Node("Conv", []string{"x", b.Normal("w", 0.5, 8, 8/tt.group, 3, 3), b.Normal("b", 0.5, 8)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1), modelgen.AInt("group", tt.group)})
+			in := []string{y}
+			for _, v := range tt.bounds {
+				if v != v {
+					in = append(in, "")
+					continue
+				}
+				in = append(in, scalarConst(b, v))
+			}
+			out := b.Node("Clip", in, nil)
+			b.Output(out, tensor.Float32, nil)
+			fused, plain := compileBoth(t, b)
+			if got := len(fused.steps); got != 1 {
+				t.Errorf("%d steps after fusion, want 1", got)
+			}
+			feeds := map[string]*tensor.Tensor{"x": randTensor(41, 1, 8, 10, 10)}
+			want, err := plain.RunWith(context.Background(), feeds, RunOptions{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fused.RunWith(context.Background(), feeds, RunOptions{Threads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(want[out], got[out]); d > 1e-5 {
+				t.Errorf("fused differs from unfused by %g", d)
+			}
+		})
+	}
+}

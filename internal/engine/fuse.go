@@ -691,6 +691,33 @@ func (f *fuser) epilogue(i int) {
 			next = f.sole(cur)
 		}
 	}
+	if head == "Conv" && f.op(next) == "Clip" && f.m.steps[i].node.clipThreaded != nil {
+		if lo, hi, ok := f.clipBounds(next); ok {
+			// Conv + Clip (ReLU6): the convolution clips its output block by
+			// block, as it applies Relu.
+			conv := f.m.steps[i]
+			clipped := conv.node.clipThreaded(lo, hi)
+			var headIn []int
+			fr := f.replace([]int{i, next}, f.out0(next), opEpilogue, func(at func(int) int) fastKernel {
+				headIn = make([]int, len(conv.in))
+				for j, s := range conv.in {
+					headIn[j] = at(s)
+				}
+				return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+					args := make([]*tensor.Tensor, len(headIn))
+					for j, k := range headIn {
+						if k >= 0 {
+							args[j] = in[k]
+						}
+					}
+					outs, err := clipped(threads, args)
+					return outs, err == nil, err
+				}
+			})
+			fr.need = needOfHead(conv, headIn)
+			return
+		}
+	}
 	switch f.op(next) {
 	case "Relu":
 		ep.act = actRelu
@@ -783,6 +810,29 @@ func (f *fuser) epilogue(i int) {
 		}
 	})
 	fr.need = needOfHead(mm, headIn)
+}
+
+// clipBounds returns the bounds of Clip step i when they are constants (the
+// attributes before opset 11, scalar inputs since; an omitted one is
+// unbounded).
+func (f *fuser) clipBounds(i int) (lo, hi float32, ok bool) {
+	st := f.m.steps[i]
+	n := st.node
+	lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
+	if n.Opset < 11 {
+		return n.Float("min", lo), n.Float("max", hi), true
+	}
+	for j, bound := range []*float32{&lo, &hi} {
+		if j+1 >= len(st.in) || st.in[j+1] < 0 {
+			continue
+		}
+		v, ok := f.scalar(st.in[j+1])
+		if !ok {
+			return 0, 0, false
+		}
+		*bound = v
+	}
+	return lo, hi, true
 }
 
 // pool2x2 reports whether n, a MaxPool, is a 2×2 window of stride 2 over

@@ -177,16 +177,16 @@ const convMinBlock = 1024
 // pass reads it again), and each block is multiplied while it is in cache.
 // Blocks are shared among up to threads goroutines; a lone block splits its
 // multiply instead. Each block then gets bias (one value per row of y, nil
-// for none) and, when relu is set, Relu (see biasRelu). Panels are filled by
+// for none) and, act (see biasRelu). Panels are filled by
 // ic when it is not nil (see usePanels), by row copies otherwise.
-func convGemm(threads int, g *geom3, ic *kernels.Im2col, x []float32, channels int, w []float32, m int, y, bias []float32, relu bool) {
+func convGemm(threads int, g *geom3, ic *kernels.Im2col, x []float32, channels int, w []float32, m int, y, bias []float32, act convAct) {
 	P, K := g.outSize(), channels*g.kSize()
 	if m == 0 || P == 0 {
 		return
 	}
 	if K == 0 {
 		scaleRows(m, P, 0, y, P)
-		biasRelu(y, P, 0, P, bias, relu)
+		biasRelu(y, P, 0, P, bias, act)
 		return
 	}
 	const pw = kernels.PanelWidth
@@ -213,7 +213,7 @@ func convGemm(threads int, g *geom3, ic *kernels.Im2col, x []float32, channels i
 			}
 			pb := kernels.PackedBFromSlice(K, n, packed)
 			gemmPackedF32Par(inner, false, m, n, K, 1, w, K, pb, 0, y[j0:], P)
-			biasRelu(y, P, j0, n, bias, relu)
+			biasRelu(y, P, j0, n, bias, act)
 		}
 	})
 }
@@ -337,13 +337,13 @@ func useIndirect(g *geom3) bool {
 // wide (the last (KW-1)*DW columns of each row are garbage and dropped), so
 // kernels.SgemmIndirect reads the rows in place. Each band is multiplied into
 // a scratch block whose valid columns are copied to y, then given bias (one
-// value per row, nil for none) and, when relu is set, Relu (see biasRelu).
+// value per row, nil for none) and, act (see biasRelu).
 // With pool set (even output height and width), y gets the 2×2 stride-2 max
 // pool of that instead, taken from the scratch block: Relu of the max plus
 // bias is the max of Relus, bit for bit, bias being one value per channel.
 // Bands, or else ranges of output channels, are shared among up to threads
 // goroutines.
-func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, relu, pool bool) {
+func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, act convAct, pool bool) {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
 	KH, KW, DH, DW := g.k[1], g.k[2], g.d[1], g.d[2]
 	Wp, reach := OW+(KW-1)*DW, (KH-1)*DH
@@ -415,7 +415,7 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 				for r := r0; r < r1; r++ {
 					kernels.MaxPool2x2(y[r*PP+oh0/2*PW:], tmp[(r-r0)*n:], rows/2, PW, Wp, 2*Wp)
 				}
-				biasRelu(y[r0*PP:r1*PP], PP, oh0/2*PW, rows/2*PW, bs, relu)
+				biasRelu(y[r0*PP:r1*PP], PP, oh0/2*PW, rows/2*PW, bs, act)
 				continue
 			}
 			for r := r0; r < r1; r++ {
@@ -425,7 +425,7 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 					copy(dst[i*OW:(i+1)*OW], src[i*Wp:i*Wp+OW])
 				}
 			}
-			biasRelu(y[r0*P:r1*P], P, oh0*OW, rows*OW, bs, relu)
+			biasRelu(y[r0*P:r1*P], P, oh0*OW, rows*OW, bs, act)
 		}
 	})
 }

@@ -190,7 +190,7 @@ func newConv(n *Node) (Kernel, error) {
 	}
 	// conv returns ok false, and computes nothing, only when pool is set and
 	// the convolution cannot pool its output itself (see convIndirect).
-	conv := func(threads int, in []*tensor.Tensor, relu, pool bool) (_ []*tensor.Tensor, ok bool, _ error) {
+	conv := func(threads int, in []*tensor.Tensor, act convAct, pool bool) (_ []*tensor.Tensor, ok bool, _ error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, false, err
 		}
@@ -254,7 +254,7 @@ func newConv(n *Node) (Kernel, error) {
 		image := func(img int, threads int) {
 			if depthwise {
 				xs := x.F32[img*C*g.inSize() : (img+1)*C*g.inSize()]
-				convDepthwise(threads, &g, xs, C, w.F32, y.F32[img*M*P:(img+1)*M*P], bias, relu)
+				convDepthwise(threads, &g, xs, C, w.F32, y.F32[img*M*P:(img+1)*M*P], bias, act)
 				return
 			}
 			for gi := 0; gi < group; gi++ {
@@ -270,22 +270,22 @@ func newConv(n *Node) (Kernel, error) {
 					// bands of columns, so that bias and Relu run on each
 					// band of output while it is in cache.
 					const band = 512
-					if bg == nil && !relu {
+					if bg == nil && !act.any() {
 						gemmF32Par(threads, false, false, Mg, P, K, 1, wg, K, xs, P, 0, ys, P)
 						continue
 					}
 					for j0 := 0; j0 < P; j0 += band {
 						nb := min(band, P-j0)
 						gemmF32Par(threads, false, false, Mg, nb, K, 1, wg, K, xs[j0:], P, 0, ys[j0:], P)
-						biasRelu(ys, P, j0, nb, bg, relu)
+						biasRelu(ys, P, j0, nb, bg, act)
 					}
 					continue
 				}
 				if indirect {
-					convIndirect(threads, &g, xs, Cg, wg, Mg, ys, bg, relu, pool)
+					convIndirect(threads, &g, xs, Cg, wg, Mg, ys, bg, act, pool)
 					continue
 				}
-				convGemm(threads, &g, ic, xs, Cg, wg, Mg, ys, bg, relu)
+				convGemm(threads, &g, ic, xs, Cg, wg, Mg, ys, bg, act)
 			}
 		}
 		if threads > 1 && N > 1 {
@@ -303,15 +303,21 @@ func newConv(n *Node) (Kernel, error) {
 		return []*tensor.Tensor{y}, true, nil
 	}
 	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		outs, _, err := conv(threads, in, false, false)
+		outs, _, err := conv(threads, in, convAct{}, false)
 		return outs, err
 	}
 	n.reluThreaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		outs, _, err := conv(threads, in, true, false)
+		outs, _, err := conv(threads, in, actReluConv, false)
 		return outs, err
 	}
 	n.reluPool = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
-		return conv(threads, in, true, true)
+		return conv(threads, in, actReluConv, true)
+	}
+	n.clipThreaded = func(lo, hi float32) threadedKernel {
+		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+			outs, _, err := conv(threads, in, convAct{clip: true, lo: lo, hi: hi}, false)
+			return outs, err
+		}
 	}
 	n.fresh = true
 	return withThreads(n.threaded, 1), nil
@@ -329,7 +335,7 @@ var noDepthwise = false
 // in-bounds floats; then each output row is one kernels.DepthwiseRow over
 // the taps whose input row exists, its sums kept in registers over all taps.
 // Channels are split over threads.
-func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []float32, bias []float32, relu bool) {
+func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []float32, bias []float32, act convAct) {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
 	KH, KW, SH, SW, DH, DW, PH, PW := g.k[1], g.k[2], g.s[1], g.s[2], g.d[1], g.d[2], g.p[1], g.p[2]
 	// Padded columns: output ow of tap kw reads padded column ow*SW + kw*DW.
@@ -405,25 +411,45 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 				default:
 					kernels.DepthwiseRow(row, phases, offs, wc[khLo*KW:], b)
 				}
-				if relu {
-					kernels.Relu(row)
-				}
+				act.apply(row)
 				if pair {
 					oh++
-					if relu {
-						kernels.Relu(out[oh*OW : (oh+1)*OW])
-					}
+					act.apply(out[oh*OW : (oh+1)*OW])
 				}
 			}
 		}
 	})
 }
 
+// convAct is what a convolution applies to its output after the bias, in
+// its epilogue: nothing (the zero value), Relu (NaN giving 0, as the Relu op
+// computes it), or a Clip to [lo, hi] (ReLU6 is [0, 6]; NaN stays NaN, as the
+// Clip op keeps it).
+type convAct struct {
+	relu, clip bool
+	lo, hi     float32
+}
+
+var actReluConv = convAct{relu: true}
+
+// any reports whether the activation does anything.
+func (a convAct) any() bool { return a.relu || a.clip }
+
+// apply applies the activation to row.
+func (a convAct) apply(row []float32) {
+	switch {
+	case a.relu:
+		kernels.Relu(row)
+	case a.clip:
+		kernels.Clip(row, row, a.lo, a.hi)
+	}
+}
+
 // biasRelu adds bias[r] to columns [j0, j0+n) of each row r of y (rows of
-// ld floats), then applies Relu when relu is set; a nil bias adds nothing.
-// It is Conv's epilogue, run on each block of output while it is in cache.
-func biasRelu(y []float32, ld, j0, n int, bias []float32, relu bool) {
-	if bias == nil && !relu {
+// ld floats), then applies act; a nil bias adds nothing. It is Conv's
+// epilogue, run on each block of output while it is in cache.
+func biasRelu(y []float32, ld, j0, n int, bias []float32, act convAct) {
+	if bias == nil && !act.any() {
 		return
 	}
 	rows := len(y) / ld
@@ -431,11 +457,12 @@ func biasRelu(y []float32, ld, j0, n int, bias []float32, relu bool) {
 		row := y[r*ld+j0 : r*ld+j0+n]
 		switch {
 		case bias == nil:
-			kernels.Relu(row)
-		case relu:
+			act.apply(row)
+		case act.relu:
 			kernels.AddConstRelu(row, bias[r])
 		default:
 			kernels.AddConst(row, bias[r])
+			act.apply(row)
 		}
 	}
 }
