@@ -191,7 +191,10 @@ func TestBodyBudget(t *testing.T) {
 // another tenant is not affected.
 func TestTenantRateAndConcurrency(t *testing.T) {
 	tg, admin := keysGateway(t)
-	slowpoke := tg.createTenant(t, admin, "slowpoke", tenant.Limits{MaxRequestsPerSecond: 2})
+	// Half a request per second: however slowly the machine sends the ten
+	// requests below (three seconds would refill six tokens of a faster
+	// rate), most of them find the bucket empty.
+	slowpoke := tg.createTenant(t, admin, "slowpoke", tenant.Limits{MaxRequestsPerSecond: 0.5})
 	other := tg.createTenant(t, admin, "other", tenant.Limits{})
 	for _, k := range []string{slowpoke, other} {
 		if err := tg.deployAs(t, k, "m", plusModel(1)); err != nil {
@@ -210,13 +213,13 @@ func TestTenantRateAndConcurrency(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusTooManyRequests {
 			limited++
-			if resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "over its rate of 2 requests per second") {
+			if resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "over its rate of 0.5 requests per second") {
 				t.Errorf("429 without Retry-After or naming the rate: %s", b)
 			}
 		}
 	}
-	if limited < 5 {
-		t.Errorf("%d of 10 back-to-back requests limited at 2/s, want most", limited)
+	if limited < 6 {
+		t.Errorf("%d of 10 back-to-back requests limited at 0.5/s, want most", limited)
 	}
 	code, body := call(t, "POST", tg.url+"/v2/models/m/infer", other, addBody)
 	wantStatus(t, "another tenant", code, body, 200, `"data":[2,3,4,5]`)
