@@ -352,14 +352,19 @@ func (c *Cgroup) usable() error {
 var seq atomic.Uint64
 
 // mkdirUnique creates dir/name-pid-n in every parent dir for the first n for
-// which none exists yet, and returns the leaf name.
-func mkdirUnique(parents []string, name string) (string, error) {
+// which none exists yet, and returns the leaf name. Platforms share the
+// parent groups and each removes them on Close when they are empty, so a
+// parent can vanish between this platform's setup and this call: remake
+// creates a missing parent again, as setup did, and the name is tried anew.
+func mkdirUnique(parents []string, name string, remake func(parent string) error) (string, error) {
 	for range 100 {
 		leaf := fmt.Sprintf("%s-%d-%d", name, os.Getpid(), seq.Add(1))
 		var made []string
 		var err error
+		missing := ""
 		for _, p := range parents {
 			if err = os.Mkdir(filepath.Join(p, leaf), 0o755); err != nil {
+				missing = p
 				break
 			}
 			made = append(made, filepath.Join(p, leaf))
@@ -370,7 +375,13 @@ func mkdirUnique(parents []string, name string) (string, error) {
 		for _, d := range made {
 			os.Remove(d)
 		}
-		if !errors.Is(err, os.ErrExist) {
+		switch {
+		case errors.Is(err, os.ErrExist):
+		case errors.Is(err, os.ErrNotExist):
+			if rerr := remake(missing); rerr != nil {
+				return "", fmt.Errorf("parent group %s gone and not made again: %w", missing, rerr)
+			}
+		default:
 			return "", err
 		}
 	}

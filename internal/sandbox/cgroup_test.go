@@ -574,3 +574,30 @@ func TestMemoryLimit(t *testing.T) {
 		t.Errorf("Limits().Memory = %d", got)
 	}
 }
+
+// TestParentRemadeAfterClose runs two platforms on one parent group: when
+// one closes while the other has no instance, the parent goes (it is
+// empty), and the other's next instance must make it again rather than fail
+// (two test binaries of this project raced so).
+func TestParentRemadeAfterClose(t *testing.T) {
+	first := testCaps(t)
+	requireCap(t, first, first.Cgroup != 0, "writable cgroups", "cgroups:")
+	second, err := Detect(Options{Parent: fmt.Sprintf("spindle-test-%d", os.Getpid()), DisableNamespaces: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Controller.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range first.Parents {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("parent %s still there after the first platform closed (stat: %v)", d, err)
+		}
+	}
+	cg := newGroup(t, second.Controller, "after", Limits{CPU: 1})
+	c := startChild(t, helperCmd("hold"), cg.Start)
+	c.expect(t, "ready")
+	if s := cgroupsOf(t, strconv.Itoa(c.cmd.Process.Pid)); strings.Count(s, "/"+cg.Name()+"\n") < len(cg.Dirs()) {
+		t.Fatalf("the instance started after the parent was made again is in:\n%s\nwant %s in every hierarchy", s, cg.Name())
+	}
+}

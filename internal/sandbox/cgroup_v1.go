@@ -124,7 +124,7 @@ func (c *v1Controller) New(name string, limits Limits) (*Cgroup, error) {
 			parents = append(parents, c.parents[h])
 		}
 	}
-	leaf, err := mkdirUnique(parents, name)
+	leaf, err := mkdirUnique(parents, name, c.remake)
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", name, err)
 	}
@@ -162,6 +162,16 @@ func (c *v1Controller) New(name string, limits Limits) (*Cgroup, error) {
 		return nil, fmt.Errorf("create cgroup %s: %w", leaf, err)
 	}
 	return cg, nil
+}
+
+// remake creates the parent group dir again (see mkdirUnique).
+func (c *v1Controller) remake(dir string) error {
+	for h, d := range c.parents {
+		if d == dir {
+			return mkdirParentV1(h, dir)
+		}
+	}
+	return fmt.Errorf("%s is not a parent group of this platform", dir)
 }
 
 // Close removes the parent groups if they are empty.

@@ -19,6 +19,7 @@ import (
 type v2Controller struct {
 	parent   string
 	cpu, mem bool
+	enable   []string // the controllers enabled for the parent's children
 }
 
 // setupV2 creates the parent group and enables cpu and memory for it and its
@@ -53,7 +54,7 @@ func setupV2(h hierarchy, parent string) Capabilities {
 	if err := enableV2(dir, want); err != nil {
 		return Capabilities{CgroupProblem: problem(dir, err)}
 	}
-	c := &v2Controller{parent: dir}
+	c := &v2Controller{parent: dir, enable: want}
 	var problems []string
 	for _, ctl := range want {
 		// Write back what is there, as setupV1 does.
@@ -113,7 +114,7 @@ func (c *v2Controller) New(name string, limits Limits) (*Cgroup, error) {
 	if err := limits.Validate(); err != nil {
 		return nil, err
 	}
-	leaf, err := mkdirUnique([]string{c.parent}, name)
+	leaf, err := mkdirUnique([]string{c.parent}, name, c.remake)
 	if err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", name, err)
 	}
@@ -140,6 +141,15 @@ func (c *v2Controller) New(name string, limits Limits) (*Cgroup, error) {
 		return nil, fmt.Errorf("create cgroup %s: %w", leaf, err)
 	}
 	return cg, nil
+}
+
+// remake creates the parent group again with its controllers enabled (see
+// mkdirUnique).
+func (c *v2Controller) remake(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return enableV2(dir, c.enable)
 }
 
 // Close removes the parent group if it is empty.
