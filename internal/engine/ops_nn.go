@@ -330,93 +330,74 @@ var noDepthwise = false
 // convDepthwise is a depthwise convolution (one input channel per output
 // channel, as MobileNets and PP-LCNet use, 3x3 and 5x5 mostly), which as a
 // matrix multiply would have a dimension of 1. Each channel's input is
-// copied once into a zero-padded plane (split into stride-many column phases
-// when strided), so that every tap of every output reads contiguous,
-// in-bounds floats; then each output row is one kernels.DepthwiseRow over
-// the taps whose input row exists, its sums kept in registers over all taps.
-// Channels are split over threads.
+// copied once into zero-padded phase planes: plane (r, p) holds the padded
+// rows r, r+SH, ... and columns p, p+SW, ... (one plane when the stride is
+// 1), so that tap (kh, kw) of output (oh, ow) reads plane
+// ((kh*DH)%SH, (kw*DW)%SW) at row oh + (kh*DH)/SH, column ow + (kw*DW)/SW.
+// Read as one flat row, a plane Pw columns wide gives output (oh, ow) at
+// oh*Pw + ow and every tap the same offset, so the whole channel is one
+// kernels.DepthwiseRow (sums kept in registers over all taps), whatever the
+// size of its plane: a 7x7 map costs one call, not seven masked ones. The
+// Pw-OW columns between output rows are computed and dropped. Channels are
+// split over threads.
 func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []float32, bias []float32, act convAct) {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
 	KH, KW, SH, SW, DH, DW, PH, PW := g.k[1], g.k[2], g.s[1], g.s[2], g.d[1], g.d[2], g.p[1], g.p[2]
-	// Padded columns: output ow of tap kw reads padded column ow*SW + kw*DW.
+	// The padded map holds every tap of every output and every input.
+	Hp := max(PH+H, (OH-1)*SH+(KH-1)*DH+1)
 	Wp := max(PW+W, (OW-1)*SW+(KW-1)*DW+1)
-	// Phase p holds padded columns p, p+SW, ...: tap kw of output ow reads
-	// phase (kw*DW)%SW at column ow + (kw*DW)/SW.
-	Pw := (Wp + SW - 1) / SW
-	parallelFor(threads, C, 1, func(lo, hi int) {
-		padded := make([]float32, H*Wp) // padding stays zero
-		phases := padded
-		if SW > 1 {
-			phases = make([]float32, SW*H*Pw)
+	Hq, Pw := (Hp+SH-1)/SH, (Wp+SW-1)/SW // a phase plane's rows and columns
+	plane := Hq * Pw
+	offs := make([]int, 0, KH*KW)
+	for kh := range KH {
+		for kw := range KW {
+			r, p := (kh*DH)%SH, (kw*DW)%SW
+			offs = append(offs, (r*SW+p)*plane+(kh*DH)/SH*Pw+(kw*DW)/SW)
 		}
-		offs := make([]int, 0, KH*KW)
+	}
+	flatLen := (OH-1)*Pw + OW // outputs and the dropped columns between them
+	parallelFor(threads, C, 1, func(lo, hi int) {
+		phases := make([]float32, SH*SW*plane) // padding stays zero: every channel writes the same places
+		flat := y[:0]
+		if Pw != OW {
+			flat = make([]float32, flatLen)
+		}
 		for c := lo; c < hi; c++ {
-			plane := x[c*H*W : (c+1)*H*W]
-			for ih := 0; ih < H; ih++ {
-				copy(padded[ih*Wp+PW:ih*Wp+PW+W], plane[ih*W:(ih+1)*W])
-			}
-			if SW > 1 {
-				for ih := 0; ih < H; ih++ {
-					row := padded[ih*Wp : (ih+1)*Wp]
-					for p := 0; p < SW; p++ {
-						dst := phases[(p*H+ih)*Pw : (p*H+ih+1)*Pw]
-						for j, pc := 0, p; pc < Wp; j, pc = j+1, pc+SW {
-							dst[j] = row[pc]
-						}
+			in := x[c*H*W : (c+1)*H*W]
+			for ih := range H {
+				pr := PH + ih // padded row
+				at := (pr%SH)*SW*plane + (pr/SH)*Pw
+				src := in[ih*W : (ih+1)*W]
+				switch SW {
+				case 1:
+					copy(phases[at+PW:], src)
+				case 2:
+					// Input column iw is padded column PW+iw: phase (PW+iw)%2.
+					even := phases[at+(PW%2)*plane+PW/2:]
+					odd := phases[at+((PW+1)%2)*plane+(PW+1)/2:]
+					kernels.Deinterleave2(even, odd, src)
+				default:
+					for iw, v := range src {
+						pc := PW + iw
+						phases[at+(pc%SW)*plane+pc/SW] = v
 					}
 				}
 			}
 			out := y[c*OH*OW : (c+1)*OH*OW]
-			wc := w[c*KH*KW : (c+1)*KH*KW]
 			b := float32(0)
 			if bias != nil {
 				b = bias[c]
 			}
-			rowLen := Wp // floats between consecutive input rows in the planes read
-			if SW > 1 {
-				rowLen = Pw
-			}
-			for oh := 0; oh < OH; oh++ {
-				// The taps whose input row exists: a run of kh.
-				offs = offs[:0]
-				khLo, khN := -1, 0
-				for kh := 0; kh < KH; kh++ {
-					ih := oh*SH - PH + kh*DH
-					if ih < 0 || ih >= H {
-						continue
-					}
-					if khLo < 0 {
-						khLo = kh
-					}
-					khN++
-					for kw := 0; kw < KW; kw++ {
-						if SW == 1 {
-							offs = append(offs, ih*Wp+kw*DW)
-						} else {
-							p, q := (kw*DW)%SW, (kw*DW)/SW
-							offs = append(offs, (p*H+ih)*Pw+q)
-						}
-					}
-				}
-				row := out[oh*OW : (oh+1)*OW]
-				// Two rows at once where both read every tap (the interior).
-				pair := khN == KH && oh+1 < OH && (oh+1)*SH-PH+(KH-1)*DH < H
-				switch {
-				case khLo < 0:
-					for i := range row {
-						row[i] = b
-					}
-				case pair:
-					kernels.DepthwiseRows2(out[oh*OW:], OW, OW, phases, offs, SH*rowLen, wc, b)
-				default:
-					kernels.DepthwiseRow(row, phases, offs, wc[khLo*KW:], b)
-				}
-				act.apply(row)
-				if pair {
-					oh++
-					act.apply(out[oh*OW : (oh+1)*OW])
+			wc := w[c*KH*KW : (c+1)*KH*KW]
+			if Pw == OW {
+				kernels.DepthwiseRow(out, phases, offs, wc, b)
+			} else {
+				kernels.DepthwiseRow(flat, phases, offs, wc, b)
+				for oh := range OH {
+					copy(out[oh*OW:(oh+1)*OW], flat[oh*Pw:])
 				}
 			}
+			act.apply(out)
 		}
 	})
 }

@@ -378,6 +378,10 @@ func TestConvDepthwise(t *testing.T) {
 		{6, 9, 40, 3, 3, 0, 1, false, true},
 		{1, 5, 5, 5, 1, 0, 1, true, false},
 		{3, 10, 21, 5, 1, 2, 1, false, false},
+		{8, 14, 15, 3, 2, 0, 1, true, true},  // stride 2, no padding, odd width
+		{17, 7, 7, 5, 1, 2, 1, true, false},  // a small map: the dropped columns outnumber nothing
+		{2, 12, 33, 3, 2, 1, 2, false, true}, // stride and dilation 2: taps in both column phases
+		{3, 40, 36, 3, 4, 1, 1, true, false}, // stride 4
 	}
 	for _, tt := range tests {
 		x := randTensor(uint64(tt.c*100+tt.w), 2, tt.c, tt.h, tt.w)

@@ -221,28 +221,3 @@ func Sigmoid(dst, a []float32) {
 		dst[i] = float32(1 / (1 + Exp64(-float64(a[i]))))
 	}
 }
-
-// DepthwiseRows2 is DepthwiseRow for two output rows, dst[:n] and
-// dst[ld:ld+n], whose taps read base at offs and at offs+rowOff: the same
-// sums, computed together.
-func DepthwiseRows2(dst []float32, ld, n int, base []float32, offs []int, rowOff int, w []float32, bias float32) {
-	if n == 0 {
-		return
-	}
-	_ = dst[ld+n-1]
-	w = w[:len(offs)]
-	for _, o := range offs {
-		_ = base[o+rowOff+n-1]
-		_ = base[o]
-	}
-	if vmathAVX512 && len(offs) > 0 {
-		dw2RowAVX512(&dst[0], ld, n, &base[0], &offs[0], rowOff, &w[0], len(offs), bias)
-		return
-	}
-	shifted := make([]int, len(offs))
-	for t, o := range offs {
-		shifted[t] = o + rowOff
-	}
-	DepthwiseRow(dst[:n], base, offs, w, bias)
-	DepthwiseRow(dst[ld:ld+n], base, shifted, w, bias)
-}

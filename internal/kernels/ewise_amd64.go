@@ -47,6 +47,3 @@ func expAVX512(dst, a *float32, blocks int)
 
 //go:noescape
 func sigmoidAVX512(dst, a *float32, blocks int)
-
-//go:noescape
-func dw2RowAVX512(dst *float32, ld int, n int, base *float32, offs *int, rowOff int, w *float32, taps int, bias float32)

@@ -264,8 +264,9 @@ axpydone:
 
 // func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps int, bias float32)
 // dst[j] = bias + sum over t of w[t]*base[offs[t]+j], for j < n: the accumulators
-// of 64 outputs stay in registers over every tap, each tap a broadcast weight
-// times one load per 16 outputs; the last n%16 under a mask.
+// of 128 outputs stay in registers over every tap (eight independent sums, so
+// the multiply-adds overlap), each tap a broadcast weight times one load per
+// 16 outputs; then blocks of 64 and 16, and the last n%16 under a mask.
 TEXT ·dwRowAVX512(SB), NOSPLIT, $0-52
 	MOVQ dst+0(FP), DI
 	MOVQ n+8(FP), DX
@@ -275,6 +276,49 @@ TEXT ·dwRowAVX512(SB), NOSPLIT, $0-52
 	MOVQ taps+40(FP), R10
 	VBROADCASTSS bias+48(FP), Z31
 	XORQ BX, BX
+dw128:
+	CMPQ DX, $128
+	JLT dw64
+	VMOVAPS Z31, Z0
+	VMOVAPS Z31, Z1
+	VMOVAPS Z31, Z2
+	VMOVAPS Z31, Z3
+	VMOVAPS Z31, Z4
+	VMOVAPS Z31, Z5
+	VMOVAPS Z31, Z6
+	VMOVAPS Z31, Z7
+	MOVQ R8, R11
+	MOVQ R9, R12
+	MOVQ R10, CX
+dw128tap:
+	MOVQ (R11), SI
+	SHLQ $2, SI
+	ADDQ R13, SI
+	ADDQ BX, SI
+	VBROADCASTSS (R12), Z16
+	VFMADD231PS (SI), Z16, Z0
+	VFMADD231PS 64(SI), Z16, Z1
+	VFMADD231PS 128(SI), Z16, Z2
+	VFMADD231PS 192(SI), Z16, Z3
+	VFMADD231PS 256(SI), Z16, Z4
+	VFMADD231PS 320(SI), Z16, Z5
+	VFMADD231PS 384(SI), Z16, Z6
+	VFMADD231PS 448(SI), Z16, Z7
+	ADDQ $8, R11
+	ADDQ $4, R12
+	DECQ CX
+	JNZ dw128tap
+	VMOVUPS Z0, (DI)(BX*1)
+	VMOVUPS Z1, 64(DI)(BX*1)
+	VMOVUPS Z2, 128(DI)(BX*1)
+	VMOVUPS Z3, 192(DI)(BX*1)
+	VMOVUPS Z4, 256(DI)(BX*1)
+	VMOVUPS Z5, 320(DI)(BX*1)
+	VMOVUPS Z6, 384(DI)(BX*1)
+	VMOVUPS Z7, 448(DI)(BX*1)
+	ADDQ $512, BX
+	SUBQ $128, DX
+	JMP dw128
 dw64:
 	CMPQ DX, $64
 	JLT dw16
@@ -477,136 +521,5 @@ sigloop:
 	ADDQ $64, DI
 	DECQ CX
 	JNZ sigloop
-	VZEROUPPER
-	RET
-
-// func dw2RowAVX512(dst *float32, ld int, n int, base *float32, offs *int, rowOff int, w *float32, taps int, bias float32)
-// dwRowAVX512 for two output rows at once whose taps read the same offsets
-// rowOff floats apart, writing the second row ld floats after the first:
-// twice the independent sums, so the multiply-adds overlap instead of
-// waiting on each other.
-TEXT ·dw2RowAVX512(SB), NOSPLIT, $0-68
-	MOVQ dst+0(FP), DI
-	MOVQ ld+8(FP), R15
-	SHLQ $2, R15
-	MOVQ n+16(FP), DX
-	MOVQ base+24(FP), R13
-	MOVQ offs+32(FP), R8
-	MOVQ rowOff+40(FP), R14
-	SHLQ $2, R14
-	MOVQ w+48(FP), R9
-	MOVQ taps+56(FP), R10
-	VBROADCASTSS bias+64(FP), Z31
-	XORQ BX, BX
-dw2_64:
-	CMPQ DX, $64
-	JLT dw2_16
-	VMOVAPS Z31, Z0
-	VMOVAPS Z31, Z1
-	VMOVAPS Z31, Z2
-	VMOVAPS Z31, Z3
-	VMOVAPS Z31, Z8
-	VMOVAPS Z31, Z9
-	VMOVAPS Z31, Z10
-	VMOVAPS Z31, Z11
-	MOVQ R8, R11
-	MOVQ R9, R12
-	MOVQ R10, CX
-dw2_64tap:
-	MOVQ (R11), SI
-	SHLQ $2, SI
-	ADDQ R13, SI
-	ADDQ BX, SI
-	VMOVUPS (SI), Z4
-	VMOVUPS 64(SI), Z5
-	VMOVUPS 128(SI), Z6
-	VMOVUPS 192(SI), Z7
-	VMOVUPS (SI)(R14*1), Z12
-	VMOVUPS 64(SI)(R14*1), Z13
-	VMOVUPS 128(SI)(R14*1), Z14
-	VMOVUPS 192(SI)(R14*1), Z15
-	VFMADD231PS.BCST (R12), Z4, Z0
-	VFMADD231PS.BCST (R12), Z5, Z1
-	VFMADD231PS.BCST (R12), Z6, Z2
-	VFMADD231PS.BCST (R12), Z7, Z3
-	VFMADD231PS.BCST (R12), Z12, Z8
-	VFMADD231PS.BCST (R12), Z13, Z9
-	VFMADD231PS.BCST (R12), Z14, Z10
-	VFMADD231PS.BCST (R12), Z15, Z11
-	ADDQ $8, R11
-	ADDQ $4, R12
-	DECQ CX
-	JNZ dw2_64tap
-	LEAQ (DI)(BX*1), AX
-	VMOVUPS Z0, (AX)
-	VMOVUPS Z1, 64(AX)
-	VMOVUPS Z2, 128(AX)
-	VMOVUPS Z3, 192(AX)
-	VMOVUPS Z8, (AX)(R15*1)
-	VMOVUPS Z9, 64(AX)(R15*1)
-	VMOVUPS Z10, 128(AX)(R15*1)
-	VMOVUPS Z11, 192(AX)(R15*1)
-	ADDQ $256, BX
-	SUBQ $64, DX
-	JMP dw2_64
-dw2_16:
-	CMPQ DX, $16
-	JLT dw2tail
-	VMOVAPS Z31, Z0
-	VMOVAPS Z31, Z8
-	MOVQ R8, R11
-	MOVQ R9, R12
-	MOVQ R10, CX
-dw2_16tap:
-	MOVQ (R11), SI
-	SHLQ $2, SI
-	ADDQ R13, SI
-	ADDQ BX, SI
-	VMOVUPS (SI), Z4
-	VMOVUPS (SI)(R14*1), Z12
-	VFMADD231PS.BCST (R12), Z4, Z0
-	VFMADD231PS.BCST (R12), Z12, Z8
-	ADDQ $8, R11
-	ADDQ $4, R12
-	DECQ CX
-	JNZ dw2_16tap
-	LEAQ (DI)(BX*1), AX
-	VMOVUPS Z0, (AX)
-	VMOVUPS Z8, (AX)(R15*1)
-	ADDQ $64, BX
-	SUBQ $16, DX
-	JMP dw2_16
-dw2tail:
-	TESTQ DX, DX
-	JZ dw2done
-	MOVQ DX, CX
-	MOVL $1, AX
-	SHLL CX, AX
-	DECL AX
-	KMOVW AX, K1
-	VMOVAPS Z31, Z0
-	VMOVAPS Z31, Z8
-	MOVQ R8, R11
-	MOVQ R9, R12
-	MOVQ R10, CX
-dw2tailtap:
-	MOVQ (R11), SI
-	SHLQ $2, SI
-	ADDQ R13, SI
-	ADDQ BX, SI
-	VMOVUPS.Z (SI), K1, Z4
-	ADDQ R14, SI
-	VMOVUPS.Z (SI), K1, Z12
-	VFMADD231PS.BCST (R12), Z4, Z0
-	VFMADD231PS.BCST (R12), Z12, Z8
-	ADDQ $8, R11
-	ADDQ $4, R12
-	DECQ CX
-	JNZ dw2tailtap
-	LEAQ (DI)(BX*1), AX
-	VMOVUPS Z0, K1, (AX)
-	ADDQ R15, AX
-	VMOVUPS Z8, K1, (AX)
-dw2done:
 	VZEROUPPER
 	RET

@@ -26,7 +26,3 @@ func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps
 
 func expAVX512(dst, a *float32, blocks int)     { panic("kernels: no AVX-512 in this build") }
 func sigmoidAVX512(dst, a *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
-
-func dw2RowAVX512(dst *float32, ld int, n int, base *float32, offs *int, rowOff int, w *float32, taps int, bias float32) {
-	panic("kernels: no AVX-512 in this build")
-}

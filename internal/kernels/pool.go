@@ -32,3 +32,23 @@ func MaxPool2x2(dst, src []float32, oh, ow, w, rowStep int) {
 		}
 	}
 }
+
+// Deinterleave2 splits src into its even-indexed floats, written to
+// even[:(len(src)+1)/2], and its odd-indexed ones, written to
+// odd[:len(src)/2]: the column phases a stride-2 convolution reads.
+func Deinterleave2(even, odd, src []float32) {
+	ne, no := (len(src)+1)/2, len(src)/2
+	even, odd = even[:ne], odd[:no]
+	done := 0
+	if vmathAVX512 && len(src) >= 32 {
+		blocks := len(src) / 32
+		deinterleave2AVX512(&even[0], &odd[0], &src[0], blocks)
+		done = blocks * 16
+	}
+	for j := done; j < no; j++ {
+		even[j], odd[j] = src[2*j], src[2*j+1]
+	}
+	if ne > no {
+		even[ne-1] = src[len(src)-1]
+	}
+}

@@ -9,3 +9,8 @@ package kernels
 //
 //go:noescape
 func maxPool2x2AVX512(src, dst *float32, oh, w, ow, rowStep int)
+
+// deinterleave2AVX512 is Deinterleave2 on blocks*32 floats of src.
+//
+//go:noescape
+func deinterleave2AVX512(even, odd, src *float32, blocks int)

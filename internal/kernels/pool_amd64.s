@@ -125,3 +125,29 @@ poollo:
 	JNZ poolrow
 	VZEROUPPER
 	RET
+
+// func deinterleave2AVX512(even, odd, src *float32, blocks int)
+// Per block, 32 floats of src: the even lanes to even, the odd ones to odd,
+// 16 each, split with VPERMT2PS as maxPool2x2AVX512 splits them.
+TEXT ·deinterleave2AVX512(SB), NOSPLIT, $0-32
+	MOVQ even+0(FP), DI
+	MOVQ odd+8(FP), DX
+	MOVQ src+16(FP), SI
+	MOVQ blocks+24(FP), CX
+	VMOVDQU32 evenidx<>(SB), Z30
+	VMOVDQU32 oddidx<>(SB), Z31
+deint:
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVAPS Z0, Z2
+	VPERMT2PS Z1, Z30, Z2
+	VPERMT2PS Z1, Z31, Z0
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z0, (DX)
+	ADDQ $128, SI
+	ADDQ $64, DI
+	ADDQ $64, DX
+	DECQ CX
+	JNZ deint
+	VZEROUPPER
+	RET

@@ -51,3 +51,44 @@ func TestMaxPool2x2(t *testing.T) {
 		}
 	}
 }
+
+// TestDeinterleave2 checks Deinterleave2 against an index loop at lengths
+// around the 32-float blocks, odd and even, with guard bands after both
+// outputs.
+func TestDeinterleave2(t *testing.T) {
+	const guard = -777
+	for _, n := range []int{0, 1, 2, 31, 32, 33, 64, 65, 95, 113, 224} {
+		src := make([]float32, n)
+		for i := range src {
+			src[i] = float32(i) + 0.5
+		}
+		even, odd := make([]float32, (n+1)/2+3), make([]float32, n/2+3)
+		for i := range even {
+			even[i] = guard
+		}
+		for i := range odd {
+			odd[i] = guard
+		}
+		Deinterleave2(even, odd, src)
+		for i, v := range even {
+			if want := float32(guard); 2*i < n {
+				want = src[2*i]
+				if v != want {
+					t.Fatalf("n=%d: even[%d] = %v, want %v", n, i, v, want)
+				}
+			} else if v != want {
+				t.Fatalf("n=%d: even[%d] = %v past the end, want the guard", n, i, v)
+			}
+		}
+		for i, v := range odd {
+			if want := float32(guard); 2*i+1 < n {
+				want = src[2*i+1]
+				if v != want {
+					t.Fatalf("n=%d: odd[%d] = %v, want %v", n, i, v, want)
+				}
+			} else if v != want {
+				t.Fatalf("n=%d: odd[%d] = %v past the end, want the guard", n, i, v)
+			}
+		}
+	}
+}

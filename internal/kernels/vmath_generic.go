@@ -49,3 +49,7 @@ func maxZeroAVX512(dst, src *float32, blocks int) { panic("kernels: no AVX-512 i
 func maxPool2x2AVX512(src, dst *float32, oh, w, ow, rowStep int) {
 	panic("kernels: no AVX-512 in this build")
 }
+
+func deinterleave2AVX512(even, odd, src *float32, blocks int) {
+	panic("kernels: no AVX-512 in this build")
+}
