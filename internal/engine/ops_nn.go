@@ -931,7 +931,10 @@ func newMatMul(n *Node) (Kernel, error) {
 // newSoftmax implements Softmax and LogSoftmax. Before opset 13 the input is
 // coerced to 2-D at axis (default 1) and normalised over the flattened trailing
 // axes; from opset 13 it is normalised along axis alone (default -1). The max is
-// subtracted first so large inputs do not overflow.
+// subtracted first so large inputs do not overflow. Softmax over contiguous
+// rows (the last axis, or legacy's flattened tail) runs softmaxRow, vectorised
+// and threaded over rows; a strided axis and LogSoftmax take the float64
+// loop.
 func newSoftmax(n *Node, logOut bool) (Kernel, error) {
 	legacy := n.Opset < 13
 	def := int64(-1)
@@ -939,7 +942,7 @@ func newSoftmax(n *Node, logOut bool) (Kernel, error) {
 		def = 1
 	}
 	axis := n.Int("axis", def)
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, 1); err != nil {
 			return nil, err
 		}
@@ -959,42 +962,59 @@ func newSoftmax(n *Node, logOut bool) (Kernel, error) {
 		} else {
 			size, inner = x.Shape[a], tensor.NumElements(x.Shape[a+1:])
 		}
-		y := tensor.New(tensor.Float32, x.Shape...)
+		y := newF32Dirty(x.Shape...) // every path writes every element
 		if size == 0 {
 			return []*tensor.Tensor{y}, nil
 		}
-		for o := 0; o < outer; o++ {
-			for j := 0; j < inner; j++ {
-				base := o*size*inner + j
-				m := float32(math.Inf(-1))
-				for i := 0; i < size; i++ {
-					if v := x.F32[base+i*inner]; v > m {
-						m = v
-					}
+		if inner == 1 && !logOut {
+			parallelFor(threads, outer, max(1, elementGrain/size), func(lo, hi int) {
+				copy(y.F32[lo*size:hi*size], x.F32[lo*size:hi*size])
+				for o := lo; o < hi; o++ {
+					softmaxRow(y.F32[o*size : (o+1)*size])
 				}
-				var sum float64
-				for i := 0; i < size; i++ {
-					e := math.Exp(float64(x.F32[base+i*inner] - m))
-					sum += e
-					if !logOut {
-						y.F32[base+i*inner] = float32(e)
-					}
+			})
+			return []*tensor.Tensor{y}, nil
+		}
+		softmaxStrided(x.F32, y.F32, outer, size, inner, logOut)
+		return []*tensor.Tensor{y}, nil
+	}
+	n.fresh = true
+	return withThreads(n.threaded, 1), nil
+}
+
+// softmaxStrided is Softmax or LogSoftmax of x into y along an axis of size
+// elements inner apart, for each of outer blocks, in float64.
+func softmaxStrided(x, y []float32, outer, size, inner int, logOut bool) {
+	for o := 0; o < outer; o++ {
+		for j := 0; j < inner; j++ {
+			base := o*size*inner + j
+			m := float32(math.Inf(-1))
+			for i := 0; i < size; i++ {
+				if v := x[base+i*inner]; v > m {
+					m = v
 				}
-				if logOut {
-					ls := float32(math.Log(sum))
-					for i := 0; i < size; i++ {
-						y.F32[base+i*inner] = x.F32[base+i*inner] - m - ls
-					}
-				} else {
-					inv := 1 / sum
-					for i := 0; i < size; i++ {
-						y.F32[base+i*inner] = float32(float64(y.F32[base+i*inner]) * inv)
-					}
+			}
+			var sum float64
+			for i := 0; i < size; i++ {
+				e := math.Exp(float64(x[base+i*inner] - m))
+				sum += e
+				if !logOut {
+					y[base+i*inner] = float32(e)
+				}
+			}
+			if logOut {
+				ls := float32(math.Log(sum))
+				for i := 0; i < size; i++ {
+					y[base+i*inner] = x[base+i*inner] - m - ls
+				}
+			} else {
+				inv := 1 / sum
+				for i := 0; i < size; i++ {
+					y[base+i*inner] = float32(float64(y[base+i*inner]) * inv)
 				}
 			}
 		}
-		return []*tensor.Tensor{y}, nil
-	}, nil
+	}
 }
 
 // convTransposeGeometry returns the output size and leading padding of each

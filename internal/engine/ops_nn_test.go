@@ -259,6 +259,46 @@ func TestSoftmax(t *testing.T) {
 	wantErr(t, err, "int64", "LogSoftmax supports")
 }
 
+// TestSoftmaxRows checks the vectorised, threaded Softmax over contiguous
+// rows against the float64 formula, at 1 and 3 threads, on rows shorter and
+// longer than a vector, with -Inf masks and a NaN row.
+func TestSoftmaxRows(t *testing.T) {
+	n := &Node{Name: "sm", OpType: "Softmax", Opset: 13, attrs: map[string]*onnxpb.AttributeProto{}}
+	if _, err := newSoftmax(n, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, shape := range [][]int{{64, 7}, {3, 5, 37}, {40, 6625}} {
+		x := randTensor(uint64(shape[len(shape)-1]), shape...)
+		size := shape[len(shape)-1]
+		x.F32[1] = float32(math.Inf(-1))
+		x.F32[size+2] = float32(math.NaN())
+		for _, threads := range []int{1, 3} {
+			got, err := n.threaded(threads, []*tensor.Tensor{x})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for o := 0; o < len(x.F32)/size; o++ {
+				row := x.F32[o*size : (o+1)*size]
+				m := math.Inf(-1)
+				for _, v := range row {
+					m = math.Max(m, float64(v))
+				}
+				var sum float64
+				for _, v := range row {
+					sum += math.Exp(float64(v) - m)
+				}
+				for i, v := range row {
+					want := math.Exp(float64(v)-m) / sum
+					g := float64(got[0].F32[o*size+i])
+					if math.IsNaN(want) != math.IsNaN(g) || math.Abs(g-want) > 1e-6*want+1e-30 {
+						t.Fatalf("shape %v, %d threads: row %d [%d] = %g, want %g", shape, threads, o, i, g, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestMaxPoolIndices(t *testing.T) {
 	x := f32([]float32{1, 4, 3, 2, 0, 9, 8, 7}, 2, 1, 2, 2)
 	k := modelgen.AInts("kernel_shape", 2, 2)

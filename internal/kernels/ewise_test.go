@@ -180,8 +180,10 @@ func TestAxpy(t *testing.T) {
 	}
 }
 
-// TestExpSigmoid checks Exp and Sigmoid, on this build's backend, against
-// Exp64 bit for bit over special values, the ends of Exp64's range, and a
+// TestExpSigmoid checks Exp, on this build's backend, against Exp64 bit for
+// bit, and Sigmoid against the float64 formula to 3 ulp (results below the
+// smallest normal float32 may be 0) and against Sigmoidf, its Go twin, to 2
+// ulp, over special values, the ends of the exponentials' ranges, and a
 // sweep of float32s from -120 to 120.
 func TestExpSigmoid(t *testing.T) {
 	xs := append([]float32(nil), ewiseValues...)
@@ -197,14 +199,35 @@ func TestExpSigmoid(t *testing.T) {
 		}
 	}
 	Sigmoid(got, xs)
+	const minNormal = 0x1p-126
 	for i, x := range xs {
-		if want := float32(1 / (1 + Exp64(-float64(x)))); !sameBits(got[i], want) {
-			t.Fatalf("Sigmoid(%v) = %v, want %v", x, got[i], want)
+		want := 1 / (1 + math.Exp(-float64(x)))
+		switch {
+		case x != x:
+			if got[i] == got[i] {
+				t.Fatalf("Sigmoid(NaN) = %v", got[i])
+			}
+			continue
+		case want < minNormal:
+			if float64(got[i]) > minNormal || got[i] < 0 {
+				t.Fatalf("Sigmoid(%v) = %v, want below %g", x, got[i], minNormal)
+			}
+		case math.Abs(float64(got[i])-want) > 3*ulp32(float32(want)):
+			t.Fatalf("Sigmoid(%v) = %v, want %v within 3 ulp", x, got[i], want)
+		}
+		if twin := Sigmoidf(x); math.Abs(float64(got[i]-twin)) > 2*ulp32(twin) {
+			t.Fatalf("Sigmoid(%v) = %v, Sigmoidf gives %v: more than 2 ulp apart", x, got[i], twin)
 		}
 	}
 	if d := math.Abs(Exp64(1)/math.E - 1); d > 1e-13 {
 		t.Errorf("Exp64(1) is %g off e, relatively", d)
 	}
+}
+
+// ulp32 is the spacing of float32s at |v| (the smallest subnormal at 0).
+func ulp32(v float32) float64 {
+	a := float32(math.Abs(float64(v)))
+	return float64(math.Nextafter32(a, float32(math.Inf(1))) - a)
 }
 
 // BenchmarkSigmoid compares the AVX-512 Sigmoid with the Go loop over one
@@ -223,7 +246,7 @@ func BenchmarkSigmoid(b *testing.B) {
 	b.Run("go", func(b *testing.B) {
 		for b.Loop() {
 			for i, v := range x {
-				d[i] = float32(1 / (1 + Exp64(-float64(v))))
+				d[i] = Sigmoidf(v)
 			}
 		}
 	})

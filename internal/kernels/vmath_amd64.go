@@ -13,6 +13,11 @@ var vmathAVX512 = cpu.X86.HasAVX512F
 //go:noescape
 func expSubSumAVX512(x *float32, blocks int, m float32, acc *[16]float32)
 
+// sigmoidAVX512 is Sigmoid on blocks*16 floats.
+//
+//go:noescape
+func sigmoidAVX512(dst, a *float32, blocks int)
+
 // geluAVX512 is Gelu on blocks*16 floats.
 //
 //go:noescape

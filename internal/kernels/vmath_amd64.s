@@ -103,6 +103,36 @@ exploop:
 	VZEROUPPER
 	RET
 
+// func sigmoidAVX512(dst, a *float32, blocks int)
+// dst = 1/(1+e) where a >= 0 and e/(1+e) where a < 0, e = e^-|a| (EXP), NaN
+// kept: Sigmoid's formula.
+TEXT ·sigmoidAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	EXPCONSTS
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z29
+	VPXORD Z28, Z28, Z28
+sigloop:
+	VMOVUPS (SI), Z0
+	VPORD Z29, Z0, Z1
+	EXP(Z1, Z2, Z3, Z4)
+	VADDPS Z27, Z3, Z5
+	VMOVAPS Z27, Z6
+	VCMPPS $1, Z28, Z0, K1
+	VMOVAPS Z3, K1, Z6
+	VDIVPS Z5, Z6, Z6
+	VCMPPS $3, Z0, Z0, K2
+	VMOVAPS Z0, K2, Z6
+	VMOVUPS Z6, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ sigloop
+	VZEROUPPER
+	RET
+
 // func geluAVX512(dst, src *float32, blocks int)
 TEXT ·geluAVX512(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI

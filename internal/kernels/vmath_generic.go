@@ -53,3 +53,5 @@ func maxPool2x2AVX512(src, dst *float32, oh, w, ow, rowStep int) {
 func deinterleave2AVX512(even, odd, src *float32, blocks int) {
 	panic("kernels: no AVX-512 in this build")
 }
+
+func sigmoidAVX512(dst, a *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
