@@ -44,4 +44,3 @@ func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps
 
 //go:noescape
 func expAVX512(dst, a *float32, blocks int)
-

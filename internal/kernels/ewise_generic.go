@@ -24,4 +24,4 @@ func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps
 	panic("kernels: no AVX-512 in this build")
 }
 
-func expAVX512(dst, a *float32, blocks int)     { panic("kernels: no AVX-512 in this build") }
+func expAVX512(dst, a *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
