@@ -219,7 +219,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f.StringArrayVar(&inputs, "input", nil, "input tensor as `NAME=FILE.npy` (repeatable; others are generated)")
 	f.IntSliceVar(&threads, "threads", []int{1}, "intra-op thread counts to measure")
 	f.IntVar(&runs, "runs", 20, "fewest timed runs after the first")
-	f.IntVar(&ops, "ops", 0, "also print each case's N slowest steps (per-op profile: mean ms per run and share of the median); 0 prints none")
+	f.IntVar(&ops, "ops", 0, "also print each case's N slowest steps (per-op profile: mean ms per run, share of the median, GFLOP/s and GB/s against the peak measured in the same process); 0 prints none")
 	f.BoolVar(&compiled, "compiled", false, "with --suite: measure Spindle on each model compiled with 'spindle model compile' (prepacked, shared weights); ONNX Runtime still runs the .onnx")
 	f.StringVar(&ortModel, "ort-model", "", "model file `PATH` ONNX Runtime runs (default --model; give the .onnx when --model is a compiled artifact)")
 	f.DurationVar(&minTime, "min-time", time.Second, "least time the timed runs take together (more runs for fast models; ONNX Runtime gets as many)")

@@ -157,6 +157,20 @@ func TestEngineOpsProfile(t *testing.T) {
 	if sum <= 0 || sum > res.Mean {
 		t.Errorf("steps take %.4f ms per run in all, want more than 0 and at most the mean run, %.4f ms", sum, res.Mean)
 	}
+	// The MNIST CNN at batch 4: conv1 1->10 5x5 to 24x24, conv2 10->20 5x5
+	// to 8x8, Gemm 320->50, Gemm 50->10.
+	wantFLOPs := map[string]float64{
+		"Conv_1+Relu_3+MaxPool_2": 2 * 4 * 10 * 24 * 24 * 25, "Conv_4+Relu_6+MaxPool_5": 2 * 4 * 20 * 8 * 8 * 10 * 25,
+		"Gemm_8+Relu_9": 2 * 4 * 320 * 50, "Gemm_10": 2 * 4 * 50 * 10, "Flatten_7": 0, "LogSoftmax_11": 0,
+	}
+	for _, o := range res.Ops {
+		if o.FLOPs != wantFLOPs[o.Name] || o.Bytes <= 0 {
+			t.Errorf("step %s: %g FLOPs and %g bytes per run, want %g FLOPs and some bytes", o.Name, o.FLOPs, o.Bytes, wantFLOPs[o.Name])
+		}
+	}
+	if res.Peak == nil || res.Peak.GFLOPS <= 0 || res.Peak.GBps <= 0 {
+		t.Errorf("peak %+v, want both rates measured", res.Peak)
+	}
 	res, _, err = Engine(context.Background(), path, Options{Threads: 1, Runs: 1})
 	if err != nil || res.Ops != nil {
 		t.Errorf("without Options.Ops: ops %v, err %v; want none", res.Ops, err)
@@ -164,10 +178,11 @@ func TestEngineOpsProfile(t *testing.T) {
 }
 
 // TestWriteOps checks the profile listing: the slowest steps first with
-// their share of the median, then every step summed by op type.
+// their share of the median and their rates against the peak, then every
+// step summed by op type.
 func TestWriteOps(t *testing.T) {
-	rows := []Comparison{{Case: "m", Threads: 2, Spindle: Result{Latency: Latency{Median: 10}, Ops: []OpTime{
-		{Name: "a", OpType: "MatMul", Ms: 4}, {Name: "b", OpType: "Relu", Ms: 3}, {Name: "c", OpType: "MatMul", Ms: 2},
+	rows := []Comparison{{Case: "m", Threads: 2, Spindle: Result{Latency: Latency{Median: 10}, Peak: &Peak{GFLOPS: 100, GBps: 20}, Ops: []OpTime{
+		{Name: "a", OpType: "MatMul", Ms: 4, FLOPs: 200e6, Bytes: 8e6}, {Name: "b", OpType: "Relu", Ms: 3, Bytes: 30e6}, {Name: "c", OpType: "MatMul", Ms: 2, FLOPs: 100e6, Bytes: 4e6},
 	}}}}
 	var out strings.Builder
 	if err := WriteOps(&out, rows, 2); err != nil {
@@ -181,11 +196,12 @@ func TestWriteOps(t *testing.T) {
 	}
 	want := []string{
 		"m, 2 threads: steps by mean time per run",
-		"ms share op step",
-		"4.000 40.0% MatMul a",
-		"3.000 30.0% Relu b",
-		"6.000 60.0% MatMul all 2",
-		"3.000 30.0% Relu all 1",
+		"peak measured here: 100.0 GFLOP/s (packed SGEMM), 20.0 GB/s (copy)",
+		"ms share op GFLOP/s of peak GB/s of peak step",
+		"4.000 40.0% MatMul 50.0 50% 2.0 10% a",
+		"3.000 30.0% Relu - - 10.0 50% b",
+		"6.000 60.0% MatMul 50.0 50% 2.0 10% all 2",
+		"3.000 30.0% Relu - - 10.0 50% all 1",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("WriteOps printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

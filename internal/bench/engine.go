@@ -79,16 +79,38 @@ type Result struct {
 	// process); zero otherwise.
 	Memory Memory `json:"memory"`
 	// Ops is Spindle's per-step profile of the timed runs, slowest first,
-	// when Options.Ops asked for it.
-	Ops []OpTime `json:"ops,omitempty"`
+	// when Options.Ops asked for it, and Peak what the cores can do at most,
+	// to set the steps' rates against.
+	Ops  []OpTime `json:"ops,omitempty"`
+	Peak *Peak    `json:"peak,omitempty"`
 }
 
-// OpTime is one step's mean time per run.
+// OpTime is one step's mean time and work per run.
 type OpTime struct {
 	// Name is the node's name; a fused step joins its nodes' names with "+".
 	Name   string  `json:"name"`
 	OpType string  `json:"op_type"`
 	Ms     float64 `json:"ms"`
+	// FLOPs and Bytes are engine.StepTiming's, per run.
+	FLOPs float64 `json:"flops,omitempty"`
+	Bytes float64 `json:"bytes,omitempty"`
+}
+
+// GFLOPS is the step's rate of floating-point operations, 0 when it does
+// none.
+func (o OpTime) GFLOPS() float64 {
+	if o.Ms <= 0 {
+		return 0
+	}
+	return o.FLOPs / o.Ms / 1e6
+}
+
+// GBps is the rate at which the step moves its inputs and outputs.
+func (o OpTime) GBps() float64 {
+	if o.Ms <= 0 {
+		return 0
+	}
+	return o.Bytes / o.Ms / 1e6
 }
 
 // Memory is the benchmark process's resident memory at points of a run, in
@@ -156,9 +178,19 @@ func Engine(ctx context.Context, path string, opt Options) (Result, map[string]*
 		return res, nil, fmt.Errorf("first run: %w", err)
 	}
 	res.FirstRunMs = ms(first)
-	steps := map[[2]string]time.Duration{}
+	type work struct {
+		took         time.Duration
+		flops, bytes int64
+	}
+	steps := map[[2]string]work{}
 	if opt.Ops {
-		ro.OnStep = func(name, opType string, d time.Duration) { steps[[2]string{name, opType}] += d }
+		ro.OnStep = func(s engine.StepTiming) {
+			w := steps[[2]string{s.Name, s.OpType}]
+			w.took += s.Took
+			w.flops += s.FLOPs
+			w.bytes += s.Bytes
+			steps[[2]string{s.Name, s.OpType}] = w
+		}
 	}
 	times := make([]time.Duration, 0, opt.Runs)
 	cpu0 := cpuTime()
@@ -173,10 +205,15 @@ func Engine(ctx context.Context, path string, opt Options) (Result, map[string]*
 	}
 	res.CPUMs = ms(cpuTime()-cpu0) / float64(len(times))
 	res.Latency = Summarize(times)
-	for k, d := range steps {
-		res.Ops = append(res.Ops, OpTime{Name: k[0], OpType: k[1], Ms: ms(d) / float64(len(times))})
+	runs := float64(len(times))
+	for k, w := range steps {
+		res.Ops = append(res.Ops, OpTime{Name: k[0], OpType: k[1], Ms: ms(w.took) / runs, FLOPs: float64(w.flops) / runs, Bytes: float64(w.bytes) / runs})
 	}
 	slices.SortFunc(res.Ops, func(a, b OpTime) int { return cmp.Compare(b.Ms, a.Ms) })
+	if opt.Ops {
+		peak := MeasurePeak(opt.Threads, time.Second)
+		res.Peak = &peak
+	}
 	if res.Memory.AfterRuns, res.Memory.PSSAfterRuns, err = memory(); err != nil {
 		return res, nil, err
 	}

@@ -85,9 +85,11 @@ func WriteTable(w io.Writer, rows []Comparison) error {
 	return tw.Flush()
 }
 
-// WriteOps prints each row's per-step profile (Result.Ops): the top steps
-// of each with their share of the run's median (top <= 0 prints all), then
-// every step summed by op type.
+// WriteOps writes each row's per-step profile: its top slowest steps with
+// their share of the median run, their rates (GFLOP/s of a multiply, GB/s of
+// the inputs and outputs it moves) and those rates as a share of the peak
+// the process measured (the roofline: a step far below both is slow for
+// another reason), then every step summed by op type.
 func WriteOps(w io.Writer, rows []Comparison, top int) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range rows {
@@ -95,31 +97,55 @@ func WriteOps(w io.Writer, rows []Comparison, top int) error {
 			continue
 		}
 		fmt.Fprintf(tw, "\n%s, %d threads: steps by mean time per run\n", r.Case, r.Threads)
-		fmt.Fprintln(tw, "ms\tshare\top\tstep\t")
-		ops := r.Spindle.Ops
-		if top > 0 && len(ops) > top {
-			ops = ops[:top]
+		peak := Peak{}
+		if p := r.Spindle.Peak; p != nil {
+			peak = *p
+			fmt.Fprintf(tw, "peak measured here: %.1f GFLOP/s (packed SGEMM), %.1f GB/s (copy)\n", peak.GFLOPS, peak.GBps)
 		}
+		fmt.Fprintln(tw, "ms\tshare\top\tGFLOP/s\tof peak\tGB/s\tof peak\tstep\t")
 		share := func(ms float64) float64 {
 			if r.Spindle.Median <= 0 {
 				return 0
 			}
 			return 100 * ms / r.Spindle.Median
 		}
+		rates := func(o OpTime) string {
+			of := func(v, p float64) string {
+				if p <= 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.0f%%", 100*v/p)
+			}
+			flops, flopsOf := "-", "-"
+			if o.FLOPs > 0 {
+				flops, flopsOf = fmt.Sprintf("%.1f", o.GFLOPS()), of(o.GFLOPS(), peak.GFLOPS)
+			}
+			return fmt.Sprintf("%s\t%s\t%.1f\t%s", flops, flopsOf, o.GBps(), of(o.GBps(), peak.GBps))
+		}
+		ops := r.Spindle.Ops
+		if top > 0 && len(ops) > top {
+			ops = ops[:top]
+		}
 		for _, o := range ops {
-			fmt.Fprintf(tw, "%.3f\t%.1f%%\t%s\t%s\t\n", o.Ms, share(o.Ms), o.OpType, o.Name)
+			fmt.Fprintf(tw, "%.3f\t%.1f%%\t%s\t%s\t%s\t\n", o.Ms, share(o.Ms), o.OpType, rates(o), o.Name)
 		}
 		// Then every step, summed by op type.
-		byType := map[string]float64{}
+		byType := map[string]OpTime{}
 		count := map[string]int{}
 		for _, o := range r.Spindle.Ops {
-			byType[o.OpType] += o.Ms
+			t := byType[o.OpType]
+			t.OpType = o.OpType
+			t.Ms += o.Ms
+			t.FLOPs += o.FLOPs
+			t.Bytes += o.Bytes
+			byType[o.OpType] = t
 			count[o.OpType]++
 		}
 		types := slices.Collect(maps.Keys(byType))
-		slices.SortFunc(types, func(a, b string) int { return cmp.Compare(byType[b], byType[a]) })
+		slices.SortFunc(types, func(a, b string) int { return cmp.Compare(byType[b].Ms, byType[a].Ms) })
 		for _, t := range types {
-			fmt.Fprintf(tw, "%.3f\t%.1f%%\t%s\tall %d\t\n", byType[t], share(byType[t]), t, count[t])
+			o := byType[t]
+			fmt.Fprintf(tw, "%.3f\t%.1f%%\t%s\t%s\tall %d\t\n", o.Ms, share(o.Ms), t, rates(o), count[t])
 		}
 	}
 	return tw.Flush()

@@ -35,7 +35,7 @@ const DefaultMaxBytes int64 = 4 << 30
 // runState is one Run's thread budget and memory account.
 type runState struct {
 	threads int
-	onStep  func(name, opType string, d time.Duration)
+	onStep  func(StepTiming)
 	// limit is the most bytes of intermediate tensors the Run may hold;
 	// live is what it holds now. limit < 0 means no limit.
 	limit, live int64
@@ -405,12 +405,18 @@ func formatBytes(n int64) string {
 // exec runs st on args within the Run's budget: it admits the step, then
 // runs its kernel or, for a fused step, the fast kernel or else the steps it
 // replaced, each admitted in turn.
-func (rs *runState) exec(st *step, args []*tensor.Tensor) ([]*tensor.Tensor, error) {
+func (rs *runState) exec(st *step, args []*tensor.Tensor) (outs []*tensor.Tensor, err error) {
 	if err := rs.admit(st, args); err != nil {
 		return nil, err
 	}
 	if rs.onStep != nil {
-		defer func(t0 time.Time) { rs.onStep(st.node.Name, st.node.OpType, time.Since(t0)) }(time.Now())
+		onStep := rs.onStep
+		t0 := time.Now()
+		defer func() {
+			took := time.Since(t0)
+			flops, bytes := stepWork(st, args, outs)
+			onStep(StepTiming{Name: st.node.Name, OpType: st.node.OpType, Took: took, FLOPs: flops, Bytes: bytes})
+		}()
 	}
 	rs.replaced = false
 	if st.fused == nil {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"runtime"
-	"time"
 
 	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
@@ -23,11 +22,10 @@ type RunOptions struct {
 	// (see budget.go). 0 means DefaultMaxBytes; a negative value means no
 	// limit.
 	MaxBytes int64
-	// OnStep, when not nil, is called on the Run's goroutine after each step
-	// with the step's node name (fused steps join their nodes' names with
-	// "+"), its op type and how long it took, a failed step included: a
+	// OnStep, when not nil, is called on the Run's goroutine after each step,
+	// a failed step included, with its name, op type, time and work: a
 	// per-op profile (spindle bench engine --ops).
-	OnStep func(name, opType string, d time.Duration)
+	OnStep func(StepTiming)
 }
 
 func (ro RunOptions) maxBytes() int64 {

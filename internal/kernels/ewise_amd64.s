@@ -262,11 +262,57 @@ axpydone:
 	VZEROUPPER
 	RET
 
+// DWINIT8 sets the eight accumulators Z0-Z7 to the bias (Z31).
+#define DWINIT8 \
+	VMOVAPS Z31, Z0 \
+	VMOVAPS Z31, Z1 \
+	VMOVAPS Z31, Z2 \
+	VMOVAPS Z31, Z3 \
+	VMOVAPS Z31, Z4 \
+	VMOVAPS Z31, Z5 \
+	VMOVAPS Z31, Z6 \
+	VMOVAPS Z31, Z7
+
+// DWTAP points SI at this tap's input for the current block (base R13 plus
+// offs[t]*4 from R11, plus the block's byte offset BX) and broadcasts its
+// weight (R12) into Z16.
+#define DWTAP \
+	MOVQ (R11), SI \
+	SHLQ $2, SI \
+	ADDQ R13, SI \
+	ADDQ BX, SI \
+	VBROADCASTSS (R12), Z16
+
+// DWNEXT steps to the next tap and counts CX down.
+#define DWNEXT \
+	ADDQ $8, R11 \
+	ADDQ $4, R12 \
+	DECQ CX
+
+// LANEMASK sets K to the lanes of a vector that starts off outputs into the
+// DX left: min(16, max(0, DX-off)) low bits.
+#define LANEMASK(off, K) \
+	MOVQ DX, CX \
+	SUBQ $off, CX \
+	MOVQ $16, AX \
+	CMPQ CX, AX \
+	CMOVQGT AX, CX \
+	XORQ AX, AX \
+	CMPQ CX, AX \
+	CMOVQLT AX, CX \
+	MOVL $1, AX \
+	SHLL CX, AX \
+	DECL AX \
+	KMOVW AX, K
+
 // func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps int, bias float32)
-// dst[j] = bias + sum over t of w[t]*base[offs[t]+j], for j < n: the accumulators
-// of 128 outputs stay in registers over every tap (eight independent sums, so
-// the multiply-adds overlap), each tap a broadcast weight times one load per
-// 16 outputs; then blocks of 64 and 16, and the last n%16 under a mask.
+// dst[j] = bias + sum over t of w[t]*base[offs[t]+j], for j < n: the
+// accumulators of 128 outputs stay in registers over every tap (eight
+// independent sums, so the multiply-adds overlap), each tap a broadcast
+// weight times one load per 16 outputs. The last n%128 outputs take one more
+// pass over the taps, with eight accumulators (more than 64 left) or four,
+// the loads and stores past n masked off: a short row costs one pass, not one
+// per 16 outputs.
 TEXT ·dwRowAVX512(SB), NOSPLIT, $0-52
 	MOVQ dst+0(FP), DI
 	MOVQ n+8(FP), DX
@@ -278,24 +324,13 @@ TEXT ·dwRowAVX512(SB), NOSPLIT, $0-52
 	XORQ BX, BX
 dw128:
 	CMPQ DX, $128
-	JLT dw64
-	VMOVAPS Z31, Z0
-	VMOVAPS Z31, Z1
-	VMOVAPS Z31, Z2
-	VMOVAPS Z31, Z3
-	VMOVAPS Z31, Z4
-	VMOVAPS Z31, Z5
-	VMOVAPS Z31, Z6
-	VMOVAPS Z31, Z7
+	JLT dwrest
+	DWINIT8
 	MOVQ R8, R11
 	MOVQ R9, R12
 	MOVQ R10, CX
 dw128tap:
-	MOVQ (R11), SI
-	SHLQ $2, SI
-	ADDQ R13, SI
-	ADDQ BX, SI
-	VBROADCASTSS (R12), Z16
+	DWTAP
 	VFMADD231PS (SI), Z16, Z0
 	VFMADD231PS 64(SI), Z16, Z1
 	VFMADD231PS 128(SI), Z16, Z2
@@ -304,9 +339,7 @@ dw128tap:
 	VFMADD231PS 320(SI), Z16, Z5
 	VFMADD231PS 384(SI), Z16, Z6
 	VFMADD231PS 448(SI), Z16, Z7
-	ADDQ $8, R11
-	ADDQ $4, R12
-	DECQ CX
+	DWNEXT
 	JNZ dw128tap
 	VMOVUPS Z0, (DI)(BX*1)
 	VMOVUPS Z1, 64(DI)(BX*1)
@@ -319,9 +352,51 @@ dw128tap:
 	ADDQ $512, BX
 	SUBQ $128, DX
 	JMP dw128
-dw64:
+dwrest:
+	TESTQ DX, DX
+	JZ dwdone
 	CMPQ DX, $64
-	JLT dw16
+	JLE dwrest4
+	// 65 to 127 left: vectors 0-3 whole, 4-7 under masks K4-K7.
+	LANEMASK(64, K4)
+	LANEMASK(80, K5)
+	LANEMASK(96, K6)
+	LANEMASK(112, K7)
+	DWINIT8
+	MOVQ R8, R11
+	MOVQ R9, R12
+	MOVQ R10, CX
+dwrest8tap:
+	DWTAP
+	VFMADD231PS (SI), Z16, Z0
+	VFMADD231PS 64(SI), Z16, Z1
+	VFMADD231PS 128(SI), Z16, Z2
+	VFMADD231PS 192(SI), Z16, Z3
+	VMOVUPS.Z 256(SI), K4, Z8
+	VMOVUPS.Z 320(SI), K5, Z9
+	VMOVUPS.Z 384(SI), K6, Z10
+	VMOVUPS.Z 448(SI), K7, Z11
+	VFMADD231PS Z8, Z16, Z4
+	VFMADD231PS Z9, Z16, Z5
+	VFMADD231PS Z10, Z16, Z6
+	VFMADD231PS Z11, Z16, Z7
+	DWNEXT
+	JNZ dwrest8tap
+	VMOVUPS Z0, (DI)(BX*1)
+	VMOVUPS Z1, 64(DI)(BX*1)
+	VMOVUPS Z2, 128(DI)(BX*1)
+	VMOVUPS Z3, 192(DI)(BX*1)
+	VMOVUPS Z4, K4, 256(DI)(BX*1)
+	VMOVUPS Z5, K5, 320(DI)(BX*1)
+	VMOVUPS Z6, K6, 384(DI)(BX*1)
+	VMOVUPS Z7, K7, 448(DI)(BX*1)
+	JMP dwdone
+dwrest4:
+	// 1 to 64 left: four vectors under masks K4-K7.
+	LANEMASK(0, K4)
+	LANEMASK(16, K5)
+	LANEMASK(32, K6)
+	LANEMASK(48, K7)
 	VMOVAPS Z31, Z0
 	VMOVAPS Z31, Z1
 	VMOVAPS Z31, Z2
@@ -329,76 +404,22 @@ dw64:
 	MOVQ R8, R11
 	MOVQ R9, R12
 	MOVQ R10, CX
-dw64tap:
-	MOVQ (R11), SI
-	SHLQ $2, SI
-	ADDQ R13, SI
-	ADDQ BX, SI
-	VMOVUPS (SI), Z4
-	VMOVUPS 64(SI), Z5
-	VMOVUPS 128(SI), Z6
-	VMOVUPS 192(SI), Z7
-	VFMADD231PS.BCST (R12), Z4, Z0
-	VFMADD231PS.BCST (R12), Z5, Z1
-	VFMADD231PS.BCST (R12), Z6, Z2
-	VFMADD231PS.BCST (R12), Z7, Z3
-	ADDQ $8, R11
-	ADDQ $4, R12
-	DECQ CX
-	JNZ dw64tap
-	VMOVUPS Z0, (DI)(BX*1)
-	VMOVUPS Z1, 64(DI)(BX*1)
-	VMOVUPS Z2, 128(DI)(BX*1)
-	VMOVUPS Z3, 192(DI)(BX*1)
-	ADDQ $256, BX
-	SUBQ $64, DX
-	JMP dw64
-dw16:
-	CMPQ DX, $16
-	JLT dwtail
-	VMOVAPS Z31, Z0
-	MOVQ R8, R11
-	MOVQ R9, R12
-	MOVQ R10, CX
-dw16tap:
-	MOVQ (R11), SI
-	SHLQ $2, SI
-	ADDQ R13, SI
-	ADDQ BX, SI
-	VMOVUPS (SI), Z4
-	VFMADD231PS.BCST (R12), Z4, Z0
-	ADDQ $8, R11
-	ADDQ $4, R12
-	DECQ CX
-	JNZ dw16tap
-	VMOVUPS Z0, (DI)(BX*1)
-	ADDQ $64, BX
-	SUBQ $16, DX
-	JMP dw16
-dwtail:
-	TESTQ DX, DX
-	JZ dwdone
-	MOVQ DX, CX
-	MOVL $1, AX
-	SHLL CX, AX
-	DECL AX
-	KMOVW AX, K1
-	VMOVAPS Z31, Z0
-	MOVQ R8, R11
-	MOVQ R9, R12
-	MOVQ R10, CX
-dwtailtap:
-	MOVQ (R11), SI
-	SHLQ $2, SI
-	ADDQ R13, SI
-	ADDQ BX, SI
-	VMOVUPS.Z (SI), K1, Z4
-	VFMADD231PS.BCST (R12), Z4, Z0
-	ADDQ $8, R11
-	ADDQ $4, R12
-	DECQ CX
-	JNZ dwtailtap
-	VMOVUPS Z0, K1, (DI)(BX*1)
+dwrest4tap:
+	DWTAP
+	VMOVUPS.Z (SI), K4, Z8
+	VMOVUPS.Z 64(SI), K5, Z9
+	VMOVUPS.Z 128(SI), K6, Z10
+	VMOVUPS.Z 192(SI), K7, Z11
+	VFMADD231PS Z8, Z16, Z0
+	VFMADD231PS Z9, Z16, Z1
+	VFMADD231PS Z10, Z16, Z2
+	VFMADD231PS Z11, Z16, Z3
+	DWNEXT
+	JNZ dwrest4tap
+	VMOVUPS Z0, K4, (DI)(BX*1)
+	VMOVUPS Z1, K5, 64(DI)(BX*1)
+	VMOVUPS Z2, K6, 128(DI)(BX*1)
+	VMOVUPS Z3, K7, 192(DI)(BX*1)
 dwdone:
 	VZEROUPPER
 	RET

@@ -251,3 +251,46 @@ func BenchmarkSigmoid(b *testing.B) {
 		}
 	})
 }
+
+// TestDepthwiseRow checks DepthwiseRow on this build's backend against its
+// Go loop (the same multiply-adds in tap order) for every length up to 300,
+// so that every block path runs (128-output blocks, a rest of 65 to 127
+// and of 1 to 64), with 1 to 25 taps at scattered offsets and guard bands
+// around dst that must stay as they were.
+func TestDepthwiseRow(t *testing.T) {
+	const guard = -777
+	r := rand.New(rand.NewPCG(5, 6))
+	base := make([]float32, 1200)
+	for i := range base {
+		base[i] = float32(r.NormFloat64())
+	}
+	for n := 0; n <= 300; n++ {
+		taps := 1 + n%25
+		offs, w := make([]int, taps), make([]float32, taps)
+		for i := range offs {
+			offs[i] = r.IntN(len(base) - n + 1)
+			w[i] = float32(r.NormFloat64())
+		}
+		bias := float32(r.NormFloat64())
+		buf := make([]float32, n+8)
+		for i := range buf {
+			buf[i] = guard
+		}
+		DepthwiseRow(buf[4:4+n], base, offs, w, bias)
+		for i, v := range buf {
+			if i < 4 || i >= 4+n {
+				if v != guard {
+					t.Fatalf("n=%d, %d taps: guard [%d] = %v", n, taps, i-4, v)
+				}
+				continue
+			}
+			want := bias
+			for k, o := range offs {
+				want = float32(math.FMA(float64(w[k]), float64(base[o+i-4]), float64(want)))
+			}
+			if !sameBits(v, want) {
+				t.Fatalf("n=%d, %d taps: [%d] = %v, want %v", n, taps, i-4, v, want)
+			}
+		}
+	}
+}
