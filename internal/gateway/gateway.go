@@ -186,8 +186,12 @@ type Gateway struct {
 	// conns is the listener Serve serves on; nil before Serve.
 	conns atomic.Pointer[connLimiter]
 
-	logsMu   sync.Mutex
-	logFiles map[string]*lumberjack.Logger // by function key
+	logsMu     sync.Mutex
+	logFiles   map[string]*lumberjack.Logger // by function key
+	logsClosed bool                          // Close closed them: later lines are dropped
+	// watchers counts the goroutines that log an instance's exit; Close
+	// waits for them before it closes the logs.
+	watchers sync.WaitGroup
 }
 
 // New opens the data directory and returns a gateway.
@@ -637,10 +641,12 @@ func (g *Gateway) Close() error {
 		go func() { defer wg.Done(); g.stopFunction(n) }()
 	}
 	wg.Wait()
+	g.watchers.Wait() // every instance has stopped: their exits are logged
 	g.logsMu.Lock()
 	for _, l := range g.logFiles {
 		l.Close()
 	}
+	g.logsClosed = true // a late line must not open a file again
 	g.logsMu.Unlock()
 	return g.reg.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -337,6 +338,42 @@ func TestFunctionLog(t *testing.T) {
 	}
 	if files, _ := filepath.Glob(filepath.Join(tg.cfg.Home, "logs", "default", "add*.log")); len(files) != 0 {
 		t.Errorf("logs of the removed function remain: %v", files)
+	}
+}
+
+// TestLogAfterClose checks that Close logs every instance's exit before it
+// returns and that nothing reopens a log afterwards: an exit logged late
+// recreated the file while the test's data directory was being removed
+// (1 CI run in 3).
+func TestLogAfterClose(t *testing.T) {
+	tg := newTestGateway(t, Config{})
+	tg.deploy(t, "add", addModel())
+	code, body := infer(t, tg.url, "add", addBody)
+	wantStatus(t, "request", code, body, 200, `"data"`)
+	pid := tg.pids("add")[0]
+	spec, err := tg.reg.Get("default", "add")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := tg.logPath(spec)
+	log, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("spindle: instance %d exited", pid); !strings.Contains(string(log), want) {
+		t.Errorf("log after Close lacks %q:\n%s", want, log)
+	}
+	tg.logEvent(spec, "a line after Close")
+	spec.Name = "other"
+	tg.logEvent(spec, "a line after Close")
+	if after, _ := os.ReadFile(path); len(after) != len(log) {
+		t.Errorf("a line logged after Close reached the file")
+	}
+	if _, err := os.Stat(tg.logPath(spec)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a line logged after Close made %s (stat: %v)", tg.logPath(spec), err)
 	}
 }
 

@@ -25,11 +25,16 @@ func (g *Gateway) logPath(f registry.Function) string {
 // rotated at Config.LogMaxBytes, keeping one older file, so that a chatty
 // or failing function cannot fill the disk.
 
-// funcLog returns the log of function spec, shared by all its instances.
-func (g *Gateway) funcLog(spec registry.Function) *lumberjack.Logger {
+// funcLog returns the log of function spec, shared by all its instances;
+// after Close, a writer that drops what it gets (a request or an instance
+// that ends during Close must not leave a file behind).
+func (g *Gateway) funcLog(spec registry.Function) io.Writer {
 	key := fnKey(spec.Owner, spec.Name)
 	g.logsMu.Lock()
 	defer g.logsMu.Unlock()
+	if g.logsClosed {
+		return io.Discard
+	}
 	l := g.logFiles[key]
 	if l == nil {
 		l = &lumberjack.Logger{Filename: g.logPath(spec), MaxSize: g.cfg.LogMaxMB, MaxBackups: 1}

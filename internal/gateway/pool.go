@@ -263,7 +263,9 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 	g.logEvent(spec, "instance %d started in %s (%v vCPU, %s workers)", p.Pid, time.Since(began).Round(time.Millisecond), vcpu, workers)
 	g.cfg.Logger.Info("instance started", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "addr", p.Addr, "elapsed", time.Since(began).Round(time.Millisecond))
 	g.metrics.InstanceStarted(fnKey(spec.Owner, spec.Name), "start", time.Since(began))
+	g.watchers.Add(1)
 	go func() {
+		defer g.watchers.Done()
 		<-p.Done()
 		how := "exited"
 		if err := p.Err(); err != nil {
