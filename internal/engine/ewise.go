@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/spindleml/spindle/internal/kernels"
@@ -165,12 +166,30 @@ func (p ewPattern) load(dst, src []float32, i0 int) {
 	}
 }
 
-// ewScratch holds the value buffers of one goroutine's blocks.
-var ewScratch = sync.Pool{New: func() any { return new([]float32) }}
+// ewScratch holds a goroutine's working state for ewRun.apply: the value
+// buffers of a block and the slices indexing them.
+var ewScratch = sync.Pool{New: func() any { return new(ewState) }}
 
-// run is the fused step's fast kernel: it declines (ok false) when an input
-// is not float32 or broadcasts in a way the program does not read.
-func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+type ewState struct {
+	buf    []float32
+	vals   [][]float32
+	scal   []float32
+	isScal []bool
+}
+
+// ewRun is a program bound to the tensors of one call: its sources (inputs
+// and constants), how each is read, and the output's shape and size.
+type ewRun struct {
+	p     *ewProgram
+	srcs  []*tensor.Tensor
+	pats  []ewPattern
+	shape []int
+	n     int
+}
+
+// bind binds p to its inputs in; false when an input is not float32 or
+// broadcasts in a way the program does not read.
+func (p *ewProgram) bind(in []*tensor.Tensor) (*ewRun, bool) {
 	srcs := make([]*tensor.Tensor, p.nin+len(p.consts))
 	var shape []int
 	first := true
@@ -179,7 +198,7 @@ func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, boo
 			continue
 		}
 		if k >= len(in) || in[k] == nil || in[k].DType != tensor.Float32 {
-			return nil, false, nil
+			return nil, false
 		}
 		srcs[k] = in[k]
 	}
@@ -194,7 +213,7 @@ func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, boo
 		}
 		var err error
 		if shape, err = broadcastShapes(shape, t.Shape); err != nil {
-			return nil, false, nil // the replaced steps report it
+			return nil, false // the replaced steps report it
 		}
 	}
 	pats := make([]ewPattern, len(srcs))
@@ -204,68 +223,97 @@ func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, boo
 		}
 		pt, ok := patternOf(t.Shape, shape)
 		if !ok {
-			return nil, false, nil
+			return nil, false
 		}
 		pats[k] = pt
 	}
-	out := newF32Dirty(shape...) // every element is written
-	n := len(out.F32)
-	blocks := (n + ewBlock - 1) / ewBlock
-	parts := min(threads, max(1, n/(16*ewBlock)), blocks)
+	return &ewRun{p: p, srcs: srcs, pats: pats, shape: shape, n: tensor.NumElements(shape)}, true
+}
+
+// run is the fused step's fast kernel: it declines (ok false) when an input
+// is not float32 or broadcasts in a way the program does not read.
+func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+	r, ok := p.bind(in)
+	if !ok {
+		return nil, false, nil
+	}
+	out := newF32Dirty(r.shape...) // every element is written
+	blocks := (r.n + ewBlock - 1) / ewBlock
+	parts := min(threads, max(1, r.n/(16*ewBlock)), blocks)
 	kernels.Parallel(parts, func(part int) {
-		bp := ewScratch.Get().(*[]float32)
-		if need := p.nvals * ewBlock; len(*bp) < need {
-			*bp = make([]float32, need)
-		}
-		buf := *bp
-		vals := make([][]float32, p.nvals)
-		// A value that is one number over the whole block (a per-channel
-		// constant inside one channel's run, and what is computed from
-		// such values only) is kept as that number: the instructions
-		// reading it use their immediate forms, and an op on numbers alone
-		// runs once per block, not once per element.
-		scal := make([]float32, p.nvals)
-		isScal := make([]bool, p.nvals)
-		for b := part * blocks / parts; b < (part+1)*blocks/parts; b++ {
-			i0 := b * ewBlock
-			bn := min(ewBlock, n-i0)
-			for k, t := range srcs {
-				isScal[k] = false
-				switch {
-				case t == nil:
-				case pats[k].count == n:
-					vals[k] = t.F32[i0 : i0+bn] // the output's shape: read in place
-				case pats[k].inner > 1 && i0%pats[k].inner+bn <= pats[k].inner:
-					isScal[k], scal[k] = true, t.F32[(i0/pats[k].inner)%pats[k].count]
-				default:
-					vals[k] = buf[k*ewBlock : k*ewBlock+bn]
-					pats[k].load(vals[k], t.F32, i0)
-				}
-			}
-			for j, ins := range p.code {
-				last := j == len(p.code)-1
-				dst := buf[ins.dst*ewBlock : ins.dst*ewBlock+bn]
-				if last {
-					dst = out.F32[i0 : i0+bn]
-				}
-				isScal[ins.dst] = false
-				if v, ok := ins.scalar(vals, scal, isScal); ok {
-					if !last {
-						isScal[ins.dst], scal[ins.dst] = true, v
-						continue
-					}
-					for i := range dst {
-						dst[i] = v
-					}
-				} else {
-					ins.exec(dst, vals, scal, isScal)
-				}
-				vals[ins.dst] = dst
-			}
-		}
-		ewScratch.Put(bp)
+		lo, hi := part*blocks/parts*ewBlock, min(r.n, (part+1)*blocks/parts*ewBlock)
+		r.apply(out.F32[lo:hi], lo, false)
 	})
 	return []*tensor.Tensor{out}, true, nil
+}
+
+// apply computes the output elements [i0, i0+len(dst)) into dst, a block
+// at a time. inPlace says dst may be the memory of an input the program
+// reads (a convolution's output, which its epilogue overwrites): then each
+// block's result is made in scratch and copied over, so no instruction
+// writes what a later one of the block still reads.
+func (r *ewRun) apply(dst []float32, i0 int, inPlace bool) {
+	p := r.p
+	st := ewScratch.Get().(*ewState)
+	defer ewScratch.Put(st)
+	if need := (p.nvals + 1) * ewBlock; len(st.buf) < need {
+		st.buf = make([]float32, need)
+	}
+	if len(st.vals) < p.nvals {
+		st.vals, st.scal, st.isScal = make([][]float32, p.nvals), make([]float32, p.nvals), make([]bool, p.nvals)
+	}
+	buf, vals, scal, isScal := st.buf, st.vals[:p.nvals], st.scal[:p.nvals], st.isScal[:p.nvals]
+	staging := buf[p.nvals*ewBlock : (p.nvals+1)*ewBlock]
+	// A value that is one number over the whole block (a per-channel
+	// constant inside one channel's run, and what is computed from such
+	// values only) is kept as that number: the instructions reading it use
+	// their immediate forms, and an op on numbers alone runs once per block,
+	// not once per element.
+	for off := 0; off < len(dst); off += ewBlock {
+		b0 := i0 + off
+		bn := min(ewBlock, len(dst)-off)
+		for k, t := range r.srcs {
+			isScal[k] = false
+			pt := r.pats[k]
+			switch {
+			case t == nil:
+			case pt.count == r.n:
+				vals[k] = t.F32[b0 : b0+bn] // the output's shape: read in place
+			case pt.inner > 1 && b0%pt.inner+bn <= pt.inner:
+				isScal[k], scal[k] = true, t.F32[(b0/pt.inner)%pt.count]
+			default:
+				vals[k] = buf[k*ewBlock : k*ewBlock+bn]
+				pt.load(vals[k], t.F32, b0)
+			}
+		}
+		out := dst[off : off+bn]
+		for j, ins := range p.code {
+			last := j == len(p.code)-1
+			d := buf[ins.dst*ewBlock : ins.dst*ewBlock+bn]
+			if last {
+				d = out
+				if inPlace {
+					d = staging[:bn]
+				}
+			}
+			isScal[ins.dst] = false
+			if v, ok := ins.scalar(vals, scal, isScal); ok {
+				if !last {
+					isScal[ins.dst], scal[ins.dst] = true, v
+					continue
+				}
+				for i := range d {
+					d[i] = v
+				}
+			} else {
+				ins.exec(d, vals, scal, isScal)
+			}
+			vals[ins.dst] = d
+		}
+		if inPlace {
+			copy(out, staging[:bn])
+		}
+	}
 }
 
 // operand returns a's value over the block: a vector, or a number when a
@@ -713,8 +761,93 @@ func (f *fuser) elementwise() {
 		// The output has the inputs' broadcast shape; each thread keeps a
 		// block buffer per value.
 		fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
-			return satMul(broadcastCount(in), 4), int64(max(threads, 1) * prog.nvals * ewBlock * 4)
+			return satMul(broadcastCount(in), 4), prog.scratchBytes(threads)
 		}
+		fr.ew = prog
 	}
 	f.compact()
+}
+
+// noConvProgram leaves elementwise programs apart from the convolutions
+// before them, for tests that compare the two.
+var noConvProgram = false
+
+// scratchBytes is the block buffers of threads goroutines running p.
+func (p *ewProgram) scratchBytes(threads int) int64 {
+	return int64(max(threads, 1) * (p.nvals + 1) * ewBlock * 4)
+}
+
+// convProgram joins elementwise group i to the convolution that makes one
+// of its inputs, when the group alone reads it: the convolution runs the
+// program as its epilogue, on each segment of output it finishes, while the
+// segment is in cache (Node.epiThreaded), in place. A BatchNormalization
+// folded into the convolution, then HardSwish or SiLU spelled out, a
+// squeeze-excitation scale or a residual add thus cost no pass over memory
+// of their own. When the program cannot run so (its output would be larger
+// than the convolution's, or it declines the inputs), the convolution's
+// output is left as it is and the program runs after it.
+func (f *fuser) convProgram(i int) {
+	st := f.m.steps[i]
+	if st.fused == nil || st.fused.ew == nil || noConvProgram {
+		return
+	}
+	prog := st.fused.ew
+	for kx, s := range st.in {
+		c := f.producer(s)
+		if c < 0 || f.op(c) != "Conv" || f.m.steps[c].fused != nil || f.m.steps[c].node.epiThreaded == nil || f.sole(s) != i || f.isOut[s] {
+			continue
+		}
+		conv := f.m.steps[c]
+		var convIn, progIn []int
+		fr := f.replace([]int{c, i}, f.out0(i), opEpilogue, func(at func(int) int) fastKernel {
+			convIn = make([]int, len(conv.in))
+			for j, cs := range conv.in {
+				convIn[j] = at(cs)
+			}
+			progIn = make([]int, len(st.in))
+			for k, ps := range st.in {
+				progIn[k] = at(ps)
+			}
+			return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+				args := make([]*tensor.Tensor, len(convIn))
+				for j, k := range convIn {
+					if k >= 0 {
+						args[j] = in[k]
+					}
+				}
+				pin := make([]*tensor.Tensor, len(progIn))
+				for k, j := range progIn {
+					if k != kx && j >= 0 {
+						pin[k] = in[j]
+					}
+				}
+				after := false // the program runs after the convolution instead
+				outs, err := conv.node.epiThreaded(threads, args, func(y *tensor.Tensor) func([]float32) {
+					pin[kx] = y
+					r, ok := prog.bind(pin)
+					if !ok || !slices.Equal(r.shape, y.Shape) {
+						after = true
+						return nil
+					}
+					base := cap(y.F32) // a segment's offset is how much less room it has
+					return func(seg []float32) { r.apply(seg, base-cap(seg), true) }
+				})
+				if err != nil || !after {
+					return outs, err == nil, err
+				}
+				pin[kx] = outs[0]
+				res, ok, err := prog.run(threads, pin)
+				putF32(outs[0].F32) // nothing else holds the convolution's output
+				return res, ok, err
+			}
+		})
+		need := needOfHead(conv, convIn)
+		fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
+			out, scratch := need(threads, in)
+			// Run after the convolution, the program makes an output of
+			// its own, no larger than the convolution's.
+			return out, scratch + out + prog.scratchBytes(threads)
+		}
+		return
+	}
 }

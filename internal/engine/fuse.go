@@ -54,6 +54,9 @@ type fusedRun struct {
 	// and of the working memory it takes besides, for Run's memory budget
 	// (the replaced steps, if they run, are held to it one by one).
 	need func(threads int, in []*tensor.Tensor) (out, scratch int64)
+	// ew is the program of an elementwise group (nil for other fused
+	// steps), for the fuser to run after a convolution (convProgram).
+	ew *ewProgram
 }
 
 // needOf is a fusedRun.need for a fast kernel whose output has the size of
@@ -97,6 +100,11 @@ func (m *Model) fuse(consts []*tensor.Tensor, shapes [][]int) ([]*tensor.Tensor,
 		f.compact()
 	}
 	f.elementwise()
+	f.index()
+	for i := range m.steps {
+		f.convProgram(i)
+	}
+	f.compact()
 	m.stats.Steps = len(m.steps)
 	return f.consts, f.shapes
 }

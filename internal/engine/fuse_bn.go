@@ -82,7 +82,7 @@ func (f *fuser) convBatchNorm(i int) {
 		}
 		return f.consts[in[j]]
 	}
-	n.threaded, n.reluThreaded, n.reluPool, n.clipThreaded, n.packedBytes = nil, nil, nil, nil, 0
+	n.threaded, n.reluThreaded, n.reluPool, n.clipThreaded, n.epiThreaded, n.packedBytes = nil, nil, nil, nil, nil, 0
 	k, err := callFactory(ops["Conv"], &n)
 	if err != nil {
 		return // keep both steps as they were

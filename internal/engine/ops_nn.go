@@ -190,7 +190,7 @@ func newConv(n *Node) (Kernel, error) {
 	}
 	// conv returns ok false, and computes nothing, only when pool is set and
 	// the convolution cannot pool its output itself (see convIndirect).
-	conv := func(threads int, in []*tensor.Tensor, act convAct, pool bool) (_ []*tensor.Tensor, ok bool, _ error) {
+	conv := func(threads int, in []*tensor.Tensor, act convAct, pool bool, bind func(*tensor.Tensor) func([]float32)) (_ []*tensor.Tensor, ok bool, _ error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, false, err
 		}
@@ -246,6 +246,9 @@ func newConv(n *Node) (Kernel, error) {
 			P /= 4
 		}
 		y := newF32Dirty(yShape...) // every path writes every output element
+		if bind != nil {
+			act.post = bind(y)
+		}
 		var ic *kernels.Im2col
 		if !pointwise && !indirect && usePanels(&g) {
 			ic = kernels.NewIm2col(Cg, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
@@ -303,21 +306,25 @@ func newConv(n *Node) (Kernel, error) {
 		return []*tensor.Tensor{y}, true, nil
 	}
 	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		outs, _, err := conv(threads, in, convAct{}, false)
+		outs, _, err := conv(threads, in, convAct{}, false, nil)
 		return outs, err
 	}
 	n.reluThreaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		outs, _, err := conv(threads, in, actReluConv, false)
+		outs, _, err := conv(threads, in, actReluConv, false, nil)
 		return outs, err
 	}
 	n.reluPool = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
-		return conv(threads, in, actReluConv, true)
+		return conv(threads, in, actReluConv, true, nil)
 	}
 	n.clipThreaded = func(lo, hi float32) threadedKernel {
 		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-			outs, _, err := conv(threads, in, convAct{clip: true, lo: lo, hi: hi}, false)
+			outs, _, err := conv(threads, in, convAct{clip: true, lo: lo, hi: hi}, false, nil)
 			return outs, err
 		}
+	}
+	n.epiThreaded = func(threads int, in []*tensor.Tensor, bind func(*tensor.Tensor) func([]float32)) ([]*tensor.Tensor, error) {
+		outs, _, err := conv(threads, in, convAct{}, false, bind)
+		return outs, err
 	}
 	n.fresh = true
 	return withThreads(n.threaded, 1), nil
@@ -405,24 +412,29 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 // convAct is what a convolution applies to its output after the bias, in
 // its epilogue: nothing (the zero value), Relu (NaN giving 0, as the Relu op
 // computes it), or a Clip to [lo, hi] (ReLU6 is [0, 6]; NaN stays NaN, as the
-// Clip op keeps it).
+// Clip op keeps it); then post, when set, on each finished segment of the
+// output (an elementwise program: see Node.epiThreaded).
 type convAct struct {
 	relu, clip bool
 	lo, hi     float32
+	post       func(seg []float32)
 }
 
 var actReluConv = convAct{relu: true}
 
-// any reports whether the activation does anything.
-func (a convAct) any() bool { return a.relu || a.clip }
+// any reports whether the epilogue does anything.
+func (a convAct) any() bool { return a.relu || a.clip || a.post != nil }
 
-// apply applies the activation to row.
+// apply applies the activation, then post, to row.
 func (a convAct) apply(row []float32) {
 	switch {
 	case a.relu:
 		kernels.Relu(row)
 	case a.clip:
 		kernels.Clip(row, row, a.lo, a.hi)
+	}
+	if a.post != nil {
+		a.post(row)
 	}
 }
 
@@ -441,6 +453,9 @@ func biasRelu(y []float32, ld, j0, n int, bias []float32, act convAct) {
 			act.apply(row)
 		case act.relu:
 			kernels.AddConstRelu(row, bias[r])
+			if act.post != nil {
+				act.post(row)
+			}
 		default:
 			kernels.AddConst(row, bias[r])
 			act.apply(row)

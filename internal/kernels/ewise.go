@@ -213,16 +213,27 @@ func Exp(dst, a []float32) {
 // overflows. Results below the smallest normal float32 (a[i] < -87.3) are 0,
 // as Expf's are; NaN stays NaN. The AVX-512 loop computes the same formula
 // with fused multiply-adds in the exponential: the two agree to an ulp or
-// two, not bit for bit.
+// two, not bit for bit, so where it runs it computes every element, the
+// last len%16 through a 16-float buffer: an element's result does not depend
+// on where in a slice it lies (a fused elementwise program computes a block
+// of a channel's constants as one number, the unfused op as a vector).
 func Sigmoid(dst, a []float32) {
 	a = a[:len(dst)]
-	done := 0
-	if vmathAVX512 && len(dst) >= 16 {
-		done = len(dst) &^ 15
+	if !vmathAVX512 {
+		for i, v := range a {
+			dst[i] = Sigmoidf(v)
+		}
+		return
+	}
+	done := len(dst) &^ 15
+	if done > 0 {
 		sigmoidAVX512(&dst[0], &a[0], done/16)
 	}
-	for i := done; i < len(dst); i++ {
-		dst[i] = Sigmoidf(a[i])
+	if done < len(dst) {
+		var buf [16]float32
+		copy(buf[:], a[done:])
+		sigmoidAVX512(&buf[0], &buf[0], 1)
+		copy(dst[done:], buf[:])
 	}
 }
 
