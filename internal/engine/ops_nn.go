@@ -371,7 +371,10 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 		}
 		for c := lo; c < hi; c++ {
 			in := x[c*H*W : (c+1)*H*W]
-			for ih := range H {
+			if SH == 1 && SW == 1 {
+				kernels.CopyRows(phases[PH*Pw+PW:], Pw, in, W, H, W)
+			}
+			for ih := 0; ih < H && (SH > 1 || SW > 1); ih++ {
 				pr := PH + ih // padded row
 				at := (pr%SH)*SW*plane + (pr/SH)*Pw
 				src := in[ih*W : (ih+1)*W]
@@ -400,9 +403,7 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 				kernels.DepthwiseRow(out, phases, offs, wc, b)
 			} else {
 				kernels.DepthwiseRow(flat, phases, offs, wc, b)
-				for oh := range OH {
-					copy(out[oh*OW:(oh+1)*OW], flat[oh*Pw:])
-				}
+				kernels.CopyRows(out, OW, flat, Pw, OH, OW)
 			}
 			act.apply(out)
 		}

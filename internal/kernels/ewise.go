@@ -195,6 +195,26 @@ func DepthwiseRow(dst, base []float32, offs []int, w []float32, bias float32) {
 	}
 }
 
+// CopyRows copies rows rows of cols floats from src, whose rows start
+// srcStride floats apart, to dst, whose rows start dstStride floats apart:
+// one call for a plane's worth of short rows (a depthwise convolution's
+// padding and unpadding of a 7x7 map), where copy would be called per row.
+// dst and src must not overlap.
+func CopyRows(dst []float32, dstStride int, src []float32, srcStride int, rows, cols int) {
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	_ = dst[(rows-1)*dstStride+cols-1]
+	_ = src[(rows-1)*srcStride+cols-1]
+	if vmathAVX512 {
+		copyRowsAVX512(&dst[0], dstStride, &src[0], srcStride, rows, cols)
+		return
+	}
+	for r := range rows {
+		copy(dst[r*dstStride:r*dstStride+cols], src[r*srcStride:r*srcStride+cols])
+	}
+}
+
 // Exp sets dst[i] = float32(Exp64(float64(a[i]))).
 func Exp(dst, a []float32) {
 	a = a[:len(dst)]

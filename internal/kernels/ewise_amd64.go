@@ -44,3 +44,6 @@ func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps
 
 //go:noescape
 func expAVX512(dst, a *float32, blocks int)
+
+//go:noescape
+func copyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows, cols int)

@@ -513,3 +513,44 @@ exploop:
 	JNZ exploop
 	VZEROUPPER
 	RET
+
+// func copyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows, cols int)
+// Copies rows rows of cols floats, 16 at a time, the last cols%16 under a
+// mask (K1, empty when there are none).
+TEXT ·copyRowsAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ srcStride+24(FP), R9
+	SHLQ $2, R9
+	MOVQ rows+32(FP), R10
+	MOVQ cols+40(FP), DX
+	MOVQ DX, CX
+	ANDQ $15, CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	MOVQ DX, R11
+	SHRQ $4, R11
+crow:
+	XORQ BX, BX
+	MOVQ R11, CX
+	TESTQ CX, CX
+	JZ ctail
+cvec:
+	VMOVUPS (SI)(BX*1), Z0
+	VMOVUPS Z0, (DI)(BX*1)
+	ADDQ $64, BX
+	DECQ CX
+	JNZ cvec
+ctail:
+	VMOVUPS.Z (SI)(BX*1), K1, Z0
+	VMOVUPS Z0, K1, (DI)(BX*1)
+	ADDQ R9, SI
+	ADDQ R8, DI
+	DECQ R10
+	JNZ crow
+	VZEROUPPER
+	RET

@@ -25,3 +25,7 @@ func dwRowAVX512(dst *float32, n int, base *float32, offs *int, w *float32, taps
 }
 
 func expAVX512(dst, a *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
+
+func copyRowsAVX512(dst *float32, dstStride int, src *float32, srcStride int, rows, cols int) {
+	panic("kernels: no AVX-512 in this build")
+}

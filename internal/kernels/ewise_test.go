@@ -294,3 +294,31 @@ func TestDepthwiseRow(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyRows checks CopyRows against row copies for row widths around the
+// 16-float vectors and strides wider than the rows, with the floats between
+// and after the destination rows left as they were.
+func TestCopyRows(t *testing.T) {
+	const guard = -777
+	for _, c := range []struct{ rows, cols, ds, ss int }{{1, 1, 1, 1}, {7, 7, 7, 11}, {14, 16, 16, 18}, {3, 17, 20, 17}, {5, 40, 40, 42}, {2, 33, 50, 33}} {
+		src := make([]float32, (c.rows-1)*c.ss+c.cols)
+		for i := range src {
+			src[i] = float32(i)
+		}
+		dst := make([]float32, (c.rows-1)*c.ds+c.cols+5)
+		for i := range dst {
+			dst[i] = guard
+		}
+		CopyRows(dst, c.ds, src, c.ss, c.rows, c.cols)
+		for i, v := range dst {
+			r, col := i/c.ds, i%c.ds
+			want := float32(guard)
+			if r < c.rows && col < c.cols {
+				want = src[r*c.ss+col]
+			}
+			if v != want {
+				t.Fatalf("%+v: dst[%d] = %v, want %v", c, i, v, want)
+			}
+		}
+	}
+}
