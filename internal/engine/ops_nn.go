@@ -371,25 +371,26 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 		}
 		for c := lo; c < hi; c++ {
 			in := x[c*H*W : (c+1)*H*W]
-			if SH == 1 && SW == 1 {
-				kernels.CopyRows(phases[PH*Pw+PW:], Pw, in, W, H, W)
-			}
-			for ih := 0; ih < H && (SH > 1 || SW > 1); ih++ {
-				pr := PH + ih // padded row
+			// Input rows p, p+SH, ... are padded rows PH+p, PH+p+SH, ...:
+			// consecutive rows of one row phase.
+			for p := 0; p < min(SH, H); p++ {
+				pr := PH + p
 				at := (pr%SH)*SW*plane + (pr/SH)*Pw
-				src := in[ih*W : (ih+1)*W]
+				rows, src := (H-p+SH-1)/SH, in[p*W:]
 				switch SW {
 				case 1:
-					copy(phases[at+PW:], src)
+					kernels.CopyRows(phases[at+PW:], Pw, src, SH*W, rows, W)
 				case 2:
 					// Input column iw is padded column PW+iw: phase (PW+iw)%2.
 					even := phases[at+(PW%2)*plane+PW/2:]
 					odd := phases[at+((PW+1)%2)*plane+(PW+1)/2:]
-					kernels.Deinterleave2(even, odd, src)
+					kernels.Deinterleave2Rows(even, odd, Pw, src, SH*W, rows, W)
 				default:
-					for iw, v := range src {
-						pc := PW + iw
-						phases[at+(pc%SW)*plane+pc/SW] = v
+					for r := range rows {
+						for iw, v := range src[r*SH*W : r*SH*W+W] {
+							pc := PW + iw
+							phases[at+r*Pw+(pc%SW)*plane+pc/SW] = v
+						}
 					}
 				}
 			}

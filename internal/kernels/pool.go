@@ -37,18 +37,37 @@ func MaxPool2x2(dst, src []float32, oh, ow, w, rowStep int) {
 // even[:(len(src)+1)/2], and its odd-indexed ones, written to
 // odd[:len(src)/2]: the column phases a stride-2 convolution reads.
 func Deinterleave2(even, odd, src []float32) {
-	ne, no := (len(src)+1)/2, len(src)/2
-	even, odd = even[:ne], odd[:no]
-	done := 0
-	if vmathAVX512 && len(src) >= 32 {
-		blocks := len(src) / 32
-		deinterleave2AVX512(&even[0], &odd[0], &src[0], blocks)
-		done = blocks * 16
+	Deinterleave2Rows(even, odd, 0, src, 0, 1, len(src))
+}
+
+// Deinterleave2Rows is Deinterleave2 on rows rows of cols floats of src,
+// whose rows start srcStride floats apart, into even and odd, whose rows
+// start dstStride floats apart: a plane's phases in one call.
+func Deinterleave2Rows(even, odd []float32, dstStride int, src []float32, srcStride, rows, cols int) {
+	if rows <= 0 || cols <= 0 {
+		return
 	}
-	for j := done; j < no; j++ {
-		even[j], odd[j] = src[2*j], src[2*j+1]
+	ne, no := (cols+1)/2, cols/2
+	_ = even[(rows-1)*dstStride+ne-1]
+	_ = src[(rows-1)*srcStride+cols-1]
+	if no > 0 {
+		_ = odd[(rows-1)*dstStride+no-1]
 	}
-	if ne > no {
-		even[ne-1] = src[len(src)-1]
+	if vmathAVX512 {
+		o := &even[0] // stored to under an empty mask only, when no odd floats
+		if no > 0 {
+			o = &odd[0]
+		}
+		deinterleave2RowsAVX512(&even[0], o, dstStride, &src[0], srcStride, rows, cols)
+		return
+	}
+	for r := range rows {
+		e, s := even[r*dstStride:r*dstStride+ne], src[r*srcStride:r*srcStride+cols]
+		for j := range no {
+			e[j], odd[r*dstStride+j] = s[2*j], s[2*j+1]
+		}
+		if ne > no {
+			e[ne-1] = s[cols-1]
+		}
 	}
 }

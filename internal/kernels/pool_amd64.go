@@ -10,7 +10,7 @@ package kernels
 //go:noescape
 func maxPool2x2AVX512(src, dst *float32, oh, w, ow, rowStep int)
 
-// deinterleave2AVX512 is Deinterleave2 on blocks*32 floats of src.
+// deinterleave2RowsAVX512 is Deinterleave2Rows on checked arguments.
 //
 //go:noescape
-func deinterleave2AVX512(even, odd, src *float32, blocks int)
+func deinterleave2RowsAVX512(even, odd *float32, dstStride int, src *float32, srcStride, rows, cols int)

@@ -126,28 +126,78 @@ poollo:
 	VZEROUPPER
 	RET
 
-// func deinterleave2AVX512(even, odd, src *float32, blocks int)
-// Per block, 32 floats of src: the even lanes to even, the odd ones to odd,
-// 16 each, split with VPERMT2PS as maxPool2x2AVX512 splits them.
-TEXT ·deinterleave2AVX512(SB), NOSPLIT, $0-32
+// func deinterleave2RowsAVX512(even, odd *float32, dstStride int, src *float32, srcStride, rows, cols int)
+// Per row, each 32 floats of src: the even lanes to even, the odd ones to
+// odd, 16 each, split with VPERMT2PS as maxPool2x2AVX512 splits them; the
+// last cols%32 under masks (K1, K2 loading, K3, K4 storing).
+TEXT ·deinterleave2RowsAVX512(SB), NOSPLIT, $0-56
 	MOVQ even+0(FP), DI
 	MOVQ odd+8(FP), DX
-	MOVQ src+16(FP), SI
-	MOVQ blocks+24(FP), CX
+	MOVQ dstStride+16(FP), R8
+	SHLQ $2, R8
+	MOVQ src+24(FP), SI
+	MOVQ srcStride+32(FP), R9
+	SHLQ $2, R9
+	MOVQ rows+40(FP), R10
+	MOVQ cols+48(FP), R11
 	VMOVDQU32 evenidx<>(SB), Z30
 	VMOVDQU32 oddidx<>(SB), Z31
-deint:
-	VMOVUPS (SI), Z0
-	VMOVUPS 64(SI), Z1
+	LEAQ masktab<>(SB), R14
+	MOVQ R11, AX
+	ANDQ $31, AX
+	MOVQ AX, BX
+	CMPQ BX, $16
+	JLE dlo
+	MOVQ $16, BX
+dlo:
+	KMOVW (R14)(BX*2), K1
+	MOVQ AX, BX
+	SUBQ $16, BX
+	JGE dhi
+	XORQ BX, BX
+dhi:
+	KMOVW (R14)(BX*2), K2
+	MOVQ AX, BX
+	INCQ BX
+	SHRQ $1, BX
+	KMOVW (R14)(BX*2), K3
+	MOVQ AX, BX
+	SHRQ $1, BX
+	KMOVW (R14)(BX*2), K4
+	MOVQ R11, R12
+	SHRQ $5, R12
+drow:
+	MOVQ SI, AX
+	MOVQ DI, BX
+	MOVQ DX, R13
+	MOVQ R12, CX
+	TESTQ CX, CX
+	JZ dtail
+dblk:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
 	VMOVAPS Z0, Z2
 	VPERMT2PS Z1, Z30, Z2
 	VPERMT2PS Z1, Z31, Z0
-	VMOVUPS Z2, (DI)
-	VMOVUPS Z0, (DX)
-	ADDQ $128, SI
-	ADDQ $64, DI
-	ADDQ $64, DX
+	VMOVUPS Z2, (BX)
+	VMOVUPS Z0, (R13)
+	ADDQ $128, AX
+	ADDQ $64, BX
+	ADDQ $64, R13
 	DECQ CX
-	JNZ deint
+	JNZ dblk
+dtail:
+	VMOVUPS.Z (AX), K1, Z0
+	VMOVUPS.Z 64(AX), K2, Z1
+	VMOVAPS Z0, Z2
+	VPERMT2PS Z1, Z30, Z2
+	VPERMT2PS Z1, Z31, Z0
+	VMOVUPS Z2, K3, (BX)
+	VMOVUPS Z0, K4, (R13)
+	ADDQ R9, SI
+	ADDQ R8, DI
+	ADDQ R8, DX
+	DECQ R10
+	JNZ drow
 	VZEROUPPER
 	RET

@@ -92,3 +92,31 @@ func TestDeinterleave2(t *testing.T) {
 		}
 	}
 }
+
+// TestDeinterleave2Rows checks Deinterleave2Rows against Deinterleave2 row
+// by row, for row widths around the 32-float blocks and strides wider than
+// the rows, with what lies between the destination rows left as it was.
+func TestDeinterleave2Rows(t *testing.T) {
+	const guard = -777
+	for _, c := range []struct{ rows, cols, ds, ss int }{{1, 1, 1, 1}, {3, 1, 2, 2}, {5, 14, 9, 28}, {4, 33, 20, 66}, {2, 64, 40, 70}, {6, 113, 57, 226}} {
+		src := make([]float32, (c.rows-1)*c.ss+c.cols)
+		for i := range src {
+			src[i] = float32(i) + 0.25
+		}
+		size := (c.rows-1)*c.ds + (c.cols+1)/2 + 3
+		even, odd := make([]float32, size), make([]float32, size)
+		wantE, wantO := make([]float32, size), make([]float32, size)
+		for i := range even {
+			even[i], odd[i], wantE[i], wantO[i] = guard, guard, guard, guard
+		}
+		Deinterleave2Rows(even, odd, c.ds, src, c.ss, c.rows, c.cols)
+		for r := range c.rows {
+			Deinterleave2(wantE[r*c.ds:], wantO[r*c.ds:], src[r*c.ss:r*c.ss+c.cols])
+		}
+		for i := range even {
+			if even[i] != wantE[i] || odd[i] != wantO[i] {
+				t.Fatalf("%+v: [%d] even %v odd %v, want %v %v", c, i, even[i], odd[i], wantE[i], wantO[i])
+			}
+		}
+	}
+}

@@ -50,7 +50,7 @@ func maxPool2x2AVX512(src, dst *float32, oh, w, ow, rowStep int) {
 	panic("kernels: no AVX-512 in this build")
 }
 
-func deinterleave2AVX512(even, odd, src *float32, blocks int) {
+func deinterleave2RowsAVX512(even, odd *float32, dstStride int, src *float32, srcStride, rows, cols int) {
 	panic("kernels: no AVX-512 in this build")
 }
 
