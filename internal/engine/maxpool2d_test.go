@@ -53,3 +53,43 @@ func TestMaxPool2DMatchesGeneric(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolPlanesMatchesGeneric checks the phase-plane MaxPool against
+// the generic loop on geometries windowsInside refuses (padding, ceil mode,
+// dilations, strides up to 3), with NaNs in the input, at 1 and 3 threads.
+func TestMaxPoolPlanesMatchesGeneric(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	tests := []struct{ h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow int }{
+		{112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 56, 56}, // ResNet's stem pool
+		{8, 8, 3, 3, 2, 2, 1, 1, 1, 1, 4, 4},
+		{5, 5, 2, 2, 2, 2, 0, 0, 1, 1, 3, 3}, // ceil mode: the last windows past the edge
+		{9, 11, 3, 2, 1, 3, 1, 0, 2, 1, 7, 4},
+		{7, 7, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3},
+		{1, 20, 1, 5, 1, 1, 0, 2, 1, 1, 1, 20},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%+v", tt), func(t *testing.T) {
+			g := geom3{in: [3]int{1, tt.h, tt.w}, k: [3]int{1, tt.kh, tt.kw}, s: [3]int{1, tt.sh, tt.sw}, d: [3]int{1, tt.dh, tt.dw},
+				p: [3]int{0, tt.ph, tt.pw}, out: [3]int{1, tt.oh, tt.ow}}
+			const planes = 5
+			x := make([]float32, planes*tt.h*tt.w)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+				if rng.IntN(40) == 0 {
+					x[i] = float32(math.NaN())
+				}
+			}
+			want := make([]float32, planes*g.outSize())
+			maxPool(&g, x, want, nil, planes, false, float32(math.Inf(-1)))
+			for _, threads := range []int{1, 3} {
+				got := make([]float32, len(want))
+				maxPoolPlanes(threads, &g, x, got, planes)
+				for i := range want {
+					if got[i] != want[i] && !(got[i] != got[i] && want[i] != want[i]) {
+						t.Fatalf("%d threads: output %d = %v, generic loop gives %v", threads, i, got[i], want[i])
+					}
+				}
+			}
+		})
+	}
+}

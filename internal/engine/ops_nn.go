@@ -334,79 +334,131 @@ func newConv(n *Node) (Kernel, error) {
 // benchmarks that compare the two.
 var noDepthwise = false
 
-// convDepthwise is a depthwise convolution (one input channel per output
-// channel, as MobileNets and PP-LCNet use, 3x3 and 5x5 mostly), which as a
-// matrix multiply would have a dimension of 1. Each channel's input is
-// copied once into zero-padded phase planes: plane (r, p) holds the padded
-// rows r, r+SH, ... and columns p, p+SW, ... (one plane when the stride is
-// 1), so that tap (kh, kw) of output (oh, ow) reads plane
-// ((kh*DH)%SH, (kw*DW)%SW) at row oh + (kh*DH)/SH, column ow + (kw*DW)/SW.
-// Read as one flat row, a plane Pw columns wide gives output (oh, ow) at
-// oh*Pw + ow and every tap the same offset, so the whole channel is one
-// kernels.DepthwiseRow (sums kept in registers over all taps), whatever the
-// size of its plane: a 7x7 map costs one call, not seven masked ones. The
-// Pw-OW columns between output rows are computed and dropped. Channels are
-// split over threads.
-func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []float32, bias []float32, act convAct) {
+// phasePlanes is how a windowed op over one 2-D plane (a depthwise
+// convolution, a max pool) reads its input: copied once into padded phase
+// planes, plane (r, p) holding the padded rows r, r+SH, ... and columns p,
+// p+SW, ... (one plane when the stride is 1), so that tap (kh, kw) of output
+// (oh, ow) reads plane ((kh*DH)%SH, (kw*DW)%SW) at row oh + (kh*DH)/SH,
+// column ow + (kw*DW)/SW. Read as one flat row, a plane Pw columns wide
+// gives output (oh, ow) at oh*Pw + ow and every tap the same offset, so a
+// whole plane is one pass of a kernel over the taps, whatever its size (a
+// 7x7 map costs one call, not seven masked ones); the Pw-OW columns between
+// output rows are computed and dropped.
+type phasePlanes struct {
+	g       *geom3
+	Pw      int   // columns of a phase plane
+	plane   int   // floats of a phase plane
+	offs    []int // each tap's offset, kh-major
+	flatLen int   // outputs and the dropped columns between them
+}
+
+func newPhasePlanes(g *geom3) *phasePlanes {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
 	KH, KW, SH, SW, DH, DW, PH, PW := g.k[1], g.k[2], g.s[1], g.s[2], g.d[1], g.d[2], g.p[1], g.p[2]
 	// The padded map holds every tap of every output and every input.
 	Hp := max(PH+H, (OH-1)*SH+(KH-1)*DH+1)
 	Wp := max(PW+W, (OW-1)*SW+(KW-1)*DW+1)
-	Hq, Pw := (Hp+SH-1)/SH, (Wp+SW-1)/SW // a phase plane's rows and columns
-	plane := Hq * Pw
-	offs := make([]int, 0, KH*KW)
+	Hq, Pw := (Hp+SH-1)/SH, (Wp+SW-1)/SW
+	pp := &phasePlanes{g: g, Pw: Pw, plane: Hq * Pw, flatLen: (OH-1)*Pw + OW}
 	for kh := range KH {
 		for kw := range KW {
 			r, p := (kh*DH)%SH, (kw*DW)%SW
-			offs = append(offs, (r*SW+p)*plane+(kh*DH)/SH*Pw+(kw*DW)/SW)
+			pp.offs = append(pp.offs, (r*SW+p)*pp.plane+(kh*DH)/SH*Pw+(kw*DW)/SW)
 		}
 	}
-	flatLen := (OH-1)*Pw + OW // outputs and the dropped columns between them
-	parallelFor(threads, C, 1, func(lo, hi int) {
-		phases := make([]float32, SH*SW*plane) // padding stays zero: every channel writes the same places
-		flat := y[:0]
-		if Pw != OW {
-			flat = make([]float32, flatLen)
+	return pp
+}
+
+// buffer returns phase planes filled with pad, for fill to write planes
+// into: every plane writes the same places, so the padding stays.
+func (pp *phasePlanes) buffer(pad float32) []float32 {
+	b := make([]float32, pp.g.s[1]*pp.g.s[2]*pp.plane)
+	if pad != 0 {
+		for i := range b {
+			b[i] = pad
 		}
-		for c := lo; c < hi; c++ {
-			in := x[c*H*W : (c+1)*H*W]
-			// Input rows p, p+SH, ... are padded rows PH+p, PH+p+SH, ...:
-			// consecutive rows of one row phase.
-			for p := 0; p < min(SH, H); p++ {
-				pr := PH + p
-				at := (pr%SH)*SW*plane + (pr/SH)*Pw
-				rows, src := (H-p+SH-1)/SH, in[p*W:]
-				switch SW {
-				case 1:
-					kernels.CopyRows(phases[at+PW:], Pw, src, SH*W, rows, W)
-				case 2:
-					// Input column iw is padded column PW+iw: phase (PW+iw)%2.
-					even := phases[at+(PW%2)*plane+PW/2:]
-					odd := phases[at+((PW+1)%2)*plane+(PW+1)/2:]
-					kernels.Deinterleave2Rows(even, odd, Pw, src, SH*W, rows, W)
-				default:
-					for r := range rows {
-						for iw, v := range src[r*SH*W : r*SH*W+W] {
-							pc := PW + iw
-							phases[at+r*Pw+(pc%SW)*plane+pc/SW] = v
-						}
-					}
+	}
+	return b
+}
+
+// fill copies the input plane in into phases.
+func (pp *phasePlanes) fill(phases, in []float32) {
+	g := pp.g
+	H, W, SH, SW, PH, PW := g.in[1], g.in[2], g.s[1], g.s[2], g.p[1], g.p[2]
+	Pw, plane := pp.Pw, pp.plane
+	// Input rows p, p+SH, ... are padded rows PH+p, PH+p+SH, ...:
+	// consecutive rows of one row phase.
+	for p := 0; p < min(SH, H); p++ {
+		pr := PH + p
+		at := (pr%SH)*SW*plane + (pr/SH)*Pw
+		rows, src := (H-p+SH-1)/SH, in[p*W:]
+		switch SW {
+		case 1:
+			kernels.CopyRows(phases[at+PW:], Pw, src, SH*W, rows, W)
+		case 2:
+			// Input column iw is padded column PW+iw: phase (PW+iw)%2.
+			even := phases[at+(PW%2)*plane+PW/2:]
+			odd := phases[at+((PW+1)%2)*plane+(PW+1)/2:]
+			kernels.Deinterleave2Rows(even, odd, Pw, src, SH*W, rows, W)
+		default:
+			for r := range rows {
+				for iw, v := range src[r*SH*W : r*SH*W+W] {
+					pc := PW + iw
+					phases[at+r*Pw+(pc%SW)*plane+pc/SW] = v
 				}
 			}
-			out := y[c*OH*OW : (c+1)*OH*OW]
+		}
+	}
+}
+
+// run computes one plane of output into out: kernel computes the flat row
+// into its first argument (out itself when there are no dropped columns,
+// else flat, flatLen floats, whose outputs are then copied to out).
+func (pp *phasePlanes) run(out, flat []float32, kernel func(dst []float32)) {
+	OH, OW := pp.g.out[1], pp.g.out[2]
+	if pp.Pw == OW {
+		kernel(out)
+		return
+	}
+	kernel(flat[:pp.flatLen])
+	kernels.CopyRows(out, OW, flat, pp.Pw, OH, OW)
+}
+
+// convDepthwise is a depthwise convolution (one input channel per output
+// channel, as MobileNets and PP-LCNet use, 3x3 and 5x5 mostly), which as a
+// matrix multiply would have a dimension of 1: each channel is one
+// kernels.DepthwiseRow over its phase planes (phasePlanes), its sums kept in
+// registers over all taps. Channels are split over threads.
+func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []float32, bias []float32, act convAct) {
+	pp := newPhasePlanes(g)
+	inS, outS, taps := g.in[1]*g.in[2], g.out[1]*g.out[2], len(pp.offs)
+	parallelFor(threads, C, 1, func(lo, hi int) {
+		phases, flat := pp.buffer(0), make([]float32, pp.flatLen)
+		for c := lo; c < hi; c++ {
+			pp.fill(phases, x[c*inS:(c+1)*inS])
 			b := float32(0)
 			if bias != nil {
 				b = bias[c]
 			}
-			wc := w[c*KH*KW : (c+1)*KH*KW]
-			if Pw == OW {
-				kernels.DepthwiseRow(out, phases, offs, wc, b)
-			} else {
-				kernels.DepthwiseRow(flat, phases, offs, wc, b)
-				kernels.CopyRows(out, OW, flat, Pw, OH, OW)
-			}
+			out := y[c*outS : (c+1)*outS]
+			pp.run(out, flat, func(dst []float32) { kernels.DepthwiseRow(dst, phases, pp.offs, w[c*taps:(c+1)*taps], b) })
 			act.apply(out)
+		}
+	})
+}
+
+// maxPoolPlanes is a float32 max pool over 2-D planes whose windows reach
+// into the padding (ResNet's 3x3 stride-2 pool after its stem): the phase
+// planes are padded with -Inf, which never wins, and each plane is one
+// kernels.MaxTaps. Planes are split over threads.
+func maxPoolPlanes(threads int, g *geom3, x, y []float32, planes int) {
+	pp := newPhasePlanes(g)
+	inS, outS := g.in[1]*g.in[2], g.out[1]*g.out[2]
+	parallelFor(threads, planes, max(1, elementGrain/max(1, inS)), func(lo, hi int) {
+		phases, flat := pp.buffer(float32(math.Inf(-1))), make([]float32, pp.flatLen)
+		for c := lo; c < hi; c++ {
+			pp.fill(phases, x[c*inS:(c+1)*inS])
+			pp.run(y[c*outS:(c+1)*outS], flat, func(dst []float32) { kernels.MaxTaps(dst, phases, pp.offs) })
 		}
 	})
 }
@@ -535,6 +587,10 @@ func newMaxPool(n *Node) (Kernel, error) {
 				parallelFor(threads, planes, max(1, elementGrain/inS), func(lo, hi int) {
 					maxPool2D(&g, x.F32[lo*inS:hi*inS], y.F32[lo*outS:hi*outS], hi-lo)
 				})
+				break
+			}
+			if idx == nil && g.in[0] == 1 && g.k[0] == 1 && g.outSize() > 0 {
+				maxPoolPlanes(threads, &g, x.F32, y.F32, planes)
 				break
 			}
 			maxPool(&g, x.F32, y.F32, idx, planes, colMajor, float32(math.Inf(-1)))

@@ -71,3 +71,29 @@ func Deinterleave2Rows(even, odd []float32, dstStride int, src []float32, srcStr
 		}
 	}
 }
+
+// MaxTaps sets dst[j] to Go's max over t of base[offs[t]+j] (NaN wins, +0
+// beats -0), for every j < len(dst): a max pool's plane read through its
+// phase planes, as DepthwiseRow reads a depthwise convolution's. Every
+// base[offs[t]:] must hold len(dst) floats; offs must not be empty.
+func MaxTaps(dst, base []float32, offs []int) {
+	if len(dst) == 0 {
+		return
+	}
+	if len(offs) == 0 {
+		panic("kernels: MaxTaps without taps")
+	}
+	for _, o := range offs {
+		_ = base[o+len(dst)-1] // the assembly reads len(dst) floats from each
+	}
+	if vmathAVX512 {
+		maxTapsAVX512(&dst[0], len(dst), &base[0], &offs[0], len(offs))
+		return
+	}
+	copy(dst, base[offs[0]:offs[0]+len(dst)])
+	for _, o := range offs[1:] {
+		for j, v := range base[o : o+len(dst)] {
+			dst[j] = max(dst[j], v)
+		}
+	}
+}

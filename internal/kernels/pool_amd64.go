@@ -14,3 +14,8 @@ func maxPool2x2AVX512(src, dst *float32, oh, w, ow, rowStep int)
 //
 //go:noescape
 func deinterleave2RowsAVX512(even, odd *float32, dstStride int, src *float32, srcStride, rows, cols int)
+
+// maxTapsAVX512 is MaxTaps on checked arguments, taps >= 1.
+//
+//go:noescape
+func maxTapsAVX512(dst *float32, n int, base *float32, offs *int, taps int)

@@ -201,3 +201,114 @@ dtail:
 	JNZ drow
 	VZEROUPPER
 	RET
+
+// MTMASK sets K to the lanes of a vector that starts off outputs into the DX
+// left: masktab[min(16, max(0, DX-off))] (R14 holds masktab).
+#define MTMASK(off, K) \
+	MOVQ DX, CX \
+	SUBQ $off, CX \
+	MOVQ $16, AX \
+	CMPQ CX, AX \
+	CMOVQGT AX, CX \
+	XORQ AX, AX \
+	CMPQ CX, AX \
+	CMOVQLT AX, CX \
+	KMOVW (R14)(CX*2), K
+
+// MTADDR points SI at tap R11's input for the current block: base R13 plus
+// offs[t]*4, plus the block's byte offset BX.
+#define MTADDR \
+	MOVQ (R11), SI \
+	SHLQ $2, SI \
+	ADDQ R13, SI \
+	ADDQ BX, SI
+
+// func maxTapsAVX512(dst *float32, n int, base *float32, offs *int, taps int)
+// dst[j] = Go's max over t of base[offs[t]+j], for j < n: 64 outputs at a
+// time in Z0-Z3 over every tap, then the last n%64 under masks K1-K3, K6.
+TEXT ·maxTapsAVX512(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ n+8(FP), DX
+	MOVQ base+16(FP), R13
+	MOVQ offs+24(FP), R8
+	MOVQ taps+32(FP), R10
+	LEAQ masktab<>(SB), R14
+	XORQ BX, BX
+mt64:
+	CMPQ DX, $64
+	JLT mtrest
+	MOVQ R8, R11
+	MTADDR
+	VMOVUPS (SI), Z0
+	VMOVUPS 64(SI), Z1
+	VMOVUPS 128(SI), Z2
+	VMOVUPS 192(SI), Z3
+	MOVQ R10, CX
+	DECQ CX
+	JZ mt64store
+mt64tap:
+	ADDQ $8, R11
+	MTADDR
+	VMOVUPS (SI), Z4
+	VMOVUPS 64(SI), Z5
+	VMOVUPS 128(SI), Z6
+	VMOVUPS 192(SI), Z7
+	GOMAX(Z0, Z4, Z8)
+	GOMAX(Z1, Z5, Z9)
+	GOMAX(Z2, Z6, Z10)
+	GOMAX(Z3, Z7, Z11)
+	VMOVAPS Z8, Z0
+	VMOVAPS Z9, Z1
+	VMOVAPS Z10, Z2
+	VMOVAPS Z11, Z3
+	DECQ CX
+	JNZ mt64tap
+mt64store:
+	VMOVUPS Z0, (DI)(BX*1)
+	VMOVUPS Z1, 64(DI)(BX*1)
+	VMOVUPS Z2, 128(DI)(BX*1)
+	VMOVUPS Z3, 192(DI)(BX*1)
+	ADDQ $256, BX
+	SUBQ $64, DX
+	JMP mt64
+mtrest:
+	TESTQ DX, DX
+	JZ mtdone
+	MTMASK(0, K1)
+	MTMASK(16, K2)
+	MTMASK(32, K3)
+	MTMASK(48, K6)
+	MOVQ R8, R11
+	MTADDR
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z 64(SI), K2, Z1
+	VMOVUPS.Z 128(SI), K3, Z2
+	VMOVUPS.Z 192(SI), K6, Z3
+	MOVQ R10, CX
+	DECQ CX
+	JZ mtreststore
+mtresttap:
+	ADDQ $8, R11
+	MTADDR
+	VMOVUPS.Z (SI), K1, Z4
+	VMOVUPS.Z 64(SI), K2, Z5
+	VMOVUPS.Z 128(SI), K3, Z6
+	VMOVUPS.Z 192(SI), K6, Z7
+	GOMAX(Z0, Z4, Z8)
+	GOMAX(Z1, Z5, Z9)
+	GOMAX(Z2, Z6, Z10)
+	GOMAX(Z3, Z7, Z11)
+	VMOVAPS Z8, Z0
+	VMOVAPS Z9, Z1
+	VMOVAPS Z10, Z2
+	VMOVAPS Z11, Z3
+	DECQ CX
+	JNZ mtresttap
+mtreststore:
+	VMOVUPS Z0, K1, (DI)(BX*1)
+	VMOVUPS Z1, K2, 64(DI)(BX*1)
+	VMOVUPS Z2, K3, 128(DI)(BX*1)
+	VMOVUPS Z3, K6, 192(DI)(BX*1)
+mtdone:
+	VZEROUPPER
+	RET

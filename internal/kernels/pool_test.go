@@ -120,3 +120,46 @@ func TestDeinterleave2Rows(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxTaps checks MaxTaps against Go's max tap by tap, bit for bit, with
+// NaN, ±0 and ±Inf among the inputs, for every length up to 140 (64-output
+// blocks and the masked rest) and 1 to 9 taps, with guard bands around dst.
+func TestMaxTaps(t *testing.T) {
+	const guard = -777
+	nan, negZero := float32(math.NaN()), math.Float32frombits(1<<31)
+	special := []float32{nan, negZero, 0, float32(math.Inf(1)), float32(math.Inf(-1))}
+	rng := rand.New(rand.NewPCG(21, 22))
+	base := make([]float32, 600)
+	for i := range base {
+		base[i] = float32(rng.NormFloat64())
+		if rng.IntN(12) == 0 {
+			base[i] = special[rng.IntN(len(special))]
+		}
+	}
+	for n := 0; n <= 140; n++ {
+		offs := make([]int, 1+n%9)
+		for i := range offs {
+			offs[i] = rng.IntN(len(base) - n + 1)
+		}
+		buf := make([]float32, n+8)
+		for i := range buf {
+			buf[i] = guard
+		}
+		MaxTaps(buf[4:4+n], base, offs)
+		for i, v := range buf {
+			if i < 4 || i >= 4+n {
+				if v != guard {
+					t.Fatalf("n=%d: guard [%d] = %v", n, i-4, v)
+				}
+				continue
+			}
+			want := base[offs[0]+i-4]
+			for _, o := range offs[1:] {
+				want = max(want, base[o+i-4])
+			}
+			if math.Float32bits(v) != math.Float32bits(want) && !(v != v && want != want) {
+				t.Fatalf("n=%d, %d taps: [%d] = %v, want %v", n, len(offs), i-4, v, want)
+			}
+		}
+	}
+}

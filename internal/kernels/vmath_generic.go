@@ -55,3 +55,7 @@ func deinterleave2RowsAVX512(even, odd *float32, dstStride int, src *float32, sr
 }
 
 func sigmoidAVX512(dst, a *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
+
+func maxTapsAVX512(dst *float32, n int, base *float32, offs *int, taps int) {
+	panic("kernels: no AVX-512 in this build")
+}
