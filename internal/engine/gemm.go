@@ -110,6 +110,46 @@ func (n *Node) packWeight(i int, transB bool, k, cols int, b []float32, ldb int)
 	return pb
 }
 
+// convWeight is a convolution's constant weight packed as the left operand
+// of its multiplies (kernels.PackA), once at compile time instead of on
+// every call; nil when the weight is not constant or not packed.
+type convWeight struct {
+	src *tensor.Tensor
+	pa  *kernels.PackedA
+}
+
+// packConvWeight packs a constant float32 weight of a convolution with one
+// group, its M filters as the rows of an M×(C·k…) matrix, when the node may
+// pack and the packed copy takes at most packLimit (a larger one is packed
+// per call, as a MatMul's large B is read in place: the private copy would
+// cost more memory than the packing costs time).
+func (n *Node) packConvWeight(group int) *convWeight {
+	if !n.pack || group != 1 || n.Const == nil {
+		return nil
+	}
+	w := n.Const(1)
+	if w == nil || w.DType != tensor.Float32 || len(w.Shape) < 3 || len(w.F32) == 0 || 4*len(w.F32) > convPackLimit {
+		return nil
+	}
+	m := w.Shape[0]
+	pa := kernels.PackA(false, m, len(w.F32)/m, w.F32, len(w.F32)/m)
+	n.packedBytes += pa.Bytes()
+	return &convWeight{src: w, pa: pa}
+}
+
+// convPackLimit bounds the size of a convolution weight packed at compile
+// time (see packConvWeight).
+var convPackLimit = packLimit
+
+// of returns the packed weight when w is the constant it was packed from,
+// as an m×k matrix; nil otherwise (the multiply packs w itself).
+func (cw *convWeight) of(w *tensor.Tensor, m, k int) *kernels.PackedA {
+	if cw == nil || w != cw.src && (len(w.F32) == 0 || len(cw.src.F32) == 0 || &w.F32[0] != &cw.src.F32[0]) || len(w.F32) != m*k {
+		return nil
+	}
+	return cw.pa
+}
+
 // gemmPackedF32 is gemmF32 with op(B) taken from pb, a k×n matrix from packB.
 func gemmPackedF32(transA bool, m, n, k int, alpha float32, a []float32, lda int, pb *kernels.PackedB, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
@@ -179,7 +219,7 @@ const convMinBlock = 1024
 // multiply instead. Each block then gets bias (one value per row of y, nil
 // for none) and, act (see biasRelu). Panels are filled by
 // ic when it is not nil (see usePanels), by row copies otherwise.
-func convGemm(threads int, g *geom3, ic *kernels.Im2col, x []float32, channels int, w []float32, m int, y, bias []float32, act convAct) {
+func convGemm(threads int, g *geom3, ic *kernels.Im2col, x []float32, channels int, w []float32, pa *kernels.PackedA, m int, y, bias []float32, act convAct) {
 	P, K := g.outSize(), channels*g.kSize()
 	if m == 0 || P == 0 {
 		return
@@ -212,7 +252,11 @@ func convGemm(threads int, g *geom3, ic *kernels.Im2col, x []float32, channels i
 				im2colPacked(g, x, channels, j0, n, packed, K)
 			}
 			pb := kernels.PackedBFromSlice(K, n, packed)
-			gemmPackedF32Par(inner, false, m, n, K, 1, w, K, pb, 0, y[j0:], P)
+			if pa != nil {
+				kernels.SgemmPackedABParallel(inner, pa, pb, 1, 0, y[j0:], P)
+			} else {
+				gemmPackedF32Par(inner, false, m, n, K, 1, w, K, pb, 0, y[j0:], P)
+			}
 			biasRelu(y, P, j0, n, bias, act)
 		}
 	})
@@ -343,7 +387,7 @@ func useIndirect(g *geom3) bool {
 // bias is the max of Relus, bit for bit, bias being one value per channel.
 // Bands, or else ranges of output channels, are shared among up to threads
 // goroutines.
-func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, m int, y, bias []float32, act convAct, pool bool) {
+func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, pa *kernels.PackedA, m int, y, bias []float32, act convAct, pool bool) {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
 	KH, KW, DH, DW := g.k[1], g.k[2], g.d[1], g.d[2]
 	Wp, reach := OW+(KW-1)*DW, (KH-1)*DH
@@ -405,7 +449,11 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 			r0, r1 := m*part/rowParts, m*(part+1)/rowParts
 			oh0, rows := b*R, min(R, OH-b*R)
 			n := rows * Wp
-			kernels.SgemmIndirect(r1-r0, n, K, 1, w[r0*K:r1*K], K, xb, offs, 0, tmp, n)
+			if pa != nil && rowParts == 1 {
+				kernels.SgemmIndirectPackedA(pa, n, 1, xb, offs, 0, tmp, n)
+			} else {
+				kernels.SgemmIndirect(r1-r0, n, K, 1, w[r0*K:r1*K], K, xb, offs, 0, tmp, n)
+			}
 			var bs []float32
 			if bias != nil {
 				bs = bias[r0:r1]

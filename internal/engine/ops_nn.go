@@ -188,6 +188,7 @@ func newConv(n *Node) (Kernel, error) {
 	if group < 1 {
 		return nil, fmt.Errorf("attribute group: %d, must be >= 1", group)
 	}
+	pw := n.packConvWeight(group)
 	// conv returns ok false, and computes nothing, only when pool is set and
 	// the convolution cannot pool its output itself (see convIndirect).
 	conv := func(threads int, in []*tensor.Tensor, act convAct, pool bool, bind func(*tensor.Tensor) func([]float32)) (_ []*tensor.Tensor, ok bool, _ error) {
@@ -254,6 +255,7 @@ func newConv(n *Node) (Kernel, error) {
 			ic = kernels.NewIm2col(Cg, g.in[1], g.in[2], g.k[1], g.k[2], g.d[1], g.d[2])
 		}
 		depthwise := group == C && M == C && len(outSp) <= 2 && !pool && g.k[0] == 1 && !noDepthwise
+		pa := pw.of(w, Mg, K)
 		image := func(img int, threads int) {
 			if depthwise {
 				xs := x.F32[img*C*g.inSize() : (img+1)*C*g.inSize()]
@@ -273,22 +275,29 @@ func newConv(n *Node) (Kernel, error) {
 					// bands of columns, so that bias and Relu run on each
 					// band of output while it is in cache.
 					const band = 512
+					mul := func(j0, nb int) {
+						if pa != nil {
+							kernels.SgemmPackedAParallel(threads, pa, nb, 1, xs[j0:], P, 0, ys[j0:], P)
+							return
+						}
+						gemmF32Par(threads, false, false, Mg, nb, K, 1, wg, K, xs[j0:], P, 0, ys[j0:], P)
+					}
 					if bg == nil && !act.any() {
-						gemmF32Par(threads, false, false, Mg, P, K, 1, wg, K, xs, P, 0, ys, P)
+						mul(0, P)
 						continue
 					}
 					for j0 := 0; j0 < P; j0 += band {
 						nb := min(band, P-j0)
-						gemmF32Par(threads, false, false, Mg, nb, K, 1, wg, K, xs[j0:], P, 0, ys[j0:], P)
+						mul(j0, nb)
 						biasRelu(ys, P, j0, nb, bg, act)
 					}
 					continue
 				}
 				if indirect {
-					convIndirect(threads, &g, xs, Cg, wg, Mg, ys, bg, act, pool)
+					convIndirect(threads, &g, xs, Cg, wg, pa, Mg, ys, bg, act, pool)
 					continue
 				}
-				convGemm(threads, &g, ic, xs, Cg, wg, Mg, ys, bg, act)
+				convGemm(threads, &g, ic, xs, Cg, wg, pa, Mg, ys, bg, act)
 			}
 		}
 		if threads > 1 && N > 1 {

@@ -100,6 +100,106 @@ func checkIndirect(k, n int, b []float32, offs []int) {
 	}
 }
 
+// PackedA is an m×k op(A) packed once, in the blocks a multiply would pack
+// on every call (a convolution's weights, the left operand of every call):
+// for each depth block of the backend's kc and each of its row blocks of at
+// most mc rows, the row panels the microkernels read. The layout depends on
+// the backend that packed it, so it lives in memory only. It keeps its
+// source for calls that split A's rows (parallel row blocks), which pack
+// their rows from it as usual. Safe for concurrent use; never written
+// after packing.
+type PackedA struct {
+	be     *backend
+	trans  bool
+	m, k   int
+	a      []float32 // the source, lda apart
+	lda    int
+	blocks int // row blocks per depth block
+	offs   []int
+	data   []float32
+}
+
+// PackA packs op(A), m×k (A is k×m in memory when transA is set, rows lda
+// apart), for the active backend. It panics as Sgemm does on a bad A.
+func PackA(transA bool, m, k int, a []float32, lda int) *PackedA {
+	return active.packAll(transA, m, k, a, lda)
+}
+
+func (be *backend) packAll(transA bool, m, k int, a []float32, lda int) *PackedA {
+	checkGemm(transA, m, 0, k, a, lda, nil, 1)
+	pa := &PackedA{be: be, trans: transA, m: m, k: k, a: a, lda: lda, blocks: max(1, (m+be.mc-1)/be.mc)}
+	pa.data = make([]float32, m*k)
+	at := 0
+	for p0 := 0; p0 < k; p0 += be.kc {
+		kb := min(be.kc, k-p0)
+		for blk := 0; blk < pa.blocks; blk++ {
+			i0, i1 := m*blk/pa.blocks, m*(blk+1)/pa.blocks
+			mb := i1 - i0
+			panels := (mb + be.mr - 1) / be.mr
+			packA(transA, a, lda, i0, mb, p0, kb, panels, pa.data[at:at+mb*kb])
+			pa.offs = append(pa.offs, at)
+			at += mb * kb
+		}
+	}
+	return pa
+}
+
+// block returns the packed row block blk of the depth block starting at p0.
+func (pa *PackedA) block(p0, blk int) []float32 {
+	i := p0/pa.be.kc*pa.blocks + blk
+	end := len(pa.data)
+	if i+1 < len(pa.offs) {
+		end = pa.offs[i+1]
+	}
+	return pa.data[pa.offs[i]:end]
+}
+
+// Bytes is the memory the packed copy takes.
+func (pa *PackedA) Bytes() int64 { return int64(len(pa.data)) * 4 }
+
+// usable reports whether the active backend multiplies with pa's blocks
+// (a test may switch backends after packing).
+func (pa *PackedA) usable() bool { return pa.be == active }
+
+// SgemmPackedAParallel is SgemmParallel with op(A) from pa (m×k) and a
+// plain B, k×n with rows ldb apart.
+func SgemmPackedAParallel(threads int, pa *PackedA, n int, alpha float32, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(pa.trans, pa.m, n, pa.k, pa.a, pa.lda, c, ldc)
+	checkB(false, pa.k, n, b, ldb)
+	q := pa
+	if !pa.usable() {
+		q = nil
+	}
+	active.gemmParallelA(threads, minParallelFlops, q, pa.trans, pa.m, n, pa.k, alpha, pa.a, pa.lda, bSource{b: b, ldb: ldb}, beta, c, ldc)
+}
+
+// SgemmPackedABParallel is SgemmPackedParallel with op(A) from pa too.
+func SgemmPackedABParallel(threads int, pa *PackedA, pb *PackedB, alpha float32, beta float32, c []float32, ldc int) {
+	n := pb.N()
+	checkGemm(pa.trans, pa.m, n, pa.k, pa.a, pa.lda, c, ldc)
+	checkPacked(pb, pa.k, n)
+	q := pa
+	if !pa.usable() {
+		q = nil
+	}
+	active.gemmParallelA(threads, minParallelFlops, q, pa.trans, pa.m, n, pa.k, alpha, pa.a, pa.lda, bSource{packed: pb}, beta, c, ldc)
+}
+
+// SgemmIndirectPackedA is SgemmIndirect with op(A) from pa, which must not
+// be transposed.
+func SgemmIndirectPackedA(pa *PackedA, n int, alpha float32, b []float32, offs []int, beta float32, c []float32, ldc int) {
+	if pa.trans {
+		panic("kernels: SgemmIndirectPackedA of a transposed A")
+	}
+	checkGemm(false, pa.m, n, pa.k, pa.a, pa.lda, c, ldc)
+	checkIndirect(pa.k, n, b, offs)
+	q := pa
+	if !pa.usable() {
+		q = nil
+	}
+	active.gemmA(q, false, pa.m, n, pa.k, alpha, pa.a, pa.lda, bSource{b: b, offs: offs[:pa.k]}, beta, c, ldc)
+}
+
 // PackedB is a k×n op(B) copied into the layout the microkernels read:
 // ceil(n/PanelWidth) panels one after another, panel q being k rows of
 // PanelWidth floats, row p holding op(B)[p][q*PanelWidth+j] for j < PanelWidth,
@@ -266,6 +366,12 @@ type bBlock struct {
 
 // gemm is Sgemm on checked arguments with backend be.
 func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, lda int, bs bSource, beta float32, c []float32, ldc int) {
+	be.gemmA(nil, transA, m, n, k, alpha, a, lda, bs, beta, c, ldc)
+}
+
+// gemmA is gemm with op(A) taken from pa, packed by be for this m and k,
+// when pa is not nil (transA, a and lda are then pa's).
+func (be *backend) gemmA(pa *PackedA, transA bool, m, n, k int, alpha float32, a []float32, lda int, bs bSource, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -276,7 +382,9 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 	ws := workspaces.Get().(*workspace)
 	defer workspaces.Put(ws)
 	ws.tile = grow(ws.tile, be.mr*2*PanelWidth)
-	ws.a = grow(ws.a, min(m, be.mc)*min(k, be.kc))
+	if pa == nil {
+		ws.a = grow(ws.a, min(m, be.mc)*min(k, be.kc))
+	}
 	// Depth blocks after the first accumulate onto what the first wrote.
 	betaAt := func(p0 int) float32 {
 		if p0 > 0 {
@@ -290,7 +398,7 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 		for p0 := 0; p0 < k; p0 += be.kc {
 			kb := min(be.kc, k-p0)
 			seg := [1]bBlock{{n: n, data: bs.packed.data[p0*PanelWidth:], stride: k * PanelWidth, row: PanelWidth}}
-			be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
+			be.rowBlocks(ws, pa, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
 		}
 
 	case bs.offs != nil && be.indirect != nil,
@@ -314,7 +422,7 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 				segs[ns] = bBlock{j0: n16, n: n - n16, data: tail, stride: kb * PanelWidth, row: PanelWidth}
 				ns++
 			}
-			be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, segs[:ns], betaAt(p0), c, ldc)
+			be.rowBlocks(ws, pa, transA, m, kb, alpha, a, lda, p0, segs[:ns], betaAt(p0), c, ldc)
 		}
 
 	default:
@@ -326,7 +434,7 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 				bp := ws.b[:PackedBSize(kb, nb)]
 				bs.pack(p0, kb, j0, nb, bp, kb*PanelWidth)
 				seg := [1]bBlock{{j0: j0, n: nb, data: bp, stride: kb * PanelWidth, row: PanelWidth}}
-				be.rowBlocks(ws, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
+				be.rowBlocks(ws, pa, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
 			}
 		}
 	}
@@ -334,8 +442,8 @@ func (be *backend) gemm(transA bool, m, n, k int, alpha float32, a []float32, ld
 
 // rowBlocks multiplies rows of op(A), depth [p0, p0+kb), by the B slabs segs
 // into C, packing A in blocks of at most be.mc rows split as evenly as the
-// block count allows.
-func (be *backend) rowBlocks(ws *workspace, transA bool, m, kb int, alpha float32, a []float32, lda, p0 int, segs []bBlock, beta float32, c []float32, ldc int) {
+// block count allows, or taking those blocks from pa.
+func (be *backend) rowBlocks(ws *workspace, pa *PackedA, transA bool, m, kb int, alpha float32, a []float32, lda, p0 int, segs []bBlock, beta float32, c []float32, ldc int) {
 	blocks := (m + be.mc - 1) / be.mc
 	for blk := 0; blk < blocks; blk++ {
 		i0, i1 := m*blk/blocks, m*(blk+1)/blocks
@@ -344,8 +452,13 @@ func (be *backend) rowBlocks(ws *workspace, transA bool, m, kb int, alpha float3
 		// at most one, so that no panel is a sliver with too few accumulators
 		// to hide FMA latency (m=16 with mr=14 runs as 8+8, not 14+2).
 		panels := (mb + be.mr - 1) / be.mr
-		ap := ws.a[:mb*kb]
-		packA(transA, a, lda, i0, mb, p0, kb, panels, ap)
+		var ap []float32
+		if pa != nil {
+			ap = pa.block(p0, blk)
+		} else {
+			ap = ws.a[:mb*kb]
+			packA(transA, a, lda, i0, mb, p0, kb, panels, ap)
+		}
 		for _, seg := range segs {
 			be.macro(panels, mb, kb, alpha, ap, seg, beta, c[i0*ldc+seg.j0:], ldc, ws.tile)
 		}
@@ -572,13 +685,20 @@ const minParallelFlops = 2 << 20
 // starts on a packed panel and keeps the widest kernels; row blocks are used
 // when C is too narrow.
 func (be *backend) gemmParallel(threads, minFlops int, transA bool, m, n, k int, alpha float32, a []float32, lda int, bs bSource, beta float32, c []float32, ldc int) {
+	be.gemmParallelA(threads, minFlops, nil, transA, m, n, k, alpha, a, lda, bs, beta, c, ldc)
+}
+
+// gemmParallelA is gemmParallel with op(A) packed in pa when it is not nil:
+// column blocks take their A blocks from pa; row blocks, which pa's blocks
+// do not match, pack their rows from pa's source.
+func (be *backend) gemmParallelA(threads, minFlops int, pa *PackedA, transA bool, m, n, k int, alpha float32, a []float32, lda int, bs bSource, beta float32, c []float32, ldc int) {
 	parts := min(threads, 2*m*n*k/max(1, minFlops))
 	colBlocks, rowBlocks := n/32, m/8
 	if colBlocks < parts && rowBlocks < parts {
 		parts = max(colBlocks, rowBlocks)
 	}
 	if parts < 2 {
-		be.gemm(transA, m, n, k, alpha, a, lda, bs, beta, c, ldc)
+		be.gemmA(pa, transA, m, n, k, alpha, a, lda, bs, beta, c, ldc)
 		return
 	}
 	// Column blocks share A's packing and read disjoint B; but few of them
@@ -594,7 +714,7 @@ func (be *backend) gemmParallel(threads, minFlops int, transA bool, m, n, k int,
 			if i == parts-1 {
 				j1 = n
 			}
-			be.gemm(transA, m, j1-j0, k, alpha, a, lda, bs.cols(j0, k), beta, c[j0:], ldc)
+			be.gemmA(pa, transA, m, j1-j0, k, alpha, a, lda, bs.cols(j0, k), beta, c[j0:], ldc)
 		})
 		return
 	}

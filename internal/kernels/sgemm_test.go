@@ -233,6 +233,21 @@ var gemmModes = []gemmMode{
 		pb := PackB(tc.transB, tc.k, tc.n, b.data(), b.ld)
 		be.gemmParallel(2, 1, tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{packed: pb}, tc.beta, c.data(), c.ld)
 	}},
+	{"packed-A", func(be *backend, tc gemmCase, a, b, c *matrix) {
+		pa := be.packAll(tc.transA, tc.m, tc.k, a.data(), a.ld)
+		be.gemmA(pa, tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{trans: tc.transB, b: b.data(), ldb: b.ld}, tc.beta, c.data(), c.ld)
+	}},
+	{"packed-A-and-B-parallel", func(be *backend, tc gemmCase, a, b, c *matrix) {
+		// Column blocks take A's blocks from pa; row blocks pack from its source.
+		pa := be.packAll(tc.transA, tc.m, tc.k, a.data(), a.ld)
+		pb := PackB(tc.transB, tc.k, tc.n, b.data(), b.ld)
+		be.gemmParallelA(3, 1, pa, tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{packed: pb}, tc.beta, c.data(), c.ld)
+	}},
+	{"packed-A-indirect", func(be *backend, tc gemmCase, a, b, c *matrix) {
+		pa := be.packAll(tc.transA, tc.m, tc.k, a.data(), a.ld)
+		src, offs := scatterRows(tc, b)
+		be.gemmA(pa, tc.transA, tc.m, tc.n, tc.k, tc.alpha, a.data(), a.ld, bSource{b: src, offs: offs}, tc.beta, c.data(), c.ld)
+	}},
 }
 
 // scatterRows lays the k rows of op(B) out for the indirect kernels: in
