@@ -261,7 +261,9 @@ func TestSoftmax(t *testing.T) {
 
 // TestSoftmaxRows checks the vectorised, threaded Softmax over contiguous
 // rows against the float64 formula, at 1 and 3 threads, on rows shorter and
-// longer than a vector, with -Inf masks and a NaN row.
+// longer than a vector, with -Inf masks and a NaN row: to 1e-5 relative, as
+// the float32 sum of 6625 exponentials allows (the Go loop of the noasm
+// build sums them one by one).
 func TestSoftmaxRows(t *testing.T) {
 	n := &Node{Name: "sm", OpType: "Softmax", Opset: 13, attrs: map[string]*onnxpb.AttributeProto{}}
 	if _, err := newSoftmax(n, false); err != nil {
@@ -290,7 +292,7 @@ func TestSoftmaxRows(t *testing.T) {
 				for i, v := range row {
 					want := math.Exp(float64(v)-m) / sum
 					g := float64(got[0].F32[o*size+i])
-					if math.IsNaN(want) != math.IsNaN(g) || math.Abs(g-want) > 1e-6*want+1e-30 {
+					if math.IsNaN(want) != math.IsNaN(g) || math.Abs(g-want) > 1e-5*want+1e-30 {
 						t.Fatalf("shape %v, %d threads: row %d [%d] = %g, want %g", shape, threads, o, i, g, want)
 					}
 				}
