@@ -49,10 +49,10 @@ type Node struct {
 	reluPool fastKernel
 	// epiThreaded, when a factory sets it, is threaded with an epilogue
 	// made for its output: bind gets the output tensor as soon as it is
-	// allocated and returns what to call on each finished segment of it,
-	// while the segment is in cache (nil for nothing). The fuser runs an
+	// allocated and returns what to call on finished segments of it, while
+	// they are in cache (nil for nothing). The fuser runs an
 	// elementwise program so after a convolution (see convProgram).
-	epiThreaded func(threads int, in []*tensor.Tensor, bind func(y *tensor.Tensor) func(seg []float32)) ([]*tensor.Tensor, error)
+	epiThreaded func(threads int, in []*tensor.Tensor, bind func(y *tensor.Tensor) postFunc) ([]*tensor.Tensor, error)
 	// fresh, when a factory sets it, says the kernel's outputs are new
 	// memory (or views of its inputs), never a tensor it keeps, so Run may
 	// recycle them once no live value uses them (recycle.go).

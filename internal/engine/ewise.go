@@ -247,15 +247,36 @@ func (p *ewProgram) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, boo
 	return []*tensor.Tensor{out}, true, nil
 }
 
+// postFunc returns the program as a convolution's epilogue on out, the
+// convolution's output and one of its inputs: it computes the program's
+// output over each row segment it gets, in place (see convAct.post).
+func (r *ewRun) postFunc(out []float32) postFunc {
+	base := cap(out) // a slice of out starts as much less room as it has
+	return func(y []float32, ld, j0, n int) {
+		st := ewScratch.Get().(*ewState)
+		defer ewScratch.Put(st)
+		for row := range len(y) / ld {
+			seg := y[row*ld+j0 : row*ld+j0+n]
+			r.applyWith(st, seg, base-cap(seg), true)
+		}
+	}
+}
+
 // apply computes the output elements [i0, i0+len(dst)) into dst, a block
-// at a time. inPlace says dst may be the memory of an input the program
-// reads (a convolution's output, which its epilogue overwrites): then each
-// block's result is made in scratch and copied over, so no instruction
-// writes what a later one of the block still reads.
+// at a time (see applyWith).
 func (r *ewRun) apply(dst []float32, i0 int, inPlace bool) {
-	p := r.p
 	st := ewScratch.Get().(*ewState)
 	defer ewScratch.Put(st)
+	r.applyWith(st, dst, i0, inPlace)
+}
+
+// applyWith is apply with the goroutine's scratch st. inPlace says dst may
+// be the memory of an input the program reads (a convolution's output,
+// which its epilogue overwrites): then each block's result is made in
+// scratch and copied over, so no instruction writes what a later one of the
+// block still reads.
+func (r *ewRun) applyWith(st *ewState, dst []float32, i0 int, inPlace bool) {
+	p := r.p
 	if need := (p.nvals + 1) * ewBlock; len(st.buf) < need {
 		st.buf = make([]float32, need)
 	}
@@ -822,15 +843,14 @@ func (f *fuser) convProgram(i int) {
 					}
 				}
 				after := false // the program runs after the convolution instead
-				outs, err := conv.node.epiThreaded(threads, args, func(y *tensor.Tensor) func([]float32) {
+				outs, err := conv.node.epiThreaded(threads, args, func(y *tensor.Tensor) postFunc {
 					pin[kx] = y
 					r, ok := prog.bind(pin)
 					if !ok || !slices.Equal(r.shape, y.Shape) {
 						after = true
 						return nil
 					}
-					base := cap(y.F32) // a segment's offset is how much less room it has
-					return func(seg []float32) { r.apply(seg, base-cap(seg), true) }
+					return r.postFunc(y.F32)
 				})
 				if err != nil || !after {
 					return outs, err == nil, err

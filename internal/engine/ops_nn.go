@@ -191,7 +191,7 @@ func newConv(n *Node) (Kernel, error) {
 	pw := n.packConvWeight(group)
 	// conv returns ok false, and computes nothing, only when pool is set and
 	// the convolution cannot pool its output itself (see convIndirect).
-	conv := func(threads int, in []*tensor.Tensor, act convAct, pool bool, bind func(*tensor.Tensor) func([]float32)) (_ []*tensor.Tensor, ok bool, _ error) {
+	conv := func(threads int, in []*tensor.Tensor, act convAct, pool bool, bind func(*tensor.Tensor) postFunc) (_ []*tensor.Tensor, ok bool, _ error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, false, err
 		}
@@ -331,7 +331,7 @@ func newConv(n *Node) (Kernel, error) {
 			return outs, err
 		}
 	}
-	n.epiThreaded = func(threads int, in []*tensor.Tensor, bind func(*tensor.Tensor) func([]float32)) ([]*tensor.Tensor, error) {
+	n.epiThreaded = func(threads int, in []*tensor.Tensor, bind func(*tensor.Tensor) postFunc) ([]*tensor.Tensor, error) {
 		outs, _, err := conv(threads, in, convAct{}, false, bind)
 		return outs, err
 	}
@@ -443,6 +443,7 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 	inS, outS, taps := g.in[1]*g.in[2], g.out[1]*g.out[2], len(pp.offs)
 	parallelFor(threads, C, 1, func(lo, hi int) {
 		phases, flat := pp.buffer(0), make([]float32, pp.flatLen)
+		from := lo // the first channel post has not run on
 		for c := lo; c < hi; c++ {
 			pp.fill(phases, x[c*inS:(c+1)*inS])
 			b := float32(0)
@@ -452,9 +453,18 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 			out := y[c*outS : (c+1)*outS]
 			pp.run(out, flat, func(dst []float32) { kernels.DepthwiseRow(dst, phases, pp.offs, w[c*taps:(c+1)*taps], b) })
 			act.apply(out)
+			// post runs on runs of whole channels: a call per small map
+			// would cost more than the map.
+			if n := (c + 1 - from) * outS; act.post != nil && (n >= postRun || c == hi-1) {
+				act.post(y[from*outS:(c+1)*outS], n, 0, n)
+				from = c + 1
+			}
 		}
 	})
 }
+
+// postRun is the fewest outputs convDepthwise hands to convAct.post at once.
+const postRun = 4096
 
 // maxPoolPlanes is a float32 max pool over 2-D planes whose windows reach
 // into the padding (ResNet's 3x3 stride-2 pool after its stem): the phase
@@ -475,29 +485,30 @@ func maxPoolPlanes(threads int, g *geom3, x, y []float32, planes int) {
 // convAct is what a convolution applies to its output after the bias, in
 // its epilogue: nothing (the zero value), Relu (NaN giving 0, as the Relu op
 // computes it), or a Clip to [lo, hi] (ReLU6 is [0, 6]; NaN stays NaN, as the
-// Clip op keeps it); then post, when set, on each finished segment of the
-// output (an elementwise program: see Node.epiThreaded).
+// Clip op keeps it); then post, when set, on finished segments of the output
+// (an elementwise program: see Node.epiThreaded).
 type convAct struct {
 	relu, clip bool
 	lo, hi     float32
-	post       func(seg []float32)
+	post       postFunc
 }
+
+// postFunc runs on finished output: on y[r*ld+j0 : r*ld+j0+n] for each of
+// the len(y)/ld rows r of y, a slice of the convolution's output.
+type postFunc func(y []float32, ld, j0, n int)
 
 var actReluConv = convAct{relu: true}
 
 // any reports whether the epilogue does anything.
 func (a convAct) any() bool { return a.relu || a.clip || a.post != nil }
 
-// apply applies the activation, then post, to row.
+// apply applies the activation (not post) to row.
 func (a convAct) apply(row []float32) {
 	switch {
 	case a.relu:
 		kernels.Relu(row)
 	case a.clip:
 		kernels.Clip(row, row, a.lo, a.hi)
-	}
-	if a.post != nil {
-		a.post(row)
 	}
 }
 
@@ -516,13 +527,13 @@ func biasRelu(y []float32, ld, j0, n int, bias []float32, act convAct) {
 			act.apply(row)
 		case act.relu:
 			kernels.AddConstRelu(row, bias[r])
-			if act.post != nil {
-				act.post(row)
-			}
 		default:
 			kernels.AddConst(row, bias[r])
 			act.apply(row)
 		}
+	}
+	if act.post != nil {
+		act.post(y, ld, j0, n)
 	}
 }
 
