@@ -28,6 +28,10 @@ type Node struct {
 	// they add the bytes that costs to packedBytes.
 	pack        bool
 	packedBytes int64
+	// fromArtifact says the model is a compiled artifact, whose weights
+	// are shared between processes: factories make no private copies of
+	// them beyond the artifact's packed companions.
+	fromArtifact bool
 	// weights are the model's initializers by name, where factories find
 	// the prepacked companions of a compiled artifact (see packWeight).
 	weights map[string]*tensor.Tensor

@@ -122,9 +122,11 @@ type convWeight struct {
 // group, its M filters as the rows of an M×(C·k…) matrix, when the node may
 // pack and the packed copy takes at most packLimit (a larger one is packed
 // per call, as a MatMul's large B is read in place: the private copy would
-// cost more memory than the packing costs time).
+// cost more memory than the packing costs time). A compiled artifact (its
+// weights have packed companions) gets no private copies: its weights are
+// shared between processes, and the packed layout of A depends on the CPU.
 func (n *Node) packConvWeight(group int) *convWeight {
-	if !n.pack || group != 1 || n.Const == nil {
+	if !n.pack || group != 1 || n.Const == nil || n.fromArtifact {
 		return nil
 	}
 	w := n.Const(1)

@@ -165,11 +165,14 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 // compiler is CompileWith's state while it works through a graph: per value
 // slot, what is known at compile time.
 type compiler struct {
-	src   *onnx.Model
-	g     *onnxpb.GraphProto
-	opset int64
-	opt   Options
-	m     *Model
+	src *onnx.Model
+	// artifact says src is a model `spindle model compile` wrote: its
+	// weights include packed companions.
+	artifact bool
+	g        *onnxpb.GraphProto
+	opset    int64
+	opt      Options
+	m        *Model
 
 	slots map[string]int
 	// shapes[s] is slot s's static shape, ranks[s] its rank (-1 unknown; a
@@ -184,7 +187,14 @@ type compiler struct {
 }
 
 func newCompiler(src *onnx.Model, opt Options) *compiler {
-	return &compiler{src: src, g: src.Proto.GetGraph(), opset: src.Opset(), opt: opt, m: &Model{src: src}, slots: map[string]int{}}
+	c := &compiler{src: src, g: src.Proto.GetGraph(), opset: src.Opset(), opt: opt, m: &Model{src: src}, slots: map[string]int{}}
+	for name := range src.Weights {
+		if strings.HasSuffix(name, PackedSuffix) || strings.HasSuffix(name, PackedTransSuffix) {
+			c.artifact = true
+			break
+		}
+	}
+	return c
 }
 
 // slot returns the slot of the value name, numbering a new one.
@@ -293,6 +303,7 @@ func (c *compiler) compileNode(i int, pn *onnxpb.NodeProto) error {
 	}
 	n.pack = !c.opt.KeepWeightsUnpacked
 	n.weights = c.src.Weights
+	n.fromArtifact = c.artifact
 	f, ok := ops[n.OpType]
 	if !ok {
 		return fmt.Errorf("node %q: op %s (opset %d): %w", n.Name, n.OpType, c.opset, ErrUnsupported)
