@@ -821,27 +821,11 @@ func (f *fuser) convProgram(i int) {
 		conv := f.m.steps[c]
 		var convIn, progIn []int
 		fr := f.replace([]int{c, i}, f.out0(i), opEpilogue, func(at func(int) int) fastKernel {
-			convIn = make([]int, len(conv.in))
-			for j, cs := range conv.in {
-				convIn[j] = at(cs)
-			}
-			progIn = make([]int, len(st.in))
-			for k, ps := range st.in {
-				progIn[k] = at(ps)
-			}
+			convIn, progIn = slotsAt(at, conv.in), slotsAt(at, st.in)
 			return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
-				args := make([]*tensor.Tensor, len(convIn))
-				for j, k := range convIn {
-					if k >= 0 {
-						args[j] = in[k]
-					}
-				}
-				pin := make([]*tensor.Tensor, len(progIn))
-				for k, j := range progIn {
-					if k != kx && j >= 0 {
-						pin[k] = in[j]
-					}
-				}
+				args := pick(in, convIn)
+				pin := pick(in, progIn)
+				pin[kx] = nil // the convolution's output, made below
 				after := false // the program runs after the convolution instead
 				outs, err := conv.node.epiThreaded(threads, args, func(y *tensor.Tensor) postFunc {
 					pin[kx] = y

@@ -707,17 +707,9 @@ func (f *fuser) epilogue(i int) {
 			clipped := conv.node.clipThreaded(lo, hi)
 			var headIn []int
 			fr := f.replace([]int{i, next}, f.out0(next), opEpilogue, func(at func(int) int) fastKernel {
-				headIn = make([]int, len(conv.in))
-				for j, s := range conv.in {
-					headIn[j] = at(s)
-				}
+				headIn = slotsAt(at, conv.in)
 				return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
-					args := make([]*tensor.Tensor, len(headIn))
-					for j, k := range headIn {
-						if k >= 0 {
-							args[j] = in[k]
-						}
-					}
+					args := pick(in, headIn)
 					outs, err := clipped(threads, args)
 					return outs, err == nil, err
 				}
@@ -763,17 +755,9 @@ func (f *fuser) epilogue(i int) {
 		}
 		var headIn []int
 		fr := f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
-			headIn = make([]int, len(mm.in))
-			for j, s := range mm.in {
-				headIn[j] = at(s)
-			}
+			headIn = slotsAt(at, mm.in)
 			return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
-				args := make([]*tensor.Tensor, len(headIn))
-				for j, k := range headIn {
-					if k >= 0 {
-						args[j] = in[k]
-					}
-				}
+				args := pick(in, headIn)
 				if pool != nil {
 					if outs, ok, err := mm.node.reluPool(threads, args); ok || err != nil {
 						return outs, err == nil, err
@@ -803,17 +787,9 @@ func (f *fuser) epilogue(i int) {
 	fr := f.replace(idxs, cur, opEpilogue, func(at func(int) int) fastKernel {
 		spec := ep
 		spec.bias, spec.residual = at(ep.bias), at(ep.residual)
-		headIn = make([]int, len(mm.in))
-		for j, s := range mm.in {
-			headIn[j] = at(s)
-		}
+		headIn = slotsAt(at, mm.in)
 		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
-			args := make([]*tensor.Tensor, len(headIn))
-			for j, k := range headIn {
-				if k >= 0 {
-					args[j] = in[k]
-				}
-			}
+			args := pick(in, headIn)
 			return epilogueFast(threads, mm, args, spec, in)
 		}
 	})
@@ -856,17 +832,34 @@ func pool2x2(n *Node) bool {
 		(len(n.Outputs) < 2 || n.Outputs[1] == "")
 }
 
+// slotsAt maps slots to the fused step's input indices with at (-1 for
+// none).
+func slotsAt(at func(int) int, slots []int) []int {
+	idx := make([]int, len(slots))
+	for j, s := range slots {
+		idx[j] = at(s)
+	}
+	return idx
+}
+
+// pick returns in[idx[j]] for each j, nil where idx[j] < 0: the arguments
+// of one replaced step among the fused step's inputs.
+func pick(in []*tensor.Tensor, idx []int) []*tensor.Tensor {
+	args := make([]*tensor.Tensor, len(idx))
+	for j, k := range idx {
+		if k >= 0 {
+			args[j] = in[k]
+		}
+	}
+	return args
+}
+
 // needOfHead is a fusedRun.need for an epilogue, whose output is that of
 // its head multiply mm, reading the fused step's inputs headIn.
 func needOfHead(mm step, headIn []int) func(int, []*tensor.Tensor) (int64, int64) {
 	mm.size = sizeClassOf(mm.node.OpType)
 	return func(threads int, in []*tensor.Tensor) (int64, int64) {
-		args := make([]*tensor.Tensor, len(headIn))
-		for j, k := range headIn {
-			if k >= 0 {
-				args[j] = in[k]
-			}
-		}
+		args := pick(in, headIn)
 		need, _ := stepBytes(&mm, args, threads)
 		return need, 0
 	}
