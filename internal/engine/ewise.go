@@ -825,7 +825,7 @@ func (f *fuser) convProgram(i int) {
 			return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
 				args := pick(in, convIn)
 				pin := pick(in, progIn)
-				pin[kx] = nil // the convolution's output, made below
+				pin[kx] = nil  // the convolution's output, made below
 				after := false // the program runs after the convolution instead
 				outs, err := conv.node.epiThreaded(threads, args, func(y *tensor.Tensor) postFunc {
 					pin[kx] = y
