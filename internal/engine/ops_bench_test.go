@@ -232,3 +232,24 @@ func compileBothB(b *testing.B, m *modelgen.Builder) (fused, plain *Model) {
 	}
 	return fused, plain
 }
+
+// BenchmarkConvTranspose times U-Net's 2x2 stride-2 up-convolution (64 to
+// 32 channels, 128x128 to 256x256), one thread.
+func BenchmarkConvTranspose(b *testing.B) {
+	x := randTensor(1, 1, 64, 128, 128)
+	w := randTensor(2, 64, 32, 2, 2)
+	n := &Node{Name: "ct", OpType: "ConvTranspose", Opset: 13, attrs: map[string]*onnxpb.AttributeProto{}}
+	for _, a := range []modelgen.Attr{modelgen.AInts("strides", 2, 2), modelgen.AInts("kernel_shape", 2, 2)} {
+		n.attrs[a.GetName()] = a
+	}
+	if _, err := newConvTranspose(n); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		out, err := n.threaded(1, []*tensor.Tensor{x, w})
+		if err != nil {
+			b.Fatal(err)
+		}
+		putF32(out[0].F32)
+	}
+}

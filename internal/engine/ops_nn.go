@@ -1303,8 +1303,13 @@ func newConvTranspose(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		g := newGeom3(&a, x.Shape[2:], k, outSp, padBegin)
-		y := newF32(append([]int{N, M}, outSp...)...) // zeroed: col2im accumulates
 		P, K, Q := g.inSize(), Mg*g.kSize(), g.outSize()
+		if patches(&g) {
+			y := newF32Dirty(append([]int{N, M}, outSp...)...) // every element is one tap's
+			convTransposePatches(threads, &g, x.F32, N, C, group, w.F32, Mg, bias, y.F32)
+			return []*tensor.Tensor{y}, nil
+		}
+		y := newF32(append([]int{N, M}, outSp...)...) // zeroed: col2im accumulates
 		col := newF32Dirty(K * P) // every element is written by the multiply
 		for img := 0; img < N; img++ {
 			for gi := 0; gi < group; gi++ {
@@ -1327,6 +1332,83 @@ func newConvTranspose(n *Node) (Kernel, error) {
 		return []*tensor.Tensor{y}, nil
 	}
 	return withThreads(n.threaded, 1), nil
+}
+
+// patches reports whether a ConvTranspose geometry puts each input pixel's
+// taps on a patch of its own: a 1-D or 2-D window as large as its stride, no
+// dilation, padding or extra output (PyTorch's ConvTranspose2d(k=2, s=2) of
+// U-Nets). Then every output element is one tap of one input pixel.
+func patches(g *geom3) bool {
+	for i := range 3 {
+		if g.k[i] != g.s[i] || g.d[i] != 1 || g.p[i] != 0 || g.out[i] != g.in[i]*g.s[i] {
+			return false
+		}
+	}
+	return g.k[0] == 1
+}
+
+// convTransposePatches is ConvTranspose on a geometry patches accepts. For
+// a band of input rows, one multiply gives every tap's output (row (m, kh,
+// kw) of the band's col block is the value tap (kh, kw) of filter m puts at
+// each input pixel of the band), and each output row is the interleaving of
+// its KW taps' rows, bias added, written once: no zeroed output, no
+// accumulation, and the col block stays in cache between the two. Bands
+// are split over threads.
+func convTransposePatches(threads int, g *geom3, x []float32, N, C, group int, w []float32, Mg int, bias, y []float32) {
+	H, W, KH, KW := g.in[1], g.in[2], g.k[1], g.k[2]
+	OH, OW := g.out[1], g.out[2]
+	P, Cg, M := H*W, C/group, Mg*group
+	K := Mg * KH * KW
+	R := max(1, min(H, (1<<16)/max(1, K*W))) // input rows per band: a col block of about 256 KiB, in L2
+	bands := (H + R - 1) / R
+	ldc := R*W + 16 // off a power of two, so the rows of a C tile do not share cache sets
+	for img := 0; img < N; img++ {
+		for gi := 0; gi < group; gi++ {
+			xs := x[(img*C+gi*Cg)*P : (img*C+(gi+1)*Cg)*P]
+			wg := w[gi*Cg*K : (gi+1)*Cg*K]
+			parallelFor(threads, bands, 1, func(lo, hi int) {
+				cp := convBuf(K * ldc)
+				defer convBufs.Put(cp)
+				col := *cp
+				for band := lo; band < hi; band++ {
+					r0 := band * R
+					rows := min(R, H-r0)
+					gemmF32(true, false, K, rows*W, Cg, 1, wg, K, xs[r0*W:], P, 0, col, ldc)
+					for m := range Mg {
+						plane := y[(img*M+gi*Mg+m)*OH*OW : (img*M+gi*Mg+m+1)*OH*OW]
+						b := float32(0)
+						if bias != nil {
+							b = bias[gi*Mg+m]
+						}
+						for i := range rows {
+							for kh := range KH {
+								row := plane[((r0+i)*KH+kh)*OW : ((r0+i)*KH+kh+1)*OW]
+								tap := func(kw int) []float32 {
+									r := (m*KH+kh)*KW + kw
+									return col[r*ldc+i*W : r*ldc+(i+1)*W]
+								}
+								switch KW {
+								case 1:
+									copy(row, tap(0))
+								case 2:
+									kernels.Interleave2(row, tap(0), tap(1))
+								default:
+									for kw := range KW {
+										for iw, v := range tap(kw) {
+											row[iw*KW+kw] = v
+										}
+									}
+								}
+								if b != 0 {
+									kernels.AddVS(row, row, b)
+								}
+							}
+						}
+					}
+				}
+			})
+		}
+	}
 }
 
 // newHardmax implements Hardmax: 1 at the first maximum along the axis, 0

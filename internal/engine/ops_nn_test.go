@@ -515,3 +515,59 @@ func TestConvTransposeThreads(t *testing.T) {
 		}
 	}
 }
+
+// TestConvTransposePatches checks ConvTranspose where each input pixel's
+// taps fill a patch of their own (kernel = stride, no padding), computed
+// without accumulation, against the definition summed directly: 2-D with
+// 2x2 and 3x3 patches, groups and bias, 1-D, at 1 and 3 threads.
+func TestConvTransposePatches(t *testing.T) {
+	for _, tt := range []struct {
+		c, m, group, k, h, w int
+		bias                 bool
+	}{{6, 4, 1, 2, 5, 37, true}, {4, 6, 2, 3, 4, 7, true}, {3, 5, 1, 2, 1, 40, false}, {8, 8, 1, 2, 33, 20, false}} {
+		x := randTensor(11, 2, tt.c, tt.h, tt.w)
+		wt := randTensor(12, tt.c, tt.m/tt.group, tt.k, tt.k)
+		bias := randTensor(13, tt.m)
+		in := []*tensor.Tensor{x, wt}
+		if tt.bias {
+			in = append(in, bias)
+		}
+		n := &Node{Name: "ct", OpType: "ConvTranspose", Opset: 13, attrs: map[string]*onnxpb.AttributeProto{}}
+		for _, a := range []modelgen.Attr{modelgen.AInt("group", int64(tt.group)), modelgen.AInts("strides", int64(tt.k), int64(tt.k))} {
+			n.attrs[a.GetName()] = a
+		}
+		if _, err := newConvTranspose(n); err != nil {
+			t.Fatal(err)
+		}
+		oh, ow := tt.h*tt.k, tt.w*tt.k
+		cg, mg := tt.c/tt.group, tt.m/tt.group
+		want := tensor.New(tensor.Float32, 2, tt.m, oh, ow)
+		for img := range 2 {
+			for m := range tt.m {
+				gi, mm := m/mg, m%mg
+				for i := range oh {
+					for j := range ow {
+						var sum float64
+						if tt.bias {
+							sum = float64(bias.F32[m])
+						}
+						for c := gi * cg; c < (gi+1)*cg; c++ {
+							xv := x.F32[((img*tt.c+c)*tt.h+i/tt.k)*tt.w+j/tt.k]
+							sum += float64(xv) * float64(wt.F32[((c*mg+mm)*tt.k+i%tt.k)*tt.k+j%tt.k])
+						}
+						want.F32[((img*tt.m+m)*oh+i)*ow+j] = float32(sum)
+					}
+				}
+			}
+		}
+		for _, threads := range []int{1, 3} {
+			got, err := n.threaded(threads, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(got[0], want); d > 1e-5 {
+				t.Errorf("%+v, %d threads: differs from the definition by %g", tt, threads, d)
+			}
+		}
+	}
+}

@@ -97,3 +97,24 @@ func MaxTaps(dst, base []float32, offs []int) {
 		}
 	}
 }
+
+// Interleave2 sets dst[2j] = even[j] and dst[2j+1] = odd[j] for 2j, 2j+1 <
+// len(dst): Deinterleave2 undone (a stride-2 ConvTranspose writes the
+// outputs of its two column taps so). even must hold (len(dst)+1)/2 floats
+// and odd len(dst)/2.
+func Interleave2(dst, even, odd []float32) {
+	ne, no := (len(dst)+1)/2, len(dst)/2
+	even, odd = even[:ne], odd[:no]
+	done := 0
+	if vmathAVX512 && no >= 16 {
+		blocks := no / 16
+		interleave2AVX512(&dst[0], &even[0], &odd[0], blocks)
+		done = blocks * 16
+	}
+	for j := done; j < no; j++ {
+		dst[2*j], dst[2*j+1] = even[j], odd[j]
+	}
+	if ne > no {
+		dst[len(dst)-1] = even[ne-1]
+	}
+}

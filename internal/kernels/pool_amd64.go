@@ -19,3 +19,8 @@ func deinterleave2RowsAVX512(even, odd *float32, dstStride int, src *float32, sr
 //
 //go:noescape
 func maxTapsAVX512(dst *float32, n int, base *float32, offs *int, taps int)
+
+// interleave2AVX512 is Interleave2 on blocks*16 floats of each source.
+//
+//go:noescape
+func interleave2AVX512(dst, even, odd *float32, blocks int)

@@ -312,3 +312,67 @@ mtreststore:
 mtdone:
 	VZEROUPPER
 	RET
+
+// ilvlo and ilvhi pick, from two 16-float vectors a (indices 0-15) and b
+// (16-31), the interleaving a0 b0 a1 b1 ... of their low and high halves.
+DATA ilvlo<>+0(SB)/4, $0
+DATA ilvlo<>+4(SB)/4, $16
+DATA ilvlo<>+8(SB)/4, $1
+DATA ilvlo<>+12(SB)/4, $17
+DATA ilvlo<>+16(SB)/4, $2
+DATA ilvlo<>+20(SB)/4, $18
+DATA ilvlo<>+24(SB)/4, $3
+DATA ilvlo<>+28(SB)/4, $19
+DATA ilvlo<>+32(SB)/4, $4
+DATA ilvlo<>+36(SB)/4, $20
+DATA ilvlo<>+40(SB)/4, $5
+DATA ilvlo<>+44(SB)/4, $21
+DATA ilvlo<>+48(SB)/4, $6
+DATA ilvlo<>+52(SB)/4, $22
+DATA ilvlo<>+56(SB)/4, $7
+DATA ilvlo<>+60(SB)/4, $23
+GLOBL ilvlo<>(SB), RODATA|NOPTR, $64
+
+DATA ilvhi<>+0(SB)/4, $8
+DATA ilvhi<>+4(SB)/4, $24
+DATA ilvhi<>+8(SB)/4, $9
+DATA ilvhi<>+12(SB)/4, $25
+DATA ilvhi<>+16(SB)/4, $10
+DATA ilvhi<>+20(SB)/4, $26
+DATA ilvhi<>+24(SB)/4, $11
+DATA ilvhi<>+28(SB)/4, $27
+DATA ilvhi<>+32(SB)/4, $12
+DATA ilvhi<>+36(SB)/4, $28
+DATA ilvhi<>+40(SB)/4, $13
+DATA ilvhi<>+44(SB)/4, $29
+DATA ilvhi<>+48(SB)/4, $14
+DATA ilvhi<>+52(SB)/4, $30
+DATA ilvhi<>+56(SB)/4, $15
+DATA ilvhi<>+60(SB)/4, $31
+GLOBL ilvhi<>(SB), RODATA|NOPTR, $64
+
+// func interleave2AVX512(dst, even, odd *float32, blocks int)
+// Per block, 16 floats of even and of odd to 32 of dst, even[j] at 2j and
+// odd[j] at 2j+1: Deinterleave2 undone.
+TEXT ·interleave2AVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ even+8(FP), SI
+	MOVQ odd+16(FP), DX
+	MOVQ blocks+24(FP), CX
+	VMOVDQU32 ilvlo<>(SB), Z30
+	VMOVDQU32 ilvhi<>(SB), Z31
+ilv:
+	VMOVUPS (SI), Z0
+	VMOVUPS (DX), Z1
+	VMOVAPS Z0, Z2
+	VPERMT2PS Z1, Z30, Z2
+	VPERMT2PS Z1, Z31, Z0
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z0, 64(DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $128, DI
+	DECQ CX
+	JNZ ilv
+	VZEROUPPER
+	RET

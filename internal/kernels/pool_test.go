@@ -163,3 +163,31 @@ func TestMaxTaps(t *testing.T) {
 		}
 	}
 }
+
+// TestInterleave2 checks that Interleave2 undoes Deinterleave2 for lengths
+// around the 32-float blocks, leaving what follows dst as it was.
+func TestInterleave2(t *testing.T) {
+	const guard = -777
+	for _, n := range []int{0, 1, 2, 31, 32, 33, 64, 65, 127, 256} {
+		src := make([]float32, n)
+		for i := range src {
+			src[i] = float32(i) + 0.5
+		}
+		even, odd := make([]float32, (n+1)/2), make([]float32, n/2)
+		Deinterleave2(even, odd, src)
+		dst := make([]float32, n+3)
+		for i := range dst {
+			dst[i] = guard
+		}
+		Interleave2(dst[:n], even, odd)
+		for i, v := range dst {
+			want := float32(guard)
+			if i < n {
+				want = src[i]
+			}
+			if v != want {
+				t.Fatalf("n=%d: dst[%d] = %v, want %v", n, i, v, want)
+			}
+		}
+	}
+}

@@ -59,3 +59,7 @@ func sigmoidAVX512(dst, a *float32, blocks int) { panic("kernels: no AVX-512 in 
 func maxTapsAVX512(dst *float32, n int, base *float32, offs *int, taps int) {
 	panic("kernels: no AVX-512 in this build")
 }
+
+func interleave2AVX512(dst, even, odd *float32, blocks int) {
+	panic("kernels: no AVX-512 in this build")
+}
