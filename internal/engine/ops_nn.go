@@ -1310,7 +1310,7 @@ func newConvTranspose(n *Node) (Kernel, error) {
 			return []*tensor.Tensor{y}, nil
 		}
 		y := newF32(append([]int{N, M}, outSp...)...) // zeroed: col2im accumulates
-		col := newF32Dirty(K * P) // every element is written by the multiply
+		col := newF32Dirty(K * P)                     // every element is written by the multiply
 		for img := 0; img < N; img++ {
 			for gi := 0; gi < group; gi++ {
 				xs := x.F32[(img*C+gi*Cg)*P : (img*C+(gi+1)*Cg)*P]
