@@ -353,37 +353,46 @@ const (
 )
 
 // useIndirect reports whether a convolution of geometry g runs as
-// convIndirect: 2-D windows with unit strides, where each im2col row is an
-// input plane shifted by its tap. convIndirect computes (KW-1)*DW wasted
-// columns per output row, so it is chosen only where they are at most a
-// sixth of the work: VGG16's rows of 14 and more under 3-wide windows and
-// MNIST's first layer (24 under 5) gain 10-25%, MNIST's second (8 under 5,
-// a third wasted) would lose 50%.
+// convIndirect: 2-D windows, where each im2col row is an input plane (a
+// phase plane, with a stride) shifted by its tap. convIndirect computes
+// ((KW-1)*DW)/SW wasted columns per output row, so it is chosen only where
+// they are at most a sixth of the work: VGG16's rows of 14 and more under
+// 3-wide windows and MNIST's first layer (24 under 5) gain 10-25%, MNIST's
+// second (8 under 5, a third wasted) would lose 50%.
 func useIndirect(g *geom3) bool {
-	if g.k[0] != 1 || g.in[0] != 1 || g.out[0] != 1 || g.s[1] != 1 || g.s[2] != 1 {
+	if g.k[0] != 1 || g.in[0] != 1 || g.out[0] != 1 {
 		return false
 	}
 	switch im2colPath {
 	case im2colIndirect:
 		return true
 	case im2colAuto:
-		wp := g.out[2] + (g.k[2]-1)*g.d[2]
-		return 6*g.out[2] >= 5*wp
+		pw := g.out[2] + ((g.k[2]-1)*g.d[2])/g.s[2]
+		if g.s[1] > 1 || g.s[2] > 1 {
+			// Strided, the phase planes pay off on wide maps (3x3 stride 2,
+			// one thread: 224 -> 112 1.9x faster than im2col panels, 56 ->
+			// 28 1.45x, 40 -> 20 1.1x) and lose on narrow ones (28 -> 14
+			// 0.75x, 14 -> 7 0.94x).
+			return g.out[2] >= 16 && 6*g.out[2] >= 5*pw
+		}
+		return 6*g.out[2] >= 5*pw
 	}
 	return false
 }
 
-// convIndirect computes one image and group of a 2-D convolution with unit
-// strides, Y[m×P] = W[m×K] · col[K×P], without building the im2col matrix.
-// The output is made in bands of whole output rows. For each band the input
-// rows it reads are copied into zero-padded planes of Wp columns, Wp being an
-// output row plus the window's reach, small enough to stay in cache; then
-// im2col row (c, kh, kw) is band plane c from offset kh*DH*Wp + kw*DW on,
-// for every output pixel of the band at once when the output is taken Wp
-// wide (the last (KW-1)*DW columns of each row are garbage and dropped), so
-// kernels.SgemmIndirect reads the rows in place. Each band is multiplied into
-// a scratch block whose valid columns are copied to y, then given bias (one
-// value per row, nil for none) and, act (see biasRelu).
+// convIndirect computes one image and group of a 2-D convolution, Y[m×P] =
+// W[m×K] · col[K×P], without building the im2col matrix. The output is made
+// in bands of whole output rows. For each band the input rows it reads are
+// copied into zero-padded planes of Pw columns (Pw being an output row plus
+// the window's reach), small enough to stay in cache; with a stride, into
+// phase planes (see phasePlanes), plane (r, p) holding the padded rows r,
+// r+SH, ... and columns p, p+SW, .... Then im2col row (c, kh, kw) is band
+// plane c's phase ((kh*DH)%SH, (kw*DW)%SW) from offset (kh*DH)/SH*Pw +
+// (kw*DW)/SW on, for every output pixel of the band at once when the output
+// is taken Pw wide (the last columns of each row are garbage and dropped),
+// so kernels.SgemmIndirect reads the rows in place. Each band is multiplied
+// into a scratch block whose valid columns are copied to y, then given bias
+// (one value per row, nil for none) and, act (see biasRelu).
 // With pool set (even output height and width), y gets the 2×2 stride-2 max
 // pool of that instead, taken from the scratch block: Relu of the max plus
 // bias is the max of Relus, bit for bit, bias being one value per channel.
@@ -391,14 +400,14 @@ func useIndirect(g *geom3) bool {
 // goroutines.
 func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32, pa *kernels.PackedA, m int, y, bias []float32, act convAct, pool bool) {
 	H, W, OH, OW := g.in[1], g.in[2], g.out[1], g.out[2]
-	KH, KW, DH, DW := g.k[1], g.k[2], g.d[1], g.d[2]
-	Wp, reach := OW+(KW-1)*DW, (KH-1)*DH
+	KH, KW, DH, DW, SH, SW := g.k[1], g.k[2], g.d[1], g.d[2], g.s[1], g.s[2]
+	Pw, reach := OW+((KW-1)*DW)/SW, ((KH-1)*DH)/SH // a phase plane's columns; its rows past the band's
 	K, P := channels*KH*KW, OH*OW
 	if m == 0 || P == 0 {
 		return
 	}
 	target := max(1024, (1<<18)/m)
-	bands, rowParts := (OH*Wp+target-1)/target, 1
+	bands, rowParts := (OH*Pw+target-1)/target, 1
 	if bands < threads {
 		bands, rowParts = 1, min(threads, max(1, m/16))
 	} else {
@@ -409,23 +418,30 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 		R += R % 2 // pooled rows pair up within a band
 	}
 	bands = (OH + R - 1) / R
-	plane := (R + reach) * Wp // a band's padded plane
+	phase := (R + reach) * Pw // a band's padded phase plane
+	plane := SH * SW * phase  // a channel's phase planes
 	offs := make([]int, 0, K)
 	for c := 0; c < channels; c++ {
 		for kh := 0; kh < KH; kh++ {
 			for kw := 0; kw < KW; kw++ {
-				offs = append(offs, c*plane+kh*DH*Wp+kw*DW)
+				ph := (kh*DH)%SH*SW + (kw*DW)%SW
+				offs = append(offs, c*plane+ph*phase+(kh*DH)/SH*Pw+(kw*DW)/SW)
 			}
 		}
 	}
 	pad := func(xb []float32, b int) {
 		rows := min(R, OH-b*R) + reach
 		for c := 0; c < channels; c++ {
-			padPlane(xb[c*plane:c*plane+rows*Wp], x[c*H*W:(c+1)*H*W], H, W, rows, Wp, g.p[1]-b*R, g.p[2])
+			src := x[c*H*W : (c+1)*H*W]
+			if SH == 1 && SW == 1 {
+				padPlane(xb[c*plane:c*plane+rows*Pw], src, H, W, rows, Pw, g.p[1]-b*R, g.p[2])
+				continue
+			}
+			padPhases(xb[c*plane:(c+1)*plane], src, H, W, rows, Pw, g.p[1]-b*R*SH, g.p[2], SH, SW, phase)
 		}
 		clear(xb[channels*plane:])
 	}
-	xbSize := channels*plane + (KW-1)*DW
+	xbSize := channels*plane + ((KW-1)*DW)/SW
 	var shared []float32
 	if rowParts > 1 {
 		sb := convBuf(xbSize)
@@ -434,7 +450,7 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 		pad(shared, 0)
 	}
 	parallelFor(threads, bands*rowParts, 1, func(lo, hi int) {
-		tp := convBuf(m * R * Wp)
+		tp := convBuf(m * R * Pw)
 		defer convBufs.Put(tp)
 		tmp := *tp
 		xb := shared
@@ -450,7 +466,7 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 			}
 			r0, r1 := m*part/rowParts, m*(part+1)/rowParts
 			oh0, rows := b*R, min(R, OH-b*R)
-			n := rows * Wp
+			n := rows * Pw
 			if pa != nil && rowParts == 1 {
 				kernels.SgemmIndirectPackedA(pa, n, 1, xb, offs, 0, tmp, n)
 			} else {
@@ -463,21 +479,55 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 			if pool {
 				PP, PW := P/4, OW/2
 				for r := r0; r < r1; r++ {
-					kernels.MaxPool2x2(y[r*PP+oh0/2*PW:], tmp[(r-r0)*n:], rows/2, PW, Wp, 2*Wp)
+					kernels.MaxPool2x2(y[r*PP+oh0/2*PW:], tmp[(r-r0)*n:], rows/2, PW, Pw, 2*Pw)
 				}
 				biasRelu(y[r0*PP:r1*PP], PP, oh0/2*PW, rows/2*PW, bs, act)
 				continue
 			}
 			for r := r0; r < r1; r++ {
-				src := tmp[(r-r0)*n:]
-				dst := y[r*P+oh0*OW:]
-				for i := 0; i < rows; i++ {
-					copy(dst[i*OW:(i+1)*OW], src[i*Wp:i*Wp+OW])
-				}
+				kernels.CopyRows(y[r*P+oh0*OW:], OW, tmp[(r-r0)*n:], Pw, rows, OW)
 			}
 			biasRelu(y[r0*P:r1*P], P, oh0*OW, rows*OW, bs, act)
 		}
 	})
+}
+
+// padPhases is padPlane into the sh×sw phase planes of the padded plane,
+// each rows×pw and phase floats apart in dst: phase plane (rp, cp) row j
+// column q is padded row j*sh+rp, column q*sw+cp, which holds src's row
+// j*sh+rp-top, column q*sw+cp-left, or zero where that is outside src.
+func padPhases(dst, src []float32, h, w, rows, pw, top, left, sh, sw, phase int) {
+	for rp := range sh {
+		for j := range rows {
+			ir := j*sh + rp - top
+			var srow []float32
+			if ir >= 0 && ir < h {
+				// Input column iw is padded column left+iw: phase
+				// (left+iw)%sw, column (left+iw)/sw, which must be < pw.
+				srow = src[ir*w : ir*w+max(0, min(w, pw*sw-left))]
+			}
+			for cp := range sw {
+				clear(dst[(rp*sw+cp)*phase+j*pw:][:pw])
+			}
+			if len(srow) == 0 {
+				continue
+			}
+			at := rp*sw*phase + j*pw // phase (rp, 0), row j
+			switch sw {
+			case 1:
+				copy(dst[at+left:], srow)
+			case 2:
+				even := dst[at+(left%2)*phase+left/2:]
+				odd := dst[at+((left+1)%2)*phase+(left+1)/2:]
+				kernels.Deinterleave2(even, odd, srow)
+			default:
+				for iw, v := range srow {
+					pc := left + iw
+					dst[at+(pc%sw)*phase+pc/sw] = v
+				}
+			}
+		}
+	}
 }
 
 // padPlane copies an h×w plane src into dst, hp×wp, at row top and column

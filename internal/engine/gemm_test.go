@@ -156,7 +156,7 @@ func directConv2D(x, w *tensor.Tensor, s, p, d int) *tensor.Tensor {
 
 // TestConvIm2col checks Conv (im2col blocks packed for the gemm, by row
 // copies and by kernels.Im2col, and the indirect multiply over padded
-// planes where strides are 1) against the direct loop on geometries that
+// planes, phase planes with strides) against the direct loop on geometries that
 // exercise the copy path for unit strides,
 // padding wider than the kernel's reach, rows that are all padding, and an
 // image split into several blocks.
@@ -179,6 +179,11 @@ func TestConvIm2col(t *testing.T) {
 		// 256 output channels make convIndirect's bands about 1024 columns:
 		// 40 rows 42 wide take two bands of 20 rows.
 		{"indirect several blocks", 1, 8, 40, 40, 256, 3, 1, 1, 1},
+		// Strided convolutions read phase planes in convIndirect.
+		{"stride 2 several bands", 1, 8, 81, 80, 256, 3, 2, 1, 1},
+		{"stride 2 dilation 2", 1, 3, 19, 21, 4, 3, 2, 2, 2},
+		{"stride 3 7x7", 2, 3, 30, 31, 5, 7, 3, 3, 1},
+		{"stride 2 even kernel, no padding", 1, 4, 12, 14, 3, 4, 2, 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
