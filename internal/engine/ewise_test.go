@@ -320,6 +320,63 @@ func TestConvBatchNormFold(t *testing.T) {
 	}
 }
 
+// TestConvAffineFold checks that a normalisation spelled out after a
+// convolution (Mul by a per-channel constant, Add of a number, the output
+// minus a [1 C 1 1] constant) folds into it, one step at a time, leaving one
+// step within float32 rounding of the unfused plan; and that what is not a
+// per-channel map (a constant varying along a spatial axis, a constant
+// minus the output) stays a step of its own.
+func TestConvAffineFold(t *testing.T) {
+	build := func(tail func(b *modelgen.Builder, y string) string) *modelgen.Builder {
+		b := modelgen.NewBuilder("convaffine", 17, 1)
+		b.Input("x", tensor.Float32, []int64{1, 8, 12, 12})
+		y := b.Node("Conv", []string{"x", b.Normal("w", 0.3, 8, 8, 3, 3)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
+		b.Output(tail(b, y), tensor.Float32, nil)
+		return b
+	}
+	for _, tt := range []struct {
+		name  string
+		tail  func(b *modelgen.Builder, y string) string
+		steps int
+	}{
+		{"Mul, Add, Sub, Relu", func(b *modelgen.Builder, y string) string {
+			y = b.Node("Mul", []string{y, b.Uniform("s", 1, 8, 1, 1)}, nil)
+			y = b.Node("Add", []string{scalarConst(b, 0.25), y}, nil)
+			y = b.Node("Sub", []string{y, b.Normal("t", 0.5, 1, 8, 1, 1)}, nil)
+			return b.Node("Relu", []string{y}, nil)
+		}, 1},
+		{"a constant along a spatial axis", func(b *modelgen.Builder, y string) string {
+			return b.Node("Mul", []string{y, b.Uniform("s", 1, 1, 12)}, nil)
+		}, 2},
+		{"a constant minus the output", func(b *modelgen.Builder, y string) string {
+			return b.Node("Sub", []string{b.Normal("t", 0.5, 8, 1, 1), y}, nil)
+		}, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := build(tt.tail)
+			noConvProgram = true // else what does not fold joins the convolution as its epilogue
+			fused, plain := compileBoth(t, b)
+			noConvProgram = false
+			if got := len(fused.steps); got != tt.steps {
+				t.Errorf("%d steps after fusion, want %d", got, tt.steps)
+			}
+			out := fused.Outputs[0].Name
+			feeds := map[string]*tensor.Tensor{"x": randTensor(32, 1, 8, 12, 12)}
+			want, err := plain.RunWith(context.Background(), feeds, RunOptions{Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fused.RunWith(context.Background(), feeds, RunOptions{Threads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(want[out], got[out]); d > 1e-5 {
+				t.Errorf("folded differs from unfused by %g", d)
+			}
+		})
+	}
+}
+
 // TestConvClip checks that Clip after a convolution (ReLU6, and a Clip with
 // one bound) joins it: one step, the unfused plan's answer.
 func TestConvClip(t *testing.T) {

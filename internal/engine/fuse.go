@@ -80,13 +80,13 @@ type fuser struct {
 // single steps with fused kernels. consts holds each slot's compile-time
 // value (nil when only known at run time) and shapes its inferred shape (nil
 // when unknown), which a pass that reorders steps updates; fuse returns both,
-// grown by the slots of the weights it makes (convBatchNorm).
+// grown by the slots of the weights it makes (convAffine).
 func (m *Model) fuse(consts []*tensor.Tensor, shapes [][]int) ([]*tensor.Tensor, [][]int) {
 	f := &fuser{m: m, consts: consts, shapes: shapes}
 	f.index()
 	for i := range m.steps {
 		if !f.dead[i] {
-			f.convBatchNorm(i)
+			f.convAffine(i)
 		}
 	}
 	f.compact()
