@@ -508,6 +508,7 @@ func resizeNearest(x *tensor.Tensor, out []int, idx [][]int, threads int) *tenso
 			rem /= out[a]
 		}
 		cols := idx[r-1]
+		rep := repeatFactor(cols, inLast)
 		prev := -1
 		for row := lo; row < hi; row++ {
 			src := 0
@@ -519,8 +520,15 @@ func resizeNearest(x *tensor.Tensor, out []int, idx [][]int, threads int) *tenso
 				copy(dst, y.F32[(row-1)*last:row*last])
 			} else {
 				s := x.F32[src : src+inLast]
-				for j, k := range cols {
-					dst[j] = s[k]
+				switch rep {
+				case 1:
+					copy(dst, s)
+				case 2:
+					kernels.Interleave2(dst, s, s)
+				default:
+					for j, k := range cols {
+						dst[j] = s[k]
+					}
 				}
 			}
 			prev = src
@@ -533,6 +541,21 @@ func resizeNearest(x *tensor.Tensor, out []int, idx [][]int, threads int) *tenso
 		}
 	})
 	return y
+}
+
+// repeatFactor returns f when cols picks each of n input columns f times in
+// order (cols[j] = j/f: upsampling a row by an integer factor), else 0.
+func repeatFactor(cols []int, n int) int {
+	if n == 0 || len(cols)%n != 0 {
+		return 0
+	}
+	f := len(cols) / n
+	for j, k := range cols {
+		if k != j/f {
+			return 0
+		}
+	}
+	return f
 }
 
 // inferResize computes Resize's and Upsample's output shape when X's shape and

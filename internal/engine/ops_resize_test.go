@@ -89,6 +89,8 @@ func TestResizeNearestOnePass(t *testing.T) {
 		{[]int{1, 4, 6, 6}, []int{1, 4, 13, 5}},
 		{[]int{3, 17}, []int{6, 40}},
 		{[]int{64}, []int{7}},
+		{[]int{1, 2, 3, 40}, []int{1, 2, 6, 80}}, // rows doubled with kernels.Interleave2
+		{[]int{1, 2, 4, 9}, []int{1, 2, 8, 9}},   // rows copied whole
 	}
 	for _, coord := range []string{"asymmetric", "half_pixel", "align_corners", "pytorch_half_pixel"} {
 		for _, nearest := range []string{"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"} {
