@@ -272,10 +272,13 @@ func newConv(n *Node) (Kernel, error) {
 				}
 				if pointwise {
 					// The input planes are the im2col matrix already. In
-					// bands of columns, so that bias and Relu run on each
-					// band of output while it is in cache.
+					// bands of columns, so that the epilogue runs on each
+					// band of output while it is in cache; the bands are
+					// shared among the threads (one barrier, not one per
+					// band), or, when there are fewer bands than threads,
+					// each band's multiply is.
 					const band = 512
-					mul := func(j0, nb int) {
+					mul := func(threads, j0, nb int) {
 						if pa != nil {
 							kernels.SgemmPackedAParallel(threads, pa, nb, 1, xs[j0:], P, 0, ys[j0:], P)
 							return
@@ -283,14 +286,22 @@ func newConv(n *Node) (Kernel, error) {
 						gemmF32Par(threads, false, false, Mg, nb, K, 1, wg, K, xs[j0:], P, 0, ys[j0:], P)
 					}
 					if bg == nil && !act.any() {
-						mul(0, P)
+						mul(threads, 0, P)
 						continue
 					}
-					for j0 := 0; j0 < P; j0 += band {
-						nb := min(band, P-j0)
-						mul(j0, nb)
-						biasRelu(ys, P, j0, nb, bg, act)
+					bands := (P + band - 1) / band
+					inner := 1
+					if bands < threads {
+						inner = threads
 					}
+					parallelFor(threads/inner, bands, 1, func(lo, hi int) {
+						for b := lo; b < hi; b++ {
+							j0 := b * band
+							nb := min(band, P-j0)
+							mul(inner, j0, nb)
+							biasRelu(ys, P, j0, nb, bg, act)
+						}
+					})
 					continue
 				}
 				if indirect {
