@@ -24,7 +24,7 @@ go test -count=1 -race -timeout 15m "${race_pkgs[@]}"
 # The kernel worker pool and the tests that share one model among goroutines
 # or split one request over threads (the rest of engine and kernels is
 # single-goroutine, and testing.AllocsPerRun counts differ under -race).
-go test -count=1 -race -timeout 10m -run 'Parallel|Concurrent|ThreadBudget|Fusion|FusedBERT' ./internal/kernels ./internal/engine
+go test -count=1 -race -timeout 10m -run 'Parallel|Concurrent|ThreadBudget|Fusion|FusedBERT|ConvProgram|ConvTransposePatches|MaxPoolPlanes|SoftmaxRows|ConvDepthwise|ConvIm2col' ./internal/kernels ./internal/engine
 
 if [ -d internal/kernels ]; then
   echo "== go test -tags noasm (pure-Go kernels)"
