@@ -185,9 +185,28 @@ func (g *Gateway) paceBody(next http.Handler) http.Handler {
 		rc.SetWriteDeadline(time.Now().Add(g.cfg.MaxTimeout + bodyGrace))
 		body := &pacedBody{ReadCloser: r.Body, rc: rc, start: time.Now()}
 		r.Body = body
-		next.ServeHTTP(&closeUnread{ResponseWriter: w, body: body, req: r}, r)
+		cu := &closeUnread{ResponseWriter: w, body: body, req: r}
+		next.ServeHTTP(cu, r)
+		if cu.early {
+			// Answered before the body was read (a refusal): send the
+			// answer, then read and drop what the client still sends, for
+			// a while, before net/http closes the connection. Closing with
+			// unread data makes the kernel send a reset, which can destroy
+			// the answer at the client before it reads it (net/http lingers
+			// so for bodies it knows are unread, not for ours).
+			rc.Flush()
+			body.until = time.Now().Add(lingerTime)
+			io.CopyN(io.Discard, body, lingerBytes)
+		}
 	})
 }
+
+// lingerTime and lingerBytes bound how long, and how much of a body, the
+// gateway reads and drops after answering before the body was read.
+const (
+	lingerTime  = 5 * time.Second
+	lingerBytes = 64 << 20
+)
 
 // closeUnread answers with "Connection: close" a request whose body the
 // handler did not read to its end (a refusal before reading it): net/http
@@ -198,11 +217,13 @@ type closeUnread struct {
 	body  *pacedBody
 	req   *http.Request
 	wrote bool
+	early bool // answered before the body was read to its end
 }
 
 func (w *closeUnread) WriteHeader(code int) {
 	if !w.wrote && !w.body.eof && w.req.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
+		w.early = true
 	}
 	w.wrote = true
 	w.ResponseWriter.WriteHeader(code)

@@ -694,11 +694,16 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 // writeJSON answers v as JSON; "<", ">" and "&" stay as they are (the API
 // is not HTML, and \u003c in an error message only puzzles its reader).
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
+	// Encoded first, so the answer carries its length: a client reads it
+	// whole even when the connection ends soon after (see paceBody).
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(code)
+	w.Write(b.Bytes())
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

@@ -341,6 +341,33 @@ func TestFunctionLog(t *testing.T) {
 	}
 }
 
+// TestRefusalBeforeBodyReachesClient deploys a 16 MiB model as a tenant
+// whose memory limit is 1 MiB, twenty times: the gateway refuses it when the
+// first MiB has arrived and closes the connection, with most of the upload
+// still on its way. Every client must get the 403, not a connection reset
+// (closing with unread data sends a reset, which can destroy the answer
+// before the client reads it: 1 CI run in 8).
+func TestRefusalBeforeBodyReachesClient(t *testing.T) {
+	tg, admin := keysGateway(t)
+	small := tg.createTenant(t, admin, "small", tenant.Limits{MaxMemoryBytes: 1 << 20})
+	b := modelgen.NewBuilder("big", 13, 1)
+	b.Input("x", tensor.Float32, []int64{4})
+	b.Fill("c", 1, 4<<20)
+	b.Node("ReduceSum", []string{"c"}, nil, "s")
+	b.Node("Add", []string{"x", "s"}, nil, "y")
+	b.Output("y", tensor.Float32, nil)
+	path := filepath.Join(t.TempDir(), "model.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := tg.client(t, small)
+	for i := range 20 {
+		if _, err := c.Deploy(context.Background(), "big", path); !isStatus(err, 403) {
+			t.Fatalf("deploy %d over the memory limit: %v, want 403", i, err)
+		}
+	}
+}
+
 // TestLogAfterClose checks that Close logs every instance's exit before it
 // returns and that nothing reopens a log afterwards: an exit logged late
 // recreated the file while the test's data directory was being removed
