@@ -1203,8 +1203,14 @@ func newCast(n *Node) (Kernel, error) {
 		return nil, fmt.Errorf("attribute to: required")
 	}
 	to := tensor.DType(n.Int("to", 0))
+	// A float16 tensor is held as float32 holding float16 values (ops of a
+	// float16 graph compute in float32): the cast rounds to them.
+	half := to == tensor.Float16
+	if half {
+		to = tensor.Float32
+	}
 	if !castTypes[to] {
-		return nil, fmt.Errorf("attribute to: %s: %w (float32, float64, int64, int32, int8, uint8 and bool are)", to, ErrUnsupported)
+		return nil, fmt.Errorf("attribute to: %s: %w (float32, float16, float64, int64, int32, int8, uint8 and bool are)", tensor.DType(n.Int("to", 0)), ErrUnsupported)
 	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, 1); err != nil {
@@ -1213,6 +1219,11 @@ func newCast(n *Node) (Kernel, error) {
 		out, err := castTensor(in[0], to)
 		if err != nil {
 			return nil, err
+		}
+		if half {
+			for i, v := range out.F32 {
+				out.F32[i] = tensor.RoundHalf(v)
+			}
 		}
 		return []*tensor.Tensor{out}, nil
 	}, nil

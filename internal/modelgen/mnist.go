@@ -79,6 +79,9 @@ var generators = map[string]generator{
 	"efficientnet-b0":      {build: EfficientNetB0, save: external},
 	"unet":                 {build: UNet, save: external},
 	"yolo-style":           {build: YOLOStyle, save: external},
+	// Float16 conversions (issue 13): weights and compute in float16, float32 at the edges.
+	"minilm-l6-fp16":    {build: func(s uint64) *Builder { return Transformer(MiniLML6, s).Float16() }, save: external},
+	"mobilenet-v2-fp16": {build: func(s uint64) *Builder { return MobileNetV2(s).Float16() }, save: external},
 }
 
 // Kinds returns the model kinds Generate knows, sorted.

@@ -108,3 +108,57 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestFloatToHalf checks every float16 value, every midpoint between two
+// neighbours (ties go to the even one) and the floats either side of it.
+func TestFloatToHalf(t *testing.T) {
+	for h := uint32(0); h <= 0xffff; h++ {
+		f := HalfToFloat(uint16(h))
+		got := FloatToHalf(f)
+		if math.IsNaN(float64(f)) {
+			if !math.IsNaN(float64(HalfToFloat(got))) {
+				t.Fatalf("FloatToHalf(NaN %#04x) = %#04x, not a NaN", h, got)
+			}
+			continue
+		}
+		if got != uint16(h) {
+			t.Fatalf("FloatToHalf(%v) = %#04x, want %#04x", f, got, h)
+		}
+	}
+	for _, sign := range []uint16{0, 0x8000} {
+		for h := uint16(0); h < 0x7bff; h++ { // 65504 to infinity: the cases below
+			lo, hi := HalfToFloat(sign|h), HalfToFloat(sign|(h+1))
+			mid := (lo + hi) / 2 // 12 significant bits: exact in float32
+			even := sign | h
+			if h&1 == 1 {
+				even = sign | (h + 1)
+			}
+			if got := FloatToHalf(mid); got != even {
+				t.Fatalf("FloatToHalf(%v), midway between %#04x and %#04x = %#04x, want %#04x", mid, sign|h, sign|(h+1), got, even)
+			}
+			toward := func(x float32, up bool) float32 {
+				if up == (x >= 0) {
+					return math.Nextafter32(x, float32(math.Inf(1)))
+				}
+				return math.Nextafter32(x, float32(math.Inf(-1)))
+			}
+			if got := FloatToHalf(toward(mid, true)); got != sign|(h+1) {
+				t.Fatalf("FloatToHalf(just past %v) = %#04x, want %#04x", mid, got, sign|(h+1))
+			}
+			if got := FloatToHalf(toward(mid, false)); got != sign|h {
+				t.Fatalf("FloatToHalf(just short of %v) = %#04x, want %#04x", mid, got, sign|h)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		f    float32
+		want uint16
+	}{{65519.99, 0x7bff}, {65520, 0x7c00}, {1e10, 0x7c00}, {-1e10, 0xfc00}, {1e-30, 0}, {-1e-30, 0x8000}, {2.98e-8, 0}, {2.99e-8, 1}} {
+		if got := FloatToHalf(tc.f); got != tc.want {
+			t.Errorf("FloatToHalf(%v) = %#04x, want %#04x", tc.f, got, tc.want)
+		}
+	}
+	if got := RoundHalf(0.1); got != 0.0999755859375 {
+		t.Errorf("RoundHalf(0.1) = %v, want 0.0999755859375", got)
+	}
+}

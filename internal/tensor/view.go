@@ -134,3 +134,51 @@ func HalfToFloat(h uint16) float32 {
 	}
 	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }
+
+// FloatToHalf converts f to the nearest IEEE 754 binary16 value, ties to
+// even, as hardware conversions do: magnitudes from 65520 up become
+// infinities, values too small for a subnormal become zeros of f's sign,
+// and a NaN stays a (quiet) NaN.
+func FloatToHalf(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23) & 0xff
+	mant := b & 0x7fffff
+	if exp == 0xff {
+		if mant != 0 {
+			return sign | 0x7e00 | uint16(mant>>13)
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		// A subnormal half: the value in units of 2^-24.
+		shift := uint32(14 - e)
+		if shift > 24 {
+			return sign
+		}
+		full := mant | 0x800000
+		return sign | uint16(roundEven(full, shift))
+	}
+	return sign | uint16(uint32(e)<<10+roundEven(mant, 13))
+}
+
+// roundEven returns v >> shift rounded to nearest, ties to even (shift >= 1).
+// A carry out of the kept bits moves into the exponent above them, which is
+// what rounding up to the next binade (or to infinity) is.
+func roundEven(v, shift uint32) uint32 {
+	r := v >> shift
+	rem := v & (1<<shift - 1)
+	half := uint32(1) << (shift - 1)
+	if rem > half || rem == half && r&1 == 1 {
+		r++
+	}
+	return r
+}
+
+// RoundHalf returns f rounded to the nearest float16 value, as a float32:
+// what a float16 tensor holding f holds.
+func RoundHalf(f float32) float32 { return HalfToFloat(FloatToHalf(f)) }
