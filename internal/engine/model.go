@@ -141,6 +141,9 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := unsupportedOps(nodes, c.opset); err != nil {
+		return nil, err
+	}
 	c.m.stats.Nodes = len(nodes)
 	for i, pn := range nodes {
 		if err := c.compileNode(i, pn); err != nil {
@@ -256,6 +259,56 @@ func (c *compiler) bind() error {
 		c.m.Outputs = append(c.m.Outputs, info)
 	}
 	return nil
+}
+
+// unsupportedOps returns an error naming every op of nodes the engine does
+// not implement, with how many nodes use it and the first one, so that a
+// user learns all that stands between the model and the engine at once,
+// not one op per attempt; nil when there is none.
+func unsupportedOps(nodes []*onnxpb.NodeProto, opset int64) error {
+	type use struct {
+		nodes int
+		first string
+	}
+	uses := map[string]*use{}
+	var order []string
+	for i, pn := range nodes {
+		op := pn.GetOpType()
+		if d := pn.GetDomain(); d != "" && d != "ai.onnx" {
+			op = d + ":" + op
+		} else if _, ok := ops[op]; ok {
+			continue
+		}
+		u := uses[op]
+		if u == nil {
+			name := pn.GetName()
+			if name == "" {
+				name = fmt.Sprintf("%s_%d", pn.GetOpType(), i)
+			}
+			u = &use{first: name}
+			uses[op] = u
+			order = append(order, op)
+		}
+		u.nodes++
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	parts := make([]string, len(order))
+	for i, op := range order {
+		u := uses[op]
+		if u.nodes == 1 {
+			parts[i] = fmt.Sprintf("%s (node %q)", op, u.first)
+			continue
+		}
+		parts[i] = fmt.Sprintf("%s (%d nodes, the first %q)", op, u.nodes, u.first)
+	}
+	what := "an op"
+	if len(order) > 1 {
+		what = fmt.Sprintf("%d ops", len(order))
+	}
+	return fmt.Errorf("%w: the model uses %s the engine does not implement at opset %d (only the default ONNX domain's ops are): %s",
+		ErrUnsupported, what, opset, strings.Join(parts, ", "))
 }
 
 // compileNode resolves node i (pn) to a kernel and checks it, then folds it

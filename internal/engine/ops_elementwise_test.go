@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"math"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/spindleml/spindle/internal/modelgen"
@@ -100,6 +102,37 @@ func TestUnsupportedOp(t *testing.T) {
 	wantErr(t, err, "Foo", `"Foo_1"`, "opset 13")
 	if errors.Is(err, onnx.ErrBadModel) {
 		t.Errorf("unsupported op error %v also wraps ErrBadModel", err)
+	}
+}
+
+// TestUnsupportedOpsAllNamed checks that one error names every unsupported
+// op of a model, in the default domain and others, with its node count.
+func TestUnsupportedOpsAllNamed(t *testing.T) {
+	b := modelgen.NewBuilder("unsupported", 17, 1)
+	b.Input("x", tensor.Float32, []int64{2})
+	b.Output("y", tensor.Float32, []int64{2})
+	x := b.Node("Foo", []string{"x"}, nil)
+	x = b.Node("Relu", []string{x}, nil)
+	x = b.Node("Foo", []string{x}, nil)
+	x = b.Node("Bar", []string{x}, nil)
+	b.Node("Gelu", []string{x}, nil, "y")
+	b.SetDomain("Gelu_5", "com.microsoft")
+	path := filepath.Join(t.TempDir(), "m.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := onnx.Load(path, onnx.Copy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, err = Compile(src)
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("got %v, want an error wrapping ErrUnsupported", err)
+	}
+	wantErr(t, err, "3 ops", "opset 17", `Foo (2 nodes, the first "Foo_1")`, `Bar (node "Bar_4")`, `com.microsoft:Gelu (node "Gelu_5")`)
+	if strings.Contains(err.Error(), "Relu") {
+		t.Errorf("error %v names Relu, which the engine implements", err)
 	}
 }
 

@@ -220,6 +220,10 @@ func TestCastAndCreation(t *testing.T) {
 		{name: "float to bool, NaN is true", op: "Cast", attrs: to(tensor.Bool), inputs: ins(f32([]float32{0, float32(math.NaN()), 0.1}, 3)), want: outs(tens([]bool{false, true, true}, 3))},
 		{name: "bool to float", op: "Cast", attrs: to(tensor.Float32), inputs: ins(tens([]bool{true, false}, 2)), want: outs(f32([]float32{1, 0}, 2))},
 		{name: "float64 to float32", op: "Cast", attrs: to(tensor.Float32), inputs: ins(tens([]float64{0.1, 1e300}, 2)), want: outs(f32([]float32{0.1, float32(math.Inf(1))}, 2))},
+		// float16 values held as float32: 0.1 rounds to 0.0999755859375, 65520 (a tie) to infinity, int64 through float32.
+		{name: "float to float16 rounds", op: "Cast", attrs: to(tensor.Float16), inputs: ins(f32([]float32{0.1, 65519, 65520, -1e-8, 2049}, 5)),
+			want: outs(f32([]float32{0.0999755859375, 65504, float32(math.Inf(1)), float32(math.Copysign(0, -1)), 2048}, 5))},
+		{name: "int64 to float16", op: "Cast", attrs: to(tensor.Float16), inputs: ins(i64([]int64{2051, -7}, 2)), want: outs(f32([]float32{2052, -7}, 2))},
 		{name: "int8 to int64 sign extends", op: "Cast", attrs: to(tensor.Int64), inputs: ins(tens([]int8{-1, 127}, 2)), want: outs(i64([]int64{-1, 127}, 2))},
 		{name: "castlike", op: "CastLike", inputs: ins(f32([]float32{2.9}, 1), i64(nil, 0)), want: outs(i64([]int64{2}, 1))},
 		{name: "constantofshape default", op: "ConstantOfShape", inputs: ins(i64([]int64{2, 1}, 2)), want: outs(f32([]float32{0, 0}, 2, 1))},
@@ -238,7 +242,6 @@ func TestCastAndCreation(t *testing.T) {
 		{name: "nonzero bool 1-D", op: "NonZero", inputs: ins(tens([]bool{false, true, true}, 3)), want: outs(i64([]int64{1, 2}, 1, 2))},
 	})
 	runErrCases(t, []errCase{
-		{name: "cast to float16", op: "Cast", attrs: to(tensor.Float16), inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "float16"}, unsup: true},
 		{name: "cast to string", op: "Cast", attrs: to(tensor.String), inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "string"}, unsup: true},
 		{name: "cast without to", op: "Cast", inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "required"}},
 		{name: "constantofshape negative", op: "ConstantOfShape", inputs: ins(i64([]int64{-1}, 1)), frag: []string{"dimension 0 is -1"}},

@@ -435,3 +435,27 @@ func TestDeployErrorsNameUploadPaths(t *testing.T) {
 		t.Errorf("deploy of a broken model: %d %s; want 400 naming sub/broken.onnx and no server path", resp.StatusCode, msg)
 	}
 }
+
+// TestDeployNamesEveryUnsupportedOp deploys a model using three ops the
+// engine lacks: one 400 names them all, so the user does not learn them one
+// failed deploy at a time.
+func TestDeployNamesEveryUnsupportedOp(t *testing.T) {
+	tg := newTestGateway(t, Config{Sandbox: detect(t, sandbox.Options{})})
+	b := modelgen.NewBuilder("unsupported", 17, 1)
+	b.Input("x", tensor.Float32, []int64{2})
+	b.Output("y", tensor.Float32, []int64{2})
+	x := b.Node("Foo", []string{"x"}, nil)
+	x = b.Node("Relu", []string{x}, nil)
+	x = b.Node("Bar", []string{x}, nil)
+	b.Node("Gelu", []string{x}, nil, "y")
+	b.SetDomain("Gelu_4", "com.microsoft")
+	err := tg.deployAs(t, "", "u", b)
+	if !isStatus(err, 400) {
+		t.Fatalf("deploy of a model with unsupported ops: %v, want 400", err)
+	}
+	for _, want := range []string{"3 ops", `Foo (node "Foo_1")`, `Bar (node "Bar_3")`, `com.microsoft:Gelu (node "Gelu_4")`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("deploy error %q does not name %s", err, want)
+		}
+	}
+}

@@ -175,6 +175,19 @@ func (b *Builder) Node(op string, inputs []string, attrs []Attr, outputs ...stri
 	return outputs[0]
 }
 
+// SetDomain puts the node called name in an operator set domain other than
+// the default ONNX one (com.microsoft for ONNX Runtime's contrib ops); Save
+// imports version 1 of each such domain.
+func (b *Builder) SetDomain(name, domain string) {
+	for _, n := range b.g.Node {
+		if n.GetName() == name {
+			n.Domain = proto.String(domain)
+			return
+		}
+	}
+	panic("modelgen: SetDomain: no node " + name)
+}
+
 // NumParams returns the number of elements over all float initializers.
 func (b *Builder) NumParams() int64 {
 	var n int64
@@ -254,6 +267,13 @@ func (b *Builder) Save(path string, opt SaveOptions) error {
 		ProducerName: proto.String("spindle modelgen"),
 		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(b.opset)}},
 		Graph:        b.g,
+	}
+	imported := map[string]bool{"": true}
+	for _, n := range b.g.Node {
+		if d := n.GetDomain(); !imported[d] {
+			imported[d] = true
+			m.OpsetImport = append(m.OpsetImport, &onnxpb.OperatorSetIdProto{Domain: proto.String(d), Version: proto.Int64(1)})
+		}
 	}
 	buf, err := proto.Marshal(m)
 	if err != nil {
