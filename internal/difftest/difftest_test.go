@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -379,4 +380,45 @@ func uniform(seed uint64, lo, hi float64, shape ...int) *tensor.Tensor {
 		x.F32[i] = float32(lo + (hi-lo)*rng.Float64())
 	}
 	return x
+}
+
+// TestIf runs an If whose branches read outer values (one computed, one a
+// weight) and their own initializers, on both conditions, and one nested in
+// a branch, against ONNX Runtime.
+func TestIf(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("if", 17, 1)
+	b.Input("x", tensor.Float32, []int64{2, 8})
+	b.Input("cond", tensor.Bool, []int64{})
+	b.Input("inner", tensor.Bool, []int64{})
+	b.Output("y", tensor.Float32, []int64{2, 8})
+	h := b.Node("Relu", []string{"x"}, nil, "h")
+	w := b.Normal("w", 1, 8, 8)
+	then := b.Subgraph("then")
+	mm := then.Node("MatMul", []string{h, w}, nil, "then/mm")
+	it := then.Subgraph("then/it")
+	it.Node("Sigmoid", []string{mm}, nil, "then/it/y")
+	it.Output("then/it/y", tensor.Float32, []int64{2, 8})
+	ie := then.Subgraph("then/ie")
+	ie.Node("Mul", []string{mm, ie.Normal("then/ie/s", 1, 8)}, nil, "then/ie/y")
+	ie.Output("then/ie/y", tensor.Float32, []int64{2, 8})
+	then.Node("If", []string{"inner"}, []modelgen.Attr{modelgen.AGraph("then_branch", it), modelgen.AGraph("else_branch", ie)}, "then/y")
+	then.Output("then/y", tensor.Float32, []int64{2, 8})
+	els := b.Subgraph("else")
+	els.Node("Sub", []string{h, els.Normal("else/bias", 1, 8)}, nil, "else/y")
+	els.Output("else/y", tensor.Float32, []int64{2, 8})
+	b.Node("If", []string{"cond"}, []modelgen.Attr{modelgen.AGraph("then_branch", then), modelgen.AGraph("else_branch", els)}, "y")
+	path := filepath.Join(t.TempDir(), "if.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bl := func(v bool) *tensor.Tensor { return &tensor.Tensor{DType: tensor.Bool, Shape: []int{}, B: []bool{v}} }
+	for _, cc := range [][2]bool{{true, true}, {true, false}, {false, true}} {
+		c := diffCase{
+			name:   fmt.Sprintf("cond=%v,inner=%v", cc[0], cc[1]),
+			model:  func(*testing.T) string { return path },
+			inputs: map[string]*tensor.Tensor{"x": uniform(3, -1, 1, 2, 8), "cond": bl(cc[0]), "inner": bl(cc[1])},
+		}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
 }

@@ -15,7 +15,11 @@ type Node struct {
 	Opset   int64
 	Inputs  []string // "" marks an omitted optional input
 	Outputs []string
-	attrs   map[string]*onnxpb.AttributeProto
+	// implicit counts the last Inputs that are not the node's own but the
+	// outer values its subgraphs read (If's branches), in implicitInputs'
+	// order.
+	implicit int
+	attrs    map[string]*onnxpb.AttributeProto
 	// Const returns the value of input i when it is a weight or a folded constant,
 	// or nil when it is only known at run time.
 	Const func(i int) *tensor.Tensor
@@ -28,6 +32,10 @@ type Node struct {
 	// they add the bytes that costs to packedBytes.
 	pack        bool
 	packedBytes int64
+	// noFusion and foldLeft are the compile's options and folding budget,
+	// for factories that compile subgraphs (If).
+	noFusion bool
+	foldLeft *int64
 	// fromArtifact says the model is a compiled artifact, whose weights
 	// are shared between processes: factories make no private copies of
 	// them beyond the artifact's packed companions.

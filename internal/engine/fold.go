@@ -66,7 +66,7 @@ func (c *compiler) fold(st *step) ([]*tensor.Tensor, error) {
 		return nil, nil
 	}
 	limit := max(foldLimit, distinctBytes(args))
-	if biggest > limit || need > c.foldLeft {
+	if biggest > limit || need > *c.foldLeft {
 		return nil, nil
 	}
 	outs, err := runKernel(*st, args)
@@ -83,10 +83,10 @@ func (c *compiler) fold(st *step) ([]*tensor.Tensor, error) {
 		}
 		outBytes += tensorBytes(outs[j])
 	}
-	if outBytes > limit || outBytes > c.foldLeft {
+	if outBytes > limit || outBytes > *c.foldLeft {
 		return nil, nil
 	}
-	c.foldLeft -= outBytes
+	*c.foldLeft -= outBytes
 	return outs, nil
 }
 

@@ -86,6 +86,10 @@ type Options struct {
 	// (MatMul + bias + activation, spelled-out LayerNorm, ...) into fused
 	// kernels.
 	NoFusion bool
+
+	// foldLeft, set for a subgraph, is the folding budget of the model
+	// around it, which the subgraph's folds draw on too.
+	foldLeft *int64
 }
 
 // Model is a compiled graph. It is immutable and safe for concurrent Run calls.
@@ -185,8 +189,8 @@ type compiler struct {
 	ranks  []int
 	consts []*tensor.Tensor
 	// foldLeft is what folding may still add to the model's memory (see
-	// foldBudget).
-	foldLeft int64
+	// foldBudget), shared with the compilers of its subgraphs.
+	foldLeft *int64
 }
 
 func newCompiler(src *onnx.Model, opt Options) *compiler {
@@ -229,7 +233,10 @@ func (c *compiler) bind() error {
 		s := c.slot(name)
 		c.consts[s], c.shapes[s], c.ranks[s] = w, shapeOf(w), len(w.Shape)
 	}
-	c.foldLeft = foldBudget(weightBytes)
+	if c.foldLeft = c.opt.foldLeft; c.foldLeft == nil {
+		budget := foldBudget(weightBytes)
+		c.foldLeft = &budget
+	}
 	for _, vi := range c.g.GetInput() {
 		if _, isWeight := c.src.Weights[vi.GetName()]; isWeight {
 			continue
@@ -272,12 +279,12 @@ func unsupportedOps(nodes []*onnxpb.NodeProto, opset int64) error {
 	}
 	uses := map[string]*use{}
 	var order []string
-	for i, pn := range nodes {
+	note := func(i int, pn *onnxpb.NodeProto) {
 		op := pn.GetOpType()
 		if d := pn.GetDomain(); d != "" && d != "ai.onnx" {
 			op = d + ":" + op
 		} else if _, ok := ops[op]; ok {
-			continue
+			return
 		}
 		u := uses[op]
 		if u == nil {
@@ -291,6 +298,16 @@ func unsupportedOps(nodes []*onnxpb.NodeProto, opset int64) error {
 		}
 		u.nodes++
 	}
+	var walk func(nodes []*onnxpb.NodeProto)
+	walk = func(nodes []*onnxpb.NodeProto) {
+		for i, pn := range nodes {
+			note(i, pn)
+			for _, g := range subgraphs(pn) {
+				walk(g.GetNode()) // a subgraph's ops too
+			}
+		}
+	}
+	walk(nodes)
 	if len(order) == 0 {
 		return nil
 	}
@@ -318,9 +335,20 @@ func (c *compiler) compileNode(i int, pn *onnxpb.NodeProto) error {
 	if d := pn.GetDomain(); d != "" && d != "ai.onnx" {
 		return fmt.Errorf("node %q: op %s in domain %q: %w (only the default ONNX domain is)", pn.GetName(), pn.GetOpType(), d, ErrUnsupported)
 	}
+	if pn.GetOpType() == "If" && len(pn.GetInput()) == 1 {
+		if s, ok := c.slots[pn.GetInput()[0]]; ok && c.consts[s] != nil {
+			return c.inlineIf(pn, c.consts[s])
+		}
+	}
 	n := &Node{Name: pn.GetName(), OpType: pn.GetOpType(), Opset: c.opset, Inputs: pn.GetInput(), Outputs: pn.GetOutput(), attrs: map[string]*onnxpb.AttributeProto{}}
 	if n.Name == "" {
 		n.Name = fmt.Sprintf("%s_%d", n.OpType, i)
+	}
+	if implicit := implicitInputs(pn); len(implicit) > 0 {
+		// The kernel gets the outer values its subgraphs read after its
+		// own inputs.
+		n.Inputs = append(slices.Clip(n.Inputs), implicit...)
+		n.implicit = len(implicit)
 	}
 	for _, a := range pn.GetAttribute() {
 		n.attrs[a.GetName()] = a
@@ -355,6 +383,8 @@ func (c *compiler) compileNode(i int, pn *onnxpb.NodeProto) error {
 		return c.consts[st.in[i]]
 	}
 	n.pack = !c.opt.KeepWeightsUnpacked
+	n.noFusion = c.opt.NoFusion
+	n.foldLeft = c.foldLeft
 	n.weights = c.src.Weights
 	n.fromArtifact = c.artifact
 	f, ok := ops[n.OpType]
@@ -485,6 +515,9 @@ func staticShape(shape []int) bool {
 // valueInfo converts a graph input or output declaration.
 func valueInfo(vi *onnxpb.ValueInfoProto) (ValueInfo, error) {
 	info := ValueInfo{Name: vi.GetName()}
+	if vi.GetType() == nil {
+		return info, nil // untyped (a subgraph's outer value): any dtype and shape
+	}
 	tt := vi.GetType().GetTensorType()
 	if tt == nil {
 		return info, fmt.Errorf("value %q: %w: only tensor types are supported, not sequences, maps or optionals", vi.GetName(), ErrUnsupported)
@@ -514,7 +547,6 @@ func valueInfo(vi *onnxpb.ValueInfoProto) (ValueInfo, error) {
 // rescan of the pending nodes per round took quadratic time on a long chain
 // listed backwards.
 func topoSort(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor) ([]*onnxpb.NodeProto, error) {
-	nodes := g.GetNode()
 	given := map[string]bool{"": true}
 	for name := range weights {
 		given[name] = true
@@ -522,6 +554,13 @@ func topoSort(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor) ([]*onnxp
 	for _, vi := range g.GetInput() {
 		given[vi.GetName()] = true
 	}
+	return sortNodes(g.GetNode(), given)
+}
+
+// sortNodes is topoSort of nodes whose inputs are the values given or
+// other nodes' outputs. A node reads, besides its inputs, the outer values
+// its subgraphs read (implicitInputs): it runs after their producers too.
+func sortNodes(nodes []*onnxpb.NodeProto, given map[string]bool) ([]*onnxpb.NodeProto, error) {
 	// producer maps a value to the first node in the file that outputs it.
 	producer := map[string]int{}
 	for i, n := range nodes {
@@ -538,7 +577,7 @@ func topoSort(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor) ([]*onnxp
 	users := make([][]int, len(nodes))
 	undefined := false
 	for i, n := range nodes {
-		for _, in := range n.GetInput() {
+		for _, in := range append(slices.Clip(n.GetInput()), implicitInputs(n)...) {
 			if given[in] {
 				continue
 			}
@@ -585,7 +624,7 @@ func topoSort(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor) ([]*onnxp
 		if waiting[i] == 0 {
 			continue
 		}
-		for _, in := range n.GetInput() {
+		for _, in := range append(slices.Clip(n.GetInput()), implicitInputs(n)...) {
 			if !done[in] {
 				missing = append(missing, fmt.Sprintf("%s needs %q", n.GetName()+"/"+n.GetOpType(), in))
 				break
@@ -630,7 +669,7 @@ func (m *Model) CheckInputs(inputs map[string]*tensor.Tensor) error {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("%w: input %q: %v", ErrBadInput, want.Name, err)
 		}
-		if t.DType != want.DType && !(want.DType == tensor.Float16 && t.DType == tensor.Float32) {
+		if want.DType != tensor.Invalid && t.DType != want.DType && !(want.DType == tensor.Float16 && t.DType == tensor.Float32) {
 			return fmt.Errorf("%w: input %q: dtype %s, the model wants %s", ErrBadInput, want.Name, t.DType, want.DType)
 		}
 		if want.Shape == nil {

@@ -22,6 +22,27 @@ type Builder struct {
 	order []string
 	rng   *rand.Rand
 	n     int
+	// prefix starts the names of a subgraph's nodes and values (see
+	// Subgraph), which must differ from every name around them.
+	prefix string
+}
+
+// Subgraph starts a graph called name to be an attribute of one of b's
+// nodes (an If's branch): its nodes and their outputs are named
+// "name/<op>_<n>", its weights come from b's random source, and AGraph
+// makes it the attribute. It may read b's values by name.
+func (b *Builder) Subgraph(name string) *Builder {
+	return &Builder{g: &onnxpb.GraphProto{Name: proto.String(name)}, opset: b.opset, data: map[string][]byte{}, rng: b.rng, prefix: name + "/"}
+}
+
+// AGraph returns a graph attribute holding sub's graph, its initializers'
+// data inline.
+func AGraph(name string, sub *Builder) Attr {
+	for _, t := range sub.g.Initializer {
+		t.RawData = append([]byte{}, sub.data[t.GetName()]...)
+	}
+	typ := onnxpb.AttributeProto_GRAPH
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: &typ, G: sub.g}
 }
 
 // NewBuilder starts a graph called name for the given default-domain opset, with
@@ -164,7 +185,7 @@ func AString(name, v string) Attr {
 // "<op>_<n>" (plus "_<i>" for extra outputs) unless outputs are given.
 func (b *Builder) Node(op string, inputs []string, attrs []Attr, outputs ...string) string {
 	b.n++
-	name := fmt.Sprintf("%s_%d", op, b.n)
+	name := fmt.Sprintf("%s%s_%d", b.prefix, op, b.n)
 	if len(outputs) == 0 {
 		outputs = []string{name}
 	}

@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// ifModel builds y = If(cond, then: (h + w) * tw, else: h - w), where h =
+// Relu(x) is computed outside and w is an outer weight, tw the then
+// branch's own initializer. The If is listed before the node computing h,
+// which it must follow. cond is the graph input "cond", or a constant when
+// constCond is not nil.
+func ifModel(constCond *bool) *modelgen.Builder {
+	b := modelgen.NewBuilder("if", 17, 1)
+	b.Input("x", tensor.Float32, []int64{3})
+	cond := "cond"
+	if constCond != nil {
+		cond = b.InitTensor("cond", &tensor.Tensor{DType: tensor.Bool, Shape: []int{}, B: []bool{*constCond}})
+	} else {
+		b.Input("cond", tensor.Bool, []int64{-1}, "n") // one element, but the model cannot say so
+	}
+	b.Output("y", tensor.Float32, []int64{3})
+	w := b.Init("w", []int64{3}, []float32{1, 2, 3})
+	then := b.Subgraph("then")
+	tw := then.Init("then/tw", []int64{1}, []float32{10})
+	then.Node("Mul", []string{then.Node("Add", []string{"h", w}, nil), tw}, nil, "then/y")
+	then.Output("then/y", tensor.Float32, []int64{3})
+	els := b.Subgraph("else")
+	els.Node("Sub", []string{"h", w}, nil, "else/y")
+	els.Output("else/y", tensor.Float32, []int64{3})
+	b.Node("If", []string{cond}, []modelgen.Attr{modelgen.AGraph("then_branch", then), modelgen.AGraph("else_branch", els)}, "y")
+	b.Node("Relu", []string{"x"}, nil, "h")
+	return b
+}
+
+func TestIf(t *testing.T) {
+	m, err := compileGraph(t, ifModel(nil), onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := f32([]float32{-1, 1, 2}, 3)
+	for _, tt := range []struct {
+		cond bool
+		want []float32
+	}{{true, []float32{10, 30, 50}}, {false, []float32{-1, -1, -1}}} {
+		out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": x, "cond": {DType: tensor.Bool, Shape: []int{1}, B: []bool{tt.cond}}})
+		if err != nil {
+			t.Fatalf("cond %v: %v", tt.cond, err)
+		}
+		checkTensor(t, out["y"], f32(tt.want, 3), 0)
+	}
+	_, err = m.Run(context.Background(), map[string]*tensor.Tensor{"x": x, "cond": {DType: tensor.Bool, Shape: []int{2}, B: []bool{true, false}}})
+	wantErr(t, err, "cond", "one element")
+}
+
+// TestIfConstantConditionInlined checks that an If whose condition is known
+// at compile time leaves no If step: the branch taken is compiled into the
+// graph (and its Add and Mul fuse or run as steps of their own).
+func TestIfConstantConditionInlined(t *testing.T) {
+	for _, cond := range []bool{true, false} {
+		m, err := compileGraph(t, ifModel(&cond), onnx.Copy, modelgen.SaveOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range m.steps {
+			if st.node.OpType == "If" {
+				t.Errorf("cond %v: an If step remains", cond)
+			}
+		}
+		out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{-1, 1, 2}, 3)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []float32{-1, -1, -1}
+		if cond {
+			want = []float32{10, 30, 50}
+		}
+		checkTensor(t, out["y"], f32(want, 3), 0)
+	}
+}
+
+// TestIfNested runs an If inside a branch whose branches read a value two
+// scopes out and one of the branch around them.
+func TestIfNested(t *testing.T) {
+	b := modelgen.NewBuilder("nested", 17, 1)
+	b.Input("x", tensor.Float32, []int64{2})
+	b.Input("a", tensor.Bool, []int64{})
+	b.Input("c", tensor.Bool, []int64{})
+	b.Output("y", tensor.Float32, []int64{2})
+	outer := b.Subgraph("outer")
+	mid := outer.Node("Neg", []string{"x"}, nil, "outer/mid")
+	in1 := outer.Subgraph("outer/t")
+	in1.Node("Add", []string{"x", mid}, nil, "outer/t/y") // x + -x = 0
+	in1.Output("outer/t/y", tensor.Float32, []int64{2})
+	in2 := outer.Subgraph("outer/e")
+	in2.Node("Mul", []string{"x", mid}, nil, "outer/e/y") // -x²
+	in2.Output("outer/e/y", tensor.Float32, []int64{2})
+	outer.Node("If", []string{"c"}, []modelgen.Attr{modelgen.AGraph("then_branch", in1), modelgen.AGraph("else_branch", in2)}, "outer/y")
+	outer.Output("outer/y", tensor.Float32, []int64{2})
+	other := b.Subgraph("other")
+	other.Output("x", tensor.Float32, []int64{2}) // returns the outer value as it is
+	b.Node("If", []string{"a"}, []modelgen.Attr{modelgen.AGraph("then_branch", outer), modelgen.AGraph("else_branch", other)}, "y")
+	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl := func(v bool) *tensor.Tensor { return &tensor.Tensor{DType: tensor.Bool, Shape: []int{}, B: []bool{v}} }
+	x := f32([]float32{2, 3}, 2)
+	for _, tt := range []struct {
+		a, c bool
+		want []float32
+	}{{true, true, []float32{0, 0}}, {true, false, []float32{-4, -9}}, {false, true, []float32{2, 3}}} {
+		out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": x, "a": bl(tt.a), "c": bl(tt.c)})
+		if err != nil {
+			t.Fatalf("a %v c %v: %v", tt.a, tt.c, err)
+		}
+		checkTensor(t, out["y"], f32(tt.want, 2), 0)
+	}
+}
+
+func TestIfErrors(t *testing.T) {
+	b := modelgen.NewBuilder("bad", 17, 1)
+	b.Input("cond", tensor.Bool, []int64{})
+	b.Output("y", tensor.Float32, []int64{1})
+	then := b.Subgraph("then")
+	then.Output(then.Init("then/one", []int64{1}, []float32{1}), tensor.Float32, []int64{1})
+	els := b.Subgraph("else")
+	els.Output(els.Init("else/a", []int64{1}, []float32{1}), tensor.Float32, []int64{1})
+	els.Output(els.Init("else/b", []int64{1}, []float32{2}), tensor.Float32, []int64{1})
+	b.Node("If", []string{"cond"}, []modelgen.Attr{modelgen.AGraph("then_branch", then), modelgen.AGraph("else_branch", els)}, "y")
+	_, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	wantErr(t, err, "else_branch", "2 outputs", "the node has 1")
+	if !errors.Is(err, onnx.ErrBadModel) {
+		t.Errorf("error %v does not wrap ErrBadModel", err)
+	}
+
+	b = modelgen.NewBuilder("unsupported inside", 17, 1)
+	b.Input("cond", tensor.Bool, []int64{})
+	b.Output("y", tensor.Float32, []int64{1})
+	then = b.Subgraph("then")
+	then.Node("Foo", []string{then.Init("then/one", []int64{1}, []float32{1})}, nil, "then/y")
+	then.Output("then/y", tensor.Float32, []int64{1})
+	els = b.Subgraph("else")
+	els.Output(els.Init("else/a", []int64{1}, []float32{1}), tensor.Float32, []int64{1})
+	b.Node("If", []string{"cond"}, []modelgen.Attr{modelgen.AGraph("then_branch", then), modelgen.AGraph("else_branch", els)}, "y")
+	_, err = compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("If with an unsupported op in a branch: %v, want ErrUnsupported", err)
+	}
+	wantErr(t, err, `Foo (node "then/Foo_1")`)
+}
