@@ -422,3 +422,28 @@ func TestIf(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
 	}
 }
+
+// TestLoop runs a Loop with a trip count, a condition the body updates, a
+// carried value, an outer value read by the body and two scan outputs,
+// against ONNX Runtime: stopped by the count, by the condition, and after
+// no iteration at all.
+func TestLoop(t *testing.T) {
+	ort := reference(t)
+	path := filepath.Join(t.TempDir(), "loop.onnx")
+	if err := modelgen.DoublingLoop(true).Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		limit float32
+		trips int64
+	}{{"count", 1e6, 4}, {"condition", 100, 50}, {"none", 1e6, 0}} {
+		c := diffCase{
+			name:  tt.name,
+			model: func(*testing.T) string { return path },
+			inputs: map[string]*tensor.Tensor{"x": tensor.FromF32([]float32{1, -0.5}, 2), "limit": tensor.FromF32([]float32{tt.limit}),
+				"M": tensor.FromI64([]int64{tt.trips})},
+		}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
+}

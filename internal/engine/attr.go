@@ -43,6 +43,11 @@ type Node struct {
 	// weights are the model's initializers by name, where factories find
 	// the prepacked companions of a compiled artifact (see packWeight).
 	weights map[string]*tensor.Tensor
+	// control, when a factory sets it, is the kernel of an op that runs
+	// subgraphs (If, Loop): Run calls it with its state, whose context
+	// and memory budget the subgraphs' runs take on. threaded still serves
+	// constant folding.
+	control func(rs *runState, in []*tensor.Tensor) ([]*tensor.Tensor, error)
 	// threaded, when a factory sets it, is the node's kernel taking a thread
 	// budget (intra-op parallelism); Run calls it instead of the Kernel.
 	threaded threadedKernel

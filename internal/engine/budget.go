@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/bits"
@@ -34,6 +35,7 @@ const DefaultMaxBytes int64 = 4 << 30
 
 // runState is one Run's thread budget and memory account.
 type runState struct {
+	ctx     context.Context
 	threads int
 	onStep  func(StepTiming)
 	// limit is the most bytes of intermediate tensors the Run may hold;
@@ -419,6 +421,9 @@ func (rs *runState) exec(st *step, args []*tensor.Tensor) (outs []*tensor.Tensor
 		}()
 	}
 	rs.replaced = false
+	if st.fused == nil && st.node.control != nil {
+		return runControl(st, rs, args)
+	}
 	if st.fused == nil {
 		return runStep(*st, args, rs.threads)
 	}

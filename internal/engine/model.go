@@ -721,7 +721,7 @@ func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[
 
 // RunWith is Run with options.
 func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, ro RunOptions) (map[string]*tensor.Tensor, error) {
-	rs := &runState{threads: ro.threads(), limit: ro.maxBytes(), onStep: ro.OnStep}
+	rs := &runState{ctx: ctx, threads: ro.threads(), limit: ro.maxBytes(), onStep: ro.OnStep}
 	if err := m.CheckInputs(inputs); err != nil {
 		return nil, err
 	}

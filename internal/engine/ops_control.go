@@ -22,6 +22,7 @@ import (
 
 func init() {
 	register("If", newIf)
+	register("Loop", newLoop)
 }
 
 // subgraphs returns the graphs among pn's attributes.
@@ -188,17 +189,20 @@ func (c *compiler) inlineIf(pn *onnxpb.NodeProto, cond *tensor.Tensor) error {
 	return nil
 }
 
-// branch is one of If's branches compiled as a Model: in[k] is the index
-// among the node's inputs of the value its input k is.
+// branch is a subgraph compiled as a Model: its inputs are the graph's own
+// (a Loop body's iteration number, condition and carried values), then the
+// outer values it reads that are not constant, outer[k] being the index
+// among the node's inputs of the k-th of those.
 type branch struct {
-	m   *Model
-	in  []int
-	out []string
+	m     *Model
+	own   int
+	outer []int
+	out   []string
 }
 
-// compileBranch compiles g, a subgraph of n, as a Model whose inputs are the
-// outer values it reads that are not constant at compile time; the
-// constant ones and g's initializers are its weights.
+// compileBranch compiles g, a subgraph of n, as a branch; the outer values
+// it reads that are constant at compile time and g's initializers are its
+// weights.
 func compileBranch(n *Node, g *onnxpb.GraphProto) (*branch, error) {
 	weights := map[string]*tensor.Tensor{}
 	for _, init := range g.GetInitializer() {
@@ -208,17 +212,17 @@ func compileBranch(n *Node, g *onnxpb.GraphProto) (*branch, error) {
 		}
 		weights[init.GetName()] = t
 	}
-	sub := &onnxpb.GraphProto{Name: g.Name, Node: g.GetNode(), Output: g.GetOutput()}
-	b := &branch{}
-	outer := n.Inputs[len(n.Inputs)-n.implicit:]
+	sub := &onnxpb.GraphProto{Name: g.Name, Node: g.GetNode(), Input: slices.Clone(g.GetInput()), Output: g.GetOutput()}
+	b := &branch{own: len(g.GetInput())}
+	first := len(n.Inputs) - n.implicit
 	for _, name := range outerReads(g) {
-		i := slices.Index(outer, name) + len(n.Inputs) - n.implicit
+		i := slices.Index(n.Inputs[first:], name) + first
 		if t := n.Const(i); t != nil {
 			weights[name] = t
 			continue
 		}
 		sub.Input = append(sub.Input, &onnxpb.ValueInfoProto{Name: &name})
-		b.in = append(b.in, i)
+		b.outer = append(b.outer, i)
 	}
 	src := &onnx.Model{
 		Proto:   &onnxpb.ModelProto{Graph: sub, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: &n.Opset}}},
@@ -235,16 +239,28 @@ func compileBranch(n *Node, g *onnxpb.GraphProto) (*branch, error) {
 	return b, nil
 }
 
-// run runs the branch on the node's inputs in.
-func (b *branch) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	inputs := make(map[string]*tensor.Tensor, len(b.in))
-	for k, i := range b.in {
-		if in[i] == nil {
-			return nil, fmt.Errorf("outer value %q has no value", b.m.Inputs[k].Name)
-		}
-		inputs[b.m.Inputs[k].Name] = in[i]
+// run runs the branch on its own inputs own and the node's inputs in, with
+// the context, threads and what is left of the memory budget of rs (a
+// fresh budget when rs is nil: a fold at compile time).
+func (b *branch) run(rs *runState, own, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	inputs := make(map[string]*tensor.Tensor, len(own)+len(b.outer))
+	for k, t := range own {
+		inputs[b.m.Inputs[k].Name] = t
 	}
-	outs, err := b.m.RunWith(context.Background(), inputs, RunOptions{Threads: threads})
+	for k, i := range b.outer {
+		if in[i] == nil {
+			return nil, fmt.Errorf("outer value %q has no value", b.m.Inputs[b.own+k].Name)
+		}
+		inputs[b.m.Inputs[b.own+k].Name] = in[i]
+	}
+	ctx, ro := context.Background(), RunOptions{Threads: 1}
+	if rs != nil {
+		ctx, ro = rs.ctx, RunOptions{Threads: rs.threads, MaxBytes: -1, OnStep: rs.onStep}
+		if rs.limit >= 0 {
+			ro.MaxBytes = max(1, rs.limit-rs.live)
+		}
+	}
+	outs, err := b.m.RunWith(ctx, inputs, ro)
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +269,28 @@ func (b *branch) run(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error)
 		res[j] = outs[name]
 	}
 	return res, nil
+}
+
+// control sets n's kernels from run, a kernel taking the Run's state (nil
+// when folding at compile time).
+func control(n *Node, run func(rs *runState, in []*tensor.Tensor) ([]*tensor.Tensor, error)) Kernel {
+	n.control = run
+	n.threaded = func(_ int, in []*tensor.Tensor) ([]*tensor.Tensor, error) { return run(nil, in) }
+	return withThreads(n.threaded, 1)
+}
+
+// runControl runs a control-flow step's kernel, turning a panic into an
+// error as runStep does.
+func runControl(st *step, rs *runState, args []*tensor.Tensor) (outs []*tensor.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = st.node.Errorf("internal error: %v", r)
+		}
+	}()
+	if outs, err = st.node.control(rs, args); err != nil {
+		return nil, fmt.Errorf("node %q (%s): %w", st.node.Name, st.node.OpType, err)
+	}
+	return outs, nil
 }
 
 // newIf runs the branch its condition picks, each compiled once here.
@@ -272,7 +310,7 @@ func newIf(n *Node) (Kernel, error) {
 			return nil, fmt.Errorf("attribute %s: %w", name, err)
 		}
 	}
-	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return control(n, func(rs *runState, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if len(in) == 0 || in[0] == nil {
 			return nil, fmt.Errorf("input cond: required")
 		}
@@ -281,9 +319,131 @@ func newIf(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		if take {
-			return bs[1].run(threads, in)
+			return bs[1].run(rs, nil, in)
 		}
-		return bs[0].run(threads, in)
+		return bs[0].run(rs, nil, in)
+	}), nil
+}
+
+// maxLoopIterations bounds a Loop: one with neither a trip count nor a
+// condition would run forever, and a runaway one would hold its instance
+// until the request's deadline (which also stops it: the body's runs take
+// the request's context). A variable for tests.
+var maxLoopIterations int64 = 1 << 20
+
+// newLoop runs its body while the trip count M (when given) is not reached
+// and the condition (when given) holds, carrying N values from one
+// iteration to the next and stacking the body's K scan outputs along a new
+// first axis. Outputs: the N final values, then the K stacks.
+func newLoop(n *Node) (Kernel, error) {
+	body := n.attrs["body"].GetG()
+	if body == nil {
+		return nil, fmt.Errorf("attribute body: required, a graph")
 	}
-	return withThreads(n.threaded, 1), nil
+	own := len(n.Inputs) - n.implicit
+	if own < 2 {
+		return nil, fmt.Errorf("inputs: %d, Loop takes M and cond (either may be empty) then the carried values", own)
+	}
+	nv := own - 2
+	k := len(n.Outputs) - nv
+	if k < 0 {
+		return nil, fmt.Errorf("outputs: %d for %d carried values: Loop returns each carried value, then its scan outputs", len(n.Outputs), nv)
+	}
+	if len(body.GetInput()) != 2+nv {
+		return nil, fmt.Errorf("attribute body: %d inputs, want %d (iteration number, condition and %d carried values)", len(body.GetInput()), 2+nv, nv)
+	}
+	if len(body.GetOutput()) != 1+nv+k {
+		return nil, fmt.Errorf("attribute body: %d outputs, want %d (condition, %d carried values and %d scan outputs)", len(body.GetOutput()), 1+nv+k, nv, k)
+	}
+	b, err := compileBranch(n, body)
+	if err != nil {
+		return nil, fmt.Errorf("attribute body: %w", err)
+	}
+	return control(n, func(rs *runState, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		trips := int64(-1)
+		if in[0] != nil {
+			m, err := castTensor(in[0], tensor.Int64)
+			if err != nil || m.Len() != 1 {
+				return nil, fmt.Errorf("input M: %s, must be one integer", in[0])
+			}
+			trips = m.I64[0]
+		}
+		cond := true
+		if in[1] != nil {
+			var err error
+			if cond, err = condition(in[1]); err != nil {
+				return nil, err
+			}
+		}
+		carried := slices.Clone(in[2 : 2+nv])
+		scans := make([][]*tensor.Tensor, k)
+		var scanBytes int64
+		args := make([]*tensor.Tensor, 2+nv)
+		for i := int64(0); (trips < 0 || i < trips) && cond; i++ {
+			if i == maxLoopIterations {
+				return nil, fmt.Errorf("%w: more than %d iterations: the trip count and condition never stopped the loop", ErrBadInput, maxLoopIterations)
+			}
+			args[0] = tensor.FromI64([]int64{i})
+			args[1] = &tensor.Tensor{DType: tensor.Bool, Shape: []int{}, B: []bool{cond}}
+			copy(args[2:], carried)
+			outs, err := b.run(rs, args, in)
+			if err != nil {
+				return nil, fmt.Errorf("iteration %d: %w", i, err)
+			}
+			if in[1] != nil {
+				if cond, err = condition(outs[0]); err != nil {
+					return nil, fmt.Errorf("iteration %d: body output condition: %w", i, err)
+				}
+			}
+			copy(carried, outs[1:1+nv])
+			for j := range k {
+				t := outs[1+nv+j]
+				if len(scans[j]) > 0 && (t.DType != scans[j][0].DType || !slices.Equal(t.Shape, scans[j][0].Shape)) {
+					return nil, fmt.Errorf("iteration %d: scan output %d is %s, earlier iterations gave %s", i, j, t, scans[j][0])
+				}
+				scans[j] = append(scans[j], t)
+				scanBytes += int64(len(t.Bytes()))
+			}
+			if rs != nil && rs.limit >= 0 && scanBytes > rs.limit-rs.live {
+				return nil, fmt.Errorf("%w: the scan outputs of %d iterations take %s, more than the request's memory limit allows", ErrBadInput, i+1, formatBytes(scanBytes))
+			}
+		}
+		res := carried
+		for j := range k {
+			st, err := stack(scans[j], body.GetOutput()[1+nv+j])
+			if err != nil {
+				return nil, fmt.Errorf("scan output %d: %w", j, err)
+			}
+			res = append(res, st)
+		}
+		return res, nil
+	}), nil
+}
+
+// stack joins same-shaped tensors along a new first axis. With none, the
+// result is empty along it, with the rest of the shape the body declares
+// (0 where it names no size) and its dtype.
+func stack(ts []*tensor.Tensor, decl *onnxpb.ValueInfoProto) (*tensor.Tensor, error) {
+	if len(ts) == 0 {
+		info, err := valueInfo(decl)
+		if err != nil || info.DType.Size() == 0 {
+			return nil, fmt.Errorf("no iterations, and the body declares no dtype for it")
+		}
+		shape := []int{0}
+		for _, d := range info.Shape {
+			shape = append(shape, max(d, 0))
+		}
+		return tensor.New(info.DType, shape...), nil
+	}
+	first := ts[0]
+	if first.DType.Size() == 0 {
+		return nil, fmt.Errorf("dtype %s cannot be stacked", first.DType)
+	}
+	out := tensor.New(first.DType, append([]int{len(ts)}, first.Shape...)...)
+	dst := out.Bytes()
+	for i, t := range ts {
+		b := t.Bytes()
+		copy(dst[i*len(b):], b)
+	}
+	return out, nil
 }

@@ -154,3 +154,68 @@ func TestIfErrors(t *testing.T) {
 	}
 	wantErr(t, err, `Foo (node "then/Foo_1")`)
 }
+
+// doublingLoop is what modelgen.DoublingLoop computes, written plainly.
+func doublingLoop(x [2]float32, limit float32, trips int64) (s []float32, states []float32, steps []float32) {
+	s = []float32{1, 1}
+	for i := int64(0); (trips < 0 || i < trips) && s[0]+s[1] < limit; i++ {
+		s = []float32{s[0]*2 + x[0], s[1]*2 + x[1]}
+		states = append(states, s...)
+		steps = append(steps, float32(i))
+	}
+	return s, states, steps
+}
+
+func TestLoop(t *testing.T) {
+	for _, withM := range []bool{true, false} {
+		m, err := compileGraph(t, modelgen.DoublingLoop(withM), onnx.Copy, modelgen.SaveOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			x     [2]float32
+			limit float32
+			trips int64
+		}{{[2]float32{1, 0.5}, 100, 3}, {[2]float32{1, 0.5}, 100, 50}, {[2]float32{0, 0}, 1, 5}, {[2]float32{3, -1}, 1e6, 0}} {
+			if !withM {
+				tt.trips = -1
+			}
+			in := map[string]*tensor.Tensor{"x": f32(tt.x[:], 2), "limit": f32([]float32{tt.limit})}
+			if withM {
+				in["M"] = i64([]int64{tt.trips})
+			}
+			out, err := m.Run(context.Background(), in)
+			if err != nil {
+				t.Fatalf("M %v %+v: %v", withM, tt, err)
+			}
+			s, states, steps := doublingLoop(tt.x, tt.limit, tt.trips)
+			n := len(steps)
+			checkTensor(t, out["s"], f32(s, 2), 0)
+			checkTensor(t, out["states"], f32(states, n, 2), 0)
+			checkTensor(t, out["steps"], f32(steps, n), 0)
+		}
+	}
+}
+
+// TestLoopBounded checks that a Loop whose condition never turns false and
+// has no trip count ends with an error, not a hung request.
+func TestLoopBounded(t *testing.T) {
+	m, err := compileGraph(t, modelgen.DoublingLoop(false), onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// s = 2s - 1 stays [1 1]: the sum stays under the limit forever.
+	defer func(n int64) { maxLoopIterations = n }(maxLoopIterations)
+	maxLoopIterations = 1000
+	_, err = m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{-1, -1}, 2), "limit": f32([]float32{3})})
+	wantErr(t, err, "Loop", "more than 1000 iterations")
+	if !errors.Is(err, ErrBadInput) {
+		t.Errorf("error %v does not wrap ErrBadInput", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = m.Run(ctx, map[string]*tensor.Tensor{"x": f32([]float32{-1, -1}, 2), "limit": f32([]float32{3})})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled run: %v, want context.Canceled", err)
+	}
+}
