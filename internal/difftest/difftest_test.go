@@ -447,3 +447,65 @@ func TestLoop(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
 	}
 }
+
+// TestRecurrent runs RNN, GRU and LSTM nodes against ONNX Runtime in every
+// direction, with sequence lengths, initial states, clip, peepholes,
+// linear_before_reset, input_forget and non-default activations.
+func TestRecurrent(t *testing.T) {
+	ort := reference(t)
+	base := modelgen.RecurrentConfig{Seq: 7, Batch: 3, In: 5, Hidden: 6}
+	with := func(op, dir string, edit func(*modelgen.RecurrentConfig)) modelgen.RecurrentConfig {
+		c := base
+		c.Op, c.Direction = op, dir
+		if edit != nil {
+			edit(&c)
+		}
+		return c
+	}
+	lens := func(c *modelgen.RecurrentConfig) { c.SeqLens, c.Initial = true, true }
+	var cases []modelgen.RecurrentConfig
+	for _, op := range []string{"RNN", "GRU", "LSTM"} {
+		for _, dir := range []string{"forward", "reverse", "bidirectional"} {
+			cases = append(cases, with(op, dir, nil), with(op, dir, lens))
+		}
+	}
+	cases = append(cases,
+		with("GRU", "bidirectional", func(c *modelgen.RecurrentConfig) { lens(c); c.LinearBeforeReset = true }),
+		with("LSTM", "bidirectional", func(c *modelgen.RecurrentConfig) { lens(c); c.Peepholes = true; c.Clip = 0.5 }),
+		with("LSTM", "forward", func(c *modelgen.RecurrentConfig) { c.InputForget = true; c.Peepholes = true }),
+		with("GRU", "forward", func(c *modelgen.RecurrentConfig) {
+			c.Activations, c.Alpha, c.Beta = []string{"HardSigmoid", "LeakyRelu"}, []float32{0.3, 0.05}, []float32{0.4}
+		}),
+		with("RNN", "bidirectional", func(c *modelgen.RecurrentConfig) {
+			c.Activations, c.Alpha, c.Beta = []string{"ScaledTanh", "Elu"}, []float32{1.5, 0.7}, []float32{0.5}
+		}),
+		with("LSTM", "forward", func(c *modelgen.RecurrentConfig) { c.Seq, c.Batch = 40, 1 }), // streaming: batch 1
+	)
+	for i, c := range cases {
+		name := fmt.Sprintf("%d_%s_%s", i, c.Op, c.Direction)
+		path := filepath.Join(t.TempDir(), name+".onnx")
+		if err := modelgen.Recurrent(c, uint64(i)).Save(path, modelgen.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		hs := []int{1, int(c.Batch), int(c.Hidden)}
+		if c.Direction == "bidirectional" {
+			hs[0] = 2
+		}
+		inputs := map[string]*tensor.Tensor{"X": uniform(uint64(i), -1, 1, int(c.Seq), int(c.Batch), int(c.In))}
+		if c.SeqLens {
+			sl := &tensor.Tensor{DType: tensor.Int32, Shape: []int{int(c.Batch)}, I32: make([]int32, c.Batch)}
+			for b := range sl.I32 {
+				sl.I32[b] = int32(int(c.Seq) - b*2) // 7, 5, 3: rows end early
+			}
+			inputs["sequence_lens"] = sl
+		}
+		if c.Initial {
+			inputs["initial_h"] = uniform(uint64(i)+100, -1, 1, hs...)
+			if c.Op == "LSTM" {
+				inputs["initial_c"] = uniform(uint64(i)+200, -1, 1, hs...)
+			}
+		}
+		dc := diffCase{name: name, model: func(*testing.T) string { return path }, inputs: inputs}
+		t.Run(name, func(t *testing.T) { check(t, ort, dc) })
+	}
+}

@@ -219,3 +219,41 @@ func TestLoopBounded(t *testing.T) {
 		t.Errorf("cancelled run: %v, want context.Canceled", err)
 	}
 }
+
+// TestRecurrentErrors checks that bad attributes and inputs of the
+// recurrent ops are refused naming the field and the rule (their results
+// are checked against ONNX Runtime in the difftest package).
+func TestRecurrentErrors(t *testing.T) {
+	cfg := modelgen.RecurrentConfig{Op: "GRU", Seq: 2, Batch: 2, In: 3, Hidden: 4, SeqLens: true}
+	compile := func(edit func(*modelgen.Builder)) (*Model, error) {
+		b := modelgen.Recurrent(cfg, 1)
+		if edit != nil {
+			edit(b)
+		}
+		return compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	}
+	m, err := compile(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := f32(make([]float32, 12), 2, 2, 3)
+	_, err = m.Run(context.Background(), map[string]*tensor.Tensor{"X": x, "sequence_lens": {DType: tensor.Int32, Shape: []int{2}, I32: []int32{2, 3}}})
+	wantErr(t, err, "sequence_lens", "entry 1 is 3", "[0, 2]")
+
+	for _, tt := range []struct {
+		attr modelgen.Attr
+		frag []string
+	}{
+		{modelgen.AString("direction", "sideways"), []string{"direction", "sideways", "bidirectional"}},
+		{modelgen.AStrings("activations", "Sigmoid"), []string{"activations", "1 names", "2 per direction"}},
+		{modelgen.AStrings("activations", "Sigmoid", "Swish"), []string{"activations", "Swish", "not an activation"}},
+		{modelgen.AInt("hidden_size", 5), []string{"W", "hidden_size 5"}},
+		{modelgen.AFloat("clip", -1), []string{"clip", "positive"}},
+	} {
+		m, err := compile(func(b *modelgen.Builder) { b.SetAttr("GRU_1", tt.attr) })
+		if err == nil {
+			_, err = m.Run(context.Background(), map[string]*tensor.Tensor{"X": x, "sequence_lens": {DType: tensor.Int32, Shape: []int{2}, I32: []int32{2, 2}}})
+		}
+		wantErr(t, err, tt.frag...)
+	}
+}

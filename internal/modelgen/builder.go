@@ -175,6 +175,22 @@ func AFloat(name string, v float32) Attr {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: &t, F: proto.Float32(v)}
 }
 
+// AFloats returns a float-list attribute.
+func AFloats(name string, v ...float32) Attr {
+	t := onnxpb.AttributeProto_FLOATS
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: &t, Floats: v}
+}
+
+// AStrings returns a string-list attribute.
+func AStrings(name string, v ...string) Attr {
+	t := onnxpb.AttributeProto_STRINGS
+	a := &onnxpb.AttributeProto{Name: proto.String(name), Type: &t}
+	for _, s := range v {
+		a.Strings = append(a.Strings, []byte(s))
+	}
+	return a
+}
+
 // AString returns a string attribute.
 func AString(name, v string) Attr {
 	t := onnxpb.AttributeProto_STRING
@@ -207,6 +223,25 @@ func (b *Builder) SetDomain(name, domain string) {
 		}
 	}
 	panic("modelgen: SetDomain: no node " + name)
+}
+
+// SetAttr sets attribute a on the node called name, replacing one of the
+// same name.
+func (b *Builder) SetAttr(name string, a Attr) {
+	for _, n := range b.g.Node {
+		if n.GetName() != name {
+			continue
+		}
+		for i, old := range n.Attribute {
+			if old.GetName() == a.GetName() {
+				n.Attribute[i] = a
+				return
+			}
+		}
+		n.Attribute = append(n.Attribute, a)
+		return
+	}
+	panic("modelgen: SetAttr: no node " + name)
 }
 
 // NumParams returns the number of elements over all float initializers.

@@ -41,3 +41,95 @@ func DoublingLoop(tripCount bool) *Builder {
 	b.Node("Loop", []string{m, cond, w0}, []Attr{AGraph("body", body)}, "s", "states", "steps")
 	return b
 }
+
+// RecurrentConfig describes a one-node RNN, GRU or LSTM test model.
+type RecurrentConfig struct {
+	Op                     string // RNN, GRU or LSTM
+	Direction              string // forward (""), reverse or bidirectional
+	Layout                 int64
+	Seq, Batch, In, Hidden int64
+	LinearBeforeReset      bool
+	InputForget            bool
+	Clip                   float32
+	Activations            []string
+	Alpha, Beta            []float32
+	Peepholes              bool // LSTM: input P
+	// SeqLens and Initial add graph inputs sequence_lens (int32 [batch])
+	// and initial_h (and initial_c for LSTM).
+	SeqLens, Initial bool
+}
+
+// Recurrent builds the model c describes: input X, weights W, R and B (and
+// P) drawn from U(-1/sqrt(hidden), 1/sqrt(hidden)) as PyTorch does, and
+// every output of the node (Y, Y_h and, for LSTM, Y_c).
+func Recurrent(c RecurrentConfig, seed uint64) *Builder {
+	gates := map[string]int64{"RNN": 1, "GRU": 3, "LSTM": 4}[c.Op]
+	dirs := int64(1)
+	if c.Direction == "bidirectional" {
+		dirs = 2
+	}
+	b := NewBuilder(c.Op, 14, seed)
+	xs := []int64{c.Seq, c.Batch, c.In}
+	ys := []int64{c.Seq, dirs, c.Batch, c.Hidden}
+	hs := []int64{dirs, c.Batch, c.Hidden}
+	if c.Layout == 1 {
+		xs = []int64{c.Batch, c.Seq, c.In}
+		ys = []int64{c.Batch, c.Seq, dirs, c.Hidden}
+		hs = []int64{c.Batch, dirs, c.Hidden}
+	}
+	b.Input("X", tensor.Float32, xs)
+	bound := KaimingBound(c.Hidden)
+	in := []string{"X", b.Uniform("W", bound, dirs, gates*c.Hidden, c.In), b.Uniform("R", bound, dirs, gates*c.Hidden, c.Hidden),
+		b.Uniform("B", bound, dirs, 2*gates*c.Hidden), "", "", "", ""}
+	if c.SeqLens {
+		b.Input("sequence_lens", tensor.Int32, []int64{c.Batch})
+		in[4] = "sequence_lens"
+	}
+	if c.Initial {
+		b.Input("initial_h", tensor.Float32, hs)
+		in[5] = "initial_h"
+		if c.Op == "LSTM" {
+			b.Input("initial_c", tensor.Float32, hs)
+			in[6] = "initial_c"
+		}
+	}
+	if c.Peepholes {
+		in[7] = b.Uniform("P", bound, dirs, 3*c.Hidden)
+	}
+	for len(in) > 3 && in[len(in)-1] == "" {
+		in = in[:len(in)-1]
+	}
+	attrs := []Attr{AInt("hidden_size", c.Hidden), AInt("layout", c.Layout)}
+	if c.Direction != "" {
+		attrs = append(attrs, AString("direction", c.Direction))
+	}
+	if c.LinearBeforeReset {
+		attrs = append(attrs, AInt("linear_before_reset", 1))
+	}
+	if c.InputForget {
+		attrs = append(attrs, AInt("input_forget", 1))
+	}
+	if c.Clip > 0 {
+		attrs = append(attrs, AFloat("clip", c.Clip))
+	}
+	if len(c.Activations) > 0 {
+		attrs = append(attrs, AStrings("activations", c.Activations...))
+	}
+	if len(c.Alpha) > 0 {
+		attrs = append(attrs, AFloats("activation_alpha", c.Alpha...))
+	}
+	if len(c.Beta) > 0 {
+		attrs = append(attrs, AFloats("activation_beta", c.Beta...))
+	}
+	outs := []string{"Y", "Y_h"}
+	if c.Op == "LSTM" {
+		outs = append(outs, "Y_c")
+	}
+	b.Node(c.Op, in, attrs, outs...)
+	b.Output("Y", tensor.Float32, ys)
+	b.Output("Y_h", tensor.Float32, hs)
+	if c.Op == "LSTM" {
+		b.Output("Y_c", tensor.Float32, hs)
+	}
+	return b
+}
