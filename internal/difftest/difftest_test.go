@@ -509,3 +509,17 @@ func TestRecurrent(t *testing.T) {
 		t.Run(name, func(t *testing.T) { check(t, ort, dc) })
 	}
 }
+
+// TestContribOps runs ONNX Runtime's com.microsoft ops that optimised
+// transformer exports hold against ONNX Runtime itself.
+func TestContribOps(t *testing.T) {
+	ort := reference(t)
+	path := filepath.Join(t.TempDir(), "contrib.onnx")
+	if err := modelgen.ContribOps(1).Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, ort, diffCase{
+		model:  func(*testing.T) string { return path },
+		inputs: map[string]*tensor.Tensor{"x": uniform(1, -2, 2, 2, 8, 16), "skip": uniform(2, -1, 1, 2, 8, 16)},
+	})
+}

@@ -141,7 +141,14 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 	if err := c.bind(); err != nil {
 		return nil, err
 	}
-	nodes, err := topoSort(c.g, src.Weights)
+	expanded, err := expandContrib(c.g.GetNode(), c.opset)
+	if err != nil {
+		if errors.Is(err, ErrUnsupported) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", onnx.ErrBadModel, err)
+	}
+	nodes, err := topoSort(c.g, expanded, src.Weights)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +331,7 @@ func unsupportedOps(nodes []*onnxpb.NodeProto, opset int64) error {
 	if len(order) > 1 {
 		what = fmt.Sprintf("%d ops", len(order))
 	}
-	return fmt.Errorf("%w: the model uses %s the engine does not implement at opset %d (only the default ONNX domain's ops are): %s",
+	return fmt.Errorf("%w: the model uses %s the engine does not implement at opset %d (the default ONNX domain's are, and some of com.microsoft's): %s",
 		ErrUnsupported, what, opset, strings.Join(parts, ", "))
 }
 
@@ -546,7 +553,7 @@ func valueInfo(vi *onnxpb.ValueInfoProto) (ValueInfo, error) {
 // keeps its order). It takes O(E log V) for E input references, where a
 // rescan of the pending nodes per round took quadratic time on a long chain
 // listed backwards.
-func topoSort(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor) ([]*onnxpb.NodeProto, error) {
+func topoSort(g *onnxpb.GraphProto, nodes []*onnxpb.NodeProto, weights map[string]*tensor.Tensor) ([]*onnxpb.NodeProto, error) {
 	given := map[string]bool{"": true}
 	for name := range weights {
 		given[name] = true
@@ -554,7 +561,7 @@ func topoSort(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor) ([]*onnxp
 	for _, vi := range g.GetInput() {
 		given[vi.GetName()] = true
 	}
-	return sortNodes(g.GetNode(), given)
+	return sortNodes(nodes, given)
 }
 
 // sortNodes is topoSort of nodes whose inputs are the values given or

@@ -257,3 +257,38 @@ func TestRecurrentErrors(t *testing.T) {
 		wantErr(t, err, tt.frag...)
 	}
 }
+
+// TestContribExpansions checks the contrib ops ONNX Runtime's CPU provider
+// does not run (so the difftest cannot compare them): BiasAdd (x + bias +
+// skip) and com.microsoft's Trilu; and that an unknown contrib op is named
+// as unsupported.
+func TestContribExpansions(t *testing.T) {
+	b := modelgen.NewBuilder("contrib", 17, 1)
+	b.Input("x", tensor.Float32, []int64{1, 2, 3})
+	b.Output("y", tensor.Float32, []int64{1, 2, 3})
+	b.Output("tri", tensor.Float32, []int64{1, 2, 3})
+	bias := b.Init("bias", []int64{3}, []float32{10, 20, 30})
+	skip := b.Init("skip", []int64{1, 2, 3}, []float32{1, 1, 1, 2, 2, 2})
+	b.SetDomain(b.Node("BiasAdd", []string{"x", bias, skip}, nil, "y"), "com.microsoft")
+	b.SetDomain(b.Node("Trilu", []string{"x"}, []modelgen.Attr{modelgen.AInt("upper", 0)}, "tri"), "com.microsoft")
+	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{1, 2, 3, 4, 5, 6}, 1, 2, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTensor(t, out["y"], f32([]float32{12, 23, 34, 16, 27, 38}, 1, 2, 3), 0)
+	checkTensor(t, out["tri"], f32([]float32{1, 0, 0, 4, 5, 0}, 1, 2, 3), 0)
+
+	b = modelgen.NewBuilder("unknown contrib", 17, 1)
+	b.Input("x", tensor.Float32, []int64{2})
+	b.Output("y", tensor.Float32, []int64{2})
+	b.SetDomain(b.Node("DecoderMaskedMultiHeadAttention", []string{"x"}, nil, "y"), "com.microsoft")
+	_, err = compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("unknown contrib op: %v, want ErrUnsupported", err)
+	}
+	wantErr(t, err, "com.microsoft:DecoderMaskedMultiHeadAttention")
+}

@@ -115,8 +115,8 @@ func TestUnsupportedOpsAllNamed(t *testing.T) {
 	x = b.Node("Relu", []string{x}, nil)
 	x = b.Node("Foo", []string{x}, nil)
 	x = b.Node("Bar", []string{x}, nil)
-	b.Node("Gelu", []string{x}, nil, "y")
-	b.SetDomain("Gelu_5", "com.microsoft")
+	b.Node("Custom", []string{x}, nil, "y")
+	b.SetDomain("Custom_5", "com.example")
 	path := filepath.Join(t.TempDir(), "m.onnx")
 	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestUnsupportedOpsAllNamed(t *testing.T) {
 	if !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("got %v, want an error wrapping ErrUnsupported", err)
 	}
-	wantErr(t, err, "3 ops", "opset 17", `Foo (2 nodes, the first "Foo_1")`, `Bar (node "Bar_4")`, `com.microsoft:Gelu (node "Gelu_5")`)
+	wantErr(t, err, "3 ops", "opset 17", `Foo (2 nodes, the first "Foo_1")`, `Bar (node "Bar_4")`, `com.example:Custom (node "Custom_5")`)
 	if strings.Contains(err.Error(), "Relu") {
 		t.Errorf("error %v names Relu, which the engine implements", err)
 	}

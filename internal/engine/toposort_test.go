@@ -52,7 +52,7 @@ func TestTopoSortOrder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := &onnxpb.GraphProto{Node: tt.nodes, Input: []*onnxpb.ValueInfoProto{{Name: proto.String("x")}}}
 			weights := map[string]*tensor.Tensor{"w": tensor.FromF32([]float32{1}, 1)}
-			got, err := topoSort(g, weights)
+			got, err := topoSort(g, g.GetNode(), weights)
 			if tt.wantErr != "" {
 				if !errors.Is(err, onnx.ErrBadModel) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want ErrBadModel naming %s", err, tt.wantErr)

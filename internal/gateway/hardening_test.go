@@ -447,13 +447,13 @@ func TestDeployNamesEveryUnsupportedOp(t *testing.T) {
 	x := b.Node("Foo", []string{"x"}, nil)
 	x = b.Node("Relu", []string{x}, nil)
 	x = b.Node("Bar", []string{x}, nil)
-	b.Node("Gelu", []string{x}, nil, "y")
-	b.SetDomain("Gelu_4", "com.microsoft")
+	b.Node("Custom", []string{x}, nil, "y")
+	b.SetDomain("Custom_4", "com.example")
 	err := tg.deployAs(t, "", "u", b)
 	if !isStatus(err, 400) {
 		t.Fatalf("deploy of a model with unsupported ops: %v, want 400", err)
 	}
-	for _, want := range []string{"3 ops", `Foo (node "Foo_1")`, `Bar (node "Bar_3")`, `com.microsoft:Gelu (node "Gelu_4")`} {
+	for _, want := range []string{"3 ops", `Foo (node "Foo_1")`, `Bar (node "Bar_3")`, `com.example:Custom (node "Custom_4")`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("deploy error %q does not name %s", err, want)
 		}

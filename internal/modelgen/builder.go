@@ -212,12 +212,13 @@ func (b *Builder) Node(op string, inputs []string, attrs []Attr, outputs ...stri
 	return outputs[0]
 }
 
-// SetDomain puts the node called name in an operator set domain other than
-// the default ONNX one (com.microsoft for ONNX Runtime's contrib ops); Save
-// imports version 1 of each such domain.
+// SetDomain puts the node called name (or whose first output is name, as
+// Node returns it) in an operator set domain other than the default ONNX
+// one (com.microsoft for ONNX Runtime's contrib ops); Save imports version 1
+// of each such domain.
 func (b *Builder) SetDomain(name, domain string) {
 	for _, n := range b.g.Node {
-		if n.GetName() == name {
+		if n.GetName() == name || len(n.Output) > 0 && n.Output[0] == name {
 			n.Domain = proto.String(domain)
 			return
 		}

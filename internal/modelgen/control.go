@@ -133,3 +133,49 @@ func Recurrent(c RecurrentConfig, seed uint64) *Builder {
 	}
 	return b
 }
+
+// ContribOps builds a model of ONNX Runtime's com.microsoft ops as
+// optimised transformer exports hold them (issue 13): input x [2 8 16] and
+// skip [2 8 16]; each op's result is a graph output.
+func ContribOps(seed uint64) *Builder {
+	b := NewBuilder("contrib", 17, seed)
+	b.Input("x", tensor.Float32, []int64{2, 8, 16})
+	b.Input("skip", tensor.Float32, []int64{2, 8, 16})
+	ms := func(op string, inputs []string, attrs []Attr, outputs ...string) string {
+		y := b.Node(op, inputs, attrs, outputs...)
+		b.SetDomain(y, "com.microsoft")
+		return y
+	}
+	out := func(name string, shape ...int64) { b.Output(name, tensor.Float32, shape) }
+	w := b.Uniform("w", 0.25, 32, 16)
+	bias := b.Uniform("bias", 0.5, 32)
+	ms("FusedMatMul", []string{"x", w}, []Attr{AInt("transB", 1), AFloat("alpha", 0.5)}, "proj")
+	out("proj", 2, 8, 32)
+	ms("BiasGelu", []string{"proj", bias}, nil, "bias_gelu")
+	out("bias_gelu", 2, 8, 32)
+	ms("FastGelu", []string{"proj", bias}, nil, "fast_gelu")
+	out("fast_gelu", 2, 8, 32)
+	ms("FastGelu", []string{"x"}, nil, "fast_gelu_nobias")
+	out("fast_gelu_nobias", 2, 8, 16)
+	ms("Gelu", []string{"x"}, nil, "gelu")
+	out("gelu", 2, 8, 16)
+	ms("QuickGelu", []string{"x"}, []Attr{AFloat("alpha", 1.5)}, "quick_gelu")
+	out("quick_gelu", 2, 8, 16)
+	ms("FusedMatMul", []string{"x", "skip"}, []Attr{AInt("transB", 1), AFloat("alpha", 0.25)}, "scores")
+	out("scores", 2, 8, 8)
+	ms("FusedMatMul", []string{"x", "skip"}, []Attr{AInt("transA", 1)}, "gram")
+	out("gram", 2, 16, 16)
+	gamma, beta, lnBias := b.Uniform("gamma", 1, 16), b.Uniform("beta", 1, 16), b.Uniform("ln_bias", 1, 16)
+	ms("SkipLayerNormalization", []string{"x", "skip", gamma, beta, lnBias}, []Attr{AFloat("epsilon", 1e-5)}, "skip_ln", "", "", "skip_sum")
+	out("skip_ln", 2, 8, 16)
+	out("skip_sum", 2, 8, 16)
+	ms("SkipLayerNormalization", []string{"x", "skip", gamma}, nil, "skip_ln_plain")
+	out("skip_ln_plain", 2, 8, 16)
+	ms("SkipSimplifiedLayerNormalization", []string{"x", "skip", gamma, lnBias}, []Attr{AFloat("epsilon", 1e-6)}, "skip_rms", "", "", "skip_rms_sum")
+	out("skip_rms", 2, 8, 16)
+	out("skip_rms_sum", 2, 8, 16)
+	// ONNX Runtime registers this one in the default domain.
+	b.Node("SimplifiedLayerNormalization", []string{"x", gamma}, []Attr{AInt("axis", -1), AFloat("epsilon", 1e-6)}, "rms")
+	out("rms", 2, 8, 16)
+	return b
+}

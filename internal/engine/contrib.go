@@ -1,0 +1,345 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/spindleml/spindle/internal/onnx/onnxpb"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// ONNX Runtime's contrib ops (issue 13, item 4): graphs that Hugging Face
+// Optimum or ORT's own optimiser wrote hold ops of the com.microsoft domain.
+// Each supported one is expanded, before the graph is sorted, into the
+// default-domain ops it stands for (SkipLayerNormalization into an Add and a
+// LayerNormalization, FastGelu into an Add and a tanh Gelu, ...), which the
+// fuser then fuses back into the engine's fused kernels: one mechanism, and
+// every later fusion applies to exported and optimised graphs alike. The
+// expansions follow ORT's definitions (onnxruntime/core/graph/contrib_ops).
+
+// msDomain is ONNX Runtime's contrib op domain.
+const msDomain = "com.microsoft"
+
+// opTransposeLast2 swaps the last two axes of its input, whatever its rank
+// (FusedMatMul's transA and transB).
+const opTransposeLast2 = "spindle.TransposeLast2"
+
+func init() {
+	register(opTransposeLast2, func(n *Node) (Kernel, error) {
+		return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+			if err := checkInputs(in, 1, 1); err != nil {
+				return nil, err
+			}
+			x := in[0]
+			r := len(x.Shape)
+			sz := x.DType.Size()
+			if r < 2 || sz == 0 {
+				return nil, fmt.Errorf("input: %s, must have at least 2 axes and a numeric dtype", x)
+			}
+			rows, cols := x.Shape[r-2], x.Shape[r-1]
+			shape := slices.Clone(x.Shape)
+			shape[r-2], shape[r-1] = cols, rows
+			out := tensor.New(x.DType, shape...)
+			src, dst := x.Bytes(), out.Bytes()
+			plane := rows * cols * sz
+			for p := 0; p < len(src); p += plane {
+				for i := range rows {
+					for j := range cols {
+						copy(dst[p+(j*rows+i)*sz:p+(j*rows+i+1)*sz], src[p+(i*cols+j)*sz:p+(i*cols+j+1)*sz])
+					}
+				}
+			}
+			return []*tensor.Tensor{out}, nil
+		}, nil
+	})
+}
+
+// contribOps maps each supported contrib op to its expansion.
+var contribOps = map[string]func(e *expander, pn *onnxpb.NodeProto) error{
+	"Gelu": func(e *expander, pn *onnxpb.NodeProto) error {
+		e.out(pn, 0, e.node("Gelu", in(pn, 0)))
+		return nil
+	},
+	"BiasGelu": func(e *expander, pn *onnxpb.NodeProto) error {
+		e.out(pn, 0, e.node("Gelu", e.node("Add", in(pn, 0), in(pn, 1))))
+		return nil
+	},
+	"FastGelu": func(e *expander, pn *onnxpb.NodeProto) error {
+		var x any = in(pn, 0)
+		if b := in(pn, 1); b != "" {
+			x = e.node("Add", x, b)
+		}
+		e.out(pn, 0, e.node("Gelu", x).with(attrString("approximate", "tanh")))
+		return nil
+	},
+	"QuickGelu": func(e *expander, pn *onnxpb.NodeProto) error {
+		alpha := attrFloat(pn, "alpha", 1.702)
+		x := in(pn, 0)
+		e.out(pn, 0, e.node("Mul", x, e.node("Sigmoid", e.node("Mul", x, e.scalar(alpha)))))
+		return nil
+	},
+	"BiasAdd": func(e *expander, pn *onnxpb.NodeProto) error {
+		e.out(pn, 0, e.node("Add", e.node("Add", in(pn, 0), in(pn, 1)), in(pn, 2)))
+		return nil
+	},
+	"SkipLayerNormalization": func(e *expander, pn *onnxpb.NodeProto) error {
+		return e.skipNorm(pn, false)
+	},
+	"SkipSimplifiedLayerNormalization": func(e *expander, pn *onnxpb.NodeProto) error {
+		return e.skipNorm(pn, true)
+	},
+	"SimplifiedLayerNormalization": func(e *expander, pn *onnxpb.NodeProto) error {
+		if axis := attrInt(pn, "axis", -1); axis != -1 {
+			return fmt.Errorf("attribute axis: %d: %w (only -1 is)", axis, ErrUnsupported)
+		}
+		e.out(pn, 0, e.rmsNorm(in(pn, 0), in(pn, 1), attrFloat(pn, "epsilon", 1e-5)))
+		return nil
+	},
+	"FusedMatMul": func(e *expander, pn *onnxpb.NodeProto) error {
+		for _, a := range []string{"transBatchA", "transBatchB"} {
+			if attrInt(pn, a, 0) != 0 {
+				return fmt.Errorf("attribute %s: 1: %w", a, ErrUnsupported)
+			}
+		}
+		var a, b any = in(pn, 0), in(pn, 1)
+		if attrInt(pn, "transA", 0) != 0 {
+			a = e.node(opTransposeLast2, a)
+		}
+		if attrInt(pn, "transB", 0) != 0 {
+			b = e.node(opTransposeLast2, b)
+		}
+		y := e.node("MatMul", a, b)
+		if alpha := attrFloat(pn, "alpha", 1); alpha != 1 {
+			y = e.node("Mul", y, e.scalar(alpha))
+		}
+		e.out(pn, 0, y)
+		return nil
+	},
+	"Trilu": func(e *expander, pn *onnxpb.NodeProto) error {
+		args := make([]any, len(pn.GetInput()))
+		for i, x := range pn.GetInput() {
+			args[i] = x
+		}
+		e.out(pn, 0, e.node("Trilu", args...).with(pn.GetAttribute()...))
+		return nil
+	},
+}
+
+// onnxDomainContrib lists the contrib ops ONNX Runtime registers in the
+// default ONNX domain rather than com.microsoft.
+var onnxDomainContrib = map[string]bool{"SimplifiedLayerNormalization": true}
+
+// expandContrib returns nodes with every supported contrib op replaced by
+// its expansion (the nodes themselves are not modified). Ops of other
+// domains, and contrib ops without an expansion, are left for
+// unsupportedOps to name.
+func expandContrib(nodes []*onnxpb.NodeProto, opset int64) ([]*onnxpb.NodeProto, error) {
+	var out []*onnxpb.NodeProto
+	for i, pn := range nodes {
+		expand, ok := contribOps[pn.GetOpType()]
+		d := pn.GetDomain()
+		if !ok || d != msDomain && !((d == "" || d == "ai.onnx") && onnxDomainContrib[pn.GetOpType()]) {
+			if out != nil {
+				out = append(out, pn)
+			}
+			continue
+		}
+		if out == nil {
+			out = slices.Clip(nodes[:i:i])
+		}
+		name := pn.GetName()
+		if name == "" {
+			name = fmt.Sprintf("%s_%d", pn.GetOpType(), i)
+		}
+		e := &expander{prefix: name + "/", opset: opset}
+		if err := expand(e, pn); err != nil {
+			return nil, fmt.Errorf("node %q (%s:%s): %w", name, msDomain, pn.GetOpType(), err)
+		}
+		out = append(out, e.nodes...)
+	}
+	if out == nil {
+		return nodes, nil
+	}
+	return out, nil
+}
+
+// expander writes the default-domain nodes of one contrib node's expansion.
+type expander struct {
+	prefix string
+	opset  int64
+	nodes  []*onnxpb.NodeProto
+	n      int
+}
+
+// exNode is a node of an expansion; use its name (its output's) as an
+// input of later nodes.
+type exNode struct {
+	name string
+	pn   *onnxpb.NodeProto
+}
+
+// with adds attributes to the node and returns it.
+func (x exNode) with(attrs ...*onnxpb.AttributeProto) exNode {
+	x.pn.Attribute = append(x.pn.Attribute, attrs...)
+	return x
+}
+
+// node adds op on inputs (strings or exNodes) with one output.
+func (e *expander) node(op string, inputs ...any) exNode {
+	e.n++
+	name := fmt.Sprintf("%s%s_%d", e.prefix, op, e.n)
+	pn := &onnxpb.NodeProto{Name: proto.String(name), OpType: proto.String(op), Output: []string{name}}
+	for _, x := range inputs {
+		switch v := x.(type) {
+		case string:
+			pn.Input = append(pn.Input, v)
+		case exNode:
+			pn.Input = append(pn.Input, v.name)
+		}
+	}
+	e.nodes = append(e.nodes, pn)
+	return exNode{name: name, pn: pn}
+}
+
+// out renames what produces value (an exNode or the name of one) to
+// output j of the contrib node pn, when pn has it.
+func (e *expander) out(pn *onnxpb.NodeProto, j int, value any) {
+	if j >= len(pn.GetOutput()) || pn.GetOutput()[j] == "" {
+		return
+	}
+	name, ok := value.(string)
+	if x, isNode := value.(exNode); isNode {
+		name, ok = x.name, true
+	}
+	if !ok {
+		return
+	}
+	for _, n := range e.nodes {
+		for k, o := range n.Output {
+			if o == name {
+				n.Output[k] = pn.GetOutput()[j]
+				for _, m := range e.nodes {
+					for q, i := range m.Input {
+						if i == name {
+							m.Input[q] = pn.GetOutput()[j]
+						}
+					}
+				}
+				return
+			}
+		}
+	}
+	// An input passed through unchanged.
+	e.nodes = append(e.nodes, &onnxpb.NodeProto{Name: proto.String(e.prefix + "Identity"), OpType: proto.String("Identity"),
+		Input: []string{name}, Output: []string{pn.GetOutput()[j]}})
+}
+
+// scalar adds a Constant node holding the float32 scalar v.
+func (e *expander) scalar(v float32) exNode {
+	t := tensor.FromF32([]float32{v})
+	return e.node("Constant").with(attrTensor("value", t))
+}
+
+// rmsNorm is x / sqrt(mean(x², last axis) + eps) * scale.
+func (e *expander) rmsNorm(x, scale any, eps float32) exNode {
+	sq := e.node("Mul", x, x)
+	var mean exNode
+	if e.opset >= 18 {
+		axes := e.node("Constant").with(attrTensor("value", tensor.FromI64([]int64{-1}, 1)))
+		mean = e.node("ReduceMean", sq, axes)
+	} else {
+		mean = e.node("ReduceMean", sq).with(&onnxpb.AttributeProto{Name: proto.String("axes"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: []int64{-1}})
+	}
+	std := e.node("Sqrt", e.node("Add", mean, e.scalar(eps)))
+	return e.node("Mul", e.node("Div", x, std), scale)
+}
+
+// skipNorm expands SkipLayerNormalization(input, skip, gamma, beta, bias)
+// (beta absent when simplified: SkipSimplifiedLayerNormalization(input,
+// skip, gamma, bias)): s = input + skip (+ bias), normalised over the
+// last axis. Outputs: the result, mean and inverse standard deviation
+// (not the simplified op's), and s.
+func (e *expander) skipNorm(pn *onnxpb.NodeProto, simplified bool) error {
+	eps := attrFloat(pn, "epsilon", 1e-12)
+	s := e.node("Add", in(pn, 0), in(pn, 1))
+	bias := in(pn, 4)
+	if simplified {
+		bias = in(pn, 3)
+	}
+	if bias != "" {
+		s = e.node("Add", s, bias)
+	}
+	if simplified {
+		if len(pn.GetOutput()) > 1 && pn.GetOutput()[1] != "" || len(pn.GetOutput()) > 2 && pn.GetOutput()[2] != "" {
+			return fmt.Errorf("outputs mean and inv_std_var: %w", ErrUnsupported)
+		}
+		e.out(pn, 0, e.rmsNorm(s, in(pn, 2), eps))
+		e.out(pn, 3, s)
+		return nil
+	}
+	args := []any{s, in(pn, 2)}
+	if beta := in(pn, 3); beta != "" {
+		args = append(args, beta)
+	}
+	ln := e.node("LayerNormalization", args...).with(
+		&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)},
+		&onnxpb.AttributeProto{Name: proto.String("epsilon"), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(eps)})
+	for j := 1; j <= 2; j++ {
+		if j < len(pn.GetOutput()) && pn.GetOutput()[j] != "" {
+			for len(ln.pn.Output) <= j {
+				ln.pn.Output = append(ln.pn.Output, "")
+			}
+			ln.pn.Output[j] = pn.GetOutput()[j]
+		}
+	}
+	e.out(pn, 0, ln)
+	e.out(pn, 3, s)
+	return nil
+}
+
+// in returns input i of pn, or "" when it is absent.
+func in(pn *onnxpb.NodeProto, i int) string {
+	if i < len(pn.GetInput()) {
+		return pn.GetInput()[i]
+	}
+	return ""
+}
+
+func attrOf(pn *onnxpb.NodeProto, name string) *onnxpb.AttributeProto {
+	for _, a := range pn.GetAttribute() {
+		if a.GetName() == name {
+			return a
+		}
+	}
+	return nil
+}
+
+func attrFloat(pn *onnxpb.NodeProto, name string, def float32) float32 {
+	if a := attrOf(pn, name); a != nil {
+		return a.GetF()
+	}
+	return def
+}
+
+func attrInt(pn *onnxpb.NodeProto, name string, def int64) int64 {
+	if a := attrOf(pn, name); a != nil {
+		return a.GetI()
+	}
+	return def
+}
+
+func attrString(name, v string) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_STRING.Enum(), S: []byte(v)}
+}
+
+func attrTensor(name string, t *tensor.Tensor) *onnxpb.AttributeProto {
+	dims := make([]int64, len(t.Shape))
+	for i, d := range t.Shape {
+		dims[i] = int64(d)
+	}
+	dt := int32(t.DType)
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_TENSOR.Enum(),
+		T: &onnxpb.TensorProto{DataType: &dt, Dims: dims, RawData: append([]byte(nil), t.Bytes()...)}}
+}
