@@ -523,3 +523,28 @@ func TestContribOps(t *testing.T) {
 		inputs: map[string]*tensor.Tensor{"x": uniform(1, -2, 2, 2, 8, 16), "skip": uniform(2, -1, 1, 2, 8, 16)},
 	})
 }
+
+// TestOptimizedBERT runs a BERT written as ONNX Runtime's transformer
+// optimiser writes it (EmbedLayerNormalization, Attention with its
+// mask_index, SkipLayerNormalization, BiasGelu) against ONNX Runtime, with
+// padded sequences, a raw mask, and a causal variant.
+func TestOptimizedBERT(t *testing.T) {
+	ort := reference(t)
+	for _, tt := range []struct {
+		name            string
+		rawMask, causal bool
+	}{{"mask_index", false, false}, {"raw_mask", true, false}, {"causal", true, true}} {
+		path := filepath.Join(t.TempDir(), tt.name+".onnx")
+		if err := modelgen.OptimizedBERT(1, tt.rawMask, tt.causal).Save(path, modelgen.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		in := tokens(3, 12, 5)
+		for _, name := range []string{"input_ids"} {
+			for i, v := range in[name].I64 {
+				in[name].I64[i] = v % 100 // the small vocabulary
+			}
+		}
+		c := diffCase{name: tt.name, model: func(*testing.T) string { return path }, inputs: in}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
+}

@@ -117,6 +117,8 @@ var contribOps = map[string]func(e *expander, pn *onnxpb.NodeProto) error{
 		e.out(pn, 0, y)
 		return nil
 	},
+	"Attention":               (*expander).attention,
+	"EmbedLayerNormalization": (*expander).embedLayerNorm,
 	"Trilu": func(e *expander, pn *onnxpb.NodeProto) error {
 		args := make([]any, len(pn.GetInput()))
 		for i, x := range pn.GetInput() {
@@ -342,4 +344,204 @@ func attrTensor(name string, t *tensor.Tensor) *onnxpb.AttributeProto {
 	dt := int32(t.DType)
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_TENSOR.Enum(),
 		T: &onnxpb.TensorProto{DataType: &dt, Dims: dims, RawData: append([]byte(nil), t.Bytes()...)}}
+}
+
+// ints adds a Constant node holding int64s as a 1-D tensor.
+func (e *expander) ints(v ...int64) exNode {
+	return e.node("Constant").with(attrTensor("value", tensor.FromI64(v, len(v))))
+}
+
+// reduce adds a reduction over axes, as an input or an attribute as the
+// model's opset wants (ReduceSum took axes as an input from opset 13, the
+// others from 18).
+func (e *expander) reduce(op string, x any, keep int64, axes ...int64) exNode {
+	from := int64(18)
+	if op == "ReduceSum" {
+		from = 13
+	}
+	keepdims := &onnxpb.AttributeProto{Name: proto.String("keepdims"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(keep)}
+	if e.opset >= from {
+		return e.node(op, x, e.ints(axes...)).with(keepdims)
+	}
+	return e.node(op, x).with(keepdims, &onnxpb.AttributeProto{Name: proto.String("axes"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: axes})
+}
+
+// attention expands com.microsoft Attention(input, weights, bias,
+// mask_index, past, attention_bias): one projection to Q, K and V, split
+// into num_heads heads, scores scaled (by 1/sqrt(head size) unless the
+// scale attribute says), masked (spindle.MaskScores: every mask_index
+// form, unidirectional) and turned into weights of V by Softmax; the heads
+// joined again. past and present (a decoder's cache) are not supported.
+func (e *expander) attention(pn *onnxpb.NodeProto) error {
+	heads := attrInt(pn, "num_heads", 0)
+	if heads < 1 {
+		return fmt.Errorf("attribute num_heads: %d, must be at least 1", heads)
+	}
+	if in(pn, 4) != "" || len(pn.GetOutput()) > 1 && pn.GetOutput()[1] != "" {
+		return fmt.Errorf("input past and output present (a decoder's key/value cache): %w", ErrUnsupported)
+	}
+	if attrInt(pn, "do_rotary", 0) != 0 {
+		return fmt.Errorf("attribute do_rotary: %w", ErrUnsupported)
+	}
+	var qkv any = e.node("MatMul", in(pn, 0), in(pn, 1))
+	if b := in(pn, 2); b != "" {
+		qkv = e.node("Add", qkv, b)
+	}
+	split := e.node("Split", qkv).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)})
+	split.pn.Output = []string{split.name + "_q", split.name + "_k", split.name + "_v"}
+	if sizes := attrOf(pn, "qkv_hidden_sizes"); sizes != nil {
+		if len(sizes.GetInts()) != 3 {
+			return fmt.Errorf("attribute qkv_hidden_sizes: %v, must have 3 entries", sizes.GetInts())
+		}
+		split.pn.Input = append(split.pn.Input, e.ints(sizes.GetInts()...).name)
+	}
+	headsOf := func(x string, perm ...int64) exNode {
+		r := e.node("Reshape", x, e.ints(0, 0, heads, -1))
+		return e.node("Transpose", r).with(&onnxpb.AttributeProto{Name: proto.String("perm"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: perm})
+	}
+	q := headsOf(split.pn.Output[0], 0, 2, 1, 3)
+	k := headsOf(split.pn.Output[1], 0, 2, 3, 1)
+	v := headsOf(split.pn.Output[2], 0, 2, 1, 3)
+	var scale any
+	if a := attrOf(pn, "scale"); a != nil && a.GetF() != 0 {
+		scale = e.scalar(a.GetF())
+	} else {
+		// 1/sqrt(head size), the head size read from Q's shape (folded
+		// when the shapes are static).
+		dim := e.node("Gather", e.node("Shape", q), e.node("Constant").with(attrTensor("value", tensor.FromI64([]int64{3}))))
+		hs := e.node("Cast", dim).with(&onnxpb.AttributeProto{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(tensor.Float32))})
+		scale = e.node("Reciprocal", e.node("Sqrt", hs))
+	}
+	scores := e.node("Mul", e.node("MatMul", q, k), scale)
+	mask, bias := in(pn, 3), in(pn, 5)
+	if mask != "" || bias != "" || attrInt(pn, "unidirectional", 0) != 0 {
+		scores = e.node(opMaskScores, scores, mask, bias).with(
+			&onnxpb.AttributeProto{Name: proto.String("mask_filter_value"), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(attrFloat(pn, "mask_filter_value", -10000))},
+			&onnxpb.AttributeProto{Name: proto.String("unidirectional"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(attrInt(pn, "unidirectional", 0))})
+	}
+	probs := e.node("Softmax", scores).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)})
+	ctx := e.node("Transpose", e.node("MatMul", probs, v)).with(&onnxpb.AttributeProto{Name: proto.String("perm"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: []int64{0, 2, 1, 3}})
+	e.out(pn, 0, e.node("Reshape", ctx, e.ints(0, 0, -1)))
+	return nil
+}
+
+// embedLayerNorm expands com.microsoft EmbedLayerNormalization(input_ids,
+// segment_ids, word_embedding, position_embedding, segment_embedding,
+// gamma, beta, mask, position_ids): the embeddings gathered and summed
+// (positions 0..S-1 unless given), layer-normalised. Outputs: the result,
+// mask_index (each row's count of mask ones, int32; zeros without a mask)
+// and the sum before normalisation.
+func (e *expander) embedLayerNorm(pn *onnxpb.NodeProto) error {
+	ids := in(pn, 0)
+	sum := e.node("Gather", in(pn, 2), ids)
+	pos := in(pn, 8)
+	var posIDs any = pos
+	if pos == "" {
+		scalar := func(v int64) exNode { return e.node("Constant").with(attrTensor("value", tensor.FromI64([]int64{v}))) }
+		seq := e.node("Gather", e.node("Shape", ids), scalar(1))
+		posIDs = e.node("Unsqueeze", e.node("Range", scalar(0), seq, scalar(1)), e.ints(0))
+	}
+	sum = e.node("Add", sum, e.node("Gather", in(pn, 3), posIDs))
+	if seg := in(pn, 1); seg != "" && in(pn, 4) != "" {
+		sum = e.node("Add", sum, e.node("Gather", in(pn, 4), seg))
+	}
+	ln := e.node("LayerNormalization", sum, in(pn, 5), in(pn, 6)).with(
+		&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)},
+		&onnxpb.AttributeProto{Name: proto.String("epsilon"), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(attrFloat(pn, "epsilon", 1e-12))})
+	e.out(pn, 0, ln)
+	toInt32 := &onnxpb.AttributeProto{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(tensor.Int32))}
+	if mask := in(pn, 7); mask != "" {
+		e.out(pn, 1, e.node("Cast", e.reduce("ReduceSum", e.node("Cast", mask).with(toInt32), 0, 1)).with(toInt32))
+	} else {
+		zeros := e.node("ConstantOfShape", e.node("Slice", e.node("Shape", ids), e.ints(0), e.ints(1))).with(attrTensor("value", &tensor.Tensor{DType: tensor.Int32, Shape: []int{1}, I32: []int32{0}}))
+		e.out(pn, 1, zeros)
+	}
+	e.out(pn, 2, sum)
+	return nil
+}
+
+// opMaskScores masks attention scores [B N S T] (com.microsoft Attention's
+// mask_index in any of its forms, its attention_bias and unidirectional).
+const opMaskScores = "spindle.MaskScores"
+
+func init() {
+	register(opMaskScores, newMaskScores)
+}
+
+// newMaskScores adds to scores [B N S T]: mask_filter_value where
+// mask_index masks a key (a 1-D [B] count of leading keys to keep; [2B]
+// end then start positions; a 2-D [B T] raw mask, 0 masking; 3-D [B S T]
+// per query), mask_filter_value past the diagonal when unidirectional, and
+// attention_bias broadcast to [B N S T].
+func newMaskScores(n *Node) (Kernel, error) {
+	filter := n.Float("mask_filter_value", -10000)
+	causal := n.Int("unidirectional", 0) != 0
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 3); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.DType != tensor.Float32 || len(x.Shape) != 4 {
+			return nil, fmt.Errorf("input scores: %s, must be float32 [B N S T]", x)
+		}
+		B, N, S, T := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+		out := tensor.FromF32(slices.Clone(x.F32), x.Shape...)
+		// masked(b, i, j) says key j is masked for query i of batch b.
+		masked := func(b, i, j int) bool { return false }
+		if len(in) > 1 && in[1] != nil {
+			m, err := castTensor(in[1], tensor.Int64)
+			if err != nil {
+				return nil, fmt.Errorf("input mask_index: %w", err)
+			}
+			v, ms := m.I64, m.Shape
+			switch {
+			case len(ms) == 1 && ms[0] == B:
+				masked = func(b, _, j int) bool { return int64(j) >= v[b] }
+			case len(ms) == 1 && ms[0] == 2*B:
+				masked = func(b, _, j int) bool { return int64(j) >= v[b] || int64(j) < v[B+b] }
+			case len(ms) == 2 && ms[0] == B && ms[1] == T:
+				masked = func(b, _, j int) bool { return v[b*T+j] == 0 }
+			case len(ms) == 3 && ms[0] == B && ms[1] == S && ms[2] == T:
+				masked = func(b, i, j int) bool { return v[(b*S+i)*T+j] == 0 }
+			default:
+				return nil, fmt.Errorf("input mask_index: shape %s, must be [%d], [%d], [%d %d] or [%d %d %d]", tensor.ShapeString(ms), B, 2*B, B, T, B, S, T)
+			}
+		}
+		var bias []float32
+		var bstr [4]int
+		if len(in) > 2 && in[2] != nil {
+			bt := in[2]
+			if bt.DType != tensor.Float32 || len(bt.Shape) != 4 {
+				return nil, fmt.Errorf("input attention_bias: %s, must be float32 of rank 4", bt)
+			}
+			st := 1
+			for a := 3; a >= 0; a-- {
+				switch bt.Shape[a] {
+				case x.Shape[a]:
+					bstr[a] = st
+				case 1:
+				default:
+					return nil, fmt.Errorf("input attention_bias: shape %s does not broadcast to %s", tensor.ShapeString(bt.Shape), tensor.ShapeString(x.Shape))
+				}
+				st *= bt.Shape[a]
+			}
+			bias = bt.F32
+		}
+		for b := range B {
+			for h := range N {
+				for i := range S {
+					row := out.F32[((b*N+h)*S+i)*T : ((b*N+h)*S+i+1)*T]
+					for j := range row {
+						if masked(b, i, j) || causal && j > i+T-S {
+							row[j] += filter
+						}
+						if bias != nil {
+							row[j] += bias[b*bstr[0]+h*bstr[1]+i*bstr[2]+j*bstr[3]]
+						}
+					}
+				}
+			}
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
 }

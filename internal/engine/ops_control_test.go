@@ -292,3 +292,36 @@ func TestContribExpansions(t *testing.T) {
 	}
 	wantErr(t, err, "com.microsoft:DecoderMaskedMultiHeadAttention")
 }
+
+// TestMaskScores checks every mask_index form of com.microsoft Attention
+// (the difftest covers [B] and [B T] against ONNX Runtime): [2B] end and
+// start positions, [B S T] per query, unidirectional and attention_bias.
+func TestMaskScores(t *testing.T) {
+	scores := f32(make([]float32, 8), 1, 1, 2, 4) // B N S T = 1 1 2 4
+	const f = -10000
+	i32 := func(v []int32, shape ...int) *tensor.Tensor {
+		return &tensor.Tensor{DType: tensor.Int32, Shape: shape, I32: v}
+	}
+	for _, tt := range []struct {
+		name   string
+		attrs  []modelgen.Attr
+		inputs []*tensor.Tensor
+		want   []float32
+	}{
+		{"end and start", nil, []*tensor.Tensor{scores, i32([]int32{3, 1}, 2)}, []float32{f, 0, 0, f, f, 0, 0, f}},
+		{"per query", nil, []*tensor.Tensor{scores, i32([]int32{1, 0, 1, 1, 0, 1, 1, 1}, 1, 2, 4)}, []float32{0, f, 0, 0, f, 0, 0, 0}},
+		{"unidirectional", []modelgen.Attr{modelgen.AInt("unidirectional", 1)}, []*tensor.Tensor{scores}, []float32{0, 0, 0, f, 0, 0, 0, 0}},
+		{"bias", []modelgen.Attr{modelgen.AFloat("mask_filter_value", -5)}, []*tensor.Tensor{scores, i32([]int32{2}, 1), f32([]float32{1, 2, 3, 4}, 1, 1, 1, 4)},
+			[]float32{1, 2, 3 - 5, 4 - 5, 1, 2, 3 - 5, 4 - 5}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := runOp(t, opCase{opset: 17, op: opMaskScores, attrs: tt.attrs, inputs: tt.inputs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTensor(t, out[0], f32(tt.want, 1, 1, 2, 4), 0)
+		})
+	}
+	_, err := runOp(t, opCase{opset: 17, op: opMaskScores, inputs: []*tensor.Tensor{scores, i32([]int32{1, 2, 3}, 3)}})
+	wantErr(t, err, "mask_index", "shape [3]", "[1 4]")
+}

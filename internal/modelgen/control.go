@@ -1,6 +1,8 @@
 package modelgen
 
 import (
+	"fmt"
+
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -177,5 +179,62 @@ func ContribOps(seed uint64) *Builder {
 	// ONNX Runtime registers this one in the default domain.
 	b.Node("SimplifiedLayerNormalization", []string{"x", gamma}, []Attr{AInt("axis", -1), AFloat("epsilon", 1e-6)}, "rms")
 	out("rms", 2, 8, 16)
+	return b
+}
+
+// OptimizedBERT builds a small BERT the way ONNX Runtime's transformer
+// optimiser (and Hugging Face Optimum) leaves it (issue 13): int64 inputs
+// cast to int32, EmbedLayerNormalization, then per layer Attention,
+// SkipLayerNormalization, BiasGelu and SkipLayerNormalization, all
+// com.microsoft ops. rawMask feeds Attention the [B S] mask instead of the
+// mask_index EmbedLayerNormalization computes; causal makes it
+// unidirectional. Inputs input_ids, attention_mask, token_type_ids [B S];
+// output last_hidden_state [B S 32].
+func OptimizedBERT(seed uint64, rawMask, causal bool) *Builder {
+	const hidden, heads, ffn, vocab, layers = 32, 4, 64, 100, 2
+	b := NewBuilder("optimized_bert", 17, seed)
+	for _, name := range []string{"input_ids", "attention_mask", "token_type_ids"} {
+		b.Input(name, tensor.Int64, []int64{-1, -1}, "batch", "sequence")
+	}
+	b.Output("last_hidden_state", tensor.Float32, []int64{-1, -1, hidden}, "batch", "sequence")
+	ms := func(op string, inputs []string, attrs []Attr, outputs ...string) string {
+		y := b.Node(op, inputs, attrs, outputs...)
+		b.SetDomain(y, "com.microsoft")
+		return y
+	}
+	i32 := func(x string) string { return b.Node("Cast", []string{x}, []Attr{AInt("to", int64(tensor.Int32))}) }
+	ids, mask, types := i32("input_ids"), i32("attention_mask"), i32("token_type_ids")
+	emb := b.Node("EmbedLayerNormalization", []string{ids, types, b.Normal("word", 0.5, vocab, hidden), b.Normal("pos", 0.5, 64, hidden),
+		b.Normal("seg", 0.5, 2, hidden), b.Uniform("emb_gamma", 1, hidden), b.Uniform("emb_beta", 0.5, hidden), mask}, []Attr{AFloat("epsilon", 1e-12)},
+		"embeddings", "mask_index")
+	b.SetDomain(emb, "com.microsoft")
+	attnMask := "mask_index"
+	if rawMask {
+		attnMask = mask
+	}
+	x := "embeddings"
+	for l := range layers {
+		p := fmt.Sprintf("layer%d.", l)
+		attrs := []Attr{AInt("num_heads", heads)}
+		if causal {
+			attrs = append(attrs, AInt("unidirectional", 1))
+		}
+		att := ms("Attention", []string{x, b.Uniform(p+"qkv", 0.3, hidden, 3*hidden), b.Uniform(p+"qkv_bias", 0.1, 3*hidden), attnMask}, attrs)
+		mm := b.Node("MatMul", []string{att, b.Uniform(p+"out", 0.3, hidden, hidden)}, nil)
+		h := ms("SkipLayerNormalization", []string{mm, x, b.Uniform(p+"ln1_gamma", 1, hidden), b.Uniform(p+"ln1_beta", 0.5, hidden), b.Uniform(p+"out_bias", 0.1, hidden)},
+			[]Attr{AFloat("epsilon", 1e-12)})
+		up := ms("BiasGelu", []string{b.Node("MatMul", []string{h, b.Uniform(p+"ffn_up", 0.3, hidden, ffn)}, nil), b.Uniform(p+"ffn_up_bias", 0.1, ffn)}, nil)
+		down := b.Node("MatMul", []string{up, b.Uniform(p+"ffn_down", 0.2, ffn, hidden)}, nil)
+		out := ""
+		if l == layers-1 {
+			out = "last_hidden_state"
+		}
+		args := []string{down, h, b.Uniform(p+"ln2_gamma", 1, hidden), b.Uniform(p+"ln2_beta", 0.5, hidden), b.Uniform(p+"ffn_down_bias", 0.1, hidden)}
+		if out != "" {
+			x = ms("SkipLayerNormalization", args, []Attr{AFloat("epsilon", 1e-12)}, out)
+		} else {
+			x = ms("SkipLayerNormalization", args, []Attr{AFloat("epsilon", 1e-12)})
+		}
+	}
 	return b
 }
