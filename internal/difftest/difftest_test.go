@@ -548,3 +548,48 @@ func TestOptimizedBERT(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
 	}
 }
+
+// TestEinsum runs Einsum equations models use (attention, a bilinear form,
+// batched and broadcast multiplies, implicit outputs, diagonals, sums)
+// against ONNX Runtime.
+func TestEinsum(t *testing.T) {
+	ort := reference(t)
+	for i, tt := range []struct {
+		eq     string
+		shapes [][]int
+		out    []int64
+	}{
+		{"bhid,bhjd->bhij", [][]int{{2, 3, 5, 4}, {2, 3, 6, 4}}, []int64{2, 3, 5, 6}},
+		{"bhij,bhjd->bihd", [][]int{{2, 3, 5, 6}, {2, 3, 6, 4}}, []int64{2, 5, 3, 4}},
+		{"...ij,jk->...ik", [][]int{{2, 3, 4, 5}, {5, 6}}, []int64{2, 3, 4, 6}},
+		{"bn,anm,bm->ba", [][]int{{3, 4}, {2, 4, 5}, {3, 5}}, []int64{3, 2}},
+		{"ij,jk", [][]int{{3, 4}, {4, 5}}, []int64{3, 5}},
+		{"i,j->ij", [][]int{{3}, {4}}, []int64{3, 4}},
+		{"bii->bi", [][]int{{2, 4, 4}}, []int64{2, 4}},
+		{"ijk->", [][]int{{2, 3, 4}}, []int64{}},
+		{"ij,ij->i", [][]int{{3, 7}, {3, 7}}, []int64{3}},
+		{"bcth,hd->bctd", [][]int{{1, 2, 9, 8}, {8, 8}}, []int64{1, 2, 9, 8}},
+	} {
+		b := modelgen.NewBuilder("einsum", 17, 1)
+		var names []string
+		inputs := map[string]*tensor.Tensor{}
+		for j, s := range tt.shapes {
+			name := fmt.Sprintf("x%d", j)
+			dims := make([]int64, len(s))
+			for k, d := range s {
+				dims[k] = int64(d)
+			}
+			b.Input(name, tensor.Float32, dims)
+			names = append(names, name)
+			inputs[name] = uniform(uint64(i*10+j), -1, 1, s...)
+		}
+		b.Output("y", tensor.Float32, tt.out)
+		b.Node("Einsum", names, []modelgen.Attr{modelgen.AString("equation", tt.eq)}, "y")
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("einsum%d.onnx", i))
+		if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c := diffCase{name: tt.eq, model: func(*testing.T) string { return path }, inputs: inputs}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
+}

@@ -325,3 +325,25 @@ func TestMaskScores(t *testing.T) {
 	_, err := runOp(t, opCase{opset: 17, op: opMaskScores, inputs: []*tensor.Tensor{scores, i32([]int32{1, 2, 3}, 3)}})
 	wantErr(t, err, "mask_index", "shape [3]", "[1 4]")
 }
+
+// TestEinsumErrors checks that bad equations are refused naming the rule
+// (results are checked against ONNX Runtime in the difftest package).
+func TestEinsumErrors(t *testing.T) {
+	a, b := f32(make([]float32, 6), 2, 3), f32(make([]float32, 8), 4, 2)
+	eq := func(s string) []modelgen.Attr { return []modelgen.Attr{modelgen.AString("equation", s)} }
+	for _, tt := range []struct {
+		eq     string
+		inputs []*tensor.Tensor
+		frag   []string
+	}{
+		{"ij,jk->ik", []*tensor.Tensor{a, b}, []string{`letter 'j'`, "3 long", "4"}},
+		{"ij->ix", []*tensor.Tensor{a}, []string{`output letter 'x'`, "no input term"}},
+		{"ijk->i", []*tensor.Tensor{a}, []string{"3 letters", "rank 2"}},
+		{"ij,jk->ik", []*tensor.Tensor{a}, []string{"2 terms for 1 inputs"}},
+		{"i1->i", []*tensor.Tensor{a}, []string{"not a letter"}},
+		{"ij->ii", []*tensor.Tensor{a}, []string{"repeats"}},
+	} {
+		_, err := runOp(t, opCase{opset: 17, op: "Einsum", attrs: eq(tt.eq), inputs: tt.inputs})
+		wantErr(t, err, tt.frag...)
+	}
+}
