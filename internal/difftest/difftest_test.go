@@ -593,3 +593,39 @@ func TestEinsum(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
 	}
 }
+
+// TestNonMaxSuppression runs NonMaxSuppression on random overlapping boxes
+// (both box formats, with and without a score threshold) against ONNX
+// Runtime: the same boxes must be selected in the same order.
+func TestNonMaxSuppression(t *testing.T) {
+	ort := reference(t)
+	const batches, classes, boxes = 2, 3, 200
+	rng := rand.New(rand.NewPCG(4, 2))
+	bx := tensor.New(tensor.Float32, batches, boxes, 4)
+	for i := 0; i < batches*boxes; i++ {
+		y, x := rng.Float32()*100, rng.Float32()*100
+		h, w := 5+rng.Float32()*30, 5+rng.Float32()*30
+		copy(bx.F32[4*i:], []float32{y, x, y + h, x + w})
+	}
+	for _, center := range []int64{0, 1} {
+		for _, thresh := range []bool{false, true} {
+			b := modelgen.NewBuilder("nms", 17, 1)
+			b.Input("boxes", tensor.Float32, []int64{batches, boxes, 4})
+			b.Input("scores", tensor.Float32, []int64{batches, classes, boxes})
+			b.Output("selected", tensor.Int64, []int64{-1, 3}, "n")
+			in := []string{"boxes", "scores", b.Ints64("max", 20), b.Init("iou", []int64{}, []float32{0.3})}
+			if thresh {
+				in = append(in, b.Init("score", []int64{}, []float32{0.5}))
+			}
+			b.Node("NonMaxSuppression", in, []modelgen.Attr{modelgen.AInt("center_point_box", center)}, "selected")
+			name := fmt.Sprintf("center%d_threshold%v", center, thresh)
+			path := filepath.Join(t.TempDir(), name+".onnx")
+			if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			c := diffCase{name: name, model: func(*testing.T) string { return path },
+				inputs: map[string]*tensor.Tensor{"boxes": bx, "scores": uniform(9, 0, 1, batches, classes, boxes)}}
+			t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+		}
+	}
+}
