@@ -629,3 +629,40 @@ func TestNonMaxSuppression(t *testing.T) {
 		}
 	}
 }
+
+// TestMiscOps runs the smaller ops against ONNX Runtime in one model:
+// MaxPool's indices into MaxUnpool, Compress, ReverseSequence, Det and the
+// window functions.
+func TestMiscOps(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("misc", 17, 1)
+	b.Input("x", tensor.Float32, []int64{2, 3, 6, 6})
+	b.Input("m", tensor.Float32, []int64{4, 3, 3})
+	b.Input("seq", tensor.Float32, []int64{5, 3, 2})
+	b.Node("MaxPool", []string{"x"}, []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2)}, "pooled", "indices")
+	b.Node("MaxUnpool", []string{"pooled", "indices"}, []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("strides", 2, 2)}, "unpooled")
+	b.Output("unpooled", tensor.Float32, []int64{2, 3, 6, 6})
+	cond := b.InitTensor("cond", &tensor.Tensor{DType: tensor.Bool, Shape: []int{4}, B: []bool{true, false, true, true}})
+	b.Node("Compress", []string{"x", cond}, []modelgen.Attr{modelgen.AInt("axis", 2)}, "compressed")
+	b.Output("compressed", tensor.Float32, []int64{2, 3, 3, 6})
+	b.Node("Compress", []string{"x", cond}, nil, "compressed_flat")
+	b.Output("compressed_flat", tensor.Float32, []int64{3})
+	b.Node("ReverseSequence", []string{"seq", b.Ints64("lens", 5, 2, 0)}, []modelgen.Attr{modelgen.AInt("batch_axis", 1), modelgen.AInt("time_axis", 0)}, "reversed")
+	b.Output("reversed", tensor.Float32, []int64{5, 3, 2})
+	b.Node("Det", []string{"m"}, nil, "det")
+	b.Output("det", tensor.Float32, []int64{4})
+	for _, w := range []string{"HannWindow", "HammingWindow", "BlackmanWindow"} {
+		for _, periodic := range []int64{0, 1} {
+			name := fmt.Sprintf("%s_%d", w, periodic)
+			size := b.InitTensor(name+"_size", tensor.FromI64([]int64{10}))
+			b.Node(w, []string{size}, []modelgen.Attr{modelgen.AInt("periodic", periodic)}, name)
+			b.Output(name, tensor.Float32, []int64{10})
+		}
+	}
+	path := filepath.Join(t.TempDir(), "misc.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
+		"x": uniform(1, -1, 1, 2, 3, 6, 6), "m": uniform(2, -2, 2, 4, 3, 3), "seq": uniform(3, -1, 1, 5, 3, 2)}})
+}
