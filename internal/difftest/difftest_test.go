@@ -666,3 +666,29 @@ func TestMiscOps(t *testing.T) {
 	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
 		"x": uniform(1, -1, 1, 2, 3, 6, 6), "m": uniform(2, -2, 2, 4, 3, 3), "seq": uniform(3, -1, 1, 5, 3, 2)}})
 }
+
+// TestGridSample runs GridSample in every mode, padding and corner
+// alignment on a grid reaching past the image, against ONNX Runtime.
+func TestGridSample(t *testing.T) {
+	ort := reference(t)
+	for _, mode := range []string{"bilinear", "nearest", "bicubic"} {
+		for _, pad := range []string{"zeros", "border", "reflection"} {
+			for _, align := range []int64{0, 1} {
+				b := modelgen.NewBuilder("gridsample", 17, 1)
+				b.Input("x", tensor.Float32, []int64{2, 3, 7, 9})
+				b.Input("grid", tensor.Float32, []int64{2, 5, 6, 2})
+				b.Output("y", tensor.Float32, []int64{2, 3, 5, 6})
+				b.Node("GridSample", []string{"x", "grid"}, []modelgen.Attr{modelgen.AString("mode", mode), modelgen.AString("padding_mode", pad),
+					modelgen.AInt("align_corners", align)}, "y")
+				name := fmt.Sprintf("%s_%s_%d", mode, pad, align)
+				path := filepath.Join(t.TempDir(), name+".onnx")
+				if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				c := diffCase{name: name, model: func(*testing.T) string { return path },
+					inputs: map[string]*tensor.Tensor{"x": uniform(1, -1, 1, 2, 3, 7, 9), "grid": uniform(2, -1.3, 1.3, 2, 5, 6, 2)}}
+				t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+			}
+		}
+	}
+}
