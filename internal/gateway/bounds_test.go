@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,16 @@ func readStatus(t *testing.T, c net.Conn, within time.Duration) (int, string) {
 	c.SetReadDeadline(time.Now().Add(within))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
-		t.Fatalf("no response within %s: %v", within, err)
+		// Where the gateway's goroutines are, to find what held the answer.
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var ours []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "internal/gateway.") && !strings.Contains(g, "readStatus") {
+				ours = append(ours, g)
+			}
+		}
+		t.Fatalf("no response within %s: %v\ngateway goroutines:\n%s", within, err, strings.Join(ours, "\n\n"))
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
