@@ -749,3 +749,35 @@ func TestAudioFrontEnd(t *testing.T) {
 	check(t, ort, diffCase{model: func(*testing.T) string { return path },
 		inputs: map[string]*tensor.Tensor{"audio": audio, "sig": uniform(6, -1, 1, 3, 50, 2)}})
 }
+
+// TestUnique runs Unique, sorted and in order of appearance, flat and
+// along an axis, against ONNX Runtime.
+func TestUnique(t *testing.T) {
+	ort := reference(t)
+	x := tensor.New(tensor.Float32, 6, 4)
+	rng := rand.New(rand.NewPCG(8, 1))
+	for i := range x.F32 {
+		x.F32[i] = float32(rng.IntN(5)) - 2
+	}
+	copy(x.F32[12:16], x.F32[4:8]) // rows 1 and 3 alike
+	for _, tt := range []struct {
+		name   string
+		attrs  []modelgen.Attr
+		yShape []int64
+	}{{"flat_sorted", nil, []int64{-1}}, {"flat_unsorted", []modelgen.Attr{modelgen.AInt("sorted", 0)}, []int64{-1}},
+		{"rows", []modelgen.Attr{modelgen.AInt("axis", 0)}, []int64{-1, 4}}, {"columns_unsorted", []modelgen.Attr{modelgen.AInt("axis", 1), modelgen.AInt("sorted", 0)}, []int64{6, -1}}} {
+		b := modelgen.NewBuilder("unique", 17, 1)
+		b.Input("x", tensor.Float32, []int64{6, 4})
+		b.Node("Unique", []string{"x"}, tt.attrs, "y", "indices", "inverse", "counts")
+		b.Output("y", tensor.Float32, tt.yShape)
+		for _, o := range []string{"indices", "inverse", "counts"} {
+			b.Output(o, tensor.Int64, []int64{-1})
+		}
+		path := filepath.Join(t.TempDir(), tt.name+".onnx")
+		if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c := diffCase{name: tt.name, model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{"x": x}}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
+}
