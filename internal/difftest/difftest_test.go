@@ -781,3 +781,38 @@ func TestUnique(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
 	}
 }
+
+// TestRoiAlign pools random regions (some past the map's edge) in both
+// modes and coordinate conventions, with fixed and adaptive sampling,
+// against ONNX Runtime.
+func TestRoiAlign(t *testing.T) {
+	ort := reference(t)
+	rng := rand.New(rand.NewPCG(3, 3))
+	rois := tensor.New(tensor.Float32, 6, 4)
+	for r := range 6 {
+		x, y := rng.Float32()*40-4, rng.Float32()*40-4
+		copy(rois.F32[4*r:], []float32{x, y, x + 2 + rng.Float32()*30, y + 2 + rng.Float32()*30})
+	}
+	idx := tensor.FromI64([]int64{0, 1, 1, 0, 1, 0}, 6)
+	for _, mode := range []string{"avg", "max"} {
+		for _, ctm := range []string{"half_pixel", "output_half_pixel"} {
+			for _, ratio := range []int64{0, 2} {
+				b := modelgen.NewBuilder("roialign", 17, 1)
+				b.Input("x", tensor.Float32, []int64{2, 3, 20, 24})
+				b.Input("rois", tensor.Float32, []int64{6, 4})
+				b.Input("idx", tensor.Int64, []int64{6})
+				b.Output("y", tensor.Float32, []int64{6, 3, 5, 4})
+				b.Node("RoiAlign", []string{"x", "rois", "idx"}, []modelgen.Attr{modelgen.AString("mode", mode), modelgen.AString("coordinate_transformation_mode", ctm),
+					modelgen.AInt("output_height", 5), modelgen.AInt("output_width", 4), modelgen.AInt("sampling_ratio", ratio), modelgen.AFloat("spatial_scale", 0.5)}, "y")
+				name := fmt.Sprintf("%s_%s_%d", mode, ctm, ratio)
+				path := filepath.Join(t.TempDir(), name+".onnx")
+				if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				c := diffCase{name: name, model: func(*testing.T) string { return path },
+					inputs: map[string]*tensor.Tensor{"x": uniform(4, -1, 1, 2, 3, 20, 24), "rois": rois, "idx": idx}}
+				t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+			}
+		}
+	}
+}
