@@ -816,3 +816,35 @@ func TestRoiAlign(t *testing.T) {
 		}
 	}
 }
+
+// TestScan runs a Scan reading a scan input along axis 1 in reverse and an
+// outer value, carrying a running sum, and stacking its outputs along
+// different axes and directions, against ONNX Runtime.
+func TestScan(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("scan", 17, 1)
+	b.Input("init", tensor.Float32, []int64{3, 2})
+	b.Input("x", tensor.Float32, []int64{3, 5, 2})
+	b.Input("gain", tensor.Float32, []int64{2})
+	b.Output("final", tensor.Float32, []int64{3, 2})
+	b.Output("sums", tensor.Float32, []int64{3, 5, 2})
+	b.Output("scaled", tensor.Float32, []int64{5, 3, 2})
+	body := b.Subgraph("body")
+	body.Input("body/s", tensor.Float32, []int64{3, 2})
+	body.Input("body/x", tensor.Float32, []int64{3, 2})
+	s := body.Node("Add", []string{"body/s", "body/x"}, nil, "body/s_out")
+	body.Node("Identity", []string{s}, nil, "body/sum")
+	body.Node("Mul", []string{s, "gain"}, nil, "body/scaled")
+	body.Output("body/s_out", tensor.Float32, []int64{3, 2})
+	body.Output("body/sum", tensor.Float32, []int64{3, 2})
+	body.Output("body/scaled", tensor.Float32, []int64{3, 2})
+	b.Node("Scan", []string{"init", "x"}, []modelgen.Attr{modelgen.AGraph("body", body), modelgen.AInt("num_scan_inputs", 1),
+		modelgen.AInts("scan_input_axes", 1), modelgen.AInts("scan_input_directions", 1),
+		modelgen.AInts("scan_output_axes", 1, 0), modelgen.AInts("scan_output_directions", 0, 1)}, "final", "sums", "scaled")
+	path := filepath.Join(t.TempDir(), "scan.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
+		"init": uniform(1, -1, 1, 3, 2), "x": uniform(2, -1, 1, 3, 5, 2), "gain": uniform(3, 0, 2, 2)}})
+}

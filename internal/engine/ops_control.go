@@ -23,6 +23,7 @@ import (
 func init() {
 	register("If", newIf)
 	register("Loop", newLoop)
+	register("Scan", newScan)
 }
 
 // subgraphs returns the graphs among pn's attributes.
@@ -444,6 +445,154 @@ func stack(ts []*tensor.Tensor, decl *onnxpb.ValueInfoProto) (*tensor.Tensor, er
 	for i, t := range ts {
 		b := t.Bytes()
 		copy(dst[i*len(b):], b)
+	}
+	return out, nil
+}
+
+// newScan (opset 9 on) runs its body once per position along the scan
+// inputs' axes (forward or reverse each), carrying N state values and
+// stacking K scan outputs along their axes (in either direction). Inputs:
+// the N initial states, then the M scan inputs; outputs: the N final
+// states, then the K stacks.
+func newScan(n *Node) (Kernel, error) {
+	if n.Opset < 9 {
+		return nil, fmt.Errorf("opset %d: %w (Scan with a batch axis and sequence_lens, before opset 9)", n.Opset, ErrUnsupported)
+	}
+	body := n.attrs["body"].GetG()
+	if body == nil {
+		return nil, fmt.Errorf("attribute body: required, a graph")
+	}
+	m := int(n.Int("num_scan_inputs", 0))
+	own := len(n.Inputs) - n.implicit
+	if m < 1 || m > own {
+		return nil, fmt.Errorf("attribute num_scan_inputs: %d, must be in [1, %d] (the inputs)", m, own)
+	}
+	states := own - m
+	k := len(n.Outputs) - states
+	if k < 0 || len(body.GetInput()) != own || len(body.GetOutput()) != len(n.Outputs) {
+		return nil, fmt.Errorf("attribute body: %d inputs and %d outputs, want %d (states and scan slices) and %d (states and scan outputs)",
+			len(body.GetInput()), len(body.GetOutput()), own, len(n.Outputs))
+	}
+	list := func(name string, count int) ([]int64, error) {
+		v := n.Ints(name, nil)
+		if v == nil {
+			return make([]int64, count), nil
+		}
+		if len(v) != count {
+			return nil, fmt.Errorf("attribute %s: %d entries, want %d", name, len(v), count)
+		}
+		return v, nil
+	}
+	inAxes, err := list("scan_input_axes", m)
+	if err != nil {
+		return nil, err
+	}
+	inDirs, err := list("scan_input_directions", m)
+	if err != nil {
+		return nil, err
+	}
+	outAxes, err := list("scan_output_axes", k)
+	if err != nil {
+		return nil, err
+	}
+	outDirs, err := list("scan_output_directions", k)
+	if err != nil {
+		return nil, err
+	}
+	b, err := compileBranch(n, body)
+	if err != nil {
+		return nil, fmt.Errorf("attribute body: %w", err)
+	}
+	return control(n, func(rs *runState, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		// Each scan input's axis, and the sequence length they share.
+		axes := make([]int, m)
+		T := -1
+		for j := range m {
+			x := in[states+j]
+			if x == nil || x.DType.Size() == 0 {
+				return nil, fmt.Errorf("scan input %d: missing or of an unsupported dtype", j)
+			}
+			a, err := normAxis(inAxes[j], len(x.Shape), false)
+			if err != nil {
+				return nil, fmt.Errorf("attribute scan_input_axes: %w", err)
+			}
+			axes[j] = a
+			if T >= 0 && x.Shape[a] != T {
+				return nil, fmt.Errorf("scan input %d: %d long along axis %d, the others %d", j, x.Shape[a], a, T)
+			}
+			T = x.Shape[a]
+		}
+		carried := slices.Clone(in[:states])
+		scans := make([][]*tensor.Tensor, k)
+		args := make([]*tensor.Tensor, own)
+		for t := range T {
+			copy(args, carried)
+			for j := range m {
+				pos := t
+				if inDirs[j] != 0 {
+					pos = T - 1 - t
+				}
+				args[states+j] = sliceAt(in[states+j], axes[j], pos)
+			}
+			outs, err := b.run(rs, args, in)
+			if err != nil {
+				return nil, fmt.Errorf("iteration %d: %w", t, err)
+			}
+			copy(carried, outs[:states])
+			for j := range k {
+				scans[j] = append(scans[j], outs[states+j])
+			}
+		}
+		res := carried
+		for j := range k {
+			st, err := stackAlong(scans[j], outAxes[j], outDirs[j] != 0)
+			if err != nil {
+				return nil, fmt.Errorf("scan output %d: %w", j, err)
+			}
+			res = append(res, st)
+		}
+		return res, nil
+	}), nil
+}
+
+// sliceAt returns x's slice at index pos of axis a (the axis removed).
+func sliceAt(x *tensor.Tensor, a, pos int) *tensor.Tensor {
+	xs := contiguousStrides(x.Shape)
+	shape := slices.Delete(slices.Clone(x.Shape), a, a+1)
+	st := slices.Delete(slices.Clone(xs), a, a+1)
+	out := newTyped(x.DType, shape...)
+	if out.Len() > 0 {
+		copyStrided(out, x, shape, st, pos*xs[a])
+	}
+	return out
+}
+
+// stackAlong joins same-shaped tensors along a new axis (negative counts
+// from the end of the result's rank), last first when reverse.
+func stackAlong(ts []*tensor.Tensor, axis int64, reverse bool) (*tensor.Tensor, error) {
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("no iterations: the stack's shape is unknown")
+	}
+	first := ts[0]
+	a, err := normAxis(axis, len(first.Shape)+1, false)
+	if err != nil {
+		return nil, fmt.Errorf("attribute scan_output_axes: %w", err)
+	}
+	shape := slices.Insert(slices.Clone(first.Shape), a, len(ts))
+	out := newTyped(first.DType, shape...)
+	os := contiguousStrides(shape)
+	dst := slices.Delete(slices.Clone(os), a, a+1)
+	for i, t := range ts {
+		if t.DType != first.DType || !slices.Equal(t.Shape, first.Shape) {
+			return nil, fmt.Errorf("iteration %d gave %s, the first %s", i, t, first)
+		}
+		pos := i
+		if reverse {
+			pos = len(ts) - 1 - i
+		}
+		if t.Len() > 0 {
+			moveStrided(out, pos*os[a], dst, t, 0, contiguousStrides(t.Shape), t.Shape)
+		}
 	}
 	return out, nil
 }
