@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -847,4 +848,27 @@ func TestScan(t *testing.T) {
 	}
 	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
 		"init": uniform(1, -1, 1, 3, 2), "x": uniform(2, -1, 1, 3, 5, 2), "gain": uniform(3, 0, 2, 2)}})
+}
+
+// TestCoverageModels runs the generated models of issue 13 against ONNX
+// Runtime: a streaming GRU whose state comes back in with the next call
+// (and an If resetting it), a greedy decoder in a Loop, and a Conformer
+// block with Einsum attention and a depthwise convolution module.
+func TestCoverageModels(t *testing.T) {
+	ort := reference(t)
+	hidden := uniform(7, -1, 1, 1, 1, 64)
+	bl := func(v bool) *tensor.Tensor { return &tensor.Tensor{DType: tensor.Bool, Shape: []int{}, B: []bool{v}} }
+	cases := []diffCase{
+		{name: "streaming-gru/reset", inputs: map[string]*tensor.Tensor{"x": uniform(1, -1, 1, 12, 1, 40), "h": hidden, "reset": bl(true)}},
+		{name: "streaming-gru/carry", inputs: map[string]*tensor.Tensor{"x": uniform(2, -1, 1, 12, 1, 40), "h": hidden, "reset": bl(false)}},
+		{name: "greedy-seq2seq/eos", inputs: map[string]*tensor.Tensor{"src": uniform(1, -1, 1, 1, 5, 16), "max_steps": tensor.FromI64([]int64{20})}},
+		{name: "greedy-seq2seq/max", inputs: map[string]*tensor.Tensor{"src": uniform(3, -1, 1, 1, 9, 16), "max_steps": tensor.FromI64([]int64{20})}},
+		{name: "greedy-seq2seq/short", inputs: map[string]*tensor.Tensor{"src": uniform(4, -1, 1, 1, 5, 16), "max_steps": tensor.FromI64([]int64{3})}},
+		{name: "conformer-block", inputs: map[string]*tensor.Tensor{"x": uniform(5, -1, 1, 2, 20, 32)}},
+	}
+	for _, c := range cases {
+		kind, _, _ := strings.Cut(c.name, "/")
+		c.model = func(t *testing.T) string { return generated(t, kind) }
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
 }

@@ -238,3 +238,98 @@ func OptimizedBERT(seed uint64, rawMask, causal bool) *Builder {
 	}
 	return b
 }
+
+// StreamingGRU builds a streaming speech-style model (issue 13): features
+// x [1 T 40] and the recurrent state h [1 1 64] carried from the last call,
+// reset (bool scalar) choosing zeros instead of h through an If, a GRU over
+// the frames, and per-frame logits [1 T 1 10] and the new state [1 1 64].
+func StreamingGRU(seed uint64) *Builder {
+	const feat, hidden, classes = 40, 64, 10
+	b := NewBuilder("streaming_gru", 17, seed)
+	b.Input("x", tensor.Float32, []int64{-1, 1, feat}, "frames")
+	b.Input("h", tensor.Float32, []int64{1, 1, hidden})
+	b.Input("reset", tensor.Bool, []int64{})
+	b.Output("logits", tensor.Float32, []int64{-1, 1, 1, classes}, "frames")
+	b.Output("h_out", tensor.Float32, []int64{1, 1, hidden})
+	zero := b.Subgraph("zero")
+	zero.Node("Mul", []string{"h", zero.Init("zero/k", []int64{1}, []float32{0})}, nil, "zero/h")
+	zero.Output("zero/h", tensor.Float32, []int64{1, 1, hidden})
+	keep := b.Subgraph("keep")
+	keep.Node("Identity", []string{"h"}, nil, "keep/h")
+	keep.Output("keep/h", tensor.Float32, []int64{1, 1, hidden})
+	h0 := b.Node("If", []string{"reset"}, []Attr{AGraph("then_branch", zero), AGraph("else_branch", keep)})
+	bound := KaimingBound(hidden)
+	b.Node("GRU", []string{"x", b.Uniform("W", bound, 1, 3*hidden, feat), b.Uniform("R", bound, 1, 3*hidden, hidden),
+		b.Uniform("B", bound, 1, 6*hidden), "", h0}, []Attr{AInt("hidden_size", hidden), AInt("linear_before_reset", 1)}, "Y", "h_out")
+	b.Node("MatMul", []string{"Y", b.Uniform("head", 0.3, hidden, classes)}, nil, "logits")
+	return b
+}
+
+// GreedySeq2Seq builds an encoder-decoder with a Loop-based greedy decode
+// (issue 13): src [1 S 16] is encoded (MatMul, Tanh, mean over S) into the
+// decoder's first state; each of at most max_steps iterations embeds the
+// last token, updates the state, picks the next token by ArgMax and stops
+// after token 9 (end of sequence). Outputs: the tokens [steps] and the
+// final state [1 16].
+func GreedySeq2Seq(seed uint64) *Builder {
+	const dim, vocab = 16, 12
+	b := NewBuilder("greedy_seq2seq", 17, seed)
+	b.Input("src", tensor.Float32, []int64{1, -1, dim}, "S")
+	b.Input("max_steps", tensor.Int64, []int64{})
+	b.Output("tokens", tensor.Int64, []int64{-1}, "steps")
+	b.Output("state", tensor.Float32, []int64{1, dim})
+	enc := b.Node("Tanh", []string{b.Node("MatMul", []string{"src", b.Normal("enc", 0.5, dim, dim)}, nil)}, nil)
+	state := b.Node("ReduceMean", []string{enc}, []Attr{AInts("axes", 1), AInt("keepdims", 0)})
+	start := b.InitTensor("bos", tensor.FromI64([]int64{1}, 1))
+	cond := b.InitTensor("go", &tensor.Tensor{DType: tensor.Bool, Shape: []int{}, B: []bool{true}})
+	emb, w, v := b.Normal("emb", 1, vocab, dim), b.Normal("dec", 0.4, 2*dim, dim), b.Normal("out", 1, dim, vocab)
+
+	body := b.Subgraph("step")
+	body.Input("step/i", tensor.Int64, []int64{})
+	body.Input("step/c", tensor.Bool, []int64{})
+	body.Input("step/tok", tensor.Int64, []int64{1})
+	body.Input("step/h", tensor.Float32, []int64{1, dim})
+	e := body.Node("Gather", []string{emb, "step/tok"}, nil)
+	h := body.Node("Tanh", []string{body.Node("MatMul", []string{body.Node("Concat", []string{e, "step/h"}, []Attr{AInt("axis", 1)}), w}, nil)}, nil, "step/h_out")
+	tok := body.Node("ArgMax", []string{body.Node("MatMul", []string{h, v}, nil)}, []Attr{AInt("axis", 1), AInt("keepdims", 0)}, "step/tok_out")
+	body.Node("Not", []string{body.Node("Equal", []string{tok, body.InitTensor("step/eos", tensor.FromI64([]int64{9}, 1))}, nil)}, nil, "step/c_raw")
+	body.Node("Squeeze", []string{"step/c_raw", body.Ints64("step/ax", 0)}, nil, "step/c_out")
+	body.Node("Identity", []string{tok}, nil, "step/emit")
+	body.Output("step/c_out", tensor.Bool, []int64{})
+	body.Output("step/tok_out", tensor.Int64, []int64{1})
+	body.Output("step/h_out", tensor.Float32, []int64{1, dim})
+	body.Output("step/emit", tensor.Int64, []int64{1})
+	b.Node("Loop", []string{"max_steps", cond, start, state}, []Attr{AGraph("body", body)}, "last", "state", "emitted")
+	b.Node("Reshape", []string{"emitted", b.Ints64("flat", -1)}, nil, "tokens")
+	return b
+}
+
+// ConformerBlock builds a Conformer-style block (issue 13): x [B T 32],
+// layer norm, multi-head self-attention written with Einsum (4 heads of 8),
+// a residual add, then the convolution module: pointwise projection, GLU,
+// depthwise convolution over time (kernel 7), SiLU, pointwise projection,
+// residual add.
+func ConformerBlock(seed uint64) *Builder {
+	const d, heads, hd = 32, 4, 8
+	b := NewBuilder("conformer_block", 17, seed)
+	b.Input("x", tensor.Float32, []int64{-1, -1, d}, "B", "T")
+	b.Output("y", tensor.Float32, []int64{-1, -1, d}, "B", "T")
+	ln := b.Node("LayerNormalization", []string{"x", b.Uniform("ln_g", 1, d), b.Uniform("ln_b", 0.2, d)}, []Attr{AInt("axis", -1)})
+	ein := func(eq string, in ...string) string { return b.Node("Einsum", in, []Attr{AString("equation", eq)}) }
+	q := ein("btd,hde->bhte", ln, b.Normal("wq", 0.2, heads, d, hd))
+	k := ein("btd,hde->bhte", ln, b.Normal("wk", 0.2, heads, d, hd))
+	v := ein("btd,hde->bhte", ln, b.Normal("wv", 0.2, heads, d, hd))
+	scores := b.Node("Mul", []string{ein("bhte,bhse->bhts", q, k), b.InitTensor("scale", tensor.FromF32([]float32{0.35355339}))}, nil)
+	probs := b.Node("Softmax", []string{scores}, []Attr{AInt("axis", -1)})
+	ctx := ein("bhts,bhse->bthe", probs, v)
+	x1 := b.Node("Add", []string{"x", ein("bthe,hed->btd", ctx, b.Normal("wo", 0.2, heads, hd, d))}, nil)
+	ct := b.Node("Transpose", []string{x1}, []Attr{AInts("perm", 0, 2, 1)}) // [B d T]
+	pw := b.Node("Conv", []string{ct, b.Normal("pw1", 0.2, 2*d, d, 1)}, nil)
+	a, g := b.Node("Split", []string{pw}, []Attr{AInt("axis", 1)}, "glu_a", "glu_b"), "glu_b"
+	glu := b.Node("Mul", []string{a, b.Node("Sigmoid", []string{g}, nil)}, nil)
+	dw := b.Node("Conv", []string{glu, b.Normal("dw", 0.3, d, 1, 7), b.Uniform("dw_b", 0.1, d)}, []Attr{AInt("group", d), AInts("pads", 3, 3)})
+	silu := b.Node("Mul", []string{dw, b.Node("Sigmoid", []string{dw}, nil)}, nil)
+	out := b.Node("Transpose", []string{b.Node("Conv", []string{silu, b.Normal("pw2", 0.2, d, d, 1)}, nil)}, []Attr{AInts("perm", 0, 2, 1)})
+	b.Node("Add", []string{x1, out}, nil, "y")
+	return b
+}

@@ -82,6 +82,10 @@ var generators = map[string]generator{
 	// Float16 conversions (issue 13): weights and compute in float16, float32 at the edges.
 	"minilm-l6-fp16":    {build: func(s uint64) *Builder { return Transformer(MiniLML6, s).Float16() }, save: external},
 	"mobilenet-v2-fp16": {build: func(s uint64) *Builder { return MobileNetV2(s).Float16() }, save: external},
+	// Control flow, recurrence and Einsum in the shapes models use them (issue 13).
+	"streaming-gru":   {build: StreamingGRU},
+	"greedy-seq2seq":  {build: GreedySeq2Seq},
+	"conformer-block": {build: ConformerBlock},
 }
 
 // Kinds returns the model kinds Generate knows, sorted.
