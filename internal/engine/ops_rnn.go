@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -44,8 +45,30 @@ var rnnCell = map[rnnKind]struct {
 	rnnLSTM:  {"LSTM", 4, []string{"Sigmoid", "Tanh", "Tanh"}, 8, 3},
 }
 
-// rnnAct is an activation function of a recurrent cell.
-type rnnAct func(float32) float32
+// rnnAct is an activation function of a recurrent cell, applied to a
+// vector in place: Sigmoid and Tanh (the defaults) vectorised, the others
+// element by element.
+type rnnAct func(x []float32)
+
+// scalarAct makes an rnnAct of an element function.
+func scalarAct(f func(float32) float32) rnnAct {
+	return func(x []float32) {
+		for i, v := range x {
+			x[i] = f(v)
+		}
+	}
+}
+
+// sigmoidAct and tanhAct are the vectorised defaults; tanh(x) is
+// 2·sigmoid(2x) - 1 (within 2e-7 of it).
+func sigmoidAct(x []float32) { kernels.Sigmoid(x, x) }
+
+func tanhAct(x []float32) {
+	kernels.MulVS(x, x, 2)
+	kernels.Sigmoid(x, x)
+	kernels.MulVS(x, x, 2)
+	kernels.AddVS(x, x, -1)
+}
 
 // rnnActivation returns the named activation; alpha and beta are taken
 // from the attribute lists when the function has them (next, a pointer
@@ -60,48 +83,48 @@ func rnnActivation(name string, alphas, betas []float32, na, nb *int) (rnnAct, e
 	}
 	switch strings.ToLower(name) {
 	case "relu":
-		return func(x float32) float32 { return max(x, 0) }, nil
+		return scalarAct(func(x float32) float32 { return max(x, 0) }), nil
 	case "tanh":
-		return func(x float32) float32 { return float32(tanh64f(float64(x))) }, nil
+		return tanhAct, nil
 	case "sigmoid":
-		return func(x float32) float32 { return float32(sigmoid(float64(x))) }, nil
+		return sigmoidAct, nil
 	case "affine":
 		a, b := param(alphas, na, 1), param(betas, nb, 0)
-		return func(x float32) float32 { return a*x + b }, nil
+		return scalarAct(func(x float32) float32 { return a*x + b }), nil
 	case "leakyrelu":
 		a := param(alphas, na, 0.01)
-		return func(x float32) float32 {
+		return scalarAct(func(x float32) float32 {
 			if x >= 0 {
 				return x
 			}
 			return a * x
-		}, nil
+		}), nil
 	case "thresholdedrelu":
 		a := param(alphas, na, 1)
-		return func(x float32) float32 {
+		return scalarAct(func(x float32) float32 {
 			if x > a {
 				return x
 			}
 			return 0
-		}, nil
+		}), nil
 	case "scaledtanh":
 		a, b := param(alphas, na, 1), param(betas, nb, 1)
-		return func(x float32) float32 { return a * float32(math.Tanh(float64(b*x))) }, nil
+		return scalarAct(func(x float32) float32 { return a * float32(math.Tanh(float64(b*x))) }), nil
 	case "hardsigmoid":
 		a, b := param(alphas, na, 0.2), param(betas, nb, 0.5)
-		return func(x float32) float32 { return min(max(a*x+b, 0), 1) }, nil
+		return scalarAct(func(x float32) float32 { return min(max(a*x+b, 0), 1) }), nil
 	case "elu":
 		a := param(alphas, na, 1)
-		return func(x float32) float32 {
+		return scalarAct(func(x float32) float32 {
 			if x >= 0 {
 				return x
 			}
 			return a * float32(math.Expm1(float64(x)))
-		}, nil
+		}), nil
 	case "softsign":
-		return func(x float32) float32 { return x / (1 + abs(x)) }, nil
+		return scalarAct(func(x float32) float32 { return x / (1 + abs(x)) }), nil
 	case "softplus":
-		return func(x float32) float32 { return float32(softplus(float64(x))) }, nil
+		return scalarAct(func(x float32) float32 { return float32(softplus(float64(x))) }), nil
 	}
 	return nil, fmt.Errorf("attribute activations: %q is not an activation (Relu, Tanh, Sigmoid, Affine, LeakyRelu, ThresholdedRelu, ScaledTanh, HardSigmoid, Elu, Softsign, Softplus are)", name)
 }
@@ -157,6 +180,16 @@ func newRecurrent(n *Node, kind rnnKind) (Kernel, error) {
 	inputForget := n.Int("input_forget", 0) != 0
 	r := &recurrent{kind: kind, gates: cell.gates, dirs: dirs, reverse: dir == "reverse", layout: layout == 1, hidden: int(hidden),
 		clip: clip, acts: acts, lbr: lbr, inputForget: inputForget}
+	if R := n.Const(2); R != nil && R.DType == tensor.Float32 && len(R.Shape) == 3 && R.Shape[0] == dirs && R.Shape[1] == cell.gates*R.Shape[2] {
+		H := R.Shape[2]
+		cols := cell.gates * H
+		if kind == rnnGRU && !lbr {
+			cols = 2 * H
+		}
+		for d := range dirs {
+			r.constR = append(r.constR, kernels.PackB(true, H, cols, R.F32[d*cell.gates*H*H:], H))
+		}
+	}
 	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 3, cell.maxIn); err != nil {
 			return nil, err
@@ -177,6 +210,9 @@ type recurrent struct {
 	acts        [][]rnnAct // per direction: f (and g, h)
 	lbr         bool       // GRU linear_before_reset
 	inputForget bool       // LSTM: forget gate = 1 - input gate
+	// constR holds each direction's Rᵀ packed at compile time, when R is
+	// a constant of the shape the node needs.
+	constR []*kernels.PackedB
 }
 
 // rnnInput checks that input i, when given, is float32 of shape want.
@@ -284,7 +320,9 @@ func (r *recurrent) run(threads int, in []*tensor.Tensor, nout int) ([]*tensor.T
 	xw := make([]float32, S*B*G)
 	hr := make([]float32, B*G)
 	h, c := make([]float32, B*H), make([]float32, B*H)
-	rh := make([]float32, B*H) // GRU: r ⊙ H
+	rh := make([]float32, B*H)   // GRU: r ⊙ H
+	hh := make([]float32, B*H)   // GRU without linear_before_reset: (r ⊙ H) × Rhᵀ
+	tmp := make([]float32, 2*H)  // per row scratch
 	for d := range r.dirs {
 		rev := r.reverse || d == 1
 		wd, rd := w[d*G*I:(d+1)*G*I], rw[d*G*H:(d+1)*G*H]
@@ -292,19 +330,31 @@ func (r *recurrent) run(threads int, in []*tensor.Tensor, nout int) ([]*tensor.T
 		gemmF32Par(threads, false, true, S*B, G, I, 1, x, I, wd, I, 0, xw, G)
 		if bias != nil {
 			wb, rb := bias[d*2*G:d*2*G+G], bias[d*2*G+G:(d+1)*2*G]
+			sum := slices.Clone(wb)
+			n := G
+			if r.kind == rnnGRU {
+				n = 2 * H
+			}
+			kernels.AddVV(sum[:n], sum[:n], rb[:n])
 			for row := range S * B {
-				xr := xw[row*G : (row+1)*G]
-				for j := range xr {
-					xr[j] += wb[j]
-					if !(r.kind == rnnGRU && j >= 2*H) {
-						xr[j] += rb[j]
-					}
-				}
+				kernels.AddVV(xw[row*G:(row+1)*G], xw[row*G:(row+1)*G], sum)
 			}
 		}
 		var rbh []float32
 		if r.kind == rnnGRU && bias != nil {
 			rbh = bias[d*2*G+G+2*H : (d+1)*2*G]
+		}
+		// The recurrent weights, packed once for the steps: H × Rᵀ, and
+		// for GRU without linear_before_reset the h gate's part apart
+		// (it multiplies r ⊙ H, known only after the r gate).
+		cols := G
+		if r.kind == rnnGRU && !r.lbr {
+			cols = 2 * H
+		}
+		pr := r.packedR(d, rd, H, cols)
+		var prh *kernels.PackedB
+		if cols < G {
+			prh = kernels.PackB(true, H, H, rd[2*H*H:], H)
 		}
 		state(h0, d, h)
 		state(c0, d, c)
@@ -313,88 +363,117 @@ func (r *recurrent) run(threads int, in []*tensor.Tensor, nout int) ([]*tensor.T
 			pi, po, pf = peep[d*3*H:d*3*H+H], peep[d*3*H+H:d*3*H+2*H], peep[d*3*H+2*H:(d+1)*3*H]
 		}
 		f := r.acts[d][0]
-		for step := range S {
-			// hr = H × Rᵀ (GRU without linear_before_reset: the z and r
-			// gates only; the h gate needs r first).
-			cols := G
-			if r.kind == rnnGRU && !r.lbr {
-				cols = 2 * H
+		// active(b, step) is row b's time index at step, or -1 past its
+		// length.
+		active := func(b, step int) int {
+			n := S
+			if lens != nil {
+				n = lens[b]
 			}
-			gemmF32Par(threads, false, true, B, cols, H, 1, h, H, rd, H, 0, hr, G)
+			if step >= n {
+				return -1
+			}
+			if rev {
+				return n - 1 - step
+			}
+			return step
+		}
+		for step := range S {
+			kernels.SgemmPacked(false, B, cols, H, 1, h, H, pr, 0, hr, G)
+			if r.kind == rnnGRU && !r.lbr {
+				// z and r gates first; then (r ⊙ H) × Rhᵀ for the batch.
+				for b := range B {
+					t := active(b, step)
+					if t < 0 {
+						continue
+					}
+					xg, hg := xw[(t*B+b)*G:(t*B+b+1)*G], hr[b*G:(b+1)*G]
+					zr := hg[:2*H]
+					kernels.AddVV(zr, zr, xg[:2*H])
+					r.clipVec(zr)
+					f(zr)
+					kernels.MulVV(rh[b*H:(b+1)*H], zr[H:], h[b*H:(b+1)*H])
+				}
+				kernels.SgemmPacked(false, B, H, H, 1, rh, H, prh, 0, hh, H)
+			}
 			for b := range B {
-				n := S
-				if lens != nil {
-					n = lens[b]
-				}
-				if step >= n {
+				t := active(b, step)
+				if t < 0 {
 					continue
-				}
-				t := step
-				if rev {
-					t = n - 1 - step
 				}
 				xg, hg := xw[(t*B+b)*G:(t*B+b+1)*G], hr[b*G:(b+1)*G]
 				hb, cb := h[b*H:(b+1)*H], c[b*H:(b+1)*H]
 				switch r.kind {
 				case rnnPlain:
-					for j := range H {
-						hb[j] = f(r.clipped(xg[j] + hg[j]))
-					}
+					kernels.AddVV(hb, xg, hg)
+					r.clipVec(hb)
+					f(hb)
 				case rnnGRU:
 					g := r.acts[d][1]
-					z, rr := xg[:H], xg[H:2*H]
-					// z and r gates, in place of hr's.
-					for j := range H {
-						hg[j] = f(r.clipped(z[j] + hg[j]))
-						hg[H+j] = f(r.clipped(rr[j] + hg[H+j]))
+					z, rr := hg[:H], hg[H:2*H]
+					if r.lbr {
+						kernels.AddVV(hg[:2*H], hg[:2*H], xg[:2*H])
+						r.clipVec(hg[:2*H])
+						f(hg[:2*H])
 					}
-					hh := hg[2*H : 3*H]
-					if !r.lbr {
-						rb := rh[b*H : (b+1)*H]
-						for j := range H {
-							rb[j] = hg[H+j] * hb[j]
+					cand := tmp[:H]
+					if r.lbr {
+						// r ⊙ (H × Rhᵀ + Rbh)
+						copy(cand, hg[2*H:3*H])
+						if rbh != nil {
+							kernels.AddVV(cand, cand, rbh)
 						}
-						gemmF32(false, true, 1, H, H, 1, rb, H, rd[2*H*H:], H, 0, hh, H)
-						for j := range H {
-							if rbh != nil {
-								hh[j] += rbh[j]
-							}
-						}
+						kernels.MulVV(cand, cand, rr)
 					} else {
-						for j := range H {
-							v := hh[j]
-							if rbh != nil {
-								v += rbh[j]
-							}
-							hh[j] = hg[H+j] * v
+						copy(cand, hh[b*H:(b+1)*H])
+						if rbh != nil {
+							kernels.AddVV(cand, cand, rbh)
 						}
 					}
-					for j := range H {
-						cand := g(r.clipped(xg[2*H+j] + hh[j]))
-						hb[j] = (1-hg[j])*cand + hg[j]*hb[j]
-					}
+					kernels.AddVV(cand, cand, xg[2*H:3*H])
+					r.clipVec(cand)
+					g(cand)
+					// H = (1 - z) ⊙ cand + z ⊙ H = cand + z ⊙ (H - cand)
+					diff := tmp[H : 2*H]
+					kernels.SubVV(diff, hb, cand)
+					kernels.MulVV(diff, diff, z)
+					kernels.AddVV(hb, cand, diff)
 				case rnnLSTM:
 					g, hf := r.acts[d][1], r.acts[d][2]
-					for j := range H {
-						ip := xg[j] + hg[j]
-						op := xg[H+j] + hg[H+j]
-						fp := xg[2*H+j] + hg[2*H+j]
-						cp := xg[3*H+j] + hg[3*H+j]
-						if pi != nil {
-							ip += pi[j] * cb[j]
-							fp += pf[j] * cb[j]
-						}
-						ig := f(r.clipped(ip))
-						fg := f(r.clipped(fp))
-						if r.inputForget {
-							fg = 1 - ig
-						}
-						cb[j] = fg*cb[j] + ig*g(r.clipped(cp))
-						if po != nil {
-							op += po[j] * cb[j]
-						}
-						hb[j] = f(r.clipped(op)) * hf(cb[j])
+					kernels.AddVV(hg, hg, xg)
+					ig, og, fg, cg := hg[:H], hg[H:2*H], hg[2*H:3*H], hg[3*H:4*H]
+					if pi != nil {
+						prod := tmp[:H]
+						kernels.MulVV(prod, pi, cb)
+						kernels.AddVV(ig, ig, prod)
+						kernels.MulVV(prod, pf, cb)
+						kernels.AddVV(fg, fg, prod)
 					}
+					r.clipVec(ig)
+					f(ig)
+					if r.inputForget {
+						kernels.MulVS(fg, ig, -1)
+						kernels.AddVS(fg, fg, 1)
+					} else {
+						r.clipVec(fg)
+						f(fg)
+					}
+					r.clipVec(cg)
+					g(cg)
+					// C = f ⊙ C + i ⊙ c
+					kernels.MulVV(cb, cb, fg)
+					kernels.MulVV(cg, cg, ig)
+					kernels.AddVV(cb, cb, cg)
+					if po != nil {
+						prod := tmp[:H]
+						kernels.MulVV(prod, po, cb)
+						kernels.AddVV(og, og, prod)
+					}
+					r.clipVec(og)
+					f(og)
+					copy(hb, cb)
+					hf(hb)
+					kernels.MulVV(hb, hb, og)
 				}
 				copy(y[((t*r.dirs+d)*B+b)*H:((t*r.dirs+d)*B+b+1)*H], hb)
 			}
@@ -411,12 +490,21 @@ func (r *recurrent) run(threads int, in []*tensor.Tensor, nout int) ([]*tensor.T
 	return outs[:min(nout, len(outs))], nil
 }
 
-// clipped applies the cell clip, when set, to a gate's input.
-func (r *recurrent) clipped(v float32) float32 {
-	if r.clip > 0 {
-		return min(max(v, -r.clip), r.clip)
+// packedR returns Rᵀ of direction d (its first cols rows of R) packed for
+// the step multiplies: from the node's constant R, packed once, or packed
+// now.
+func (r *recurrent) packedR(d int, rd []float32, H, cols int) *kernels.PackedB {
+	if r.constR != nil {
+		return r.constR[d]
 	}
-	return v
+	return kernels.PackB(true, H, cols, rd, H)
+}
+
+// clip applies the cell clip, when set, to gates' inputs.
+func (r *recurrent) clipVec(x []float32) {
+	if r.clip > 0 {
+		kernels.Clip(x, x, -r.clip, r.clip)
+	}
 }
 
 // batchFirst reorders v, [outer inner] rows of H floats where inner is
