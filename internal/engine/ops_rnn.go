@@ -320,9 +320,9 @@ func (r *recurrent) run(threads int, in []*tensor.Tensor, nout int) ([]*tensor.T
 	xw := make([]float32, S*B*G)
 	hr := make([]float32, B*G)
 	h, c := make([]float32, B*H), make([]float32, B*H)
-	rh := make([]float32, B*H)   // GRU: r ⊙ H
-	hh := make([]float32, B*H)   // GRU without linear_before_reset: (r ⊙ H) × Rhᵀ
-	tmp := make([]float32, 2*H)  // per row scratch
+	rh := make([]float32, B*H)  // GRU: r ⊙ H
+	hh := make([]float32, B*H)  // GRU without linear_before_reset: (r ⊙ H) × Rhᵀ
+	tmp := make([]float32, 2*H) // per row scratch
 	for d := range r.dirs {
 		rev := r.reverse || d == 1
 		wd, rd := w[d*G*I:(d+1)*G*I], rw[d*G*H:(d+1)*G*H]
