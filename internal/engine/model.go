@@ -24,8 +24,10 @@ var ErrUnsupported = errors.New("unsupported")
 // dimension, named by the same entry of DimNames when the model names it.
 //
 // Spindle computes float16 as float32: a float16 input takes a float32 tensor
-// and a float16 output is returned as float32 (float16 weights are widened at
-// load, see onnx.Report). DType still says what the model declares.
+// and a float16 output is returned as a float32 tensor of float16 values
+// when the graph casts to float16 (float16 weights are widened at load, see
+// onnx.Report; the OIP server answers such outputs as FP16). DType still
+// says what the model declares.
 type ValueInfo struct {
 	Name     string       `json:"name"`
 	DType    tensor.DType `json:"-"`

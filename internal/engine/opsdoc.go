@@ -38,9 +38,10 @@ func OperatorsMarkdown() string {
 ## Element types
 
 float32, float64, int64, int32, int8, uint8 and bool tensors. float16 is computed as float32: float16
-weights are widened at load, a Cast to float16 rounds to float16 values, and float16 graph inputs take
-float32 data. bfloat16, int16, uint16, uint32, uint64 and string tensors are not supported yet;
-sequence and optional values neither.
+weights are widened at load, a Cast to float16 rounds to float16 values, float16 graph inputs take
+float32 or OIP FP16 data (and .npy <f2 files), and float16 outputs are answered as FP16. bfloat16,
+int16, uint16, uint32, uint64 and string tensors are not supported yet; sequence and optional values
+neither.
 `)
 	return b.String()
 }

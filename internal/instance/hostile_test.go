@@ -154,3 +154,25 @@ func TestRunBudgetFollowsMemoryLimit(t *testing.T) {
 		t.Errorf("run budget %d after the resize to 1 worker and 512 MiB, want %d", got, want)
 	}
 }
+
+// TestFloat16IO serves a model whose input and output are float16: the
+// metadata says FP16, an FP16 request is read (values rounded to float16)
+// and the answer is FP16.
+func TestFloat16IO(t *testing.T) {
+	b := modelgen.NewBuilder("half", 17, 1)
+	b.Input("x", tensor.Float16, []int64{3})
+	b.Output("y", tensor.Float16, []int64{3})
+	x := b.Node("Cast", []string{"x"}, []modelgen.Attr{modelgen.AInt("to", int64(tensor.Float32))})
+	y := b.Node("Mul", []string{x, b.Init("third", []int64{1}, []float32{1.0 / 3})}, nil)
+	b.Node("Cast", []string{y}, []modelgen.Attr{modelgen.AInt("to", int64(tensor.Float16))}, "y")
+	url := serveModel(t, b, Config{Workers: 1})
+	code, body := callRaw(t, "GET", url+"/v2/models/m", "")
+	if code != 200 || !strings.Contains(body, `"inputs":[{"name":"x","datatype":"FP16"`) || !strings.Contains(body, `"outputs":[{"name":"y","datatype":"FP16"`) {
+		t.Fatalf("metadata: %d %s, want FP16 input and output", code, body)
+	}
+	// 3 × 1/3 = 1; 0.1 reads as 0.0999755859375, a third of it is 0.033325195 in float16.
+	code, body = callRaw(t, "POST", url+"/v2/models/m/infer", `{"inputs":[{"name":"x","shape":[3],"datatype":"FP16","data":[3,0.1,-6]}]}`)
+	if code != 200 || !strings.Contains(body, `"datatype":"FP16","data":[1,0.033325195,-2]`) {
+		t.Fatalf("infer: %d %s, want FP16 [1,0.033325195,-2]", code, body)
+	}
+}

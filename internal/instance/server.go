@@ -325,6 +325,17 @@ func (s *Server) withTask(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// outputDType is the dtype the model declares for output name (Invalid
+// when it declares none).
+func (s *Server) outputDType(name string) tensor.DType {
+	for _, o := range s.model.Outputs {
+		if o.Name == name {
+			return o.DType
+		}
+	}
+	return tensor.Invalid
+}
+
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Metadata(s.cfg.Name, s.model))
 }
@@ -378,7 +389,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	s.served.Add(1)
 	resp := &oip.InferResponse{ModelName: s.cfg.Name, ModelVersion: "1", ID: req.ID}
 	for _, o := range want {
-		resp.Outputs = append(resp.Outputs, oip.OutputFromTensor(o, outs[o]))
+		resp.Outputs = append(resp.Outputs, oip.OutputAs(o, outs[o], s.outputDType(o)))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if err := oip.EncodeResponse(w, resp); err != nil {

@@ -40,11 +40,11 @@ const (
 )
 
 // supported lists the descr strings Write produces, for error messages.
-const supported = "<f4, <f8, <i8, <i4, |i1, |u1, |b1, or big-endian >f4, >f8, >i8, >i4"
+const supported = "<f4, <f2, <f8, <i8, <i4, |i1, |u1, |b1, or big-endian >f4, >f2, >f8, >i8, >i4"
 
 // descrs maps a descr without its byte-order character to its dtype.
 var descrs = map[string]tensor.DType{
-	"f4": tensor.Float32, "f8": tensor.Float64, "i8": tensor.Int64, "i4": tensor.Int32,
+	"f4": tensor.Float32, "f2": tensor.Float16, "f8": tensor.Float64, "i8": tensor.Int64, "i4": tensor.Int32,
 	"i1": tensor.Int8, "u1": tensor.Uint8, "b1": tensor.Bool,
 }
 
@@ -164,7 +164,11 @@ func read(r io.Reader, size int64) (*tensor.Tensor, error) {
 	if bigEndian {
 		swap(raw, dt.Size())
 	}
-	t, ok, err := tensor.View(dt, h.shape, raw)
+	var t *tensor.Tensor
+	ok := false
+	if dt != tensor.Float16 { // float16 is widened to float32 by Decode
+		t, ok, err = tensor.View(dt, h.shape, raw)
+	}
 	if err == nil && !ok {
 		t, err = tensor.Decode(dt, h.shape, raw)
 	}
@@ -212,6 +216,10 @@ func readN(r io.Reader, n int, trusted bool) ([]byte, int, error) {
 // swap reverses the bytes of each size-byte element of b in place.
 func swap(b []byte, size int) {
 	switch size {
+	case 2:
+		for i := 0; i+2 <= len(b); i += 2 {
+			b[i], b[i+1] = b[i+1], b[i]
+		}
 	case 4:
 		for i := 0; i+4 <= len(b); i += 4 {
 			binary.LittleEndian.PutUint32(b[i:], binary.BigEndian.Uint32(b[i:]))

@@ -276,6 +276,9 @@ func TestReadBigEndian(t *testing.T) {
 		{">i8", be(1<<40+5, math.MaxUint64), tensor.FromI64([]int64{1<<40 + 5, -1}, 2)},
 		{">i4", binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 0x01020304), 0xfffffffe),
 			&tensor.Tensor{DType: tensor.Int32, Shape: []int{2}, I32: []int32{0x01020304, -2}}},
+		// float16 is read as float32: 1.5 and -65504.
+		{">f2", []byte{0x3e, 0x00, 0xfb, 0xff}, tensor.FromF32([]float32{1.5, -65504}, 2)},
+		{"<f2", []byte{0x00, 0x3e, 0xff, 0xfb}, tensor.FromF32([]float32{1.5, -65504}, 2)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.descr, func(t *testing.T) {
@@ -389,8 +392,8 @@ func TestReadErrors(t *testing.T) {
 		{"extra key", file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", nil), "header: unexpected key 'x'"},
 		{"duplicate key", file(1, "{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (2,)}", nil), "duplicate key 'descr'"},
 		{"non-string key", file(1, "{1: '<f4'}", nil), "dict key is an int, not a string"},
-		{"complex", file(1, hdr("'<c8'", "False", "(2,)"), nil), "header: descr '<c8' is not supported (supported: <f4, <f8, <i8, <i4, |i1, |u1, |b1"},
-		{"float16", file(1, hdr("'<f2'", "False", "(2,)"), nil), "descr '<f2' is not supported"},
+		{"complex", file(1, hdr("'<c8'", "False", "(2,)"), nil), "header: descr '<c8' is not supported (supported: <f4, <f2, <f8, <i8, <i4, |i1, |u1, |b1"},
+		{"float16 short", file(1, hdr("'<f2'", "False", "(2,)"), nil), "shape [2] of float16 needs 4 bytes, file has 0"},
 		{"unicode", file(1, hdr("'<U3'", "False", "(2,)"), nil), "descr '<U3' is not supported"},
 		{"pipe on wide type", file(1, hdr("'|f4'", "False", "(2,)"), nil), "descr '|f4' is not supported"},
 		{"structured", file(1, hdr("[('a', '<f4'), ('b', '<i4')]", "False", "(2,)"), nil), "header: descr is a list (a structured dtype), which is not supported"},

@@ -23,6 +23,7 @@ type dataScanner struct {
 	b         []byte
 	i         int
 	dt        tensor.DType
+	half      bool   // FP16: values rounded to float16, held as float32
 	datatype  string // the protocol name of dt, for messages
 	shape     []int
 	allowNull bool
@@ -37,7 +38,11 @@ type dataScanner struct {
 // shape. The data is either a flat array of all elements in row-major order or
 // arrays nested exactly as the shape; a rank-0 tensor may also be a bare value.
 func decodeData(raw []byte, dt tensor.DType, datatype string, shape []int, allowNull bool) (*tensor.Tensor, *dataError) {
-	s := &dataScanner{b: raw, dt: dt, datatype: datatype, shape: shape, allowNull: allowNull,
+	half := dt == tensor.Float16
+	if half {
+		dt = tensor.Float32 // float16 values, held as float32
+	}
+	s := &dataScanner{b: raw, dt: dt, half: half, datatype: datatype, shape: shape, allowNull: allowNull,
 		want: tensor.NumElements(shape), idx: make([]int, max(len(shape), 1))}
 	// Every element takes at least one byte plus a separator, so a shape that
 	// needs more than that cannot match and is never allocated: its error
@@ -326,6 +331,13 @@ func (s *dataScanner) putNumber(k int, store bool, tok []byte, integral bool) st
 		v, err := strconv.ParseFloat(string(tok), 32)
 		if err != nil {
 			return short(tok) + " overflows FP32"
+		}
+		if s.half {
+			h := tensor.RoundHalf(float32(v))
+			if math.IsInf(float64(h), 0) {
+				return short(tok) + " overflows FP16 (at most 65504 in magnitude)"
+			}
+			v = float64(h)
 		}
 		if store {
 			s.t.F32[k] = float32(v)

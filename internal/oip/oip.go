@@ -120,11 +120,15 @@ var datatypes = []struct {
 	name string
 	dt   tensor.DType
 }{
-	{"FP32", tensor.Float32}, {"FP64", tensor.Float64}, {"INT64", tensor.Int64}, {"INT32", tensor.Int32},
+	{"FP32", tensor.Float32}, {"FP16", tensor.Float16}, {"FP64", tensor.Float64}, {"INT64", tensor.Int64}, {"INT32", tensor.Int32},
 	{"INT8", tensor.Int8}, {"UINT8", tensor.Uint8}, {"BOOL", tensor.Bool},
 }
 
-const supportedDatatypes = "FP32, FP64, INT64, INT32, INT8, UINT8, BOOL"
+// FP16 data is held as float32 tensors of float16 values (Spindle computes
+// float16 as float32): a decoded FP16 input is a Float32 tensor with every
+// value rounded to float16, and OutputAs writes a Float32 tensor as FP16.
+
+const supportedDatatypes = "FP32, FP16, FP64, INT64, INT32, INT8, UINT8, BOOL"
 
 // DatatypeOf returns the protocol's name for dt ("FP32" for tensor.Float32), or
 // "" if the protocol cannot carry dt in Spindle.
@@ -155,6 +159,24 @@ func DTypeOf(datatype string) (tensor.DType, error) {
 func OutputFromTensor(name string, t *tensor.Tensor) ResponseOutput {
 	shape, dt, data := fromTensor(t)
 	return ResponseOutput{Name: name, Shape: shape, Datatype: dt, Data: data}
+}
+
+// OutputAs is OutputFromTensor for an output the model declares of dtype
+// as: a Float32 tensor of a float16 output is written as FP16 (its values
+// rounded to float16); any other declaration changes nothing.
+func OutputAs(name string, t *tensor.Tensor, as tensor.DType) ResponseOutput {
+	if as != tensor.Float16 || t == nil || t.DType != tensor.Float32 {
+		return OutputFromTensor(name, t)
+	}
+	h := &tensor.Tensor{DType: tensor.Float32, Shape: t.Shape, F32: make([]float32, len(t.F32))}
+	for i, v := range t.F32 {
+		h.F32[i] = tensor.RoundHalf(v)
+	}
+	out := OutputFromTensor(name, h)
+	if out.Datatype != "" {
+		out.Datatype = "FP16"
+	}
+	return out
 }
 
 // InputFromTensor returns t as a request input with flat data, following the

@@ -171,7 +171,8 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"duplicate name", `{"inputs": [` + strings.Repeat(`{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]},`, 2) + `{"name": "x"}]}`, 0,
 			`inputs[1].name: "x" is also the name of inputs[0]`},
 		{"datatype missing", `{"inputs": [{"name": "x", "shape": [1], "data": [1]}]}`, 0, "inputs[0].datatype: is missing"},
-		{"datatype FP16", request("FP16", "[1]", "[1]"), 0, `inputs[0].datatype: "FP16" is not supported (supported: FP32, FP64, INT64, INT32, INT8, UINT8, BOOL)`},
+		{"datatype BF16", request("BF16", "[1]", "[1]"), 0, `inputs[0].datatype: "BF16" is not supported (supported: FP32, FP16, FP64, INT64, INT32, INT8, UINT8, BOOL)`},
+		{"FP16 overflow", request("FP16", "[1]", "[65520]"), 0, `inputs[0].data[0]: 65520 overflows FP16`},
 		{"datatype lower case", request("fp32", "[1]", "[1]"), 0, `inputs[0].datatype: "fp32" is not supported`},
 		{"datatype BYTES", request("BYTES", "[1]", `["a"]`), 0, `inputs[0].datatype: "BYTES" is not supported`},
 		{"shape missing", `{"inputs": [{"name": "x", "datatype": "FP32", "data": [1]}]}`, 0, "inputs[0].shape: is missing"},
@@ -223,7 +224,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"long token", request("INT8", "[1]", "[1"+strings.Repeat("0", 40)+"]"), 0,
 			"inputs[0].data[0]: 10000000000000000000000000000000... is out of range for INT8"},
 		{"second input", `{"inputs": [{"name": "a", "shape": [1], "datatype": "FP32", "data": [1]},
-			{"name": "b", "shape": [1], "datatype": "FP16", "data": [1]}]}`, 0, `inputs[1].datatype: "FP16" is not supported`},
+			{"name": "b", "shape": [1], "datatype": "BF16", "data": [1]}]}`, 0, `inputs[1].datatype: "BF16" is not supported`},
 		{"output not object", `{"inputs": [{"name": "a", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": ["y"]}`, 0,
 			"outputs[0]: must be an object"},
 		{"output name missing", `{"inputs": [{"name": "a", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": [{}]}`, 0,
@@ -298,12 +299,15 @@ func TestDatatypes(t *testing.T) {
 			t.Errorf("DTypeOf(%q) = %v, %v, want %v", tt.name, got, err, tt.dt)
 		}
 	}
-	for _, dt := range []tensor.DType{tensor.Float16, tensor.String, tensor.Invalid} {
+	if got, err := DTypeOf("FP16"); err != nil || got != tensor.Float16 || DatatypeOf(tensor.Float16) != "FP16" {
+		t.Errorf("FP16: DTypeOf = %v, %v; DatatypeOf(float16) = %q", got, err, DatatypeOf(tensor.Float16))
+	}
+	for _, dt := range []tensor.DType{tensor.String, tensor.Invalid} {
 		if got := DatatypeOf(dt); got != "" {
 			t.Errorf("DatatypeOf(%v) = %q, want \"\"", dt, got)
 		}
 	}
-	for _, name := range []string{"FP16", "BYTES", "UINT16", "fp32", ""} {
+	for _, name := range []string{"BF16", "BYTES", "UINT16", "fp32", ""} {
 		if _, err := DTypeOf(name); err == nil || !strings.Contains(err.Error(), "is not supported (supported: FP32,") {
 			t.Errorf("DTypeOf(%q) error %v, want unsupported", name, err)
 		}
@@ -493,4 +497,25 @@ func ExampleDecodeRequest() {
 	// Output:
 	// float32[2 2] [1 2 3 4]
 	// inputs[0].data: has 3 elements, shape [2 2] needs 4
+}
+
+// TestFP16 checks FP16 data: decoded as float32 tensors of float16 values
+// (0.1 rounds to 0.0999755859375), and a float32 output the model declares
+// float16 written as FP16.
+func TestFP16(t *testing.T) {
+	_, ins, err := DecodeRequest(strings.NewReader(request("FP16", "[3]", "[0.1, 2049, -65504]")), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := ins["x"]
+	if x.DType != tensor.Float32 || x.F32[0] != 0.0999755859375 || x.F32[1] != 2048 || x.F32[2] != -65504 {
+		t.Errorf("FP16 input decoded as %s %v, want float32 [0.0999755859375 2048 -65504]", x, x.F32)
+	}
+	out := OutputAs("y", tensor.FromF32([]float32{0.1, 1}, 2), tensor.Float16)
+	if out.Datatype != "FP16" || string(out.Data) != "[0.099975586,1]" { // float32's shortest form of the value
+		t.Errorf("OutputAs float16 = %s %s, want FP16 [0.099975586,1]", out.Datatype, out.Data)
+	}
+	if out := OutputAs("y", tensor.FromF32([]float32{0.1}, 1), tensor.Float32); out.Datatype != "FP32" || string(out.Data) != "[0.1]" {
+		t.Errorf("OutputAs float32 = %s %s, want FP32 [0.1]", out.Datatype, out.Data)
+	}
 }
