@@ -434,7 +434,11 @@ func stack(ts []*tensor.Tensor, decl *onnxpb.ValueInfoProto) (*tensor.Tensor, er
 		for _, d := range info.Shape {
 			shape = append(shape, max(d, 0))
 		}
-		return tensor.New(info.DType, shape...), nil
+		dt := info.DType
+		if dt == tensor.Float16 {
+			dt = tensor.Float32 // float16 is held as float32
+		}
+		return tensor.New(dt, shape...), nil
 	}
 	first := ts[0]
 	if first.DType.Size() == 0 {

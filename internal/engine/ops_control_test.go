@@ -347,3 +347,32 @@ func TestEinsumErrors(t *testing.T) {
 		wantErr(t, err, tt.frag...)
 	}
 }
+
+// TestLoopFloat16ScanNoIterations checks that a Loop running no iteration
+// stacks an empty float16 scan output as float32 (float16's form here).
+func TestLoopFloat16ScanNoIterations(t *testing.T) {
+	b := modelgen.NewBuilder("loop16", 17, 1)
+	b.Input("x", tensor.Float32, []int64{2})
+	b.Output("carried", tensor.Float32, []int64{2})
+	b.Output("scan", tensor.Float16, []int64{-1, 2}, "n")
+	body := b.Subgraph("body")
+	body.Input("body/i", tensor.Int64, []int64{})
+	body.Input("body/c", tensor.Bool, []int64{})
+	body.Input("body/v", tensor.Float32, []int64{2})
+	body.Node("Identity", []string{"body/c"}, nil, "body/c_out")
+	body.Node("Identity", []string{"body/v"}, nil, "body/v_out")
+	body.Node("Cast", []string{"body/v"}, []modelgen.Attr{modelgen.AInt("to", int64(tensor.Float16))}, "body/h")
+	body.Output("body/c_out", tensor.Bool, []int64{})
+	body.Output("body/v_out", tensor.Float32, []int64{2})
+	body.Output("body/h", tensor.Float16, []int64{2})
+	b.Node("Loop", []string{b.InitTensor("zero", tensor.FromI64([]int64{0})), "", "x"}, []modelgen.Attr{modelgen.AGraph("body", body)}, "carried", "scan")
+	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{1, 2}, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTensor(t, out["scan"], f32(nil, 0, 2), 0)
+}

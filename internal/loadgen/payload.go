@@ -86,6 +86,11 @@ func ParseRandomInput(s string) (RandomInput, error) {
 	if err != nil {
 		return RandomInput{}, fmt.Errorf("random input %q: datatype: %w", s, err)
 	}
+	if d == tensor.Float16 {
+		// Sent as FP32: Spindle holds float16 as float32, and a float16
+		// input takes float32 data.
+		d = tensor.Float32
+	}
 	in := RandomInput{Name: name, DType: d}
 	n := 1
 	for _, f := range strings.Split(dims, "x") {

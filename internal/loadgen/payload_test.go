@@ -17,6 +17,7 @@ func TestParseRandomInput(t *testing.T) {
 	}{
 		{in: "input=FP32:1x1x28x28", want: RandomInput{Name: "input", DType: tensor.Float32, Shape: []int{1, 1, 28, 28}}},
 		{in: "input_ids=int64:1x16", want: RandomInput{Name: "input_ids", DType: tensor.Int64, Shape: []int{1, 16}}},
+		{in: "x=FP16:2x3", want: RandomInput{Name: "x", DType: tensor.Float32, Shape: []int{2, 3}}}, // float16 travels as FP32
 		{in: "x=FP32", wantE: true},
 		{in: "=FP32:1", wantE: true},
 		{in: "x=FP99:1", wantE: true},
