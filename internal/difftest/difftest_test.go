@@ -872,3 +872,42 @@ func TestCoverageModels(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
 	}
 }
+
+// TestMultiHeadAttentionAndRotary runs com.microsoft MultiHeadAttention
+// (self- and cross-attention, with bias, key padding mask and attention
+// bias) and RotaryEmbedding (3-D and 4-D input, halves and interleaved,
+// per-token positions and an offset, a partial rotary dimension) against
+// ONNX Runtime.
+func TestMultiHeadAttentionAndRotary(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("mha", 17, 1)
+	b.Input("q", tensor.Float32, []int64{2, 5, 16})
+	b.Input("kv", tensor.Float32, []int64{2, 7, 16})
+	b.Input("mask", tensor.Int32, []int64{2, 7})
+	b.Input("pos", tensor.Int64, []int64{2, 5})
+	ms := func(op string, inputs []string, attrs []modelgen.Attr, out string, shape ...int64) {
+		b.SetDomain(b.Node(op, inputs, attrs, out), "com.microsoft")
+		b.Output(out, tensor.Float32, shape)
+	}
+	heads := modelgen.AInt("num_heads", 4)
+	bias := b.Uniform("bias", 0.5, 48)
+	ms("MultiHeadAttention", []string{"q", "q", "q"}, []modelgen.Attr{heads}, "self", 2, 5, 16)
+	ms("MultiHeadAttention", []string{"q", "kv", "kv", bias, "mask"}, []modelgen.Attr{heads}, "cross", 2, 5, 16)
+	ms("MultiHeadAttention", []string{"q", "kv", "kv", "", "", b.Uniform("attn_bias", 1, 1, 4, 5, 7)}, []modelgen.Attr{heads, modelgen.AFloat("scale", 0.3)}, "biased", 2, 5, 16)
+	cos, sin := b.Uniform("cos", 1, 32, 2), b.Uniform("sin", 1, 32, 2)
+	cosFull, sinFull := b.Uniform("cos4", 1, 32, 4), b.Uniform("sin4", 1, 32, 4)
+	two := modelgen.AInt("num_heads", 2) // heads of 8: the full caches hold 4 angles
+	ms("RotaryEmbedding", []string{"q", "pos", cosFull, sinFull}, []modelgen.Attr{two}, "rot", 2, 5, 16)
+	ms("RotaryEmbedding", []string{"q", "pos", cosFull, sinFull}, []modelgen.Attr{two, modelgen.AInt("interleaved", 1)}, "rot_interleaved", 2, 5, 16)
+	ms("RotaryEmbedding", []string{"q", b.Ints64("offset", 3), cos, sin}, []modelgen.Attr{two, modelgen.AInt("rotary_embedding_dim", 4)}, "rot_partial", 2, 5, 16)
+	q4 := b.Node("Transpose", []string{b.Node("Reshape", []string{"q", b.Ints64("heads", 2, 5, 2, 8)}, nil)}, []modelgen.Attr{modelgen.AInts("perm", 0, 2, 1, 3)})
+	ms("RotaryEmbedding", []string{q4, "pos", cosFull, sinFull}, nil, "rot4d", 2, 2, 5, 8)
+	path := filepath.Join(t.TempDir(), "mha.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mask := &tensor.Tensor{DType: tensor.Int32, Shape: []int{2, 7}, I32: []int32{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0}}
+	pos := tensor.FromI64([]int64{0, 1, 2, 3, 4, 7, 9, 11, 20, 31}, 2, 5)
+	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
+		"q": uniform(1, -1, 1, 2, 5, 16), "kv": uniform(2, -1, 1, 2, 7, 16), "mask": mask, "pos": pos}})
+}

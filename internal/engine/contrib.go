@@ -118,6 +118,9 @@ var contribOps = map[string]func(e *expander, pn *onnxpb.NodeProto) error{
 		return nil
 	},
 	"Attention":               (*expander).attention,
+	"MultiHeadAttention":      (*expander).multiHeadAttention,
+	"RotaryEmbedding":         (*expander).rotaryEmbedding,
+	"BiasSplitGelu":           (*expander).biasSplitGelu,
 	"EmbedLayerNormalization": (*expander).embedLayerNorm,
 	"Trilu": func(e *expander, pn *onnxpb.NodeProto) error {
 		args := make([]any, len(pn.GetInput()))
@@ -395,33 +398,92 @@ func (e *expander) attention(pn *onnxpb.NodeProto) error {
 		}
 		split.pn.Input = append(split.pn.Input, e.ints(sizes.GetInts()...).name)
 	}
+	e.out(pn, 0, e.attend(pn, heads, split.pn.Output[0], split.pn.Output[1], split.pn.Output[2], in(pn, 3), in(pn, 5)))
+	return nil
+}
+
+// attend is scaled dot-product attention over heads of q [B S N·H], k and
+// v [B T N·H]: scores scaled by pn's scale attribute or 1/sqrt(H), masked
+// by mask (any mask_index form), attention bias and pn's unidirectional,
+// softmax, weights of v; the heads joined again, [B S N·Hv].
+func (e *expander) attend(pn *onnxpb.NodeProto, heads int64, q, k, v, mask, bias string) exNode {
 	headsOf := func(x string, perm ...int64) exNode {
 		r := e.node("Reshape", x, e.ints(0, 0, heads, -1))
 		return e.node("Transpose", r).with(&onnxpb.AttributeProto{Name: proto.String("perm"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: perm})
 	}
-	q := headsOf(split.pn.Output[0], 0, 2, 1, 3)
-	k := headsOf(split.pn.Output[1], 0, 2, 3, 1)
-	v := headsOf(split.pn.Output[2], 0, 2, 1, 3)
+	qh := headsOf(q, 0, 2, 1, 3)
+	kh := headsOf(k, 0, 2, 3, 1)
+	vh := headsOf(v, 0, 2, 1, 3)
 	var scale any
 	if a := attrOf(pn, "scale"); a != nil && a.GetF() != 0 {
 		scale = e.scalar(a.GetF())
 	} else {
 		// 1/sqrt(head size), the head size read from Q's shape (folded
 		// when the shapes are static).
-		dim := e.node("Gather", e.node("Shape", q), e.node("Constant").with(attrTensor("value", tensor.FromI64([]int64{3}))))
+		dim := e.node("Gather", e.node("Shape", qh), e.node("Constant").with(attrTensor("value", tensor.FromI64([]int64{3}))))
 		hs := e.node("Cast", dim).with(&onnxpb.AttributeProto{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(tensor.Float32))})
 		scale = e.node("Reciprocal", e.node("Sqrt", hs))
 	}
-	scores := e.node("Mul", e.node("MatMul", q, k), scale)
-	mask, bias := in(pn, 3), in(pn, 5)
+	scores := e.node("Mul", e.node("MatMul", qh, kh), scale)
 	if mask != "" || bias != "" || attrInt(pn, "unidirectional", 0) != 0 {
 		scores = e.node(opMaskScores, scores, mask, bias).with(
 			&onnxpb.AttributeProto{Name: proto.String("mask_filter_value"), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(attrFloat(pn, "mask_filter_value", -10000))},
 			&onnxpb.AttributeProto{Name: proto.String("unidirectional"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(attrInt(pn, "unidirectional", 0))})
 	}
 	probs := e.node("Softmax", scores).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)})
-	ctx := e.node("Transpose", e.node("MatMul", probs, v)).with(&onnxpb.AttributeProto{Name: proto.String("perm"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: []int64{0, 2, 1, 3}})
-	e.out(pn, 0, e.node("Reshape", ctx, e.ints(0, 0, -1)))
+	ctx := e.node("Transpose", e.node("MatMul", probs, vh)).with(&onnxpb.AttributeProto{Name: proto.String("perm"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: []int64{0, 2, 1, 3}})
+	return e.node("Reshape", ctx, e.ints(0, 0, -1))
+}
+
+// multiHeadAttention expands com.microsoft MultiHeadAttention(query, key,
+// value, bias, key_padding_mask, attention_bias) with separate 3-D query,
+// key and value (self- or cross-attention): the bias's three thirds added
+// to them, then attend. Packed QKV or KV and the past/present cache are not
+// supported.
+func (e *expander) multiHeadAttention(pn *onnxpb.NodeProto) error {
+	heads := attrInt(pn, "num_heads", 0)
+	if heads < 1 {
+		return fmt.Errorf("attribute num_heads: %d, must be at least 1", heads)
+	}
+	if in(pn, 1) == "" || in(pn, 2) == "" {
+		return fmt.Errorf("inputs key and value: absent (packed QKV or KV): %w", ErrUnsupported)
+	}
+	if in(pn, 6) != "" || in(pn, 7) != "" || len(pn.GetOutput()) > 1 && (pn.GetOutput()[1] != "" || len(pn.GetOutput()) > 2 && pn.GetOutput()[2] != "") {
+		return fmt.Errorf("past and present key/value (a decoder's cache): %w", ErrUnsupported)
+	}
+	q, k, v := in(pn, 0), in(pn, 1), in(pn, 2)
+	if b := in(pn, 3); b != "" {
+		split := e.node("Split", b).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
+		split.pn.Output = []string{split.name + "_q", split.name + "_k", split.name + "_v"}
+		q = e.node("Add", q, split.pn.Output[0]).name
+		k = e.node("Add", k, split.pn.Output[1]).name
+		v = e.node("Add", v, split.pn.Output[2]).name
+	}
+	e.out(pn, 0, e.attend(pn, heads, q, k, v, in(pn, 4), in(pn, 5)))
+	return nil
+}
+
+// rotaryEmbedding expands com.microsoft RotaryEmbedding into
+// spindle.Rotary, which rotates pairs of each head's first
+// rotary_embedding_dim features by the cached angles of their positions.
+func (e *expander) rotaryEmbedding(pn *onnxpb.NodeProto) error {
+	if attrInt(pn, "is_packed_batching", 0) != 0 {
+		return fmt.Errorf("attribute is_packed_batching: %w", ErrUnsupported)
+	}
+	args := make([]any, len(pn.GetInput()))
+	for i, x := range pn.GetInput() {
+		args[i] = x
+	}
+	e.out(pn, 0, e.node(opRotary, args...).with(pn.GetAttribute()...))
+	return nil
+}
+
+// biasSplitGelu expands com.microsoft BiasSplitGelu(X [B S 2C], bias
+// [2C]): X + bias halved along the last axis into a and g, a ⊙ Gelu(g).
+func (e *expander) biasSplitGelu(pn *onnxpb.NodeProto) error {
+	split := e.node("Split", e.node("Add", in(pn, 0), in(pn, 1))).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)})
+	split.pn.Output = []string{split.name + "_a", split.name + "_g"}
+	e.out(pn, 0, e.node("Mul", split.pn.Output[0], e.node("Gelu", split.pn.Output[1])))
 	return nil
 }
 
@@ -538,6 +600,108 @@ func newMaskScores(n *Node) (Kernel, error) {
 						if bias != nil {
 							row[j] += bias[b*bstr[0]+h*bstr[1]+i*bstr[2]+j*bstr[3]]
 						}
+					}
+				}
+			}
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+// opRotary is com.microsoft RotaryEmbedding's kernel.
+const opRotary = "spindle.Rotary"
+
+func init() {
+	register(opRotary, newRotary)
+}
+
+// newRotary rotates, in each head vector x of input ([B S N·H] with
+// num_heads, or [B N S H]), the first rotary_embedding_dim features (all by
+// default) by the angles of its position: cos and sin from the caches
+// [max_position R/2] at position_ids[b, s] (or position_ids[0] + s when it
+// holds one offset). Halves (x1, x2) rotate as (x1·cos − x2·sin, x2·cos +
+// x1·sin); with interleaved, each pair (x[2i], x[2i+1]) does.
+func newRotary(n *Node) (Kernel, error) {
+	interleaved := n.Int("interleaved", 0) != 0
+	heads := int(n.Int("num_heads", 0))
+	rotDim := int(n.Int("rotary_embedding_dim", 0))
+	scale := n.Float("scale", 1)
+	if scale != 1 {
+		return nil, fmt.Errorf("attribute scale: %v: %w (only 1 is)", scale, ErrUnsupported)
+	}
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 4, 4); err != nil {
+			return nil, err
+		}
+		x, pos, cosC, sinC := in[0], in[1], in[2], in[3]
+		if x.DType != tensor.Float32 || len(x.Shape) != 3 && len(x.Shape) != 4 {
+			return nil, fmt.Errorf("input input: %s, must be float32 [B S N·H] or [B N S H]", x)
+		}
+		var B, S, N, H int
+		seqFirst := len(x.Shape) == 3 // [B S N·H]: heads inside each position
+		if seqFirst {
+			if heads < 1 || x.Shape[2]%heads != 0 {
+				return nil, fmt.Errorf("attribute num_heads: %d, must divide the input's last axis %d", heads, x.Shape[2])
+			}
+			B, S, N, H = x.Shape[0], x.Shape[1], heads, x.Shape[2]/heads
+		} else {
+			B, N, S, H = x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+		}
+		R := H
+		if rotDim > 0 {
+			R = rotDim
+		}
+		if R > H || R%2 != 0 {
+			return nil, fmt.Errorf("attribute rotary_embedding_dim: %d, must be even and at most the head size %d", R, H)
+		}
+		if cosC.DType != tensor.Float32 || sinC.DType != tensor.Float32 || len(cosC.Shape) != 2 || !slices.Equal(cosC.Shape, sinC.Shape) || cosC.Shape[1] != R/2 {
+			return nil, fmt.Errorf("inputs cos_cache %s and sin_cache %s: must be float32 [max_position %d]", cosC, sinC, R/2)
+		}
+		maxPos := int64(cosC.Shape[0])
+		p, err := castTensor(pos, tensor.Int64)
+		if err != nil {
+			return nil, fmt.Errorf("input position_ids: %w", err)
+		}
+		position := func(b, s int) (int64, error) {
+			var v int64
+			switch {
+			case p.Len() == 1:
+				v = p.I64[0] + int64(s)
+			case len(p.Shape) == 2 && p.Shape[0] == B && p.Shape[1] == S:
+				v = p.I64[b*S+s]
+			default:
+				return 0, fmt.Errorf("input position_ids: shape %s, must be [%d %d] or hold one offset", tensor.ShapeString(p.Shape), B, S)
+			}
+			if v < 0 || v >= maxPos {
+				return 0, fmt.Errorf("input position_ids: position %d is outside the caches' %d", v, maxPos)
+			}
+			return v, nil
+		}
+		out := tensor.FromF32(slices.Clone(x.F32), x.Shape...)
+		half := R / 2
+		for b := range B {
+			for s := range S {
+				ps, err := position(b, s)
+				if err != nil {
+					return nil, err
+				}
+				cs, sn := cosC.F32[int(ps)*half:int(ps+1)*half], sinC.F32[int(ps)*half:int(ps+1)*half]
+				for h := range N {
+					off := ((b*N+h)*S + s) * H
+					if seqFirst {
+						off = ((b*S+s)*N + h) * H
+					}
+					src, dst := x.F32[off:off+H], out.F32[off:off+H]
+					for i := range half {
+						var a, c int // the pair's indices
+						if interleaved {
+							a, c = 2*i, 2*i+1
+						} else {
+							a, c = i, i+half
+						}
+						x1, x2 := src[a], src[c]
+						dst[a] = x1*cs[i] - x2*sn[i]
+						dst[c] = x2*cs[i] + x1*sn[i]
 					}
 				}
 			}

@@ -282,6 +282,21 @@ func TestContribExpansions(t *testing.T) {
 	checkTensor(t, out["y"], f32([]float32{12, 23, 34, 16, 27, 38}, 1, 2, 3), 0)
 	checkTensor(t, out["tri"], f32([]float32{1, 0, 0, 4, 5, 0}, 1, 2, 3), 0)
 
+	// BiasSplitGelu: (x + bias) halved, a ⊙ Gelu(g); Gelu(3) = 2.9959502, Gelu(4) = 3.9998733.
+	b = modelgen.NewBuilder("bias split gelu", 17, 1)
+	b.Input("x", tensor.Float32, []int64{1, 1, 4})
+	b.Output("y", tensor.Float32, []int64{1, 1, 2})
+	b.SetDomain(b.Node("BiasSplitGelu", []string{"x", b.Init("b", []int64{4}, []float32{0, 1, -1, 0})}, nil, "y"), "com.microsoft")
+	m, err = compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{1, 1, 4, 4}, 1, 1, 4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTensor(t, out["y"], f32([]float32{1 * 2.9959502, 2 * 3.9998733}, 1, 1, 2), 1e-5)
+
 	b = modelgen.NewBuilder("unknown contrib", 17, 1)
 	b.Input("x", tensor.Float32, []int64{2})
 	b.Output("y", tensor.Float32, []int64{2})
