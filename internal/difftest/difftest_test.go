@@ -911,3 +911,39 @@ func TestMultiHeadAttentionAndRotary(t *testing.T) {
 	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
 		"q": uniform(1, -1, 1, 2, 5, 16), "kv": uniform(2, -1, 1, 2, 7, 16), "mask": mask, "pos": pos}})
 }
+
+// TestSpatialOps runs opset 18-20's CenterCropPad, Col2Im and AffineGrid
+// (2-D and 3-D, both corner conventions, fed to GridSample) against ONNX
+// Runtime.
+func TestSpatialOps(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("spatial", 20, 1)
+	b.Input("x", tensor.Float32, []int64{2, 3, 7, 6})
+	b.Input("cols", tensor.Float32, []int64{2, 12, 20})
+	b.Input("theta", tensor.Float32, []int64{2, 2, 3})
+	b.Input("theta3", tensor.Float32, []int64{1, 3, 4})
+	b.Node("CenterCropPad", []string{"x", b.Ints64("crop", 4, 9)}, []modelgen.Attr{modelgen.AInts("axes", 2, 3)}, "cropped")
+	b.Output("cropped", tensor.Float32, []int64{2, 3, 4, 9})
+	b.Node("CenterCropPad", []string{"x", b.Ints64("all", 1, 4, 9, 3)}, nil, "cropped_all")
+	b.Output("cropped_all", tensor.Float32, []int64{1, 4, 9, 3})
+	// 3 channels of 2×2 blocks, stride 1, pads 1: a 5×4 image.
+	b.Node("Col2Im", []string{"cols", b.Ints64("img", 5, 4), b.Ints64("blk", 2, 2)}, []modelgen.Attr{modelgen.AInts("pads", 1, 0, 0, 1)}, "image")
+	b.Output("image", tensor.Float32, []int64{2, 3, 5, 4})
+	for _, align := range []int64{0, 1} {
+		grid := fmt.Sprintf("grid%d", align)
+		b.Node("AffineGrid", []string{"theta", b.Ints64(grid+"_size", 2, 3, 5, 4)}, []modelgen.Attr{modelgen.AInt("align_corners", align)}, grid)
+		b.Output(grid, tensor.Float32, []int64{2, 5, 4, 2})
+		warped := fmt.Sprintf("warped%d", align)
+		b.Node("GridSample", []string{"x", grid}, []modelgen.Attr{modelgen.AInt("align_corners", align)}, warped)
+		b.Output(warped, tensor.Float32, []int64{2, 3, 5, 4})
+		g3 := fmt.Sprintf("grid3d%d", align)
+		b.Node("AffineGrid", []string{"theta3", b.Ints64(g3+"_size", 1, 1, 3, 4, 5)}, []modelgen.Attr{modelgen.AInt("align_corners", align)}, g3)
+		b.Output(g3, tensor.Float32, []int64{1, 3, 4, 5, 3})
+	}
+	path := filepath.Join(t.TempDir(), "spatial.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
+		"x": uniform(1, -1, 1, 2, 3, 7, 6), "cols": uniform(2, -1, 1, 2, 12, 20), "theta": uniform(3, -1, 1, 2, 2, 3), "theta3": uniform(4, -1, 1, 1, 3, 4)}})
+}
