@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"errors"
+	"math"
+	"slices"
 	"testing"
 
 	"github.com/spindleml/spindle/internal/modelgen"
@@ -390,4 +392,80 @@ func TestLoopFloat16ScanNoIterations(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTensor(t, out["scan"], f32(nil, 0, 2), 0)
+}
+
+// TestRandomOps checks the random ops by their distributions: a seeded
+// node draws the same values every run, an unseeded one fresh ones; means
+// and spreads within 5 standard errors over 20,000 draws; Bernoulli's 0 and
+// 1 are certain; Multinomial follows a dominant logit.
+func TestRandomOps(t *testing.T) {
+	const n = 20000
+	run := func(b *modelgen.Builder, in map[string]*tensor.Tensor) (*Model, func() *tensor.Tensor) {
+		m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, func() *tensor.Tensor {
+			out, err := m.Run(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out["y"]
+		}
+	}
+	stats := func(v []float32) (mean, std float64) {
+		for _, x := range v {
+			mean += float64(x)
+		}
+		mean /= float64(len(v))
+		for _, x := range v {
+			std += (float64(x) - mean) * (float64(x) - mean)
+		}
+		return mean, math.Sqrt(std / float64(len(v)))
+	}
+	for _, tt := range []struct {
+		op              string
+		attrs           []modelgen.Attr
+		mean, std, tolS float64
+	}{
+		{"RandomNormal", []modelgen.Attr{modelgen.AFloat("mean", 2), modelgen.AFloat("scale", 3)}, 2, 3, 0.1},
+		{"RandomUniform", []modelgen.Attr{modelgen.AFloat("low", -1), modelgen.AFloat("high", 3)}, 1, 4 / math.Sqrt(12), 0.05},
+	} {
+		for _, seeded := range []bool{true, false} {
+			b := modelgen.NewBuilder("random", 17, 1)
+			b.Output("y", tensor.Float32, []int64{n})
+			attrs := append([]modelgen.Attr{modelgen.AInts("shape", n)}, tt.attrs...)
+			if seeded {
+				attrs = append(attrs, modelgen.AFloat("seed", 7))
+			}
+			b.Node(tt.op, nil, attrs, "y")
+			_, draw := run(b, nil)
+			first, second := draw(), draw()
+			mean, std := stats(first.F32)
+			if math.Abs(mean-tt.mean) > 5*tt.std/math.Sqrt(n) || math.Abs(std-tt.std) > tt.tolS {
+				t.Errorf("%s: mean %.3f std %.3f, want %.3f and %.3f", tt.op, mean, std, tt.mean, tt.std)
+			}
+			if same := slices.Equal(first.F32, second.F32); same != seeded {
+				t.Errorf("%s seeded %v: two runs equal = %v", tt.op, seeded, same)
+			}
+		}
+	}
+	b := modelgen.NewBuilder("bernoulli", 17, 1)
+	b.Input("p", tensor.Float32, []int64{4})
+	b.Output("y", tensor.Float32, []int64{4})
+	b.Node("Bernoulli", []string{"p"}, nil, "y")
+	_, draw := run(b, map[string]*tensor.Tensor{"p": f32([]float32{0, 1, 0, 1}, 4)})
+	checkTensor(t, draw(), f32([]float32{0, 1, 0, 1}, 4), 0)
+
+	b = modelgen.NewBuilder("multinomial", 17, 1)
+	b.Input("x", tensor.Float32, []int64{2, 3})
+	b.Output("y", tensor.Int64, []int64{2, 50})
+	b.Node("Multinomial", []string{"x"}, []modelgen.Attr{modelgen.AInt("sample_size", 50), modelgen.AInt("dtype", int64(tensor.Int64))}, "y")
+	_, draw = run(b, map[string]*tensor.Tensor{"x": f32([]float32{0, 40, 0, 0, 0, 40}, 2, 3)})
+	y := draw()
+	for i, v := range y.I64 {
+		if want := int64(1 + i/50); v != want {
+			t.Fatalf("Multinomial with one dominant logit: sample %d is class %d, want %d", i, v, want)
+		}
+	}
 }
