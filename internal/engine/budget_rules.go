@@ -20,6 +20,31 @@ var sizeFns = map[string]shapeFn{
 	"Pad":      sizePad,
 	"Range":    sizeRange,
 	"OneHot":   sizeOneHot,
+
+	"RandomNormal":      sizeFromShapeAttr,
+	"RandomUniform":     sizeFromShapeAttr,
+	"RandomNormalLike":  sameAsFirst,
+	"RandomUniformLike": sameAsFirst,
+	"Bernoulli":         sameAsFirst,
+	"Multinomial":       sizeMultinomial,
+}
+
+// sizeFromShapeAttr is the output of an op whose shape attribute gives it
+// (RandomNormal, RandomUniform).
+func sizeFromShapeAttr(n *Node, in [][]int) ([][]int, error) {
+	var shape []int
+	for _, d := range n.Ints("shape", nil) {
+		shape = append(shape, int(max(d, 0)))
+	}
+	return [][]int{shape}, nil
+}
+
+// sizeMultinomial is [batch sample_size].
+func sizeMultinomial(n *Node, in [][]int) ([][]int, error) {
+	if len(in) == 0 || len(in[0]) != 2 {
+		return nil, nil
+	}
+	return [][]int{{in[0][0], int(max(n.Int("sample_size", 1), 1))}}, nil
 }
 
 // scratchFn returns the bytes of working memory a step's kernel takes beyond

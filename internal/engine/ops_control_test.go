@@ -469,3 +469,21 @@ func TestRandomOps(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomWithinBudget checks that a random op's output counts against a
+// run's memory budget (a 1 GiB draw under a 1 MiB limit is refused before
+// the allocation).
+func TestRandomWithinBudget(t *testing.T) {
+	b := modelgen.NewBuilder("big random", 17, 1)
+	b.Output("y", tensor.Float32, []int64{1 << 28})
+	b.Node("RandomUniform", nil, []modelgen.Attr{modelgen.AInts("shape", 1<<28)}, "y")
+	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.RunWith(context.Background(), nil, RunOptions{MaxBytes: 1 << 20})
+	if !errors.Is(err, ErrBadInput) {
+		t.Fatalf("1 GiB draw under a 1 MiB limit: %v, want ErrBadInput", err)
+	}
+	wantErr(t, err, "RandomUniform_1", "limit of 1 MiB") // sized as up to 8 bytes an element: the dtype may be double
+}
