@@ -27,6 +27,83 @@ var sizeFns = map[string]shapeFn{
 	"RandomUniformLike": sameAsFirst,
 	"Bernoulli":         sameAsFirst,
 	"Multinomial":       sizeMultinomial,
+
+	"DFT":            sizeDFT,
+	"HannWindow":     sizeWindow,
+	"HammingWindow":  sizeWindow,
+	"BlackmanWindow": sizeWindow,
+	"CenterCropPad":  sizeCenterCropPad,
+	"AffineGrid":     sizeAffineGrid,
+}
+
+// sizeDFT is the input's shape with the signal axis dft_length long (or
+// half of it plus one, one-sided) and 2 components: sized as float64, the
+// transform's working type, by assuming the axis is the longest one.
+func sizeDFT(n *Node, in [][]int) ([][]int, error) {
+	if len(in) == 0 || in[0] == nil {
+		return nil, nil
+	}
+	out := append([]int(nil), in[0]...)
+	out[len(out)-1] = 4 // 2 components, as float64: twice float32's bytes
+	l := constInts(n, 1)
+	if len(n.Inputs) > 1 && n.Inputs[1] != "" && l == nil {
+		return nil, nil // the length is known at run time only
+	}
+	if len(l) == 1 && len(out) > 1 {
+		longest := 0
+		for a := range out[:len(out)-1] {
+			if out[a] > out[longest] {
+				longest = a
+			}
+		}
+		out[longest] = max(out[longest], int(min(max(l[0], 1), math.MaxInt32)))
+	}
+	return [][]int{out}, nil
+}
+
+// sizeWindow is [size].
+func sizeWindow(n *Node, in [][]int) ([][]int, error) {
+	if v := constInts(n, 0); len(v) == 1 && v[0] >= 0 {
+		return [][]int{{int(min(v[0], math.MaxInt32))}}, nil
+	}
+	return nil, nil
+}
+
+// sizeCenterCropPad is the input's shape with the cropped or padded axes
+// at the sizes shape gives (all axes when axes is absent).
+func sizeCenterCropPad(n *Node, in [][]int) ([][]int, error) {
+	v := constInts(n, 1)
+	if len(in) == 0 || in[0] == nil || v == nil {
+		return nil, nil
+	}
+	out := append([]int(nil), in[0]...)
+	axes := n.Ints("axes", nil)
+	for i, s := range v {
+		a := int64(i)
+		if axes != nil && i < len(axes) {
+			a = axes[i]
+		}
+		if a < 0 {
+			a += int64(len(out))
+		}
+		if a >= 0 && a < int64(len(out)) {
+			out[a] = int(min(max(s, 0), math.MaxInt32))
+		}
+	}
+	return [][]int{out}, nil
+}
+
+// sizeAffineGrid is [N spatial... rank] from the size input.
+func sizeAffineGrid(n *Node, in [][]int) ([][]int, error) {
+	v := constInts(n, 1)
+	if len(v) != 4 && len(v) != 5 {
+		return nil, nil
+	}
+	out := []int{int(min(max(v[0], 0), math.MaxInt32))}
+	for _, d := range v[2:] {
+		out = append(out, int(min(max(d, 0), math.MaxInt32)))
+	}
+	return [][]int{append(out, len(v)-2)}, nil
 }
 
 // sizeFromShapeAttr is the output of an op whose shape attribute gives it

@@ -487,3 +487,32 @@ func TestRandomWithinBudget(t *testing.T) {
 	}
 	wantErr(t, err, "RandomUniform_1", "limit of 1 MiB") // sized as up to 8 bytes an element: the dtype may be double
 }
+
+// TestSignalOpsWithinBudget checks that sizes given at run time (a
+// window's size, a DFT's length) count against the run's memory budget.
+func TestSignalOpsWithinBudget(t *testing.T) {
+	b := modelgen.NewBuilder("big window", 17, 1)
+	b.Input("n", tensor.Int64, []int64{})
+	b.Input("x", tensor.Float32, []int64{1, 8, 1})
+	b.Input("len", tensor.Int64, []int64{})
+	b.Output("w", tensor.Float32, []int64{-1}, "n")
+	b.Output("f", tensor.Float32, []int64{1, -1, 2}, "bins")
+	b.Node("HannWindow", []string{"n"}, nil, "w")
+	b.Node("DFT", []string{"x", "len"}, nil, "f")
+	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := f32(make([]float32, 8), 1, 8, 1)
+	for _, tt := range []struct {
+		name      string
+		n, length int64
+		node      string
+	}{{"window", 1 << 28, 8, "HannWindow_1"}, {"dft length", 8, 1 << 26, "DFT_2"}} {
+		_, err = m.RunWith(context.Background(), map[string]*tensor.Tensor{"n": tensor.FromI64([]int64{tt.n}), "x": x, "len": tensor.FromI64([]int64{tt.length})}, RunOptions{MaxBytes: 64 << 20})
+		if !errors.Is(err, ErrBadInput) {
+			t.Fatalf("%s: %v, want ErrBadInput", tt.name, err)
+		}
+		wantErr(t, err, tt.node, "limit of 64 MiB")
+	}
+}
