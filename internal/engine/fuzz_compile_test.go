@@ -21,6 +21,9 @@ var compileFuzzOps = []string{
 	"Transpose", "Pad", "OneHot", "Slice", "TopK", "DepthToSpace", "Unsqueeze", "Squeeze",
 	"ReduceSum", "MatMul", "Add", "Mul", "Div", "CumSum", "Split", "Flatten", "Cast",
 	"Resize", "EyeLike", "Trilu", "ScatterND",
+	// Issue 13's ops that size their outputs from their inputs.
+	"Compress", "ReverseSequence", "Unique", "CenterCropPad", "Col2Im", "AffineGrid", "HannWindow",
+	"MaxUnpool", "DFT", "NonMaxSuppression", "Det", "Multinomial", "RandomUniformLike",
 }
 
 // bigVal maps a byte to a small integer or, now and then, a large or extreme
