@@ -746,7 +746,7 @@ func (f *fuser) elementwise() {
 		}
 	}
 	for r, idxs := range members {
-		if idxs[len(idxs)-1] != r || len(idxs) < 2 && !ewAlone[f.op(r)] {
+		if idxs[len(idxs)-1] != r || len(idxs) < 2 && !ewAlone[f.op(r)] && !f.convEpilogue(r) {
 			continue
 		}
 		out := f.out0(r)
@@ -792,6 +792,20 @@ func (f *fuser) elementwise() {
 // noConvProgram leaves elementwise programs apart from the convolutions
 // before them, for tests that compare the two.
 var noConvProgram = false
+
+// convEpilogue reports whether step i alone reads the output of a
+// convolution that can run a program as its epilogue: then even one
+// elementwise op (a Sigmoid, a Tanh) becomes a program, for convProgram to
+// join to the convolution, which saves its pass over memory.
+func (f *fuser) convEpilogue(i int) bool {
+	st := f.m.steps[i]
+	if noConvProgram || len(st.in) == 0 || st.in[0] < 0 {
+		return false
+	}
+	s := st.in[0]
+	c := f.producer(s)
+	return c >= 0 && f.op(c) == "Conv" && f.m.steps[c].fused == nil && f.m.steps[c].node.epiThreaded != nil && f.sole(s) == i && !f.isOut[s]
+}
 
 // scratchBytes is the block buffers of threads goroutines running p.
 func (p *ewProgram) scratchBytes(threads int) int64 {
