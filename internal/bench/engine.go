@@ -170,8 +170,10 @@ func Engine(ctx context.Context, path string, opt Options) (Result, map[string]*
 	ro := engine.RunOptions{Threads: opt.Threads}
 	run := func() (time.Duration, error) {
 		t0 := time.Now()
-		_, err := m.RunWith(ctx, inputs, ro)
-		return time.Since(t0), err
+		_, release, err := m.RunOwned(ctx, inputs, ro)
+		took := time.Since(t0)
+		release() // as an instance does once it has written its answer
+		return took, err
 	}
 	first, err := run()
 	if err != nil {

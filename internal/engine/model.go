@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/onnx/onnxpb"
@@ -730,9 +731,38 @@ func (m *Model) Run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[
 
 // RunWith is Run with options.
 func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, ro RunOptions) (map[string]*tensor.Tensor, error) {
+	outs, _, err := m.run(ctx, inputs, ro)
+	return outs, err
+}
+
+// RunOwned is RunWith that also returns release, which gives the memory of
+// the outputs the Run allocated back for later Runs to reuse: a caller that
+// is done with the outputs (an instance that has written its answer) calls
+// it and must not read them afterwards. Reused memory is already mapped,
+// where a fresh output of a megabyte costs hundreds of page faults on every
+// request. Outputs that are inputs, constants or views of them are never
+// given back. release may be called once; it is never nil.
+func (m *Model) RunOwned(ctx context.Context, inputs map[string]*tensor.Tensor, ro RunOptions) (map[string]*tensor.Tensor, func(), error) {
+	outs, owned, err := m.run(ctx, inputs, ro)
+	if err != nil || len(owned) == 0 {
+		return outs, func() {}, err
+	}
+	var once sync.Once
+	return outs, func() {
+		once.Do(func() {
+			for _, b := range owned {
+				putF32(b)
+			}
+		})
+	}, nil
+}
+
+// run is RunWith, also returning the buffers of the outputs the Run
+// allocated itself (each once).
+func (m *Model) run(ctx context.Context, inputs map[string]*tensor.Tensor, ro RunOptions) (map[string]*tensor.Tensor, [][]float32, error) {
 	rs := &runState{ctx: ctx, threads: ro.threads(), limit: ro.maxBytes(), onStep: ro.OnStep}
 	if err := m.CheckInputs(inputs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	vals := make([]*tensor.Tensor, m.nslots)
 	for _, c := range m.consts {
@@ -749,7 +779,7 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 	for i := range m.steps {
 		st := &m.steps[i]
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		args = args[:0]
 		for _, s := range st.in {
@@ -758,13 +788,13 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 				continue
 			}
 			if vals[s] == nil {
-				return nil, st.node.Errorf("input %q has no value", st.node.Inputs[len(args)])
+				return nil, nil, st.node.Errorf("input %q has no value", st.node.Inputs[len(args)])
 			}
 			args = append(args, vals[s])
 		}
 		outs, err := rs.exec(st, args)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for j, s := range st.out {
 			if j < len(outs) && s >= 0 {
@@ -774,7 +804,7 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 				// Later constants may rely on the inferred shape (a folded
 				// Shape node), so a disagreement must not go unnoticed.
 				if m.shapes[s] != nil && outs[j] != nil && !slices.Equal(outs[j].Shape, m.shapes[s]) {
-					return nil, st.node.Errorf("internal error: output %d has shape %s, compile-time shape inference said %s", j, tensor.ShapeString(outs[j].Shape), tensor.ShapeString(m.shapes[s]))
+					return nil, nil, st.node.Errorf("internal error: output %d has shape %s, compile-time shape inference said %s", j, tensor.ShapeString(outs[j].Shape), tensor.ShapeString(m.shapes[s]))
 				}
 			}
 		}
@@ -790,11 +820,20 @@ func (m *Model) RunWith(ctx context.Context, inputs map[string]*tensor.Tensor, r
 	out := make(map[string]*tensor.Tensor, len(m.Outputs))
 	for i, o := range m.Outputs {
 		if vals[m.outSlot[i]] == nil {
-			return nil, fmt.Errorf("graph output %q was not computed", o.Name)
+			return nil, nil, fmt.Errorf("graph output %q was not computed", o.Name)
 		}
 		out[o.Name] = vals[m.outSlot[i]]
 	}
-	return out, nil
+	// The buffers the Run allocated that outputs hold (every other slot
+	// was dropped at its last use, so only outputs still use them).
+	var owned [][]float32
+	for _, s := range m.outSlot {
+		if id := rec.of[s]; id >= 0 && rec.buf[id] != nil {
+			owned = append(owned, rec.buf[id])
+			rec.buf[id] = nil // once, however many outputs share it
+		}
+	}
+	return out, owned, nil
 }
 
 // runKernel calls a kernel, turning a kernel panic (a bug, or a shape the kernel

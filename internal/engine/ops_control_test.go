@@ -516,3 +516,43 @@ func TestSignalOpsWithinBudget(t *testing.T) {
 		wantErr(t, err, tt.node, "limit of 64 MiB")
 	}
 }
+
+// TestRunOwnedReleasesOnlyItsOwn checks which outputs RunOwned gives back:
+// the one the run allocated, while outputs that are the caller's input or
+// a constant never are; and that release may be called twice.
+func TestRunOwnedReleasesOnlyItsOwn(t *testing.T) {
+	b := modelgen.NewBuilder("owned", 17, 1)
+	b.Input("x", tensor.Float32, []int64{8192})
+	b.Output("y", tensor.Float32, []int64{8192})
+	b.Output("same", tensor.Float32, []int64{8192})
+	b.Output("k", tensor.Float32, []int64{8192})
+	b.Node("Sigmoid", []string{"x"}, nil, "y")
+	b.Node("Identity", []string{"x"}, nil, "same")
+	b.Node("Identity", []string{b.Fill("konst", 2, 8192)}, nil, "k")
+	m, err := compileGraph(t, b, onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := f32(make([]float32, 8192), 8192)
+	out, owned, err := m.run(context.Background(), map[string]*tensor.Tensor{"x": x}, RunOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(owned) != 1 || &owned[0][0] != &out["y"].F32[0] {
+		t.Fatalf("owned buffers: %d, want exactly y's", len(owned))
+	}
+	_, release, err := m.RunOwned(context.Background(), map[string]*tensor.Tensor{"x": x}, RunOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	release() // a second call does nothing
+	out, release, err = m.RunOwned(context.Background(), map[string]*tensor.Tensor{"x": x}, RunOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if out["y"].F32[0] != 0.5 || x.F32[0] != 0 || out["k"].F32[0] != 2 {
+		t.Errorf("y %v, x %v, k %v: want 0.5, 0 and 2 (the input and the constant untouched)", out["y"].F32[0], x.F32[0], out["k"].F32[0])
+	}
+}

@@ -377,11 +377,15 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var outs map[string]*tensor.Tensor
+	release := func() {}
 	err = s.pool.Do(r.Context(), func() error {
 		var err error
-		outs, err = s.run(r.Context(), inputs)
+		outs, release, err = s.runOwned(r.Context(), inputs)
 		return err
 	})
+	// The answer is written from the outputs; then their memory serves the
+	// next request's.
+	defer release()
 	if err != nil {
 		s.writeRunError(w, err)
 		return
@@ -414,14 +418,15 @@ func (s *Server) writeRunError(w http.ResponseWriter, err error) {
 	}
 }
 
-// run executes the model for one request already holding a worker slot, with
+// runOwned executes the model for one request already holding a worker slot, with
 // its share of the instance's CPUs for intra-op parallelism: all of them when
 // it runs alone (latency at low load), one each when every worker is busy
-// (throughput at high load).
-func (s *Server) run(ctx context.Context, inputs map[string]*tensor.Tensor) (map[string]*tensor.Tensor, error) {
+// (throughput at high load). It also returns the function that gives the
+// outputs' memory back once the answer is written (engine.Model.RunOwned).
+func (s *Server) runOwned(ctx context.Context, inputs map[string]*tensor.Tensor) (map[string]*tensor.Tensor, func(), error) {
 	running := max(1, s.pool.Stats().Running)
 	threads := max(1, runtime.GOMAXPROCS(0)/running)
-	return s.model.RunWith(ctx, inputs, engine.RunOptions{Threads: threads, MaxBytes: s.runBytes.Load()})
+	return s.model.RunOwned(ctx, inputs, engine.RunOptions{Threads: threads, MaxBytes: s.runBytes.Load()})
 }
 
 // runTask serves POST /v1/tasks/{name}. The whole task (decoding, tokenizing
@@ -438,7 +443,11 @@ func (s *Server) runTask(w http.ResponseWriter, r *http.Request) {
 	req := task.Request{ContentType: r.Header.Get("Content-Type"), Body: body}
 	var run task.RunFunc
 	if s.model != nil {
-		run = s.run
+		run = func(ctx context.Context, inputs map[string]*tensor.Tensor) (map[string]*tensor.Tensor, error) {
+			// A task keeps the outputs it gets: nothing is given back.
+			outs, _, err := s.runOwned(ctx, inputs)
+			return outs, err
+		}
 	}
 	var res any
 	err = s.pool.Do(r.Context(), func() (err error) {
