@@ -93,6 +93,9 @@ type Options struct {
 	// foldLeft, set for a subgraph, is the folding budget of the model
 	// around it, which the subgraph's folds draw on too.
 	foldLeft *int64
+	// subgraph says the graph is a subgraph compiled on its own: its
+	// inputs include the outer values it reads, which carry no type.
+	subgraph bool
 }
 
 // Model is a compiled graph. It is immutable and safe for concurrent Run calls.
@@ -251,6 +254,12 @@ func (c *compiler) bind() error {
 		if _, isWeight := c.src.Weights[vi.GetName()]; isWeight {
 			continue
 		}
+		if vi.GetType() == nil && c.opt.subgraph {
+			// An outer value a subgraph reads: any dtype and shape.
+			c.m.Inputs = append(c.m.Inputs, ValueInfo{Name: vi.GetName()})
+			c.m.inSlot = append(c.m.inSlot, c.slot(vi.GetName()))
+			continue
+		}
 		info, err := valueInfo(vi)
 		if err != nil {
 			return err
@@ -269,6 +278,10 @@ func (c *compiler) bind() error {
 		}
 	}
 	for _, vi := range c.g.GetOutput() {
+		if vi.GetType() == nil && c.opt.subgraph {
+			c.m.Outputs = append(c.m.Outputs, ValueInfo{Name: vi.GetName()}) // a subgraph's outputs may go untyped
+			continue
+		}
 		info, err := valueInfo(vi)
 		if err != nil {
 			return err
@@ -525,9 +538,6 @@ func staticShape(shape []int) bool {
 // valueInfo converts a graph input or output declaration.
 func valueInfo(vi *onnxpb.ValueInfoProto) (ValueInfo, error) {
 	info := ValueInfo{Name: vi.GetName()}
-	if vi.GetType() == nil {
-		return info, nil // untyped (a subgraph's outer value): any dtype and shape
-	}
 	tt := vi.GetType().GetTensorType()
 	if tt == nil {
 		return info, fmt.Errorf("value %q: %w: only tensor types are supported, not sequences, maps or optionals", vi.GetName(), ErrUnsupported)

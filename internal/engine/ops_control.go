@@ -229,7 +229,7 @@ func compileBranch(n *Node, g *onnxpb.GraphProto) (*branch, error) {
 		Proto:   &onnxpb.ModelProto{Graph: sub, OpsetImport: []*onnxpb.OperatorSetIdProto{{Version: &n.Opset}}},
 		Weights: weights,
 	}
-	m, err := CompileWith(src, Options{KeepWeightsUnpacked: !n.pack, NoFusion: n.noFusion, foldLeft: n.foldLeft})
+	m, err := CompileWith(src, Options{KeepWeightsUnpacked: !n.pack, NoFusion: n.noFusion, foldLeft: n.foldLeft, subgraph: true})
 	if err != nil {
 		return nil, err
 	}
