@@ -34,22 +34,16 @@ func init() {
 			}
 			x := in[0]
 			r := len(x.Shape)
-			sz := x.DType.Size()
-			if r < 2 || sz == 0 {
+			if sz := x.DType.Size(); r < 2 || sz != 1 && sz != 4 && sz != 8 {
 				return nil, fmt.Errorf("input: %s, must have at least 2 axes and a numeric dtype", x)
 			}
-			rows, cols := x.Shape[r-2], x.Shape[r-1]
 			shape := slices.Clone(x.Shape)
-			shape[r-2], shape[r-1] = cols, rows
-			out := tensor.New(x.DType, shape...)
-			src, dst := x.Bytes(), out.Bytes()
-			plane := rows * cols * sz
-			for p := 0; p < len(src); p += plane {
-				for i := range rows {
-					for j := range cols {
-						copy(dst[p+(j*rows+i)*sz:p+(j*rows+i+1)*sz], src[p+(i*cols+j)*sz:p+(i*cols+j+1)*sz])
-					}
-				}
+			shape[r-2], shape[r-1] = shape[r-1], shape[r-2]
+			st := contiguousStrides(x.Shape)
+			st[r-2], st[r-1] = st[r-1], st[r-2]
+			out := newTyped(x.DType, shape...)
+			if out.Len() > 0 {
+				copyStrided(out, x, shape, st, 0)
 			}
 			return []*tensor.Tensor{out}, nil
 		}, nil
