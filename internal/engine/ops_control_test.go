@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -554,5 +555,70 @@ func TestRunOwnedReleasesOnlyItsOwn(t *testing.T) {
 	defer release()
 	if out["y"].F32[0] != 0.5 || x.F32[0] != 0 || out["k"].F32[0] != 2 {
 		t.Errorf("y %v, x %v, k %v: want 0.5, 0 and 2 (the input and the constant untouched)", out["y"].F32[0], x.F32[0], out["k"].F32[0])
+	}
+}
+
+// TestControlFlowConcurrent runs one compiled model with an If and a Loop
+// (and its branches' and body's compiled models) from several goroutines at
+// once, each answer equal to the one run alone: the race detector (CI runs
+// this test under it) checks that runs share nothing they write.
+func TestControlFlowConcurrent(t *testing.T) {
+	loop, err := compileGraph(t, modelgen.DoublingLoop(true), onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gru, err := compileGraph(t, modelgen.StreamingGRU(1), onnx.Copy, modelgen.SaveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl := func(v bool) *tensor.Tensor { return &tensor.Tensor{DType: tensor.Bool, Shape: []int{}, B: []bool{v}} }
+	inputs := func(i int) (map[string]*tensor.Tensor, map[string]*tensor.Tensor) {
+		x := make([]float32, 6*40)
+		for j := range x {
+			x[j] = float32((i+j)%7) / 7
+		}
+		return map[string]*tensor.Tensor{"x": f32([]float32{float32(i % 3), 1}, 2), "limit": f32([]float32{500}), "M": i64([]int64{int64(3 + i%5)})},
+			map[string]*tensor.Tensor{"x": f32(x, 6, 1, 40), "h": f32(make([]float32, 64), 1, 1, 64), "reset": bl(i%2 == 0)}
+	}
+	want := make([][2]map[string]*tensor.Tensor, 8)
+	for i := range want {
+		li, gi := inputs(i)
+		a, err := loop.RunWith(context.Background(), li, RunOptions{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := gru.RunWith(context.Background(), gi, RunOptions{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = [2]map[string]*tensor.Tensor{a, b}
+	}
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			for k := range 10 {
+				i := (w + k) % len(want)
+				li, gi := inputs(i)
+				a, err := loop.RunWith(context.Background(), li, RunOptions{Threads: 2})
+				if err == nil {
+					var b map[string]*tensor.Tensor
+					if b, err = gru.RunWith(context.Background(), gi, RunOptions{Threads: 2}); err == nil {
+						if !slices.Equal(a["states"].F32, want[i][0]["states"].F32) || !slices.Equal(b["logits"].F32, want[i][1]["logits"].F32) {
+							err = fmt.Errorf("input %d: a concurrent run answered differently", i)
+						}
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
