@@ -27,6 +27,20 @@ func init() {
 	register("MaxUnpool", newMaxUnpool)
 }
 
+// axisOrFlat returns the shape an op with an optional axis attribute works
+// on, and the axis: x's shape and the axis, or x flattened and axis 0 when
+// the attribute is absent (Compress, Unique).
+func axisOrFlat(x *tensor.Tensor, axis int64, hasAxis bool) ([]int, int, error) {
+	if !hasAxis {
+		return []int{x.Len()}, 0, nil
+	}
+	a, err := normAxis(axis, len(x.Shape), false)
+	if err != nil {
+		return nil, 0, fmt.Errorf("attribute axis: %w", err)
+	}
+	return x.Shape, a, nil
+}
+
 // newCompress keeps the slices along axis (of the flattened input without
 // one) whose condition is true; a condition shorter than the axis leaves
 // the rest out.
@@ -40,16 +54,9 @@ func newCompress(n *Node) (Kernel, error) {
 		if cond.DType != tensor.Bool || len(cond.Shape) != 1 {
 			return nil, fmt.Errorf("input condition: %s, must be 1-D bool", cond)
 		}
-		shape := x.Shape
-		if !hasAxis {
-			shape = []int{x.Len()}
-		}
-		a := 0
-		if hasAxis {
-			var err error
-			if a, err = normAxis(axis, len(shape), false); err != nil {
-				return nil, fmt.Errorf("attribute axis: %w", err)
-			}
+		shape, a, err := axisOrFlat(x, axis, hasAxis)
+		if err != nil {
+			return nil, err
 		}
 		if len(cond.B) > shape[a] {
 			return nil, fmt.Errorf("input condition: %d entries, axis %d has %d", len(cond.B), a, shape[a])

@@ -29,16 +29,9 @@ func newUnique(n *Node) (Kernel, error) {
 		if sz == 0 {
 			return nil, fmt.Errorf("input X: dtype %s is not supported", x.DType)
 		}
-		shape := x.Shape
-		if !hasAxis {
-			shape = []int{x.Len()}
-		}
-		a := 0
-		if hasAxis {
-			var err error
-			if a, err = normAxis(axis, len(shape), false); err != nil {
-				return nil, fmt.Errorf("attribute axis: %w", err)
-			}
+		shape, a, err := axisOrFlat(x, axis, hasAxis)
+		if err != nil {
+			return nil, err
 		}
 		outer, count, inner := tensor.NumElements(shape[:a]), shape[a], tensor.NumElements(shape[a+1:])
 		raw := x.Bytes()
