@@ -408,10 +408,15 @@ func convIndirect(threads int, g *geom3, x []float32, channels int, w []float32,
 	}
 	target := max(1024, (1<<18)/m)
 	bands, rowParts := (OH*Pw+target-1)/target, 1
-	if bands < threads {
-		bands, rowParts = 1, min(threads, max(1, m/16))
-	} else {
+	switch {
+	case bands >= threads:
 		bands = (bands + threads - 1) / threads * threads
+	case m/16 < threads && OH >= threads && OH*Pw >= threads*1024:
+		// Too few output channels to share (the first layers of a CNN:
+		// 16 of them), but rows enough: a band of rows each.
+		bands = threads
+	default:
+		bands, rowParts = 1, min(threads, max(1, m/16))
 	}
 	R := (OH + bands - 1) / bands // output rows per band
 	if pool {
