@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
@@ -350,6 +351,22 @@ func newConv(n *Node) (Kernel, error) {
 	return withThreads(n.threaded, 1), nil
 }
 
+// dwPhaseBufs and dwFlatBufs keep convDepthwise's buffers between calls,
+// apart from convBufs' larger ones (one pool of mixed sizes drops a small
+// buffer whenever a large one is asked for).
+var dwPhaseBufs, dwFlatBufs sync.Pool
+
+// poolBuf returns a buffer of n floats from p, allocating when p has none
+// large enough.
+func poolBuf(p *sync.Pool, n int) *[]float32 {
+	if bp, ok := p.Get().(*[]float32); ok && cap(*bp) >= n {
+		*bp = (*bp)[:n]
+		return bp
+	}
+	b := make([]float32, n)
+	return &b
+}
+
 // noDepthwise sends depthwise convolutions through the grouped path, for
 // benchmarks that compare the two.
 var noDepthwise = false
@@ -453,7 +470,14 @@ func convDepthwise(threads int, g *geom3, x []float32, C int, w []float32, y []f
 	pp := newPhasePlanes(g)
 	inS, outS, taps := g.in[1]*g.in[2], g.out[1]*g.out[2], len(pp.offs)
 	parallelFor(threads, C, 1, func(lo, hi int) {
-		phases, flat := pp.buffer(0), make([]float32, pp.flatLen)
+		// Pooled buffers: fresh ones cost page faults on every call. The
+		// phase planes' padding must be zero; the flat row is written
+		// before it is read.
+		pb, fb := poolBuf(&dwPhaseBufs, pp.g.s[1]*pp.g.s[2]*pp.plane), poolBuf(&dwFlatBufs, pp.flatLen)
+		defer dwPhaseBufs.Put(pb)
+		defer dwFlatBufs.Put(fb)
+		phases, flat := *pb, *fb
+		clear(phases)
 		from := lo // the first channel post has not run on
 		for c := lo; c < hi; c++ {
 			pp.fill(phases, x[c*inS:(c+1)*inS])
