@@ -53,16 +53,16 @@ func init() {
 // contribOps maps each supported contrib op to its expansion.
 var contribOps = map[string]func(e *expander, pn *onnxpb.NodeProto) error{
 	"Gelu": func(e *expander, pn *onnxpb.NodeProto) error {
-		e.out(pn, 0, e.node("Gelu", in(pn, 0)))
+		e.out(pn, 0, e.node("Gelu", inputAt(pn, 0)))
 		return nil
 	},
 	"BiasGelu": func(e *expander, pn *onnxpb.NodeProto) error {
-		e.out(pn, 0, e.node("Gelu", e.node("Add", in(pn, 0), in(pn, 1))))
+		e.out(pn, 0, e.node("Gelu", e.node("Add", inputAt(pn, 0), inputAt(pn, 1))))
 		return nil
 	},
 	"FastGelu": func(e *expander, pn *onnxpb.NodeProto) error {
-		var x any = in(pn, 0)
-		if b := in(pn, 1); b != "" {
+		var x any = inputAt(pn, 0)
+		if b := inputAt(pn, 1); b != "" {
 			x = e.node("Add", x, b)
 		}
 		e.out(pn, 0, e.node("Gelu", x).with(attrString("approximate", "tanh")))
@@ -70,12 +70,12 @@ var contribOps = map[string]func(e *expander, pn *onnxpb.NodeProto) error{
 	},
 	"QuickGelu": func(e *expander, pn *onnxpb.NodeProto) error {
 		alpha := attrFloat(pn, "alpha", 1.702)
-		x := in(pn, 0)
+		x := inputAt(pn, 0)
 		e.out(pn, 0, e.node("Mul", x, e.node("Sigmoid", e.node("Mul", x, e.scalar(alpha)))))
 		return nil
 	},
 	"BiasAdd": func(e *expander, pn *onnxpb.NodeProto) error {
-		e.out(pn, 0, e.node("Add", e.node("Add", in(pn, 0), in(pn, 1)), in(pn, 2)))
+		e.out(pn, 0, e.node("Add", e.node("Add", inputAt(pn, 0), inputAt(pn, 1)), inputAt(pn, 2)))
 		return nil
 	},
 	"SkipLayerNormalization": func(e *expander, pn *onnxpb.NodeProto) error {
@@ -88,7 +88,7 @@ var contribOps = map[string]func(e *expander, pn *onnxpb.NodeProto) error{
 		if axis := attrInt(pn, "axis", -1); axis != -1 {
 			return fmt.Errorf("attribute axis: %d: %w (only -1 is)", axis, ErrUnsupported)
 		}
-		e.out(pn, 0, e.rmsNorm(in(pn, 0), in(pn, 1), attrFloat(pn, "epsilon", 1e-5)))
+		e.out(pn, 0, e.rmsNorm(inputAt(pn, 0), inputAt(pn, 1), attrFloat(pn, "epsilon", 1e-5)))
 		return nil
 	},
 	"FusedMatMul": func(e *expander, pn *onnxpb.NodeProto) error {
@@ -97,7 +97,7 @@ var contribOps = map[string]func(e *expander, pn *onnxpb.NodeProto) error{
 				return fmt.Errorf("attribute %s: 1: %w", a, ErrUnsupported)
 			}
 		}
-		var a, b any = in(pn, 0), in(pn, 1)
+		var a, b any = inputAt(pn, 0), inputAt(pn, 1)
 		if attrInt(pn, "transA", 0) != 0 {
 			a = e.node(opTransposeLast2, a)
 		}
@@ -262,10 +262,10 @@ func (e *expander) rmsNorm(x, scale any, eps float32) exNode {
 // (not the simplified op's), and s.
 func (e *expander) skipNorm(pn *onnxpb.NodeProto, simplified bool) error {
 	eps := attrFloat(pn, "epsilon", 1e-12)
-	s := e.node("Add", in(pn, 0), in(pn, 1))
-	bias := in(pn, 4)
+	s := e.node("Add", inputAt(pn, 0), inputAt(pn, 1))
+	bias := inputAt(pn, 4)
 	if simplified {
-		bias = in(pn, 3)
+		bias = inputAt(pn, 3)
 	}
 	if bias != "" {
 		s = e.node("Add", s, bias)
@@ -274,12 +274,12 @@ func (e *expander) skipNorm(pn *onnxpb.NodeProto, simplified bool) error {
 		if len(pn.GetOutput()) > 1 && pn.GetOutput()[1] != "" || len(pn.GetOutput()) > 2 && pn.GetOutput()[2] != "" {
 			return fmt.Errorf("outputs mean and inv_std_var: %w", ErrUnsupported)
 		}
-		e.out(pn, 0, e.rmsNorm(s, in(pn, 2), eps))
+		e.out(pn, 0, e.rmsNorm(s, inputAt(pn, 2), eps))
 		e.out(pn, 3, s)
 		return nil
 	}
-	args := []any{s, in(pn, 2)}
-	if beta := in(pn, 3); beta != "" {
+	args := []any{s, inputAt(pn, 2)}
+	if beta := inputAt(pn, 3); beta != "" {
 		args = append(args, beta)
 	}
 	ln := e.node("LayerNormalization", args...).with(
@@ -298,8 +298,8 @@ func (e *expander) skipNorm(pn *onnxpb.NodeProto, simplified bool) error {
 	return nil
 }
 
-// in returns input i of pn, or "" when it is absent.
-func in(pn *onnxpb.NodeProto, i int) string {
+// inputAt returns input i of pn, or "" when it is absent.
+func inputAt(pn *onnxpb.NodeProto, i int) string {
 	if i < len(pn.GetInput()) {
 		return pn.GetInput()[i]
 	}
@@ -374,14 +374,14 @@ func (e *expander) attention(pn *onnxpb.NodeProto) error {
 	if heads < 1 {
 		return fmt.Errorf("attribute num_heads: %d, must be at least 1", heads)
 	}
-	if in(pn, 4) != "" || len(pn.GetOutput()) > 1 && pn.GetOutput()[1] != "" {
+	if inputAt(pn, 4) != "" || len(pn.GetOutput()) > 1 && pn.GetOutput()[1] != "" {
 		return fmt.Errorf("input past and output present (a decoder's key/value cache): %w", ErrUnsupported)
 	}
 	if attrInt(pn, "do_rotary", 0) != 0 {
 		return fmt.Errorf("attribute do_rotary: %w", ErrUnsupported)
 	}
-	var qkv any = e.node("MatMul", in(pn, 0), in(pn, 1))
-	if b := in(pn, 2); b != "" {
+	var qkv any = e.node("MatMul", inputAt(pn, 0), inputAt(pn, 1))
+	if b := inputAt(pn, 2); b != "" {
 		qkv = e.node("Add", qkv, b)
 	}
 	split := e.node("Split", qkv).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)})
@@ -392,7 +392,7 @@ func (e *expander) attention(pn *onnxpb.NodeProto) error {
 		}
 		split.pn.Input = append(split.pn.Input, e.ints(sizes.GetInts()...).name)
 	}
-	e.out(pn, 0, e.attend(pn, heads, split.pn.Output[0], split.pn.Output[1], split.pn.Output[2], in(pn, 3), in(pn, 5)))
+	e.out(pn, 0, e.attend(pn, heads, split.pn.Output[0], split.pn.Output[1], split.pn.Output[2], inputAt(pn, 3), inputAt(pn, 5)))
 	return nil
 }
 
@@ -439,21 +439,21 @@ func (e *expander) multiHeadAttention(pn *onnxpb.NodeProto) error {
 	if heads < 1 {
 		return fmt.Errorf("attribute num_heads: %d, must be at least 1", heads)
 	}
-	if in(pn, 1) == "" || in(pn, 2) == "" {
+	if inputAt(pn, 1) == "" || inputAt(pn, 2) == "" {
 		return fmt.Errorf("inputs key and value: absent (packed QKV or KV): %w", ErrUnsupported)
 	}
-	if in(pn, 6) != "" || in(pn, 7) != "" || len(pn.GetOutput()) > 1 && (pn.GetOutput()[1] != "" || len(pn.GetOutput()) > 2 && pn.GetOutput()[2] != "") {
+	if inputAt(pn, 6) != "" || inputAt(pn, 7) != "" || len(pn.GetOutput()) > 1 && (pn.GetOutput()[1] != "" || len(pn.GetOutput()) > 2 && pn.GetOutput()[2] != "") {
 		return fmt.Errorf("past and present key/value (a decoder's cache): %w", ErrUnsupported)
 	}
-	q, k, v := in(pn, 0), in(pn, 1), in(pn, 2)
-	if b := in(pn, 3); b != "" {
+	q, k, v := inputAt(pn, 0), inputAt(pn, 1), inputAt(pn, 2)
+	if b := inputAt(pn, 3); b != "" {
 		split := e.node("Split", b).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
 		split.pn.Output = []string{split.name + "_q", split.name + "_k", split.name + "_v"}
 		q = e.node("Add", q, split.pn.Output[0]).name
 		k = e.node("Add", k, split.pn.Output[1]).name
 		v = e.node("Add", v, split.pn.Output[2]).name
 	}
-	e.out(pn, 0, e.attend(pn, heads, q, k, v, in(pn, 4), in(pn, 5)))
+	e.out(pn, 0, e.attend(pn, heads, q, k, v, inputAt(pn, 4), inputAt(pn, 5)))
 	return nil
 }
 
@@ -475,7 +475,7 @@ func (e *expander) rotaryEmbedding(pn *onnxpb.NodeProto) error {
 // biasSplitGelu expands com.microsoft BiasSplitGelu(X [B S 2C], bias
 // [2C]): X + bias halved along the last axis into a and g, a ⊙ Gelu(g).
 func (e *expander) biasSplitGelu(pn *onnxpb.NodeProto) error {
-	split := e.node("Split", e.node("Add", in(pn, 0), in(pn, 1))).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)})
+	split := e.node("Split", e.node("Add", inputAt(pn, 0), inputAt(pn, 1))).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)})
 	split.pn.Output = []string{split.name + "_a", split.name + "_g"}
 	e.out(pn, 0, e.node("Mul", split.pn.Output[0], e.node("Gelu", split.pn.Output[1])))
 	return nil
@@ -488,25 +488,25 @@ func (e *expander) biasSplitGelu(pn *onnxpb.NodeProto) error {
 // mask_index (each row's count of mask ones, int32; zeros without a mask)
 // and the sum before normalisation.
 func (e *expander) embedLayerNorm(pn *onnxpb.NodeProto) error {
-	ids := in(pn, 0)
-	sum := e.node("Gather", in(pn, 2), ids)
-	pos := in(pn, 8)
+	ids := inputAt(pn, 0)
+	sum := e.node("Gather", inputAt(pn, 2), ids)
+	pos := inputAt(pn, 8)
 	var posIDs any = pos
 	if pos == "" {
 		scalar := func(v int64) exNode { return e.node("Constant").with(attrTensor("value", tensor.FromI64([]int64{v}))) }
 		seq := e.node("Gather", e.node("Shape", ids), scalar(1))
 		posIDs = e.node("Unsqueeze", e.node("Range", scalar(0), seq, scalar(1)), e.ints(0))
 	}
-	sum = e.node("Add", sum, e.node("Gather", in(pn, 3), posIDs))
-	if seg := in(pn, 1); seg != "" && in(pn, 4) != "" {
-		sum = e.node("Add", sum, e.node("Gather", in(pn, 4), seg))
+	sum = e.node("Add", sum, e.node("Gather", inputAt(pn, 3), posIDs))
+	if seg := inputAt(pn, 1); seg != "" && inputAt(pn, 4) != "" {
+		sum = e.node("Add", sum, e.node("Gather", inputAt(pn, 4), seg))
 	}
-	ln := e.node("LayerNormalization", sum, in(pn, 5), in(pn, 6)).with(
+	ln := e.node("LayerNormalization", sum, inputAt(pn, 5), inputAt(pn, 6)).with(
 		&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)},
 		&onnxpb.AttributeProto{Name: proto.String("epsilon"), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(attrFloat(pn, "epsilon", 1e-12))})
 	e.out(pn, 0, ln)
 	toInt32 := &onnxpb.AttributeProto{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(tensor.Int32))}
-	if mask := in(pn, 7); mask != "" {
+	if mask := inputAt(pn, 7); mask != "" {
 		e.out(pn, 1, e.node("Cast", e.reduce("ReduceSum", e.node("Cast", mask).with(toInt32), 0, 1)).with(toInt32))
 	} else {
 		zeros := e.node("ConstantOfShape", e.node("Slice", e.node("Shape", ids), e.ints(0), e.ints(1))).with(attrTensor("value", &tensor.Tensor{DType: tensor.Int32, Shape: []int{1}, I32: []int32{0}}))
