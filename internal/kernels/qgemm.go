@@ -1,0 +1,287 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Integer matrix multiply for quantized models (issue 14): A holds unsigned
+// bytes (quantized activations), B signed bytes (quantized weights), and C
+// their exact int32 products, C[i][j] = Σp A[i][p]·B[p][j], wrapping on
+// overflow as the hardware does (ONNX Runtime's MatMulInteger too). Zero
+// points are the caller's: Σ(a-za)(b-zb) = Σab - za·Σb - zb·Σa + k·za·zb, with
+// B's column sums kept beside its packed copy (PackedQB.ColSums) and A's row
+// sums from RowSumsU8.
+//
+// B is packed once per weight into panels of QPanel columns, four rows of
+// it interleaved per column (k-quads), the operand layout of AVX-512 VNNI's
+// VPDPBUSD: one instruction multiplies 4 unsigned bytes of A, broadcast, by
+// 4 signed bytes of 16 columns and adds the sums to 16 int32 accumulators.
+// The layout does not depend on the backend, so it can be stored in a file
+// and mapped back (PackedQBFromBytes). The Go kernel computes the same
+// products in the same layout and is the reference the tests hold the
+// assembly to.
+
+// QPanel is the column width of a packed B panel and of the blocks of C that
+// QGemm hands to its sink; qRows is the row count of one microkernel call.
+const (
+	QPanel = 64
+	qRows  = 4
+	// qBlockRows is the most rows of one block handed to a sink.
+	qBlockRows = 64
+)
+
+// PackedQB is a k×n int8 B in VNNI panels (see above).
+type PackedQB struct {
+	k, n, kq int
+	data     []byte
+	colSums  []int32
+}
+
+// PackedQBSize returns the bytes of a packed k×n B: whole panels of QPanel
+// columns, each ceil(k/4) quads of 4·QPanel bytes, then n int32 column sums.
+func PackedQBSize(k, n int) int {
+	return qPanels(n)*((k+3)/4)*4*QPanel + 4*n
+}
+
+func qPanels(n int) int { return (n + QPanel - 1) / QPanel }
+
+// PackQB packs B, k rows of n bytes ldb apart. With unsigned set B's bytes
+// are uint8 and are stored as b-128 (the caller then subtracts 128 from its
+// zero points); otherwise they are int8.
+func PackQB(k, n int, b []byte, ldb int, unsigned bool) *PackedQB {
+	buf := make([]byte, PackedQBSize(k, n))
+	PackQBInto(buf, k, n, b, ldb, unsigned)
+	pb, err := PackedQBFromBytes(k, n, buf)
+	if err != nil {
+		panic(err)
+	}
+	return pb
+}
+
+// PackQBInto writes PackQB's layout into dst, PackedQBSize(k, n) bytes.
+func PackQBInto(dst []byte, k, n int, b []byte, ldb int, unsigned bool) {
+	if len(dst) != PackedQBSize(k, n) {
+		panic(fmt.Sprintf("kernels: PackQBInto: dst has %d bytes, want %d", len(dst), PackedQBSize(k, n)))
+	}
+	if k > 0 && n > 0 && len(b) < matrixLen(k, n, ldb) {
+		panic("kernels: PackQBInto: b too short")
+	}
+	var flip byte
+	if unsigned {
+		flip = 0x80
+	}
+	kq := (k + 3) / 4
+	clear(dst)
+	sums := make([]int32, n)
+	for p := 0; p < k; p++ {
+		row := b[p*ldb : p*ldb+n]
+		q, r := p/4, p%4
+		for j, v := range row {
+			v ^= flip
+			panel, c := j/QPanel, j%QPanel
+			dst[(panel*kq+q)*4*QPanel+4*c+r] = v
+			sums[j] += int32(int8(v))
+		}
+	}
+	tail := dst[qPanels(n)*kq*4*QPanel:]
+	for j, s := range sums {
+		binary.LittleEndian.PutUint32(tail[4*j:], uint32(s))
+	}
+}
+
+// PackedQBFromBytes views buf, written by PackQBInto for a k×n B, as a
+// PackedQB without copying (buf may be a read-only mapping).
+func PackedQBFromBytes(k, n int, buf []byte) (*PackedQB, error) {
+	if k < 0 || n < 0 || len(buf) != PackedQBSize(k, n) {
+		return nil, fmt.Errorf("packed int8 B of %dx%d needs %d bytes, have %d", k, n, PackedQBSize(k, n), len(buf))
+	}
+	kq := (k + 3) / 4
+	body := qPanels(n) * kq * 4 * QPanel
+	sums := make([]int32, n)
+	for j := range sums {
+		sums[j] = int32(binary.LittleEndian.Uint32(buf[body+4*j:]))
+	}
+	return &PackedQB{k: k, n: n, kq: kq, data: buf[:body], colSums: sums}, nil
+}
+
+// K and N return B's dimensions.
+func (p *PackedQB) K() int { return p.k }
+func (p *PackedQB) N() int { return p.n }
+
+// ColSums returns Σp B[p][j] of the stored (signed) values, one per column.
+func (p *PackedQB) ColSums() []int32 { return p.colSums }
+
+// Panels returns the number of QPanel-column panels.
+func (p *PackedQB) Panels() int { return qPanels(p.n) }
+
+// QSink receives one finished block of C: rows × cols int32 products for
+// rows i0.. and columns j0.., row r at acc[r*QPanel:]. acc is reused after
+// the call returns.
+type QSink func(i0, rows, j0, cols int, acc []int32)
+
+// QGemmA is an A operand prepared for QGemm: m rows of k unsigned bytes,
+// rows padded to a multiple of 4 bytes (zeros) and to a multiple of qRows
+// rows, as the microkernels read them.
+type QGemmA struct {
+	m, k, ld int
+	data     []byte
+}
+
+// QGemmASize returns the bytes PrepareQA needs for an m×k A.
+func QGemmASize(m, k int) int {
+	return ((m + qRows - 1) / qRows) * qRows * ((k + 3) / 4 * 4)
+}
+
+// PrepareQA copies A, m rows of k bytes lda apart, into buf (QGemmASize
+// bytes, or more) in the layout QGemm reads. With signed set A's bytes are
+// int8 and are stored as a+128 (the caller adds 128 to its zero point).
+func PrepareQA(buf []byte, m, k int, a []byte, lda int, signed bool) *QGemmA {
+	ld := (k + 3) / 4 * 4
+	size := QGemmASize(m, k)
+	if len(buf) < size {
+		panic("kernels: PrepareQA: buffer too short")
+	}
+	if m > 0 && k > 0 && len(a) < matrixLen(m, k, lda) {
+		panic("kernels: PrepareQA: a too short")
+	}
+	buf = buf[:size]
+	for i := 0; i < m; i++ {
+		row := buf[i*ld : (i+1)*ld]
+		copy(row, a[i*lda:i*lda+k])
+		clear(row[k:])
+		if signed {
+			flipBytes(row[:k])
+		}
+	}
+	clear(buf[m*ld:])
+	return &QGemmA{m: m, k: k, ld: ld, data: buf}
+}
+
+// flipBytes xors every byte of b with 0x80 (int8 <-> uint8 offset by 128),
+// eight at a time.
+func flipBytes(b []byte) {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		binary.LittleEndian.PutUint64(b[i:], w^0x8080808080808080)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= 0x80
+	}
+}
+
+// RowSumsU8 sets sums[i] = Σp a[i*lda+p] over k unsigned bytes, for each of
+// len(sums) rows.
+func RowSumsU8(sums []int32, k int, a []byte, lda int) {
+	for i := range sums {
+		row := a[i*lda : i*lda+k]
+		var s uint64
+		p := 0
+		// Eight bytes at a time, in four 16-bit lanes, each adding two
+		// bytes a step: 128 steps (at most 65280) fit before one overflows.
+		for p+8 <= len(row) {
+			var lanes uint64
+			for n := 0; n < 128 && p+8 <= len(row); n++ {
+				w := binary.LittleEndian.Uint64(row[p:])
+				lanes += w&0x00ff00ff00ff00ff + (w>>8)&0x00ff00ff00ff00ff
+				p += 8
+			}
+			s += lanes&0xffff + (lanes>>16)&0xffff + (lanes>>32)&0xffff + lanes>>48
+		}
+		for ; p < len(row); p++ {
+			s += uint64(row[p])
+		}
+		sums[i] = int32(s)
+	}
+}
+
+// QGemm computes C = A·B for the column panels [p0, p1) of B (all rows of
+// A) and hands C to sink in blocks of at most 64 rows and QPanel columns.
+// It runs on the calling goroutine; callers split the panels over threads.
+func QGemm(a *QGemmA, b *PackedQB, p0, p1 int, sink QSink) {
+	if a.k != b.k {
+		panic(fmt.Sprintf("kernels: QGemm: A has %d columns, B %d rows", a.k, b.k))
+	}
+	if p0 < 0 || p1 > b.Panels() || p0 > p1 {
+		panic("kernels: QGemm: panel range out of bounds")
+	}
+	if a.m == 0 || b.n == 0 {
+		return
+	}
+	var acc [qBlockRows * QPanel]int32
+	kq := b.kq
+	for p := p0; p < p1; p++ {
+		j0 := p * QPanel
+		cols := min(QPanel, b.n-j0)
+		panel := b.data[p*kq*4*QPanel : (p+1)*kq*4*QPanel]
+		for i0 := 0; i0 < a.m; i0 += qBlockRows {
+			rows := min(qBlockRows, a.m-i0)
+			for r := 0; r < rows; r += qRows {
+				if kq == 0 {
+					clear(acc[r*QPanel : (r+qRows)*QPanel])
+					continue
+				}
+				qKernel(a.data[(i0+r)*a.ld:], a.ld, panel, kq, acc[r*QPanel:])
+			}
+			sink(i0, rows, j0, cols, acc[:])
+		}
+	}
+}
+
+// qKernelGo is the reference microkernel: for r < qRows and c < QPanel,
+// acc[r*QPanel+c] = Σq Σt a[r*lda+4q+t] · int8(b[q*4*QPanel+4c+t]).
+func qKernelGo(a []byte, lda int, b []byte, kq int, acc []int32) {
+	for r := 0; r < qRows; r++ {
+		row := a[r*lda : r*lda+4*kq]
+		out := acc[r*QPanel : (r+1)*QPanel]
+		clear(out)
+		for q := 0; q < kq; q++ {
+			a0, a1, a2, a3 := int32(row[4*q]), int32(row[4*q+1]), int32(row[4*q+2]), int32(row[4*q+3])
+			bq := b[q*4*QPanel : (q+1)*4*QPanel]
+			for c := range out {
+				bc := bq[4*c : 4*c+4]
+				out[c] += a0*int32(int8(bc[0])) + a1*int32(int8(bc[1])) + a2*int32(int8(bc[2])) + a3*int32(int8(bc[3]))
+			}
+		}
+	}
+}
+
+// QDequantRow sets, for j < len(dst),
+//
+//	dst[j] = float32(acc[j] + colTerm[j] - zb[j]*rowTerm) * scale[j] + bias[j]
+//
+// in float32 with one rounding per operation (the int32 sum wraps); zb nil
+// means all zero, bias nil means no bias. It is the epilogue of a quantized
+// MatMul whose output is float: the products corrected for the zero points,
+// converted, scaled and biased (ONNX Runtime's MatMulIntegerToFloat).
+func QDequantRow(dst []float32, acc, colTerm, zb []int32, rowTerm int32, scale, bias []float32) {
+	n := len(dst)
+	_, _, _ = acc[:n], colTerm[:n], scale[:n]
+	if zb != nil {
+		_ = zb[:n]
+	}
+	if bias != nil {
+		_ = bias[:n]
+	}
+	j := 0
+	if qDequantAVX512 && zb == nil && n >= 16 {
+		j = n &^ 15
+		var bp *float32
+		if bias != nil {
+			bp = &bias[0]
+		}
+		qDequantRowAVX512(&dst[0], &acc[0], &colTerm[0], &scale[0], bp, j/16)
+	}
+	for ; j < n; j++ {
+		v := acc[j] + colTerm[j]
+		if zb != nil {
+			v -= zb[j] * rowTerm
+		}
+		y := float32(float32(v) * scale[j]) // rounded, never fused with the add
+		if bias != nil {
+			y += bias[j]
+		}
+		dst[j] = y
+	}
+}

@@ -1,0 +1,50 @@
+//go:build !noasm
+
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// The AVX-512 VNNI microkernel (qgemm_amd64.s) computes exactly qKernelGo;
+// the tests run both on the same operands.
+var qVNNI = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+
+var (
+	qDequantAVX512 = cpu.X86.HasAVX512F
+	minMaxAVX512   = cpu.X86.HasAVX512F
+	quantizeAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
+)
+
+// qKernel is the microkernel QGemm calls, the fastest this CPU runs.
+var qKernel = func() func(a []byte, lda int, b []byte, kq int, acc []int32) {
+	if qVNNI {
+		return qKernelVNNIGo
+	}
+	return qKernelGo
+}()
+
+// QBackend names the int8 microkernel in use: "avx512vnni" or "go".
+func QBackend() string {
+	if qVNNI {
+		return "avx512vnni"
+	}
+	return "go"
+}
+
+func qKernelVNNIGo(a []byte, lda int, b []byte, kq int, acc []int32) {
+	_ = a[(qRows-1)*lda+4*kq-1]
+	_ = b[kq*4*QPanel-1]
+	_ = acc[qRows*QPanel-1]
+	qKernelVNNI(&a[0], lda, &b[0], kq, &acc[0])
+}
+
+//go:noescape
+func qKernelVNNI(a *byte, lda int, b *byte, kq int, acc *int32)
+
+//go:noescape
+func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, blocks int)
+
+//go:noescape
+func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
+
+//go:noescape
+func quantizeAVX512F32(dst *byte, x *float32, blocks int, scale, lo, hi float32, zp int32)

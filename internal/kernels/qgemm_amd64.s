@@ -1,0 +1,191 @@
+// AVX-512 loops of the int8 matrix multiply and the quantization
+// primitives (qgemm.go, quant.go). Go operand order: sources first, the
+// destination last.
+
+//go:build !noasm
+
+#include "textflag.h"
+
+// func qKernelVNNI(a *byte, lda int, b *byte, kq int, acc *int32)
+// acc[r*64+c] = Σq Σt a[r*lda+4q+t]·int8(b[q*256+4c+t]) for 4 rows, 64
+// columns: 16 zmm accumulators, per k-quad 4 loads of B, 4 broadcasts of A
+// and 16 VPDPBUSD (unsigned bytes of the broadcast times signed bytes of B).
+TEXT ·qKernelVNNI(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), SI
+	MOVQ lda+8(FP), BX
+	MOVQ b+16(FP), DX
+	MOVQ kq+24(FP), CX
+	MOVQ acc+32(FP), DI
+	LEAQ (SI)(BX*2), R8
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+	VPXORD Z28, Z28, Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+qkloop:
+	VMOVDQU32 (DX), Z0
+	VMOVDQU32 64(DX), Z1
+	VMOVDQU32 128(DX), Z2
+	VMOVDQU32 192(DX), Z3
+	VPBROADCASTD (SI), Z4
+	VPBROADCASTD (SI)(BX*1), Z5
+	VPBROADCASTD (R8), Z6
+	VPBROADCASTD (R8)(BX*1), Z7
+	VPDPBUSD Z0, Z4, Z16
+	VPDPBUSD Z1, Z4, Z17
+	VPDPBUSD Z2, Z4, Z18
+	VPDPBUSD Z3, Z4, Z19
+	VPDPBUSD Z0, Z5, Z20
+	VPDPBUSD Z1, Z5, Z21
+	VPDPBUSD Z2, Z5, Z22
+	VPDPBUSD Z3, Z5, Z23
+	VPDPBUSD Z0, Z6, Z24
+	VPDPBUSD Z1, Z6, Z25
+	VPDPBUSD Z2, Z6, Z26
+	VPDPBUSD Z3, Z6, Z27
+	VPDPBUSD Z0, Z7, Z28
+	VPDPBUSD Z1, Z7, Z29
+	VPDPBUSD Z2, Z7, Z30
+	VPDPBUSD Z3, Z7, Z31
+	ADDQ $4, SI
+	ADDQ $4, R8
+	ADDQ $256, DX
+	DECQ CX
+	JNZ qkloop
+	VMOVDQU32 Z16, (DI)
+	VMOVDQU32 Z17, 64(DI)
+	VMOVDQU32 Z18, 128(DI)
+	VMOVDQU32 Z19, 192(DI)
+	VMOVDQU32 Z20, 256(DI)
+	VMOVDQU32 Z21, 320(DI)
+	VMOVDQU32 Z22, 384(DI)
+	VMOVDQU32 Z23, 448(DI)
+	VMOVDQU32 Z24, 512(DI)
+	VMOVDQU32 Z25, 576(DI)
+	VMOVDQU32 Z26, 640(DI)
+	VMOVDQU32 Z27, 704(DI)
+	VMOVDQU32 Z28, 768(DI)
+	VMOVDQU32 Z29, 832(DI)
+	VMOVDQU32 Z30, 896(DI)
+	VMOVDQU32 Z31, 960(DI)
+	VZEROUPPER
+	RET
+
+// func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, blocks int)
+// dst = float32(acc + colTerm) * scale (+ bias when bias is not nil), 16 at a time.
+TEXT ·qDequantRowAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ colTerm+16(FP), DX
+	MOVQ scale+24(FP), R8
+	MOVQ bias+32(FP), R9
+	MOVQ blocks+40(FP), CX
+	TESTQ R9, R9
+	JZ qdnobias
+qdbias:
+	VMOVDQU32 (SI), Z0
+	VPADDD (DX), Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS (R8), Z0, Z0
+	VADDPS (R9), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, R8
+	ADDQ $64, R9
+	ADDQ $64, DI
+	DECQ CX
+	JNZ qdbias
+	VZEROUPPER
+	RET
+qdnobias:
+	VMOVDQU32 (SI), Z0
+	VPADDD (DX), Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS (R8), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, R8
+	ADDQ $64, DI
+	DECQ CX
+	JNZ qdnobias
+	VZEROUPPER
+	RET
+
+// func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
+// VMINPS/VMAXPS return their second source (Intel order; the first operand
+// in Go's) when either is NaN, and that is the running bound here: a NaN in
+// x leaves the bound as it was.
+TEXT ·minMaxF32AVX512(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ blocks+8(FP), CX
+	MOVL $0x7f800000, AX
+	VPBROADCASTD AX, Z0
+	MOVL $0xff800000, AX
+	VPBROADCASTD AX, Z1
+qmmloop:
+	VMOVUPS (SI), Z2
+	VMINPS Z0, Z2, Z0
+	VMAXPS Z1, Z2, Z1
+	ADDQ $64, SI
+	DECQ CX
+	JNZ qmmloop
+	VEXTRACTF32X8 $1, Z0, Y2
+	VMINPS Y0, Y2, Y0
+	VEXTRACTF128 $1, Y0, X2
+	VMINPS X0, X2, X0
+	VPSHUFD $0x4e, X0, X2
+	VMINPS X0, X2, X0
+	VPSHUFD $0xb1, X0, X2
+	VMINPS X0, X2, X0
+	VEXTRACTF32X8 $1, Z1, Y2
+	VMAXPS Y1, Y2, Y1
+	VEXTRACTF128 $1, Y1, X2
+	VMAXPS X1, X2, X1
+	VPSHUFD $0x4e, X1, X2
+	VMAXPS X1, X2, X1
+	VPSHUFD $0xb1, X1, X2
+	VMAXPS X1, X2, X1
+	MOVSS X0, lo+16(FP)
+	MOVSS X1, hi+20(FP)
+	VZEROUPPER
+	RET
+
+// func quantizeAVX512F32(dst *byte, x *float32, blocks int, scale, lo, hi float32, zp int32)
+// dst = byte(cvt(min(max(x/scale, lo), hi)) + zp), rounding half to even
+// (MXCSR's default); max's NaN takes lo, as MLAS's _mm512_max_ps(v, lo).
+TEXT ·quantizeAVX512F32(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ blocks+16(FP), CX
+	VBROADCASTSS scale+24(FP), Z1
+	VBROADCASTSS lo+28(FP), Z2
+	VBROADCASTSS hi+32(FP), Z3
+	MOVL zp+36(FP), AX
+	VPBROADCASTD AX, Z4
+qqloop:
+	VMOVUPS (SI), Z0
+	VDIVPS Z1, Z0, Z0
+	VMAXPS Z2, Z0, Z0
+	VMINPS Z3, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD Z4, Z0, Z0
+	VPMOVDB Z0, (DI)
+	ADDQ $64, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ qqloop
+	VZEROUPPER
+	RET

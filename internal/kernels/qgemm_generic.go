@@ -1,0 +1,24 @@
+//go:build !amd64 || noasm
+
+package kernels
+
+const (
+	qDequantAVX512 = false
+	minMaxAVX512   = false
+	quantizeAVX512 = false
+)
+
+var qKernel = qKernelGo
+
+// QBackend names the int8 microkernel in use: "go" in this build.
+func QBackend() string { return "go" }
+
+func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, blocks int) {
+	panic("unreachable")
+}
+
+func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32) { panic("unreachable") }
+
+func quantizeAVX512F32(dst *byte, x *float32, blocks int, scale, lo, hi float32, zp int32) {
+	panic("unreachable")
+}
