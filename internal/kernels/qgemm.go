@@ -285,3 +285,9 @@ func QDequantRow(dst []float32, acc, colTerm, zb []int32, rowTerm int32, scale, 
 		dst[j] = y
 	}
 }
+
+// Rows returns the prepared rows (Stride bytes apart, at least m of them).
+func (a *QGemmA) Rows() []byte { return a.data }
+
+// Stride returns the distance in bytes between prepared rows.
+func (a *QGemmA) Stride() int { return a.ld }
