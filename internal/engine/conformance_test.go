@@ -60,6 +60,11 @@ func (c nodeCase) row() string {
 	return "(multi-node graphs)"
 }
 
+// randomDraws begins the reason of listed cases whose expected outputs are
+// one draw of a random op: Spindle's draws differ, but a short one can
+// match by chance, so such a case may pass.
+const randomDraws = "random draws"
+
 // TestONNXBackendNodeTests runs every ONNX backend node test. A case whose graph
 // uses an op the engine lacks is counted as unsupported and does not fail; any
 // other case must pass unless expectedFailuresFile lists it, and a listed case
@@ -96,6 +101,10 @@ func TestONNXBackendNodeTests(t *testing.T) {
 				switch {
 				case c.status == caseFail && !listed:
 					t.Errorf("%s", c.reason)
+				case c.status == casePass && listed && strings.HasPrefix(reason, randomDraws):
+					// An unseeded Bernoulli of a few elements draws the
+					// expected values now and then (one run in ~16 did).
+					t.Logf("passed by chance: %s", reason)
 				case c.status == casePass && listed:
 					t.Errorf("now passes, remove it from %s (listed as %q)", expectedFailuresFile, reason)
 				case c.status == caseUnsupported && listed:
