@@ -30,7 +30,7 @@ func newModelCmd() *cobra.Command {
 	}
 	gen.Flags().StringVarP(&out, "out", "o", "", "output folder `DIR`")
 	gen.Flags().Uint64Var(&seed, "seed", 1, "weight seed")
-	cmd.AddCommand(gen, newModelCompileCmd())
+	cmd.AddCommand(gen, newModelCompileCmd(), newModelQuantizeCmd())
 	return cmd
 }
 

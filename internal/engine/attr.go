@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 
+	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/onnx/onnxpb"
 	"github.com/spindleml/spindle/internal/tensor"
@@ -32,6 +33,9 @@ type Node struct {
 	// they add the bytes that costs to packedBytes.
 	pack        bool
 	packedBytes int64
+	// qpacked is MatMulInteger's constant B packed for the int8 kernels,
+	// for the fuser's int8 multiply with a float epilogue (fuse_quant.go).
+	qpacked *kernels.PackedQB
 	// noFusion and foldLeft are the compile's options and folding budget,
 	// for factories that compile subgraphs (If).
 	noFusion bool

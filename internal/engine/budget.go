@@ -347,7 +347,7 @@ func outElemSize(n *Node, j int, args []*tensor.Tensor) int {
 			}
 		}
 		return 4 // float32 zeros
-	case "DequantizeLinear", "MatMulInteger", "ConvInteger":
+	case "DequantizeLinear", "MatMulInteger", "ConvInteger", opDequantizeNBits:
 		return 4 // float32 or int32 from bytes
 	case "Cast", "CastLike", "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "TopK",
 		"EyeLike", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial":

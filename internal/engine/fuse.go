@@ -90,7 +90,7 @@ func (m *Model) fuse(consts []*tensor.Tensor, shapes [][]int) ([]*tensor.Tensor,
 		}
 	}
 	f.compact()
-	for _, pass := range []func(i int){f.reluBeforePool, f.gelu, f.layerNorm, f.attention, f.epilogue} {
+	for _, pass := range []func(i int){f.reluBeforePool, f.gelu, f.layerNorm, f.attention, f.qmatmul, f.epilogue} {
 		f.index()
 		for i := range m.steps {
 			if !f.dead[i] {
@@ -323,7 +323,7 @@ func (f *fuser) replace(idxs []int, out int, opType string, fast func(at func(sl
 	}
 	// The fast kernels allocate their output (Gelu, LayerNorm, Attention)
 	// or return the multiply's (an epilogue), fresh when the multiply's is.
-	node.fresh = opType != opEpilogue || run[0].fused == nil && run[0].node.fresh
+	node.fresh = opType != opEpilogue || run[0].fused == nil && run[0].node.fresh || run[0].node.OpType == opQMatMul
 	fr := &fusedRun{fast: fk, run: run, ins: ins, out: out, need: func(int, []*tensor.Tensor) (int64, int64) { return 0, 0 }}
 	f.m.steps[idxs[len(idxs)-1]] = step{node: node, kernel: withThreads(node.threaded, 1), in: ins, out: []int{out}, fused: fr}
 	return fr
@@ -681,7 +681,7 @@ func (f *fuser) reluBeforePool(i int) {
 // the output's shape (a residual).
 func (f *fuser) epilogue(i int) {
 	head := f.op(i)
-	if head != "MatMul" && head != "Gemm" && head != "Conv" {
+	if head != "MatMul" && head != "Gemm" && head != "Conv" && head != opQMatMul {
 		return
 	}
 	if f.m.steps[i].node.threaded == nil {
@@ -691,7 +691,7 @@ func (f *fuser) epilogue(i int) {
 	ep := epilogueSpec{bias: -1, residual: -1}
 	cur := f.out0(i)
 	next := f.sole(cur)
-	if head == "MatMul" && f.op(next) == "Add" {
+	if (head == "MatMul" || head == opQMatMul) && f.op(next) == "Add" {
 		if b := f.other(next, cur); f.isConst(b) {
 			ep.bias = b
 			idxs = append(idxs, next)

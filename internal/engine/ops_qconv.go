@@ -165,6 +165,7 @@ func newConvInteger(n *Node, requant bool) (Kernel, error) {
 						}
 					}
 				})
+				q.release()
 			}
 		}
 		return []*tensor.Tensor{y}, nil

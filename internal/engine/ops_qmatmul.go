@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
@@ -19,16 +20,43 @@ type qmm struct {
 	zb      []int32 // len n, shifted; nil when all zero
 	// cs[j] = colsum[j] - k*zb[j]: the corrected product is
 	// acc - za[i]*cs[j] - zb[j]*rs[i].
-	cs []int32
-	rs []int32 // A's row sums, when zb is set
+	cs  []int32
+	rs  []int32 // A's row sums, when zb is set
+	buf *[]byte // A's prepared copy, from bytePool
+}
+
+// bytePool holds the buffers of prepared A operands: one per concurrent
+// multiply, reused (a transformer prepares hundreds of kilobytes per
+// multiply, which fresh would cost clearing and page faults).
+var bytePool sync.Pool
+
+// getBytes returns a buffer of n bytes (contents undefined).
+func getBytes(n int) *[]byte {
+	if b, ok := bytePool.Get().(*[]byte); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// release gives A's prepared copy back; q must not run afterwards.
+func (q *qmm) release() {
+	if q.buf != nil {
+		bytePool.Put(q.buf)
+		q.buf, q.a = nil, nil
+	}
 }
 
 // newQmm prepares A (m rows of k bytes, lda apart) for B. za has 1 or m raw
 // zero points, zb 1 or n; signedA and unsignedB say how the operands'
 // bytes are to be read, and how the zero points shift with them.
+//
+// The caller gives A's prepared copy back with q.release when done.
 func newQmm(m, n, k int, a []byte, lda int, signedA bool, za []int32, b *kernels.PackedQB, unsignedB bool, zb []int32) *qmm {
 	q := &qmm{m: m, n: n, k: k, b: b}
-	q.a = kernels.PrepareQA(make([]byte, kernels.QGemmASize(m, k)), m, k, a, lda, signedA)
+	q.buf = getBytes(kernels.QGemmASize(m, k))
+	q.a = kernels.PrepareQA(*q.buf, m, k, a, lda, signedA)
 	q.za = make([]int32, len(za))
 	for i, v := range za {
 		if signedA {
@@ -70,6 +98,14 @@ func (q *qmm) zaOf(i int) int32 {
 		return q.za[0]
 	}
 	return q.za[i]
+}
+
+// runRaw computes the product over threads and hands each block to sink
+// uncorrected for the zero points.
+func (q *qmm) runRaw(threads int, sink kernels.QSink) {
+	parallelFor(threads, q.b.Panels(), 1, func(lo, hi int) {
+		kernels.QGemm(q.a, q.b, lo, hi, sink)
+	})
 }
 
 // run computes the product over threads and hands each block to sink with
@@ -143,6 +179,9 @@ func newMatMulInteger(n *Node, requant bool) (Kernel, error) {
 	}
 	pb := n.packQWeight(ib)
 	constB := n.Const(ib)
+	if !requant {
+		n.qpacked = pb
+	}
 	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if requant {
 			if err := checkInputs(in, 8, 8); err != nil {
@@ -277,6 +316,7 @@ func newMatMulInteger(n *Node, requant bool) (Kernel, error) {
 					}
 				}
 			})
+			q.release()
 		}
 		return []*tensor.Tensor{y}, nil
 	}

@@ -50,7 +50,7 @@ func qPanels(n int) int { return (n + QPanel - 1) / QPanel }
 // are uint8 and are stored as b-128 (the caller then subtracts 128 from its
 // zero points); otherwise they are int8.
 func PackQB(k, n int, b []byte, ldb int, unsigned bool) *PackedQB {
-	buf := make([]byte, PackedQBSize(k, n))
+	buf := make([]byte, PackedQBSize(k, n)) // every byte is written
 	PackQBInto(buf, k, n, b, ldb, unsigned)
 	pb, err := PackedQBFromBytes(k, n, buf)
 	if err != nil {
@@ -72,16 +72,34 @@ func PackQBInto(dst []byte, k, n int, b []byte, ldb int, unsigned bool) {
 		flip = 0x80
 	}
 	kq := (k + 3) / 4
-	clear(dst)
 	sums := make([]int32, n)
-	for p := 0; p < k; p++ {
-		row := b[p*ldb : p*ldb+n]
-		q, r := p/4, p%4
-		for j, v := range row {
-			v ^= flip
-			panel, c := j/QPanel, j%QPanel
-			dst[(panel*kq+q)*4*QPanel+4*c+r] = v
-			sums[j] += int32(int8(v))
+	// Panel by panel, quad by quad: each quad's 4·QPanel bytes are written
+	// in order from four rows of B (zeros past k and n).
+	at := 0
+	for panel := 0; panel < qPanels(n); panel++ {
+		j0 := panel * QPanel
+		cols := min(QPanel, n-j0)
+		for q := 0; q < kq; q++ {
+			out := dst[at : at+4*QPanel]
+			at += 4 * QPanel
+			for r := 0; r < 4; r++ {
+				p := 4*q + r
+				if p >= k {
+					for c := 0; c < QPanel; c++ {
+						out[4*c+r] = 0
+					}
+					continue
+				}
+				row := b[p*ldb+j0 : p*ldb+j0+cols]
+				for c, v := range row {
+					v ^= flip
+					out[4*c+r] = v
+					sums[j0+c] += int32(int8(v))
+				}
+				for c := cols; c < QPanel; c++ {
+					out[4*c+r] = 0
+				}
+			}
 		}
 	}
 	tail := dst[qPanels(n)*kq*4*QPanel:]

@@ -1,0 +1,124 @@
+package difftest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/quantize"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Whole int8 transformers cannot match ONNX Runtime to float32 rounding,
+// though every quantized step does (TestQuantizedMatMulExact): a value
+// within a last-bit difference of a rounding boundary of
+// DynamicQuantizeLinear lands one step (1/255 of its range) apart, and the
+// difference travels through the layers. So a whole model is held to
+// ONNX Runtime's own quantization error: Spindle's int8 output may differ
+// from the float32 model's by at most quantSlack times what ONNX Runtime's
+// int8 output does, and from ONNX Runtime's int8 output by at most
+// quantWhole of its largest magnitude (measured on this machine, 2 x 128
+// tokens: MiniLM-L6 0.14-0.52% apart against a 0.9-1.0% quantization
+// error, BERT-base 2.5% apart against 3.4%, its logits being small).
+const (
+	quantSlack = 2.0
+	quantWhole = 0.05
+)
+
+// quantized returns a model generated as kind and quantized by
+// `spindle model quantize` with opt, in a test folder.
+func quantized(t *testing.T, kind string, opt quantize.Options) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "model.int8.onnx")
+	rep, err := quantize.Dynamic(generated(t, kind), out, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Quantized == 0 {
+		t.Fatalf("%s: nothing was quantized", kind)
+	}
+	return out
+}
+
+// TestQuantizedTransformers runs MiniLM-L6 and BERT-base quantized by
+// `spindle model quantize` (per tensor, per channel, reduced range) against
+// ONNX Runtime on the same files and against the float32 models.
+func TestQuantizedTransformers(t *testing.T) {
+	ort := reference(t)
+	ctx := context.Background()
+	for _, kind := range []string{"minilm-l6", "bert-base"} {
+		fp := generated(t, kind)
+		names := outputNames(t, fp)
+		for _, opt := range []quantize.Options{{}, {PerChannel: true}, {ReduceRange: true}} {
+			path := quantized(t, kind, opt)
+			for _, s := range []struct{ batch, seq int }{{1, 16}, {2, 128}} {
+				name := fmt.Sprintf("%s/perchannel=%v/reduce=%v/batch%d_seq%d", kind, opt.PerChannel, opt.ReduceRange, s.batch, s.seq)
+				t.Run(name, func(t *testing.T) {
+					in := tokens(s.batch, s.seq, uint64(s.seq))
+					ref, err := ort.Run(ctx, fp, in, names)
+					if err != nil {
+						t.Fatal(err)
+					}
+					o8, err := ort.Run(ctx, path, in, names)
+					if err != nil {
+						t.Fatal(err)
+					}
+					s8, err := compile(t, path).Run(ctx, in)
+					if err != nil {
+						t.Fatalf("spindle engine: %v", err)
+					}
+					for _, n := range names {
+						ortErr, err := Compare(ref[n], o8[n], math.Inf(1))
+						if err != nil {
+							t.Fatalf("output %q: onnx runtime: %v", n, err)
+						}
+						ourErr, err := Compare(ref[n], s8[n], math.Inf(1))
+						if err != nil {
+							t.Fatalf("output %q: %v", n, err)
+						}
+						apart, err := Compare(o8[n], s8[n], quantWhole)
+						t.Logf("output %q: int8 vs float32: onnx runtime %.3g, spindle %.3g; spindle vs onnx runtime int8: %v", n, ortErr.MaxAbs, ourErr.MaxAbs, apart)
+						if err != nil {
+							t.Errorf("output %q: %v", n, err)
+						}
+						if ourErr.MaxAbs > quantSlack*ortErr.MaxAbs+1e-6*ortErr.WantMax {
+							t.Errorf("output %q: spindle's int8 error %.3g is more than %v times onnx runtime's %.3g", n, ourErr.MaxAbs, quantSlack, ortErr.MaxAbs)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestQuantizedMatMulExact runs one quantized MatMul (every weight and
+// activation range, a K long enough for large sums) against ONNX Runtime:
+// the integer path is exact, so the outputs must agree to float32
+// rounding.
+func TestQuantizedMatMulExact(t *testing.T) {
+	ort := reference(t)
+	for _, opt := range []quantize.Options{{}, {PerChannel: true}, {ReduceRange: true}} {
+		b := modelgen.NewBuilder("qmm", 17, 3)
+		b.Input("x", tensor.Float32, []int64{-1, 768}, "rows")
+		w := b.Uniform("w", 0.1, 768, 300)
+		b.Node("MatMul", []string{"x", w}, nil, "y")
+		b.Output("y", tensor.Float32, []int64{-1, 300}, "rows")
+		src := filepath.Join(t.TempDir(), "mm.onnx")
+		if err := b.Save(src, modelgen.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "mm.int8.onnx")
+		if _, err := quantize.Dynamic(src, out, opt); err != nil {
+			t.Fatal(err)
+		}
+		c := diffCase{
+			name:   fmt.Sprintf("perchannel=%v/reduce=%v", opt.PerChannel, opt.ReduceRange),
+			model:  func(*testing.T) string { return out },
+			inputs: map[string]*tensor.Tensor{"x": uniform(9, -3, 5, 37, 768)},
+		}
+		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+	}
+}

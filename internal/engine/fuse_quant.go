@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"github.com/spindleml/spindle/internal/kernels"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// opQMatMul is a dynamically quantized MatMul with its float epilogue:
+//
+//	y = float32(MatMulInteger(A, B, a_zp, b_zp)) * S [+ bias]
+//
+// as ONNX Runtime's quantize_dynamic writes it (MatMulInteger, Cast to
+// float, Mul by a_scale·b_scale, then the model's bias Add) and as the
+// contrib ops DynamicQuantizeMatMul and MatMulIntegerToFloat expand: one
+// int8 multiply whose blocks are converted, scaled and biased while in
+// cache (kernels.QDequantRow), the arithmetic of the steps it replaces. The
+// epilogue pass may then add an activation and a residual, as after MatMul.
+const opQMatMul = "spindle.QMatMul"
+
+// qmatmul fuses step i, a MatMulInteger with a constant 2-D B, with the
+// Cast, Mul and optional bias Add after it.
+func (f *fuser) qmatmul(i int) {
+	if f.op(i) != "MatMulInteger" {
+		return
+	}
+	mm := f.m.steps[i]
+	pb := mm.node.qpacked
+	if pb == nil || len(mm.in) < 2 || f.isConst(mm.in[0]) || mm.in[1] < 0 || !f.isConst(mm.in[1]) {
+		return
+	}
+	B := f.consts[mm.in[1]]
+	zaSlot, zbSlot := -1, -1
+	if len(mm.in) > 2 {
+		zaSlot = mm.in[2]
+	}
+	if len(mm.in) > 3 {
+		zbSlot = mm.in[3]
+	}
+	K, N := pb.K(), pb.N()
+	zbRaw := []int32{0}
+	if zbSlot >= 0 {
+		if !f.isConst(zbSlot) || f.consts[zbSlot].DType != B.DType {
+			return
+		}
+		v, err := intValues(f.consts[zbSlot])
+		if err != nil || len(v) != 1 && len(v) != N {
+			return
+		}
+		zbRaw = v
+	}
+	cast := f.sole(f.out0(i))
+	if f.op(cast) != "Cast" || f.m.steps[cast].node.Int("to", 0) != int64(tensor.Float32) {
+		return
+	}
+	mul := f.sole(f.out0(cast))
+	if f.op(mul) != "Mul" {
+		return
+	}
+	sSlot := f.other(mul, f.out0(cast))
+	if sSlot < 0 || sSlot == f.out0(cast) {
+		return
+	}
+	idxs := []int{i, cast, mul}
+	cur := f.out0(mul)
+	var bias []float32
+	if add := f.sole(cur); f.op(add) == "Add" {
+		if b := f.other(add, cur); f.isConst(b) && b != cur {
+			t := f.consts[b]
+			if t.DType == tensor.Float32 && len(t.Shape) == 1 && t.Shape[0] == N {
+				bias = t.F32
+				idxs = append(idxs, add)
+				cur = f.out0(add)
+			}
+		}
+	}
+	unsignedB := B.DType == tensor.Uint8
+	var headIn []int
+	fr := f.replace(idxs, cur, opQMatMul, func(at func(int) int) fastKernel {
+		aAt, zaAt, sAt := at(mm.in[0]), at(zaSlot), at(sSlot)
+		headIn = slotsAt(at, mm.in)
+		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+			A, S := in[aAt], in[sAt]
+			if A.DType != tensor.Uint8 && A.DType != tensor.Int8 || len(A.Shape) < 2 || A.Shape[len(A.Shape)-1] != K {
+				return nil, false, nil
+			}
+			if S.DType != tensor.Float32 || !(len(S.F32) == 1 && len(S.Shape) <= 1 || len(S.Shape) == 1 && S.Shape[0] == N) {
+				return nil, false, nil
+			}
+			za := []int32{0}
+			if zaAt >= 0 {
+				z := in[zaAt]
+				if z.DType != A.DType || z.Len() != 1 {
+					return nil, false, nil
+				}
+				za, _ = intValues(z)
+			}
+			shape := append(append([]int(nil), A.Shape[:len(A.Shape)-1]...), N)
+			y := newF32Dirty(shape...)
+			rows := A.Len() / K
+			if rows == 0 || N == 0 {
+				return []*tensor.Tensor{y}, true, nil
+			}
+			q := newQmm(rows, N, K, byteData(A), K, A.DType == tensor.Int8, za, pb, unsignedB, zbRaw)
+			defer q.release()
+			colTerm := make([]int32, N)
+			for j, c := range q.cs {
+				colTerm[j] = -q.za[0] * c
+			}
+			mult := S.F32
+			if len(mult) == 1 && N > 1 {
+				mult = make([]float32, N)
+				for j := range mult {
+					mult[j] = S.F32[0]
+				}
+			}
+			q.runRaw(threads, func(i0, nr, j0, cols int, acc []int32) {
+				var zb []int32
+				if q.zb != nil {
+					zb = q.zb[j0 : j0+cols]
+				}
+				var bs []float32
+				if bias != nil {
+					bs = bias[j0 : j0+cols]
+				}
+				for r := 0; r < nr; r++ {
+					var rs int32
+					if q.rs != nil {
+						rs = q.rs[i0+r]
+					}
+					kernels.QDequantRow(y.F32[(i0+r)*N+j0:(i0+r)*N+j0+cols], acc[r*kernels.QPanel:], colTerm[j0:j0+cols], zb, rs, mult[j0:j0+cols], bs)
+				}
+			})
+			return []*tensor.Tensor{y}, true, nil
+		}
+	})
+	need := needOfHead(mm, headIn)
+	fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
+		out, scratch := need(threads, in)
+		// float32 output instead of int32: the same bytes; plus A's copy.
+		if a := in[headIn[0]]; a != nil {
+			scratch += int64(a.Len())
+		}
+		return out, scratch
+	}
+}
