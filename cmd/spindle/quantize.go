@@ -36,6 +36,11 @@ multiply. MatMuls of two activations (attention scores) stay float32.`,
 			if kind != "dynamic" {
 				return usagef("--mode %q: only dynamic is supported", kind)
 			}
+			for _, op := range opt.OpTypes {
+				if op != "MatMul" && op != "Gather" {
+					return usagef("--op-types %q: dynamic quantization covers MatMul and Gather", op)
+				}
+			}
 			if err := regularFile(a[0], a[0]); err != nil {
 				return err
 			}
@@ -46,7 +51,7 @@ multiply. MatMuls of two activations (attention scores) stay float32.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d MatMuls on int8, %d weights %.1f MiB -> %.1f MiB, data in %s\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d nodes on int8, %d weights %.1f MiB -> %.1f MiB, data in %s\n",
 				out, rep.Quantized, rep.Weights, float64(rep.FloatBytes)/(1<<20), float64(rep.QuantizedBytes)/(1<<20), rep.DataFile)
 			return nil
 		},
@@ -55,7 +60,7 @@ multiply. MatMuls of two activations (attention scores) stay float32.`,
 	cmd.Flags().StringVar(&kind, "mode", "dynamic", "quantization `MODE` (dynamic)")
 	cmd.Flags().BoolVar(&opt.PerChannel, "per-channel", false, "one scale per output column of each weight")
 	cmd.Flags().BoolVar(&opt.ReduceRange, "reduce-range", false, "7-bit weights in [-64, 64]")
-	cmd.Flags().StringSliceVar(&opt.OpTypes, "op-types", nil, "op types to quantize (MatMul)")
+	cmd.Flags().StringSliceVar(&opt.OpTypes, "op-types", nil, "op `TYPES` to quantize: MatMul, Gather (default both)")
 	cmd.Flags().StringSliceVar(&opt.Exclude, "exclude", nil, "node `NAMES` to keep in float32")
 	return cmd
 }

@@ -37,16 +37,19 @@ type Report struct {
 	DataBytes int64 `json:"data_bytes"`
 }
 
-// packing is one companion to write: op(B) = W, or Wᵀ when trans is set.
+// packing is one companion to write: op(B) = W, or Wᵀ when trans is set;
+// with int8 set, an 8-bit W packed for the int8 kernels (MatMulInteger).
 type packing struct {
 	name  string
 	trans bool
+	int8  bool
 }
 
 // Compile reads the ONNX model at in and writes its artifact to out, with
 // the weights in out's base name plus ".data" beside it. Every float32 2-D
 // initializer that is the B input of a MatMul, or of a Gemm (transposed as
-// the Gemm says), gets a prepacked companion.
+// the Gemm says), and every 8-bit one that is the B input of a
+// MatMulInteger (an int8 model's weight) gets a prepacked companion.
 func Compile(in, out string) (Report, error) {
 	var rep Report
 	src, err := onnx.Load(in, onnx.Mmap)
@@ -64,6 +67,11 @@ func Compile(in, out string) (Report, error) {
 		}
 		var trans bool
 		switch n.GetOpType() {
+		case "MatMulInteger":
+			if w, ok := src.Weights[n.GetInput()[1]]; ok && (w.DType == tensor.Int8 || w.DType == tensor.Uint8) && len(w.Shape) == 2 && w.Shape[0] > 0 && w.Shape[1] > 0 {
+				want[packing{name: n.GetInput()[1], int8: true}] = true
+			}
+			continue
 		case "MatMul":
 		case "Gemm":
 			for _, a := range n.GetAttribute() {
@@ -75,7 +83,7 @@ func Compile(in, out string) (Report, error) {
 			continue
 		}
 		if w, ok := src.Weights[n.GetInput()[1]]; ok && w.DType == tensor.Float32 && len(w.Shape) == 2 && w.Shape[0] > 0 && w.Shape[1] > 0 {
-			want[packing{n.GetInput()[1], trans}] = true
+			want[packing{name: n.GetInput()[1], trans: trans}] = true
 		}
 	}
 	list := make([]packing, 0, len(want))
@@ -153,6 +161,18 @@ func Compile(in, out string) (Report, error) {
 	for _, p := range list {
 		w := src.Weights[p.name]
 		k, n := w.Shape[0], w.Shape[1]
+		if p.int8 {
+			buf := make([]byte, kernels.PackedQBSize(k, n))
+			kernels.PackQBInto(buf, k, n, w.Bytes(), n, w.DType == tensor.Uint8)
+			t := &onnxpb.TensorProto{Name: proto.String(p.name + engine.PackedQSuffix), DataType: proto.Int32(int32(tensor.Uint8)), Dims: []int64{int64(len(buf))}}
+			if err := put(t, buf); err != nil {
+				return rep, err
+			}
+			g.Initializer = append(g.Initializer, t)
+			rep.Packed++
+			rep.PackedBytes += int64(len(buf))
+			continue
+		}
 		suffix := engine.PackedSuffix
 		if p.trans {
 			k, n, suffix = n, k, engine.PackedTransSuffix

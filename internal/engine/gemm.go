@@ -80,6 +80,10 @@ func packB(transB bool, k, n int, b []float32, ldb int) *kernels.PackedB {
 const (
 	PackedSuffix      = "::spindle.packedB"
 	PackedTransSuffix = "::spindle.packedBT"
+	// PackedQSuffix names an 8-bit 2-D W's copy in the int8 kernels'
+	// layout (kernels.PackQBInto, column sums included), a 1-D uint8
+	// tensor of kernels.PackedQBSize(k, n) bytes: MatMulInteger's B.
+	PackedQSuffix = "::spindle.packedQB"
 )
 
 // packWeight returns constant input i of n, a k×n op(B) (B is n×k when

@@ -154,7 +154,10 @@ func zpInput(in []*tensor.Tensor, i int, name string, dt tensor.DType, want int)
 	return v, nil
 }
 
-// packQWeight packs a constant 2-D 8-bit B (input i) once at compile time.
+// packQWeight packs a constant 2-D 8-bit B (input i) once at compile time,
+// or views its prepacked companion in a compiled artifact. The int8 kernels
+// have no path that reads B in place, so even an artifact without the
+// companion gets a private packed copy (a quarter of a float32 one).
 func (n *Node) packQWeight(i int) *kernels.PackedQB {
 	b := n.Const(i)
 	if b == nil || len(b.Shape) != 2 || b.DType != tensor.Uint8 && b.DType != tensor.Int8 {
@@ -163,6 +166,14 @@ func (n *Node) packQWeight(i int) *kernels.PackedQB {
 	k, cols := b.Shape[0], b.Shape[1]
 	if k == 0 || cols == 0 {
 		return nil
+	}
+	if i < len(n.Inputs) && n.weights != nil {
+		// A compiled artifact's companion, mapped and shared.
+		if t, ok := n.weights[n.Inputs[i]+PackedQSuffix]; ok && t.DType == tensor.Uint8 {
+			if pb, err := kernels.PackedQBFromBytes(k, cols, t.U8); err == nil {
+				return pb
+			}
+		}
 	}
 	pb := kernels.PackQB(k, cols, byteData(b), cols, b.DType == tensor.Uint8)
 	n.packedBytes += int64(kernels.PackedQBSize(k, cols))

@@ -2,7 +2,9 @@
 // `spindle model quantize` and `spindle deploy --quantize int8`.
 //
 // Dynamic quantizes as ONNX Runtime's quantize_dynamic does, and writes the
-// same graph: each MatMul whose B is a constant 2-D float32 weight becomes
+// same graph: each Gather from a 2-D float32 table (an embedding) reads an
+// int8 copy and dequantizes what it read, and each MatMul whose B is a
+// constant 2-D float32 weight becomes
 //
 //	a_q, a_scale, a_zp = DynamicQuantizeLinear(A)      (once per A)
 //	y_int = MatMulInteger(a_q, W_q, a_zp, W_zp)
@@ -38,8 +40,8 @@ type Options struct {
 	// ReduceRange quantizes weights to 7 bits, [-64, 64] (ORT's
 	// reduce_range, for CPUs without VNNI whose u8·s8 sums saturate).
 	ReduceRange bool
-	// OpTypes lists the op types to quantize; empty means MatMul, the only
-	// one supported.
+	// OpTypes lists the op types to quantize: MatMul, Gather (embedding
+	// tables); empty means both.
 	OpTypes []string
 	// Exclude lists node names to leave in float32.
 	Exclude []string
@@ -66,10 +68,15 @@ type Report struct {
 // (page-aligned, so Spindle maps the int8 weights in place).
 func Dynamic(in, out string, opt Options) (Report, error) {
 	var rep Report
+	ops := map[string]bool{"MatMul": true, "Gather": true}
+	if len(opt.OpTypes) > 0 {
+		ops = map[string]bool{}
+	}
 	for _, op := range opt.OpTypes {
-		if op != "MatMul" {
-			return rep, fmt.Errorf("%w: op type %q: only MatMul is quantized (dynamic)", ErrOption, op)
+		if op != "MatMul" && op != "Gather" {
+			return rep, fmt.Errorf("%w: op type %q: MatMul and Gather are quantized (dynamic)", ErrOption, op)
 		}
+		ops[op] = true
 	}
 	src, err := onnx.Load(in, onnx.Mmap)
 	if err != nil {
@@ -112,9 +119,47 @@ func Dynamic(in, out string, opt Options) (Report, error) {
 		metas[name] = meta
 		weights[name] = t
 	}
+	opset := int64(0)
+	for _, o := range m.GetOpsetImport() {
+		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
+			opset = o.GetVersion()
+		}
+	}
 	for _, n := range g.GetNode() {
+		if t := embedding(n, weights, metas, exclude); t != nil && ops["Gather"] {
+			// Gather(table) -> DequantizeLinear(Gather(table_q)): the
+			// table stays int8 in memory, rows widened as they are read.
+			// Per channel means one scale per column (the output's last
+			// axis), which DequantizeLinear takes from opset 13.
+			data, y := n.GetInput()[0], n.GetOutput()[0]
+			perChannel := opt.PerChannel && opset >= 13
+			wq, ok := qw[data]
+			if !ok {
+				wq = qweight{data + "_quantized", data + "_scale", data + "_zero_point"}
+				q, scale, zp := quantizeWeight(t, perChannel, qmax)
+				addInit(wq.q, q)
+				addInit(wq.scale, scale)
+				addInit(wq.zp, zp)
+				qw[data] = wq
+				rep.Weights++
+				rep.FloatBytes += int64(4 * t.Len())
+				rep.QuantizedBytes += int64(q.Len() + 4*scale.Len() + zp.Len())
+			}
+			gather := proto.Clone(n).(*onnxpb.NodeProto)
+			gather.Input = append([]string{wq.q}, n.GetInput()[1:]...)
+			gather.Output = []string{y + "_quantized"}
+			dq := &onnxpb.NodeProto{Name: proto.String(n.GetName() + "_dequantize"), OpType: proto.String("DequantizeLinear"),
+				Input: []string{y + "_quantized", wq.scale, wq.zp}, Output: []string{y}}
+			if perChannel {
+				axis := int64(-1)
+				dq.Attribute = []*onnxpb.AttributeProto{{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: &axis}}
+			}
+			nodes = append(nodes, gather, dq)
+			rep.Quantized++
+			continue
+		}
 		w := quantizable(n, weights, metas, exclude)
-		if w == nil {
+		if w == nil || !ops["MatMul"] {
 			nodes = append(nodes, n)
 			continue
 		}
@@ -186,6 +231,25 @@ func quantizable(n *onnxpb.NodeProto, weights map[string]*tensor.Tensor, metas m
 		return nil
 	}
 	return w
+}
+
+// embedding returns node n's table when n is a Gather to quantize: a
+// default-domain Gather along axis 0, not excluded, of a 2-D float32
+// initializer (an embedding table: per-channel scales are per column).
+func embedding(n *onnxpb.NodeProto, weights map[string]*tensor.Tensor, metas map[string]*onnxpb.TensorProto, exclude map[string]bool) *tensor.Tensor {
+	if n.GetOpType() != "Gather" || n.GetDomain() != "" && n.GetDomain() != "ai.onnx" || exclude[n.GetName()] || len(n.GetInput()) != 2 || len(n.GetOutput()) != 1 {
+		return nil
+	}
+	for _, a := range n.GetAttribute() {
+		if a.GetName() == "axis" && a.GetI() != 0 {
+			return nil
+		}
+	}
+	meta, t := metas[n.GetInput()[0]], weights[n.GetInput()[0]]
+	if meta == nil || t == nil || meta.GetDataType() != int32(tensor.Float32) || t.DType != tensor.Float32 || len(t.Shape) != 2 || t.Len() == 0 {
+		return nil
+	}
+	return t
 }
 
 // quantizeWeight returns w [K, N] as int8 with its scale and zero point
