@@ -122,3 +122,43 @@ func TestQuantizedMatMulExact(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
 	}
 }
+
+// TestQuantContribOps runs the com.microsoft quantized ops (expanded into
+// default-domain ops) against ONNX Runtime's kernels for them. Float
+// outputs agree to float32 rounding; requantised ones (dequantized here)
+// may sit one step apart, where ONNX Runtime's fixed-point arithmetic and
+// the dequantize-compute-quantize expansion round a value near a half
+// differently.
+func TestQuantContribOps(t *testing.T) {
+	ort := reference(t)
+	path := filepath.Join(t.TempDir(), "quant-contrib.onnx")
+	if err := modelgen.QuantContribOps(1).Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]*tensor.Tensor{"x": uniform(1, -2, 3, 2, 16, 32), "x2": uniform(2, -1, 1, 2, 16, 32), "img": uniform(3, -1, 2, 1, 8, 5, 5)}
+	names := outputNames(t, path)
+	want, err := ort.Run(context.Background(), path, in, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := compile(t, path).Run(context.Background(), in)
+	if err != nil {
+		t.Fatalf("spindle engine: %v", err)
+	}
+	steps := map[string]float64{"qadd_f": 0.03, "qmul_f": 0.03, "qcat_f": 0.03, "qgap_f": 0.03, "qgap_last_f": 0.03, "qgemm_q_f": 0.03, "qsig_f": 1.0 / 255}
+	for _, n := range names {
+		d, err := Compare(want[n], got[n], math.Inf(1))
+		if err != nil {
+			t.Errorf("output %q: %v", n, err)
+			continue
+		}
+		limit := tolerance * d.WantMax
+		if s, ok := steps[n]; ok {
+			limit = s * 1.001
+		}
+		t.Logf("output %q %s: %v (limit %.3g)", n, tensor.ShapeString(want[n].Shape), d, limit)
+		if d.MaxAbs > limit {
+			t.Errorf("output %q: max |diff| %.3g over %.3g", n, d.MaxAbs, limit)
+		}
+	}
+}
