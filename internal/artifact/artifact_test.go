@@ -3,6 +3,7 @@ package artifact
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/onnx/onnxpb"
+	"github.com/spindleml/spindle/internal/quantize"
 	"github.com/spindleml/spindle/internal/tensor"
 )
 
@@ -44,30 +46,43 @@ func TestCompile(t *testing.T) {
 	for i := range img.F32 {
 		img.F32[i] = float32(i%13) / 13
 	}
+	bertFeeds := map[string]*tensor.Tensor{"input_ids": ids, "attention_mask": tensor.FromI64([]int64{1, 1, 1, 1, 1, 0}, 2, 3), "token_type_ids": tensor.FromI64(make([]int64, 6), 2, 3)}
 	tests := []struct {
 		kind   string
+		int8   bool // quantized by quantize.Dynamic first
 		packed int
 		feeds  map[string]*tensor.Tensor
 	}{
 		// 2 layers x 6 dense MatMuls (no pooler in tiny-bert).
-		{"tiny-bert", 12, map[string]*tensor.Tensor{"input_ids": ids, "attention_mask": tensor.FromI64([]int64{1, 1, 1, 1, 1, 0}, 2, 3), "token_type_ids": tensor.FromI64(make([]int64, 6), 2, 3)}},
-		{"mnist-cnn", 2, map[string]*tensor.Tensor{"input": img}},
+		{"tiny-bert", false, 12, bertFeeds},
+		// The same MatMuls on int8 (MatMulInteger's B packed for the int8
+		// kernels).
+		{"tiny-bert", true, 12, bertFeeds},
+		{"mnist-cnn", false, 2, map[string]*tensor.Tensor{"input": img}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.kind, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/int8=%v", tt.kind, tt.int8), func(t *testing.T) {
 			dir := t.TempDir()
 			if err := modelgen.Generate(tt.kind, filepath.Join(dir, "orig"), 1); err != nil {
 				t.Fatal(err)
 			}
+			origPath := filepath.Join(dir, "orig", "model.onnx")
+			if tt.int8 {
+				q := filepath.Join(dir, "orig", "model.int8.onnx")
+				if _, err := quantize.Dynamic(origPath, q, quantize.Options{}); err != nil {
+					t.Fatal(err)
+				}
+				origPath = q
+			}
 			out := filepath.Join(dir, "compiled", "model.spindle")
-			rep, err := Compile(filepath.Join(dir, "orig", "model.onnx"), out)
+			rep, err := Compile(origPath, out)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if rep.Packed != tt.packed || rep.PackedBytes <= 0 || rep.DataFile != "model.spindle.data" {
 				t.Errorf("report %+v, want %d companions in model.spindle.data", rep, tt.packed)
 			}
-			_, orig := load(t, filepath.Join(dir, "orig", "model.onnx"))
+			_, orig := load(t, origPath)
 			src, comp := load(t, out)
 			if src.Report.CopiedBytes != 0 {
 				t.Errorf("artifact load copied %d bytes, want 0 (every tensor page-aligned)", src.Report.CopiedBytes)
@@ -118,9 +133,9 @@ func checkLayout(t *testing.T, path string) {
 	}
 	group := func(name string) int {
 		switch {
-		case strings.HasSuffix(name, engine.PackedSuffix) || strings.HasSuffix(name, engine.PackedTransSuffix):
+		case strings.HasSuffix(name, engine.PackedSuffix) || strings.HasSuffix(name, engine.PackedTransSuffix) || strings.HasSuffix(name, engine.PackedQSuffix):
 			return 1
-		case names[name+engine.PackedSuffix] || names[name+engine.PackedTransSuffix]:
+		case names[name+engine.PackedSuffix] || names[name+engine.PackedTransSuffix] || names[name+engine.PackedQSuffix]:
 			return 2
 		}
 		return 0

@@ -1,0 +1,177 @@
+package quantize
+
+import (
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// model writes a graph with a shared input, two MatMuls on one weight, a
+// MatMul of two activations, an embedding Gather and one along axis 1.
+func model(t *testing.T, opset int64) string {
+	t.Helper()
+	b := modelgen.NewBuilder("q", opset, 1)
+	b.Input("x", tensor.Float32, []int64{3, 8})
+	b.Input("ids", tensor.Int64, []int64{4})
+	w := b.Uniform("w", 1, 8, 6)
+	table := b.Uniform("table", 1, 10, 8)
+	b.Node("MatMul", []string{"x", w}, nil, "a")
+	b.Node("MatMul", []string{"x", w}, nil, "b")
+	b.Node("MatMul", []string{"x", b.Node("Transpose", []string{"x"}, nil)}, nil, "gram")
+	b.Node("Gather", []string{table, "ids"}, nil, "emb")
+	b.Node("Gather", []string{table, "ids"}, []modelgen.Attr{modelgen.AInt("axis", 1)}, "cols")
+	for _, o := range []string{"a", "b", "gram", "emb", "cols"} {
+		b.Output(o, tensor.Float32, nil)
+	}
+	path := filepath.Join(t.TempDir(), "m.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// ops counts the op types of the model at path, and returns its weights.
+func ops(t *testing.T, path string) (map[string]int, map[string]*tensor.Tensor, int64) {
+	t.Helper()
+	src, err := onnx.Load(path, onnx.Copy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, node := range src.Proto.GetGraph().GetNode() {
+		n[node.GetOpType()]++
+	}
+	return n, src.Weights, src.Opset()
+}
+
+func TestDynamicRewritesMatMulsAndEmbeddings(t *testing.T) {
+	src := model(t, 13)
+	for _, tt := range []struct {
+		name       string
+		opt        Options
+		matmuls    int // float MatMuls left
+		gathersDQ  int // DequantizeLinear after Gathers
+		scaleShape []int
+	}{
+		{"default", Options{}, 1, 1, nil},
+		{"per-channel", Options{PerChannel: true}, 1, 1, []int{6}},
+		{"matmul only", Options{OpTypes: []string{"MatMul"}}, 1, 0, nil},
+		{"gather only", Options{OpTypes: []string{"Gather"}}, 3, 1, nil},
+		{"exclude", Options{Exclude: []string{"MatMul_2"}}, 2, 1, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "q.onnx")
+			rep, err := Dynamic(src, out, tt.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, w, _ := ops(t, out)
+			if n["MatMul"] != tt.matmuls || n["DequantizeLinear"] != tt.gathersDQ {
+				t.Fatalf("ops %v: want %d float MatMuls and %d DequantizeLinear", n, tt.matmuls, tt.gathersDQ)
+			}
+			quantized := 3 - tt.matmuls
+			if n["MatMulInteger"] != quantized || quantized > 0 && n["DynamicQuantizeLinear"] != 1 {
+				t.Fatalf("ops %v: want %d MatMulInteger on one DynamicQuantizeLinear of x", n, quantized)
+			}
+			if rep.Quantized != quantized+tt.gathersDQ {
+				t.Errorf("report %+v: %d nodes quantized, want %d", rep, rep.Quantized, quantized+tt.gathersDQ)
+			}
+			if quantized > 0 {
+				q := w["w_quantized"]
+				if q == nil || q.DType != tensor.Int8 || w["w"] != nil && tt.matmuls == 1 {
+					t.Fatalf("weights: w_quantized %v, float w kept: %v", q, w["w"] != nil)
+				}
+				if s := w["w_scale"]; len(s.Shape) != len(tt.scaleShape) || len(s.Shape) == 1 && s.Shape[0] != 6 {
+					t.Errorf("w_scale shape %v, want %v", s.Shape, tt.scaleShape)
+				}
+			}
+		})
+	}
+}
+
+// TestDynamicComputesWhatTheFloatModelDoes runs a quantized model in the
+// engine: within the weights' and activations' quantization error of the
+// float model, and its weights symmetric (zero points 0, |q| <= 127).
+func TestDynamicComputesWhatTheFloatModelDoes(t *testing.T) {
+	src := model(t, 17)
+	out := filepath.Join(t.TempDir(), "q.onnx")
+	if _, err := Dynamic(src, out, Options{PerChannel: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, w, _ := ops(t, out)
+	for _, v := range w["w_zero_point"].I8 {
+		if v != 0 {
+			t.Fatalf("zero point %d, want 0 (symmetric)", v)
+		}
+	}
+	for _, v := range w["w_quantized"].I8 {
+		if v == -128 {
+			t.Fatal("weight quantized to -128, outside the symmetric [-127, 127]")
+		}
+	}
+	x := tensor.New(tensor.Float32, 3, 8)
+	for i := range x.F32 {
+		x.F32[i] = float32(math.Sin(float64(i)))
+	}
+	in := map[string]*tensor.Tensor{"x": x, "ids": tensor.FromI64([]int64{0, 7, 3, 3}, 4)}
+	run := func(path string) map[string]*tensor.Tensor {
+		m, err := onnx.Load(path, onnx.Copy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := engine.Compile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Run(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	want, got := run(src), run(out)
+	for _, name := range []string{"a", "b", "gram", "emb", "cols"} {
+		var worst, scale float64
+		for i, v := range want[name].F32 {
+			worst = max(worst, math.Abs(float64(got[name].F32[i]-v)))
+			scale = max(scale, math.Abs(float64(v)))
+		}
+		// 8-bit activations and weights: a few steps of 1/127 of the range.
+		if worst > 0.03*scale {
+			t.Errorf("output %s: max |diff| %.4g against a max of %.4g", name, worst, scale)
+		}
+	}
+}
+
+func TestDynamicRejectsWhatItCannotDo(t *testing.T) {
+	src := model(t, 13)
+	_, err := Dynamic(src, filepath.Join(t.TempDir(), "q.onnx"), Options{OpTypes: []string{"Conv"}})
+	if !errors.Is(err, ErrOption) {
+		t.Fatalf("op type Conv: %v, want ErrOption", err)
+	}
+}
+
+// TestDynamicRaisesOldOpsets checks that a model below opset 11 (which has
+// no DynamicQuantizeLinear) is raised to 11, and that per-channel tables
+// stay per tensor below opset 13 (DequantizeLinear's axis).
+func TestDynamicRaisesOldOpsets(t *testing.T) {
+	src := model(t, 10)
+	out := filepath.Join(t.TempDir(), "q.onnx")
+	if _, err := Dynamic(src, out, Options{PerChannel: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, w, opset := ops(t, out)
+	if opset != 11 {
+		t.Errorf("opset %d, want 11", opset)
+	}
+	if s := w["table_scale"]; s == nil || s.Len() != 1 {
+		t.Errorf("table_scale %v: want one scale below opset 13", s)
+	}
+}
