@@ -21,6 +21,7 @@ import (
 	"github.com/spindleml/spindle/internal/bench"
 	"github.com/spindleml/spindle/internal/difftest"
 	"github.com/spindleml/spindle/internal/onnx"
+	"github.com/spindleml/spindle/internal/quantize"
 )
 
 // newBenchCmd is `spindle bench`, the parent of benchmark subcommands.
@@ -109,6 +110,7 @@ func newBenchEngineCmd() *cobra.Command {
 		dims                []int
 		asJSON, withORT     bool
 		suite, noFusion     bool
+		int8                bool
 		noPack              bool
 		minTime             time.Duration
 		compiled            bool
@@ -133,6 +135,9 @@ cache) at every --threads value, each measurement in a fresh process.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (model == "") == !suite {
 				return usagef("give exactly one of --model and --suite")
+			}
+			if int8 && !suite {
+				return usagef("--int8: only with --suite (quantize a --model with 'spindle model quantize')")
 			}
 			mode, err := onnx.ParseLoadMode(load)
 			if err != nil {
@@ -177,7 +182,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 			ctx := cmd.Context()
 			var rows []bench.Comparison
 			if suite {
-				rows, err = runSuite(ctx, cmd, threads, runs, minTime, ops, load, withORT, script, noFusion, noPack, compiled)
+				rows, err = runSuite(ctx, cmd, threads, runs, minTime, ops, load, withORT, script, noFusion, noPack, compiled, int8)
 			} else {
 				given, rerr := readInputs(inputs)
 				if rerr != nil {
@@ -216,6 +221,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f := cmd.Flags()
 	f.StringVar(&model, "model", "", "ONNX model file `PATH`")
 	f.BoolVar(&suite, "suite", false, "run issue 4's model suite instead of --model")
+	f.BoolVar(&int8, "int8", false, "with --suite: run issue 14's int8 suite instead (MiniLM-L6 and BERT-base in float32 and quantized by 'spindle model quantize'; ONNX Runtime runs the same quantized files)")
 	f.StringArrayVar(&inputs, "input", nil, "input tensor as `NAME=FILE.npy` (repeatable; others are generated)")
 	f.IntSliceVar(&threads, "threads", []int{1}, "intra-op thread counts to measure")
 	f.IntVar(&runs, "runs", 20, "fewest timed runs after the first")
@@ -255,6 +261,30 @@ func compare(ctx context.Context, model, ortModel string, opt bench.Options, ort
 	return row, nil
 }
 
+// quantizedModel returns the .onnx at path quantized by `spindle model
+// quantize` (dynamic, default options), kept beside it in the model cache
+// and made on first use, under its final name in a scratch folder (the
+// model names its data file) and moved in, data first.
+func quantizedModel(path string) (string, error) {
+	out := strings.TrimSuffix(path, ".onnx") + ".int8.v1.onnx"
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(path), "quantize-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, filepath.Base(out))
+	if _, err := quantize.Dynamic(path, tmp, quantize.Options{}); err != nil {
+		return "", fmt.Errorf("quantize %s: %w", path, err)
+	}
+	if err := os.Rename(tmp+".data", out+".data"); err != nil {
+		return "", err
+	}
+	return out, os.Rename(tmp, out)
+}
+
 // compiledModel returns the compiled artifact of the .onnx at path, kept
 // beside it in the model cache (named by format version, so a newer
 // compiler does not reuse an older artifact) and compiled on first use.
@@ -284,7 +314,7 @@ func compiledModel(path string) (string, error) {
 // runSuite measures every bench.Suite case at every thread count, each in a
 // child `spindle bench engine --json` process so that one model's memory and
 // caches do not colour the next one's numbers.
-func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, minTime time.Duration, ops int, load string, withORT bool, script string, noFusion, noPack, compiled bool) ([]bench.Comparison, error) {
+func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, minTime time.Duration, ops int, load string, withORT bool, script string, noFusion, noPack, compiled, int8 bool) ([]bench.Comparison, error) {
 	cache, err := difftest.NewCache()
 	if err != nil {
 		return nil, err
@@ -294,7 +324,11 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 		return nil, err
 	}
 	var rows []bench.Comparison
-	for _, c := range bench.Suite {
+	cases := bench.Suite
+	if int8 {
+		cases = bench.Int8Suite
+	}
+	for _, c := range cases {
 		path := c.File
 		if path == "" {
 			if path, err = cache.Model(c.Kind, 1); err != nil {
@@ -302,6 +336,11 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 			}
 		} else if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("suite model %s: %w (run from the repository root after scripts/testdeps.sh, which installs it)", c.Name, err)
+		}
+		if c.Int8 {
+			if path, err = quantizedModel(path); err != nil {
+				return nil, err
+			}
 		}
 		model, name := path, c.Name
 		if compiled {

@@ -18,6 +18,9 @@ type Case struct {
 	Kind  string
 	File  string
 	Shape Shape
+	// Int8 runs the model quantized by `spindle model quantize` (both
+	// engines on the same quantized file).
+	Int8 bool
 }
 
 // OCRModels is where scripts/testdeps.sh installs the PaddleOCR models (npm
@@ -47,6 +50,22 @@ var Suite = []Case{
 	{Name: "unet 256", Kind: "unet", Shape: Shape{Batch: 1}},
 	{Name: "yolo-style 320", Kind: "yolo-style", Shape: Shape{Batch: 1}},
 }
+
+// Int8Suite is issue 14's set: MiniLM-L6 and BERT-base at sequences of 16
+// and 128, each in float32 and quantized to int8 (dynamic, per tensor), so
+// that one run measures int8 against ONNX Runtime and against Spindle's
+// own float32.
+var Int8Suite = func() []Case {
+	var out []Case
+	for _, c := range Suite {
+		if c.Kind == "minilm-l6" || c.Kind == "bert-base" {
+			q := c
+			q.Name, q.Int8 = c.Name+" int8", true
+			out = append(out, c, q)
+		}
+	}
+	return out
+}()
 
 // Comparison is Spindle and ONNX Runtime measured on one model with the same
 // inputs and thread count.
