@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"slices"
+
 	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -73,7 +75,28 @@ func (f *fuser) qmatmul(i int) {
 			}
 		}
 	}
-	unsignedB := B.DType == tensor.Uint8
+	// B's zero points shifted as the kernels store B (signed), nil when
+	// all zero, and cs[j] = colsum[j] - K*zb[j]: the corrected product
+	// of row i is acc - za*cs[j] - zb[j]*rowsum[i].
+	cs := slices.Clone(pb.ColSums())
+	zbs := make([]int32, N)
+	nonzero := false
+	for j := range cs {
+		z := zbRaw[0]
+		if len(zbRaw) > 1 {
+			z = zbRaw[j]
+		}
+		if B.DType == tensor.Uint8 {
+			z -= 128
+		}
+		zbs[j] = z
+		nonzero = nonzero || z != 0
+		cs[j] -= int32(K) * z
+	}
+	var zbShift []int32
+	if nonzero {
+		zbShift = zbs
+	}
 	var headIn []int
 	fr := f.replace(idxs, cur, opQMatMul, func(at func(int) int) fastKernel {
 		aAt, zaAt, sAt := at(mm.in[0]), at(zaSlot), at(sSlot)
@@ -100,11 +123,22 @@ func (f *fuser) qmatmul(i int) {
 			if rows == 0 || N == 0 {
 				return []*tensor.Tensor{y}, true, nil
 			}
-			q := newQmm(rows, N, K, byteData(A), K, A.DType == tensor.Int8, za, pb, unsignedB, zbRaw)
-			defer q.release()
+			signed := A.DType == tensor.Int8
+			zaS := za[0]
+			if signed {
+				zaS += 128
+			}
+			buf := getBytes(kernels.QGemmASize(rows, K))
+			defer bytePool.Put(buf)
+			qa := kernels.PrepareQA(*buf, rows, K, byteData(A), K, signed)
+			var rs []int32
+			if zbShift != nil {
+				rs = make([]int32, rows)
+				kernels.RowSumsU8(rs, K, qa.Rows(), qa.Stride())
+			}
 			colTerm := make([]int32, N)
-			for j, c := range q.cs {
-				colTerm[j] = -q.za[0] * c
+			for j, c := range cs {
+				colTerm[j] = -zaS * c
 			}
 			mult := S.F32
 			if len(mult) == 1 && N > 1 {
@@ -113,22 +147,20 @@ func (f *fuser) qmatmul(i int) {
 					mult[j] = S.F32[0]
 				}
 			}
-			q.runRaw(threads, func(i0, nr, j0, cols int, acc []int32) {
-				var zb []int32
-				if q.zb != nil {
-					zb = q.zb[j0 : j0+cols]
-				}
-				var bs []float32
-				if bias != nil {
-					bs = bias[j0 : j0+cols]
-				}
-				for r := 0; r < nr; r++ {
-					var rs int32
-					if q.rs != nil {
-						rs = q.rs[i0+r]
+			parallelFor(threads, pb.Panels(), 1, func(lo, hi int) {
+				kernels.QGemm(qa, pb, lo, hi, func(i0, nr, j0, cols int, acc []int32) {
+					var bs []float32
+					if bias != nil {
+						bs = bias[j0 : j0+cols]
 					}
-					kernels.QDequantRow(y.F32[(i0+r)*N+j0:(i0+r)*N+j0+cols], acc[r*kernels.QPanel:], colTerm[j0:j0+cols], zb, rs, mult[j0:j0+cols], bs)
-				}
+					if zbShift == nil {
+						kernels.QDequantBlock(y.F32[i0*N+j0:], N, acc, nr, cols, colTerm[j0:j0+cols], mult[j0:j0+cols], bs)
+						return
+					}
+					for r := 0; r < nr; r++ {
+						kernels.QDequantRow(y.F32[(i0+r)*N+j0:(i0+r)*N+j0+cols], acc[r*kernels.QPanel:], colTerm[j0:j0+cols], zbShift[j0:j0+cols], rs[i0+r], mult[j0:j0+cols], bs)
+					}
+				})
 			})
 			return []*tensor.Tensor{y}, true, nil
 		}

@@ -265,6 +265,31 @@ func qKernelGo(a []byte, lda int, b []byte, kq int, acc []int32) {
 	}
 }
 
+// QDequantBlock is QDequantRow without zero points of B for rows rows of
+// cols values: row r of dst at dst[r*ldd:], of acc at acc[r*QPanel:].
+func QDequantBlock(dst []float32, ldd int, acc []int32, rows, cols int, colTerm []int32, scale, bias []float32) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_ = dst[(rows-1)*ldd+cols-1]
+	_ = acc[(rows-1)*QPanel+cols-1]
+	_, _ = colTerm[:cols], scale[:cols]
+	if bias != nil {
+		_ = bias[:cols]
+	}
+	if qDequantAVX512 && cols%16 == 0 {
+		var bp *float32
+		if bias != nil {
+			bp = &bias[0]
+		}
+		qDequantBlockAVX512(&dst[0], ldd, &acc[0], rows, &colTerm[0], &scale[0], bp, cols/16)
+		return
+	}
+	for r := 0; r < rows; r++ {
+		QDequantRow(dst[r*ldd:r*ldd+cols], acc[r*QPanel:], colTerm, nil, 0, scale, bias)
+	}
+}
+
 // QDequantRow sets, for j < len(dst),
 //
 //	dst[j] = float32(acc[j] + colTerm[j] - zb[j]*rowTerm) * scale[j] + bias[j]

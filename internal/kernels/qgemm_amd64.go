@@ -44,6 +44,9 @@ func qKernelVNNI(a *byte, lda int, b *byte, kq int, acc *int32)
 func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, blocks int)
 
 //go:noescape
+func qDequantBlockAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm *int32, scale, bias *float32, blocks int)
+
+//go:noescape
 func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
 
 //go:noescape

@@ -124,6 +124,43 @@ qdnobias:
 	VZEROUPPER
 	RET
 
+// func qDequantBlockAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm *int32, scale, bias *float32, blocks int)
+// For each of rows rows (dst ldd floats apart, acc 64 int32s apart):
+// dst = float32(acc + colTerm) * scale (+ bias when bias is not nil), 16
+// at a time, blocks per row.
+TEXT ·qDequantBlockAVX512(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R10
+	SHLQ $2, R10
+	MOVQ acc+16(FP), SI
+	MOVQ rows+24(FP), R11
+	MOVQ colTerm+32(FP), DX
+	MOVQ scale+40(FP), R8
+	MOVQ bias+48(FP), R9
+	MOVQ blocks+56(FP), BX
+qbrow:
+	XORQ AX, AX
+	MOVQ BX, CX
+qbcol:
+	VMOVDQU32 (SI)(AX*1), Z0
+	VPADDD (DX)(AX*1), Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS (R8)(AX*1), Z0, Z0
+	TESTQ R9, R9
+	JZ qbstore
+	VADDPS (R9)(AX*1), Z0, Z0
+qbstore:
+	VMOVUPS Z0, (DI)(AX*1)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ qbcol
+	ADDQ R10, DI
+	ADDQ $256, SI
+	DECQ R11
+	JNZ qbrow
+	VZEROUPPER
+	RET
+
 // func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
 // VMINPS/VMAXPS return their second source (Intel order; the first operand
 // in Go's) when either is NaN, and that is the running bound here: a NaN in

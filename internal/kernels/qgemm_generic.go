@@ -17,6 +17,10 @@ func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, 
 	panic("unreachable")
 }
 
+func qDequantBlockAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm *int32, scale, bias *float32, blocks int) {
+	panic("unreachable")
+}
+
 func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32) { panic("unreachable") }
 
 func quantizeAVX512F32(dst *byte, x *float32, blocks int, scale, lo, hi float32, zp int32) {

@@ -166,6 +166,43 @@ func TestQDequantRowMatchesFormula(t *testing.T) {
 	}
 }
 
+func TestQDequantBlockMatchesRows(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	for _, cols := range []int{16, 64, 7, 33} {
+		for _, withBias := range []bool{false, true} {
+			rows, ldd := 5, 70
+			acc := make([]int32, rows*QPanel)
+			for i := range acc {
+				acc[i] = rng.Int31() - 1<<30
+			}
+			ct, scale, bias := make([]int32, cols), make([]float32, cols), make([]float32, cols)
+			for j := range ct {
+				ct[j], scale[j], bias[j] = rng.Int31n(1<<20), rng.Float32()*1e-3, rng.Float32()
+			}
+			bs := bias
+			if !withBias {
+				bs = nil
+			}
+			got := make([]float32, rows*ldd)
+			QDequantBlock(got, ldd, acc, rows, cols, ct, scale, bs)
+			for r := 0; r < rows; r++ {
+				want := make([]float32, cols)
+				QDequantRow(want, acc[r*QPanel:], ct, nil, 0, scale, bs)
+				for j := range want {
+					if got[r*ldd+j] != want[j] {
+						t.Fatalf("cols=%d bias=%v: [%d][%d] = %v, row form gives %v", cols, withBias, r, j, got[r*ldd+j], want[j])
+					}
+				}
+				for j := cols; j < ldd && r < rows-1; j++ {
+					if got[r*ldd+j] != 0 {
+						t.Fatalf("wrote past the block at [%d][%d]", r, j)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestMinMaxAndQuantize(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
 	for _, n := range []int{0, 1, 16, 17, 100} {
