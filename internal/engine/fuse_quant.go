@@ -15,8 +15,9 @@ import (
 // float, Mul by a_scale·b_scale, then the model's bias Add) and as the
 // contrib ops DynamicQuantizeMatMul and MatMulIntegerToFloat expand: one
 // int8 multiply whose blocks are converted, scaled and biased while in
-// cache (kernels.QDequantRow), the arithmetic of the steps it replaces. The
-// epilogue pass may then add an activation and a residual, as after MatMul.
+// cache (kernels.QDequantBlock), the arithmetic of the steps it replaces,
+// then passed through the activation (Relu, GELU) and residual Add that
+// follow, if any.
 const opQMatMul = "spindle.QMatMul"
 
 // qmatmul fuses step i, a MatMulInteger with a constant 2-D B, with the
@@ -97,9 +98,28 @@ func (f *fuser) qmatmul(i int) {
 	if nonzero {
 		zbShift = zbs
 	}
+	// An activation and a residual Add after it are applied block by
+	// block while the block is in cache, as the epilogue pass does after a
+	// float MatMul in a pass of its own.
+	act, resSlot := actNone, -1
+	if next := f.sole(cur); f.op(next) == "Relu" || f.op(next) == opGelu && f.in(next, 0) == cur {
+		act = actRelu
+		if f.op(next) == opGelu {
+			act = actGelu
+		}
+		idxs = append(idxs, next)
+		cur = f.out0(next)
+	}
+	if next := f.sole(cur); f.op(next) == "Add" {
+		if r := f.other(next, cur); r >= 0 && r != cur && !f.isConst(r) {
+			resSlot = r
+			idxs = append(idxs, next)
+			cur = f.out0(next)
+		}
+	}
 	var headIn []int
 	fr := f.replace(idxs, cur, opQMatMul, func(at func(int) int) fastKernel {
-		aAt, zaAt, sAt := at(mm.in[0]), at(zaSlot), at(sSlot)
+		aAt, zaAt, sAt, resAt := at(mm.in[0]), at(zaSlot), at(sSlot), at(resSlot)
 		headIn = slotsAt(at, mm.in)
 		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
 			A, S := in[aAt], in[sAt]
@@ -118,6 +138,14 @@ func (f *fuser) qmatmul(i int) {
 				za, _ = intValues(z)
 			}
 			shape := append(append([]int(nil), A.Shape[:len(A.Shape)-1]...), N)
+			var res []float32
+			if resAt >= 0 {
+				r := in[resAt]
+				if r.DType != tensor.Float32 || !slices.Equal(r.Shape, shape) {
+					return nil, false, nil // broadcasting: the steps run one by one
+				}
+				res = r.F32
+			}
 			y := newF32Dirty(shape...)
 			rows := A.Len() / K
 			if rows == 0 || N == 0 {
@@ -155,10 +183,29 @@ func (f *fuser) qmatmul(i int) {
 					}
 					if zbShift == nil {
 						kernels.QDequantBlock(y.F32[i0*N+j0:], N, acc, nr, cols, colTerm[j0:j0+cols], mult[j0:j0+cols], bs)
+					} else {
+						for r := 0; r < nr; r++ {
+							kernels.QDequantRow(y.F32[(i0+r)*N+j0:(i0+r)*N+j0+cols], acc[r*kernels.QPanel:], colTerm[j0:j0+cols], zbShift[j0:j0+cols], rs[i0+r], mult[j0:j0+cols], bs)
+						}
+					}
+					if act == actNone && res == nil {
 						return
 					}
-					for r := 0; r < nr; r++ {
-						kernels.QDequantRow(y.F32[(i0+r)*N+j0:(i0+r)*N+j0+cols], acc[r*kernels.QPanel:], colTerm[j0:j0+cols], zbShift[j0:j0+cols], rs[i0+r], mult[j0:j0+cols], bs)
+					for r := i0; r < i0+nr; r++ {
+						seg := y.F32[r*N+j0 : r*N+j0+cols]
+						switch act {
+						case actRelu:
+							for j, v := range seg {
+								if v < 0 {
+									seg[j] = 0
+								}
+							}
+						case actGelu:
+							geluInto(seg, seg)
+						}
+						if res != nil {
+							kernels.AddTo(seg, res[r*N+j0:r*N+j0+cols])
+						}
 					}
 				})
 			})
