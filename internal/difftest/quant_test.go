@@ -162,3 +162,24 @@ func TestQuantContribOps(t *testing.T) {
 		}
 	}
 }
+
+// TestQDQMatMul runs MatMuls in QDQ form (a static quantizer's output)
+// against ONNX Runtime: Spindle sums them in int8 (rewriteQDQ), as ONNX
+// Runtime's QDQ transformer does, so only float32 rounding differs.
+func TestQDQMatMul(t *testing.T) {
+	ort := reference(t)
+	for _, signed := range []bool{false, true} {
+		for _, perChannel := range []bool{false, true} {
+			path := filepath.Join(t.TempDir(), "qdq.onnx")
+			if err := modelgen.QDQMatMul(1, signed, perChannel).Save(path, modelgen.SaveOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			c := diffCase{
+				name:   fmt.Sprintf("signed=%v/perchannel=%v", signed, perChannel),
+				model:  func(*testing.T) string { return path },
+				inputs: map[string]*tensor.Tensor{"x": uniform(4, -3, 4, 33, 64)},
+			}
+			t.Run(c.name, func(t *testing.T) { check(t, ort, c) })
+		}
+	}
+}

@@ -154,6 +154,9 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", onnx.ErrBadModel, err)
 	}
+	if !opt.NoFusion {
+		expanded = rewriteQDQ(c.g, expanded, src.Weights)
+	}
 	nodes, err := topoSort(c.g, expanded, src.Weights)
 	if err != nil {
 		return nil, err

@@ -117,3 +117,50 @@ func QuantContribOps(seed uint64) *Builder {
 	out("nbits_nozp", 2, 16, 24)
 	return b
 }
+
+// QDQMatMul is a MatMul in the QDQ form static quantizers write: x [rows
+// 64] quantized and dequantized (uint8, or int8 with signed), a 64x40 int8
+// weight dequantized per tensor or per output column, a bias Add, then a
+// second such layer on the first's output.
+func QDQMatMul(seed uint64, signed, perChannel bool) *Builder {
+	b := NewBuilder("qdq-matmul", 17, seed)
+	b.Input("x", tensor.Float32, []int64{-1, 64}, "rows")
+	rng := b.Rand()
+	zp := func(name string, v int) string {
+		if signed {
+			return b.InitTensor(name, &tensor.Tensor{DType: tensor.Int8, I8: []int8{int8(v - 128)}})
+		}
+		return b.InitTensor(name, &tensor.Tensor{DType: tensor.Uint8, U8: []uint8{uint8(v)}})
+	}
+	layer := func(x, name string, k, n int) string {
+		s := b.InitTensor(name+"_x_scale", tensor.FromF32([]float32{0.04}))
+		xq := b.Node("QuantizeLinear", []string{x, s, zp(name+"_x_zp", 120)}, nil)
+		xd := b.Node("DequantizeLinear", []string{xq, s, name + "_x_zp"}, nil)
+		w := tensor.New(tensor.Int8, k, n)
+		for i := range w.I8 {
+			w.I8[i] = int8(rng.IntN(255) - 127)
+		}
+		wq := b.InitTensor(name+"_w", w)
+		var ws, wz string
+		var attrs []Attr
+		if perChannel {
+			sc := make([]float32, n)
+			for i := range sc {
+				sc[i] = 0.002 + 0.004*rng.Float32()
+			}
+			ws = b.InitTensor(name+"_w_scale", tensor.FromF32(sc, n))
+			wz = b.InitTensor(name+"_w_zp", tensor.New(tensor.Int8, n))
+			attrs = []Attr{AInt("axis", 1)}
+		} else {
+			ws = b.InitTensor(name+"_w_scale", tensor.FromF32([]float32{0.003}))
+			wz = b.InitTensor(name+"_w_zp", &tensor.Tensor{DType: tensor.Int8, I8: []int8{0}})
+		}
+		wd := b.Node("DequantizeLinear", []string{wq, ws, wz}, attrs)
+		y := b.Node("MatMul", []string{xd, wd}, nil)
+		return b.Node("Add", []string{y, b.Uniform(name+"_bias", 0.5, int64(n))}, nil)
+	}
+	y := layer("x", "l1", 64, 40)
+	b.Node("Relu", []string{layer(y, "l2", 40, 24)}, nil, "y")
+	b.Output("y", tensor.Float32, []int64{-1, 24}, "rows")
+	return b
+}
