@@ -84,21 +84,26 @@ func fileKind(m fs.FileMode) string {
 // readInputs parses --input NAME=FILE.npy flags and reads the files, which
 // must be regular files.
 func readInputs(specs []string) (map[string]*tensor.Tensor, error) {
+	return readInputsFlag("--input", specs)
+}
+
+// readInputsFlag is readInputs for a flag of another name.
+func readInputsFlag(flag string, specs []string) (map[string]*tensor.Tensor, error) {
 	inputs := map[string]*tensor.Tensor{}
 	for _, s := range specs {
 		name, path, ok := strings.Cut(s, "=")
 		if !ok || name == "" || path == "" {
-			return nil, usagef("--input %q: want NAME=FILE.npy", s)
+			return nil, usagef("%s %q: want NAME=FILE.npy", flag, s)
 		}
 		if _, dup := inputs[name]; dup {
-			return nil, usagef("--input %q: input %q given twice", s, name)
+			return nil, usagef("%s %q: input %q given twice", flag, s, name)
 		}
-		if err := regularFile("--input "+s, path); err != nil {
+		if err := regularFile(flag+" "+s, path); err != nil {
 			return nil, err
 		}
 		t, err := npy.ReadFile(path)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--input %s: %w", name, err)}
+			return nil, usageError{fmt.Errorf("%s %s: %w", flag, name, err)}
 		}
 		inputs[name] = t
 	}
