@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/spindleml/spindle/internal/bench"
 	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/quantize"
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -48,48 +50,95 @@ func quantized(t *testing.T, kind string, opt quantize.Options) string {
 // ONNX Runtime on the same files and against the float32 models.
 func TestQuantizedTransformers(t *testing.T) {
 	ort := reference(t)
-	ctx := context.Background()
 	for _, kind := range []string{"minilm-l6", "bert-base"} {
 		fp := generated(t, kind)
-		names := outputNames(t, fp)
 		for _, opt := range []quantize.Options{{}, {PerChannel: true}, {ReduceRange: true}} {
 			path := quantized(t, kind, opt)
 			for _, s := range []struct{ batch, seq int }{{1, 16}, {2, 128}} {
 				name := fmt.Sprintf("%s/perchannel=%v/reduce=%v/batch%d_seq%d", kind, opt.PerChannel, opt.ReduceRange, s.batch, s.seq)
 				t.Run(name, func(t *testing.T) {
-					in := tokens(s.batch, s.seq, uint64(s.seq))
-					ref, err := ort.Run(ctx, fp, in, names)
-					if err != nil {
-						t.Fatal(err)
-					}
-					o8, err := ort.Run(ctx, path, in, names)
-					if err != nil {
-						t.Fatal(err)
-					}
-					s8, err := compile(t, path).Run(ctx, in)
-					if err != nil {
-						t.Fatalf("spindle engine: %v", err)
-					}
-					for _, n := range names {
-						ortErr, err := Compare(ref[n], o8[n], math.Inf(1))
-						if err != nil {
-							t.Fatalf("output %q: onnx runtime: %v", n, err)
-						}
-						ourErr, err := Compare(ref[n], s8[n], math.Inf(1))
-						if err != nil {
-							t.Fatalf("output %q: %v", n, err)
-						}
-						apart, err := Compare(o8[n], s8[n], quantWhole)
-						t.Logf("output %q: int8 vs float32: onnx runtime %.3g, spindle %.3g; spindle vs onnx runtime int8: %v", n, ortErr.MaxAbs, ourErr.MaxAbs, apart)
-						if err != nil {
-							t.Errorf("output %q: %v", n, err)
-						}
-						if ourErr.MaxAbs > quantSlack*ortErr.MaxAbs+1e-6*ortErr.WantMax {
-							t.Errorf("output %q: spindle's int8 error %.3g is more than %v times onnx runtime's %.3g", n, ourErr.MaxAbs, quantSlack, ortErr.MaxAbs)
-						}
-					}
+					checkQuantized(t, ort, fp, path, tokens(s.batch, s.seq, uint64(s.seq)))
 				})
 			}
+		}
+	}
+}
+
+// checkQuantized runs the float32 model fp and its quantized form q8 in
+// ONNX Runtime and q8 in Spindle on in, and holds Spindle to ONNX
+// Runtime's own quantization error (quantSlack) and to quantWhole of ONNX
+// Runtime's int8 output.
+func checkQuantized(t *testing.T, ort *ORT, fp, q8 string, in map[string]*tensor.Tensor) {
+	t.Helper()
+	ctx := context.Background()
+	names := outputNames(t, fp)
+	ref, err := ort.Run(ctx, fp, in, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o8, err := ort.Run(ctx, q8, in, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s8, err := compile(t, q8).Run(ctx, in)
+	if err != nil {
+		t.Fatalf("spindle engine: %v", err)
+	}
+	for _, n := range names {
+		ortErr, err := Compare(ref[n], o8[n], math.Inf(1))
+		if err != nil {
+			t.Fatalf("output %q: onnx runtime: %v", n, err)
+		}
+		ourErr, err := Compare(ref[n], s8[n], math.Inf(1))
+		if err != nil {
+			t.Fatalf("output %q: %v", n, err)
+		}
+		apart, err := Compare(o8[n], s8[n], quantWhole)
+		t.Logf("output %q: int8 vs float32: onnx runtime %.3g, spindle %.3g; spindle vs onnx runtime int8: %v", n, ortErr.MaxAbs, ourErr.MaxAbs, apart)
+		if err != nil {
+			t.Errorf("output %q: %v", n, err)
+		}
+		if ourErr.MaxAbs > quantSlack*ortErr.MaxAbs+1e-6*ortErr.WantMax {
+			t.Errorf("output %q: spindle's int8 error %.3g is more than %v times onnx runtime's %.3g", n, ourErr.MaxAbs, quantSlack, ortErr.MaxAbs)
+		}
+	}
+}
+
+// TestStaticQuantizedCNNs quantizes CNNs statically (QDQ, calibrated on
+// generated images, per tensor and per channel) with `spindle model
+// quantize --mode static` and runs them against ONNX Runtime on the same
+// files: ResNet-50 (int8 convolutions with residuals), MobileNetV2
+// (depthwise, ReLU6) and the MNIST CNN.
+func TestStaticQuantizedCNNs(t *testing.T) {
+	ort := reference(t)
+	for _, kind := range []string{"mnist-cnn", "resnet50", "mobilenet-v2"} {
+		fp := generated(t, kind)
+		m := compile(t, fp)
+		src, err := onnx.Load(fp, onnx.Mmap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var calib []quantize.Calibration
+		for i := range 2 {
+			in, err := bench.GenerateInputs(m, src, nil, bench.Shape{Batch: 1}, uint64(100+i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			calib = append(calib, in)
+		}
+		in, err := bench.GenerateInputs(m, src, nil, bench.Shape{Batch: 2}, 7)
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, perChannel := range []bool{false, true} {
+			q8 := filepath.Join(t.TempDir(), "model.qdq.onnx")
+			if _, err := quantize.Static(fp, q8, quantize.Options{PerChannel: perChannel}, calib); err != nil {
+				t.Fatal(err)
+			}
+			t.Run(fmt.Sprintf("%s/perchannel=%v", kind, perChannel), func(t *testing.T) {
+				checkQuantized(t, ort, fp, q8, in)
+			})
 		}
 	}
 }

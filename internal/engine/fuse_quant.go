@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"slices"
 
 	"github.com/spindleml/spindle/internal/kernels"
@@ -218,6 +219,229 @@ func (f *fuser) qmatmul(i int) {
 		// float32 output instead of int32: the same bytes; plus A's copy.
 		if a := in[headIn[0]]; a != nil {
 			scratch += int64(a.Len())
+		}
+		return out, scratch
+	}
+}
+
+// opQConv is an int8 convolution with its float epilogue, the integer form
+// of a Conv in QDQ form (rewriteQDQ):
+//
+//	y = act(float32(ConvInteger(x, W, x_zp, w_zp)) * S [+ bias] [+ residual])
+//
+// with S and bias constants per output channel (or one for all) and act a
+// Relu or a Clip. The weight is the left operand of the int8 kernels (rows
+// = filters), the input's patches the right one, packed per image, so the
+// product comes out in the input's NCHW layout.
+const opQConv = "spindle.QConv"
+
+// qconv fuses step i, a ConvInteger with a prepared constant weight (group
+// 1), with the Cast, Mul, bias Add, residual Add and activation after it.
+func (f *fuser) qconv(i int) {
+	if f.op(i) != "ConvInteger" {
+		return
+	}
+	st := f.m.steps[i]
+	w := st.node.qconv
+	if w == nil || len(st.in) < 2 || st.in[0] < 0 || f.isConst(st.in[0]) || !f.isConst(st.in[1]) {
+		return
+	}
+	wt := f.consts[st.in[1]]
+	attrs, err := readWindowAttrs(st.node)
+	if err != nil {
+		return
+	}
+	zxSlot := -1
+	if len(st.in) > 2 {
+		zxSlot = st.in[2]
+	}
+	M := w.m
+	// perChannel returns the M values of a constant that broadcasts along
+	// the channel axis of an [N, M, spatial...] output, or nil.
+	perChannel := func(s int) []float32 {
+		if !f.isConst(s) {
+			return nil
+		}
+		t := f.consts[s]
+		if t.DType != tensor.Float32 {
+			return nil
+		}
+		out := make([]float32, M)
+		switch {
+		case t.Len() == 1 && len(t.Shape) <= len(wt.Shape)-1:
+			for j := range out {
+				out[j] = t.F32[0]
+			}
+		case len(t.Shape) == len(wt.Shape)-1 && t.Shape[0] == M && t.Len() == M:
+			copy(out, t.F32)
+		default:
+			return nil
+		}
+		return out
+	}
+	cast := f.sole(f.out0(i))
+	if f.op(cast) != "Cast" || f.m.steps[cast].node.Int("to", 0) != int64(tensor.Float32) {
+		return
+	}
+	mul := f.sole(f.out0(cast))
+	if f.op(mul) != "Mul" {
+		return
+	}
+	mult := perChannel(f.other(mul, f.out0(cast)))
+	if mult == nil {
+		return
+	}
+	idxs := []int{i, cast, mul}
+	cur := f.out0(mul)
+	var bias []float32
+	if add := f.sole(cur); f.op(add) == "Add" {
+		if b := perChannel(f.other(add, cur)); b != nil {
+			bias = b
+			idxs = append(idxs, add)
+			cur = f.out0(add)
+		}
+	}
+	resSlot := -1
+	if add := f.sole(cur); f.op(add) == "Add" {
+		if r := f.other(add, cur); r >= 0 && r != cur && !f.isConst(r) {
+			resSlot = r
+			idxs = append(idxs, add)
+			cur = f.out0(add)
+		}
+	}
+	lo, hi := float32(math.Inf(-1)), float32(math.Inf(1))
+	act := false
+	switch next := f.sole(cur); f.op(next) {
+	case "Relu":
+		lo, act = 0, true
+	case "Clip":
+		if l, h, ok := f.clipBounds(next); ok {
+			lo, hi, act = l, h, true
+		}
+	}
+	if act {
+		next := f.sole(cur)
+		idxs = append(idxs, next)
+		cur = f.out0(next)
+	}
+	k := make([]int64, len(wt.Shape)-2)
+	for j := range k {
+		k[j] = int64(wt.Shape[2+j])
+	}
+	var headIn []int
+	fr := f.replace(idxs, cur, opQConv, func(at func(int) int) fastKernel {
+		xAt, zxAt, resAt := at(st.in[0]), at(zxSlot), at(resSlot)
+		headIn = slotsAt(at, st.in)
+		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+			x := in[xAt]
+			if x.DType != tensor.Uint8 && x.DType != tensor.Int8 || len(x.Shape) != len(wt.Shape) || x.Shape[1] != wt.Shape[1] {
+				return nil, false, nil
+			}
+			zx := int32(0)
+			if zxAt >= 0 {
+				z := in[zxAt]
+				if z.DType != x.DType || z.Len() != 1 {
+					return nil, false, nil
+				}
+				v, _ := intValues(z)
+				zx = v[0]
+			}
+			outSp, padBegin, _, err := attrs.geometry(x.Shape[2:], k)
+			if err != nil {
+				return nil, false, nil // the replaced steps report it
+			}
+			g := newGeom3(&attrs, x.Shape[2:], k, outSp, padBegin)
+			N, C := x.Shape[0], x.Shape[1]
+			P, K := g.outSize(), w.k
+			y := newF32Dirty(append([]int{N, M}, outSp...)...)
+			var res []float32
+			if resAt >= 0 {
+				r := in[resAt]
+				if r.DType != tensor.Float32 || !slices.Equal(r.Shape, y.Shape) {
+					return nil, false, nil
+				}
+				res = r.F32
+			}
+			if P == 0 || N == 0 {
+				return []*tensor.Tensor{y}, true, nil
+			}
+			unsigned := x.DType == tensor.Uint8
+			zb := zx
+			if unsigned {
+				zb -= 128
+			}
+			rowTerm := make([]int32, M)
+			for m := range rowTerm {
+				rowTerm[m] = -zb*w.rs[m] + int32(K)*w.za[m]*zb
+			}
+			xb := byteData(x)
+			var colBuf *[]byte
+			if !g.pointwise() {
+				colBuf = getBytes(K * P)
+				defer bytePool.Put(colBuf)
+			}
+			packBuf := getBytes(kernels.PackedQBSize(K, P))
+			defer bytePool.Put(packBuf)
+			colTerm := make([]int32, P)
+			for img := 0; img < N; img++ {
+				col := xb[img*C*g.inSize() : (img+1)*C*g.inSize()]
+				if colBuf != nil {
+					bytePatchesT(&g, col, C, byte(zx), *colBuf)
+					col = *colBuf
+				}
+				kernels.PackQBInto(*packBuf, K, P, col, P, unsigned)
+				pb, err := kernels.PackedQBFromBytes(K, P, *packBuf)
+				if err != nil {
+					return nil, false, err
+				}
+				cs := pb.ColSums()
+				for p := range colTerm {
+					colTerm[p] = -w.za[0] * cs[p]
+				}
+				out := y.F32[img*M*P : (img+1)*M*P]
+				var resImg []float32
+				if res != nil {
+					resImg = res[img*M*P : (img+1)*M*P]
+				}
+				parallelFor(threads, pb.Panels(), 1, func(p0, p1 int) {
+					kernels.QGemm(w.a, pb, p0, p1, func(i0, nr, j0, cols int, acc []int32) {
+						if !w.zaSame {
+							// Filters with zero points of their own: the
+							// columns' correction differs per row.
+							for r := 0; r < nr; r++ {
+								for j := 0; j < cols; j++ {
+									acc[r*kernels.QPanel+j] += (w.za[0] - w.za[i0+r]) * cs[j0+j]
+								}
+							}
+						}
+						var bs []float32
+						if bias != nil {
+							bs = bias[i0 : i0+nr]
+						}
+						kernels.QDequantRows(out[i0*P+j0:], P, acc, nr, cols, colTerm[j0:j0+cols], rowTerm[i0:i0+nr], mult[i0:i0+nr], bs)
+						for r := i0; r < i0+nr; r++ {
+							seg := out[r*P+j0 : r*P+j0+cols]
+							if resImg != nil {
+								kernels.AddTo(seg, resImg[r*P+j0:r*P+j0+cols])
+							}
+							if act {
+								kernels.Clip(seg, seg, lo, hi)
+							}
+						}
+					})
+				})
+			}
+			return []*tensor.Tensor{y}, true, nil
+		}
+	})
+	need := needOfHead(st, headIn)
+	fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
+		out, scratch := need(threads, in)
+		// The float output has the int32 output's bytes; the patches and
+		// their packed copy are at most twice the input's bytes times the
+		// kernel size.
+		if x := in[headIn[0]]; x != nil && len(x.Shape) >= 3 {
+			scratch = satAdd(scratch, satMul(2*int64(w.k/max(1, x.Shape[1])), int64(x.Len())))
 		}
 		return out, scratch
 	}

@@ -28,6 +28,9 @@ func newConvInteger(n *Node, requant bool) (Kernel, error) {
 	if requant {
 		ix, iw, izx, izw = 0, 3, 2, 5
 	}
+	if !requant && group == 1 {
+		n.qconv = prepareQConvWeight(n)
+	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if requant {
 			if err := checkInputs(in, 8, 9); err != nil {
@@ -202,6 +205,109 @@ func bytePatches(g *geom3, x []byte, C int, pad byte, dst []byte) {
 					}
 				}
 				o++
+			}
+		}
+	}
+}
+
+// qconvWeight is a convolution's constant 8-bit weight [M, C, k...] as the
+// left operand of the int8 kernels: M rows of K = C·k… bytes, read as
+// unsigned (an int8 weight plus 128), with each row's zero point shifted
+// the same way and each row's sum.
+type qconvWeight struct {
+	m, k int
+	a    *kernels.QGemmA
+	za   []int32 // per row, shifted
+	rs   []int32 // row sums of the stored bytes
+	// zaSame says every row has the same zero point (symmetric weights),
+	// so the columns' correction is one vector for all rows.
+	zaSame bool
+}
+
+// prepareQConvWeight prepares ConvInteger's weight (input 1) with its zero
+// point (input 3) when both are constants; nil otherwise.
+func prepareQConvWeight(n *Node) *qconvWeight {
+	w := n.Const(1)
+	if w == nil || w.DType != tensor.Int8 && w.DType != tensor.Uint8 || len(w.Shape) < 3 || w.Len() == 0 {
+		return nil
+	}
+	zw := []int32{0}
+	if len(n.Inputs) > 3 && n.Inputs[3] != "" {
+		z := n.Const(3)
+		if z == nil || z.DType != w.DType {
+			return nil
+		}
+		zw, _ = intValues(z)
+	}
+	M := w.Shape[0]
+	K := w.Len() / M
+	if len(zw) != 1 && len(zw) != M {
+		return nil
+	}
+	signed := w.DType == tensor.Int8
+	q := &qconvWeight{m: M, k: K, za: make([]int32, M), rs: make([]int32, M), zaSame: true}
+	q.a = kernels.PrepareQA(make([]byte, kernels.QGemmASize(M, K)), M, K, byteData(w), K, signed)
+	for i := range q.za {
+		z := zw[0]
+		if len(zw) > 1 {
+			z = zw[i]
+		}
+		if signed {
+			z += 128
+		}
+		q.za[i] = z
+		q.zaSame = q.zaSame && z == q.za[0]
+	}
+	kernels.RowSumsU8(q.rs, K, q.a.Rows(), q.a.Stride())
+	n.packedBytes += int64(kernels.QGemmASize(M, K))
+	return q
+}
+
+// bytePatchesT writes the patches of C planes x (each g.inSize() bytes)
+// as the rows of a K×P matrix (K = C·kSize inputs of a window, P output
+// positions): row (c, kd, kh, kw) holds, for every output position, the
+// input its window reads there, pad where it leaves the input. A row of a
+// stride-1 window is a copy of input rows.
+func bytePatchesT(g *geom3, x []byte, C int, pad byte, dst []byte) {
+	P := g.outSize()
+	row := 0
+	for c := 0; c < C; c++ {
+		plane := x[c*g.inSize() : (c+1)*g.inSize()]
+		for kd := 0; kd < g.k[0]; kd++ {
+			for kh := 0; kh < g.k[1]; kh++ {
+				for kw := 0; kw < g.k[2]; kw++ {
+					out := dst[row*P : (row+1)*P]
+					row++
+					o := 0
+					for od := 0; od < g.out[0]; od++ {
+						id := od*g.s[0] - g.p[0] + kd*g.d[0]
+						for oh := 0; oh < g.out[1]; oh++ {
+							ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+							seg := out[o : o+g.out[2]]
+							o += g.out[2]
+							if id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1] {
+								for i := range seg {
+									seg[i] = pad
+								}
+								continue
+							}
+							src := plane[(id*g.in[1]+ih)*g.in[2] : (id*g.in[1]+ih+1)*g.in[2]]
+							iw0 := -g.p[2] + kw*g.d[2]
+							if g.s[2] == 1 && iw0 >= 0 && iw0+len(seg) <= len(src) {
+								copy(seg, src[iw0:iw0+len(seg)])
+								continue
+							}
+							for ow := range seg {
+								iw := ow*g.s[2] + iw0
+								if iw >= 0 && iw < g.in[2] {
+									seg[ow] = src[iw]
+								} else {
+									seg[ow] = pad
+								}
+							}
+						}
+					}
+				}
 			}
 		}
 	}

@@ -53,3 +53,129 @@ func TestQDQMatMulRunsOnInt8(t *testing.T) {
 		}
 	}
 }
+
+// qdqConvGraph is one Conv in QDQ form on x [1 8 9 9]: 8 filters of 8x3x3
+// (or 1x1 when pointwise), int32 bias, then the tail ("", "relu",
+// "residual+relu" or "relu6").
+func qdqConvGraph(signed, perChannel, zeroPoints, pointwise bool, attrs []modelgen.Attr, tail string) *modelgen.Builder {
+	b := modelgen.NewBuilder("qdq-conv", 17, 3)
+	b.Input("x", tensor.Float32, []int64{1, 8, 9, 9})
+	rng := b.Rand()
+	zp := &tensor.Tensor{DType: tensor.Uint8, U8: []uint8{117}}
+	if signed {
+		zp = &tensor.Tensor{DType: tensor.Int8, I8: []int8{-11}}
+	}
+	xzp := b.InitTensor("xzp", zp)
+	xs := b.InitTensor("xs", tensor.FromF32([]float32{0.03}))
+	xd := b.Node("DequantizeLinear", []string{b.Node("QuantizeLinear", []string{"x", xs, xzp}, nil), xs, xzp}, nil)
+	k := 3
+	if pointwise {
+		k = 1
+	}
+	w := tensor.New(tensor.Int8, 8, 8, k, k)
+	for i := range w.I8 {
+		w.I8[i] = int8(rng.IntN(255) - 127)
+	}
+	ns := 1
+	if perChannel {
+		ns = 8
+	}
+	ws, wz, bs := make([]float32, ns), tensor.New(tensor.Int8, ns), make([]float32, ns)
+	for i := range ws {
+		ws[i] = 0.002 + 0.003*rng.Float32()
+		bs[i] = 0.03 * ws[i]
+		if zeroPoints {
+			wz.I8[i] = int8(rng.IntN(9) - 4)
+		}
+	}
+	shape := func(t *tensor.Tensor) *tensor.Tensor {
+		if ns == 1 {
+			t.Shape = nil
+		}
+		return t
+	}
+	var dqAttrs []modelgen.Attr
+	if perChannel {
+		dqAttrs = []modelgen.Attr{modelgen.AInt("axis", 0)}
+	}
+	wd := b.Node("DequantizeLinear", []string{b.InitTensor("w", w), b.InitTensor("ws", shape(tensor.FromF32(ws, ns))), b.InitTensor("wz", shape(wz))}, dqAttrs)
+	bq := &tensor.Tensor{DType: tensor.Int32, Shape: []int{8}, I32: make([]int32, 8)}
+	for i := range bq.I32 {
+		bq.I32[i] = int32(rng.IntN(4001) - 2000)
+	}
+	bz := &tensor.Tensor{DType: tensor.Int32, Shape: []int{ns}, I32: make([]int32, ns)}
+	bd := b.Node("DequantizeLinear", []string{b.InitTensor("b", bq), b.InitTensor("bs", shape(tensor.FromF32(bs, ns))), b.InitTensor("bz", shape(bz))}, dqAttrs)
+	y := b.Node("Conv", []string{xd, wd, bd}, attrs)
+	switch tail {
+	case "relu":
+		y = b.Node("Relu", []string{y}, nil)
+	case "residual+relu":
+		y = b.Node("Relu", []string{b.Node("Add", []string{y, "x"}, nil)}, nil)
+	case "relu6":
+		y = b.Node("Clip", []string{y, scalarConst(b, 0), scalarConst(b, 6)}, nil)
+	}
+	b.Node("Identity", []string{y}, nil, "y")
+	b.Output("y", tensor.Float32, nil)
+	return b
+}
+
+// TestQDQConvRunsOnInt8 checks that Convs in QDQ form become fused int8
+// convolutions that compute what the float emulation computes, over the
+// geometries and tails the fused kernel handles itself.
+func TestQDQConvRunsOnInt8(t *testing.T) {
+	same := []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)}
+	tests := []struct {
+		name      string
+		pointwise bool
+		attrs     []modelgen.Attr
+		tail      string
+	}{
+		{"3x3 same relu", false, same, "relu"},
+		{"3x3 same residual relu", false, same, "residual+relu"},
+		{"3x3 stride 2 asymmetric pads", false, []modelgen.Attr{modelgen.AInts("strides", 2, 2), modelgen.AInts("pads", 0, 1, 1, 0)}, ""},
+		{"3x3 dilated relu6", false, []modelgen.Attr{modelgen.AInts("dilations", 2, 2), modelgen.AInts("pads", 2, 2, 2, 2)}, "relu6"},
+		{"pointwise residual relu", true, nil, "residual+relu"},
+		{"pointwise stride 2", true, []modelgen.Attr{modelgen.AInts("strides", 2, 2)}, ""},
+	}
+	for _, tt := range tests {
+		for _, v := range []struct{ signed, perChannel, zeroPoints bool }{{false, false, false}, {true, true, false}, {false, true, true}} {
+			fused, plain := compileBoth(t, qdqConvGraph(v.signed, v.perChannel, v.zeroPoints, tt.pointwise, tt.attrs, tt.tail))
+			convs := 0
+			for _, st := range fused.steps {
+				switch st.node.OpType {
+				case opQConv:
+					convs++
+				case "Conv", "DequantizeLinear", "ConvInteger":
+					t.Errorf("%s %+v: a %s step is left", tt.name, v, st.node.OpType)
+				}
+			}
+			if convs != 1 {
+				t.Errorf("%s %+v: %d int8 convolutions, want 1", tt.name, v, convs)
+			}
+			x := randTensor(5, 1, 8, 9, 9)
+			for i := range x.F32 {
+				x.F32[i] *= 4
+			}
+			in := map[string]*tensor.Tensor{"x": x}
+			want, err := plain.Run(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := fused.Run(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got["y"].F32) != len(want["y"].F32) {
+				t.Fatalf("%s %+v: shape %v, want %v", tt.name, v, got["y"].Shape, want["y"].Shape)
+			}
+			var worst, top float64
+			for i, w := range want["y"].F32 {
+				worst = max(worst, math.Abs(float64(got["y"].F32[i]-w)))
+				top = max(top, math.Abs(float64(w)))
+			}
+			if worst > 1e-5*top {
+				t.Errorf("%s %+v: max |diff| %.3g against max %.3g", tt.name, v, worst, top)
+			}
+		}
+	}
+}

@@ -290,6 +290,43 @@ func QDequantBlock(dst []float32, ldd int, acc []int32, rows, cols int, colTerm 
 	}
 }
 
+// QDequantRows converts a block whose rows are output channels (a
+// convolution's, rows = filters, columns = positions): for r < rows and
+// j < cols,
+//
+//	dst[r*ldd+j] = float32(acc[r*QPanel+j] + colTerm[j] + rowTerm[r]) * scale[r] + bias[r]
+//
+// in float32 with one rounding per operation; bias nil means none.
+func QDequantRows(dst []float32, ldd int, acc []int32, rows, cols int, colTerm, rowTerm []int32, scale, bias []float32) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_ = dst[(rows-1)*ldd+cols-1]
+	_ = acc[(rows-1)*QPanel+cols-1]
+	_, _, _ = colTerm[:cols], rowTerm[:rows], scale[:rows]
+	if bias != nil {
+		_ = bias[:rows]
+	}
+	j0 := 0
+	if qDequantAVX512 && cols >= 16 {
+		j0 = cols &^ 15
+		var bp *float32
+		if bias != nil {
+			bp = &bias[0]
+		}
+		qDequantRowsAVX512(&dst[0], ldd, &acc[0], rows, &colTerm[0], &rowTerm[0], &scale[0], bp, j0/16)
+	}
+	for r := 0; r < rows; r++ {
+		for j := j0; j < cols; j++ {
+			y := float32(float32(acc[r*QPanel+j]+colTerm[j]+rowTerm[r]) * scale[r])
+			if bias != nil {
+				y += bias[r]
+			}
+			dst[r*ldd+j] = y
+		}
+	}
+}
+
 // QDequantRow sets, for j < len(dst),
 //
 //	dst[j] = float32(acc[j] + colTerm[j] - zb[j]*rowTerm) * scale[j] + bias[j]

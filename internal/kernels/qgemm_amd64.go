@@ -47,6 +47,9 @@ func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, 
 func qDequantBlockAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm *int32, scale, bias *float32, blocks int)
 
 //go:noescape
+func qDequantRowsAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm, rowTerm *int32, scale, bias *float32, blocks int)
+
+//go:noescape
 func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
 
 //go:noescape

@@ -161,6 +161,52 @@ qbstore:
 	VZEROUPPER
 	RET
 
+// func qDequantRowsAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm, rowTerm *int32, scale, bias *float32, blocks int)
+// For each of rows rows r (dst ldd floats apart, acc 64 int32s apart):
+// dst = float32(acc + colTerm + rowTerm[r]) * scale[r] (+ bias[r] when bias
+// is not nil), 16 at a time, blocks per row.
+TEXT ·qDequantRowsAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R10
+	SHLQ $2, R10
+	MOVQ acc+16(FP), SI
+	MOVQ rows+24(FP), R11
+	MOVQ colTerm+32(FP), DX
+	MOVQ rowTerm+40(FP), R12
+	MOVQ scale+48(FP), R8
+	MOVQ bias+56(FP), R9
+	MOVQ blocks+64(FP), BX
+	VPXORD Z3, Z3, Z3
+qrrow:
+	VPBROADCASTD (R12), Z1
+	VBROADCASTSS (R8), Z2
+	TESTQ R9, R9
+	JZ qrnob
+	VBROADCASTSS (R9), Z3
+	ADDQ $4, R9
+qrnob:
+	XORQ AX, AX
+	MOVQ BX, CX
+qrcol:
+	VMOVDQU32 (SI)(AX*1), Z0
+	VPADDD (DX)(AX*1), Z0, Z0
+	VPADDD Z1, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS Z2, Z0, Z0
+	VADDPS Z3, Z0, Z0
+	VMOVUPS Z0, (DI)(AX*1)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ qrcol
+	ADDQ R10, DI
+	ADDQ $256, SI
+	ADDQ $4, R12
+	ADDQ $4, R8
+	DECQ R11
+	JNZ qrrow
+	VZEROUPPER
+	RET
+
 // func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
 // VMINPS/VMAXPS return their second source (Intel order; the first operand
 // in Go's) when either is NaN, and that is the running bound here: a NaN in

@@ -21,6 +21,10 @@ func qDequantBlockAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm *i
 	panic("unreachable")
 }
 
+func qDequantRowsAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm, rowTerm *int32, scale, bias *float32, blocks int) {
+	panic("unreachable")
+}
+
 func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32) { panic("unreachable") }
 
 func quantizeAVX512F32(dst *byte, x *float32, blocks int, scale, lo, hi float32, zp int32) {

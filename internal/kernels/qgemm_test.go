@@ -203,6 +203,44 @@ func TestQDequantBlockMatchesRows(t *testing.T) {
 	}
 }
 
+func TestQDequantRowsMatchesFormula(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	for _, cols := range []int{16, 64, 5, 49} {
+		for _, withBias := range []bool{false, true} {
+			rows, ldd := 6, 80
+			acc := make([]int32, rows*QPanel)
+			for i := range acc {
+				acc[i] = rng.Int31() - 1<<30
+			}
+			ct, rt := make([]int32, cols), make([]int32, rows)
+			scale, bias := make([]float32, rows), make([]float32, rows)
+			for j := range ct {
+				ct[j] = rng.Int31n(1<<20) - 1<<19
+			}
+			for r := range rt {
+				rt[r], scale[r], bias[r] = rng.Int31n(1<<20), rng.Float32()*1e-3, rng.Float32()-0.5
+			}
+			bs := bias
+			if !withBias {
+				bs = nil
+			}
+			got := make([]float32, rows*ldd)
+			QDequantRows(got, ldd, acc, rows, cols, ct, rt, scale, bs)
+			for r := 0; r < rows; r++ {
+				for j := 0; j < cols; j++ {
+					want := float32(float32(acc[r*QPanel+j]+ct[j]+rt[r]) * scale[r])
+					if bs != nil {
+						want += bs[r]
+					}
+					if got[r*ldd+j] != want {
+						t.Fatalf("cols=%d bias=%v: [%d][%d] = %v, want %v", cols, withBias, r, j, got[r*ldd+j], want)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestMinMaxAndQuantize(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
 	for _, n := range []int{0, 1, 16, 17, 100} {
