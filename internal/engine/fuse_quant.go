@@ -382,28 +382,33 @@ func (f *fuser) qconv(i int) {
 			}
 			packBuf := getBytes(kernels.PackedQBSize(K, P))
 			defer bytePool.Put(packBuf)
+			pb, err := kernels.PackedQBFromBytes(K, P, *packBuf)
+			if err != nil {
+				return nil, false, err
+			}
+			cs := pb.ColSums() // a view: each chunk below writes its columns'
 			colTerm := make([]int32, P)
 			for img := 0; img < N; img++ {
 				col := xb[img*C*g.inSize() : (img+1)*C*g.inSize()]
 				if colBuf != nil {
-					bytePatchesT(&g, col, C, byte(zx), *colBuf)
+					src := col
+					parallelFor(threads, C, max(1, 1<<16/max(1, g.kSize()*P)), func(c0, c1 int) {
+						bytePatchesT(&g, src, c0, c1, byte(zx), *colBuf)
+					})
 					col = *colBuf
-				}
-				kernels.PackQBInto(*packBuf, K, P, col, P, unsigned)
-				pb, err := kernels.PackedQBFromBytes(K, P, *packBuf)
-				if err != nil {
-					return nil, false, err
-				}
-				cs := pb.ColSums()
-				for p := range colTerm {
-					colTerm[p] = -w.za[0] * cs[p]
 				}
 				out := y.F32[img*M*P : (img+1)*M*P]
 				var resImg []float32
 				if res != nil {
 					resImg = res[img*M*P : (img+1)*M*P]
 				}
+				// Each chunk of panels packs its own panels (cache-hot for
+				// the multiply that follows), then multiplies them.
 				parallelFor(threads, pb.Panels(), 1, func(p0, p1 int) {
+					kernels.PackQBPanels(*packBuf, K, P, col, P, unsigned, p0, p1)
+					for p := p0 * kernels.QPanel; p < min(P, p1*kernels.QPanel); p++ {
+						colTerm[p] = -w.za[0] * cs[p]
+					}
 					kernels.QGemm(w.a, pb, p0, p1, func(i0, nr, j0, cols int, acc []int32) {
 						if !w.zaSame {
 							// Filters with zero points of their own: the

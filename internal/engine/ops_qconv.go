@@ -263,15 +263,15 @@ func prepareQConvWeight(n *Node) *qconvWeight {
 	return q
 }
 
-// bytePatchesT writes the patches of C planes x (each g.inSize() bytes)
-// as the rows of a K×P matrix (K = C·kSize inputs of a window, P output
-// positions): row (c, kd, kh, kw) holds, for every output position, the
-// input its window reads there, pad where it leaves the input. A row of a
-// stride-1 window is a copy of input rows.
-func bytePatchesT(g *geom3, x []byte, C int, pad byte, dst []byte) {
+// bytePatchesT writes the patches of planes x (each g.inSize() bytes) as
+// the rows of a K×P matrix (K = C·kSize inputs of a window, P output
+// positions), the rows of channels [c0, c1): row (c, kd, kh, kw) holds, for
+// every output position, the input its window reads there, pad where it
+// leaves the input. A row of a stride-1 window is a copy of input rows.
+func bytePatchesT(g *geom3, x []byte, c0, c1 int, pad byte, dst []byte) {
 	P := g.outSize()
-	row := 0
-	for c := 0; c < C; c++ {
+	row := c0 * g.kSize()
+	for c := c0; c < c1; c++ {
 		plane := x[c*g.inSize() : (c+1)*g.inSize()]
 		for kd := 0; kd < g.k[0]; kd++ {
 			for kh := 0; kh < g.k[1]; kh++ {
@@ -293,8 +293,20 @@ func bytePatchesT(g *geom3, x []byte, C int, pad byte, dst []byte) {
 							}
 							src := plane[(id*g.in[1]+ih)*g.in[2] : (id*g.in[1]+ih+1)*g.in[2]]
 							iw0 := -g.p[2] + kw*g.d[2]
-							if g.s[2] == 1 && iw0 >= 0 && iw0+len(seg) <= len(src) {
-								copy(seg, src[iw0:iw0+len(seg)])
+							if g.s[2] == 1 {
+								// A copy of the input row, padded where the
+								// window hangs over either end.
+								lo, hi := max(0, -iw0), min(len(seg), len(src)-iw0)
+								if lo >= hi {
+									lo, hi = 0, 0
+								}
+								for i := 0; i < lo; i++ {
+									seg[i] = pad
+								}
+								copy(seg[lo:hi], src[lo+iw0:hi+iw0])
+								for i := max(hi, lo); i < len(seg); i++ {
+									seg[i] = pad
+								}
 								continue
 							}
 							for ow := range seg {

@@ -3,6 +3,7 @@ package kernels
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 )
 
 // Integer matrix multiply for quantized models (issue 14): A holds unsigned
@@ -61,66 +62,95 @@ func PackQB(k, n int, b []byte, ldb int, unsigned bool) *PackedQB {
 
 // PackQBInto writes PackQB's layout into dst, PackedQBSize(k, n) bytes.
 func PackQBInto(dst []byte, k, n int, b []byte, ldb int, unsigned bool) {
+	PackQBPanels(dst, k, n, b, ldb, unsigned, 0, qPanels(n))
+}
+
+// PackQBPanels writes panels [p0, p1) of PackQB's layout into dst
+// (PackedQBSize(k, n) bytes) and the column sums of their columns: callers
+// pack disjoint panel ranges at once, each then multiplying with its own.
+func PackQBPanels(dst []byte, k, n int, b []byte, ldb int, unsigned bool, p0, p1 int) {
 	if len(dst) != PackedQBSize(k, n) {
-		panic(fmt.Sprintf("kernels: PackQBInto: dst has %d bytes, want %d", len(dst), PackedQBSize(k, n)))
+		panic(fmt.Sprintf("kernels: PackQBPanels: dst has %d bytes, want %d", len(dst), PackedQBSize(k, n)))
+	}
+	if p0 < 0 || p1 > qPanels(n) || p0 > p1 {
+		panic("kernels: PackQBPanels: panel range out of bounds")
 	}
 	if k > 0 && n > 0 && len(b) < matrixLen(k, n, ldb) {
-		panic("kernels: PackQBInto: b too short")
+		panic("kernels: PackQBPanels: b too short")
 	}
 	var flip byte
 	if unsigned {
 		flip = 0x80
 	}
 	kq := (k + 3) / 4
-	sums := make([]int32, n)
-	// Panel by panel, quad by quad: each quad's 4·QPanel bytes are written
-	// in order from four rows of B (zeros past k and n).
-	at := 0
-	for panel := 0; panel < qPanels(n); panel++ {
+	tail := dst[qPanels(n)*kq*4*QPanel:]
+	var sums [QPanel]int32
+	for panel := p0; panel < p1; panel++ {
 		j0 := panel * QPanel
 		cols := min(QPanel, n-j0)
-		for q := 0; q < kq; q++ {
-			out := dst[at : at+4*QPanel]
-			at += 4 * QPanel
+		out := dst[panel*kq*4*QPanel : (panel+1)*kq*4*QPanel]
+		q0 := 0
+		clear(sums[:])
+		if qPackAVX512 && cols == QPanel && k >= 4 {
+			// Whole quads of a whole panel: four rows interleaved at once.
+			q0 = k / 4
+			qPackPanelAVX512(&out[0], &b[j0], ldb, q0, uint64(flip), &sums[0])
+		}
+		// Go: the rest (a ragged panel, the last rows short of a quad).
+		for q := q0; q < kq; q++ {
+			quad := out[q*4*QPanel : (q+1)*4*QPanel]
 			for r := 0; r < 4; r++ {
 				p := 4*q + r
 				if p >= k {
 					for c := 0; c < QPanel; c++ {
-						out[4*c+r] = 0
+						quad[4*c+r] = 0
 					}
 					continue
 				}
 				row := b[p*ldb+j0 : p*ldb+j0+cols]
 				for c, v := range row {
 					v ^= flip
-					out[4*c+r] = v
-					sums[j0+c] += int32(int8(v))
+					quad[4*c+r] = v
+					sums[c] += int32(int8(v))
 				}
 				for c := cols; c < QPanel; c++ {
-					out[4*c+r] = 0
+					quad[4*c+r] = 0
 				}
 			}
 		}
-	}
-	tail := dst[qPanels(n)*kq*4*QPanel:]
-	for j, s := range sums {
-		binary.LittleEndian.PutUint32(tail[4*j:], uint32(s))
+		for c := 0; c < cols; c++ {
+			binary.LittleEndian.PutUint32(tail[4*(j0+c):], uint32(sums[c]))
+		}
 	}
 }
 
 // PackedQBFromBytes views buf, written by PackQBInto for a k×n B, as a
-// PackedQB without copying (buf may be a read-only mapping).
+// PackedQB without copying (buf may be a read-only mapping; its column sums
+// are read in place when they are 4-aligned, as a page-aligned buffer's
+// are, and copied otherwise).
 func PackedQBFromBytes(k, n int, buf []byte) (*PackedQB, error) {
 	if k < 0 || n < 0 || len(buf) != PackedQBSize(k, n) {
 		return nil, fmt.Errorf("packed int8 B of %dx%d needs %d bytes, have %d", k, n, PackedQBSize(k, n), len(buf))
 	}
 	kq := (k + 3) / 4
 	body := qPanels(n) * kq * 4 * QPanel
-	sums := make([]int32, n)
-	for j := range sums {
-		sums[j] = int32(binary.LittleEndian.Uint32(buf[body+4*j:]))
+	return &PackedQB{k: k, n: n, kq: kq, data: buf[:body], colSums: int32sOf(buf[body:], n)}, nil
+}
+
+// int32sOf returns n little-endian int32s at b: a view on this
+// (little-endian) machine when b is 4-aligned, else a copy.
+func int32sOf(b []byte, n int) []int32 {
+	if n == 0 {
+		return nil
 	}
-	return &PackedQB{k: k, n: n, kq: kq, data: buf[:body], colSums: sums}, nil
+	if uintptr(unsafe.Pointer(&b[0]))%4 == 0 {
+		return unsafe.Slice((*int32)(unsafe.Pointer(&b[0])), n)
+	}
+	out := make([]int32, n)
+	for j := range out {
+		out[j] = int32(binary.LittleEndian.Uint32(b[4*j:]))
+	}
+	return out
 }
 
 // K and N return B's dimensions.

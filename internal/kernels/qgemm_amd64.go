@@ -12,6 +12,7 @@ var (
 	qDequantAVX512 = cpu.X86.HasAVX512F
 	minMaxAVX512   = cpu.X86.HasAVX512F
 	quantizeAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
+	qPackAVX512    = qVNNI
 )
 
 // qKernel is the microkernel QGemm calls, the fastest this CPU runs.
@@ -48,6 +49,14 @@ func qDequantBlockAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm *i
 
 //go:noescape
 func qDequantRowsAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm, rowTerm *int32, scale, bias *float32, blocks int)
+
+// qPackPanelAVX512 packs kq whole quads of a 64-column panel: rows 4q..4q+3
+// of src (ldb apart) interleaved into dst, 256 bytes a quad, each byte
+// xored with flip, and adds each column's sum of the stored (signed)
+// bytes to sums.
+//
+//go:noescape
+func qPackPanelAVX512(dst, src *byte, ldb, kq int, flip uint64, sums *int32)
 
 //go:noescape
 func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)

@@ -207,6 +207,71 @@ qrcol:
 	VZEROUPPER
 	RET
 
+// func qPackPanelAVX512(dst, src *byte, ldb, kq int, flip uint64, sums *int32)
+// Per quad: four rows of 64 bytes, interleaved bytewise then wordwise
+// within 128-bit lanes (lane L of u0..u3 holds columns 16L+0..3, +4..7,
+// +8..11, +12..15, four bytes each), then a 4x4 transpose of lanes gives
+// columns 0-15, 16-31, 32-47, 48-63 in order. VPDPBUSD with bytes of 1
+// adds each column's four (signed) bytes to its sum.
+TEXT ·qPackPanelAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ldb+16(FP), R9
+	MOVQ kq+24(FP), CX
+	MOVQ flip+32(FP), AX
+	MOVQ sums+40(FP), DX
+	VPBROADCASTB AX, Z31
+	MOVL $0x01010101, AX
+	VPBROADCASTD AX, Z30
+	LEAQ (R9)(R9*2), R11
+	VMOVDQU32 (DX), Z20
+	VMOVDQU32 64(DX), Z21
+	VMOVDQU32 128(DX), Z22
+	VMOVDQU32 192(DX), Z23
+qploop:
+	VMOVDQU8 (SI), Z0
+	VMOVDQU8 (SI)(R9*1), Z1
+	VMOVDQU8 (SI)(R9*2), Z2
+	VMOVDQU8 (SI)(R11*1), Z3
+	VPXORD Z31, Z0, Z0
+	VPXORD Z31, Z1, Z1
+	VPXORD Z31, Z2, Z2
+	VPXORD Z31, Z3, Z3
+	VPUNPCKLBW Z1, Z0, Z4
+	VPUNPCKHBW Z1, Z0, Z5
+	VPUNPCKLBW Z3, Z2, Z6
+	VPUNPCKHBW Z3, Z2, Z7
+	VPUNPCKLWD Z6, Z4, Z8
+	VPUNPCKHWD Z6, Z4, Z9
+	VPUNPCKLWD Z7, Z5, Z10
+	VPUNPCKHWD Z7, Z5, Z11
+	VSHUFI32X4 $0x44, Z9, Z8, Z12
+	VSHUFI32X4 $0xEE, Z9, Z8, Z13
+	VSHUFI32X4 $0x44, Z11, Z10, Z14
+	VSHUFI32X4 $0xEE, Z11, Z10, Z15
+	VSHUFI32X4 $0x88, Z14, Z12, Z16
+	VSHUFI32X4 $0xDD, Z14, Z12, Z17
+	VSHUFI32X4 $0x88, Z15, Z13, Z18
+	VSHUFI32X4 $0xDD, Z15, Z13, Z19
+	VMOVDQU32 Z16, (DI)
+	VMOVDQU32 Z17, 64(DI)
+	VMOVDQU32 Z18, 128(DI)
+	VMOVDQU32 Z19, 192(DI)
+	VPDPBUSD Z16, Z30, Z20
+	VPDPBUSD Z17, Z30, Z21
+	VPDPBUSD Z18, Z30, Z22
+	VPDPBUSD Z19, Z30, Z23
+	LEAQ (SI)(R9*4), SI
+	ADDQ $256, DI
+	DECQ CX
+	JNZ qploop
+	VMOVDQU32 Z20, (DX)
+	VMOVDQU32 Z21, 64(DX)
+	VMOVDQU32 Z22, 128(DX)
+	VMOVDQU32 Z23, 192(DX)
+	VZEROUPPER
+	RET
+
 // func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
 // VMINPS/VMAXPS return their second source (Intel order; the first operand
 // in Go's) when either is NaN, and that is the running bound here: a NaN in

@@ -6,7 +6,10 @@ const (
 	qDequantAVX512 = false
 	minMaxAVX512   = false
 	quantizeAVX512 = false
+	qPackAVX512    = false
 )
+
+func qPackPanelAVX512(dst, src *byte, ldb, kq int, flip uint64, sums *int32) { panic("unreachable") }
 
 var qKernel = qKernelGo
 

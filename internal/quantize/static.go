@@ -72,6 +72,7 @@ func Static(in, out string, opt Options, calib []Calibration) (Report, error) {
 	for _, n := range opt.Exclude {
 		exclude[n] = true
 	}
+	foldBatchNorms(g, weights, metas)
 	// The nodes to quantize and the activations they read.
 	var targets []*onnxpb.NodeProto
 	var acts []string
@@ -339,4 +340,114 @@ func zeroInt32(n int) *tensor.Tensor {
 		return &tensor.Tensor{DType: tensor.Int32, I32: []int32{0}}
 	}
 	return &tensor.Tensor{DType: tensor.Int32, Shape: []int{n}, I32: make([]int32, n)}
+}
+
+// foldBatchNorms folds each BatchNormalization that alone reads a Conv's
+// output into the Conv's weight and bias (as ONNX Runtime's pre-processing
+// does before quantize_static): quantized, the folded weight keeps the
+// normalisation's scale in its own, per-channel, scales, and no float
+// normalisation runs between int8 convolutions. Computed in float64.
+func foldBatchNorms(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor, metas map[string]*onnxpb.TensorProto) {
+	readers := map[string]int{}
+	for _, n := range g.GetNode() {
+		for _, in := range n.GetInput() {
+			readers[in]++
+		}
+	}
+	for _, o := range g.GetOutput() {
+		readers[o.GetName()] += 2
+	}
+	producer := map[string]*onnxpb.NodeProto{}
+	for _, n := range g.GetNode() {
+		for _, o := range n.GetOutput() {
+			producer[o] = n
+		}
+	}
+	float := func(name string, n int) []float32 {
+		t := weights[name]
+		if t == nil || t.DType != tensor.Float32 || t.Len() != n || metas[name] == nil {
+			return nil
+		}
+		return t.F32
+	}
+	dropped := map[*onnxpb.NodeProto]bool{}
+	for _, bn := range g.GetNode() {
+		if bn.GetOpType() != "BatchNormalization" || bn.GetDomain() != "" && bn.GetDomain() != "ai.onnx" || len(bn.GetInput()) != 5 {
+			continue
+		}
+		if len(bn.GetOutput()) > 1 && bn.GetOutput()[1] != "" {
+			continue // training outputs
+		}
+		conv := producer[bn.GetInput()[0]]
+		if conv == nil || conv.GetOpType() != "Conv" || readers[bn.GetInput()[0]] != 1 || len(conv.GetInput()) < 2 {
+			continue
+		}
+		w := weights[conv.GetInput()[1]]
+		if w == nil || w.DType != tensor.Float32 || len(w.Shape) < 3 || metas[conv.GetInput()[1]] == nil {
+			continue
+		}
+		M := w.Shape[0]
+		gamma, beta, mean, vari := float(bn.GetInput()[1], M), float(bn.GetInput()[2], M), float(bn.GetInput()[3], M), float(bn.GetInput()[4], M)
+		if gamma == nil || beta == nil || mean == nil || vari == nil {
+			continue
+		}
+		var bias []float32
+		if len(conv.GetInput()) > 2 && conv.GetInput()[2] != "" {
+			if bias = float(conv.GetInput()[2], M); bias == nil {
+				continue
+			}
+		}
+		eps := 1e-5
+		for _, a := range bn.GetAttribute() {
+			if a.GetName() == "epsilon" {
+				eps = float64(a.GetF())
+			}
+		}
+		per := w.Len() / M
+		fw := tensor.New(tensor.Float32, w.Shape...)
+		fb := tensor.New(tensor.Float32, M)
+		for m := 0; m < M; m++ {
+			s := float64(gamma[m]) / math.Sqrt(float64(vari[m])+eps)
+			for i := m * per; i < (m+1)*per; i++ {
+				fw.F32[i] = float32(float64(w.F32[i]) * s)
+			}
+			b := 0.0
+			if bias != nil {
+				b = float64(bias[m])
+			}
+			fb.F32[m] = float32((b-float64(mean[m]))*s + float64(beta[m]))
+		}
+		name := conv.GetName()
+		if name == "" {
+			name = conv.GetOutput()[0]
+		}
+		wn, bnName := name+"_bn_folded_weight", name+"_bn_folded_bias"
+		for _, t := range []struct {
+			name string
+			t    *tensor.Tensor
+		}{{wn, fw}, {bnName, fb}} {
+			dims := make([]int64, len(t.t.Shape))
+			for i, d := range t.t.Shape {
+				dims[i] = int64(d)
+			}
+			meta := &onnxpb.TensorProto{Name: proto.String(t.name), DataType: proto.Int32(int32(tensor.Float32)), Dims: dims}
+			g.Initializer = append(g.Initializer, meta)
+			metas[t.name] = meta
+			weights[t.name] = t.t
+		}
+		in := []string{conv.GetInput()[0], wn, bnName}
+		conv.Input = in
+		conv.Output = []string{bn.GetOutput()[0]}
+		dropped[bn] = true
+	}
+	if len(dropped) == 0 {
+		return
+	}
+	var kept []*onnxpb.NodeProto
+	for _, n := range g.GetNode() {
+		if !dropped[n] {
+			kept = append(kept, n)
+		}
+	}
+	g.Node = kept
 }
