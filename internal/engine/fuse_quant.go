@@ -227,10 +227,11 @@ func (f *fuser) qmatmul(i int) {
 // opQConv is an int8 convolution with its float epilogue, the integer form
 // of a Conv in QDQ form (rewriteQDQ):
 //
-//	y = act(float32(ConvInteger(x, W, x_zp, w_zp)) * S [+ bias] [+ residual])
+//	y = [QuantizeLinear](act(float32(ConvInteger(x, W, x_zp, w_zp)) * S [+ bias] [+ residual]))
 //
-// with S and bias constants per output channel (or one for all) and act a
-// Relu or a Clip. The weight is the left operand of the int8 kernels (rows
+// with S and bias constants per output channel (or one for all), act a
+// Relu or a Clip, and the QuantizeLinear (per tensor) of the next layer's
+// input when nothing else reads the float result. The weight is the left operand of the int8 kernels (rows
 // = filters), the input's patches the right one, packed per image, so the
 // product comes out in the input's NCHW layout.
 const opQConv = "spindle.QConv"
@@ -324,6 +325,23 @@ func (f *fuser) qconv(i int) {
 		idxs = append(idxs, next)
 		cur = f.out0(next)
 	}
+	// A QuantizeLinear (per tensor) that alone reads the result: the
+	// convolution writes the next layer's 8-bit input directly, and the
+	// float result is never stored.
+	var qScale float32
+	qType, qZero, qLo, qHi := tensor.Invalid, int32(0), int32(0), int32(0)
+	if next := f.sole(cur); f.op(next) == "QuantizeLinear" && f.in(next, 0) == cur && len(f.m.steps[next].in) == 3 {
+		qst := f.m.steps[next]
+		s, z := qst.in[1], qst.in[2]
+		if v, ok := f.scalar(s); ok && f.isConst(z) && f.consts[z].Len() == 1 && len(f.consts[z].Shape) <= 1 && v > 0 {
+			if lo, hi, err := quantRange(f.consts[z].DType); err == nil && !qst.node.Has("output_dtype") {
+				zv, _ := intValues(f.consts[z])
+				qScale, qType, qZero, qLo, qHi = v, f.consts[z].DType, zv[0], lo, hi
+				idxs = append(idxs, next)
+				cur = f.out0(next)
+			}
+		}
+	}
 	k := make([]int64, len(wt.Shape)-2)
 	for j := range k {
 		k[j] = int64(wt.Shape[2+j])
@@ -353,11 +371,19 @@ func (f *fuser) qconv(i int) {
 			g := newGeom3(&attrs, x.Shape[2:], k, outSp, padBegin)
 			N, C := x.Shape[0], x.Shape[1]
 			P, K := g.outSize(), w.k
-			y := newF32Dirty(append([]int{N, M}, outSp...)...)
+			yShape := append([]int{N, M}, outSp...)
+			var y *tensor.Tensor
+			var yq []byte
+			if qType != tensor.Invalid {
+				y = tensor.New(qType, yShape...)
+				yq = byteData(y)
+			} else {
+				y = newF32Dirty(yShape...)
+			}
 			var res []float32
 			if resAt >= 0 {
 				r := in[resAt]
-				if r.DType != tensor.Float32 || !slices.Equal(r.Shape, y.Shape) {
+				if r.DType != tensor.Float32 || !slices.Equal(r.Shape, yShape) {
 					return nil, false, nil
 				}
 				res = r.F32
@@ -397,7 +423,10 @@ func (f *fuser) qconv(i int) {
 					})
 					col = *colBuf
 				}
-				out := y.F32[img*M*P : (img+1)*M*P]
+				var out []float32
+				if yq == nil {
+					out = y.F32[img*M*P : (img+1)*M*P]
+				}
 				var resImg []float32
 				if res != nil {
 					resImg = res[img*M*P : (img+1)*M*P]
@@ -405,6 +434,10 @@ func (f *fuser) qconv(i int) {
 				// Each chunk of panels packs its own panels (cache-hot for
 				// the multiply that follows), then multiplies them.
 				parallelFor(threads, pb.Panels(), 1, func(p0, p1 int) {
+					var block []float32 // the float block, when only its quantized form is kept
+					if yq != nil {
+						block = make([]float32, 64*kernels.QPanel)
+					}
 					kernels.PackQBPanels(*packBuf, K, P, col, P, unsigned, p0, p1)
 					for p := p0 * kernels.QPanel; p < min(P, p1*kernels.QPanel); p++ {
 						colTerm[p] = -w.za[0] * cs[p]
@@ -423,14 +456,23 @@ func (f *fuser) qconv(i int) {
 						if bias != nil {
 							bs = bias[i0 : i0+nr]
 						}
-						kernels.QDequantRows(out[i0*P+j0:], P, acc, nr, cols, colTerm[j0:j0+cols], rowTerm[i0:i0+nr], mult[i0:i0+nr], bs)
-						for r := i0; r < i0+nr; r++ {
-							seg := out[r*P+j0 : r*P+j0+cols]
+						dst, ldd := block, kernels.QPanel
+						if yq == nil {
+							dst, ldd = out[i0*P+j0:], P
+						}
+						kernels.QDequantRows(dst, ldd, acc, nr, cols, colTerm[j0:j0+cols], rowTerm[i0:i0+nr], mult[i0:i0+nr], bs)
+						for r := 0; r < nr; r++ {
+							seg := dst[r*ldd : r*ldd+cols]
+							at := (i0+r)*P + j0
 							if resImg != nil {
-								kernels.AddTo(seg, resImg[r*P+j0:r*P+j0+cols])
+								kernels.AddTo(seg, resImg[at:at+cols])
 							}
 							if act {
 								kernels.Clip(seg, seg, lo, hi)
+							}
+							if yq != nil {
+								o := img*M*P + at
+								kernels.Quantize(yq[o:o+cols], seg, qScale, qZero, qLo, qHi)
 							}
 						}
 					})
