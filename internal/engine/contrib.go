@@ -384,6 +384,12 @@ func (e *expander) attention(pn *onnxpb.NodeProto) error {
 	if b := inputAt(pn, 2); b != "" {
 		qkv = e.node("Add", qkv, b)
 	}
+	return e.attentionOn(pn, heads, qkv, inputAt(pn, 3), inputAt(pn, 5))
+}
+
+// attentionOn is Attention after its projection: qkv [B S 3·N·H] (or as
+// qkv_hidden_sizes splits it) split into Q, K and V, then attend.
+func (e *expander) attentionOn(pn *onnxpb.NodeProto, heads int64, qkv any, mask, bias string) error {
 	split := e.node("Split", qkv).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)})
 	split.pn.Output = []string{split.name + "_q", split.name + "_k", split.name + "_v"}
 	if sizes := attrOf(pn, "qkv_hidden_sizes"); sizes != nil {
@@ -392,7 +398,7 @@ func (e *expander) attention(pn *onnxpb.NodeProto) error {
 		}
 		split.pn.Input = append(split.pn.Input, e.ints(sizes.GetInts()...).name)
 	}
-	e.out(pn, 0, e.attend(pn, heads, split.pn.Output[0], split.pn.Output[1], split.pn.Output[2], inputAt(pn, 3), inputAt(pn, 5)))
+	e.out(pn, 0, e.attend(pn, heads, split.pn.Output[0], split.pn.Output[1], split.pn.Output[2], mask, bias))
 	return nil
 }
 

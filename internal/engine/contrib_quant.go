@@ -64,6 +64,7 @@ func init() {
 		return nil
 	}
 	contribOps["QGemm"] = (*expander).qgemm
+	contribOps["QAttention"] = (*expander).qattention
 	contribOps["MatMulNBits"] = (*expander).matMulNBits
 
 	register(opDequantizeNBits, newDequantizeNBits)
@@ -116,6 +117,23 @@ func (e *expander) q(x any, scale, zp, like string) exNode {
 		return e.node("QuantizeLinear", x, scale)
 	}
 	return e.node("QuantizeLinear", x, scale, zp)
+}
+
+// qattention expands QAttention(input, weight, bias, input_scale,
+// weight_scale, mask_index, input_zero_point, weight_zero_point, past):
+// Attention whose projection is an int8 multiply with a float epilogue
+// (MatMulIntegerToFloat's). past and present are not supported.
+func (e *expander) qattention(pn *onnxpb.NodeProto) error {
+	heads := attrInt(pn, "num_heads", 0)
+	if heads < 1 {
+		return fmt.Errorf("attribute num_heads: %d, must be at least 1", heads)
+	}
+	if inputAt(pn, 8) != "" || len(pn.GetOutput()) > 1 && pn.GetOutput()[1] != "" {
+		return fmt.Errorf("input past and output present (a decoder's key/value cache): %w", ErrUnsupported)
+	}
+	scale := e.node("Mul", inputAt(pn, 3), inputAt(pn, 4))
+	qkv := e.intToFloat(inputAt(pn, 0), inputAt(pn, 1), inputAt(pn, 6), inputAt(pn, 7), scale, inputAt(pn, 2))
+	return e.attentionOn(pn, heads, qkv, inputAt(pn, 5), "")
 }
 
 // qlinearBinary expands QLinearAdd and QLinearMul (A, A_scale, A_zp, B,

@@ -172,11 +172,19 @@ type qdqRewrite struct {
 //	y = Cast(ConvInteger(x_q, W_q, zx, zw), float) * (sx·sw)[M 1 ...] [+ b[M 1 ...]]
 //
 // (the bias dequantized once: its inputs are constants, so it folds), or
-// returns nil.
+// returns nil. Only convolutions of one group are rewritten.
 func qdqConv(n *onnxpb.NodeProto, dq func(string) *onnxpb.NodeProto, weights map[string]*tensor.Tensor, one func(string) bool) *qdqRewrite {
 	in := n.GetInput()
 	if len(in) < 2 || len(n.GetOutput()) != 1 {
 		return nil
+	}
+	for _, a := range n.GetAttribute() {
+		if a.GetName() == "group" && a.GetI() != 1 {
+			// Grouped and depthwise convolutions stay in float: their
+			// weight folds to float32 and the float depthwise kernels
+			// beat an int8 product of a few rows per group.
+			return nil
+		}
 	}
 	dx, dw := dq(in[0]), dq(in[1])
 	if dx == nil || dw == nil {

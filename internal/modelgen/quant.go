@@ -97,6 +97,17 @@ func QuantContribOps(seed uint64) *Builder {
 	ms("QGemm", []string{"xq2d", "xs", "xzp", gb, gScale, gZP, gbias, cs, czp}, []Attr{AInt("transB", 1)}, "qgemm_q")
 	deq("qgemm_q", "qgemm_q_f", 32, 24)
 
+	// QAttention: 4 heads of 8 over x's quantized form, with and without
+	// key lengths (mask_index).
+	qkvW := i8("qkv_w", 32, 96)
+	qkvB := b.Uniform("qkv_b", 0.2, 96)
+	qkvS := scalarF("qkv_w_scale", 0.004)
+	lens := b.InitTensor("key_lens", &tensor.Tensor{DType: tensor.Int32, Shape: []int{2}, I32: []int32{16, 11}})
+	ms("QAttention", []string{"xq", qkvW, qkvB, "xs", qkvS, "", "xzp"}, []Attr{AInt("num_heads", 4)}, "qattn")
+	out("qattn", 2, 16, 32)
+	ms("QAttention", []string{"xq", qkvW, qkvB, "xs", qkvS, lens, "xzp"}, []Attr{AInt("num_heads", 4)}, "qattn_masked")
+	out("qattn_masked", 2, 16, 32)
+
 	// MatMulNBits: 4-bit weights in blocks of 16 along K=32, N=24.
 	packed := tensor.New(tensor.Uint8, 24, 2, 8)
 	for i := range packed.U8 {
