@@ -221,7 +221,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f := cmd.Flags()
 	f.StringVar(&model, "model", "", "ONNX model file `PATH`")
 	f.BoolVar(&suite, "suite", false, "run issue 4's model suite instead of --model")
-	f.BoolVar(&int8, "int8", false, "with --suite: run issue 14's int8 suite instead (MiniLM-L6 and BERT-base in float32 and quantized by 'spindle model quantize'; ONNX Runtime runs the same quantized files)")
+	f.BoolVar(&int8, "int8", false, "with --suite: run issue 14's int8 suite instead (MiniLM-L6 and BERT-base quantized dynamically, ResNet-50 statically (QDQ), each beside its float32 model, by 'spindle model quantize'; ONNX Runtime runs the same quantized files)")
 	f.StringArrayVar(&inputs, "input", nil, "input tensor as `NAME=FILE.npy` (repeatable; others are generated)")
 	f.IntSliceVar(&threads, "threads", []int{1}, "intra-op thread counts to measure")
 	f.IntVar(&runs, "runs", 20, "fewest timed runs after the first")
@@ -262,11 +262,15 @@ func compare(ctx context.Context, model, ortModel string, opt bench.Options, ort
 }
 
 // quantizedModel returns the .onnx at path quantized by `spindle model
-// quantize` (dynamic, default options), kept beside it in the model cache
-// and made on first use, under its final name in a scratch folder (the
-// model names its data file) and moved in, data first.
-func quantizedModel(path string) (string, error) {
+// quantize` in mode (dynamic with default options, or static: per channel,
+// calibrated on two generated input sets), kept beside it in the model
+// cache and made on first use, under its final name in a scratch folder
+// (the model names its data file) and moved in, data first.
+func quantizedModel(path, mode string) (string, error) {
 	out := strings.TrimSuffix(path, ".onnx") + ".int8.v1.onnx"
+	if mode == "static" {
+		out = strings.TrimSuffix(path, ".onnx") + ".qdq.v1.onnx"
+	}
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
@@ -276,7 +280,16 @@ func quantizedModel(path string) (string, error) {
 	}
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, filepath.Base(out))
-	if _, err := quantize.Dynamic(path, tmp, quantize.Options{}); err != nil {
+	if mode == "static" {
+		calib, err := calibrationSets(path, nil, 2, bench.Shape{Batch: 1})
+		if err != nil {
+			return "", err
+		}
+		_, err = quantize.Static(path, tmp, quantize.Options{PerChannel: true}, calib)
+		if err != nil {
+			return "", fmt.Errorf("quantize %s: %w", path, err)
+		}
+	} else if _, err := quantize.Dynamic(path, tmp, quantize.Options{}); err != nil {
 		return "", fmt.Errorf("quantize %s: %w", path, err)
 	}
 	if err := os.Rename(tmp+".data", out+".data"); err != nil {
@@ -337,8 +350,8 @@ func runSuite(ctx context.Context, cmd *cobra.Command, threads []int, runs int, 
 		} else if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("suite model %s: %w (run from the repository root after scripts/testdeps.sh, which installs it)", c.Name, err)
 		}
-		if c.Int8 {
-			if path, err = quantizedModel(path); err != nil {
+		if c.Quant != "" {
+			if path, err = quantizedModel(path, c.Quant); err != nil {
 				return nil, err
 			}
 		}

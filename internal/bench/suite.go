@@ -18,9 +18,11 @@ type Case struct {
 	Kind  string
 	File  string
 	Shape Shape
-	// Int8 runs the model quantized by `spindle model quantize` (both
-	// engines on the same quantized file).
-	Int8 bool
+	// Quant runs the model quantized by `spindle model quantize` in this
+	// mode ("dynamic", or "static": QDQ, per channel, calibrated on
+	// generated inputs), both engines on the same quantized file; "" runs
+	// it as it is.
+	Quant string
 }
 
 // OCRModels is where scripts/testdeps.sh installs the PaddleOCR models (npm
@@ -52,15 +54,26 @@ var Suite = []Case{
 }
 
 // Int8Suite is issue 14's set: MiniLM-L6 and BERT-base at sequences of 16
-// and 128, each in float32 and quantized to int8 (dynamic, per tensor), so
-// that one run measures int8 against ONNX Runtime and against Spindle's
-// own float32.
+// and 128 quantized dynamically (per tensor), and ResNet-50 quantized
+// statically (QDQ, per channel), each beside its float32 model, so that
+// one run measures int8 against ONNX Runtime and against Spindle's own
+// float32.
 var Int8Suite = func() []Case {
 	var out []Case
 	for _, c := range Suite {
-		if c.Kind == "minilm-l6" || c.Kind == "bert-base" {
+		mode := ""
+		switch c.Kind {
+		case "minilm-l6", "bert-base":
+			mode = "dynamic"
+		case "resnet50":
+			mode = "static"
+		}
+		if mode != "" {
 			q := c
-			q.Name, q.Int8 = c.Name+" int8", true
+			q.Name, q.Quant = c.Name+" int8", mode
+			if mode == "static" {
+				q.Name = c.Name + " int8 qdq"
+			}
 			out = append(out, c, q)
 		}
 	}
