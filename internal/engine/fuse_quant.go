@@ -431,18 +431,10 @@ func (f *fuser) qconv(i int) {
 				if res != nil {
 					resImg = res[img*M*P : (img+1)*M*P]
 				}
-				// Each chunk of panels packs its own panels (cache-hot for
-				// the multiply that follows), then multiplies them.
-				parallelFor(threads, pb.Panels(), 1, func(p0, p1 int) {
-					var block []float32 // the float block, when only its quantized form is kept
-					if yq != nil {
-						block = make([]float32, 64*kernels.QPanel)
-					}
-					kernels.PackQBPanels(*packBuf, K, P, col, P, unsigned, p0, p1)
-					for p := p0 * kernels.QPanel; p < min(P, p1*kernels.QPanel); p++ {
-						colTerm[p] = -w.za[0] * cs[p]
-					}
-					kernels.QGemm(w.a, pb, p0, p1, func(i0, nr, j0, cols int, acc []int32) {
+				// sink converts the blocks of one goroutine; block holds the
+				// float block when only its quantized form is kept.
+				sink := func(block []float32) kernels.QSink {
+					return func(i0, nr, j0, cols int, acc []int32) {
 						if !w.zaSame {
 							// Filters with zero points of their own: the
 							// columns' correction differs per row.
@@ -475,7 +467,35 @@ func (f *fuser) qconv(i int) {
 								kernels.Quantize(yq[o:o+cols], seg, qScale, qZero, qLo, qHi)
 							}
 						}
+					}
+				}
+				newBlock := func() []float32 {
+					if yq == nil {
+						return nil
+					}
+					return make([]float32, kernels.QGemmRowBlock*kernels.QPanel)
+				}
+				panels, rowBlocks := pb.Panels(), (M+kernels.QGemmRowBlock-1)/kernels.QGemmRowBlock
+				if threads > 1 && panels < threads && rowBlocks > 1 {
+					// Few positions (a late, small feature map), many
+					// filters: pack once, split the filters.
+					kernels.PackQBPanels(*packBuf, K, P, col, P, unsigned, 0, panels)
+					for p := range colTerm {
+						colTerm[p] = -w.za[0] * cs[p]
+					}
+					parallelFor(threads, rowBlocks, 1, func(b0, b1 int) {
+						kernels.QGemmRows(w.a, pb, b0*kernels.QGemmRowBlock, min(M, b1*kernels.QGemmRowBlock), 0, panels, sink(newBlock()))
 					})
+					continue
+				}
+				// Each chunk of panels packs its own panels (cache-hot for
+				// the multiply that follows), then multiplies them.
+				parallelFor(threads, panels, 1, func(p0, p1 int) {
+					kernels.PackQBPanels(*packBuf, K, P, col, P, unsigned, p0, p1)
+					for p := p0 * kernels.QPanel; p < min(P, p1*kernels.QPanel); p++ {
+						colTerm[p] = -w.za[0] * cs[p]
+					}
+					kernels.QGemm(w.a, pb, p0, p1, sink(newBlock()))
 				})
 			}
 			return []*tensor.Tensor{y}, true, nil

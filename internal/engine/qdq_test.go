@@ -57,7 +57,7 @@ func TestQDQMatMulRunsOnInt8(t *testing.T) {
 // qdqConvGraph is one Conv in QDQ form on x [1 8 9 9]: 8 filters of 8x3x3
 // (or 1x1 when pointwise), int32 bias, then the tail ("", "relu",
 // "residual+relu" or "relu6").
-func qdqConvGraph(signed, perChannel, zeroPoints, pointwise bool, attrs []modelgen.Attr, tail string) *modelgen.Builder {
+func qdqConvGraph(signed, perChannel, zeroPoints, pointwise bool, attrs []modelgen.Attr, tail string, filters int) *modelgen.Builder {
 	b := modelgen.NewBuilder("qdq-conv", 17, 3)
 	b.Input("x", tensor.Float32, []int64{1, 8, 9, 9})
 	rng := b.Rand()
@@ -72,13 +72,13 @@ func qdqConvGraph(signed, perChannel, zeroPoints, pointwise bool, attrs []modelg
 	if pointwise {
 		k = 1
 	}
-	w := tensor.New(tensor.Int8, 8, 8, k, k)
+	w := tensor.New(tensor.Int8, filters, 8, k, k)
 	for i := range w.I8 {
 		w.I8[i] = int8(rng.IntN(255) - 127)
 	}
 	ns := 1
 	if perChannel {
-		ns = 8
+		ns = filters
 	}
 	ws, wz, bs := make([]float32, ns), tensor.New(tensor.Int8, ns), make([]float32, ns)
 	for i := range ws {
@@ -99,7 +99,7 @@ func qdqConvGraph(signed, perChannel, zeroPoints, pointwise bool, attrs []modelg
 		dqAttrs = []modelgen.Attr{modelgen.AInt("axis", 0)}
 	}
 	wd := b.Node("DequantizeLinear", []string{b.InitTensor("w", w), b.InitTensor("ws", shape(tensor.FromF32(ws, ns))), b.InitTensor("wz", shape(wz))}, dqAttrs)
-	bq := &tensor.Tensor{DType: tensor.Int32, Shape: []int{8}, I32: make([]int32, 8)}
+	bq := &tensor.Tensor{DType: tensor.Int32, Shape: []int{filters}, I32: make([]int32, filters)}
 	for i := range bq.I32 {
 		bq.I32[i] = int32(rng.IntN(4001) - 2000)
 	}
@@ -134,18 +134,22 @@ func TestQDQConvRunsOnInt8(t *testing.T) {
 		pointwise bool
 		attrs     []modelgen.Attr
 		tail      string
+		filters   int
 	}{
-		{"3x3 same relu", false, same, "relu"},
-		{"3x3 same residual relu", false, same, "residual+relu"},
-		{"3x3 stride 2 asymmetric pads", false, []modelgen.Attr{modelgen.AInts("strides", 2, 2), modelgen.AInts("pads", 0, 1, 1, 0)}, ""},
-		{"3x3 dilated relu6", false, []modelgen.Attr{modelgen.AInts("dilations", 2, 2), modelgen.AInts("pads", 2, 2, 2, 2)}, "relu6"},
-		{"pointwise residual relu", true, nil, "residual+relu"},
-		{"pointwise stride 2", true, []modelgen.Attr{modelgen.AInts("strides", 2, 2)}, ""},
-		{"3x3 same relu quantize", false, same, "relu+quantize"},
+		{"3x3 same relu", false, same, "relu", 8},
+		{"3x3 same residual relu", false, same, "residual+relu", 8},
+		{"3x3 stride 2 asymmetric pads", false, []modelgen.Attr{modelgen.AInts("strides", 2, 2), modelgen.AInts("pads", 0, 1, 1, 0)}, "", 8},
+		{"3x3 dilated relu6", false, []modelgen.Attr{modelgen.AInts("dilations", 2, 2), modelgen.AInts("pads", 2, 2, 2, 2)}, "relu6", 8},
+		{"pointwise residual relu", true, nil, "residual+relu", 8},
+		{"pointwise stride 2", true, []modelgen.Attr{modelgen.AInts("strides", 2, 2)}, "", 8},
+		{"3x3 same relu quantize", false, same, "relu+quantize", 8},
+		// More filters than a row block, fewer panels than threads: the
+		// filters are split between threads.
+		{"many filters few positions", true, nil, "relu+quantize", 150},
 	}
 	for _, tt := range tests {
 		for _, v := range []struct{ signed, perChannel, zeroPoints bool }{{false, false, false}, {true, true, false}, {false, true, true}} {
-			fused, plain := compileBoth(t, qdqConvGraph(v.signed, v.perChannel, v.zeroPoints, tt.pointwise, tt.attrs, tt.tail))
+			fused, plain := compileBoth(t, qdqConvGraph(v.signed, v.perChannel, v.zeroPoints, tt.pointwise, tt.attrs, tt.tail, tt.filters))
 			convs, dq, q := 0, 0, 0
 			for _, st := range fused.steps {
 				switch st.node.OpType {
@@ -183,6 +187,16 @@ func TestQDQConvRunsOnInt8(t *testing.T) {
 			got, err := fused.Run(context.Background(), in)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Threads split the panels, or the filters: the same sums.
+			got4, err := fused.RunWith(context.Background(), in, RunOptions{Threads: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, x := range got["y"].F32 {
+				if got4["y"].F32[i] != x {
+					t.Fatalf("%s %+v: element %d is %v on 4 threads, %v on one", tt.name, v, i, got4["y"].F32[i], x)
+				}
 			}
 			if len(got["y"].F32) != len(want["y"].F32) {
 				t.Fatalf("%s %+v: shape %v, want %v", tt.name, v, got["y"].Shape, want["y"].Shape)

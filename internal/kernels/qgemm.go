@@ -248,23 +248,37 @@ func RowSumsU8(sums []int32, k int, a []byte, lda int) {
 // A) and hands C to sink in blocks of at most 64 rows and QPanel columns.
 // It runs on the calling goroutine; callers split the panels over threads.
 func QGemm(a *QGemmA, b *PackedQB, p0, p1 int, sink QSink) {
+	QGemmRows(a, b, 0, a.m, p0, p1, sink)
+}
+
+// QGemmRowBlock is the row granularity of QGemmRows' ranges.
+const QGemmRowBlock = qBlockRows
+
+// QGemmRows is QGemm for the rows [i0, i1) of A, i0 a multiple of
+// QGemmRowBlock and i1 one too or A's row count: callers with fewer panels
+// than threads split the rows.
+func QGemmRows(a *QGemmA, b *PackedQB, i0, i1, p0, p1 int, sink QSink) {
+	if i0 < 0 || i1 > a.m || i0 > i1 || i0%qBlockRows != 0 || i1 != a.m && i1%qBlockRows != 0 {
+		panic("kernels: QGemmRows: row range out of bounds")
+	}
 	if a.k != b.k {
 		panic(fmt.Sprintf("kernels: QGemm: A has %d columns, B %d rows", a.k, b.k))
 	}
 	if p0 < 0 || p1 > b.Panels() || p0 > p1 {
 		panic("kernels: QGemm: panel range out of bounds")
 	}
-	if a.m == 0 || b.n == 0 {
+	if i0 == i1 || b.n == 0 {
 		return
 	}
 	var acc [qBlockRows * QPanel]int32
 	kq := b.kq
+	r0 := i0
 	for p := p0; p < p1; p++ {
 		j0 := p * QPanel
 		cols := min(QPanel, b.n-j0)
 		panel := b.data[p*kq*4*QPanel : (p+1)*kq*4*QPanel]
-		for i0 := 0; i0 < a.m; i0 += qBlockRows {
-			rows := min(qBlockRows, a.m-i0)
+		for i0 := r0; i0 < i1; i0 += qBlockRows {
+			rows := min(qBlockRows, i1-i0)
 			for r := 0; r < rows; r += qRows {
 				if kq == 0 {
 					clear(acc[r*QPanel : (r+qRows)*QPanel])
