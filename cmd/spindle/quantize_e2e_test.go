@@ -7,7 +7,24 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spindleml/spindle/internal/npy"
+	"github.com/spindleml/spindle/internal/tensor"
 )
+
+// writeImageNpy writes a 1x3x32x32 float32 image as work/img.npy.
+func writeImageNpy(t *testing.T, work string) string {
+	t.Helper()
+	img := tensor.New(tensor.Float32, 1, 3, 32, 32)
+	for i := range img.F32 {
+		img.F32[i] = float32(i%17) / 17
+	}
+	path := filepath.Join(work, "img.npy")
+	if err := npy.WriteFile(path, img); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // TestQuantizeEndToEnd quantizes a model with `spindle model quantize`,
 // deploys a float32 model with `spindle deploy --quantize int8` beside the
@@ -29,7 +46,18 @@ func TestQuantizeEndToEnd(t *testing.T) {
 	}
 	wantExit2(t, "--op-types \"Conv\": dynamic quantization covers MatMul and Gather", "model", "quantize", src, "-o", filepath.Join(work, "x.onnx"), "--op-types", "Conv")
 	wantExit2(t, "-o: required", "model", "quantize", src)
-	wantExit2(t, "--mode", "model", "quantize", src, "-o", filepath.Join(work, "x.onnx"), "--mode", "static")
+	wantExit2(t, "--mode", "model", "quantize", src, "-o", filepath.Join(work, "x.onnx"), "--mode", "qat")
+	wantExit2(t, "only with --mode static", "model", "quantize", src, "-o", filepath.Join(work, "x.onnx"), "--calibration-sets", "3")
+	wantExit2(t, "--calibrate", "model", "quantize", src, "-o", filepath.Join(work, "x.onnx"), "--mode", "static", "--calibrate", "nope")
+	wantExit2(t, "static quantization covers Conv and MatMul", "model", "quantize", src, "-o", filepath.Join(work, "x.onnx"), "--mode", "static", "--op-types", "Gather")
+
+	// Static (QDQ): a CNN calibrated on generated images.
+	mustRun(t, "model", "gen", "tiny-image-cls", "-o", filepath.Join(work, "img"))
+	out = mustRun(t, "model", "quantize", filepath.Join(work, "img", "model.onnx"), "-o", filepath.Join(work, "img", "model.qdq.onnx"), "--mode", "static", "--per-channel", "--calibration-sets", "2")
+	if !strings.Contains(out, "(static)") || !strings.Contains(out, "nodes on int8") {
+		t.Fatalf("quantize --mode static: %q", out)
+	}
+	mustRun(t, "run", "--model", filepath.Join(work, "img", "model.qdq.onnx"), "--input", "pixel_values="+writeImageNpy(t, work), "--out", filepath.Join(work, "img-out"))
 	wantExit2(t, "the only mode is int8", "deploy", "e", "--model", src, "--quantize", "int4")
 	if _, err := os.Stat(filepath.Join(work, "x.onnx")); err == nil {
 		t.Fatal("a refused quantize wrote its output")
