@@ -15,21 +15,53 @@ var (
 	qPackAVX512    = qVNNI
 )
 
+// qAVX2 says the CPU runs the AVX2 kernel (exact, no VNNI needed).
+var qAVX2 = cpu.X86.HasAVX2
+
 // qKernel is the microkernel QGemm calls, the fastest this CPU runs.
 var qKernel = func() func(a []byte, lda int, b []byte, kq int, acc []int32) {
-	if qVNNI {
+	switch {
+	case qVNNI:
 		return qKernelVNNIGo
+	case qAVX2:
+		return qKernelAVX2Go
 	}
 	return qKernelGo
 }()
 
-// QBackend names the int8 microkernel in use: "avx512vnni" or "go".
+// QBackend names the int8 microkernel in use: "avx512vnni", "avx2" or "go".
 func QBackend() string {
-	if qVNNI {
+	switch {
+	case qVNNI:
 		return "avx512vnni"
+	case qAVX2:
+		return "avx2"
 	}
 	return "go"
 }
+
+// qKernels lists every int8 microkernel this CPU runs, by name, for the
+// tests.
+func qKernelsAvailable() map[string]func(a []byte, lda int, b []byte, kq int, acc []int32) {
+	ks := map[string]func(a []byte, lda int, b []byte, kq int, acc []int32){"go": qKernelGo}
+	if qVNNI {
+		ks["avx512vnni"] = qKernelVNNIGo
+	}
+	if qAVX2 {
+		ks["avx2"] = qKernelAVX2Go
+	}
+	return ks
+}
+
+func qKernelAVX2Go(a []byte, lda int, b []byte, kq int, acc []int32) {
+	_ = a[(qRows-1)*lda+4*kq-1]
+	_ = b[kq*4*QPanel-1]
+	_ = acc[qRows*QPanel-1]
+	qKernelAVX2(&a[0], lda, &b[0], kq, &acc[0])
+}
+
+//go:noescape
+func qKernelAVX2(a *byte, lda int, b *byte, kq int, acc *int32)
 
 func qKernelVNNIGo(a []byte, lda int, b []byte, kq int, acc []int32) {
 	_ = a[(qRows-1)*lda+4*kq-1]

@@ -82,6 +82,85 @@ qkloop:
 	VZEROUPPER
 	RET
 
+// func qKernelAVX2(a *byte, lda int, b *byte, kq int, acc *int32)
+// The qKernelVNNI contract without VNNI, exact: bytes widened to 16 bits
+// (A zero-extended, B sign-extended) and multiplied in pairs by VPMADDWD,
+// whose 32-bit sums cannot saturate (VPMADDUBSW's 16-bit ones can). Eight
+// passes of 8 columns: per quad, B's 8 columns x 4 bytes widen to two
+// registers of 4 columns x 4 words, each row's 4 bytes broadcast and widen
+// to [a0 a1 a2 a3] x 4, and VPMADDWD leaves two partial sums per column;
+// VPHADDD and VPERMQ add and order them at the end.
+TEXT ·qKernelAVX2(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), SI
+	MOVQ lda+8(FP), BX
+	MOVQ b+16(FP), DX
+	MOVQ acc+32(FP), DI
+	LEAQ (BX)(BX*2), R11
+	XORQ R12, R12
+q2pass:
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	MOVQ SI, R8
+	LEAQ (DX)(R12*1), R9
+	MOVQ kq+24(FP), CX
+q2loop:
+	VPMOVSXBW (R9), Y8
+	VPMOVSXBW 16(R9), Y9
+	VPBROADCASTD (R8), X10
+	VPMOVZXBW X10, Y10
+	VPMADDWD Y8, Y10, Y11
+	VPADDD Y11, Y0, Y0
+	VPMADDWD Y9, Y10, Y11
+	VPADDD Y11, Y1, Y1
+	VPBROADCASTD (R8)(BX*1), X10
+	VPMOVZXBW X10, Y10
+	VPMADDWD Y8, Y10, Y11
+	VPADDD Y11, Y2, Y2
+	VPMADDWD Y9, Y10, Y11
+	VPADDD Y11, Y3, Y3
+	VPBROADCASTD (R8)(BX*2), X10
+	VPMOVZXBW X10, Y10
+	VPMADDWD Y8, Y10, Y11
+	VPADDD Y11, Y4, Y4
+	VPMADDWD Y9, Y10, Y11
+	VPADDD Y11, Y5, Y5
+	VPBROADCASTD (R8)(R11*1), X10
+	VPMOVZXBW X10, Y10
+	VPMADDWD Y8, Y10, Y11
+	VPADDD Y11, Y6, Y6
+	VPMADDWD Y9, Y10, Y11
+	VPADDD Y11, Y7, Y7
+	ADDQ $4, R8
+	ADDQ $256, R9
+	DECQ CX
+	JNZ q2loop
+	// Row r's two registers hold columns [c0 c0 c1 c1 c2 c2 c3 c3] and
+	// [c4 ... c7] as pairs: add the pairs, order the columns, store 8.
+	VPHADDD Y1, Y0, Y0
+	VPERMQ $0xD8, Y0, Y0
+	VMOVDQU Y0, (DI)
+	VPHADDD Y3, Y2, Y2
+	VPERMQ $0xD8, Y2, Y2
+	VMOVDQU Y2, 256(DI)
+	VPHADDD Y5, Y4, Y4
+	VPERMQ $0xD8, Y4, Y4
+	VMOVDQU Y4, 512(DI)
+	VPHADDD Y7, Y6, Y6
+	VPERMQ $0xD8, Y6, Y6
+	VMOVDQU Y6, 768(DI)
+	ADDQ $32, DI
+	ADDQ $32, R12
+	CMPQ R12, $256
+	JNE q2pass
+	VZEROUPPER
+	RET
+
 // func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, blocks int)
 // dst = float32(acc + colTerm) * scale (+ bias when bias is not nil), 16 at a time.
 TEXT ·qDequantRowAVX512(SB), NOSPLIT, $0-48

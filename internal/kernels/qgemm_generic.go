@@ -16,6 +16,10 @@ var qKernel = qKernelGo
 // QBackend names the int8 microkernel in use: "go" in this build.
 func QBackend() string { return "go" }
 
+func qKernelsAvailable() map[string]func(a []byte, lda int, b []byte, kq int, acc []int32) {
+	return map[string]func(a []byte, lda int, b []byte, kq int, acc []int32){"go": qKernelGo}
+}
+
 func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, blocks int) {
 	panic("unreachable")
 }

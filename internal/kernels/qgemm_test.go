@@ -9,9 +9,7 @@ import (
 // qKernels lists the int8 microkernels this build and CPU run: every test
 // holds each one to the naive sum.
 func qKernels() map[string]func(a []byte, lda int, b []byte, kq int, acc []int32) {
-	ks := map[string]func(a []byte, lda int, b []byte, kq int, acc []int32){"go": qKernelGo}
-	ks[QBackend()] = qKernel
-	return ks
+	return qKernelsAvailable()
 }
 
 func TestQGemmMatchesNaiveSums(t *testing.T) {
