@@ -192,17 +192,17 @@ func (f *fuser) qmatmul(i int) {
 					if act == actNone && res == nil {
 						return
 					}
+					if act == actGelu {
+						kernels.GeluRows(y.F32[i0*N+j0:], N, nr, cols)
+					}
 					for r := i0; r < i0+nr; r++ {
 						seg := y.F32[r*N+j0 : r*N+j0+cols]
-						switch act {
-						case actRelu:
+						if act == actRelu {
 							for j, v := range seg {
 								if v < 0 {
 									seg[j] = 0
 								}
 							}
-						case actGelu:
-							geluInto(seg, seg)
 						}
 						if res != nil {
 							kernels.AddTo(seg, res[r*N+j0:r*N+j0+cols])

@@ -3,6 +3,7 @@ package kernels
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -270,7 +271,11 @@ func QGemmRows(a *QGemmA, b *PackedQB, i0, i1, p0, p1 int, sink QSink) {
 	if i0 == i1 || b.n == 0 {
 		return
 	}
-	var acc [qBlockRows * QPanel]int32
+	// The block buffer comes from a pool: a fresh one would be cleared on
+	// every call, which costs as much as a small multiply.
+	accp := accPool.Get().(*[qBlockRows * QPanel]int32)
+	defer accPool.Put(accp)
+	acc := accp
 	kq := b.kq
 	r0 := i0
 	for p := p0; p < p1; p++ {
@@ -290,6 +295,9 @@ func QGemmRows(a *QGemmA, b *PackedQB, i0, i1, p0, p1 int, sink QSink) {
 		}
 	}
 }
+
+// accPool holds QGemmRows' block buffers.
+var accPool = sync.Pool{New: func() any { return new([qBlockRows * QPanel]int32) }}
 
 // qKernelGo is the reference microkernel: for r < qRows and c < QPanel,
 // acc[r*QPanel+c] = Σq Σt a[r*lda+4q+t] · int8(b[q*4*QPanel+4c+t]).

@@ -128,6 +128,28 @@ func Gelu(dst, src []float32) {
 	}
 }
 
+// GeluRows is Gelu in place on rows rows of cols values, ld apart (a block
+// of a matrix), in one call: Gelu on each row pays its set-up per row.
+func GeluRows(x []float32, ld, rows, cols int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_ = x[(rows-1)*ld+cols-1]
+	done := 0
+	if vmathAVX512 && cols >= 16 {
+		done = cols &^ 15
+		geluRowsAVX512(&x[0], ld, rows, done/16)
+	}
+	if done < cols {
+		for r := 0; r < rows; r++ {
+			row := x[r*ld+done : r*ld+cols]
+			for i, v := range row {
+				row[i] = gelu1(v)
+			}
+		}
+	}
+}
+
 // gelu1 is Gelu of one value.
 func gelu1(x float32) float32 {
 	z := x * (1 / math.Sqrt2)

@@ -23,6 +23,12 @@ func sigmoidAVX512(dst, a *float32, blocks int)
 //go:noescape
 func geluAVX512(dst, src *float32, blocks int)
 
+// geluRowsAVX512 is Gelu in place on rows rows of blocks*16 floats, ld
+// floats apart.
+//
+//go:noescape
+func geluRowsAVX512(dst *float32, ld, rows, blocks int)
+
 // addToAVX512 is AddTo on blocks*16 floats.
 //
 //go:noescape

@@ -313,3 +313,23 @@ func TestAddConstRelu(t *testing.T) {
 		}
 	}
 }
+
+func TestGeluRowsMatchesGelu(t *testing.T) {
+	for _, cols := range []int{16, 48, 64, 7, 21} {
+		rows, ld := 5, 70
+		x := make([]float32, rows*ld)
+		for i := range x {
+			x[i] = float32(i%97)/9 - 5
+		}
+		want := append([]float32(nil), x...)
+		for r := 0; r < rows; r++ {
+			Gelu(want[r*ld:r*ld+cols], want[r*ld:r*ld+cols])
+		}
+		GeluRows(x, ld, rows, cols)
+		for i := range x {
+			if x[i] != want[i] {
+				t.Fatalf("cols=%d: element %d = %v, Gelu row by row gives %v", cols, i, x[i], want[i])
+			}
+		}
+	}
+}
