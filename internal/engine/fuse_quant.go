@@ -370,7 +370,7 @@ func (f *fuser) qconv(i int) {
 			}
 			g := newGeom3(&attrs, x.Shape[2:], k, outSp, padBegin)
 			N, C := x.Shape[0], x.Shape[1]
-			P, K := g.outSize(), w.k
+			P := g.outSize()
 			yShape := append([]int{N, M}, outSp...)
 			var y *tensor.Tensor
 			var yq []byte
@@ -391,113 +391,30 @@ func (f *fuser) qconv(i int) {
 			if P == 0 || N == 0 {
 				return []*tensor.Tensor{y}, true, nil
 			}
-			unsigned := x.DType == tensor.Uint8
-			zb := zx
-			if unsigned {
-				zb -= 128
-			}
-			rowTerm := make([]int32, M)
-			for m := range rowTerm {
-				rowTerm[m] = -zb*w.rs[m] + int32(K)*w.za[m]*zb
-			}
-			xb := byteData(x)
-			var colBuf *[]byte
-			if !g.pointwise() {
-				colBuf = getBytes(K * P)
-				defer bytePool.Put(colBuf)
-			}
-			packBuf := getBytes(kernels.PackedQBSize(K, P))
-			defer bytePool.Put(packBuf)
-			pb, err := kernels.PackedQBFromBytes(K, P, *packBuf)
-			if err != nil {
-				return nil, false, err
-			}
-			cs := pb.ColSums() // a view: each chunk below writes its columns'
-			colTerm := make([]int32, P)
-			for img := 0; img < N; img++ {
-				col := xb[img*C*g.inSize() : (img+1)*C*g.inSize()]
-				if colBuf != nil {
-					src := col
-					parallelFor(threads, C, max(1, 1<<16/max(1, g.kSize()*P)), func(c0, c1 int) {
-						bytePatchesT(&g, src, c0, c1, byte(zx), *colBuf)
-					})
-					col = *colBuf
+			qconvProduct(threads, w, &g, byteData(x), N, C, x.DType == tensor.Uint8, zx, nil, func(img, i0, nr, j0, cols int, acc, colTerm, rowTerm []int32, block []float32) {
+				var bs []float32
+				if bias != nil {
+					bs = bias[i0 : i0+nr]
 				}
-				var out []float32
+				dst, ldd := block, kernels.QPanel
 				if yq == nil {
-					out = y.F32[img*M*P : (img+1)*M*P]
+					dst, ldd = y.F32[img*M*P+i0*P+j0:], P
 				}
-				var resImg []float32
-				if res != nil {
-					resImg = res[img*M*P : (img+1)*M*P]
-				}
-				// sink converts the blocks of one goroutine; block holds the
-				// float block when only its quantized form is kept.
-				sink := func(block []float32) kernels.QSink {
-					return func(i0, nr, j0, cols int, acc []int32) {
-						if !w.zaSame {
-							// Filters with zero points of their own: the
-							// columns' correction differs per row.
-							for r := 0; r < nr; r++ {
-								for j := 0; j < cols; j++ {
-									acc[r*kernels.QPanel+j] += (w.za[0] - w.za[i0+r]) * cs[j0+j]
-								}
-							}
-						}
-						var bs []float32
-						if bias != nil {
-							bs = bias[i0 : i0+nr]
-						}
-						dst, ldd := block, kernels.QPanel
-						if yq == nil {
-							dst, ldd = out[i0*P+j0:], P
-						}
-						kernels.QDequantRows(dst, ldd, acc, nr, cols, colTerm[j0:j0+cols], rowTerm[i0:i0+nr], mult[i0:i0+nr], bs)
-						for r := 0; r < nr; r++ {
-							seg := dst[r*ldd : r*ldd+cols]
-							at := (i0+r)*P + j0
-							if resImg != nil {
-								kernels.AddTo(seg, resImg[at:at+cols])
-							}
-							if act {
-								kernels.Clip(seg, seg, lo, hi)
-							}
-							if yq != nil {
-								o := img*M*P + at
-								kernels.Quantize(yq[o:o+cols], seg, qScale, qZero, qLo, qHi)
-							}
-						}
+				kernels.QDequantRows(dst, ldd, acc, nr, cols, colTerm, rowTerm, mult[i0:i0+nr], bs)
+				for r := 0; r < nr; r++ {
+					seg := dst[r*ldd : r*ldd+cols]
+					at := img*M*P + (i0+r)*P + j0
+					if res != nil {
+						kernels.AddTo(seg, res[at:at+cols])
+					}
+					if act {
+						kernels.Clip(seg, seg, lo, hi)
+					}
+					if yq != nil {
+						kernels.Quantize(yq[at:at+cols], seg, qScale, qZero, qLo, qHi)
 					}
 				}
-				newBlock := func() []float32 {
-					if yq == nil {
-						return nil
-					}
-					return make([]float32, kernels.QGemmRowBlock*kernels.QPanel)
-				}
-				panels, rowBlocks := pb.Panels(), (M+kernels.QGemmRowBlock-1)/kernels.QGemmRowBlock
-				if threads > 1 && panels < threads && rowBlocks > 1 {
-					// Few positions (a late, small feature map), many
-					// filters: pack once, split the filters.
-					kernels.PackQBPanels(*packBuf, K, P, col, P, unsigned, 0, panels)
-					for p := range colTerm {
-						colTerm[p] = -w.za[0] * cs[p]
-					}
-					parallelFor(threads, rowBlocks, 1, func(b0, b1 int) {
-						kernels.QGemmRows(w.a, pb, b0*kernels.QGemmRowBlock, min(M, b1*kernels.QGemmRowBlock), 0, panels, sink(newBlock()))
-					})
-					continue
-				}
-				// Each chunk of panels packs its own panels (cache-hot for
-				// the multiply that follows), then multiplies them.
-				parallelFor(threads, panels, 1, func(p0, p1 int) {
-					kernels.PackQBPanels(*packBuf, K, P, col, P, unsigned, p0, p1)
-					for p := p0 * kernels.QPanel; p < min(P, p1*kernels.QPanel); p++ {
-						colTerm[p] = -w.za[0] * cs[p]
-					}
-					kernels.QGemm(w.a, pb, p0, p1, sink(newBlock()))
-				})
-			}
+			})
 			return []*tensor.Tensor{y}, true, nil
 		}
 	})
@@ -507,6 +424,191 @@ func (f *fuser) qconv(i int) {
 		// The float output has the int32 output's bytes; the patches and
 		// their packed copy are at most twice the input's bytes times the
 		// kernel size.
+		if x := in[headIn[0]]; x != nil && len(x.Shape) >= 3 {
+			scratch = satAdd(scratch, satMul(2*int64(w.k/max(1, x.Shape[1])), int64(x.Len())))
+		}
+		return out, scratch
+	}
+}
+
+// qconvProduct runs the integer convolution of xb (N images of C planes in
+// g's geometry, 8-bit, zero point zx) with the prepared weight w, packing
+// each image's patches and splitting the work over threads, and hands each
+// block of products to block: filters i0.. (nr rows, acc rows QPanel
+// apart) by positions j0.. (cols) of image img, with the columns' and rows'
+// zero-point corrections (plus extraRow per filter when given) that make
+// acc + colTerm[j] + rowTerm[r] the exact sum Σ(w - zw)(x - zx). block is
+// a scratch buffer of QGemmRowBlock·QPanel floats of the calling goroutine.
+func qconvProduct(threads int, w *qconvWeight, g *geom3, xb []byte, N, C int, unsigned bool, zx int32, extraRow []int32,
+	block func(img, i0, nr, j0, cols int, acc, colTerm, rowTerm []int32, scratch []float32)) {
+	M, P, K := w.m, g.outSize(), w.k
+	zb := zx
+	if unsigned {
+		zb -= 128
+	}
+	rowTerm := make([]int32, M)
+	for m := range rowTerm {
+		rowTerm[m] = -zb*w.rs[m] + int32(K)*w.za[m]*zb
+		if extraRow != nil {
+			rowTerm[m] += extraRow[m]
+		}
+	}
+	var colBuf *[]byte
+	if !g.pointwise() {
+		colBuf = getBytes(K * P)
+		defer bytePool.Put(colBuf)
+	}
+	packBuf := getBytes(kernels.PackedQBSize(K, P))
+	defer bytePool.Put(packBuf)
+	pb, err := kernels.PackedQBFromBytes(K, P, *packBuf)
+	if err != nil {
+		panic(err) // the size is PackedQBSize's own
+	}
+	cs := pb.ColSums() // a view: each chunk below writes its columns'
+	colTerm := make([]int32, P)
+	for img := 0; img < N; img++ {
+		col := xb[img*C*g.inSize() : (img+1)*C*g.inSize()]
+		if colBuf != nil {
+			src := col
+			parallelFor(threads, C, max(1, 1<<16/max(1, g.kSize()*P)), func(c0, c1 int) {
+				bytePatchesT(g, src, c0, c1, byte(zx), *colBuf)
+			})
+			col = *colBuf
+		}
+		sink := func(scratch []float32) kernels.QSink {
+			return func(i0, nr, j0, cols int, acc []int32) {
+				if !w.zaSame {
+					// Filters with zero points of their own: the columns'
+					// correction differs per row.
+					for r := 0; r < nr; r++ {
+						for j := 0; j < cols; j++ {
+							acc[r*kernels.QPanel+j] += (w.za[0] - w.za[i0+r]) * cs[j0+j]
+						}
+					}
+				}
+				block(img, i0, nr, j0, cols, acc, colTerm[j0:j0+cols], rowTerm[i0:i0+nr], scratch)
+			}
+		}
+		newScratch := func() []float32 { return make([]float32, kernels.QGemmRowBlock*kernels.QPanel) }
+		panels, rowBlocks := pb.Panels(), (M+kernels.QGemmRowBlock-1)/kernels.QGemmRowBlock
+		if threads > 1 && panels < threads && rowBlocks > 1 {
+			// Few positions (a late, small feature map), many filters:
+			// pack once, split the filters.
+			kernels.PackQBPanels(*packBuf, K, P, col, P, unsigned, 0, panels)
+			for p := range colTerm {
+				colTerm[p] = -w.za[0] * cs[p]
+			}
+			parallelFor(threads, rowBlocks, 1, func(b0, b1 int) {
+				kernels.QGemmRows(w.a, pb, b0*kernels.QGemmRowBlock, min(M, b1*kernels.QGemmRowBlock), 0, panels, sink(newScratch()))
+			})
+			continue
+		}
+		// Each chunk of panels packs its own panels (cache-hot for the
+		// multiply that follows), then multiplies them.
+		parallelFor(threads, panels, 1, func(p0, p1 int) {
+			kernels.PackQBPanels(*packBuf, K, P, col, P, unsigned, p0, p1)
+			for p := p0 * kernels.QPanel; p < min(P, p1*kernels.QPanel); p++ {
+				colTerm[p] = -w.za[0] * cs[p]
+			}
+			kernels.QGemm(w.a, pb, p0, p1, sink(newScratch()))
+		})
+	}
+}
+
+// opQLinearConv is QLinearConv (the QOperator form of a quantized
+// convolution: ONNX Runtime's quantize_static with QuantFormat.QOperator,
+// the ONNX model zoo's int8 models) on the int8 convolution, requantised
+// to 8 bits block by block exactly as the op defines it: round(float32(sum
+// + bias) · x_scale·w_scale/y_scale) + y_zero_point, saturated.
+const opQLinearConv = "spindle.QLinearConv"
+
+// qlinearConv gives step i, a QLinearConv of one group with constant
+// weight, scales and output zero point, the int8 convolution's fast kernel.
+func (f *fuser) qlinearConv(i int) {
+	if f.op(i) != "QLinearConv" {
+		return
+	}
+	st := f.m.steps[i]
+	w := st.node.qconv
+	if w == nil || len(st.in) < 8 || st.in[0] < 0 || f.isConst(st.in[0]) {
+		return
+	}
+	for _, j := range []int{1, 3, 4, 6, 7} {
+		if !f.isConst(st.in[j]) {
+			return
+		}
+	}
+	wt := f.consts[st.in[3]]
+	sx, okx := f.scalar(st.in[1])
+	sy, oky := f.scalar(st.in[6])
+	sw, zy := f.consts[st.in[4]], f.consts[st.in[7]]
+	if !okx || !oky || sw.DType != tensor.Float32 || sw.Len() != 1 && sw.Len() != w.m || zy.Len() != 1 {
+		return
+	}
+	qlo, qhi, err := quantRange(zy.DType)
+	if err != nil {
+		return
+	}
+	zyv, _ := intValues(zy)
+	M := w.m
+	mult := make([]float32, M)
+	for m := range mult {
+		s := sw.F32[0]
+		if sw.Len() > 1 {
+			s = sw.F32[m]
+		}
+		mult[m] = sx * s / sy // the generic kernel's expression, bit for bit
+	}
+	var bias []int32
+	if len(st.in) > 8 && st.in[8] >= 0 {
+		b := f.consts[st.in[8]]
+		if b == nil || b.DType != tensor.Int32 || b.Len() != M {
+			return
+		}
+		bias = b.I32
+	}
+	attrs, err := readWindowAttrs(st.node)
+	if err != nil {
+		return
+	}
+	k := make([]int64, len(wt.Shape)-2)
+	for j := range k {
+		k[j] = int64(wt.Shape[2+j])
+	}
+	var headIn []int
+	fr := f.replace([]int{i}, f.out0(i), opQLinearConv, func(at func(int) int) fastKernel {
+		xAt, zxAt := at(st.in[0]), at(st.in[2])
+		headIn = slotsAt(at, st.in)
+		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+			x := in[xAt]
+			if x.DType != tensor.Uint8 && x.DType != tensor.Int8 || len(x.Shape) != len(wt.Shape) || x.Shape[1] != wt.Shape[1] {
+				return nil, false, nil
+			}
+			z := in[zxAt]
+			if z.DType != x.DType || z.Len() != 1 {
+				return nil, false, nil
+			}
+			zxv, _ := intValues(z)
+			outSp, padBegin, _, err := attrs.geometry(x.Shape[2:], k)
+			if err != nil {
+				return nil, false, nil // the replaced step reports it
+			}
+			g := newGeom3(&attrs, x.Shape[2:], k, outSp, padBegin)
+			N, C, P := x.Shape[0], x.Shape[1], g.outSize()
+			y := tensor.New(zy.DType, append([]int{N, M}, outSp...)...)
+			if P == 0 || N == 0 {
+				return []*tensor.Tensor{y}, true, nil
+			}
+			yb := byteData(y)
+			qconvProduct(threads, w, &g, byteData(x), N, C, x.DType == tensor.Uint8, zxv[0], bias, func(img, i0, nr, j0, cols int, acc, colTerm, rowTerm []int32, _ []float32) {
+				kernels.QRequantRows(yb[img*M*P+i0*P+j0:], P, acc, nr, cols, colTerm, rowTerm, mult[i0:i0+nr], zyv[0], qlo, qhi)
+			})
+			return []*tensor.Tensor{y}, true, nil
+		}
+	})
+	need := needOfHead(st, headIn)
+	fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
+		out, scratch := need(threads, in)
 		if x := in[headIn[0]]; x != nil && len(x.Shape) >= 3 {
 			scratch = satAdd(scratch, satMul(2*int64(w.k/max(1, x.Shape[1])), int64(x.Len())))
 		}

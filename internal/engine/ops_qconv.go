@@ -28,8 +28,8 @@ func newConvInteger(n *Node, requant bool) (Kernel, error) {
 	if requant {
 		ix, iw, izx, izw = 0, 3, 2, 5
 	}
-	if !requant && group == 1 {
-		n.qconv = prepareQConvWeight(n)
+	if group == 1 {
+		n.qconv = prepareQConvWeight(n, iw, izw)
 	}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if requant {
@@ -224,16 +224,16 @@ type qconvWeight struct {
 	zaSame bool
 }
 
-// prepareQConvWeight prepares ConvInteger's weight (input 1) with its zero
-// point (input 3) when both are constants; nil otherwise.
-func prepareQConvWeight(n *Node) *qconvWeight {
-	w := n.Const(1)
+// prepareQConvWeight prepares a convolution's weight (input iw) with its
+// zero point (input izw) when both are constants; nil otherwise.
+func prepareQConvWeight(n *Node, iw, izw int) *qconvWeight {
+	w := n.Const(iw)
 	if w == nil || w.DType != tensor.Int8 && w.DType != tensor.Uint8 || len(w.Shape) < 3 || w.Len() == 0 {
 		return nil
 	}
 	zw := []int32{0}
-	if len(n.Inputs) > 3 && n.Inputs[3] != "" {
-		z := n.Const(3)
+	if len(n.Inputs) > izw && n.Inputs[izw] != "" {
+		z := n.Const(izw)
 		if z == nil || z.DType != w.DType {
 			return nil
 		}

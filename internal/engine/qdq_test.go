@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/spindleml/spindle/internal/modelgen"
@@ -214,6 +215,96 @@ func TestQDQConvRunsOnInt8(t *testing.T) {
 			}
 			if worst > limit {
 				t.Errorf("%s %+v: max |diff| %.3g against max %.3g", tt.name, v, worst, top)
+			}
+		}
+	}
+}
+
+// TestQLinearConvFastMatchesGeneric checks QLinearConv with constant
+// weights (the QOperator form) on the int8 convolution against the op's
+// generic kernel (fusion off): the same integer sums and float32 steps, so
+// the same bytes, over geometries, signedness, per-channel scales, weight
+// zero points and threads.
+func TestQLinearConvFastMatchesGeneric(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		k         int
+		attrs     []modelgen.Attr
+		signed    bool
+		perFilter bool
+		zeroW     bool
+		filters   int
+	}{
+		{"3x3 same", 3, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)}, false, false, false, 8},
+		{"3x3 stride 2 signed per filter", 3, []modelgen.Attr{modelgen.AInts("strides", 2, 2), modelgen.AInts("pads", 1, 1, 1, 1)}, true, true, false, 12},
+		{"1x1 weight zero points", 1, nil, false, true, true, 70},
+	} {
+		b := modelgen.NewBuilder("qlinearconv", 13, 5)
+		dt := tensor.Uint8
+		if tc.signed {
+			dt = tensor.Int8
+		}
+		b.Input("x", dt, []int64{2, 8, 9, 9})
+		rng := b.Rand()
+		w := tensor.New(tensor.Int8, tc.filters, 8, tc.k, tc.k)
+		for i := range w.I8 {
+			w.I8[i] = int8(rng.IntN(255) - 127)
+		}
+		ns := 1
+		if tc.perFilter {
+			ns = tc.filters
+		}
+		ws, wz := make([]float32, ns), tensor.New(tensor.Int8, ns)
+		for i := range ws {
+			ws[i] = 0.001 + 0.002*rng.Float32()
+			if tc.zeroW {
+				wz.I8[i] = int8(rng.IntN(7) - 3)
+			}
+		}
+		wsT := tensor.FromF32(ws, ns)
+		if ns == 1 {
+			wsT.Shape, wz.Shape = nil, nil
+		}
+		bias := &tensor.Tensor{DType: tensor.Int32, Shape: []int{tc.filters}, I32: make([]int32, tc.filters)}
+		for i := range bias.I32 {
+			bias.I32[i] = int32(rng.IntN(20001) - 10000)
+		}
+		zx := &tensor.Tensor{DType: dt, U8: []uint8{121}}
+		zy := &tensor.Tensor{DType: tensor.Uint8, U8: []uint8{9}}
+		if tc.signed {
+			zx = &tensor.Tensor{DType: dt, I8: []int8{-7}}
+		}
+		b.Node("QLinearConv", []string{"x", b.InitTensor("xs", tensor.FromF32([]float32{0.02})), b.InitTensor("xz", zx),
+			b.InitTensor("w", w), b.InitTensor("ws", wsT), b.InitTensor("wz", wz),
+			b.InitTensor("ys", tensor.FromF32([]float32{0.07})), b.InitTensor("yz", zy), b.InitTensor("b", bias)}, tc.attrs, "y")
+		b.Output("y", tensor.Uint8, nil)
+		fused, plain := compileBoth(t, b)
+		found := false
+		for _, st := range fused.steps {
+			found = found || st.node.OpType == opQLinearConv
+		}
+		if !found {
+			t.Fatalf("%s: QLinearConv did not get the int8 convolution", tc.name)
+		}
+		x := tensor.New(dt, 2, 8, 9, 9)
+		for i := range x.U8 {
+			x.U8[i] = uint8(rng.IntN(256))
+		}
+		for i := range x.I8 {
+			x.I8[i] = int8(rng.IntN(256) - 128)
+		}
+		in := map[string]*tensor.Tensor{"x": x}
+		want, err := plain.Run(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, threads := range []int{1, 3} {
+			got, err := fused.RunWith(context.Background(), in, RunOptions{Threads: threads})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got["y"].Shape, want["y"].Shape) || string(got["y"].U8) != string(want["y"].U8) {
+				t.Fatalf("%s, %d threads: the int8 convolution's bytes differ from the generic kernel's", tc.name, threads)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package kernels
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"unsafe"
 )
@@ -375,6 +376,40 @@ func QDequantRows(dst []float32, ldd int, acc []int32, rows, cols int, colTerm, 
 				y += bias[r]
 			}
 			dst[r*ldd+j] = y
+		}
+	}
+}
+
+// QRequantRows requantises a block whose rows are output channels to 8
+// bits (QLinearConv's output): for r < rows and j < cols,
+//
+//	f = float32(acc[r*QPanel+j] + colTerm[j] + rowTerm[r]) * mult[r]
+//	dst[r*ldd+j] = byte(roundEven(clamp(f, lo-zp, hi-zp)) + zp)
+//
+// the clamp taking lo-zp for NaN, as Quantize.
+func QRequantRows(dst []byte, ldd int, acc []int32, rows, cols int, colTerm, rowTerm []int32, mult []float32, zp, lo, hi int32) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_ = dst[(rows-1)*ldd+cols-1]
+	_ = acc[(rows-1)*QPanel+cols-1]
+	_, _, _ = colTerm[:cols], rowTerm[:rows], mult[:rows]
+	flo, fhi := float32(lo-zp), float32(hi-zp)
+	j0 := 0
+	if quantizeAVX512 && cols >= 16 {
+		j0 = cols &^ 15
+		qRequantRowsAVX512(&dst[0], ldd, &acc[0], rows, &colTerm[0], &rowTerm[0], &mult[0], j0/16, flo, fhi, zp)
+	}
+	for r := 0; r < rows; r++ {
+		for j := j0; j < cols; j++ {
+			f := float32(acc[r*QPanel+j]+colTerm[j]+rowTerm[r]) * mult[r]
+			if !(f > flo) {
+				f = flo
+			}
+			if f > fhi {
+				f = fhi
+			}
+			dst[r*ldd+j] = byte(int32(math.RoundToEven(float64(f))) + zp)
 		}
 	}
 }

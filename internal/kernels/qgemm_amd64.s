@@ -351,6 +351,53 @@ qploop:
 	VZEROUPPER
 	RET
 
+// func qRequantRowsAVX512(dst *byte, ldd int, acc *int32, rows int, colTerm, rowTerm *int32, mult *float32, blocks int, lo, hi float32, zp int32)
+// For each of rows rows r (dst ldd bytes apart, acc 64 int32s apart):
+// dst = byte(cvt(min(max(float32(acc + colTerm + rowTerm[r]) * mult[r],
+// lo), hi)) + zp), 16 at a time, blocks per row; max's NaN takes lo.
+TEXT ·qRequantRowsAVX512(SB), NOSPLIT, $0-76
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R10
+	MOVQ acc+16(FP), SI
+	MOVQ rows+24(FP), R11
+	MOVQ colTerm+32(FP), DX
+	MOVQ rowTerm+40(FP), R12
+	MOVQ mult+48(FP), R8
+	MOVQ blocks+56(FP), BX
+	VBROADCASTSS lo+64(FP), Z3
+	VBROADCASTSS hi+68(FP), Z4
+	MOVL zp+72(FP), AX
+	VPBROADCASTD AX, Z5
+qqrow:
+	VPBROADCASTD (R12), Z1
+	VBROADCASTSS (R8), Z2
+	XORQ AX, AX
+	XORQ R9, R9
+	MOVQ BX, CX
+qqcol:
+	VMOVDQU32 (SI)(AX*1), Z0
+	VPADDD (DX)(AX*1), Z0, Z0
+	VPADDD Z1, Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS Z2, Z0, Z0
+	VMAXPS Z3, Z0, Z0
+	VMINPS Z4, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD Z5, Z0, Z0
+	VPMOVDB Z0, (DI)(R9*1)
+	ADDQ $64, AX
+	ADDQ $16, R9
+	DECQ CX
+	JNZ qqcol
+	ADDQ R10, DI
+	ADDQ $256, SI
+	ADDQ $4, R12
+	ADDQ $4, R8
+	DECQ R11
+	JNZ qqrow
+	VZEROUPPER
+	RET
+
 // func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
 // VMINPS/VMAXPS return their second source (Intel order; the first operand
 // in Go's) when either is NaN, and that is the running bound here: a NaN in

@@ -32,6 +32,10 @@ func qDequantRowsAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm, ro
 	panic("unreachable")
 }
 
+func qRequantRowsAVX512(dst *byte, ldd int, acc *int32, rows int, colTerm, rowTerm *int32, mult *float32, blocks int, lo, hi float32, zp int32) {
+	panic("unreachable")
+}
+
 func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32) { panic("unreachable") }
 
 func quantizeAVX512F32(dst *byte, x *float32, blocks int, scale, lo, hi float32, zp int32) {

@@ -239,6 +239,38 @@ func TestQDequantRowsMatchesFormula(t *testing.T) {
 	}
 }
 
+func TestQRequantRowsMatchesFormula(t *testing.T) {
+	rng := rand.New(rand.NewSource(10))
+	for _, cols := range []int{16, 64, 5, 49} {
+		for _, q := range [][3]int32{{0, 255, 7}, {-128, 127, -3}} {
+			rows, ldd := 6, 80
+			acc := make([]int32, rows*QPanel)
+			for i := range acc {
+				acc[i] = rng.Int31n(1<<16) - 1<<15
+			}
+			ct, rt, mult := make([]int32, cols), make([]int32, rows), make([]float32, rows)
+			for j := range ct {
+				ct[j] = rng.Int31n(1<<12) - 1<<11
+			}
+			for r := range rt {
+				rt[r], mult[r] = rng.Int31n(1<<12)-1<<11, rng.Float32()*0.01
+			}
+			got := make([]byte, rows*ldd)
+			QRequantRows(got, ldd, acc, rows, cols, ct, rt, mult, q[2], q[0], q[1])
+			for r := 0; r < rows; r++ {
+				for j := 0; j < cols; j++ {
+					f := float64(float32(acc[r*QPanel+j]+ct[j]+rt[r]) * mult[r])
+					want := int32(math.RoundToEven(f)) + q[2]
+					want = min(max(want, q[0]), q[1])
+					if got[r*ldd+j] != byte(want) {
+						t.Fatalf("cols=%d range %v: [%d][%d] = %d, want %d", cols, q, r, j, got[r*ldd+j], byte(want))
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestMinMaxAndQuantize(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
 	for _, n := range []int{0, 1, 16, 17, 100} {
