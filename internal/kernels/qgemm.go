@@ -301,20 +301,28 @@ func QGemmRows(a *QGemmA, b *PackedQB, i0, i1, p0, p1 int, sink QSink) {
 var accPool = sync.Pool{New: func() any { return new([qBlockRows * QPanel]int32) }}
 
 // qKernelGo is the reference microkernel: for r < qRows and c < QPanel,
-// acc[r*QPanel+c] = Σq Σt a[r*lda+4q+t] · int8(b[q*4*QPanel+4c+t]).
+// acc[r*QPanel+c] = Σq Σt a[r*lda+4q+t] · int8(b[q*4*QPanel+4c+t]). Each
+// quad of B's bytes is read once for the four rows.
 func qKernelGo(a []byte, lda int, b []byte, kq int, acc []int32) {
-	for r := 0; r < qRows; r++ {
-		row := a[r*lda : r*lda+4*kq]
-		out := acc[r*QPanel : (r+1)*QPanel]
-		clear(out)
-		for q := 0; q < kq; q++ {
-			a0, a1, a2, a3 := int32(row[4*q]), int32(row[4*q+1]), int32(row[4*q+2]), int32(row[4*q+3])
-			bq := b[q*4*QPanel : (q+1)*4*QPanel]
-			for c := range out {
-				bc := bq[4*c : 4*c+4]
-				out[c] += a0*int32(int8(bc[0])) + a1*int32(int8(bc[1])) + a2*int32(int8(bc[2])) + a3*int32(int8(bc[3]))
-			}
+	var sums [qRows][QPanel]int32
+	r0, r1, r2, r3 := a[:4*kq], a[lda:lda+4*kq], a[2*lda:2*lda+4*kq], a[3*lda:3*lda+4*kq]
+	for q := 0; q < kq; q++ {
+		bq := b[q*4*QPanel : (q+1)*4*QPanel]
+		a00, a01, a02, a03 := int32(r0[4*q]), int32(r0[4*q+1]), int32(r0[4*q+2]), int32(r0[4*q+3])
+		a10, a11, a12, a13 := int32(r1[4*q]), int32(r1[4*q+1]), int32(r1[4*q+2]), int32(r1[4*q+3])
+		a20, a21, a22, a23 := int32(r2[4*q]), int32(r2[4*q+1]), int32(r2[4*q+2]), int32(r2[4*q+3])
+		a30, a31, a32, a33 := int32(r3[4*q]), int32(r3[4*q+1]), int32(r3[4*q+2]), int32(r3[4*q+3])
+		for c := 0; c < QPanel; c++ {
+			bc := bq[4*c : 4*c+4 : 4*c+4]
+			b0, b1, b2, b3 := int32(int8(bc[0])), int32(int8(bc[1])), int32(int8(bc[2])), int32(int8(bc[3]))
+			sums[0][c] += a00*b0 + a01*b1 + a02*b2 + a03*b3
+			sums[1][c] += a10*b0 + a11*b1 + a12*b2 + a13*b3
+			sums[2][c] += a20*b0 + a21*b1 + a22*b2 + a23*b3
+			sums[3][c] += a30*b0 + a31*b1 + a32*b2 + a33*b3
 		}
+	}
+	for r := range sums {
+		copy(acc[r*QPanel:(r+1)*QPanel], sums[r][:])
 	}
 }
 
