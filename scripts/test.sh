@@ -24,7 +24,10 @@ go test -count=1 -race -timeout 15m "${race_pkgs[@]}"
 # The kernel worker pool and the tests that share one model among goroutines
 # or split one request over threads (the rest of engine and kernels is
 # single-goroutine, and testing.AllocsPerRun counts differ under -race).
-go test -count=1 -race -timeout 10m -run 'Parallel|Concurrent|ThreadBudget|Fusion|FusedBERT|ConvProgram|ConvTransposePatches|MaxPoolPlanes|SoftmaxRows|ConvDepthwise|ConvIm2col' ./internal/kernels ./internal/engine
+# The int8 multiplies and convolutions split over threads too (QDQ, QLinearConv,
+# a quantized model shared by goroutines).
+go test -count=1 -race -timeout 10m -run 'Parallel|Concurrent|ThreadBudget|Fusion|FusedBERT|ConvProgram|ConvTransposePatches|MaxPoolPlanes|SoftmaxRows|ConvDepthwise|ConvIm2col|QDQ|QLinearConvFast' ./internal/kernels ./internal/engine
+go test -count=1 -race -timeout 5m -run 'Concurrently' ./internal/quantize
 
 if [ -d internal/kernels ]; then
   echo "== go test -tags noasm (pure-Go kernels)"

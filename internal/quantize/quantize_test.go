@@ -3,6 +3,7 @@ package quantize
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
@@ -173,5 +174,69 @@ func TestDynamicRaisesOldOpsets(t *testing.T) {
 	}
 	if s := w["table_scale"]; s == nil || s.Len() != 1 {
 		t.Errorf("table_scale %v: want one scale below opset 13", s)
+	}
+}
+
+// TestQuantizedModelRunsConcurrently runs one compiled int8 model from
+// several goroutines with intra-op threads, as an instance's workers do:
+// every run gives the single-threaded answer (go test -race checks the
+// pooled and shared buffers).
+func TestQuantizedModelRunsConcurrently(t *testing.T) {
+	// Five panels of columns, so that threads split the multiplies.
+	b := modelgen.NewBuilder("wide", 17, 2)
+	b.Input("x", tensor.Float32, []int64{17, 256})
+	h := b.Node("Relu", []string{b.Node("MatMul", []string{"x", b.Uniform("w1", 0.1, 256, 300)}, nil)}, nil)
+	b.Node("MatMul", []string{h, b.Uniform("w2", 0.1, 300, 40)}, nil, "y")
+	b.Output("y", tensor.Float32, nil)
+	src := filepath.Join(t.TempDir(), "wide.onnx")
+	if err := b.Save(src, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "q.onnx")
+	if _, err := Dynamic(src, out, Options{PerChannel: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Load(out, onnx.Copy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := engine.Compile(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := tensor.New(tensor.Float32, 17, 256)
+	for i := range x.F32 {
+		x.F32[i] = float32(math.Cos(float64(i)))
+	}
+	in := map[string]*tensor.Tensor{"x": x}
+	want, err := c.Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for range 20 {
+				got, err := c.RunWith(context.Background(), in, engine.RunOptions{Threads: 1 + g%3})
+				if err != nil {
+					errs <- err
+					return
+				}
+				for name, w := range want {
+					for i, v := range w.F32 {
+						if got[name].F32[i] != v {
+							errs <- fmt.Errorf("goroutine %d: output %s[%d] = %v, want %v", g, name, i, got[name].F32[i], v)
+							return
+						}
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
