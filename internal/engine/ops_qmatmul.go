@@ -100,14 +100,6 @@ func (q *qmm) zaOf(i int) int32 {
 	return q.za[i]
 }
 
-// runRaw computes the product over threads and hands each block to sink
-// uncorrected for the zero points.
-func (q *qmm) runRaw(threads int, sink kernels.QSink) {
-	parallelFor(threads, q.b.Panels(), 1, func(lo, hi int) {
-		kernels.QGemm(q.a, q.b, lo, hi, sink)
-	})
-}
-
 // run computes the product over threads and hands each block to sink with
 // the values corrected for the zero points (acc is overwritten in place).
 func (q *qmm) run(threads int, sink kernels.QSink) {
