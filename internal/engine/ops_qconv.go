@@ -309,13 +309,28 @@ func bytePatchesT(g *geom3, x []byte, c0, c1 int, pad byte, dst []byte) {
 								}
 								continue
 							}
-							for ow := range seg {
-								iw := ow*g.s[2] + iw0
-								if iw >= 0 && iw < g.in[2] {
-									seg[ow] = src[iw]
-								} else {
-									seg[ow] = pad
-								}
+							// Strided: the positions whose input lies in
+							// the row, [lo, hi), gathered; pad around them.
+							st := g.s[2]
+							lo := 0
+							if iw0 < 0 {
+								lo = (-iw0 + st - 1) / st
+							}
+							hi := 0
+							if last := len(src) - 1 - iw0; last >= 0 {
+								hi = min(len(seg), last/st+1)
+							}
+							if lo > hi {
+								lo = hi
+							}
+							for i := range seg[:lo] {
+								seg[i] = pad
+							}
+							for ow, iw := lo, lo*st+iw0; ow < hi; ow, iw = ow+1, iw+st {
+								seg[ow] = src[iw]
+							}
+							for i := hi; i < len(seg); i++ {
+								seg[i] = pad
 							}
 						}
 					}
