@@ -26,7 +26,7 @@ go test -count=1 -race -timeout 15m "${race_pkgs[@]}"
 # single-goroutine, and testing.AllocsPerRun counts differ under -race).
 # The int8 multiplies and convolutions split over threads too (QDQ, QLinearConv,
 # a quantized model shared by goroutines).
-go test -count=1 -race -timeout 10m -run 'Parallel|Concurrent|ThreadBudget|Fusion|FusedBERT|ConvProgram|ConvTransposePatches|MaxPoolPlanes|SoftmaxRows|ConvDepthwise|ConvIm2col|QDQ|QLinearConvFast' ./internal/kernels ./internal/engine
+go test -count=1 -race -timeout 10m -run 'Parallel|Concurrent|ThreadBudget|Fusion|FusedBERT|ConvProgram|ConvTransposePatches|MaxPoolPlanes|SoftmaxRows|ConvDepthwise|ConvIm2col|QDQ|QLinear' ./internal/kernels ./internal/engine
 go test -count=1 -race -timeout 5m -run 'Concurrently' ./internal/quantize
 
 if [ -d internal/kernels ]; then

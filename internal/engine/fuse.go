@@ -90,7 +90,7 @@ func (m *Model) fuse(consts []*tensor.Tensor, shapes [][]int) ([]*tensor.Tensor,
 		}
 	}
 	f.compact()
-	for _, pass := range []func(i int){f.reluBeforePool, f.gelu, f.layerNorm, f.attention, f.qmatmul, f.qconv, f.qlinearConv, f.epilogue} {
+	for _, pass := range []func(i int){f.reluBeforePool, f.gelu, f.layerNorm, f.attention, f.qmatmul, f.qconv, f.qlinearConv, f.qlinearMatMul, f.epilogue} {
 		f.index()
 		for i := range m.steps {
 			if !f.dead[i] {

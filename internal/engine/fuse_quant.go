@@ -615,3 +615,105 @@ func (f *fuser) qlinearConv(i int) {
 		return out, scratch
 	}
 }
+
+// opQLinearMatMul is QLinearMatMul with a constant 2-D B (the QOperator
+// form of a quantized transformer's projections) on the int8 multiply,
+// requantised block by block exactly as the op defines it.
+const opQLinearMatMul = "spindle.QLinearMatMul"
+
+// qlinearMatMul gives step i, a QLinearMatMul whose B, scales and B's and
+// the output's zero points are constants (B's zero points 0: symmetric
+// weights), the int8 multiply's fast kernel.
+func (f *fuser) qlinearMatMul(i int) {
+	if f.op(i) != "QLinearMatMul" {
+		return
+	}
+	st := f.m.steps[i]
+	pb := st.node.qpacked
+	if pb == nil || len(st.in) != 8 || st.in[0] < 0 || f.isConst(st.in[0]) {
+		return
+	}
+	for _, j := range []int{1, 3, 4, 5, 6, 7} {
+		if !f.isConst(st.in[j]) {
+			return
+		}
+	}
+	B := f.consts[st.in[3]]
+	K, N := pb.K(), pb.N()
+	sa, oka := f.scalar(st.in[1])
+	sy, oky := f.scalar(st.in[6])
+	sb, zb, zy := f.consts[st.in[4]], f.consts[st.in[5]], f.consts[st.in[7]]
+	if !oka || !oky || sb.DType != tensor.Float32 || sb.Len() != 1 && sb.Len() != N || zy.Len() != 1 || zb.DType != B.DType {
+		return
+	}
+	zbv, err := intValues(zb)
+	if err != nil {
+		return
+	}
+	shift := int32(0)
+	if B.DType == tensor.Uint8 {
+		shift = 128
+	}
+	for _, z := range zbv {
+		if z != shift { // a zero point that is not 0 once B is signed
+			return
+		}
+	}
+	qlo, qhi, err := quantRange(zy.DType)
+	if err != nil {
+		return
+	}
+	zyv, _ := intValues(zy)
+	mult := make([]float32, N)
+	for j := range mult {
+		s := sb.F32[0]
+		if sb.Len() > 1 {
+			s = sb.F32[j]
+		}
+		mult[j] = sa * s / sy // the generic kernel's expression, bit for bit
+	}
+	cs := pb.ColSums()
+	var headIn []int
+	fr := f.replace([]int{i}, f.out0(i), opQLinearMatMul, func(at func(int) int) fastKernel {
+		aAt, zaAt := at(st.in[0]), at(st.in[2])
+		headIn = slotsAt(at, st.in)
+		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
+			A, z := in[aAt], in[zaAt]
+			if A.DType != tensor.Uint8 && A.DType != tensor.Int8 || len(A.Shape) < 2 || A.Shape[len(A.Shape)-1] != K || z.DType != A.DType || z.Len() != 1 {
+				return nil, false, nil
+			}
+			za, _ := intValues(z)
+			zaS := za[0]
+			if A.DType == tensor.Int8 {
+				zaS += 128
+			}
+			y := tensor.New(zy.DType, append(append([]int(nil), A.Shape[:len(A.Shape)-1]...), N)...)
+			rows := A.Len() / K
+			if rows == 0 || N == 0 {
+				return []*tensor.Tensor{y}, true, nil
+			}
+			buf := getBytes(kernels.QGemmASize(rows, K))
+			defer bytePool.Put(buf)
+			qa := kernels.PrepareQA(*buf, rows, K, byteData(A), K, A.DType == tensor.Int8)
+			colTerm := make([]int32, N)
+			for j, c := range cs {
+				colTerm[j] = -zaS * c
+			}
+			yb := byteData(y)
+			parallelFor(threads, pb.Panels(), 1, func(p0, p1 int) {
+				kernels.QGemm(qa, pb, p0, p1, func(i0, nr, j0, cols int, acc []int32) {
+					kernels.QRequantCols(yb[i0*N+j0:], N, acc, nr, cols, colTerm[j0:j0+cols], mult[j0:j0+cols], zyv[0], qlo, qhi)
+				})
+			})
+			return []*tensor.Tensor{y}, true, nil
+		}
+	})
+	need := needOfHead(st, headIn)
+	fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
+		out, scratch := need(threads, in)
+		if a := in[headIn[0]]; a != nil {
+			scratch = satAdd(scratch, int64(a.Len()))
+		}
+		return out, scratch
+	}
+}

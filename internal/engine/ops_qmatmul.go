@@ -182,9 +182,7 @@ func newMatMulInteger(n *Node, requant bool) (Kernel, error) {
 	}
 	pb := n.packQWeight(ib)
 	constB := n.Const(ib)
-	if !requant {
-		n.qpacked = pb
-	}
+	n.qpacked = pb
 	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if requant {
 			if err := checkInputs(in, 8, 8); err != nil {

@@ -309,3 +309,100 @@ func TestQLinearConvFastMatchesGeneric(t *testing.T) {
 		}
 	}
 }
+
+// TestQLinearMatMulFastMatchesGeneric checks QLinearMatMul with a constant
+// B on the int8 multiply against the op's generic kernel (fusion off):
+// the same bytes, for uint8 and int8 operands, per-tensor and per-column
+// scales, batched A and several threads.
+func TestQLinearMatMulFastMatchesGeneric(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		signedA, u8B bool
+		perCol       bool
+		shape        []int64
+		k, n         int
+	}{
+		{"uint8 per tensor", false, false, false, []int64{7, 96}, 96, 70},
+		{"int8 per column batched", true, false, true, []int64{2, 5, 64}, 64, 130},
+		{"uint8 B", false, true, true, []int64{9, 40}, 40, 64},
+	} {
+		b := modelgen.NewBuilder("qlinearmatmul", 13, 6)
+		adt := tensor.Uint8
+		if tc.signedA {
+			adt = tensor.Int8
+		}
+		b.Input("a", adt, tc.shape)
+		rng := b.Rand()
+		bdt := tensor.Int8
+		if tc.u8B {
+			bdt = tensor.Uint8
+		}
+		w := tensor.New(bdt, tc.k, tc.n)
+		for i := range w.I8 {
+			w.I8[i] = int8(rng.IntN(255) - 127)
+		}
+		for i := range w.U8 {
+			w.U8[i] = uint8(rng.IntN(256))
+		}
+		ns := 1
+		if tc.perCol {
+			ns = tc.n
+		}
+		sb := make([]float32, ns)
+		for i := range sb {
+			sb[i] = 0.002 + 0.003*rng.Float32()
+		}
+		sbT := tensor.FromF32(sb, ns)
+		zb := &tensor.Tensor{DType: bdt, Shape: []int{ns}, I8: make([]int8, ns)}
+		if tc.u8B {
+			zb = &tensor.Tensor{DType: bdt, Shape: []int{ns}, U8: make([]uint8, ns)}
+			for i := range zb.U8 {
+				zb.U8[i] = 128
+			}
+		}
+		if ns == 1 {
+			sbT.Shape, zb.Shape = nil, nil
+		}
+		za := &tensor.Tensor{DType: adt, U8: []uint8{100}}
+		if tc.signedA {
+			za = &tensor.Tensor{DType: adt, I8: []int8{-5}}
+		}
+		b.Node("QLinearMatMul", []string{"a", b.InitTensor("as", tensor.FromF32([]float32{0.03})), b.InitTensor("az", za),
+			b.InitTensor("b", w), b.InitTensor("bs", sbT), b.InitTensor("bz", zb),
+			b.InitTensor("ys", tensor.FromF32([]float32{0.25})), b.InitTensor("yz", &tensor.Tensor{DType: tensor.Uint8, U8: []uint8{128}})}, nil, "y")
+		b.Output("y", tensor.Uint8, nil)
+		fused, plain := compileBoth(t, b)
+		found := false
+		for _, st := range fused.steps {
+			found = found || st.node.OpType == opQLinearMatMul
+		}
+		if !found {
+			t.Fatalf("%s: QLinearMatMul did not get the int8 multiply", tc.name)
+		}
+		shape := make([]int, len(tc.shape))
+		for i, d := range tc.shape {
+			shape[i] = int(d)
+		}
+		a := tensor.New(adt, shape...)
+		for i := range a.U8 {
+			a.U8[i] = uint8(rng.IntN(256))
+		}
+		for i := range a.I8 {
+			a.I8[i] = int8(rng.IntN(256) - 128)
+		}
+		in := map[string]*tensor.Tensor{"a": a}
+		want, err := plain.Run(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, threads := range []int{1, 3} {
+			got, err := fused.RunWith(context.Background(), in, RunOptions{Threads: threads})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got["y"].Shape, want["y"].Shape) || string(got["y"].U8) != string(want["y"].U8) {
+				t.Fatalf("%s, %d threads: the int8 multiply's bytes differ from the generic kernel's", tc.name, threads)
+			}
+		}
+	}
+}

@@ -422,6 +422,38 @@ func QRequantRows(dst []byte, ldd int, acc []int32, rows, cols int, colTerm, row
 	}
 }
 
+// QRequantCols is QRequantRows for a block whose columns are the output
+// channels (QLinearMatMul's): for r < rows and j < cols,
+//
+//	f = float32(acc[r*QPanel+j] + colTerm[j]) * mult[j]
+//	dst[r*ldd+j] = byte(roundEven(clamp(f, lo-zp, hi-zp)) + zp)
+func QRequantCols(dst []byte, ldd int, acc []int32, rows, cols int, colTerm []int32, mult []float32, zp, lo, hi int32) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	_ = dst[(rows-1)*ldd+cols-1]
+	_ = acc[(rows-1)*QPanel+cols-1]
+	_, _ = colTerm[:cols], mult[:cols]
+	flo, fhi := float32(lo-zp), float32(hi-zp)
+	j0 := 0
+	if quantizeAVX512 && cols >= 16 {
+		j0 = cols &^ 15
+		qRequantColsAVX512(&dst[0], ldd, &acc[0], rows, &colTerm[0], &mult[0], j0/16, flo, fhi, zp)
+	}
+	for r := 0; r < rows; r++ {
+		for j := j0; j < cols; j++ {
+			f := float32(acc[r*QPanel+j]+colTerm[j]) * mult[j]
+			if !(f > flo) {
+				f = flo
+			}
+			if f > fhi {
+				f = fhi
+			}
+			dst[r*ldd+j] = byte(int32(math.RoundToEven(float64(f))) + zp)
+		}
+	}
+}
+
 // QDequantRow sets, for j < len(dst),
 //
 //	dst[j] = float32(acc[j] + colTerm[j] - zb[j]*rowTerm) * scale[j] + bias[j]

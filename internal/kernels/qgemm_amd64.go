@@ -94,6 +94,9 @@ func qPackPanelAVX512(dst, src *byte, ldb, kq int, flip uint64, sums *int32)
 func qRequantRowsAVX512(dst *byte, ldd int, acc *int32, rows int, colTerm, rowTerm *int32, mult *float32, blocks int, lo, hi float32, zp int32)
 
 //go:noescape
+func qRequantColsAVX512(dst *byte, ldd int, acc *int32, rows int, colTerm *int32, mult *float32, blocks int, lo, hi float32, zp int32)
+
+//go:noescape
 func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
 
 //go:noescape

@@ -398,6 +398,47 @@ qqcol:
 	VZEROUPPER
 	RET
 
+// func qRequantColsAVX512(dst *byte, ldd int, acc *int32, rows int, colTerm *int32, mult *float32, blocks int, lo, hi float32, zp int32)
+// For each of rows rows (dst ldd bytes apart, acc 64 int32s apart):
+// dst = byte(cvt(min(max(float32(acc + colTerm) * mult, lo), hi)) + zp),
+// 16 at a time, blocks per row.
+TEXT ·qRequantColsAVX512(SB), NOSPLIT, $0-68
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R10
+	MOVQ acc+16(FP), SI
+	MOVQ rows+24(FP), R11
+	MOVQ colTerm+32(FP), DX
+	MOVQ mult+40(FP), R8
+	MOVQ blocks+48(FP), BX
+	VBROADCASTSS lo+56(FP), Z3
+	VBROADCASTSS hi+60(FP), Z4
+	MOVL zp+64(FP), AX
+	VPBROADCASTD AX, Z5
+qcrow:
+	XORQ AX, AX
+	XORQ R9, R9
+	MOVQ BX, CX
+qccol:
+	VMOVDQU32 (SI)(AX*1), Z0
+	VPADDD (DX)(AX*1), Z0, Z0
+	VCVTDQ2PS Z0, Z0
+	VMULPS (R8)(AX*1), Z0, Z0
+	VMAXPS Z3, Z0, Z0
+	VMINPS Z4, Z0, Z0
+	VCVTPS2DQ Z0, Z0
+	VPADDD Z5, Z0, Z0
+	VPMOVDB Z0, (DI)(R9*1)
+	ADDQ $64, AX
+	ADDQ $16, R9
+	DECQ CX
+	JNZ qccol
+	ADDQ R10, DI
+	ADDQ $256, SI
+	DECQ R11
+	JNZ qcrow
+	VZEROUPPER
+	RET
+
 // func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32)
 // VMINPS/VMAXPS return their second source (Intel order; the first operand
 // in Go's) when either is NaN, and that is the running bound here: a NaN in

@@ -36,6 +36,10 @@ func qRequantRowsAVX512(dst *byte, ldd int, acc *int32, rows int, colTerm, rowTe
 	panic("unreachable")
 }
 
+func qRequantColsAVX512(dst *byte, ldd int, acc *int32, rows int, colTerm *int32, mult *float32, blocks int, lo, hi float32, zp int32) {
+	panic("unreachable")
+}
+
 func minMaxF32AVX512(x *float32, blocks int) (lo, hi float32) { panic("unreachable") }
 
 func quantizeAVX512F32(dst *byte, x *float32, blocks int, scale, lo, hi float32, zp int32) {

@@ -271,6 +271,34 @@ func TestQRequantRowsMatchesFormula(t *testing.T) {
 	}
 }
 
+func TestQRequantColsMatchesFormula(t *testing.T) {
+	rng := rand.New(rand.NewSource(11))
+	for _, cols := range []int{16, 64, 5, 49} {
+		for _, q := range [][3]int32{{0, 255, 7}, {-128, 127, -3}} {
+			rows, ldd := 6, 80
+			acc := make([]int32, rows*QPanel)
+			for i := range acc {
+				acc[i] = rng.Int31n(1<<16) - 1<<15
+			}
+			ct, mult := make([]int32, cols), make([]float32, cols)
+			for j := range ct {
+				ct[j], mult[j] = rng.Int31n(1<<12)-1<<11, rng.Float32()*0.01
+			}
+			got := make([]byte, rows*ldd)
+			QRequantCols(got, ldd, acc, rows, cols, ct, mult, q[2], q[0], q[1])
+			for r := 0; r < rows; r++ {
+				for j := 0; j < cols; j++ {
+					f := float64(float32(acc[r*QPanel+j]+ct[j]) * mult[j])
+					want := min(max(int32(math.RoundToEven(f))+q[2], q[0]), q[1])
+					if got[r*ldd+j] != byte(want) {
+						t.Fatalf("cols=%d range %v: [%d][%d] = %d, want %d", cols, q, r, j, got[r*ldd+j], byte(want))
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestMinMaxAndQuantize(t *testing.T) {
 	rng := rand.New(rand.NewSource(5))
 	for _, n := range []int{0, 1, 16, 17, 100} {
