@@ -36,9 +36,10 @@ type Node struct {
 	// qpacked is MatMulInteger's constant B packed for the int8 kernels,
 	// for the fuser's int8 multiply with a float epilogue (fuse_quant.go).
 	qpacked *kernels.PackedQB
-	// qconv is ConvInteger's constant weight prepared as the left operand
-	// of the int8 kernels, for the fuser's int8 convolution.
-	qconv *qconvWeight
+	// qconv is ConvInteger's or QLinearConv's constant weight prepared as
+	// the left operand of the int8 kernels, one per group, for the fuser's
+	// int8 convolution.
+	qconv []*qconvWeight
 	// noFusion and foldLeft are the compile's options and folding budget,
 	// for factories that compile subgraphs (If).
 	noFusion bool

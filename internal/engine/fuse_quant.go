@@ -243,10 +243,10 @@ func (f *fuser) qconv(i int) {
 		return
 	}
 	st := f.m.steps[i]
-	w := st.node.qconv
-	if w == nil || len(st.in) < 2 || st.in[0] < 0 || f.isConst(st.in[0]) || !f.isConst(st.in[1]) {
+	if len(st.node.qconv) != 1 || len(st.in) < 2 || st.in[0] < 0 || f.isConst(st.in[0]) || !f.isConst(st.in[1]) {
 		return
 	}
+	w := st.node.qconv[0]
 	wt := f.consts[st.in[1]]
 	attrs, err := readWindowAttrs(st.node)
 	if err != nil {
@@ -391,7 +391,7 @@ func (f *fuser) qconv(i int) {
 			if P == 0 || N == 0 {
 				return []*tensor.Tensor{y}, true, nil
 			}
-			qconvProduct(threads, w, &g, byteData(x), N, C, x.DType == tensor.Uint8, zx, nil, func(img, i0, nr, j0, cols int, acc, colTerm, rowTerm []int32, block []float32) {
+			qconvProduct(threads, w, &g, byteData(x), N, C, 0, x.DType == tensor.Uint8, zx, nil, func(img, i0, nr, j0, cols int, acc, colTerm, rowTerm []int32, block []float32) {
 				var bs []float32
 				if bias != nil {
 					bs = bias[i0 : i0+nr]
@@ -432,16 +432,18 @@ func (f *fuser) qconv(i int) {
 }
 
 // qconvProduct runs the integer convolution of xb (N images of C planes in
-// g's geometry, 8-bit, zero point zx) with the prepared weight w, packing
+// g's geometry, 8-bit, zero point zx; the group's planes from c0) with the
+// prepared weight w (the group's filters), packing
 // each image's patches and splitting the work over threads, and hands each
 // block of products to block: filters i0.. (nr rows, acc rows QPanel
 // apart) by positions j0.. (cols) of image img, with the columns' and rows'
 // zero-point corrections (plus extraRow per filter when given) that make
 // acc + colTerm[j] + rowTerm[r] the exact sum Σ(w - zw)(x - zx). block is
 // a scratch buffer of QGemmRowBlock·QPanel floats of the calling goroutine.
-func qconvProduct(threads int, w *qconvWeight, g *geom3, xb []byte, N, C int, unsigned bool, zx int32, extraRow []int32,
+func qconvProduct(threads int, w *qconvWeight, g *geom3, xb []byte, N, C, c0 int, unsigned bool, zx int32, extraRow []int32,
 	block func(img, i0, nr, j0, cols int, acc, colTerm, rowTerm []int32, scratch []float32)) {
 	M, P, K := w.m, g.outSize(), w.k
+	Cg := K / g.kSize() // the group's input channels, from c0
 	zb := zx
 	if unsigned {
 		zb -= 128
@@ -467,11 +469,11 @@ func qconvProduct(threads int, w *qconvWeight, g *geom3, xb []byte, N, C int, un
 	cs := pb.ColSums() // a view: each chunk below writes its columns'
 	colTerm := make([]int32, P)
 	for img := 0; img < N; img++ {
-		col := xb[img*C*g.inSize() : (img+1)*C*g.inSize()]
+		col := xb[(img*C+c0)*g.inSize() : (img*C+c0+Cg)*g.inSize()]
 		if colBuf != nil {
 			src := col
-			parallelFor(threads, C, max(1, 1<<16/max(1, g.kSize()*P)), func(c0, c1 int) {
-				bytePatchesT(g, src, c0, c1, byte(zx), *colBuf)
+			parallelFor(threads, Cg, max(1, 1<<16/max(1, g.kSize()*P)), func(ca, cb int) {
+				bytePatchesT(g, src, ca, cb, byte(zx), *colBuf)
 			})
 			col = *colBuf
 		}
@@ -522,17 +524,19 @@ func qconvProduct(threads int, w *qconvWeight, g *geom3, xb []byte, N, C int, un
 // + bias) · x_scale·w_scale/y_scale) + y_zero_point, saturated.
 const opQLinearConv = "spindle.QLinearConv"
 
-// qlinearConv gives step i, a QLinearConv of one group with constant
-// weight, scales and output zero point, the int8 convolution's fast kernel.
+// qlinearConv gives step i, a QLinearConv with constant weight, scales and
+// output zero point, the int8 convolution's fast kernel, group by group
+// (a depthwise one multiplies one filter per group, padded to four rows).
 func (f *fuser) qlinearConv(i int) {
 	if f.op(i) != "QLinearConv" {
 		return
 	}
 	st := f.m.steps[i]
-	w := st.node.qconv
-	if w == nil || len(st.in) < 8 || st.in[0] < 0 || f.isConst(st.in[0]) {
+	ws := st.node.qconv
+	if len(ws) == 0 || len(st.in) < 8 || st.in[0] < 0 || f.isConst(st.in[0]) {
 		return
 	}
+	groups, Mg := len(ws), ws[0].m
 	for _, j := range []int{1, 3, 4, 6, 7} {
 		if !f.isConst(st.in[j]) {
 			return
@@ -542,7 +546,7 @@ func (f *fuser) qlinearConv(i int) {
 	sx, okx := f.scalar(st.in[1])
 	sy, oky := f.scalar(st.in[6])
 	sw, zy := f.consts[st.in[4]], f.consts[st.in[7]]
-	if !okx || !oky || sw.DType != tensor.Float32 || sw.Len() != 1 && sw.Len() != w.m || zy.Len() != 1 {
+	if !okx || !oky || sw.DType != tensor.Float32 || sw.Len() != 1 && sw.Len() != groups*Mg || zy.Len() != 1 {
 		return
 	}
 	qlo, qhi, err := quantRange(zy.DType)
@@ -550,7 +554,7 @@ func (f *fuser) qlinearConv(i int) {
 		return
 	}
 	zyv, _ := intValues(zy)
-	M := w.m
+	M := groups * Mg
 	mult := make([]float32, M)
 	for m := range mult {
 		s := sw.F32[0]
@@ -581,7 +585,7 @@ func (f *fuser) qlinearConv(i int) {
 		headIn = slotsAt(at, st.in)
 		return func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, bool, error) {
 			x := in[xAt]
-			if x.DType != tensor.Uint8 && x.DType != tensor.Int8 || len(x.Shape) != len(wt.Shape) || x.Shape[1] != wt.Shape[1] {
+			if x.DType != tensor.Uint8 && x.DType != tensor.Int8 || len(x.Shape) != len(wt.Shape) || x.Shape[1] != wt.Shape[1]*groups {
 				return nil, false, nil
 			}
 			z := in[zxAt]
@@ -600,9 +604,16 @@ func (f *fuser) qlinearConv(i int) {
 				return []*tensor.Tensor{y}, true, nil
 			}
 			yb := byteData(y)
-			qconvProduct(threads, w, &g, byteData(x), N, C, x.DType == tensor.Uint8, zxv[0], bias, func(img, i0, nr, j0, cols int, acc, colTerm, rowTerm []int32, _ []float32) {
-				kernels.QRequantRows(yb[img*M*P+i0*P+j0:], P, acc, nr, cols, colTerm, rowTerm, mult[i0:i0+nr], zyv[0], qlo, qhi)
-			})
+			for gi, w := range ws {
+				m0 := gi * Mg
+				var extra []int32
+				if bias != nil {
+					extra = bias[m0 : m0+Mg]
+				}
+				qconvProduct(threads, w, &g, byteData(x), N, C, gi*wt.Shape[1], x.DType == tensor.Uint8, zxv[0], extra, func(img, i0, nr, j0, cols int, acc, colTerm, rowTerm []int32, _ []float32) {
+					kernels.QRequantRows(yb[img*M*P+(m0+i0)*P+j0:], P, acc, nr, cols, colTerm, rowTerm, mult[m0+i0:m0+i0+nr], zyv[0], qlo, qhi)
+				})
+			}
 			return []*tensor.Tensor{y}, true, nil
 		}
 	})
@@ -610,7 +621,7 @@ func (f *fuser) qlinearConv(i int) {
 	fr.need = func(threads int, in []*tensor.Tensor) (int64, int64) {
 		out, scratch := need(threads, in)
 		if x := in[headIn[0]]; x != nil && len(x.Shape) >= 3 {
-			scratch = satAdd(scratch, satMul(2*int64(w.k/max(1, x.Shape[1])), int64(x.Len())))
+			scratch = satAdd(scratch, satMul(2*int64(ws[0].k/max(1, x.Shape[1])), int64(x.Len())))
 		}
 		return out, scratch
 	}

@@ -28,9 +28,7 @@ func newConvInteger(n *Node, requant bool) (Kernel, error) {
 	if requant {
 		ix, iw, izx, izw = 0, 3, 2, 5
 	}
-	if group == 1 {
-		n.qconv = prepareQConvWeight(n, iw, izw)
-	}
+	n.qconv = prepareQConvWeight(n, iw, izw, group)
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if requant {
 			if err := checkInputs(in, 8, 9); err != nil {
@@ -225,10 +223,11 @@ type qconvWeight struct {
 }
 
 // prepareQConvWeight prepares a convolution's weight (input iw) with its
-// zero point (input izw) when both are constants; nil otherwise.
-func prepareQConvWeight(n *Node, iw, izw int) *qconvWeight {
+// zero point (input izw), one qconvWeight per group, when both are
+// constants; nil otherwise.
+func prepareQConvWeight(n *Node, iw, izw, group int) []*qconvWeight {
 	w := n.Const(iw)
-	if w == nil || w.DType != tensor.Int8 && w.DType != tensor.Uint8 || len(w.Shape) < 3 || w.Len() == 0 {
+	if w == nil || w.DType != tensor.Int8 && w.DType != tensor.Uint8 || len(w.Shape) < 3 || w.Len() == 0 || group < 1 || w.Shape[0]%group != 0 {
 		return nil
 	}
 	zw := []int32{0}
@@ -245,22 +244,28 @@ func prepareQConvWeight(n *Node, iw, izw int) *qconvWeight {
 		return nil
 	}
 	signed := w.DType == tensor.Int8
-	q := &qconvWeight{m: M, k: K, za: make([]int32, M), rs: make([]int32, M), zaSame: true}
-	q.a = kernels.PrepareQA(make([]byte, kernels.QGemmASize(M, K)), M, K, byteData(w), K, signed)
-	for i := range q.za {
-		z := zw[0]
-		if len(zw) > 1 {
-			z = zw[i]
+	Mg := M / group
+	data := byteData(w)
+	out := make([]*qconvWeight, group)
+	for gi := range out {
+		q := &qconvWeight{m: Mg, k: K, za: make([]int32, Mg), rs: make([]int32, Mg), zaSame: true}
+		q.a = kernels.PrepareQA(make([]byte, kernels.QGemmASize(Mg, K)), Mg, K, data[gi*Mg*K:(gi+1)*Mg*K], K, signed)
+		for i := range q.za {
+			z := zw[0]
+			if len(zw) > 1 {
+				z = zw[gi*Mg+i]
+			}
+			if signed {
+				z += 128
+			}
+			q.za[i] = z
+			q.zaSame = q.zaSame && z == q.za[0]
 		}
-		if signed {
-			z += 128
-		}
-		q.za[i] = z
-		q.zaSame = q.zaSame && z == q.za[0]
+		kernels.RowSumsU8(q.rs, K, q.a.Rows(), q.a.Stride())
+		n.packedBytes += int64(kernels.QGemmASize(Mg, K))
+		out[gi] = q
 	}
-	kernels.RowSumsU8(q.rs, K, q.a.Rows(), q.a.Stride())
-	n.packedBytes += int64(kernels.QGemmASize(M, K))
-	return q
+	return out
 }
 
 // bytePatchesT writes the patches of planes x (each g.inSize() bytes) as

@@ -238,7 +238,15 @@ func TestQLinearConvFastMatchesGeneric(t *testing.T) {
 		{"3x3 same", 3, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)}, false, false, false, 8},
 		{"3x3 stride 2 signed per filter", 3, []modelgen.Attr{modelgen.AInts("strides", 2, 2), modelgen.AInts("pads", 1, 1, 1, 1)}, true, true, false, 12},
 		{"1x1 weight zero points", 1, nil, false, true, true, 70},
+		{"3x3 depthwise", 3, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1), modelgen.AInt("group", 8)}, false, true, false, 8},
+		{"3x3 two groups stride 2 signed", 3, []modelgen.Attr{modelgen.AInts("strides", 2, 2), modelgen.AInt("group", 2)}, true, true, true, 6},
 	} {
+		groups := 1
+		for _, a := range tc.attrs {
+			if a.GetName() == "group" {
+				groups = int(a.GetI())
+			}
+		}
 		b := modelgen.NewBuilder("qlinearconv", 13, 5)
 		dt := tensor.Uint8
 		if tc.signed {
@@ -246,7 +254,7 @@ func TestQLinearConvFastMatchesGeneric(t *testing.T) {
 		}
 		b.Input("x", dt, []int64{2, 8, 9, 9})
 		rng := b.Rand()
-		w := tensor.New(tensor.Int8, tc.filters, 8, tc.k, tc.k)
+		w := tensor.New(tensor.Int8, tc.filters, 8/groups, tc.k, tc.k)
 		for i := range w.I8 {
 			w.I8[i] = int8(rng.IntN(255) - 127)
 		}
