@@ -240,3 +240,78 @@ func TestQuantizedModelRunsConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// convModel writes Conv -> BatchNormalization -> Relu -> Conv on x [1 3 8 8].
+func convModel(t *testing.T, opset int64) string {
+	t.Helper()
+	b := modelgen.NewBuilder("c", opset, 3)
+	b.Input("x", tensor.Float32, []int64{1, 3, 8, 8})
+	y := b.Node("Conv", []string{"x", b.Uniform("w1", 0.5, 6, 3, 3, 3), b.Uniform("b1", 0.1, 6)}, []modelgen.Attr{modelgen.AInts("pads", 1, 1, 1, 1)})
+	y = b.Node("BatchNormalization", []string{y, b.Fill("g", 1.5, 6), b.Uniform("be", 0.2, 6), b.Uniform("mu", 0.2, 6), b.Fill("var", 0.8, 6)}, nil)
+	y = b.Node("Relu", []string{y}, nil)
+	b.Node("Conv", []string{y, b.Uniform("w2", 0.5, 4, 6, 1, 1)}, nil, "y")
+	b.Output("y", tensor.Float32, nil)
+	path := filepath.Join(t.TempDir(), "c.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestStaticQDQ checks the static form: BatchNormalization folded, every
+// Conv reading a QuantizeLinear/DequantizeLinear pair and an int8 weight
+// (per channel: one scale per filter, axis 0) and an int32 bias, and the
+// result within quantization error of the float model.
+func TestStaticQDQ(t *testing.T) {
+	src := convModel(t, 13)
+	x := tensor.New(tensor.Float32, 1, 3, 8, 8)
+	for i := range x.F32 {
+		x.F32[i] = float32(math.Sin(float64(i) / 3))
+	}
+	calib := []Calibration{{"x": x}}
+	out := filepath.Join(t.TempDir(), "c.qdq.onnx")
+	rep, err := Static(src, out, Options{PerChannel: true}, calib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, w, _ := ops(t, out)
+	if n["BatchNormalization"] != 0 || n["QuantizeLinear"] != 2 || n["DequantizeLinear"] != 5 || rep.Quantized != 2 {
+		t.Fatalf("ops %v, report %+v: want BatchNormalization folded, 2 Q and 5 DQ (2 inputs, 2 weights, 1 bias)", n, rep)
+	}
+	if s := w["w2_scale"]; s == nil || s.Len() != 4 {
+		t.Errorf("w2_scale %v: want one scale per filter (4)", s)
+	}
+	if q := w["w2_quantized"]; q == nil || q.DType != tensor.Int8 {
+		t.Errorf("w2_quantized %v: want int8", q)
+	}
+	run := func(path string) *tensor.Tensor {
+		m, err := onnx.Load(path, onnx.Copy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := engine.Compile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Run(context.Background(), map[string]*tensor.Tensor{"x": x})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res["y"]
+	}
+	want, got := run(src), run(out)
+	var worst, top float64
+	for i, v := range want.F32 {
+		worst = max(worst, math.Abs(float64(got.F32[i]-v)))
+		top = max(top, math.Abs(float64(v)))
+	}
+	if worst > 0.05*top {
+		t.Errorf("max |diff| %.4g against a max of %.4g", worst, top)
+	}
+	if _, err := Static(convModel(t, 11), out, Options{PerChannel: true}, calib); !errors.Is(err, ErrOption) {
+		t.Errorf("per channel at opset 11: %v, want ErrOption", err)
+	}
+	if _, err := Static(src, out, Options{}, nil); !errors.Is(err, ErrOption) {
+		t.Errorf("no calibration: %v, want ErrOption", err)
+	}
+}
