@@ -104,6 +104,23 @@ func checkQuantized(t *testing.T, ort *ORT, fp, q8 string, in map[string]*tensor
 	}
 }
 
+// TestStaticQuantizedTransformer quantizes MiniLM-L6 statically (QDQ
+// MatMuls, calibrated on generated token ids) and runs it against ONNX
+// Runtime on the same file.
+func TestStaticQuantizedTransformer(t *testing.T) {
+	ort := reference(t)
+	fp := generated(t, "minilm-l6")
+	var calib []quantize.Calibration
+	for i := range 2 {
+		calib = append(calib, tokens(1, 16, uint64(50+i)))
+	}
+	q8 := filepath.Join(t.TempDir(), "model.qdq.onnx")
+	if _, err := quantize.Static(fp, q8, quantize.Options{PerChannel: true}, calib); err != nil {
+		t.Fatal(err)
+	}
+	checkQuantized(t, ort, fp, q8, tokens(2, 16, 9))
+}
+
 // TestStaticQuantizedCNNs quantizes CNNs statically (QDQ, calibrated on
 // generated images, per tensor and per channel) with `spindle model
 // quantize --mode static` and runs them against ONNX Runtime on the same
