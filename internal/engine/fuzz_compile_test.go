@@ -24,6 +24,8 @@ var compileFuzzOps = []string{
 	// Issue 13's ops that size their outputs from their inputs.
 	"Compress", "ReverseSequence", "Unique", "CenterCropPad", "Col2Im", "AffineGrid", "HannWindow",
 	"MaxUnpool", "DFT", "NonMaxSuppression", "Det", "Multinomial", "RandomUniformLike",
+	// Issue 14's: fed integers by Cast (to uint8 or int8) and the constants.
+	"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearMatMul",
 }
 
 // bigVal maps a byte to a small integer or, now and then, a large or extreme
