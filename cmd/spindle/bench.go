@@ -221,7 +221,7 @@ cache) at every --threads value, each measurement in a fresh process.`,
 	f := cmd.Flags()
 	f.StringVar(&model, "model", "", "ONNX model file `PATH`")
 	f.BoolVar(&suite, "suite", false, "run issue 4's model suite instead of --model")
-	f.BoolVar(&int8, "int8", false, "with --suite: run issue 14's int8 suite instead (MiniLM-L6 and BERT-base quantized dynamically, ResNet-50 statically (QDQ), each beside its float32 model, by 'spindle model quantize'; ONNX Runtime runs the same quantized files)")
+	f.BoolVar(&int8, "int8", false, "with --suite: run issue 14's int8 suite instead (MiniLM-L6 and BERT-base quantized dynamically, MiniLM-L6 and ResNet-50 statically (QDQ), each beside its float32 model, by 'spindle model quantize'; ONNX Runtime runs the same quantized files)")
 	f.StringArrayVar(&inputs, "input", nil, "input tensor as `NAME=FILE.npy` (repeatable; others are generated)")
 	f.IntSliceVar(&threads, "threads", []int{1}, "intra-op thread counts to measure")
 	f.IntVar(&runs, "runs", 20, "fewest timed runs after the first")

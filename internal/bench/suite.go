@@ -54,8 +54,9 @@ var Suite = []Case{
 }
 
 // Int8Suite is issue 14's set: MiniLM-L6 and BERT-base at sequences of 16
-// and 128 quantized dynamically (per tensor), and ResNet-50 quantized
-// statically (QDQ, per channel), each beside its float32 model, so that
+// and 128 quantized dynamically (per tensor), MiniLM-L6 at 128 and
+// ResNet-50 quantized statically (QDQ, per channel), each beside its
+// float32 model, so that
 // one run measures int8 against ONNX Runtime and against Spindle's own
 // float32.
 var Int8Suite = func() []Case {
@@ -75,6 +76,12 @@ var Int8Suite = func() []Case {
 				q.Name = c.Name + " int8 qdq"
 			}
 			out = append(out, c, q)
+			if c.Name == "minilm-l6 s128" {
+				// A transformer in QDQ form too (static, per channel).
+				s := c
+				s.Name, s.Quant = c.Name+" int8 qdq", "static"
+				out = append(out, s)
+			}
 		}
 	}
 	return out
