@@ -275,6 +275,7 @@ func prepareQConvWeight(n *Node, iw, izw, group int) []*qconvWeight {
 // leaves the input. A row of a stride-1 window is a copy of input rows.
 func bytePatchesT(g *geom3, x []byte, c0, c1 int, pad byte, dst []byte) {
 	P := g.outSize()
+	ow, inW, st := g.out[2], g.in[2], g.s[2]
 	row := c0 * g.kSize()
 	for c := c0; c < c1; c++ {
 		plane := x[c*g.inSize() : (c+1)*g.inSize()]
@@ -283,58 +284,43 @@ func bytePatchesT(g *geom3, x []byte, c0, c1 int, pad byte, dst []byte) {
 				for kw := 0; kw < g.k[2]; kw++ {
 					out := dst[row*P : (row+1)*P]
 					row++
+					// The output columns whose input lies inside a row,
+					// [lo, hi), are the same for every row of this tap.
+					iw0 := -g.p[2] + kw*g.d[2]
+					lo := 0
+					if iw0 < 0 {
+						lo = (-iw0 + st - 1) / st
+					}
+					hi := 0
+					if last := inW - 1 - iw0; last >= 0 {
+						hi = min(ow, last/st+1)
+					}
+					lo = min(lo, hi)
 					o := 0
 					for od := 0; od < g.out[0]; od++ {
 						id := od*g.s[0] - g.p[0] + kd*g.d[0]
 						for oh := 0; oh < g.out[1]; oh++ {
 							ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
-							seg := out[o : o+g.out[2]]
-							o += g.out[2]
+							seg := out[o : o+ow]
+							o += ow
 							if id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1] {
 								for i := range seg {
 									seg[i] = pad
 								}
 								continue
 							}
-							src := plane[(id*g.in[1]+ih)*g.in[2] : (id*g.in[1]+ih+1)*g.in[2]]
-							iw0 := -g.p[2] + kw*g.d[2]
-							if g.s[2] == 1 {
-								// A copy of the input row, padded where the
-								// window hangs over either end.
-								lo, hi := max(0, -iw0), min(len(seg), len(src)-iw0)
-								if lo >= hi {
-									lo, hi = 0, 0
-								}
-								for i := 0; i < lo; i++ {
-									seg[i] = pad
-								}
-								copy(seg[lo:hi], src[lo+iw0:hi+iw0])
-								for i := max(hi, lo); i < len(seg); i++ {
-									seg[i] = pad
-								}
-								continue
-							}
-							// Strided: the positions whose input lies in
-							// the row, [lo, hi), gathered; pad around them.
-							st := g.s[2]
-							lo := 0
-							if iw0 < 0 {
-								lo = (-iw0 + st - 1) / st
-							}
-							hi := 0
-							if last := len(src) - 1 - iw0; last >= 0 {
-								hi = min(len(seg), last/st+1)
-							}
-							if lo > hi {
-								lo = hi
-							}
+							src := plane[(id*g.in[1]+ih)*inW : (id*g.in[1]+ih+1)*inW]
 							for i := range seg[:lo] {
 								seg[i] = pad
 							}
-							for ow, iw := lo, lo*st+iw0; ow < hi; ow, iw = ow+1, iw+st {
-								seg[ow] = src[iw]
+							if st == 1 {
+								copy(seg[lo:hi], src[lo+iw0:hi+iw0])
+							} else {
+								for j, iw := lo, lo*st+iw0; j < hi; j, iw = j+1, iw+st {
+									seg[j] = src[iw]
+								}
 							}
-							for i := hi; i < len(seg); i++ {
+							for i := hi; i < ow; i++ {
 								seg[i] = pad
 							}
 						}
