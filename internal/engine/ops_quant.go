@@ -222,7 +222,7 @@ func newQuantizeLinear(n *Node) (Kernel, error) {
 		return nil, fmt.Errorf("attribute saturate: %w (only 1, for float8 outputs, is)", ErrUnsupported)
 	}
 	outType := tensor.DType(n.Int("output_dtype", 0))
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 3); err != nil {
 			return nil, err
 		}
@@ -266,11 +266,21 @@ func newQuantizeLinear(n *Node) (Kernel, error) {
 		}
 		y := newTyped(dt, x.Shape...)
 		out := byteData(y)
+		if l.params == 1 {
+			// Per tensor (a QDQ model's activations): one run, split
+			// between the threads.
+			parallelFor(threads, len(out), elementGrain, func(lo, hi int) {
+				kernels.Quantize(out[lo:hi], x.F32[lo:hi], scale.F32[0], zp[0], qlo, qhi)
+			})
+			return []*tensor.Tensor{y}, nil
+		}
 		l.each(func(lo, hi, p int) {
 			kernels.Quantize(out[lo:hi], x.F32[lo:hi], scale.F32[p], zp[p], qlo, qhi)
 		})
 		return []*tensor.Tensor{y}, nil
-	}, nil
+	}
+	n.fresh = true
+	return withThreads(n.threaded, 1), nil
 }
 
 func newDequantizeLinear(n *Node) (Kernel, error) {
