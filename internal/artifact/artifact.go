@@ -21,10 +21,6 @@ import (
 // originals of packed weights last.
 const Version = 2
 
-// align is the offset alignment of every tensor in the data file: a page, so
-// each can be mapped and used in place.
-const align = 4096
-
 // Report says what Compile wrote.
 type Report struct {
 	// Packed counts the prepacked companions written.
@@ -98,36 +94,12 @@ func Compile(in, out string) (Report, error) {
 	})
 
 	rep.DataFile = filepath.Base(out) + ".data"
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return rep, err
-	}
-	f, err := os.Create(filepath.Join(filepath.Dir(out), rep.DataFile))
+	data, err := onnx.CreateData(filepath.Dir(out), rep.DataFile)
 	if err != nil {
 		return rep, err
 	}
-	defer f.Close()
-	var off int64
-	put := func(t *onnxpb.TensorProto, raw []byte) error {
-		if pad := (align - off%align) % align; pad > 0 {
-			if _, err := f.Write(make([]byte, pad)); err != nil {
-				return err
-			}
-			off += pad
-		}
-		if _, err := f.Write(raw); err != nil {
-			return err
-		}
-		loc := onnxpb.TensorProto_EXTERNAL
-		t.DataLocation = &loc
-		t.RawData, t.FloatData, t.Int32Data, t.Int64Data, t.DoubleData, t.Uint64Data = nil, nil, nil, nil, nil, nil
-		t.ExternalData = []*onnxpb.StringStringEntryProto{
-			{Key: proto.String("location"), Value: proto.String(rep.DataFile)},
-			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(off, 10))},
-			{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(raw)))},
-		}
-		off += int64(len(raw))
-		return nil
-	}
+	defer data.Close()
+	put := data.Put
 	// The data file holds first what a run reads (initializers without a
 	// packed companion, then the companions) and last the originals of the
 	// packed weights, which only a fallback reads: mapped in 2 MiB
@@ -194,10 +166,10 @@ func Compile(in, out string) (Report, error) {
 			}
 		}
 	}
-	if err := f.Close(); err != nil {
+	if err := data.Close(); err != nil {
 		return rep, err
 	}
-	rep.DataBytes = off
+	rep.DataBytes = data.Size()
 	m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String("spindle.artifact"), Value: proto.String("packed-b " + strconv.Itoa(Version))})
 	buf, err := proto.Marshal(m)
 	if err != nil {

@@ -989,34 +989,12 @@ func newMatMul(n *Node) (Kernel, error) {
 		if A.DType != tensor.Float32 || B.DType != tensor.Float32 {
 			return nil, fmt.Errorf("inputs A %s and B %s: MatMul supports float32 only", A, B)
 		}
-		if len(A.Shape) == 0 || len(B.Shape) == 0 {
-			return nil, fmt.Errorf("inputs A %s and B %s: scalars are not allowed", tensor.ShapeString(A.Shape), tensor.ShapeString(B.Shape))
-		}
-		as, bs := A.Shape, B.Shape
-		if len(as) == 1 {
-			as = []int{1, as[0]}
-		}
-		if len(bs) == 1 {
-			bs = []int{bs[0], 1}
-		}
-		M, K := as[len(as)-2], as[len(as)-1]
-		K2, N := bs[len(bs)-2], bs[len(bs)-1]
-		if K != K2 {
-			return nil, fmt.Errorf("inputs A %s and B %s: inner dimensions %d and %d must match", tensor.ShapeString(A.Shape), tensor.ShapeString(B.Shape), K, K2)
-		}
-		ba, bb := as[:len(as)-2], bs[:len(bs)-2]
-		batch, err := broadcastShapes(ba, bb)
+		mg, err := matMulGeometry(A.Shape, B.Shape)
 		if err != nil {
-			return nil, fmt.Errorf("batch axes of A %s and B %s: %w", tensor.ShapeString(A.Shape), tensor.ShapeString(B.Shape), err)
+			return nil, err
 		}
-		shape := append([]int{}, batch...)
-		if len(A.Shape) > 1 {
-			shape = append(shape, M)
-		}
-		if len(B.Shape) > 1 {
-			shape = append(shape, N)
-		}
-		y := newF32(shape...)
+		M, K, N, ba, bb, batch := mg.M, mg.K, mg.N, mg.batchA, mg.batchB, mg.batch
+		y := newF32(mg.out...)
 		if len(y.F32) == 0 {
 			return []*tensor.Tensor{y}, nil // however many empty batches
 		}
@@ -1054,6 +1032,52 @@ func newMatMul(n *Node) (Kernel, error) {
 	}
 	n.fresh = true
 	return withThreads(n.threaded, 1), nil
+}
+
+// matMul is the geometry of numpy.matmul on operands of shapes a and b: A
+// is M×K and B K×N after a 1-D operand gains its unit axis, their batch
+// axes broadcast to batch, and out is the result's shape (the added axes
+// dropped again).
+type matMul struct {
+	M, K, N               int
+	batchA, batchB, batch []int
+	out                   []int
+}
+
+// matMulGeometry works out a matMul, or says why the shapes do not
+// multiply.
+func matMulGeometry(a, b []int) (matMul, error) {
+	var g matMul
+	if len(a) == 0 || len(b) == 0 {
+		return g, fmt.Errorf("inputs A %s and B %s: scalars are not allowed", tensor.ShapeString(a), tensor.ShapeString(b))
+	}
+	as, bs := a, b
+	if len(as) == 1 {
+		as = []int{1, as[0]}
+	}
+	if len(bs) == 1 {
+		bs = []int{bs[0], 1}
+	}
+	g.M, g.K = as[len(as)-2], as[len(as)-1]
+	K2 := bs[len(bs)-2]
+	g.N = bs[len(bs)-1]
+	if g.K != K2 {
+		return g, fmt.Errorf("inputs A %s and B %s: inner dimensions %d and %d must match", tensor.ShapeString(a), tensor.ShapeString(b), g.K, K2)
+	}
+	g.batchA, g.batchB = as[:len(as)-2], bs[:len(bs)-2]
+	batch, err := broadcastShapes(g.batchA, g.batchB)
+	if err != nil {
+		return g, fmt.Errorf("batch axes of A %s and B %s: %w", tensor.ShapeString(a), tensor.ShapeString(b), err)
+	}
+	g.batch = batch
+	g.out = append([]int{}, batch...)
+	if len(a) > 1 {
+		g.out = append(g.out, g.M)
+	}
+	if len(b) > 1 {
+		g.out = append(g.out, g.N)
+	}
+	return g, nil
 }
 
 // newSoftmax implements Softmax and LogSoftmax. Before opset 13 the input is

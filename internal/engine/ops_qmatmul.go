@@ -196,27 +196,12 @@ func newMatMulInteger(n *Node, requant bool) (Kernel, error) {
 			if t.DType != tensor.Uint8 && t.DType != tensor.Int8 {
 				return nil, fmt.Errorf("inputs A %s and B %s: %s takes uint8 or int8 operands", A, B, n.OpType)
 			}
-			if len(t.Shape) == 0 {
-				return nil, fmt.Errorf("inputs A %s and B %s: scalars are not allowed", A, B)
-			}
 		}
-		as, bs := A.Shape, B.Shape
-		if len(as) == 1 {
-			as = []int{1, as[0]}
-		}
-		if len(bs) == 1 {
-			bs = []int{bs[0], 1}
-		}
-		M, K := as[len(as)-2], as[len(as)-1]
-		K2, N := bs[len(bs)-2], bs[len(bs)-1]
-		if K != K2 {
-			return nil, fmt.Errorf("inputs A %s and B %s: inner dimensions %d and %d must match", tensor.ShapeString(A.Shape), tensor.ShapeString(B.Shape), K, K2)
-		}
-		ba, bb := as[:len(as)-2], bs[:len(bs)-2]
-		batch, err := broadcastShapes(ba, bb)
+		mg, err := matMulGeometry(A.Shape, B.Shape)
 		if err != nil {
-			return nil, fmt.Errorf("batch axes of A %s and B %s: %w", tensor.ShapeString(A.Shape), tensor.ShapeString(B.Shape), err)
+			return nil, err
 		}
+		M, K, N, ba, bb, batch, shape := mg.M, mg.K, mg.N, mg.batchA, mg.batchB, mg.batch, mg.out
 		za, err := zpInput(in, iza, "a_zero_point", A.DType, M)
 		if err != nil {
 			return nil, err
@@ -224,13 +209,6 @@ func newMatMulInteger(n *Node, requant bool) (Kernel, error) {
 		zb, err := zpInput(in, izb, "b_zero_point", B.DType, N)
 		if err != nil {
 			return nil, err
-		}
-		shape := append([]int{}, batch...)
-		if len(A.Shape) > 1 {
-			shape = append(shape, M)
-		}
-		if len(B.Shape) > 1 {
-			shape = append(shape, N)
 		}
 		var (
 			y        *tensor.Tensor

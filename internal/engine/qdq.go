@@ -87,7 +87,7 @@ func rewriteQDQ(g *onnxpb.GraphProto, nodes []*onnxpb.NodeProto, weights map[str
 		aq, wq := da.GetInput()[0], dw.GetInput()[0]
 		w := weights[wq]
 		aOK := weights[aq] == nil && one(da.GetInput()[1]) && (len(da.GetInput()) < 3 || da.GetInput()[2] == "" || one(da.GetInput()[2]))
-		wOK := w != nil && len(w.Shape) == 2 && (w.DType == tensor.Int8 || w.DType == tensor.Uint8) && qdqWeightScale(dw, weights, w.Shape[1])
+		wOK := w != nil && len(w.Shape) == 2 && (w.DType == tensor.Int8 || w.DType == tensor.Uint8) && qdqAxisScale(dw, weights, w.Shape[1], 1, 2)
 		if !aOK || !wOK {
 			out = append(out, n)
 			continue
@@ -127,32 +127,6 @@ func rewriteQDQ(g *onnxpb.GraphProto, nodes []*onnxpb.NodeProto, weights map[str
 		}
 	}
 	return kept
-}
-
-// qdqWeightScale reports whether DequantizeLinear node dw scales a [K, N]
-// weight per tensor, or per column (axis 1 or -1, N scales): the scales
-// of MatMul's output columns. Its zero point must match in size.
-func qdqWeightScale(dw *onnxpb.NodeProto, weights map[string]*tensor.Tensor, n int) bool {
-	s := weights[dw.GetInput()[1]]
-	if s == nil || s.DType != tensor.Float32 {
-		return false
-	}
-	var zp *tensor.Tensor
-	if len(dw.GetInput()) > 2 && dw.GetInput()[2] != "" {
-		if zp = weights[dw.GetInput()[2]]; zp == nil {
-			return false
-		}
-	}
-	if s.Len() == 1 && len(s.Shape) <= 1 {
-		return zp == nil || zp.Len() == 1
-	}
-	axis := int64(1)
-	for _, a := range dw.GetAttribute() {
-		if a.GetName() == "axis" {
-			axis = a.GetI()
-		}
-	}
-	return (axis == 1 || axis == -1) && len(s.Shape) == 1 && s.Shape[0] == n && (zp == nil || zp.Len() == n)
 }
 
 // qdqRewrite is the integer form of one QDQ node and the DequantizeLinear
@@ -195,7 +169,7 @@ func qdqConv(n *onnxpb.NodeProto, dq func(string) *onnxpb.NodeProto, weights map
 	if weights[xq] != nil || !one(dx.GetInput()[1]) || len(dx.GetInput()) > 2 && dx.GetInput()[2] != "" && !one(dx.GetInput()[2]) {
 		return nil
 	}
-	if w == nil || len(w.Shape) < 3 || len(w.Shape) > 5 || w.DType != tensor.Int8 && w.DType != tensor.Uint8 || !qdqAxisScale(dw, weights, w.Shape[0], 0) {
+	if w == nil || len(w.Shape) < 3 || len(w.Shape) > 5 || w.DType != tensor.Int8 && w.DType != tensor.Uint8 || !qdqAxisScale(dw, weights, w.Shape[0], 0, len(w.Shape)) {
 		return nil
 	}
 	M := w.Shape[0]
@@ -205,7 +179,7 @@ func qdqConv(n *onnxpb.NodeProto, dq func(string) *onnxpb.NodeProto, weights map
 			return nil
 		}
 		b := weights[db.GetInput()[0]]
-		if b == nil || b.DType != tensor.Int32 || len(b.Shape) != 1 || b.Shape[0] != M || !qdqAxisScale(db, weights, M, 0) {
+		if b == nil || b.DType != tensor.Int32 || len(b.Shape) != 1 || b.Shape[0] != M || !qdqAxisScale(db, weights, M, 0, 1) {
 			return nil
 		}
 	}
@@ -261,9 +235,10 @@ func qdqConv(n *onnxpb.NodeProto, dq func(string) *onnxpb.NodeProto, weights map
 	return r
 }
 
-// qdqAxisScale reports whether DequantizeLinear node d scales per tensor,
-// or per index of axis want (n scales), with a zero point of the same size.
-func qdqAxisScale(d *onnxpb.NodeProto, weights map[string]*tensor.Tensor, n int, want int64) bool {
+// qdqAxisScale reports whether DequantizeLinear node d, on a tensor of
+// rank rank, scales per tensor, or per index of axis want (n scales; the
+// axis may count from the end), with a zero point of the same size.
+func qdqAxisScale(d *onnxpb.NodeProto, weights map[string]*tensor.Tensor, n int, want int64, rank int) bool {
 	s := weights[d.GetInput()[1]]
 	if s == nil || s.DType != tensor.Float32 {
 		return false
@@ -282,6 +257,9 @@ func qdqAxisScale(d *onnxpb.NodeProto, weights map[string]*tensor.Tensor, n int,
 		if a.GetName() == "axis" {
 			axis = a.GetI()
 		}
+	}
+	if axis < 0 {
+		axis += int64(rank)
 	}
 	return axis == want && len(s.Shape) == 1 && s.Shape[0] == n && (zp == nil || zp.Len() == n)
 }

@@ -147,28 +147,11 @@ func inferMatMul(n *Node, in [][]int) ([][]int, error) {
 	if a == nil || b == nil || len(a) == 0 || len(b) == 0 {
 		return nil, nil
 	}
-	as, bs := a, b
-	if len(as) == 1 {
-		as = []int{1, as[0]}
-	}
-	if len(bs) == 1 {
-		bs = []int{bs[0], 1}
-	}
-	if as[len(as)-1] != bs[len(bs)-2] {
-		return nil, fmt.Errorf("inner dimensions differ")
-	}
-	batch, err := broadcastShapes(as[:len(as)-2], bs[:len(bs)-2])
+	g, err := matMulGeometry(a, b)
 	if err != nil {
 		return nil, err
 	}
-	out := append([]int{}, batch...)
-	if len(a) > 1 {
-		out = append(out, as[len(as)-2])
-	}
-	if len(b) > 1 {
-		out = append(out, bs[len(bs)-1])
-	}
-	return [][]int{out}, nil
+	return [][]int{g.out}, nil
 }
 
 func inferGemm(n *Node, in [][]int) ([][]int, error) {

@@ -478,7 +478,7 @@ func QDequantRow(dst []float32, acc, colTerm, zb []int32, rowTerm int32, scale, 
 		if bias != nil {
 			bp = &bias[0]
 		}
-		qDequantRowAVX512(&dst[0], &acc[0], &colTerm[0], &scale[0], bp, j/16)
+		qDequantBlockAVX512(&dst[0], 0, &acc[0], 1, &colTerm[0], &scale[0], bp, j/16)
 	}
 	for ; j < n; j++ {
 		v := acc[j] + colTerm[j]

@@ -74,9 +74,6 @@ func qKernelVNNIGo(a []byte, lda int, b []byte, kq int, acc []int32) {
 func qKernelVNNI(a *byte, lda int, b *byte, kq int, acc *int32)
 
 //go:noescape
-func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, blocks int)
-
-//go:noescape
 func qDequantBlockAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm *int32, scale, bias *float32, blocks int)
 
 //go:noescape

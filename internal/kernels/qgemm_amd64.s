@@ -161,48 +161,6 @@ q2loop:
 	VZEROUPPER
 	RET
 
-// func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, blocks int)
-// dst = float32(acc + colTerm) * scale (+ bias when bias is not nil), 16 at a time.
-TEXT ·qDequantRowAVX512(SB), NOSPLIT, $0-48
-	MOVQ dst+0(FP), DI
-	MOVQ acc+8(FP), SI
-	MOVQ colTerm+16(FP), DX
-	MOVQ scale+24(FP), R8
-	MOVQ bias+32(FP), R9
-	MOVQ blocks+40(FP), CX
-	TESTQ R9, R9
-	JZ qdnobias
-qdbias:
-	VMOVDQU32 (SI), Z0
-	VPADDD (DX), Z0, Z0
-	VCVTDQ2PS Z0, Z0
-	VMULPS (R8), Z0, Z0
-	VADDPS (R9), Z0, Z0
-	VMOVUPS Z0, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DX
-	ADDQ $64, R8
-	ADDQ $64, R9
-	ADDQ $64, DI
-	DECQ CX
-	JNZ qdbias
-	VZEROUPPER
-	RET
-qdnobias:
-	VMOVDQU32 (SI), Z0
-	VPADDD (DX), Z0, Z0
-	VCVTDQ2PS Z0, Z0
-	VMULPS (R8), Z0, Z0
-	VMOVUPS Z0, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DX
-	ADDQ $64, R8
-	ADDQ $64, DI
-	DECQ CX
-	JNZ qdnobias
-	VZEROUPPER
-	RET
-
 // func qDequantBlockAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm *int32, scale, bias *float32, blocks int)
 // For each of rows rows (dst ldd floats apart, acc 64 int32s apart):
 // dst = float32(acc + colTerm) * scale (+ bias when bias is not nil), 16

@@ -20,10 +20,6 @@ func qKernelsAvailable() map[string]func(a []byte, lda int, b []byte, kq int, ac
 	return map[string]func(a []byte, lda int, b []byte, kq int, acc []int32){"go": qKernelGo}
 }
 
-func qDequantRowAVX512(dst *float32, acc, colTerm *int32, scale, bias *float32, blocks int) {
-	panic("unreachable")
-}
-
 func qDequantBlockAVX512(dst *float32, ldd int, acc *int32, rows int, colTerm *int32, scale, bias *float32, blocks int) {
 	panic("unreachable")
 }

@@ -138,7 +138,7 @@ func GeluRows(x []float32, ld, rows, cols int) {
 	done := 0
 	if vmathAVX512 && cols >= 16 {
 		done = cols &^ 15
-		geluRowsAVX512(&x[0], ld, rows, done/16)
+		geluRowsAVX512(&x[0], &x[0], ld, rows, done/16)
 	}
 	if done < cols {
 		for r := 0; r < rows; r++ {

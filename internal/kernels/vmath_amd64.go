@@ -18,16 +18,14 @@ func expSubSumAVX512(x *float32, blocks int, m float32, acc *[16]float32)
 //go:noescape
 func sigmoidAVX512(dst, a *float32, blocks int)
 
-// geluAVX512 is Gelu on blocks*16 floats.
-//
-//go:noescape
-func geluAVX512(dst, src *float32, blocks int)
+// geluAVX512 is Gelu on blocks*16 floats: one row of geluRowsAVX512.
+func geluAVX512(dst, src *float32, blocks int) { geluRowsAVX512(dst, src, 0, 1, blocks) }
 
-// geluRowsAVX512 is Gelu in place on rows rows of blocks*16 floats, ld
-// floats apart.
+// geluRowsAVX512 is Gelu on rows rows of blocks*16 floats, ld floats
+// apart in src and dst (which may be the same).
 //
 //go:noescape
-func geluRowsAVX512(dst *float32, ld, rows, blocks int)
+func geluRowsAVX512(dst, src *float32, ld, rows, blocks int)
 
 // addToAVX512 is AddTo on blocks*16 floats.
 //

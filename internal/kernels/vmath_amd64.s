@@ -133,85 +133,16 @@ sigloop:
 	VZEROUPPER
 	RET
 
-// func geluAVX512(dst, src *float32, blocks int)
-TEXT ·geluAVX512(SB), NOSPLIT, $0-24
+// func geluRowsAVX512(dst, src *float32, ld, rows, blocks int)
+// Gelu of rows rows of blocks*16 floats, ld floats apart in src and dst
+// (which may be the same): the constants loaded once for a whole block of
+// a matrix. Near zero erf comes from its series, further out from erfc.
+TEXT ·geluRowsAVX512(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
-	MOVQ blocks+16(FP), CX
-	EXPCONSTS
-	MOVL $0x3f3504f3, AX
-	VPBROADCASTD AX, Z28
-	MOVL $0x3f000000, AX
-	VPBROADCASTD AX, Z29
-	MOVL $0x3f400000, AX
-	VPBROADCASTD AX, Z30
-	MOVL $0x7fffffff, AX
-	VPBROADCASTD AX, Z15
-	VPXORD Z14, Z14, Z14
-geluloop:
-	VMOVUPS (SI), Z0
-	VMULPS Z28, Z0, Z1
-	VPANDD Z15, Z1, Z2
-	// Near zero: Z7 = x/2 * (1 + z * series(z^2)).
-	VMULPS Z1, Z1, Z5
-	VBROADCASTSS geluc<>+0(SB), Z6
-	VFMADD213PS.BCST geluc<>+4(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+8(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+12(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+16(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+20(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+24(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+28(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+32(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+36(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+40(SB), Z5, Z6
-	VFMADD213PS.BCST geluc<>+44(SB), Z5, Z6
-	VMULPS Z1, Z6, Z6
-	VADDPS Z27, Z6, Z6
-	VMULPS Z0, Z6, Z6
-	VMULPS Z29, Z6, Z7
-	// Further out: erfc(|z|) = t * e^(q(t) - z^2), t = 1/(1 + |z|/2).
-	VMOVAPS Z27, Z10
-	VFMADD231PS Z29, Z2, Z10
-	VDIVPS Z10, Z27, Z8
-	VBROADCASTSS geluc<>+48(SB), Z9
-	VFMADD213PS.BCST geluc<>+52(SB), Z8, Z9
-	VFMADD213PS.BCST geluc<>+56(SB), Z8, Z9
-	VFMADD213PS.BCST geluc<>+60(SB), Z8, Z9
-	VFMADD213PS.BCST geluc<>+64(SB), Z8, Z9
-	VFMADD213PS.BCST geluc<>+68(SB), Z8, Z9
-	VFMADD213PS.BCST geluc<>+72(SB), Z8, Z9
-	VFMADD213PS.BCST geluc<>+76(SB), Z8, Z9
-	VFMADD213PS.BCST geluc<>+80(SB), Z8, Z9
-	VFMADD213PS.BCST geluc<>+84(SB), Z8, Z9
-	VFNMADD231PS Z2, Z2, Z9
-	EXP(Z9, Z10, Z11, Z12)
-	VMULPS Z8, Z11, Z11
-	// h = erfc(|z|)/2; x * (1 - h) for x > 0, x * h otherwise.
-	VMULPS Z29, Z11, Z11
-	VSUBPS Z11, Z27, Z12
-	VCMPPS $1, Z0, Z14, K2
-	VBLENDMPS Z12, Z11, K2, Z13
-	VMULPS Z0, Z13, Z13
-	// Pick the series where |z| < 0.75.
-	VCMPPS $1, Z30, Z2, K1
-	VBLENDMPS Z7, Z13, K1, Z13
-	VMOVUPS Z13, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
-	DECQ CX
-	JNZ geluloop
-	VZEROUPPER
-	RET
-
-// func geluRowsAVX512(dst *float32, ld, rows, blocks int)
-// Gelu in place on rows rows of blocks*16 floats, ld floats apart: the
-// constants loaded once for a whole block of a matrix.
-TEXT ·geluRowsAVX512(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ ld+8(FP), R10
+	MOVQ ld+16(FP), R10
 	SHLQ $2, R10
-	MOVQ rows+16(FP), R11
+	MOVQ rows+24(FP), R11
 	EXPCONSTS
 	MOVL $0x3f3504f3, AX
 	VPBROADCASTD AX, Z28
@@ -223,8 +154,9 @@ TEXT ·geluRowsAVX512(SB), NOSPLIT, $0-32
 	VPBROADCASTD AX, Z15
 	VPXORD Z14, Z14, Z14
 gelurow:
-	MOVQ DI, R12
-	MOVQ blocks+24(FP), CX
+	MOVQ SI, R12
+	MOVQ DI, R13
+	MOVQ blocks+32(FP), CX
 gelurloop:
 	VMOVUPS (R12), Z0
 	VMULPS Z28, Z0, Z1
@@ -273,10 +205,12 @@ gelurloop:
 	// Pick the series where |z| < 0.75.
 	VCMPPS $1, Z30, Z2, K1
 	VBLENDMPS Z7, Z13, K1, Z13
-	VMOVUPS Z13, (R12)
+	VMOVUPS Z13, (R13)
 	ADDQ $64, R12
+	ADDQ $64, R13
 	DECQ CX
 	JNZ gelurloop
+	ADDQ R10, SI
 	ADDQ R10, DI
 	DECQ R11
 	JNZ gelurow

@@ -11,7 +11,9 @@ func expSubSumAVX512(x *float32, blocks int, m float32, acc *[16]float32) {
 
 func geluAVX512(dst, src *float32, blocks int) { panic("kernels: no AVX-512 in this build") }
 
-func geluRowsAVX512(dst *float32, ld, rows, blocks int) { panic("kernels: no AVX-512 in this build") }
+func geluRowsAVX512(dst, src *float32, ld, rows, blocks int) {
+	panic("kernels: no AVX-512 in this build")
+}
 
 func addToAVX512(dst, src *float32, blocks int)     { panic("kernels: no AVX-512 in this build") }
 func scaleAVX512(x *float32, blocks int, s float32) { panic("kernels: no AVX-512 in this build") }

@@ -23,7 +23,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -68,65 +69,27 @@ type Report struct {
 // (page-aligned, so Spindle maps the int8 weights in place).
 func Dynamic(in, out string, opt Options) (Report, error) {
 	var rep Report
-	ops := map[string]bool{"MatMul": true, "Gather": true}
-	if len(opt.OpTypes) > 0 {
-		ops = map[string]bool{}
-	}
-	for _, op := range opt.OpTypes {
-		if op != "MatMul" && op != "Gather" {
-			return rep, fmt.Errorf("%w: op type %q: MatMul and Gather are quantized (dynamic)", ErrOption, op)
-		}
-		ops[op] = true
-	}
-	src, err := onnx.Load(in, onnx.Mmap)
+	ops, err := opTypes(opt.OpTypes, "dynamic", "MatMul", "Gather")
 	if err != nil {
 		return rep, err
 	}
-	defer src.Close()
-	m := proto.Clone(src.Proto).(*onnxpb.ModelProto)
-	g := m.GetGraph()
-	weights := map[string]*tensor.Tensor{}
-	for k, v := range src.Weights {
-		weights[k] = v
+	q, err := open(in, opt.Exclude)
+	if err != nil {
+		return rep, err
 	}
-	metas := map[string]*onnxpb.TensorProto{}
-	for _, t := range g.GetInitializer() {
-		metas[t.GetName()] = t
-	}
-	exclude := map[string]bool{}
-	for _, n := range opt.Exclude {
-		exclude[n] = true
-	}
+	defer q.src.Close()
 	qmax := float64(127)
 	if opt.ReduceRange {
 		qmax = 64
 	}
 
-	type qweight struct{ q, scale, zp string }
 	qw := map[string]qweight{}
 	type qact struct{ q, scale, zp string }
 	qa := map[string]qact{}
 	var nodes []*onnxpb.NodeProto
-	var newInits []*onnxpb.TensorProto
-	addInit := func(name string, t *tensor.Tensor) {
-		dims := make([]int64, len(t.Shape))
-		for i, d := range t.Shape {
-			dims[i] = int64(d)
-		}
-		dt := int32(t.DType)
-		meta := &onnxpb.TensorProto{Name: proto.String(name), DataType: &dt, Dims: dims}
-		newInits = append(newInits, meta)
-		metas[name] = meta
-		weights[name] = t
-	}
-	opset := int64(0)
-	for _, o := range m.GetOpsetImport() {
-		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
-			opset = o.GetVersion()
-		}
-	}
-	for _, n := range g.GetNode() {
-		if t := embedding(n, weights, metas, exclude); t != nil && ops["Gather"] {
+	opset := q.src.Opset()
+	for _, n := range q.g.GetNode() {
+		if t := q.embedding(n); t != nil && ops["Gather"] {
 			// Gather(table) -> DequantizeLinear(Gather(table_q)): the
 			// table stays int8 in memory, rows widened as they are read.
 			// Per channel means one scale per column (the output's last
@@ -135,15 +98,8 @@ func Dynamic(in, out string, opt Options) (Report, error) {
 			perChannel := opt.PerChannel && opset >= 13
 			wq, ok := qw[data]
 			if !ok {
-				wq = qweight{data + "_quantized", data + "_scale", data + "_zero_point"}
-				q, scale, zp := quantizeWeight(t, perChannel, qmax)
-				addInit(wq.q, q)
-				addInit(wq.scale, scale)
-				addInit(wq.zp, zp)
+				wq = q.addQuantized(&rep, data, t, 1, perChannel, qmax)
 				qw[data] = wq
-				rep.Weights++
-				rep.FloatBytes += int64(4 * t.Len())
-				rep.QuantizedBytes += int64(q.Len() + 4*scale.Len() + zp.Len())
 			}
 			gather := proto.Clone(n).(*onnxpb.NodeProto)
 			gather.Input = append([]string{wq.q}, n.GetInput()[1:]...)
@@ -158,7 +114,7 @@ func Dynamic(in, out string, opt Options) (Report, error) {
 			rep.Quantized++
 			continue
 		}
-		w := quantizable(n, weights, metas, exclude)
+		w := q.quantizable(n)
 		if w == nil || !ops["MatMul"] {
 			nodes = append(nodes, n)
 			continue
@@ -166,15 +122,8 @@ func Dynamic(in, out string, opt Options) (Report, error) {
 		a, b, y := n.GetInput()[0], n.GetInput()[1], n.GetOutput()[0]
 		wq, ok := qw[b]
 		if !ok {
-			wq = qweight{b + "_quantized", b + "_scale", b + "_zero_point"}
-			q, scale, zp := quantizeWeight(w, opt.PerChannel, qmax)
-			addInit(wq.q, q)
-			addInit(wq.scale, scale)
-			addInit(wq.zp, zp)
+			wq = q.addQuantized(&rep, b, w, 1, opt.PerChannel, qmax) // per output column
 			qw[b] = wq
-			rep.Weights++
-			rep.FloatBytes += int64(4 * w.Len())
-			rep.QuantizedBytes += int64(q.Len() + 4*scale.Len() + zp.Len())
 		}
 		aq, ok := qa[a]
 		if !ok {
@@ -201,43 +150,26 @@ func Dynamic(in, out string, opt Options) (Report, error) {
 		)
 		rep.Quantized++
 	}
-	g.Node = nodes
-	// Drop the float weights nothing reads any more.
-	used := map[string]bool{}
-	markUsed(g, used)
-	var inits []*onnxpb.TensorProto
-	for _, t := range append(g.GetInitializer(), newInits...) {
-		if used[t.GetName()] {
-			inits = append(inits, t)
-		}
-	}
-	g.Initializer = inits
-	raiseOpset(m, 11) // DynamicQuantizeLinear
-	rep.DataFile = filepath.Base(out) + ".data"
-	if err := write(m, weights, out, rep.DataFile); err != nil {
-		return rep, err
-	}
-	return rep, nil
+	q.g.Node = nodes
+	raiseOpset(q.m, 11) // DynamicQuantizeLinear
+	rep.DataFile, err = q.save(out)
+	return rep, err
 }
 
 // quantizable returns node n's weight when n is a MatMul to quantize: a
 // default-domain MatMul, not excluded, whose B is a 2-D float32 initializer.
-func quantizable(n *onnxpb.NodeProto, weights map[string]*tensor.Tensor, metas map[string]*onnxpb.TensorProto, exclude map[string]bool) *tensor.Tensor {
-	if n.GetOpType() != "MatMul" || n.GetDomain() != "" && n.GetDomain() != "ai.onnx" || exclude[n.GetName()] || len(n.GetInput()) != 2 || len(n.GetOutput()) != 1 {
+func (q *qmodel) quantizable(n *onnxpb.NodeProto) *tensor.Tensor {
+	if n.GetOpType() != "MatMul" || !q.eligible(n) || len(n.GetInput()) != 2 {
 		return nil
 	}
-	meta, w := metas[n.GetInput()[1]], weights[n.GetInput()[1]]
-	if meta == nil || w == nil || meta.GetDataType() != int32(tensor.Float32) || w.DType != tensor.Float32 || len(w.Shape) != 2 || w.Len() == 0 {
-		return nil
-	}
-	return w
+	return q.floatInit(n.GetInput()[1], 2, 2)
 }
 
 // embedding returns node n's table when n is a Gather to quantize: a
 // default-domain Gather along axis 0, not excluded, of a 2-D float32
 // initializer (an embedding table: per-channel scales are per column).
-func embedding(n *onnxpb.NodeProto, weights map[string]*tensor.Tensor, metas map[string]*onnxpb.TensorProto, exclude map[string]bool) *tensor.Tensor {
-	if n.GetOpType() != "Gather" || n.GetDomain() != "" && n.GetDomain() != "ai.onnx" || exclude[n.GetName()] || len(n.GetInput()) != 2 || len(n.GetOutput()) != 1 {
+func (q *qmodel) embedding(n *onnxpb.NodeProto) *tensor.Tensor {
+	if n.GetOpType() != "Gather" || !q.eligible(n) || len(n.GetInput()) != 2 {
 		return nil
 	}
 	for _, a := range n.GetAttribute() {
@@ -245,54 +177,153 @@ func embedding(n *onnxpb.NodeProto, weights map[string]*tensor.Tensor, metas map
 			return nil
 		}
 	}
-	meta, t := metas[n.GetInput()[0]], weights[n.GetInput()[0]]
-	if meta == nil || t == nil || meta.GetDataType() != int32(tensor.Float32) || t.DType != tensor.Float32 || len(t.Shape) != 2 || t.Len() == 0 {
-		return nil
-	}
-	return t
+	return q.floatInit(n.GetInput()[0], 2, 2)
 }
 
-// quantizeWeight returns w [K, N] as int8 with its scale and zero point
-// (scalars, or [N] per channel): symmetric, scale = max|w|/qmax (1 for an
-// all-zero weight), q = clamp(roundEven(w/scale), -qmax, qmax).
-func quantizeWeight(w *tensor.Tensor, perChannel bool, qmax float64) (q, scale, zp *tensor.Tensor) {
-	K, N := w.Shape[0], w.Shape[1]
+// quantizeAxis quantizes w to int8, symmetric ([-qmax, qmax], scale =
+// max|w|/qmax, 1 for all zeros, rounding half to even), per tensor or with
+// one scale per index of axis, and returns it with its scales and zero
+// points (zeros; scalars per tensor).
+func quantizeAxis(w *tensor.Tensor, axis int, perChannel bool, qmax float64) (q, scale, zp *tensor.Tensor) {
+	dim := w.Shape[axis]
+	inner := tensor.NumElements(w.Shape[axis+1:])
 	groups := 1
 	if perChannel {
-		groups = N
+		groups = dim
+	}
+	group := func(i int) int {
+		if groups == 1 {
+			return 0
+		}
+		return (i / inner) % dim
 	}
 	absmax := make([]float32, groups)
-	for k := 0; k < K; k++ {
-		for c, v := range w.F32[k*N : (k+1)*N] {
-			g := 0
-			if groups > 1 {
-				g = c
-			}
-			absmax[g] = max(absmax[g], float32(math.Abs(float64(v))))
-		}
+	for i, v := range w.F32 {
+		absmax[group(i)] = max(absmax[group(i)], float32(math.Abs(float64(v))))
 	}
 	scales := make([]float32, groups)
-	for j, a := range absmax {
-		scales[j] = 1
+	for i, a := range absmax {
+		scales[i] = 1
 		if a > 0 {
-			scales[j] = a / float32(qmax)
+			scales[i] = a / float32(qmax)
 		}
 	}
-	q = tensor.New(tensor.Int8, K, N)
-	for k := 0; k < K; k++ {
-		for c := 0; c < N; c++ {
-			s := scales[0]
-			if groups > 1 {
-				s = scales[c]
-			}
-			v := math.RoundToEven(float64(w.F32[k*N+c] / s))
-			q.I8[k*N+c] = int8(max(-qmax, min(qmax, v)))
-		}
+	q = tensor.New(tensor.Int8, w.Shape...)
+	for i, v := range w.F32 {
+		q.I8[i] = int8(max(-qmax, min(qmax, math.RoundToEven(float64(v/scales[group(i)])))))
 	}
 	if groups == 1 {
 		return q, tensor.FromF32(scales), &tensor.Tensor{DType: tensor.Int8, I8: []int8{0}}
 	}
-	return q, tensor.FromF32(scales, N), tensor.New(tensor.Int8, N)
+	return q, tensor.FromF32(scales, groups), tensor.New(tensor.Int8, groups)
+}
+
+// qmodel is a model being quantized: a copy of the source's graph, its
+// weights by name (the source's and those added) and initializer metadata.
+type qmodel struct {
+	src     *onnx.Model // open: close it when done
+	m       *onnxpb.ModelProto
+	g       *onnxpb.GraphProto
+	weights map[string]*tensor.Tensor
+	metas   map[string]*onnxpb.TensorProto
+	exclude map[string]bool
+}
+
+// open loads the model at in (mapped) for quantizing, leaving out the
+// nodes named in exclude.
+func open(in string, exclude []string) (*qmodel, error) {
+	src, err := onnx.Load(in, onnx.Mmap)
+	if err != nil {
+		return nil, err
+	}
+	q := &qmodel{src: src, m: proto.Clone(src.Proto).(*onnxpb.ModelProto), weights: map[string]*tensor.Tensor{},
+		metas: map[string]*onnxpb.TensorProto{}, exclude: map[string]bool{}}
+	q.g = q.m.GetGraph()
+	for k, v := range src.Weights {
+		q.weights[k] = v
+	}
+	for _, t := range q.g.GetInitializer() {
+		q.metas[t.GetName()] = t
+	}
+	for _, n := range exclude {
+		q.exclude[n] = true
+	}
+	return q, nil
+}
+
+// opTypes checks the op types given for mode against allowed and returns
+// the set to quantize (all of allowed when none is given).
+func opTypes(given []string, mode string, allowed ...string) (map[string]bool, error) {
+	ops := map[string]bool{}
+	if len(given) == 0 {
+		given = allowed
+	}
+	for _, op := range given {
+		if !slices.Contains(allowed, op) {
+			return nil, fmt.Errorf("%w: op type %q: %s quantization covers %s", ErrOption, op, mode, strings.Join(allowed, " and "))
+		}
+		ops[op] = true
+	}
+	return ops, nil
+}
+
+// eligible reports whether n is a default-domain node with one output that
+// is not excluded.
+func (q *qmodel) eligible(n *onnxpb.NodeProto) bool {
+	return (n.GetDomain() == "" || n.GetDomain() == "ai.onnx") && !q.exclude[n.GetName()] && len(n.GetOutput()) == 1
+}
+
+// floatInit returns initializer name when it is float32 in the model and
+// in memory, non-empty, of a rank in [lo, hi]; nil otherwise.
+func (q *qmodel) floatInit(name string, lo, hi int) *tensor.Tensor {
+	meta, w := q.metas[name], q.weights[name]
+	if meta == nil || w == nil || meta.GetDataType() != int32(tensor.Float32) || w.DType != tensor.Float32 || w.Len() == 0 || len(w.Shape) < lo || len(w.Shape) > hi {
+		return nil
+	}
+	return w
+}
+
+// addInit adds initializer name holding t and returns the name.
+func (q *qmodel) addInit(name string, t *tensor.Tensor) string {
+	dims := make([]int64, len(t.Shape))
+	for i, d := range t.Shape {
+		dims[i] = int64(d)
+	}
+	meta := &onnxpb.TensorProto{Name: proto.String(name), DataType: proto.Int32(int32(t.DType)), Dims: dims}
+	q.g.Initializer = append(q.g.Initializer, meta)
+	q.metas[name] = meta
+	q.weights[name] = t
+	return name
+}
+
+// qweight names an int8 weight's initializers.
+type qweight struct{ q, scale, zp string }
+
+// addQuantized adds weight name quantized along axis (quantizeAxis) as
+// name_quantized, name_scale and name_zero_point, counting it in rep.
+func (q *qmodel) addQuantized(rep *Report, name string, w *tensor.Tensor, axis int, perChannel bool, qmax float64) qweight {
+	qt, scale, zp := quantizeAxis(w, axis, perChannel, qmax)
+	rep.Weights++
+	rep.FloatBytes += int64(4 * w.Len())
+	rep.QuantizedBytes += int64(qt.Len() + 4*scale.Len() + zp.Len())
+	return qweight{q.addInit(name+"_quantized", qt), q.addInit(name+"_scale", scale), q.addInit(name+"_zero_point", zp)}
+}
+
+// save drops the initializers nothing reads any more (the float weights
+// replaced) and writes the model to out, its data beside it; it returns the
+// data file's name.
+func (q *qmodel) save(out string) (string, error) {
+	used := map[string]bool{}
+	markUsed(q.g, used)
+	var inits []*onnxpb.TensorProto
+	for _, t := range q.g.GetInitializer() {
+		if used[t.GetName()] {
+			inits = append(inits, t)
+		}
+	}
+	q.g.Initializer = inits
+	dataFile := filepath.Base(out) + ".data"
+	return dataFile, write(q.m, q.weights, out, dataFile)
 }
 
 // markUsed records every value name g's nodes and their subgraphs read,
@@ -329,21 +360,14 @@ func raiseOpset(m *onnxpb.ModelProto, v int64) {
 	m.OpsetImport = append(m.OpsetImport, &onnxpb.OperatorSetIdProto{Domain: proto.String(""), Version: proto.Int64(v)})
 }
 
-// align is the offset alignment of tensors in the data file: a page.
-const align = 4096
-
 // write saves m to out with every initializer's bytes in dataFile beside
-// it, each at a page-aligned offset.
+// it (onnx.DataWriter: page-aligned, mapped in place when loaded).
 func write(m *onnxpb.ModelProto, weights map[string]*tensor.Tensor, out, dataFile string) error {
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(filepath.Join(filepath.Dir(out), dataFile))
+	data, err := onnx.CreateData(filepath.Dir(out), dataFile)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var off int64
+	defer data.Close()
 	for _, t := range m.GetGraph().GetInitializer() {
 		w := weights[t.GetName()]
 		if w == nil {
@@ -361,26 +385,11 @@ func write(m *onnxpb.ModelProto, weights map[string]*tensor.Tensor, out, dataFil
 		} else if int32(w.DType) != t.GetDataType() {
 			return fmt.Errorf("initializer %q: dtype %s in memory, %d in the model", t.GetName(), w.DType, t.GetDataType())
 		}
-		if pad := (align - off%align) % align; pad > 0 {
-			if _, err := f.Write(make([]byte, pad)); err != nil {
-				return err
-			}
-			off += pad
-		}
-		if _, err := f.Write(raw); err != nil {
+		if err := data.Put(t, raw); err != nil {
 			return err
 		}
-		loc := onnxpb.TensorProto_EXTERNAL
-		t.DataLocation = &loc
-		t.RawData, t.FloatData, t.Int32Data, t.Int64Data, t.DoubleData, t.Uint64Data = nil, nil, nil, nil, nil, nil
-		t.ExternalData = []*onnxpb.StringStringEntryProto{
-			{Key: proto.String("location"), Value: proto.String(dataFile)},
-			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(off, 10))},
-			{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(raw)))},
-		}
-		off += int64(len(raw))
 	}
-	if err := f.Close(); err != nil {
+	if err := data.Close(); err != nil {
 		return err
 	}
 	b, err := proto.Marshal(m)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 
 	"google.golang.org/protobuf/proto"
 
@@ -35,54 +34,34 @@ func Static(in, out string, opt Options, calib []Calibration) (Report, error) {
 	if len(calib) == 0 {
 		return rep, fmt.Errorf("%w: static quantization needs at least one calibration input set", ErrOption)
 	}
-	ops := map[string]bool{"Conv": true, "MatMul": true}
-	if len(opt.OpTypes) > 0 {
-		ops = map[string]bool{}
-	}
-	for _, op := range opt.OpTypes {
-		if op != "Conv" && op != "MatMul" {
-			return rep, fmt.Errorf("%w: op type %q: static quantization covers Conv and MatMul", ErrOption, op)
-		}
-		ops[op] = true
-	}
-	src, err := onnx.Load(in, onnx.Mmap)
+	ops, err := opTypes(opt.OpTypes, "static", "Conv", "MatMul")
 	if err != nil {
 		return rep, err
 	}
-	defer src.Close()
+	q, err := open(in, opt.Exclude)
+	if err != nil {
+		return rep, err
+	}
+	defer q.src.Close()
 	// QuantizeLinear and DequantizeLinear exist from opset 10, per axis
 	// from 13; raising a model's opset would change what other ops mean.
-	switch opset := src.Opset(); {
+	switch opset := q.src.Opset(); {
 	case opset < 10:
 		return rep, fmt.Errorf("%w: the model's opset %d: static quantization needs opset 10 or later", ErrOption, opset)
 	case opset < 13 && opt.PerChannel:
 		return rep, fmt.Errorf("%w: per-channel: the model's opset %d has no per-axis DequantizeLinear (opset 13)", ErrOption, opset)
 	}
-	m := proto.Clone(src.Proto).(*onnxpb.ModelProto)
-	g := m.GetGraph()
-	weights := map[string]*tensor.Tensor{}
-	for k, v := range src.Weights {
-		weights[k] = v
-	}
-	metas := map[string]*onnxpb.TensorProto{}
-	for _, t := range g.GetInitializer() {
-		metas[t.GetName()] = t
-	}
-	exclude := map[string]bool{}
-	for _, n := range opt.Exclude {
-		exclude[n] = true
-	}
-	foldBatchNorms(g, weights, metas)
+	q.foldBatchNorms()
 	// The nodes to quantize and the activations they read.
 	var targets []*onnxpb.NodeProto
 	var acts []string
 	seen := map[string]bool{}
-	for _, n := range g.GetNode() {
-		if !ops[n.GetOpType()] || staticWeight(n, weights, metas, exclude) == nil {
+	for _, n := range q.g.GetNode() {
+		if !ops[n.GetOpType()] || q.staticWeight(n) == nil {
 			continue
 		}
 		x := n.GetInput()[0]
-		if weights[x] != nil {
+		if q.weights[x] != nil {
 			continue
 		}
 		targets = append(targets, n)
@@ -91,30 +70,18 @@ func Static(in, out string, opt Options, calib []Calibration) (Report, error) {
 			acts = append(acts, x)
 		}
 	}
-	ranges, err := calibrate(src, acts, calib)
+	ranges, err := calibrate(q.src, acts, calib)
 	if err != nil {
 		return rep, err
 	}
 	type qparams struct{ scale, zp string }
 	actQ := map[string]qparams{}
 	var nodes []*onnxpb.NodeProto
-	addInit := func(name string, t *tensor.Tensor) string {
-		dims := make([]int64, len(t.Shape))
-		for i, d := range t.Shape {
-			dims[i] = int64(d)
-		}
-		dt := int32(t.DType)
-		meta := &onnxpb.TensorProto{Name: proto.String(name), DataType: &dt, Dims: dims}
-		g.Initializer = append(g.Initializer, meta)
-		metas[name] = meta
-		weights[name] = t
-		return name
-	}
 	isTarget := map[*onnxpb.NodeProto]bool{}
 	for _, n := range targets {
 		isTarget[n] = true
 	}
-	for _, n := range g.GetNode() {
+	for _, n := range q.g.GetNode() {
 		if !isTarget[n] {
 			nodes = append(nodes, n)
 			continue
@@ -124,45 +91,35 @@ func Static(in, out string, opt Options, calib []Calibration) (Report, error) {
 		if !ok {
 			r := ranges[x]
 			scale, zp := activationParams(r[0], r[1])
-			qp = qparams{addInit(x+"_scale", tensor.FromF32([]float32{scale})), addInit(x+"_zero_point", &tensor.Tensor{DType: tensor.Uint8, U8: []uint8{uint8(zp)}})}
+			qp = qparams{q.addInit(x+"_scale", tensor.FromF32([]float32{scale})), q.addInit(x+"_zero_point", &tensor.Tensor{DType: tensor.Uint8, U8: []uint8{uint8(zp)}})}
 			actQ[x] = qp
 			nodes = append(nodes,
 				&onnxpb.NodeProto{Name: proto.String(x + "_QuantizeLinear"), OpType: proto.String("QuantizeLinear"), Input: []string{x, qp.scale, qp.zp}, Output: []string{x + "_quantized"}},
 				&onnxpb.NodeProto{Name: proto.String(x + "_DequantizeLinear"), OpType: proto.String("DequantizeLinear"), Input: []string{x + "_quantized", qp.scale, qp.zp}, Output: []string{x + "_dequantized"}})
 		}
-		w := staticWeight(n, weights, metas, exclude)
+		w := q.staticWeight(n)
 		wName := n.GetInput()[1]
 		axis := 0 // a Conv's output channels
 		if n.GetOpType() == "MatMul" {
 			axis = 1
 		}
-		q, wScale := quantizeAxis(w, axis, opt.PerChannel)
-		perChannel := wScale.Len() > 1
-		zp := &tensor.Tensor{DType: tensor.Int8, I8: []int8{0}}
-		if perChannel {
-			zp = tensor.New(tensor.Int8, wScale.Len())
-		}
-		qn := addInit(wName+"_quantized", q)
-		sn := addInit(wName+"_scale", wScale)
-		zn := addInit(wName+"_zero_point", zp)
-		dq := &onnxpb.NodeProto{Name: proto.String(wName + "_DequantizeLinear"), OpType: proto.String("DequantizeLinear"), Input: []string{qn, sn, zn}, Output: []string{wName + "_dequantized"}}
-		if perChannel {
+		wq := q.addQuantized(&rep, wName, w, axis, opt.PerChannel, 127)
+		wScale := q.weights[wq.scale]
+		dq := &onnxpb.NodeProto{Name: proto.String(wName + "_DequantizeLinear"), OpType: proto.String("DequantizeLinear"), Input: []string{wq.q, wq.scale, wq.zp}, Output: []string{wName + "_dequantized"}}
+		if wScale.Len() > 1 {
 			a := int64(axis)
 			dq.Attribute = []*onnxpb.AttributeProto{{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: &a}}
 		}
 		nodes = append(nodes, dq)
-		rep.Weights++
-		rep.FloatBytes += int64(4 * w.Len())
-		rep.QuantizedBytes += int64(q.Len() + 4*wScale.Len() + zp.Len())
 		nn := proto.Clone(n).(*onnxpb.NodeProto)
 		nn.Input[0], nn.Input[1] = x+"_dequantized", wName+"_dequantized"
 		if n.GetOpType() == "Conv" && len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
-			if b := weights[n.GetInput()[2]]; b != nil && b.DType == tensor.Float32 && len(b.Shape) == 1 {
-				xs := weights[qp.scale].F32[0]
+			if b := q.weights[n.GetInput()[2]]; b != nil && b.DType == tensor.Float32 && len(b.Shape) == 1 {
+				xs := q.weights[qp.scale].F32[0]
 				bq, bs := quantizeBias(b, xs, wScale)
 				bName := n.GetInput()[2]
 				bdq := &onnxpb.NodeProto{Name: proto.String(bName + "_DequantizeLinear"), OpType: proto.String("DequantizeLinear"),
-					Input: []string{addInit(bName+"_quantized", bq), addInit(bName+"_scale", bs), addInit(bName+"_zero_point", zeroInt32(bs.Len()))}, Output: []string{bName + "_dequantized"}}
+					Input: []string{q.addInit(bName+"_quantized", bq), q.addInit(bName+"_scale", bs), q.addInit(bName+"_zero_point", zeroInt32(bs.Len()))}, Output: []string{bName + "_dequantized"}}
 				if bs.Len() > 1 {
 					a := int64(0)
 					bdq.Attribute = []*onnxpb.AttributeProto{{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: &a}}
@@ -174,39 +131,24 @@ func Static(in, out string, opt Options, calib []Calibration) (Report, error) {
 		nodes = append(nodes, nn)
 		rep.Quantized++
 	}
-	g.Node = nodes
-	used := map[string]bool{}
-	markUsed(g, used)
-	var inits []*onnxpb.TensorProto
-	for _, t := range g.GetInitializer() {
-		if used[t.GetName()] {
-			inits = append(inits, t)
-		}
-	}
-	g.Initializer = inits
-	rep.DataFile = filepath.Base(out) + ".data"
-	return rep, write(m, weights, out, rep.DataFile)
+	q.g.Node = nodes
+	rep.DataFile, err = q.save(out)
+	return rep, err
 }
 
 // staticWeight returns node n's weight when n is a Conv with a constant
 // float32 weight of rank 3 to 5, or a MatMul with a constant 2-D one, and
 // is not excluded.
-func staticWeight(n *onnxpb.NodeProto, weights map[string]*tensor.Tensor, metas map[string]*onnxpb.TensorProto, exclude map[string]bool) *tensor.Tensor {
-	if n.GetDomain() != "" && n.GetDomain() != "ai.onnx" || exclude[n.GetName()] || len(n.GetInput()) < 2 || len(n.GetOutput()) != 1 {
-		return nil
-	}
-	meta, w := metas[n.GetInput()[1]], weights[n.GetInput()[1]]
-	if meta == nil || w == nil || meta.GetDataType() != int32(tensor.Float32) || w.DType != tensor.Float32 || w.Len() == 0 {
+func (q *qmodel) staticWeight(n *onnxpb.NodeProto) *tensor.Tensor {
+	if !q.eligible(n) || len(n.GetInput()) < 2 {
 		return nil
 	}
 	switch n.GetOpType() {
 	case "Conv":
-		if len(w.Shape) >= 3 && len(w.Shape) <= 5 {
-			return w
-		}
+		return q.floatInit(n.GetInput()[1], 3, 5)
 	case "MatMul":
-		if len(w.Shape) == 2 && len(n.GetInput()) == 2 {
-			return w
+		if len(n.GetInput()) == 2 {
+			return q.floatInit(n.GetInput()[1], 2, 2)
 		}
 	}
 	return nil
@@ -277,42 +219,6 @@ func activationParams(lo, hi float32) (float32, int32) {
 	return scale, int32(max(0, min(255, zp)))
 }
 
-// quantizeAxis quantizes w to int8, symmetric ([-127, 127]), per tensor or
-// with one scale per index of axis.
-func quantizeAxis(w *tensor.Tensor, axis int, perChannel bool) (*tensor.Tensor, *tensor.Tensor) {
-	dim := w.Shape[axis]
-	inner := tensor.NumElements(w.Shape[axis+1:])
-	groups := 1
-	if perChannel {
-		groups = dim
-	}
-	group := func(i int) int {
-		if groups == 1 {
-			return 0
-		}
-		return (i / inner) % dim
-	}
-	absmax := make([]float32, groups)
-	for i, v := range w.F32 {
-		absmax[group(i)] = max(absmax[group(i)], float32(math.Abs(float64(v))))
-	}
-	scales := make([]float32, groups)
-	for i, a := range absmax {
-		scales[i] = 1
-		if a > 0 {
-			scales[i] = a / 127
-		}
-	}
-	q := tensor.New(tensor.Int8, w.Shape...)
-	for i, v := range w.F32 {
-		q.I8[i] = int8(max(-127, min(127, math.RoundToEven(float64(v/scales[group(i)])))))
-	}
-	if groups == 1 {
-		return q, tensor.FromF32(scales)
-	}
-	return q, tensor.FromF32(scales, groups)
-}
-
 // quantizeBias quantizes a Conv's float32 bias to int32 at scale
 // x_scale·w_scale (one per output channel when the weight has them).
 func quantizeBias(b *tensor.Tensor, xs float32, ws *tensor.Tensor) (q, scale *tensor.Tensor) {
@@ -347,7 +253,8 @@ func zeroInt32(n int) *tensor.Tensor {
 // does before quantize_static): quantized, the folded weight keeps the
 // normalisation's scale in its own, per-channel, scales, and no float
 // normalisation runs between int8 convolutions. Computed in float64.
-func foldBatchNorms(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor, metas map[string]*onnxpb.TensorProto) {
+func (q *qmodel) foldBatchNorms() {
+	g := q.g
 	readers := map[string]int{}
 	for _, n := range g.GetNode() {
 		for _, in := range n.GetInput() {
@@ -364,8 +271,8 @@ func foldBatchNorms(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor, met
 		}
 	}
 	float := func(name string, n int) []float32 {
-		t := weights[name]
-		if t == nil || t.DType != tensor.Float32 || t.Len() != n || metas[name] == nil {
+		t := q.floatInit(name, 0, 5)
+		if t == nil || t.Len() != n {
 			return nil
 		}
 		return t.F32
@@ -382,8 +289,8 @@ func foldBatchNorms(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor, met
 		if conv == nil || conv.GetOpType() != "Conv" || readers[bn.GetInput()[0]] != 1 || len(conv.GetInput()) < 2 {
 			continue
 		}
-		w := weights[conv.GetInput()[1]]
-		if w == nil || w.DType != tensor.Float32 || len(w.Shape) < 3 || metas[conv.GetInput()[1]] == nil {
+		w := q.floatInit(conv.GetInput()[1], 3, 5)
+		if w == nil {
 			continue
 		}
 		M := w.Shape[0]
@@ -421,20 +328,7 @@ func foldBatchNorms(g *onnxpb.GraphProto, weights map[string]*tensor.Tensor, met
 		if name == "" {
 			name = conv.GetOutput()[0]
 		}
-		wn, bnName := name+"_bn_folded_weight", name+"_bn_folded_bias"
-		for _, t := range []struct {
-			name string
-			t    *tensor.Tensor
-		}{{wn, fw}, {bnName, fb}} {
-			dims := make([]int64, len(t.t.Shape))
-			for i, d := range t.t.Shape {
-				dims[i] = int64(d)
-			}
-			meta := &onnxpb.TensorProto{Name: proto.String(t.name), DataType: proto.Int32(int32(tensor.Float32)), Dims: dims}
-			g.Initializer = append(g.Initializer, meta)
-			metas[t.name] = meta
-			weights[t.name] = t.t
-		}
+		wn, bnName := q.addInit(name+"_bn_folded_weight", fw), q.addInit(name+"_bn_folded_bias", fb)
 		in := []string{conv.GetInput()[0], wn, bnName}
 		conv.Input = in
 		conv.Output = []string{bn.GetOutput()[0]}
