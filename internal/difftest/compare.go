@@ -108,6 +108,14 @@ func widen(t *tensor.Tensor) ([]float64, bool) {
 		return conv(len(t.I8), func(i int) float64 { return float64(t.I8[i]) }), true
 	case tensor.Uint8:
 		return conv(len(t.U8), func(i int) float64 { return float64(t.U8[i]) }), true
+	case tensor.Int16:
+		return conv(len(t.I16), func(i int) float64 { return float64(t.I16[i]) }), true
+	case tensor.Uint16:
+		return conv(len(t.U16), func(i int) float64 { return float64(t.U16[i]) }), true
+	case tensor.Uint32:
+		return conv(len(t.U32), func(i int) float64 { return float64(t.U32[i]) }), true
+	case tensor.Uint64:
+		return conv(len(t.U64), func(i int) float64 { return float64(t.U64[i]) }), true
 	case tensor.Bool:
 		return conv(len(t.B), func(i int) float64 {
 			if t.B[i] {

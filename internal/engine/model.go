@@ -692,7 +692,7 @@ func (m *Model) CheckInputs(inputs map[string]*tensor.Tensor) error {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("%w: input %q: %v", ErrBadInput, want.Name, err)
 		}
-		if want.DType != tensor.Invalid && t.DType != want.DType && !(want.DType == tensor.Float16 && t.DType == tensor.Float32) {
+		if want.DType != tensor.Invalid && t.DType != want.DType && !(want.DType.Wide() && t.DType == tensor.Float32) {
 			return fmt.Errorf("%w: input %q: dtype %s, the model wants %s", ErrBadInput, want.Name, t.DType, want.DType)
 		}
 		if want.Shape == nil {

@@ -435,8 +435,8 @@ func stack(ts []*tensor.Tensor, decl *onnxpb.ValueInfoProto) (*tensor.Tensor, er
 			shape = append(shape, max(d, 0))
 		}
 		dt := info.DType
-		if dt == tensor.Float16 {
-			dt = tensor.Float32 // float16 is held as float32
+		if dt.Wide() {
+			dt = tensor.Float32 // float16 and bfloat16 are held as float32
 		}
 		return tensor.New(dt, shape...), nil
 	}

@@ -14,22 +14,96 @@ import (
 // and PRelu (whose slope broadcasts to X only). Outputs are freshly allocated.
 
 func init() {
-	registerBinary("Add", numKernels(addKernels[float32](), addKernels[float64](), addKernels[int64](), addKernels[int32](), addKernels[int8](), addKernels[uint8]()))
-	registerBinary("Sub", numKernels(subKernels[float32](), subKernels[float64](), subKernels[int64](), subKernels[int32](), subKernels[int8](), subKernels[uint8]()))
-	registerBinary("Mul", numKernels(mulKernels[float32](), mulKernels[float64](), mulKernels[int64](), mulKernels[int32](), mulKernels[int8](), mulKernels[uint8]()))
-	registerBinary("Div", numKernels(divKernels[float32](), divKernels[float64](),
-		nonZeroDivisor[int64](divKernels[int64]()), nonZeroDivisor[int32](divKernels[int32]()),
-		nonZeroDivisor[int8](divKernels[int8]()), nonZeroDivisor[uint8](divKernels[uint8]())))
+	registerBinary("Add", numTableOf("Add"))
+	registerBinary("Sub", numTableOf("Sub"))
+	registerBinary("Mul", numTableOf("Mul"))
+	registerBinary("Div", numTableOf("Div"))
 	register("Mod", newMod)
 	register("Pow", newPow)
 	register("PRelu", newPRelu)
-	maxes := numTable(maxOf[float32], maxOf[float64], maxOf[int64], maxOf[int32], maxOf[int8], maxOf[uint8])
-	mins := numTable(minOf[float32], minOf[float64], minOf[int64], minOf[int32], minOf[int8], minOf[uint8])
-	sums := numKernels(addKernels[float32](), addKernels[float64](), addKernels[int64](), addKernels[int32](), addKernels[int8](), addKernels[uint8]())
-	registerVariadic("Max", maxes, false)
-	registerVariadic("Min", mins, false)
-	registerVariadic("Sum", sums, false)
+	registerVariadic("Max", numTableOf("Max"), false)
+	registerVariadic("Min", numTableOf("Min"), false)
+	registerVariadic("Sum", numTableOf("Add"), false)
 	registerVariadic("Mean", binaryTable{tensor.Float32: addKernels[float32](), tensor.Float64: addKernels[float64]()}, true)
+	register("BitShift", newBitShift)
+	registerBinary("BitwiseAnd", intTableOf("BitwiseAnd"))
+	registerBinary("BitwiseOr", intTableOf("BitwiseOr"))
+	registerBinary("BitwiseXor", intTableOf("BitwiseXor"))
+}
+
+// numTableOf instantiates the kernel of a binary op for every numeric dtype.
+// Go cannot pass a generic function uninstantiated, so the op is named by
+// key and numKernel switches on it.
+func numTableOf(key string) binaryTable {
+	return binaryTable{
+		tensor.Float32: numKernel[float32](key), tensor.Float64: numKernel[float64](key),
+		tensor.Int64: numKernel[int64](key), tensor.Int32: numKernel[int32](key),
+		tensor.Int16: numKernel[int16](key), tensor.Int8: numKernel[int8](key),
+		tensor.Uint64: numKernel[uint64](key), tensor.Uint32: numKernel[uint32](key),
+		tensor.Uint16: numKernel[uint16](key), tensor.Uint8: numKernel[uint8](key),
+	}
+}
+
+func numKernel[T num](key string) binaryFn {
+	switch key {
+	case "Add":
+		return addKernels[T]()
+	case "Sub":
+		return subKernels[T]()
+	case "Mul":
+		return mulKernels[T]()
+	case "Div":
+		return nonZeroDivisor[T](divKernels[T]())
+	case "Max":
+		return bin(maxOf[T])
+	case "Min":
+		return bin(minOf[T])
+	}
+	panic("engine: numKernel: unknown op " + key)
+}
+
+// intTableOf is numTableOf for ops defined on integers only.
+func intTableOf(key string) binaryTable {
+	return binaryTable{
+		tensor.Int64: intKernel[int64](key), tensor.Int32: intKernel[int32](key),
+		tensor.Int16: intKernel[int16](key), tensor.Int8: intKernel[int8](key),
+		tensor.Uint64: intKernel[uint64](key), tensor.Uint32: intKernel[uint32](key),
+		tensor.Uint16: intKernel[uint16](key), tensor.Uint8: intKernel[uint8](key),
+	}
+}
+
+func intKernel[T integer](key string) binaryFn {
+	switch key {
+	case "Mod":
+		return nonZeroDivisor[T](bin(floorMod[T]))
+	case "fmod":
+		return nonZeroDivisor[T](bin(func(x, y T) T { return x % y }))
+	case "BitwiseAnd":
+		return bin(func(x, y T) T { return x & y })
+	case "BitwiseOr":
+		return bin(func(x, y T) T { return x | y })
+	case "BitwiseXor":
+		return bin(func(x, y T) T { return x ^ y })
+	case "LEFT":
+		return bin(func(x, y T) T { return x << uint64(y) })
+	case "RIGHT":
+		return bin(func(x, y T) T { return x >> uint64(y) })
+	}
+	panic("engine: intKernel: unknown op " + key)
+}
+
+// newBitShift shifts X by Y bits, direction LEFT or RIGHT, on unsigned
+// integers (shifts of the type's width or more give 0).
+func newBitShift(n *Node) (Kernel, error) {
+	dir := n.String("direction", "")
+	if dir != "LEFT" && dir != "RIGHT" {
+		return nil, fmt.Errorf("attribute direction: %q, must be LEFT or RIGHT", dir)
+	}
+	t := intTableOf(dir)
+	for _, dt := range []tensor.DType{tensor.Int64, tensor.Int32, tensor.Int16, tensor.Int8} {
+		delete(t, dt)
+	}
+	return binaryKernel("BitShift", t), nil
 }
 
 // Row kernels of the four arithmetic ops: vector-vector, vector-scalar and
@@ -145,11 +219,6 @@ func binVec[T num](f func(x, y T) T, vv func(d, a, b []T), vs func(d, a []T, y T
 	}
 }
 
-// numKernels builds a table from one binaryFn per numeric dtype.
-func numKernels(f32, f64, i64, i32, i8, u8 binaryFn) binaryTable {
-	return binaryTable{tensor.Float32: f32, tensor.Float64: f64, tensor.Int64: i64, tensor.Int32: i32, tensor.Int8: i8, tensor.Uint8: u8}
-}
-
 func add[T num](x, y T) T { return x + y }
 func sub[T num](x, y T) T { return x - y }
 func mul[T num](x, y T) T { return x * y }
@@ -186,35 +255,14 @@ func bin[T, R elem](f func(x, y T) R) binaryFn {
 	}
 }
 
-// numTable builds a table from per-dtype element functions; nil ones are left
-// out.
-func numTable(f32 func(x, y float32) float32, f64 func(x, y float64) float64, i64 func(x, y int64) int64,
-	i32 func(x, y int32) int32, i8 func(x, y int8) int8, u8 func(x, y uint8) uint8) binaryTable {
-	t := binaryTable{}
-	if f32 != nil {
-		t[tensor.Float32] = bin(f32)
-	}
-	if f64 != nil {
-		t[tensor.Float64] = bin(f64)
-	}
-	if i64 != nil {
-		t[tensor.Int64] = bin(i64)
-	}
-	if i32 != nil {
-		t[tensor.Int32] = bin(i32)
-	}
-	if i8 != nil {
-		t[tensor.Int8] = bin(i8)
-	}
-	if u8 != nil {
-		t[tensor.Uint8] = bin(u8)
-	}
-	return t
-}
-
 // nonZeroDivisor wraps an integer division so a zero divisor is an error, not
-// a panic.
-func nonZeroDivisor[T integer](f binaryFn) binaryFn {
+// a panic; float divisions are returned as they are.
+func nonZeroDivisor[T num](f binaryFn) binaryFn {
+	var z T
+	switch any(z).(type) {
+	case float32, float64:
+		return f
+	}
 	return func(a, b *tensor.Tensor, shape []int) (*tensor.Tensor, error) {
 		if hasZero(dataOf[T](b)) {
 			return nil, fmt.Errorf("input B: integer division by zero")
@@ -223,7 +271,7 @@ func nonZeroDivisor[T integer](f binaryFn) binaryFn {
 	}
 }
 
-func hasZero[T integer](s []T) bool {
+func hasZero[T num](s []T) bool {
 	for _, v := range s {
 		if v == 0 {
 			return true
@@ -331,26 +379,16 @@ func newMod(n *Node) (Kernel, error) {
 	if fmod != 0 && fmod != 1 {
 		return nil, fmt.Errorf("attribute fmod: %d, must be 0 or 1", fmod)
 	}
-	var t binaryTable
+	t := intTableOf("Mod")
 	if fmod == 1 {
-		t = numTable(fmodF[float32], fmodF[float64], nil, nil, nil, nil)
-		t[tensor.Int64] = nonZeroDivisor[int64](bin(fmodI[int64]))
-		t[tensor.Int32] = nonZeroDivisor[int32](bin(fmodI[int32]))
-		t[tensor.Int8] = nonZeroDivisor[int8](bin(fmodI[int8]))
-		t[tensor.Uint8] = nonZeroDivisor[uint8](bin(fmodI[uint8]))
-	} else {
-		t = binaryTable{
-			tensor.Int64: nonZeroDivisor[int64](bin(floorMod[int64])),
-			tensor.Int32: nonZeroDivisor[int32](bin(floorMod[int32])),
-			tensor.Int8:  nonZeroDivisor[int8](bin(floorMod[int8])),
-			tensor.Uint8: nonZeroDivisor[uint8](bin(floorMod[uint8])),
-		}
+		t = intTableOf("fmod")
+		t[tensor.Float32] = bin(fmodF[float32])
+		t[tensor.Float64] = bin(fmodF[float64])
 	}
 	return binaryKernel("Mod (fmod="+fmt.Sprint(fmod)+")", t), nil
 }
 
 func fmodF[T floating](x, y T) T { return T(math.Mod(float64(x), float64(y))) }
-func fmodI[T integer](x, y T) T  { return x % y }
 func floorMod[T integer](x, y T) T {
 	r := x % y
 	if r != 0 && (r < 0) != (y < 0) {
@@ -359,8 +397,8 @@ func floorMod[T integer](x, y T) T {
 	return r
 }
 
-// newPow raises X to Y elementwise. The output has X's dtype; Y may be any of
-// float32, float64, int64, int32 (opset 12 allows mixed types). Integer bases
+// newPow raises X to Y elementwise. The output has X's dtype; Y may be of any
+// numeric dtype (opset 12 allows mixed types). Integer bases
 // with integer exponents are exact; other integer results truncate toward
 // zero as a C cast of pow() does.
 func newPow(n *Node) (Kernel, error) {
@@ -369,16 +407,14 @@ func newPow(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		x, y := in[0], in[1]
-		switch y.DType {
-		case tensor.Float32, tensor.Float64, tensor.Int64, tensor.Int32:
-		default:
-			return nil, fmt.Errorf("input Y: dtype %s, Pow supports float32, float64, int64 and int32 exponents", y.DType)
+		if !castTypes[y.DType] || y.DType == tensor.Bool {
+			return nil, fmt.Errorf("input Y: dtype %s, Pow supports numeric exponents", y.DType)
 		}
 		shape, err := broadcastShapes(x.Shape, y.Shape)
 		if err != nil {
 			return nil, fmt.Errorf("inputs X and Y: %w", err)
 		}
-		intExp := y.DType == tensor.Int64 || y.DType == tensor.Int32
+		intExp := y.DType != tensor.Float32 && y.DType != tensor.Float64
 		var yy *tensor.Tensor
 		if intExp {
 			yy, err = castTensor(y, tensor.Int64)
@@ -469,7 +505,8 @@ func ipow[T int64 | int32](x T, e int64) T {
 // newPRelu: y = x for x >= 0, slope*x otherwise; slope broadcasts to X's
 // shape (unidirectionally: the output always has X's shape).
 func newPRelu(n *Node) (Kernel, error) {
-	t := numTable(prelu[float32], prelu[float64], prelu[int64], prelu[int32], nil, nil)
+	t := binaryTable{tensor.Float32: bin(prelu[float32]), tensor.Float64: bin(prelu[float64]),
+		tensor.Int64: bin(prelu[int64]), tensor.Int32: bin(prelu[int32])}
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 2, 2); err != nil {
 			return nil, err

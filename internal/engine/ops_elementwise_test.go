@@ -165,10 +165,30 @@ func TestBinaryOpsMore(t *testing.T) {
 		{"mean", "Mean", nil, []*tensor.Tensor{f32([]float32{1, 2}, 2), f32([]float32{3, 6}, 2)}, f32([]float32{2, 4}, 2), 0},
 		{"prelu per channel", "PRelu", nil, []*tensor.Tensor{f32([]float32{-1, 1, -2, 2}, 2, 2), f32([]float32{0.1, 0.5}, 2, 1)}, f32([]float32{-0.1, 1, -1, 2}, 2, 2), 1e-7},
 		{"prelu scalar slope", "PRelu", nil, []*tensor.Tensor{f32([]float32{-4, 4}, 2), f32([]float32{0.25})}, f32([]float32{-1, 4}, 2), 0},
+		// The 16-bit and unsigned 32/64-bit integers (opset 18 for the bitwise ops).
+		{"uint64 add wraps", "Add", nil, []*tensor.Tensor{tens([]uint64{math.MaxUint64, 1}, 2), tens([]uint64{2}, 1)}, tens([]uint64{1, 3}, 2), 0},
+		{"int16 sub broadcasts", "Sub", nil, []*tensor.Tensor{tens([]int16{-32768, 5}, 2, 1), tens([]int16{1, -1}, 2)}, tens([]int16{32767, -32767, 4, 6}, 2, 2), 0},
+		{"uint32 div", "Div", nil, []*tensor.Tensor{tens([]uint32{math.MaxUint32, 9}, 2), tens([]uint32{2}, 1)}, tens([]uint32{math.MaxUint32 / 2, 4}, 2), 0},
+		{"uint64 max beyond int64", "Max", nil, []*tensor.Tensor{tens([]uint64{1 << 63, 3}, 2), tens([]uint64{5, 4}, 2)}, tens([]uint64{1 << 63, 4}, 2), 0},
+		{"uint16 min", "Min", nil, []*tensor.Tensor{tens([]uint16{65535, 2}, 2), tens([]uint16{7}, 1)}, tens([]uint16{7, 2}, 2), 0},
+		{"int16 mod python sign", "Mod", nil, []*tensor.Tensor{tens([]int16{-7, 7}, 2), tens([]int16{3, -3}, 2)}, tens([]int16{2, -2}, 2), 0},
+		{"uint64 mod", "Mod", nil, []*tensor.Tensor{tens([]uint64{1<<63 + 3}, 1), tens([]uint64{10}, 1)}, tens([]uint64{(1<<63 + 3) % 10}, 1), 0},
+		{"pow float base uint64 exponent", "Pow", nil, []*tensor.Tensor{f32([]float32{2, 3}, 2), tens([]uint64{10, 2}, 2)}, f32([]float32{1024, 9}, 2), 0},
+		{"bitshift left uint8 drops high bits", "BitShift", []modelgen.Attr{modelgen.AString("direction", "LEFT")}, []*tensor.Tensor{tens([]uint8{0x81, 1}, 2), tens([]uint8{1, 9}, 2)}, tens([]uint8{2, 0}, 2), 0},
+		{"bitshift right uint64", "BitShift", []modelgen.Attr{modelgen.AString("direction", "RIGHT")}, []*tensor.Tensor{tens([]uint64{1 << 63, 16}, 2), tens([]uint64{63, 64}, 2)}, tens([]uint64{1, 0}, 2), 0},
+		{"bitwise and int16", "BitwiseAnd", nil, []*tensor.Tensor{tens([]int16{-1, 0x0ff0}, 2), tens([]int16{0x00ff}, 1)}, tens([]int16{0x00ff, 0x00f0}, 2), 0},
+		{"bitwise or uint32", "BitwiseOr", nil, []*tensor.Tensor{tens([]uint32{1 << 31, 1}, 2), tens([]uint32{2}, 1)}, tens([]uint32{1<<31 | 2, 3}, 2), 0},
+		{"bitwise xor int64", "BitwiseXor", nil, []*tensor.Tensor{i64([]int64{-1, 6}, 2), i64([]int64{5}, 1)}, i64([]int64{-6, 3}, 2), 0},
+		{"uint64 greater beyond int64", "Greater", nil, []*tensor.Tensor{tens([]uint64{1 << 63, 1}, 2), tens([]uint64{1}, 1)}, tens([]bool{true, false}, 2), 0},
+		{"int16 equal", "Equal", nil, []*tensor.Tensor{tens([]int16{-2, 3}, 2), tens([]int16{-2}, 1)}, tens([]bool{true, false}, 2), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := runOp(t, opCase{opset: 13, op: tt.op, attrs: tt.attrs, inputs: tt.in})
+			opset := int64(13)
+			if strings.HasPrefix(tt.op, "Bitwise") {
+				opset = 18
+			}
+			got, err := runOp(t, opCase{opset: opset, op: tt.op, attrs: tt.attrs, inputs: tt.in})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,6 +213,9 @@ func TestBinaryOpMoreErrors(t *testing.T) {
 		{"pow shapes", "Pow", nil, []*tensor.Tensor{f32([]float32{1, 2}, 2), f32([]float32{1, 2, 3}, 3)}, []string{"do not broadcast"}},
 		{"max dtype mismatch", "Max", nil, []*tensor.Tensor{f32([]float32{1}, 1), i64([]int64{1}, 1)}, []string{"input 1", "same dtype"}},
 		{"max bool", "Max", nil, []*tensor.Tensor{tens([]bool{true}, 1)}, []string{"bool", "Max supports"}},
+		{"bitshift signed", "BitShift", []modelgen.Attr{modelgen.AString("direction", "LEFT")}, []*tensor.Tensor{tens([]int32{1}, 1), tens([]int32{1}, 1)}, []string{"int32", "BitShift supports", "uint"}},
+		{"bitshift direction", "BitShift", []modelgen.Attr{modelgen.AString("direction", "UP")}, []*tensor.Tensor{tens([]uint8{1}, 1), tens([]uint8{1}, 1)}, []string{"direction", "LEFT or RIGHT"}},
+		{"uint64 div by zero", "Div", nil, []*tensor.Tensor{tens([]uint64{1}, 1), tens([]uint64{0}, 1)}, []string{"division by zero"}},
 		{"prelu slope wider than x", "PRelu", nil, []*tensor.Tensor{f32([]float32{1}, 1), f32([]float32{1, 2}, 2)}, []string{"slope", "[2]", "X's shape [1]"}},
 	}
 	for _, tt := range tests {

@@ -11,11 +11,13 @@ import (
 // Equal also compares bools), And, Or, Xor, Not (bool) and Where.
 
 func init() {
-	registerBinary("Equal", withBool(cmpTable(eq[float32], eq[float64], eq[int64], eq[int32], eq[int8], eq[uint8]), func(x, y bool) bool { return x == y }))
-	registerBinary("Less", cmpTable(lt[float32], lt[float64], lt[int64], lt[int32], lt[int8], lt[uint8]))
-	registerBinary("LessOrEqual", cmpTable(le[float32], le[float64], le[int64], le[int32], le[int8], le[uint8]))
-	registerBinary("Greater", cmpTable(gt[float32], gt[float64], gt[int64], gt[int32], gt[int8], gt[uint8]))
-	registerBinary("GreaterOrEqual", cmpTable(ge[float32], ge[float64], ge[int64], ge[int32], ge[int8], ge[uint8]))
+	equal := cmpTable("Equal")
+	equal[tensor.Bool] = bin(func(x, y bool) bool { return x == y })
+	registerBinary("Equal", equal)
+	registerBinary("Less", cmpTable("Less"))
+	registerBinary("LessOrEqual", cmpTable("LessOrEqual"))
+	registerBinary("Greater", cmpTable("Greater"))
+	registerBinary("GreaterOrEqual", cmpTable("GreaterOrEqual"))
 	registerBinary("And", binaryTable{tensor.Bool: bin(func(x, y bool) bool { return x && y })})
 	registerBinary("Or", binaryTable{tensor.Bool: bin(func(x, y bool) bool { return x || y })})
 	registerBinary("Xor", binaryTable{tensor.Bool: bin(func(x, y bool) bool { return x != y })})
@@ -23,24 +25,32 @@ func init() {
 	register("Where", newWhere)
 }
 
-func eq[T num](x, y T) bool { return x == y }
-func lt[T num](x, y T) bool { return x < y }
-func le[T num](x, y T) bool { return x <= y }
-func gt[T num](x, y T) bool { return x > y }
-func ge[T num](x, y T) bool { return x >= y }
-
-// cmpTable builds a table of comparisons producing bool.
-func cmpTable(f32 func(x, y float32) bool, f64 func(x, y float64) bool, i64 func(x, y int64) bool,
-	i32 func(x, y int32) bool, i8 func(x, y int8) bool, u8 func(x, y uint8) bool) binaryTable {
+// cmpTable instantiates a comparison producing bool for every numeric dtype,
+// named by key as numTableOf's are.
+func cmpTable(key string) binaryTable {
 	return binaryTable{
-		tensor.Float32: bin(f32), tensor.Float64: bin(f64), tensor.Int64: bin(i64),
-		tensor.Int32: bin(i32), tensor.Int8: bin(i8), tensor.Uint8: bin(u8),
+		tensor.Float32: cmpKernel[float32](key), tensor.Float64: cmpKernel[float64](key),
+		tensor.Int64: cmpKernel[int64](key), tensor.Int32: cmpKernel[int32](key),
+		tensor.Int16: cmpKernel[int16](key), tensor.Int8: cmpKernel[int8](key),
+		tensor.Uint64: cmpKernel[uint64](key), tensor.Uint32: cmpKernel[uint32](key),
+		tensor.Uint16: cmpKernel[uint16](key), tensor.Uint8: cmpKernel[uint8](key),
 	}
 }
 
-func withBool(t binaryTable, f func(x, y bool) bool) binaryTable {
-	t[tensor.Bool] = bin(f)
-	return t
+func cmpKernel[T num](key string) binaryFn {
+	switch key {
+	case "Equal":
+		return bin(func(x, y T) bool { return x == y })
+	case "Less":
+		return bin(func(x, y T) bool { return x < y })
+	case "LessOrEqual":
+		return bin(func(x, y T) bool { return x <= y })
+	case "Greater":
+		return bin(func(x, y T) bool { return x > y })
+	case "GreaterOrEqual":
+		return bin(func(x, y T) bool { return x >= y })
+	}
+	panic("engine: cmpKernel: unknown op " + key)
 }
 
 // newWhere selects X where condition is true and Y elsewhere, all three
@@ -69,6 +79,8 @@ func newWhere(n *Node) (Kernel, error) {
 		switch x.DType.Size() {
 		case 1:
 			where(words[uint8](out), c.B, words[uint8](x), words[uint8](y), shape, strides)
+		case 2:
+			where(words[uint16](out), c.B, words[uint16](x), words[uint16](y), shape, strides)
 		case 4:
 			where(words[uint32](out), c.B, words[uint32](x), words[uint32](y), shape, strides)
 		case 8:

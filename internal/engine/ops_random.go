@@ -40,8 +40,8 @@ func randomDType(n *Node, def tensor.DType) (tensor.DType, error) {
 	if n.Has("dtype") {
 		dt = tensor.DType(n.Int("dtype", 0))
 	}
-	if dt == tensor.Float16 {
-		dt = tensor.Float32 // float16 is held as float32
+	if dt.Wide() {
+		dt = tensor.Float32 // float16 and bfloat16 are held as float32
 	}
 	if dt != tensor.Float32 && dt != tensor.Float64 {
 		return 0, fmt.Errorf("attribute dtype: %s: %w (float, float16 and double are)", dt, ErrUnsupported)

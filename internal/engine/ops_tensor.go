@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/spindleml/spindle/internal/tensor"
@@ -53,19 +56,23 @@ const maxElements = 1 << 30
 
 // elem is the set of Go types a tensor.Tensor stores, num its numeric subset.
 type elem interface {
-	float32 | float64 | int64 | int32 | int8 | uint8 | bool
+	num | bool
 }
 
 type num interface {
-	float32 | float64 | int64 | int32 | int8 | uint8
+	floating | integer
 }
 
 type floating interface{ float32 | float64 }
 
-type integer interface{ int64 | int32 | int8 | uint8 }
+type integer interface {
+	int64 | int32 | int16 | int8 | uint64 | uint32 | uint16 | uint8
+}
 
 // word is an unsigned integer of an element's size, used for data movement.
-type word interface{ uint8 | uint32 | uint64 }
+type word interface {
+	uint8 | uint16 | uint32 | uint64
+}
 
 // dtypeOf returns the tensor dtype that stores T.
 func dtypeOf[T elem]() tensor.DType {
@@ -79,8 +86,16 @@ func dtypeOf[T elem]() tensor.DType {
 		return tensor.Int64
 	case int32:
 		return tensor.Int32
+	case int16:
+		return tensor.Int16
 	case int8:
 		return tensor.Int8
+	case uint64:
+		return tensor.Uint64
+	case uint32:
+		return tensor.Uint32
+	case uint16:
+		return tensor.Uint16
 	case uint8:
 		return tensor.Uint8
 	}
@@ -99,8 +114,16 @@ func dataOf[T elem](t *tensor.Tensor) []T {
 		return any(t.I64).([]T)
 	case int32:
 		return any(t.I32).([]T)
+	case int16:
+		return any(t.I16).([]T)
 	case int8:
 		return any(t.I8).([]T)
+	case uint64:
+		return any(t.U64).([]T)
+	case uint32:
+		return any(t.U32).([]T)
+	case uint16:
+		return any(t.U16).([]T)
 	case uint8:
 		return any(t.U8).([]T)
 	}
@@ -226,6 +249,8 @@ func moveStrided(dst *tensor.Tensor, dstOff int, dstStrides []int, src *tensor.T
 	switch dst.DType.Size() {
 	case 1:
 		moveStridedW(words[uint8](dst), dstOff, words[uint8](src), srcOff, shape, st)
+	case 2:
+		moveStridedW(words[uint16](dst), dstOff, words[uint16](src), srcOff, shape, st)
 	case 4:
 		moveStridedW(words[uint32](dst), dstOff, words[uint32](src), srcOff, shape, st)
 	case 8:
@@ -263,6 +288,8 @@ func takeFlat(dst, src *tensor.Tensor, idx []int) {
 	switch dst.DType.Size() {
 	case 1:
 		takeFlatW(words[uint8](dst), words[uint8](src), idx)
+	case 2:
+		takeFlatW(words[uint16](dst), words[uint16](src), idx)
 	case 4:
 		takeFlatW(words[uint32](dst), words[uint32](src), idx)
 	case 8:
@@ -283,6 +310,8 @@ func fillTensor(t, v *tensor.Tensor) {
 	switch t.DType.Size() {
 	case 1:
 		fillW(words[uint8](t), fillWord[uint8](v))
+	case 2:
+		fillW(words[uint16](t), fillWord[uint16](v))
 	case 4:
 		fillW(words[uint32](t), fillWord[uint32](v))
 	case 8:
@@ -1189,106 +1218,117 @@ func padConstant(out, x *tensor.Tensor, begin []int, fill *tensor.Tensor) {
 	}
 }
 
-// castTypes are the dtypes Cast converts between.
+// castTypes are the numeric and bool dtypes: Cast converts between any two
+// of them (and to and from strings), and ops that make a tensor of a dtype
+// given by an attribute accept them.
 var castTypes = map[tensor.DType]bool{
 	tensor.Float32: true, tensor.Float64: true, tensor.Int64: true, tensor.Int32: true,
-	tensor.Int8: true, tensor.Uint8: true, tensor.Bool: true,
+	tensor.Int16: true, tensor.Int8: true, tensor.Uint64: true, tensor.Uint32: true,
+	tensor.Uint16: true, tensor.Uint8: true, tensor.Bool: true,
 }
+
+// castable reports whether Cast converts to or from dt.
+func castable(dt tensor.DType) bool { return castTypes[dt] || dt == tensor.String }
 
 // newCast converts to the dtype in attribute to. Float to integer truncates
 // toward zero (as C casts and ONNX Runtime do); values out of the target's
 // range follow the machine's conversion. Any value to bool is value != 0.
+// Numbers become strings in their shortest round-trip form and strings
+// parse as numbers ("inf", "NaN" included).
 func newCast(n *Node) (Kernel, error) {
 	if !n.Has("to") {
 		return nil, fmt.Errorf("attribute to: required")
 	}
 	to := tensor.DType(n.Int("to", 0))
-	// A float16 tensor is held as float32 holding float16 values (ops of a
-	// float16 graph compute in float32): the cast rounds to them.
-	half := to == tensor.Float16
-	if half {
-		to = tensor.Float32
+	if !castable(to) && !to.Wide() {
+		return nil, fmt.Errorf("attribute to: %s: %w (float32, float16, bfloat16, float64, the integers, bool and string are)", to, ErrUnsupported)
 	}
-	if !castTypes[to] {
-		return nil, fmt.Errorf("attribute to: %s: %w (float32, float16, float64, int64, int32, int8, uint8 and bool are)", tensor.DType(n.Int("to", 0)), ErrUnsupported)
-	}
+	return castKernel(1, func([]*tensor.Tensor) tensor.DType { return to }), nil
+}
+
+// newCastLike casts input 0 to input 1's dtype. A float16 or bfloat16 target
+// is held as float32, so the cast is to float32 (its values unrounded).
+func newCastLike(n *Node) (Kernel, error) {
+	return castKernel(2, func(in []*tensor.Tensor) tensor.DType { return in[1].DType }), nil
+}
+
+// castKernel casts its first input (of nIn) to the dtype target picks. A float16 or
+// bfloat16 tensor is held as float32 holding values of that type (ops of such
+// graphs compute in float32): the cast rounds to them.
+func castKernel(nIn int, target func(in []*tensor.Tensor) tensor.DType) Kernel {
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		if err := checkInputs(in, 1, 1); err != nil {
+		if err := checkInputs(in, nIn, nIn); err != nil {
 			return nil, err
 		}
-		out, err := castTensor(in[0], to)
+		to := target(in)
+		if !castable(to) && !to.Wide() {
+			return nil, fmt.Errorf("target dtype %s is not supported", to)
+		}
+		held := to
+		if to.Wide() {
+			held = tensor.Float32
+		}
+		out, err := castTensor(in[0], held)
 		if err != nil {
 			return nil, err
 		}
-		if half {
+		switch to {
+		case tensor.Float16:
 			for i, v := range out.F32 {
 				out.F32[i] = tensor.RoundHalf(v)
 			}
+		case tensor.BFloat16:
+			for i, v := range out.F32 {
+				out.F32[i] = tensor.RoundBFloat(v)
+			}
 		}
 		return []*tensor.Tensor{out}, nil
-	}, nil
-}
-
-// newCastLike casts input 0 to input 1's dtype.
-func newCastLike(n *Node) (Kernel, error) {
-	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		if err := checkInputs(in, 2, 2); err != nil {
-			return nil, err
-		}
-		if !castTypes[in[1].DType] {
-			return nil, fmt.Errorf("input target_type: dtype %s is not supported", in[1].DType)
-		}
-		out, err := castTensor(in[0], in[1].DType)
-		if err != nil {
-			return nil, err
-		}
-		return []*tensor.Tensor{out}, nil
-	}, nil
+	}
 }
 
 // castTensor returns a new tensor holding x converted to dtype to.
 func castTensor(x *tensor.Tensor, to tensor.DType) (*tensor.Tensor, error) {
-	if !castTypes[x.DType] {
+	if !castable(x.DType) {
 		return nil, fmt.Errorf("input: dtype %s cannot be cast", x.DType)
 	}
 	out := tensor.New(to, x.Shape...)
+	var err error
 	switch to {
 	case tensor.Float32:
-		castInto(out.F32, x)
+		err = castInto(out.F32, x)
 	case tensor.Float64:
-		castInto(out.F64, x)
+		err = castInto(out.F64, x)
 	case tensor.Int64:
-		castInto(out.I64, x)
+		err = castInto(out.I64, x)
 	case tensor.Int32:
-		castInto(out.I32, x)
+		err = castInto(out.I32, x)
+	case tensor.Int16:
+		err = castInto(out.I16, x)
 	case tensor.Int8:
-		castInto(out.I8, x)
+		err = castInto(out.I8, x)
+	case tensor.Uint64:
+		err = castInto(out.U64, x)
+	case tensor.Uint32:
+		err = castInto(out.U32, x)
+	case tensor.Uint16:
+		err = castInto(out.U16, x)
 	case tensor.Uint8:
-		castInto(out.U8, x)
+		err = castInto(out.U8, x)
 	case tensor.Bool:
-		switch x.DType {
-		case tensor.Float32:
-			toBool(out.B, x.F32)
-		case tensor.Float64:
-			toBool(out.B, x.F64)
-		case tensor.Int64:
-			toBool(out.B, x.I64)
-		case tensor.Int32:
-			toBool(out.B, x.I32)
-		case tensor.Int8:
-			toBool(out.B, x.I8)
-		case tensor.Uint8:
-			toBool(out.B, x.U8)
-		case tensor.Bool:
-			copy(out.B, x.B)
-		}
+		err = castBool(out.B, x)
+	case tensor.String:
+		formatStrings(out.S, x)
 	default:
 		return nil, fmt.Errorf("cast to %s: %w", to, ErrUnsupported)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func castInto[D num](dst []D, x *tensor.Tensor) {
+// castInto converts x's elements into dst (of x's length).
+func castInto[D num](dst []D, x *tensor.Tensor) error {
 	switch x.DType {
 	case tensor.Float32:
 		convert(dst, x.F32)
@@ -1298,8 +1338,16 @@ func castInto[D num](dst []D, x *tensor.Tensor) {
 		convert(dst, x.I64)
 	case tensor.Int32:
 		convert(dst, x.I32)
+	case tensor.Int16:
+		convert(dst, x.I16)
 	case tensor.Int8:
 		convert(dst, x.I8)
+	case tensor.Uint64:
+		convert(dst, x.U64)
+	case tensor.Uint32:
+		convert(dst, x.U32)
+	case tensor.Uint16:
+		convert(dst, x.U16)
 	case tensor.Uint8:
 		convert(dst, x.U8)
 	case tensor.Bool:
@@ -1308,7 +1356,32 @@ func castInto[D num](dst []D, x *tensor.Tensor) {
 				dst[i] = 1
 			}
 		}
+	case tensor.String:
+		return parseStrings(dst, x.S)
 	}
+	return nil
+}
+
+// castBool sets dst[i] to x's element i != 0 (a string is parsed first).
+func castBool(dst []bool, x *tensor.Tensor) error {
+	switch x.DType {
+	case tensor.Bool:
+		copy(dst, x.B)
+		return nil
+	case tensor.String:
+		f := make([]float64, len(x.S))
+		if err := parseStrings(f, x.S); err != nil {
+			return err
+		}
+		toBool(dst, f)
+		return nil
+	}
+	f := tensor.New(tensor.Float64, len(dst))
+	if err := castInto(f.F64, x); err != nil {
+		return err
+	}
+	toBool(dst, f.F64)
+	return nil
 }
 
 // convert applies Go's numeric conversion, which truncates floats toward zero.
@@ -1322,6 +1395,89 @@ func toBool[S num](dst []bool, src []S) {
 	for i, v := range src {
 		dst[i] = v != 0
 	}
+}
+
+// parseStrings parses decimal numbers into dst: integers exactly for integer
+// targets (a float text like "1.5" or "1e3" is parsed as a float and
+// converted), floats with "inf", "-INF" and "NaN" accepted, as ONNX's Cast
+// from string does.
+func parseStrings[D num](dst []D, src []string) error {
+	var z D
+	_, isFloat := any(z).(float32)
+	if _, ok := any(z).(float64); ok {
+		isFloat = true
+	}
+	for i, v := range src {
+		v = strings.TrimSpace(v)
+		if !isFloat {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				dst[i] = D(n)
+				continue
+			}
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+				dst[i] = D(n)
+				continue
+			}
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return fmt.Errorf("input element %d: %q is not a number", i, v)
+		}
+		dst[i] = D(f)
+	}
+	return nil
+}
+
+// formatStrings writes x's elements as text: integers in decimal, floats in
+// the shortest form that reads back to the same value of x's type (so a
+// float32 prints as float32, not as its float64 widening), bools as 0/1 as
+// numbers would.
+func formatStrings(dst []string, x *tensor.Tensor) {
+	switch x.DType {
+	case tensor.Float32:
+		for i, v := range x.F32 {
+			dst[i] = formatFloat(float64(v), 32)
+		}
+	case tensor.Float64:
+		for i, v := range x.F64 {
+			dst[i] = formatFloat(v, 64)
+		}
+	case tensor.String:
+		copy(dst, x.S)
+	case tensor.Bool:
+		for i, v := range x.B {
+			dst[i] = "0"
+			if v {
+				dst[i] = "1"
+			}
+		}
+	default:
+		f := make([]int64, x.Len())
+		if x.DType == tensor.Uint64 {
+			for i, v := range x.U64 {
+				dst[i] = strconv.FormatUint(v, 10)
+			}
+			return
+		}
+		castInto(f, x)
+		for i, v := range f {
+			dst[i] = strconv.FormatInt(v, 10)
+		}
+	}
+}
+
+// formatFloat is ONNX's float-to-string: "INF", "-INF", "NaN" for the
+// specials, else the shortest round-trip form.
+func formatFloat(v float64, bits int) string {
+	switch {
+	case math.IsNaN(v):
+		return "NaN"
+	case math.IsInf(v, 1):
+		return "INF"
+	case math.IsInf(v, -1):
+		return "-INF"
+	}
+	return strconv.FormatFloat(v, 'g', -1, bits)
 }
 
 // newConstantOfShape fills a shape given as an int64 input with the one

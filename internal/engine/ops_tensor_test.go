@@ -224,6 +224,18 @@ func TestCastAndCreation(t *testing.T) {
 		{name: "float to float16 rounds", op: "Cast", attrs: to(tensor.Float16), inputs: ins(f32([]float32{0.1, 65519, 65520, -1e-8, 2049}, 5)),
 			want: outs(f32([]float32{0.0999755859375, 65504, float32(math.Inf(1)), float32(math.Copysign(0, -1)), 2048}, 5))},
 		{name: "int64 to float16", op: "Cast", attrs: to(tensor.Float16), inputs: ins(i64([]int64{2051, -7}, 2)), want: outs(f32([]float32{2052, -7}, 2))},
+		// bfloat16 values held as float32: ties go to even, NaN stays NaN.
+		{name: "float to bfloat16 rounds", op: "Cast", attrs: to(tensor.BFloat16), inputs: ins(f32([]float32{1.00390625, 1.01171875, 0.1, float32(math.NaN()), 3e38}, 5)),
+			want: outs(f32([]float32{1, 1.015625, 0.10009765625, float32(math.NaN()), 3.0040553e38}, 5))},
+		{name: "uint64 to float and int16 wraps", op: "Cast", attrs: to(tensor.Int16), inputs: ins(tens([]uint64{1<<63 + 5, 65535, 7}, 3)), want: outs(tens([]int16{5, -1, 7}, 3))},
+		{name: "int16 to uint32", op: "Cast", attrs: to(tensor.Uint32), inputs: ins(tens([]int16{-1, 300}, 2)), want: outs(tens([]uint32{math.MaxUint32, 300}, 2))},
+		{name: "float to string", op: "Cast", attrs: to(tensor.String), inputs: ins(f32([]float32{0.1, -2, float32(math.Inf(-1)), float32(math.NaN()), 1e30}, 5)),
+			want: outs(strs([]string{"0.1", "-2", "-INF", "NaN", "1e+30"}, 5))},
+		{name: "uint64 to string", op: "Cast", attrs: to(tensor.String), inputs: ins(tens([]uint64{math.MaxUint64}, 1)), want: outs(strs([]string{"18446744073709551615"}, 1))},
+		{name: "string to float", op: "Cast", attrs: to(tensor.Float32), inputs: ins(strs([]string{"0.5", " -1e3", "INF", "-inf", "1e40"}, 5)),
+			want: outs(f32([]float32{0.5, -1000, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.Inf(1))}, 5))},
+		{name: "string to int64 exactly", op: "Cast", attrs: to(tensor.Int64), inputs: ins(strs([]string{"9007199254740993", "-4", "2.9"}, 3)), want: outs(i64([]int64{9007199254740993, -4, 2}, 3))},
+		{name: "string to bool", op: "Cast", attrs: to(tensor.Bool), inputs: ins(strs([]string{"0", "0.5", "-2"}, 3)), want: outs(tens([]bool{false, true, true}, 3))},
 		{name: "int8 to int64 sign extends", op: "Cast", attrs: to(tensor.Int64), inputs: ins(tens([]int8{-1, 127}, 2)), want: outs(i64([]int64{-1, 127}, 2))},
 		{name: "castlike", op: "CastLike", inputs: ins(f32([]float32{2.9}, 1), i64(nil, 0)), want: outs(i64([]int64{2}, 1))},
 		{name: "constantofshape default", op: "ConstantOfShape", inputs: ins(i64([]int64{2, 1}, 2)), want: outs(f32([]float32{0, 0}, 2, 1))},
@@ -242,7 +254,8 @@ func TestCastAndCreation(t *testing.T) {
 		{name: "nonzero bool 1-D", op: "NonZero", inputs: ins(tens([]bool{false, true, true}, 3)), want: outs(i64([]int64{1, 2}, 1, 2))},
 	})
 	runErrCases(t, []errCase{
-		{name: "cast to string", op: "Cast", attrs: to(tensor.String), inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "string"}, unsup: true},
+		{name: "cast to complex64", op: "Cast", attrs: to(14), inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "dtype(14)"}, unsup: true},
+		{name: "cast a non-number string", op: "Cast", attrs: to(tensor.Float32), inputs: ins(strs([]string{"1", "one"}, 2)), frag: []string{"element 1", `"one"`, "not a number"}},
 		{name: "cast without to", op: "Cast", inputs: ins(f32([]float32{1}, 1)), frag: []string{"attribute to", "required"}},
 		{name: "constantofshape negative", op: "ConstantOfShape", inputs: ins(i64([]int64{-1}, 1)), frag: []string{"dimension 0 is -1"}},
 		{name: "constantofshape huge dim of an empty shape", op: "ConstantOfShape", inputs: ins(i64([]int64{0, 1 << 40}, 2)), frag: []string{"dimension 1", "more than"}},
@@ -255,27 +268,17 @@ func TestCastAndCreation(t *testing.T) {
 
 // tens builds a tensor of element type T holding vals (not copied).
 func tens[T elem](vals []T, shape ...int) *tensor.Tensor {
-	t := &tensor.Tensor{DType: dtypeOf[T](), Shape: append([]int{}, shape...)}
-	switch v := any(vals).(type) {
-	case []float32:
-		t.F32 = v
-	case []float64:
-		t.F64 = v
-	case []int64:
-		t.I64 = v
-	case []int32:
-		t.I32 = v
-	case []int8:
-		t.I8 = v
-	case []uint8:
-		t.U8 = v
-	case []bool:
-		t.B = v
+	t := tensor.New(dtypeOf[T](), shape...)
+	if len(vals) != t.Len() {
+		panic(fmt.Sprintf("tens: %d values for shape %v", len(vals), shape))
 	}
-	if t.Len() == 0 && tensor.NumElements(shape) == 0 {
-		*t = *tensor.New(t.DType, shape...)
-	}
+	copy(dataOf[T](t), vals)
 	return t
+}
+
+// strs builds a string tensor from values and a shape.
+func strs(vals []string, shape ...int) *tensor.Tensor {
+	return &tensor.Tensor{DType: tensor.String, Shape: append([]int{}, shape...), S: vals}
 }
 
 // checkClose fails unless got has want's dtype and shape and equal elements:
@@ -335,13 +338,33 @@ func elems(x *tensor.Tensor) []any {
 		for _, v := range x.I32 {
 			out = append(out, int64(v))
 		}
+	case tensor.Int16:
+		for _, v := range x.I16 {
+			out = append(out, int64(v))
+		}
 	case tensor.Int8:
 		for _, v := range x.I8 {
+			out = append(out, int64(v))
+		}
+	case tensor.Uint64:
+		for _, v := range x.U64 {
+			out = append(out, v)
+		}
+	case tensor.Uint32:
+		for _, v := range x.U32 {
+			out = append(out, int64(v))
+		}
+	case tensor.Uint16:
+		for _, v := range x.U16 {
 			out = append(out, int64(v))
 		}
 	case tensor.Uint8:
 		for _, v := range x.U8 {
 			out = append(out, int64(v))
+		}
+	case tensor.String:
+		for _, v := range x.S {
+			out = append(out, v)
 		}
 	case tensor.Bool:
 		for _, v := range x.B {
@@ -517,5 +540,29 @@ func FuzzOps(f *testing.F) {
 				t.Fatalf("%s output %d: %v", op, i, err)
 			}
 		}
+	})
+}
+
+// TestWideIntegerTypes runs the data-movement ops and the unary integer ops
+// on the 16-bit and unsigned 32/64-bit integers: 2-byte elements take their
+// own move, take and fill loops.
+func TestWideIntegerTypes(t *testing.T) {
+	runTensorCases(t, []tensorCase{
+		{name: "transpose int16", op: "Transpose", inputs: ins(tens([]int16{1, 2, 3, -4, 5, 6}, 2, 3)), want: outs(tens([]int16{1, -4, 2, 5, 3, 6}, 3, 2))},
+		{name: "gather uint16", op: "Gather", inputs: ins(tens([]uint16{10, 20, 65535}, 3), i64([]int64{2, 0, 2}, 3)), want: outs(tens([]uint16{65535, 10, 65535}, 3))},
+		{name: "concat uint64", op: "Concat", attrs: []modelgen.Attr{modelgen.AInt("axis", 0)}, inputs: ins(tens([]uint64{1 << 63}, 1), tens([]uint64{2, 3}, 2)), want: outs(tens([]uint64{1 << 63, 2, 3}, 3))},
+		{name: "expand uint16", op: "Expand", inputs: ins(tens([]uint16{7, 8}, 2), i64([]int64{2, 2}, 2)), want: outs(tens([]uint16{7, 8, 7, 8}, 2, 2))},
+		{name: "pad int16 constant", op: "Pad", inputs: ins(tens([]int16{5}, 1), i64([]int64{1, 1}, 2), tens([]int16{-9})), want: outs(tens([]int16{-9, 5, -9}, 3))},
+		{name: "where uint16", op: "Where", inputs: ins(tens([]bool{true, false}, 2), tens([]uint16{1, 2}, 2), tens([]uint16{65535}, 1)), want: outs(tens([]uint16{1, 65535}, 2))},
+		{name: "abs int16", op: "Abs", inputs: ins(tens([]int16{-3, 4}, 2)), want: outs(tens([]int16{3, 4}, 2))},
+		{name: "abs uint32 is itself", op: "Abs", inputs: ins(tens([]uint32{math.MaxUint32}, 1)), want: outs(tens([]uint32{math.MaxUint32}, 1))},
+		{name: "sign uint64", op: "Sign", inputs: ins(tens([]uint64{0, 9}, 2)), want: outs(tens([]uint64{0, 1}, 2))},
+		{name: "neg int16", op: "Neg", inputs: ins(tens([]int16{-32768, 7}, 2)), want: outs(tens([]int16{-32768, -7}, 2))},
+		{name: "bitwise not uint16", opset: 18, op: "BitwiseNot", inputs: ins(tens([]uint16{0, 0xff00}, 2)), want: outs(tens([]uint16{0xffff, 0x00ff}, 2))},
+		{name: "bitwise not int8", opset: 18, op: "BitwiseNot", inputs: ins(tens([]int8{0, -1}, 2)), want: outs(tens([]int8{-1, 0}, 2))},
+	})
+	runErrCases(t, []errCase{
+		{name: "neg uint32", op: "Neg", inputs: ins(tens([]uint32{1}, 1)), frag: []string{"uint32"}},
+		{name: "bitwise not float", opset: 18, op: "BitwiseNot", inputs: ins(f32([]float32{1}, 1)), frag: []string{"float32"}},
 	})
 }

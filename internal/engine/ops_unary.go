@@ -59,10 +59,15 @@ func init() {
 		tensor.Float32: un(func(x float32) float32 { return 1 / x }),
 		tensor.Float64: un(func(x float64) float64 { return 1 / x }),
 	}))
-	registerUnary("Neg", fixed(signedTable(neg[float32], neg[float64], neg[int64], neg[int32], neg[int8])))
-	registerUnary("Abs", fixed(withUint8(signedTable(abs[float32], abs[float64], abs[int64], abs[int32], abs[int8]), func(x uint8) uint8 { return x })))
-	registerUnary("Sign", fixed(withUint8(signedTable(sign[float32], sign[float64], sign[int64], sign[int32], sign[int8]), func(x uint8) uint8 { return min(x, 1) })))
-	reluTable := signedTable(relu[float32], relu[float64], relu[int64], relu[int32], relu[int8])
+	registerUnary("Neg", fixed(signedOnly(unaryNumTable("Neg"))))
+	registerUnary("Abs", fixed(unaryNumTable("Abs")))
+	registerUnary("Sign", fixed(unaryNumTable("Sign")))
+	registerUnary("BitwiseNot", fixed(unaryTable{
+		tensor.Int64: un(bitNot[int64]), tensor.Int32: un(bitNot[int32]), tensor.Int16: un(bitNot[int16]),
+		tensor.Int8: un(bitNot[int8]), tensor.Uint64: un(bitNot[uint64]), tensor.Uint32: un(bitNot[uint32]),
+		tensor.Uint16: un(bitNot[uint16]), tensor.Uint8: un(bitNot[uint8]),
+	}))
+	reluTable := signedOnly(unaryNumTable("Relu"))
 	reluTable[tensor.Float32] = reluF32
 	registerUnary("Relu", fixed(reluTable))
 	registerUnary("IsNaN", fixed(unaryTable{
@@ -179,20 +184,16 @@ func softplus(x float64) float64 {
 	return math.Log1p(math.Exp(x))
 }
 
-type signedNum interface {
-	float32 | float64 | int64 | int32 | int8
-}
+func neg[T num](x T) T { return -x }
 
-func neg[T signedNum](x T) T { return -x }
-
-func abs[T signedNum](x T) T {
+func abs[T num](x T) T {
 	if x < 0 {
 		return -x
 	}
 	return x
 }
 
-func relu[T signedNum](x T) T {
+func relu[T num](x T) T {
 	if x > 0 {
 		return x
 	}
@@ -209,7 +210,9 @@ func reluF32(x *tensor.Tensor) *tensor.Tensor {
 }
 
 // sign maps NaN to NaN (x != x), as numpy.sign does.
-func sign[T signedNum](x T) T {
+func bitNot[T integer](x T) T { return ^x }
+
+func sign[T num](x T) T {
 	switch {
 	case x > 0:
 		return 1
@@ -255,15 +258,39 @@ func floatTable(f func(float64) float64) unaryTable {
 	}
 }
 
-func signedTable(f32 func(float32) float32, f64 func(float64) float64, i64 func(int64) int64, i32 func(int32) int32, i8 func(int8) int8) unaryTable {
-	return unaryTable{
-		tensor.Float32: un(f32), tensor.Float64: un(f64),
-		tensor.Int64: un(i64), tensor.Int32: un(i32), tensor.Int8: un(i8),
+// unaryNumTable instantiates a unary op for every numeric dtype, named by key
+// as numTableOf's are.
+func unaryNumTable(key string) unaryTable {
+	t := unaryTable{
+		tensor.Float32: unaryNum[float32](key), tensor.Float64: unaryNum[float64](key),
+		tensor.Int64: unaryNum[int64](key), tensor.Int32: unaryNum[int32](key),
+		tensor.Int16: unaryNum[int16](key), tensor.Int8: unaryNum[int8](key),
+		tensor.Uint64: unaryNum[uint64](key), tensor.Uint32: unaryNum[uint32](key),
+		tensor.Uint16: unaryNum[uint16](key), tensor.Uint8: unaryNum[uint8](key),
 	}
+	return t
 }
 
-func withUint8(t unaryTable, u8 func(uint8) uint8) unaryTable {
-	t[tensor.Uint8] = un(u8)
+func unaryNum[T num](key string) unaryFn {
+	switch key {
+	case "Neg":
+		return un(neg[T])
+	case "Abs":
+		return un(abs[T])
+	case "Sign":
+		return un(sign[T])
+	case "Relu":
+		return un(relu[T])
+	}
+	panic("engine: unaryNum: unknown op " + key)
+}
+
+// signedOnly drops the unsigned dtypes from t (ops like Neg that ONNX
+// defines for signed types only).
+func signedOnly(t unaryTable) unaryTable {
+	for _, dt := range []tensor.DType{tensor.Uint64, tensor.Uint32, tensor.Uint16, tensor.Uint8} {
+		delete(t, dt)
+	}
 	return t
 }
 

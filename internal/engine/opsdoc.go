@@ -37,11 +37,12 @@ func OperatorsMarkdown() string {
 	b.WriteString(`
 ## Element types
 
-float32, float64, int64, int32, int8, uint8 and bool tensors. float16 is computed as float32: float16
-weights are widened at load, a Cast to float16 rounds to float16 values, float16 graph inputs take
-float32 or OIP FP16 data (and .npy <f2 files), and float16 outputs are answered as FP16. bfloat16,
-int16, uint16, uint32, uint64 and string tensors are not supported yet; sequence and optional values
-neither.
+float32, float64, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool and string tensors.
+float16 and bfloat16 are computed as float32: their weights are widened at load, a Cast to them
+rounds to their values (ties to even), graph inputs take float32 or OIP FP16/BF16 data (and .npy <f2
+files), and outputs are answered as FP16/BF16. Casts between strings and numbers follow ONNX (the
+shortest round-trip decimal; "INF", "-INF", "NaN"). Sequence and optional values are not supported
+yet.
 `)
 	return b.String()
 }

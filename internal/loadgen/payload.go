@@ -124,6 +124,14 @@ func (in RandomInput) fill(rng *rand.Rand) *tensor.Tensor {
 			t.I8[i] = int8(rng.IntN(100))
 		case tensor.Uint8:
 			t.U8[i] = uint8(rng.IntN(100))
+		case tensor.Int16:
+			t.I16[i] = int16(rng.IntN(100))
+		case tensor.Uint16:
+			t.U16[i] = uint16(rng.IntN(100))
+		case tensor.Uint32:
+			t.U32[i] = uint32(rng.IntN(100))
+		case tensor.Uint64:
+			t.U64[i] = uint64(rng.IntN(100))
 		case tensor.Bool:
 			t.B[i] = true
 		}

@@ -40,12 +40,13 @@ const (
 )
 
 // supported lists the descr strings Write produces, for error messages.
-const supported = "<f4, <f2, <f8, <i8, <i4, |i1, |u1, |b1, or big-endian >f4, >f2, >f8, >i8, >i4"
+const supported = "<f4, <f2, <f8, <i8, <i4, <i2, |i1, <u8, <u4, <u2, |u1, |b1, or their big-endian forms"
 
 // descrs maps a descr without its byte-order character to its dtype.
 var descrs = map[string]tensor.DType{
 	"f4": tensor.Float32, "f2": tensor.Float16, "f8": tensor.Float64, "i8": tensor.Int64, "i4": tensor.Int32,
-	"i1": tensor.Int8, "u1": tensor.Uint8, "b1": tensor.Bool,
+	"i2": tensor.Int16, "i1": tensor.Int8, "u8": tensor.Uint64, "u4": tensor.Uint32, "u2": tensor.Uint16,
+	"u1": tensor.Uint8, "b1": tensor.Bool,
 }
 
 func formatErr(format string, args ...any) error {
@@ -274,8 +275,16 @@ func fortranToC(t *tensor.Tensor) *tensor.Tensor {
 		out.I64 = transpose(t.I64, dims)
 	case tensor.Int32:
 		out.I32 = transpose(t.I32, dims)
+	case tensor.Int16:
+		out.I16 = transpose(t.I16, dims)
 	case tensor.Int8:
 		out.I8 = transpose(t.I8, dims)
+	case tensor.Uint64:
+		out.U64 = transpose(t.U64, dims)
+	case tensor.Uint32:
+		out.U32 = transpose(t.U32, dims)
+	case tensor.Uint16:
+		out.U16 = transpose(t.U16, dims)
 	case tensor.Uint8:
 		out.U8 = transpose(t.U8, dims)
 	case tensor.Bool:
@@ -394,8 +403,16 @@ func descrOf(dt tensor.DType) string {
 		return "<i8"
 	case tensor.Int32:
 		return "<i4"
+	case tensor.Int16:
+		return "<i2"
 	case tensor.Int8:
 		return "|i1"
+	case tensor.Uint64:
+		return "<u8"
+	case tensor.Uint32:
+		return "<u4"
+	case tensor.Uint16:
+		return "<u2"
 	case tensor.Uint8:
 		return "|u1"
 	case tensor.Bool:

@@ -162,13 +162,22 @@ func TestRoundTrip(t *testing.T) {
 				x.I8[i] = int8(i - 100)
 			case tensor.Uint8:
 				x.U8[i] = uint8(i + 200)
+			case tensor.Int16:
+				x.I16[i] = int16(i - 30000)
+			case tensor.Uint16:
+				x.U16[i] = uint16(i + 65500)
+			case tensor.Uint32:
+				x.U32[i] = uint32(i + 1<<31)
+			case tensor.Uint64:
+				x.U64[i] = uint64(i) + 1<<63
 			case tensor.Bool:
 				x.B[i] = i%3 == 0
 			}
 		}
 		return x
 	}
-	for _, dt := range []tensor.DType{tensor.Float32, tensor.Float64, tensor.Int64, tensor.Int32, tensor.Int8, tensor.Uint8, tensor.Bool} {
+	for _, dt := range []tensor.DType{tensor.Float32, tensor.Float64, tensor.Int64, tensor.Int32, tensor.Int8, tensor.Uint8,
+		tensor.Int16, tensor.Uint16, tensor.Uint32, tensor.Uint64, tensor.Bool} {
 		for _, shape := range shapes {
 			t.Run(dt.String()+tensor.ShapeString(shape), func(t *testing.T) {
 				want := fill(dt, shape)
@@ -392,7 +401,7 @@ func TestReadErrors(t *testing.T) {
 		{"extra key", file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", nil), "header: unexpected key 'x'"},
 		{"duplicate key", file(1, "{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (2,)}", nil), "duplicate key 'descr'"},
 		{"non-string key", file(1, "{1: '<f4'}", nil), "dict key is an int, not a string"},
-		{"complex", file(1, hdr("'<c8'", "False", "(2,)"), nil), "header: descr '<c8' is not supported (supported: <f4, <f2, <f8, <i8, <i4, |i1, |u1, |b1"},
+		{"complex", file(1, hdr("'<c8'", "False", "(2,)"), nil), "header: descr '<c8' is not supported (supported: <f4, <f2, <f8, <i8, <i4, <i2, |i1, <u8, <u4, <u2, |u1, |b1"},
 		{"float16 short", file(1, hdr("'<f2'", "False", "(2,)"), nil), "shape [2] of float16 needs 4 bytes, file has 0"},
 		{"unicode", file(1, hdr("'<U3'", "False", "(2,)"), nil), "descr '<U3' is not supported"},
 		{"pipe on wide type", file(1, hdr("'|f4'", "False", "(2,)"), nil), "descr '|f4' is not supported"},

@@ -23,8 +23,8 @@ type dataScanner struct {
 	b         []byte
 	i         int
 	dt        tensor.DType
-	half      bool   // FP16: values rounded to float16, held as float32
-	datatype  string // the protocol name of dt, for messages
+	wide      tensor.DType // Float16 or BFloat16: values rounded to it, held as float32
+	datatype  string       // the protocol name of dt, for messages
 	shape     []int
 	allowNull bool
 
@@ -38,11 +38,11 @@ type dataScanner struct {
 // shape. The data is either a flat array of all elements in row-major order or
 // arrays nested exactly as the shape; a rank-0 tensor may also be a bare value.
 func decodeData(raw []byte, dt tensor.DType, datatype string, shape []int, allowNull bool) (*tensor.Tensor, *dataError) {
-	half := dt == tensor.Float16
-	if half {
-		dt = tensor.Float32 // float16 values, held as float32
+	var wide tensor.DType
+	if dt.Wide() {
+		wide, dt = dt, tensor.Float32 // float16 or bfloat16 values, held as float32
 	}
-	s := &dataScanner{b: raw, dt: dt, half: half, datatype: datatype, shape: shape, allowNull: allowNull,
+	s := &dataScanner{b: raw, dt: dt, wide: wide, datatype: datatype, shape: shape, allowNull: allowNull,
 		want: tensor.NumElements(shape), idx: make([]int, max(len(shape), 1))}
 	// Every element takes at least one byte plus a separator, so a shape that
 	// needs more than that cannot match and is never allocated: its error
@@ -332,10 +332,17 @@ func (s *dataScanner) putNumber(k int, store bool, tok []byte, integral bool) st
 		if err != nil {
 			return short(tok) + " overflows FP32"
 		}
-		if s.half {
+		switch s.wide {
+		case tensor.Float16:
 			h := tensor.RoundHalf(float32(v))
 			if math.IsInf(float64(h), 0) {
 				return short(tok) + " overflows FP16 (at most 65504 in magnitude)"
+			}
+			v = float64(h)
+		case tensor.BFloat16:
+			h := tensor.RoundBFloat(float32(v))
+			if math.IsInf(float64(h), 0) {
+				return short(tok) + " overflows BF16"
 			}
 			v = float64(h)
 		}
@@ -350,6 +357,17 @@ func (s *dataScanner) putNumber(k int, store bool, tok []byte, integral bool) st
 		}
 		if store {
 			s.t.F64[k] = v
+		}
+		return ""
+	}
+	if s.dt == tensor.Uint64 && integral && len(tok) > 0 && tok[0] != '-' {
+		// UINT64 reaches past int64: parse it unsigned.
+		u, err := strconv.ParseUint(string(tok), 10, 64)
+		if err != nil {
+			return short(tok) + " is out of range for " + s.datatype
+		}
+		if store {
+			s.t.U64[k] = u
 		}
 		return ""
 	}
@@ -377,8 +395,16 @@ func (s *dataScanner) putNumber(k int, store bool, tok []byte, integral bool) st
 		lo, hi = math.MinInt64, math.MaxInt64
 	case tensor.Int32:
 		lo, hi = math.MinInt32, math.MaxInt32
+	case tensor.Int16:
+		lo, hi = math.MinInt16, math.MaxInt16
 	case tensor.Int8:
 		lo, hi = math.MinInt8, math.MaxInt8
+	case tensor.Uint64:
+		lo, hi = 0, math.MaxInt64
+	case tensor.Uint32:
+		lo, hi = 0, math.MaxUint32
+	case tensor.Uint16:
+		lo, hi = 0, math.MaxUint16
 	case tensor.Uint8:
 		lo, hi = 0, math.MaxUint8
 	}
@@ -391,8 +417,16 @@ func (s *dataScanner) putNumber(k int, store bool, tok []byte, integral bool) st
 			s.t.I64[k] = v
 		case tensor.Int32:
 			s.t.I32[k] = int32(v)
+		case tensor.Int16:
+			s.t.I16[k] = int16(v)
 		case tensor.Int8:
 			s.t.I8[k] = int8(v)
+		case tensor.Uint64:
+			s.t.U64[k] = uint64(v)
+		case tensor.Uint32:
+			s.t.U32[k] = uint32(v)
+		case tensor.Uint16:
+			s.t.U16[k] = uint16(v)
 		case tensor.Uint8:
 			s.t.U8[k] = uint8(v)
 		}

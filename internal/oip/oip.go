@@ -120,15 +120,18 @@ var datatypes = []struct {
 	name string
 	dt   tensor.DType
 }{
-	{"FP32", tensor.Float32}, {"FP16", tensor.Float16}, {"FP64", tensor.Float64}, {"INT64", tensor.Int64}, {"INT32", tensor.Int32},
-	{"INT8", tensor.Int8}, {"UINT8", tensor.Uint8}, {"BOOL", tensor.Bool},
+	{"FP32", tensor.Float32}, {"FP16", tensor.Float16}, {"BF16", tensor.BFloat16}, {"FP64", tensor.Float64},
+	{"INT64", tensor.Int64}, {"INT32", tensor.Int32}, {"INT16", tensor.Int16}, {"INT8", tensor.Int8},
+	{"UINT64", tensor.Uint64}, {"UINT32", tensor.Uint32}, {"UINT16", tensor.Uint16}, {"UINT8", tensor.Uint8},
+	{"BOOL", tensor.Bool},
 }
 
-// FP16 data is held as float32 tensors of float16 values (Spindle computes
-// float16 as float32): a decoded FP16 input is a Float32 tensor with every
-// value rounded to float16, and OutputAs writes a Float32 tensor as FP16.
+// FP16 and BF16 data is held as float32 tensors of float16 (bfloat16) values
+// (Spindle computes them as float32): a decoded FP16 input is a Float32 tensor
+// with every value rounded to float16, and OutputAs writes a Float32 tensor as
+// FP16 or BF16.
 
-const supportedDatatypes = "FP32, FP16, FP64, INT64, INT32, INT8, UINT8, BOOL"
+const supportedDatatypes = "FP32, FP16, BF16, FP64, INT64, INT32, INT16, INT8, UINT64, UINT32, UINT16, UINT8, BOOL"
 
 // DatatypeOf returns the protocol's name for dt ("FP32" for tensor.Float32), or
 // "" if the protocol cannot carry dt in Spindle.
@@ -162,19 +165,24 @@ func OutputFromTensor(name string, t *tensor.Tensor) ResponseOutput {
 }
 
 // OutputAs is OutputFromTensor for an output the model declares of dtype
-// as: a Float32 tensor of a float16 output is written as FP16 (its values
-// rounded to float16); any other declaration changes nothing.
+// as: a Float32 tensor of a float16 or bfloat16 output is written as FP16 or
+// BF16 (its values rounded to that type); any other declaration changes
+// nothing.
 func OutputAs(name string, t *tensor.Tensor, as tensor.DType) ResponseOutput {
-	if as != tensor.Float16 || t == nil || t.DType != tensor.Float32 {
+	if !as.Wide() || t == nil || t.DType != tensor.Float32 {
 		return OutputFromTensor(name, t)
+	}
+	round := tensor.RoundHalf
+	if as == tensor.BFloat16 {
+		round = tensor.RoundBFloat
 	}
 	h := &tensor.Tensor{DType: tensor.Float32, Shape: t.Shape, F32: make([]float32, len(t.F32))}
 	for i, v := range t.F32 {
-		h.F32[i] = tensor.RoundHalf(v)
+		h.F32[i] = round(v)
 	}
 	out := OutputFromTensor(name, h)
 	if out.Datatype != "" {
-		out.Datatype = "FP16"
+		out.Datatype = DatatypeOf(as)
 	}
 	return out
 }
@@ -231,8 +239,16 @@ func appendData(b []byte, t *tensor.Tensor) []byte {
 			b = strconv.AppendInt(b, t.I64[i], 10)
 		case tensor.Int32:
 			b = strconv.AppendInt(b, int64(t.I32[i]), 10)
+		case tensor.Int16:
+			b = strconv.AppendInt(b, int64(t.I16[i]), 10)
 		case tensor.Int8:
 			b = strconv.AppendInt(b, int64(t.I8[i]), 10)
+		case tensor.Uint64:
+			b = strconv.AppendUint(b, t.U64[i], 10)
+		case tensor.Uint32:
+			b = strconv.AppendUint(b, uint64(t.U32[i]), 10)
+		case tensor.Uint16:
+			b = strconv.AppendUint(b, uint64(t.U16[i]), 10)
 		case tensor.Uint8:
 			b = strconv.AppendUint(b, uint64(t.U8[i]), 10)
 		case tensor.Bool:

@@ -171,7 +171,12 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"duplicate name", `{"inputs": [` + strings.Repeat(`{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]},`, 2) + `{"name": "x"}]}`, 0,
 			`inputs[1].name: "x" is also the name of inputs[0]`},
 		{"datatype missing", `{"inputs": [{"name": "x", "shape": [1], "data": [1]}]}`, 0, "inputs[0].datatype: is missing"},
-		{"datatype BF16", request("BF16", "[1]", "[1]"), 0, `inputs[0].datatype: "BF16" is not supported (supported: FP32, FP16, FP64, INT64, INT32, INT8, UINT8, BOOL)`},
+		{"datatype FP8", request("FP8", "[1]", "[1]"), 0, `inputs[0].datatype: "FP8" is not supported (supported: FP32, FP16, BF16, FP64, INT64, INT32, INT16, INT8, UINT64, UINT32, UINT16, UINT8, BOOL)`},
+		{"INT16 range", request("INT16", "[1]", "[32768]"), 0, `inputs[0].data[0]: 32768 is out of range for INT16`},
+		{"UINT16 negative", request("UINT16", "[1]", "[-1]"), 0, `inputs[0].data[0]: -1 is out of range for UINT16`},
+		{"UINT32 range", request("UINT32", "[1]", "[4294967296]"), 0, `inputs[0].data[0]: 4294967296 is out of range for UINT32`},
+		{"UINT64 range", request("UINT64", "[1]", "[18446744073709551616]"), 0, `inputs[0].data[0]: 18446744073709551616 is out of range for UINT64`},
+		{"UINT64 negative", request("UINT64", "[1]", "[-1]"), 0, `inputs[0].data[0]: -1 is out of range for UINT64`},
 		{"FP16 overflow", request("FP16", "[1]", "[65520]"), 0, `inputs[0].data[0]: 65520 overflows FP16`},
 		{"datatype lower case", request("fp32", "[1]", "[1]"), 0, `inputs[0].datatype: "fp32" is not supported`},
 		{"datatype BYTES", request("BYTES", "[1]", `["a"]`), 0, `inputs[0].datatype: "BYTES" is not supported`},
@@ -224,7 +229,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"long token", request("INT8", "[1]", "[1"+strings.Repeat("0", 40)+"]"), 0,
 			"inputs[0].data[0]: 10000000000000000000000000000000... is out of range for INT8"},
 		{"second input", `{"inputs": [{"name": "a", "shape": [1], "datatype": "FP32", "data": [1]},
-			{"name": "b", "shape": [1], "datatype": "BF16", "data": [1]}]}`, 0, `inputs[1].datatype: "BF16" is not supported`},
+			{"name": "b", "shape": [1], "datatype": "FP8", "data": [1]}]}`, 0, `inputs[1].datatype: "FP8" is not supported`},
 		{"output not object", `{"inputs": [{"name": "a", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": ["y"]}`, 0,
 			"outputs[0]: must be an object"},
 		{"output name missing", `{"inputs": [{"name": "a", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": [{}]}`, 0,
@@ -289,7 +294,8 @@ func TestDatatypes(t *testing.T) {
 		dt   tensor.DType
 	}{
 		{"FP32", tensor.Float32}, {"FP64", tensor.Float64}, {"INT64", tensor.Int64}, {"INT32", tensor.Int32},
-		{"INT8", tensor.Int8}, {"UINT8", tensor.Uint8}, {"BOOL", tensor.Bool},
+		{"INT8", tensor.Int8}, {"UINT8", tensor.Uint8}, {"BOOL", tensor.Bool}, {"INT16", tensor.Int16},
+		{"UINT16", tensor.Uint16}, {"UINT32", tensor.Uint32}, {"UINT64", tensor.Uint64},
 	}
 	for _, tt := range tests {
 		if got := DatatypeOf(tt.dt); got != tt.name {
@@ -307,7 +313,7 @@ func TestDatatypes(t *testing.T) {
 			t.Errorf("DatatypeOf(%v) = %q, want \"\"", dt, got)
 		}
 	}
-	for _, name := range []string{"BF16", "BYTES", "UINT16", "fp32", ""} {
+	for _, name := range []string{"FP8", "BYTES", "fp32", ""} {
 		if _, err := DTypeOf(name); err == nil || !strings.Contains(err.Error(), "is not supported (supported: FP32,") {
 			t.Errorf("DTypeOf(%q) error %v, want unsupported", name, err)
 		}
@@ -517,5 +523,35 @@ func TestFP16(t *testing.T) {
 	}
 	if out := OutputAs("y", tensor.FromF32([]float32{0.1}, 1), tensor.Float32); out.Datatype != "FP32" || string(out.Data) != "[0.1]" {
 		t.Errorf("OutputAs float32 = %s %s, want FP32 [0.1]", out.Datatype, out.Data)
+	}
+}
+
+// TestBF16AndWideIntegers checks BF16 data (held as float32 tensors of
+// bfloat16 values: 0.1 rounds to 0.10009765625) and the 16-, 32- and 64-bit
+// integer datatypes at the ends of their ranges, both ways.
+func TestBF16AndWideIntegers(t *testing.T) {
+	_, ins, err := DecodeRequest(strings.NewReader(request("BF16", "[2]", "[0.1, -3]")), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := ins["x"]; x.DType != tensor.Float32 || x.F32[0] != 0.10009765625 || x.F32[1] != -3 {
+		t.Errorf("BF16 input decoded as %s %v, want float32 [0.10009765625 -3]", x, x.F32)
+	}
+	if out := OutputAs("y", tensor.FromF32([]float32{0.1}, 1), tensor.BFloat16); out.Datatype != "BF16" || string(out.Data) != "[0.100097656]" {
+		t.Errorf("OutputAs bfloat16 = %s %s, want BF16 [0.100097656]", out.Datatype, out.Data)
+	}
+	for _, tt := range []struct{ datatype, data string }{
+		{"INT16", "[-32768,32767]"}, {"UINT16", "[0,65535]"}, {"UINT32", "[0,4294967295]"},
+		{"UINT64", "[0,18446744073709551615]"},
+	} {
+		_, ins, err := DecodeRequest(strings.NewReader(request(tt.datatype, "[2]", tt.data)), 1<<20)
+		if err != nil {
+			t.Errorf("%s %s: %v", tt.datatype, tt.data, err)
+			continue
+		}
+		out := OutputFromTensor("y", ins["x"])
+		if out.Datatype != tt.datatype || string(out.Data) != tt.data {
+			t.Errorf("%s %s came back as %s %s", tt.datatype, tt.data, out.Datatype, out.Data)
+		}
 	}
 }

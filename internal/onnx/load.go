@@ -170,7 +170,7 @@ func Load(path string, mode LoadMode) (*Model, error) {
 			m.Report.CopiedBytes += nb
 			m.Report.CopiedTensors++
 		}
-		if in.meta.GetDataType() == int32(tensor.Float16) {
+		if tensor.DType(in.meta.GetDataType()).Wide() {
 			m.Report.Float16Tensors++
 			m.Report.Float16AddedBytes += int64(t.Len()) * 2
 		}
@@ -197,7 +197,7 @@ type initializer struct {
 func (m *Model) tensorOf(in initializer, main *file, mode LoadMode, ext map[string]*file) (t *tensor.Tensor, copied bool, err error) {
 	meta := in.meta
 	dt := tensor.DType(meta.GetDataType())
-	if dt.Size() == 0 {
+	if dt.Size() == 0 && dt != tensor.String {
 		return nil, false, fmt.Errorf("data_type %d is not supported", meta.GetDataType())
 	}
 	shape := make([]int, len(meta.GetDims()))
@@ -221,7 +221,10 @@ func (m *Model) tensorOf(in initializer, main *file, mode LoadMode, ext map[stri
 		t, err := typedFields(meta, dt, shape)
 		return t, true, err
 	}
-	if mode != Copy && dt != tensor.Float16 {
+	if dt == tensor.String {
+		return nil, false, errors.New("string tensors are stored in string_data, not raw_data")
+	}
+	if mode != Copy && !dt.Wide() {
 		v, ok, err := tensor.View(dt, shape, raw)
 		if err != nil {
 			return nil, false, err
@@ -318,14 +321,37 @@ func typedFields(meta *onnxpb.TensorProto, dt tensor.DType, shape []int) (*tenso
 	case tensor.Int64:
 		t.I64 = append([]int64(nil), meta.GetInt64Data()...)
 		have = len(t.I64)
-	case tensor.Int32, tensor.Int8, tensor.Uint8, tensor.Bool, tensor.Float16:
+	case tensor.Uint32, tensor.Uint64:
+		src := meta.GetUint64Data()
+		have = len(src)
+		if have != n {
+			break
+		}
+		t = tensor.New(dt, shape...)
+		for i, v := range src {
+			if dt == tensor.Uint32 {
+				t.U32[i] = uint32(v)
+			} else {
+				t.U64[i] = v
+			}
+		}
+	case tensor.String:
+		src := meta.GetStringData()
+		have = len(src)
+		t.S = make([]string, len(src))
+		for i, v := range src {
+			t.S[i] = string(v)
+		}
+	case tensor.Int32, tensor.Int16, tensor.Int8, tensor.Uint16, tensor.Uint8, tensor.Bool, tensor.Float16, tensor.BFloat16:
+		// ONNX packs every element type of 32 bits or less that is not
+		// float32 into int32_data, one element per value.
 		src := meta.GetInt32Data()
 		have = len(src)
 		if have != n {
 			break
 		}
 		out := dt
-		if dt == tensor.Float16 {
+		if dt.Wide() {
 			out = tensor.Float32
 		}
 		t = tensor.New(out, shape...)
@@ -333,14 +359,20 @@ func typedFields(meta *onnxpb.TensorProto, dt tensor.DType, shape []int) (*tenso
 			switch dt {
 			case tensor.Int32:
 				t.I32[i] = v
+			case tensor.Int16:
+				t.I16[i] = int16(v)
 			case tensor.Int8:
 				t.I8[i] = int8(v)
+			case tensor.Uint16:
+				t.U16[i] = uint16(v)
 			case tensor.Uint8:
 				t.U8[i] = uint8(v)
 			case tensor.Bool:
 				t.B[i] = v != 0
 			case tensor.Float16:
 				t.F32[i] = tensor.HalfToFloat(uint16(v))
+			case tensor.BFloat16:
+				t.F32[i] = tensor.BFloatToFloat(uint16(v))
 			}
 		}
 	default:
@@ -356,7 +388,7 @@ func typedFields(meta *onnxpb.TensorProto, dt tensor.DType, shape []int) (*tenso
 // conformance-suite .pb file) into a new tensor. External data is not allowed here.
 func TensorFromProto(p *onnxpb.TensorProto) (*tensor.Tensor, error) {
 	dt := tensor.DType(p.GetDataType())
-	if dt.Size() == 0 {
+	if dt.Size() == 0 && dt != tensor.String {
 		return nil, fmt.Errorf("data_type %d is not supported", p.GetDataType())
 	}
 	if p.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
@@ -369,7 +401,7 @@ func TensorFromProto(p *onnxpb.TensorProto) (*tensor.Tensor, error) {
 		}
 		shape[i] = int(d)
 	}
-	if p.RawData != nil {
+	if p.RawData != nil && dt != tensor.String {
 		return tensor.Decode(dt, shape, p.GetRawData())
 	}
 	return typedFields(p, dt, shape)

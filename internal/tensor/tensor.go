@@ -10,25 +10,36 @@ import (
 // model files and tensors agree without a lookup table. The zero value is Invalid.
 type DType int32
 
-// Element types Spindle stores. Float16 exists only in model files: the loader
-// converts it to Float32.
+// Element types Spindle stores. Float16 and BFloat16 exist only in model files
+// and on the wire: the loader widens them to Float32, and a float32 tensor
+// computed for a float16 or bfloat16 value holds values that type can hold.
 const (
-	Invalid DType = 0
-	Float32 DType = 1
-	Uint8   DType = 2
-	Int8    DType = 3
-	Int32   DType = 6
-	Int64   DType = 7
-	String  DType = 8
-	Bool    DType = 9
-	Float16 DType = 10
-	Float64 DType = 11
+	Invalid  DType = 0
+	Float32  DType = 1
+	Uint8    DType = 2
+	Int8     DType = 3
+	Uint16   DType = 4
+	Int16    DType = 5
+	Int32    DType = 6
+	Int64    DType = 7
+	String   DType = 8
+	Bool     DType = 9
+	Float16  DType = 10
+	Float64  DType = 11
+	Uint32   DType = 12
+	Uint64   DType = 13
+	BFloat16 DType = 16
 )
 
 var dtypeNames = map[DType]string{
-	Float32: "float32", Uint8: "uint8", Int8: "int8", Int32: "int32", Int64: "int64",
-	String: "string", Bool: "bool", Float16: "float16", Float64: "float64",
+	Float32: "float32", Uint8: "uint8", Int8: "int8", Uint16: "uint16", Int16: "int16", Int32: "int32",
+	Int64: "int64", String: "string", Bool: "bool", Float16: "float16", Float64: "float64",
+	Uint32: "uint32", Uint64: "uint64", BFloat16: "bfloat16",
 }
+
+// Wide reports whether d exists only in files and on the wire (Float16,
+// BFloat16) and is held as Float32 in memory.
+func (d DType) Wide() bool { return d == Float16 || d == BFloat16 }
 
 // String returns the NumPy-style name of d, or "dtype(N)" for an unknown code.
 func (d DType) String() string {
@@ -42,13 +53,13 @@ func (d DType) String() string {
 // fixed-size in-memory form (String, Invalid).
 func (d DType) Size() int {
 	switch d {
-	case Float32, Int32:
+	case Float32, Int32, Uint32:
 		return 4
-	case Int64, Float64:
+	case Int64, Float64, Uint64:
 		return 8
 	case Uint8, Int8, Bool:
 		return 1
-	case Float16:
+	case Float16, BFloat16, Int16, Uint16:
 		return 2
 	}
 	return 0
@@ -65,9 +76,14 @@ type Tensor struct {
 	F64 []float64
 	I64 []int64
 	I32 []int32
+	I16 []int16
 	I8  []int8
+	U64 []uint64
+	U32 []uint32
+	U16 []uint16
 	U8  []uint8
 	B   []bool
+	S   []string
 }
 
 // NumElements returns the product of shape's dimensions (1 for a scalar).
@@ -93,12 +109,22 @@ func New(dt DType, shape ...int) *Tensor {
 		t.I64 = make([]int64, n)
 	case Int32:
 		t.I32 = make([]int32, n)
+	case Int16:
+		t.I16 = make([]int16, n)
 	case Int8:
 		t.I8 = make([]int8, n)
+	case Uint64:
+		t.U64 = make([]uint64, n)
+	case Uint32:
+		t.U32 = make([]uint32, n)
+	case Uint16:
+		t.U16 = make([]uint16, n)
 	case Uint8:
 		t.U8 = make([]uint8, n)
 	case Bool:
 		t.B = make([]bool, n)
+	case String:
+		t.S = make([]string, n)
 	default:
 		panic("tensor: New: unsupported dtype " + dt.String())
 	}
@@ -126,12 +152,22 @@ func (t *Tensor) Len() int {
 		return len(t.I64)
 	case Int32:
 		return len(t.I32)
+	case Int16:
+		return len(t.I16)
 	case Int8:
 		return len(t.I8)
+	case Uint64:
+		return len(t.U64)
+	case Uint32:
+		return len(t.U32)
+	case Uint16:
+		return len(t.U16)
 	case Uint8:
 		return len(t.U8)
 	case Bool:
 		return len(t.B)
+	case String:
+		return len(t.S)
 	}
 	return 0
 }
@@ -142,7 +178,7 @@ func (t *Tensor) Validate() error {
 	if t == nil {
 		return fmt.Errorf("tensor is nil")
 	}
-	if t.DType.Size() == 0 || t.DType == Float16 {
+	if (t.DType.Size() == 0 && t.DType != String) || t.DType.Wide() {
 		return fmt.Errorf("unsupported dtype %s", t.DType)
 	}
 	if err := CheckShape(t.Shape); err != nil {
@@ -154,7 +190,8 @@ func (t *Tensor) Validate() error {
 	return nil
 }
 
-// Bytes returns t's data as raw little-endian bytes, a view sharing t's memory.
+// Bytes returns t's data as raw little-endian bytes, a view sharing t's memory;
+// nil for strings, which have no fixed-size form.
 func (t *Tensor) Bytes() []byte {
 	switch t.DType {
 	case Float32:
@@ -165,8 +202,16 @@ func (t *Tensor) Bytes() []byte {
 		return sliceBytes(t.I64)
 	case Int32:
 		return sliceBytes(t.I32)
+	case Int16:
+		return sliceBytes(t.I16)
 	case Int8:
 		return sliceBytes(t.I8)
+	case Uint64:
+		return sliceBytes(t.U64)
+	case Uint32:
+		return sliceBytes(t.U32)
+	case Uint16:
+		return sliceBytes(t.U16)
 	case Uint8:
 		return t.U8
 	case Bool:

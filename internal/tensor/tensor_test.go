@@ -84,8 +84,62 @@ func TestDecodeEveryDType(t *testing.T) {
 	if err != nil || h.DType != Float32 || h.F32[0] != 1 || h.F32[1] != -2 {
 		t.Fatalf("float16 widened: %v %v", h, err)
 	}
+	bf, err := Decode(BFloat16, []int{2}, []byte{0x80, 0x3f, 0x20, 0xc0})
+	if err != nil || bf.DType != Float32 || bf.F32[0] != 1 || bf.F32[1] != -2.5 {
+		t.Fatalf("bfloat16 widened: %v %v", bf, err)
+	}
+	i16, err := Decode(Int16, []int{2}, []byte{0xff, 0xff, 0x00, 0x80})
+	if err != nil || i16.I16[0] != -1 || i16.I16[1] != math.MinInt16 {
+		t.Fatalf("int16: %v %v", i16, err)
+	}
+	u16, err := Decode(Uint16, []int{1}, []byte{0xff, 0xff})
+	if err != nil || u16.U16[0] != math.MaxUint16 {
+		t.Fatalf("uint16: %v %v", u16, err)
+	}
+	u32, err := Decode(Uint32, []int{1}, []byte{0xff, 0xff, 0xff, 0xff})
+	if err != nil || u32.U32[0] != math.MaxUint32 {
+		t.Fatalf("uint32: %v %v", u32, err)
+	}
+	u64, err := Decode(Uint64, []int{2}, raw)
+	if err != nil || u64.U64[0] != math.Float64bits(-1.5) || u64.U64[1] != 1<<40 {
+		t.Fatalf("uint64: %v %v", u64, err)
+	}
+	for _, w := range []*Tensor{i16, u16, u32, u64} {
+		if err := w.Validate(); err != nil || w.Len() != w.Shape[0] || len(w.Bytes()) != w.Len()*w.DType.Size() {
+			t.Fatalf("%s: Validate %v, Len %d, %d bytes", w, err, w.Len(), len(w.Bytes()))
+		}
+	}
 	if _, err := Decode(String, []int{1}, []byte{1}); err == nil {
 		t.Fatal("string must be refused")
+	}
+}
+
+// TestFloatToBFloat checks the bfloat16 rounding on every float32 whose low
+// half sits at or around a tie, against the definition: the nearest of the
+// two neighbouring bfloat16 values, ties to the even one.
+func TestFloatToBFloat(t *testing.T) {
+	for hi := uint32(0); hi < 1<<16; hi++ {
+		for _, lo := range []uint32{0, 1, 0x7fff, 0x8000, 0x8001, 0xffff} {
+			b := hi<<16 | lo
+			f := math.Float32frombits(b)
+			got := FloatToBFloat(f)
+			if f != f {
+				if g := BFloatToFloat(got); g == g {
+					t.Fatalf("%#08x: NaN became %v", b, g)
+				}
+				continue
+			}
+			want := uint16(hi)
+			if lo > 0x8000 || lo == 0x8000 && hi&1 == 1 {
+				want++
+			}
+			if got != want {
+				t.Fatalf("%#08x (%v): got %#04x, want %#04x", b, f, got, want)
+			}
+		}
+	}
+	if RoundBFloat(1.00390625) != 1 || RoundBFloat(1.01171875) != 1.015625 {
+		t.Fatal("RoundBFloat: ties must go to even")
 	}
 }
 

@@ -20,7 +20,7 @@ var nativeLittle = func() bool {
 // is Bool (whose bytes may hold values other than 0 and 1). Callers then use Decode,
 // which copies.
 func View(dt DType, shape []int, raw []byte) (t *Tensor, ok bool, err error) {
-	if sz := dt.Size(); sz == 0 || dt == Float16 {
+	if sz := dt.Size(); sz == 0 || dt.Wide() {
 		return nil, false, fmt.Errorf("unsupported dtype %s", dt)
 	}
 	n, size, err := byteCount(shape, dt)
@@ -51,8 +51,16 @@ func View(dt DType, shape []int, raw []byte) (t *Tensor, ok bool, err error) {
 		t.I64 = unsafe.Slice((*int64)(p), n)
 	case Int32:
 		t.I32 = unsafe.Slice((*int32)(p), n)
+	case Int16:
+		t.I16 = unsafe.Slice((*int16)(p), n)
 	case Int8:
 		t.I8 = unsafe.Slice((*int8)(p), n)
+	case Uint64:
+		t.U64 = unsafe.Slice((*uint64)(p), n)
+	case Uint32:
+		t.U32 = unsafe.Slice((*uint32)(p), n)
+	case Uint16:
+		t.U16 = unsafe.Slice((*uint16)(p), n)
 	case Uint8:
 		t.U8 = raw[:n:n]
 	}
@@ -60,7 +68,7 @@ func View(dt DType, shape []int, raw []byte) (t *Tensor, ok bool, err error) {
 }
 
 // Decode copies raw, the little-endian bytes of NumElements(shape) elements of dt,
-// into a new tensor. Float16 data is widened to Float32.
+// into a new tensor. Float16 and BFloat16 data is widened to Float32.
 func Decode(dt DType, shape []int, raw []byte) (*Tensor, error) {
 	if dt.Size() == 0 {
 		return nil, fmt.Errorf("unsupported dtype %s", dt)
@@ -73,7 +81,7 @@ func Decode(dt DType, shape []int, raw []byte) (*Tensor, error) {
 		return nil, fmt.Errorf("shape %s of %s needs %d bytes, have %d", ShapeString(shape), dt, size, len(raw))
 	}
 	out := dt
-	if dt == Float16 {
+	if dt.Wide() {
 		out = Float32
 	}
 	t := New(out, shape...)
@@ -87,6 +95,10 @@ func Decode(dt DType, shape []int, raw []byte) (*Tensor, error) {
 		for i := range t.F32 {
 			t.F32[i] = HalfToFloat(le.Uint16(raw[2*i:]))
 		}
+	case BFloat16:
+		for i := range t.F32 {
+			t.F32[i] = BFloatToFloat(le.Uint16(raw[2*i:]))
+		}
 	case Float64:
 		for i := range t.F64 {
 			t.F64[i] = math.Float64frombits(le.Uint64(raw[8*i:]))
@@ -99,9 +111,25 @@ func Decode(dt DType, shape []int, raw []byte) (*Tensor, error) {
 		for i := range t.I32 {
 			t.I32[i] = int32(le.Uint32(raw[4*i:]))
 		}
+	case Int16:
+		for i := range t.I16 {
+			t.I16[i] = int16(le.Uint16(raw[2*i:]))
+		}
 	case Int8:
 		for i := range t.I8 {
 			t.I8[i] = int8(raw[i])
+		}
+	case Uint64:
+		for i := range t.U64 {
+			t.U64[i] = le.Uint64(raw[8*i:])
+		}
+	case Uint32:
+		for i := range t.U32 {
+			t.U32[i] = le.Uint32(raw[4*i:])
+		}
+	case Uint16:
+		for i := range t.U16 {
+			t.U16[i] = le.Uint16(raw[2*i:])
 		}
 	case Uint8:
 		copy(t.U8, raw)
@@ -182,3 +210,21 @@ func roundEven(v, shift uint32) uint32 {
 // RoundHalf returns f rounded to the nearest float16 value, as a float32:
 // what a float16 tensor holding f holds.
 func RoundHalf(f float32) float32 { return HalfToFloat(FloatToHalf(f)) }
+
+// BFloatToFloat converts a bfloat16 value (the upper half of a float32) to
+// float32, exactly.
+func BFloatToFloat(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// FloatToBFloat converts f to the nearest bfloat16 value, ties to even, as
+// ONNX's Cast (saturate or not: bfloat16 has float32's range) and hardware
+// conversions do; a NaN stays a quiet NaN.
+func FloatToBFloat(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x40
+	}
+	return uint16(roundEven(b, 16))
+}
+
+// RoundBFloat returns f rounded to the nearest bfloat16 value, as a float32.
+func RoundBFloat(f float32) float32 { return BFloatToFloat(FloatToBFloat(f)) }
