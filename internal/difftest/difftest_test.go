@@ -675,6 +675,61 @@ func TestMiscOps(t *testing.T) {
 		"x": uniform(1, -1, 1, 2, 3, 6, 6), "m": uniform(2, -2, 2, 4, 3, 3), "seq": uniform(3, -1, 1, 5, 3, 2)}})
 }
 
+// TestTextOps runs TfIdfVectorizer over integer and string tokens (every
+// mode, skips, unigrams to trigrams) and StringNormalizer (strings made by
+// Cast, read back as numbers) against ONNX Runtime.
+func TestTextOps(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("text", 17, 1)
+	b.Input("tok", tensor.Int64, []int64{3, 16})
+	b.Input("row", tensor.Int64, []int64{1, 16})
+	// Pool: unigrams 0..3, bigrams (1,2) (3,0) (2,2), trigrams (0,1,2) (4,4,4).
+	pool := []int64{0, 1, 2, 3, 1, 2, 3, 0, 2, 2, 0, 1, 2, 4, 4, 4}
+	poolStr := make([]string, len(pool))
+	for i, v := range pool {
+		poolStr[i] = fmt.Sprint(v)
+	}
+	counts := modelgen.AInts("ngram_counts", 0, 4, 10)
+	indexes := modelgen.AInts("ngram_indexes", 6, 0, 2, 1, 3, 5, 4, 8, 7)
+	weights := modelgen.AFloats("weights", 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5)
+	for i, c := range []struct {
+		mode        string
+		lo, hi, gap int64
+	}{{"TF", 1, 3, 0}, {"TF", 2, 3, 2}, {"IDF", 1, 2, 1}, {"TFIDF", 1, 3, 3}, {"TF", 2, 3, 1}} {
+		name := fmt.Sprintf("tfidf%d", i)
+		attrs := []modelgen.Attr{modelgen.AString("mode", c.mode), modelgen.AInt("min_gram_length", c.lo), modelgen.AInt("max_gram_length", c.hi),
+			modelgen.AInt("max_skip_count", c.gap), modelgen.AInts("pool_int64s", pool...), counts, indexes}
+		if c.mode != "TF" {
+			attrs = append(attrs, weights)
+		}
+		b.Node("TfIdfVectorizer", []string{"tok"}, attrs, name)
+		b.Output(name, tensor.Float32, []int64{3, 9})
+	}
+	b.Node("Cast", []string{"tok"}, []modelgen.Attr{modelgen.AInt("to", int64(tensor.String))}, "tok_s")
+	b.Node("TfIdfVectorizer", []string{"tok_s"}, []modelgen.Attr{modelgen.AString("mode", "TF"), modelgen.AInt("min_gram_length", 1),
+		modelgen.AInt("max_gram_length", 3), modelgen.AInt("max_skip_count", 1), modelgen.AStrings("pool_strings", poolStr...), counts, indexes}, "tfidf_str")
+	b.Output("tfidf_str", tensor.Float32, []int64{3, 9})
+	b.Node("Cast", []string{"row"}, []modelgen.Attr{modelgen.AInt("to", int64(tensor.String))}, "row_s")
+	// ONNX Runtime needs a locale the machine has: C.
+	b.Node("StringNormalizer", []string{"row_s"}, []modelgen.Attr{modelgen.AStrings("stopwords", "3", "4"), modelgen.AString("case_change_action", "UPPER"),
+		modelgen.AString("locale", "C")}, "norm")
+	b.Node("Cast", []string{"norm"}, []modelgen.Attr{modelgen.AInt("to", int64(tensor.Float32))}, "norm_f")
+	b.Output("norm_f", tensor.Float32, []int64{1, -1})
+	path := filepath.Join(t.TempDir(), "text.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	tok, row := tensor.New(tensor.Int64, 3, 16), tensor.New(tensor.Int64, 1, 16)
+	for i := range tok.I64 {
+		tok.I64[i] = rng.Int64N(5)
+	}
+	for i := range row.I64 {
+		row.I64[i] = rng.Int64N(6)
+	}
+	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{"tok": tok, "row": row}})
+}
+
 // TestGridSample runs GridSample in every mode, padding and corner
 // alignment on a grid reaching past the image, against ONNX Runtime.
 func TestGridSample(t *testing.T) {
