@@ -912,6 +912,101 @@ func TestScan(t *testing.T) {
 		"init": uniform(1, -1, 1, 3, 2), "x": uniform(2, -1, 1, 3, 5, 2), "gain": uniform(3, 0, 2, 2)}})
 }
 
+// TestScanOpset8 runs opset 8's batched Scan, each batch entry for its own
+// length (sequence_lens) and one input scanned in reverse, against ONNX
+// Runtime: states, and scan outputs zero-padded past each entry's length.
+func TestScanOpset8(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("scan8", 8, 1)
+	b.Input("lens", tensor.Int64, []int64{3})
+	b.Input("init", tensor.Float32, []int64{3, 2})
+	b.Input("x", tensor.Float32, []int64{3, 5, 2})
+	b.Input("y", tensor.Float32, []int64{3, 5, 2})
+	b.Output("final", tensor.Float32, []int64{3, 2})
+	b.Output("sums", tensor.Float32, []int64{3, 5, 2})
+	body := b.Subgraph("body")
+	body.Input("body/s", tensor.Float32, []int64{2})
+	body.Input("body/x", tensor.Float32, []int64{2})
+	body.Input("body/y", tensor.Float32, []int64{2})
+	s := body.Node("Add", []string{"body/s", body.Node("Mul", []string{"body/x", "body/y"}, nil)}, nil, "body/s_out")
+	body.Node("Identity", []string{s}, nil, "body/sum")
+	body.Output("body/s_out", tensor.Float32, []int64{2})
+	body.Output("body/sum", tensor.Float32, []int64{2})
+	b.Node("Scan", []string{"lens", "init", "x", "y"}, []modelgen.Attr{modelgen.AGraph("body", body), modelgen.AInt("num_scan_inputs", 2),
+		modelgen.AInts("directions", 0, 1)}, "final", "sums")
+	path := filepath.Join(t.TempDir(), "scan8.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
+		"lens": tensor.FromI64([]int64{5, 2, 1}, 3), "init": uniform(1, -1, 1, 3, 2), "x": uniform(2, -1, 1, 3, 5, 2), "y": uniform(3, -1, 1, 3, 5, 2)}})
+}
+
+// TestSequences runs the sequence and optional ops against ONNX Runtime:
+// split into a sequence (sizes, a scalar chunk, keepdims=0), insert, erase
+// and read at negative positions, concatenate and stack back, map a body
+// over two sequences and a tensor, and optionals through If.
+func TestSequences(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("sequences", 18, 1)
+	b.Input("x", tensor.Float32, []int64{4, 6})
+	b.Input("w", tensor.Float32, []int64{3})
+	b.Input("flag", tensor.Bool, []int64{})
+	i64 := func(name string, v ...int64) string {
+		if len(v) == 1 {
+			return b.InitTensor(name, tensor.FromI64(v))
+		}
+		return b.Ints64(name, v...)
+	}
+	b.Node("SplitToSequence", []string{"x", i64("sizes", 1, 2, 3)}, []modelgen.Attr{modelgen.AInt("axis", 1)}, "parts")
+	b.Node("SplitToSequence", []string{"x", i64("chunk", 4)}, []modelgen.Attr{modelgen.AInt("axis", -1)}, "chunks")
+	b.Node("SplitToSequence", []string{"x"}, []modelgen.Attr{modelgen.AInt("keepdims", 0)}, "rows")
+	b.Node("SequenceInsert", []string{"rows", "w3", i64("at", -2)}, nil, "rows2")
+	b.Node("SequenceAt", []string{"rows", i64("third", 3)}, nil, "w3")
+	b.Node("SequenceErase", []string{"rows2", i64("del", 0)}, nil, "rows3")
+	b.Node("SequenceLength", []string{"rows3"}, nil, "n")
+	b.Output("n", tensor.Int64, []int64{})
+	b.Node("SequenceAt", []string{"rows3", i64("last", -1)}, nil, "lastrow")
+	b.Output("lastrow", tensor.Float32, []int64{6})
+	b.Node("ConcatFromSequence", []string{"rows3"}, []modelgen.Attr{modelgen.AInt("axis", -1), modelgen.AInt("new_axis", 1)}, "stacked")
+	b.Output("stacked", tensor.Float32, []int64{6, 4})
+	b.Node("ConcatFromSequence", []string{"parts"}, []modelgen.Attr{modelgen.AInt("axis", 1)}, "joined")
+	b.Output("joined", tensor.Float32, []int64{4, 6})
+	b.Node("SequenceConstruct", []string{"w", "w", "w"}, nil, "ws")
+	body := b.Subgraph("body")
+	body.Input("body/chunk", tensor.Float32, []int64{4, -1})
+	body.Input("body/w", tensor.Float32, []int64{3})
+	body.Input("body/x", tensor.Float32, []int64{4, 6})
+	body.Node("ReduceSum", []string{"body/chunk"}, []modelgen.Attr{modelgen.AInt("keepdims", 0)}, "body/sum")
+	body.Node("Add", []string{body.Node("ReduceMax", []string{"body/x"}, []modelgen.Attr{modelgen.AInt("keepdims", 0)}), "body/w"}, nil, "body/shifted")
+	body.Node("Mul", []string{"body/sum", "body/shifted"}, nil, "body/out")
+	body.Output("body/out", tensor.Float32, []int64{3})
+	b.Node("SplitToSequence", []string{"x", i64("three", 2)}, []modelgen.Attr{modelgen.AInt("axis", 1)}, "pairs")
+	b.Node("SequenceMap", []string{"pairs", "ws", "x"}, []modelgen.Attr{modelgen.AGraph("body", body)}, "mapped")
+	b.Node("ConcatFromSequence", []string{"mapped"}, []modelgen.Attr{modelgen.AInt("axis", 0), modelgen.AInt("new_axis", 1)}, "mapped_t")
+	b.Output("mapped_t", tensor.Float32, []int64{3, 3})
+	b.Node("ConcatFromSequence", []string{"chunks"}, []modelgen.Attr{modelgen.AInt("axis", 1)}, "chunked")
+	b.Output("chunked", tensor.Float32, []int64{4, 6})
+	// An optional made in one branch of an If and empty in the other.
+	then := b.Subgraph("then")
+	then.Node("Optional", []string{"w"}, nil, "then/opt")
+	then.OptionalOutput("then/opt", tensor.Float32, []int64{3})
+	els := b.Subgraph("else")
+	els.Node("Optional", nil, []modelgen.Attr{modelgen.AType("type", modelgen.TensorType(tensor.Float32))}, "else/opt")
+	els.OptionalOutput("else/opt", tensor.Float32, []int64{3})
+	b.Node("If", []string{"flag"}, []modelgen.Attr{modelgen.AGraph("then_branch", then), modelgen.AGraph("else_branch", els)}, "opt")
+	b.Node("OptionalHasElement", []string{"opt"}, nil, "has")
+	b.Output("has", tensor.Bool, []int64{})
+	path := filepath.Join(t.TempDir(), "sequences.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, flag := range []bool{true, false} {
+		check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
+			"x": uniform(1, -1, 1, 4, 6), "w": uniform(2, -1, 1, 3), "flag": {DType: tensor.Bool, Shape: []int{}, B: []bool{flag}}}})
+	}
+}
+
 // TestCoverageModels runs the generated models of issue 13 against ONNX
 // Runtime: a streaming GRU whose state comes back in with the next call
 // (and an If resetting it), a greedy decoder in a Loop, and a Conformer

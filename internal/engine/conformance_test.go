@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spindleml/spindle/internal/onnx"
@@ -220,7 +221,7 @@ func runNodeCase(dir string) (c nodeCase) {
 func runDataSet(m *Model, dir string) error {
 	in := map[string]*tensor.Tensor{}
 	for i, vi := range m.Inputs {
-		x, err := readTensorPB(filepath.Join(dir, fmt.Sprintf("input_%d.pb", i)))
+		x, err := readValuePB(filepath.Join(dir, fmt.Sprintf("input_%d.pb", i)), vi)
 		if err != nil {
 			return err
 		}
@@ -231,7 +232,7 @@ func runDataSet(m *Model, dir string) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	for i, vo := range m.Outputs {
-		want, err := readTensorPB(filepath.Join(dir, fmt.Sprintf("output_%d.pb", i)))
+		want, err := readValuePB(filepath.Join(dir, fmt.Sprintf("output_%d.pb", i)), vo)
 		if err != nil {
 			return err
 		}
@@ -265,6 +266,106 @@ type unsupportedDType struct{ name string }
 
 func (e unsupportedDType) Error() string { return "element type " + e.name + " is not supported" }
 
+// readValuePB reads a test value of the type vi declares: a TensorProto, or
+// for sequences and optionals ONNX's SequenceProto and OptionalProto
+// (onnx-data.proto, not among the generated messages: decoded here field
+// by field).
+func readValuePB(path string, vi ValueInfo) (*tensor.Tensor, error) {
+	if !vi.Optional && vi.DType != tensor.Sequence {
+		return readTensorPB(path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if vi.Optional {
+		return decodeOptionalPB(b)
+	}
+	return decodeSequencePB(b)
+}
+
+// Field numbers of onnx-data.proto: SequenceProto's tensor_values and
+// sequence_values, OptionalProto's tensor_value and sequence_value.
+const (
+	seqTensors   = 3
+	seqSequences = 5
+	optTensor    = 3
+	optSequence  = 5
+)
+
+// protoFields calls f with each length-delimited field of b.
+func protoFields(b []byte, f func(num protowire.Number, v []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return protowire.ParseError(n)
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		b = b[n:]
+		if err := f(num, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodeTensorPB(b []byte) (*tensor.Tensor, error) {
+	var tp onnxpb.TensorProto
+	if err := proto.Unmarshal(b, &tp); err != nil {
+		return nil, err
+	}
+	return onnx.TensorFromProto(&tp)
+}
+
+func decodeSequencePB(b []byte) (*tensor.Tensor, error) {
+	var elems []*tensor.Tensor
+	err := protoFields(b, func(num protowire.Number, v []byte) error {
+		var e *tensor.Tensor
+		var err error
+		switch num {
+		case seqTensors:
+			e, err = decodeTensorPB(v)
+		case seqSequences:
+			e, err = decodeSequencePB(v)
+		default:
+			return nil
+		}
+		elems = append(elems, e)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tensor.NewSequence(elems), nil
+}
+
+func decodeOptionalPB(b []byte) (*tensor.Tensor, error) {
+	out := &tensor.Tensor{DType: tensor.None}
+	err := protoFields(b, func(num protowire.Number, v []byte) error {
+		var err error
+		switch num {
+		case optTensor:
+			out, err = decodeTensorPB(v)
+		case optSequence:
+			out, err = decodeSequencePB(v)
+		}
+		return err
+	})
+	return out, err
+}
+
 // readTensorPB decodes a serialized TensorProto file.
 func readTensorPB(path string) (*tensor.Tensor, error) {
 	b, err := os.ReadFile(path)
@@ -293,8 +394,19 @@ func compareTensor(got, want *tensor.Tensor, rtol, atol float64) error {
 	if got == nil {
 		return errors.New("missing")
 	}
-	if got.DType != want.DType || !equalShape(got.Shape, want.Shape) {
+	if got.DType != want.DType || !equalShape(got.Shape, want.Shape) || len(got.Seq) != len(want.Seq) {
 		return fmt.Errorf("got %s, want %s", got, want)
+	}
+	if want.DType == tensor.Sequence {
+		for i := range want.Seq {
+			if err := compareTensor(got.Seq[i], want.Seq[i], rtol, atol); err != nil {
+				return fmt.Errorf("sequence element %d: %w", i, err)
+			}
+		}
+		return nil
+	}
+	if want.DType == tensor.None {
+		return nil
 	}
 	if err := got.Validate(); err != nil {
 		return fmt.Errorf("invalid tensor: %w", err)

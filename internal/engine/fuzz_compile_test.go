@@ -26,6 +26,9 @@ var compileFuzzOps = []string{
 	"MaxUnpool", "DFT", "NonMaxSuppression", "Det", "Multinomial", "RandomUniformLike",
 	// Issue 14's: fed integers by Cast (to uint8 or int8) and the constants.
 	"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearMatMul",
+	// Sequences made from tensors and back, sized by their inputs.
+	"SplitToSequence", "ConcatFromSequence", "SequenceConstruct", "SequenceInsert", "SequenceAt", "SequenceLength",
+	"BitShift", "TfIdfVectorizer",
 }
 
 // bigVal maps a byte to a small integer or, now and then, a large or extreme

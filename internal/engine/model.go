@@ -29,11 +29,15 @@ var ErrUnsupported = errors.New("unsupported")
 // when the graph casts to float16 (float16 weights are widened at load, see
 // onnx.Report; the OIP server answers such outputs as FP16). DType still
 // says what the model declares.
+//
+// A sequence value has DType tensor.Sequence and no Shape; an optional one
+// is its type's with Optional set, and may also be a tensor.None.
 type ValueInfo struct {
 	Name     string       `json:"name"`
 	DType    tensor.DType `json:"-"`
 	Shape    []int        `json:"shape"`
 	DimNames []string     `json:"-"`
+	Optional bool         `json:"-"`
 }
 
 // step is one node of the compiled plan.
@@ -541,9 +545,17 @@ func staticShape(shape []int) bool {
 // valueInfo converts a graph input or output declaration.
 func valueInfo(vi *onnxpb.ValueInfoProto) (ValueInfo, error) {
 	info := ValueInfo{Name: vi.GetName()}
-	tt := vi.GetType().GetTensorType()
+	typ := vi.GetType()
+	if o := typ.GetOptionalType(); o != nil {
+		info.Optional, typ = true, o.GetElemType()
+	}
+	if typ.GetSequenceType() != nil {
+		info.DType = tensor.Sequence
+		return info, nil
+	}
+	tt := typ.GetTensorType()
 	if tt == nil {
-		return info, fmt.Errorf("value %q: %w: only tensor types are supported, not sequences, maps or optionals", vi.GetName(), ErrUnsupported)
+		return info, fmt.Errorf("value %q: %w: only tensors, sequences and optionals are supported, not maps or sparse tensors", vi.GetName(), ErrUnsupported)
 	}
 	info.DType = tensor.DType(tt.GetElemType())
 	if tt.GetShape() == nil {
@@ -691,6 +703,9 @@ func (m *Model) CheckInputs(inputs map[string]*tensor.Tensor) error {
 		}
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("%w: input %q: %v", ErrBadInput, want.Name, err)
+		}
+		if t.DType == tensor.None && want.Optional || want.DType == tensor.Sequence && t.DType == tensor.Sequence {
+			continue
 		}
 		if want.DType != tensor.Invalid && t.DType != want.DType && !(want.DType.Wide() && t.DType == tensor.Float32) {
 			return fmt.Errorf("%w: input %q: dtype %s, the model wants %s", ErrBadInput, want.Name, t.DType, want.DType)

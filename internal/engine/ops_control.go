@@ -453,29 +453,34 @@ func stack(ts []*tensor.Tensor, decl *onnxpb.ValueInfoProto) (*tensor.Tensor, er
 	return out, nil
 }
 
-// newScan (opset 9 on) runs its body once per position along the scan
-// inputs' axes (forward or reverse each), carrying N state values and
-// stacking K scan outputs along their axes (in either direction). Inputs:
-// the N initial states, then the M scan inputs; outputs: the N final
-// states, then the K stacks.
+// newScan runs its body once per position along the scan inputs' axes
+// (forward or reverse each), carrying N state values and stacking K scan
+// outputs along their axes (in either direction). Inputs: the N initial
+// states, then the M scan inputs; outputs: the N final states, then the K
+// stacks. Before opset 9 every input and output has a batch axis first,
+// scanned along axis 1, each batch entry for its own length (the optional
+// first input sequence_lens), and the scan outputs of shorter entries are
+// padded with zeros.
 func newScan(n *Node) (Kernel, error) {
-	if n.Opset < 9 {
-		return nil, fmt.Errorf("opset %d: %w (Scan with a batch axis and sequence_lens, before opset 9)", n.Opset, ErrUnsupported)
-	}
 	body := n.attrs["body"].GetG()
 	if body == nil {
 		return nil, fmt.Errorf("attribute body: required, a graph")
 	}
+	batched := n.Opset < 9
 	m := int(n.Int("num_scan_inputs", 0))
 	own := len(n.Inputs) - n.implicit
-	if m < 1 || m > own {
-		return nil, fmt.Errorf("attribute num_scan_inputs: %d, must be in [1, %d] (the inputs)", m, own)
+	first := 0 // where the states start among the inputs
+	if batched {
+		first = 1
 	}
-	states := own - m
+	if m < 1 || m > own-first {
+		return nil, fmt.Errorf("attribute num_scan_inputs: %d, must be in [1, %d] (the inputs)", m, own-first)
+	}
+	states := own - first - m
 	k := len(n.Outputs) - states
-	if k < 0 || len(body.GetInput()) != own || len(body.GetOutput()) != len(n.Outputs) {
+	if k < 0 || len(body.GetInput()) != own-first || len(body.GetOutput()) != len(n.Outputs) {
 		return nil, fmt.Errorf("attribute body: %d inputs and %d outputs, want %d (states and scan slices) and %d (states and scan outputs)",
-			len(body.GetInput()), len(body.GetOutput()), own, len(n.Outputs))
+			len(body.GetInput()), len(body.GetOutput()), own-first, len(n.Outputs))
 	}
 	list := func(name string, count int) ([]int64, error) {
 		v := n.Ints(name, nil)
@@ -487,76 +492,171 @@ func newScan(n *Node) (Kernel, error) {
 		}
 		return v, nil
 	}
-	inAxes, err := list("scan_input_axes", m)
-	if err != nil {
+	sc := scanner{states: states, m: m, k: k}
+	var err error
+	dirsName := "scan_input_directions"
+	if batched {
+		dirsName = "directions"
+	}
+	if sc.inDirs, err = list(dirsName, m); err != nil {
 		return nil, err
 	}
-	inDirs, err := list("scan_input_directions", m)
-	if err != nil {
+	if sc.inAxes, err = list("scan_input_axes", m); err != nil {
 		return nil, err
 	}
-	outAxes, err := list("scan_output_axes", k)
-	if err != nil {
+	if sc.outAxes, err = list("scan_output_axes", k); err != nil {
 		return nil, err
 	}
-	outDirs, err := list("scan_output_directions", k)
-	if err != nil {
+	if sc.outDirs, err = list("scan_output_directions", k); err != nil {
 		return nil, err
 	}
-	b, err := compileBranch(n, body)
-	if err != nil {
+	if sc.body, err = compileBranch(n, body); err != nil {
 		return nil, fmt.Errorf("attribute body: %w", err)
 	}
 	return control(n, func(rs *runState, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-		// Each scan input's axis, and the sequence length they share.
-		axes := make([]int, m)
-		T := -1
-		for j := range m {
-			x := in[states+j]
-			if x == nil || x.DType.Size() == 0 {
-				return nil, fmt.Errorf("scan input %d: missing or of an unsupported dtype", j)
-			}
-			a, err := normAxis(inAxes[j], len(x.Shape), false)
-			if err != nil {
-				return nil, fmt.Errorf("attribute scan_input_axes: %w", err)
-			}
-			axes[j] = a
-			if T >= 0 && x.Shape[a] != T {
-				return nil, fmt.Errorf("scan input %d: %d long along axis %d, the others %d", j, x.Shape[a], a, T)
-			}
-			T = x.Shape[a]
+		if batched {
+			return sc.runBatched(rs, in, own)
 		}
-		carried := slices.Clone(in[:states])
-		scans := make([][]*tensor.Tensor, k)
-		args := make([]*tensor.Tensor, own)
-		for t := range T {
-			copy(args, carried)
-			for j := range m {
-				pos := t
-				if inDirs[j] != 0 {
-					pos = T - 1 - t
-				}
-				args[states+j] = sliceAt(in[states+j], axes[j], pos)
-			}
-			outs, err := b.run(rs, args, in)
-			if err != nil {
-				return nil, fmt.Errorf("iteration %d: %w", t, err)
-			}
-			copy(carried, outs[:states])
-			for j := range k {
-				scans[j] = append(scans[j], outs[states+j])
-			}
-		}
-		res := carried
-		for j := range k {
-			st, err := stackAlong(scans[j], outAxes[j], outDirs[j] != 0)
-			if err != nil {
-				return nil, fmt.Errorf("scan output %d: %w", j, err)
-			}
-			res = append(res, st)
-		}
-		return res, nil
+		return sc.run(rs, in, in[:states], in[states:own], -1)
 	}), nil
+}
+
+// scanner is a compiled Scan: its body and how it walks its inputs.
+type scanner struct {
+	states, m, k                     int
+	inAxes, inDirs, outAxes, outDirs []int64
+	body                             *branch
+}
+
+// run scans the inputs scan (M of them) with the initial states init; in
+// are the node's inputs, for the outer values the body reads. A length
+// limit >= 0 scans only the first limit positions along the axes.
+func (sc *scanner) run(rs *runState, in, init, scan []*tensor.Tensor, limit int) ([]*tensor.Tensor, error) {
+	// Each scan input's axis, and the sequence length they share.
+	axes := make([]int, sc.m)
+	T := -1
+	for j, x := range scan {
+		if x == nil || x.DType.Size() == 0 {
+			return nil, fmt.Errorf("scan input %d: missing or of an unsupported dtype", j)
+		}
+		a, err := normAxis(sc.inAxes[j], len(x.Shape), false)
+		if err != nil {
+			return nil, fmt.Errorf("attribute scan_input_axes: %w", err)
+		}
+		axes[j] = a
+		if T >= 0 && x.Shape[a] != T {
+			return nil, fmt.Errorf("scan input %d: %d long along axis %d, the others %d", j, x.Shape[a], a, T)
+		}
+		T = x.Shape[a]
+	}
+	if limit >= 0 {
+		T = min(T, limit)
+	}
+	carried := slices.Clone(init)
+	scans := make([][]*tensor.Tensor, sc.k)
+	args := make([]*tensor.Tensor, sc.states+sc.m)
+	for t := range T {
+		copy(args, carried)
+		for j := range sc.m {
+			pos := t
+			if sc.inDirs[j] != 0 {
+				pos = T - 1 - t
+			}
+			args[sc.states+j] = sliceAt(scan[j], axes[j], pos)
+		}
+		outs, err := sc.body.run(rs, args, in)
+		if err != nil {
+			return nil, fmt.Errorf("iteration %d: %w", t, err)
+		}
+		copy(carried, outs[:sc.states])
+		for j := range sc.k {
+			scans[j] = append(scans[j], outs[sc.states+j])
+		}
+	}
+	res := carried
+	for j := range sc.k {
+		st, err := stackAlong(scans[j], sc.outAxes[j], sc.outDirs[j] != 0)
+		if err != nil {
+			return nil, fmt.Errorf("scan output %d: %w", j, err)
+		}
+		res = append(res, st)
+	}
+	return res, nil
+}
+
+// runBatched is opset 8's Scan: in are sequence_lens (or nil), the states
+// and the scan inputs, all with a batch axis first; each batch entry is
+// scanned along its axis 0 for its own length, and the results are stacked
+// back along the batch axis, scan outputs zero-padded to the longest.
+func (sc *scanner) runBatched(rs *runState, in []*tensor.Tensor, own int) ([]*tensor.Tensor, error) {
+	vals := in[1:own]
+	batch, T := -1, -1
+	for i, x := range vals {
+		if x == nil || len(x.Shape) < 1 || (i >= sc.states && len(x.Shape) < 2) {
+			return nil, fmt.Errorf("input %d: needs a batch axis (and a sequence axis for scan inputs)", i+1)
+		}
+		if batch >= 0 && x.Shape[0] != batch {
+			return nil, fmt.Errorf("input %d: batch of %d, the others %d", i+1, x.Shape[0], batch)
+		}
+		batch = x.Shape[0]
+		if i >= sc.states {
+			T = x.Shape[1]
+		}
+	}
+	lens := make([]int64, batch)
+	for b := range lens {
+		lens[b] = int64(T)
+	}
+	if in[0] != nil {
+		l, err := intList(in[0], "sequence_lens")
+		if err != nil {
+			return nil, err
+		}
+		if len(l) != batch {
+			return nil, fmt.Errorf("input sequence_lens: %d entries for a batch of %d", len(l), batch)
+		}
+		for b, v := range l {
+			if v < 1 || v > int64(T) {
+				return nil, fmt.Errorf("input sequence_lens: entry %d is %d, outside [1, %d]", b, v, T)
+			}
+		}
+		lens = l
+	}
+	per := make([][]*tensor.Tensor, sc.states+sc.k) // per output, one per batch entry
+	for b := range batch {
+		args := make([]*tensor.Tensor, len(vals))
+		for i, x := range vals {
+			args[i] = sliceAt(x, 0, b)
+		}
+		res, err := sc.run(rs, in, args[:sc.states], args[sc.states:], int(lens[b]))
+		if err != nil {
+			return nil, fmt.Errorf("batch entry %d: %w", b, err)
+		}
+		for j, r := range res {
+			if j >= sc.states && r.Len() > 0 && r.Shape[0] < T {
+				r = padAxis0(r, T)
+			}
+			per[j] = append(per[j], r)
+		}
+	}
+	out := make([]*tensor.Tensor, len(per))
+	for j, ts := range per {
+		st, err := stackAlong(ts, 0, false)
+		if err != nil {
+			return nil, fmt.Errorf("output %d: %w", j, err)
+		}
+		out[j] = st
+	}
+	return out, nil
+}
+
+// padAxis0 returns x grown to n along axis 0 with zeros.
+func padAxis0(x *tensor.Tensor, n int) *tensor.Tensor {
+	shape := slices.Clone(x.Shape)
+	shape[0] = n
+	out := tensor.New(x.DType, shape...)
+	copy(out.Bytes(), x.Bytes())
+	return out
 }
 
 // sliceAt returns x's slice at index pos of axis a (the axis removed).

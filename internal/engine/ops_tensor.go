@@ -741,50 +741,60 @@ func newConcat(n *Node) (Kernel, error) {
 		if err := checkInputs(in, 1, len(in)); err != nil {
 			return nil, err
 		}
-		first := in[0]
-		r := len(first.Shape)
-		ax, err := normAxis(axis, r, false)
+		out, err := concatTensors(in, axis)
 		if err != nil {
-			return nil, fmt.Errorf("attribute axis: %w", err)
-		}
-		shape := append([]int{}, first.Shape...)
-		shape[ax] = 0
-		for i, t := range in {
-			if t == nil {
-				return nil, fmt.Errorf("input %d is required", i)
-			}
-			if t.DType != first.DType {
-				return nil, fmt.Errorf("input %d: dtype %s, input 0 has %s; all must match", i, t.DType, first.DType)
-			}
-			if len(t.Shape) != r {
-				return nil, fmt.Errorf("input %d: shape %s, input 0 has %s; ranks must match", i, tensor.ShapeString(t.Shape), tensor.ShapeString(first.Shape))
-			}
-			for d := range t.Shape {
-				if d != ax && t.Shape[d] != first.Shape[d] {
-					return nil, fmt.Errorf("input %d: shape %s, input 0 has %s; dimensions other than axis %d must match", i, tensor.ShapeString(t.Shape), tensor.ShapeString(first.Shape), ax)
-				}
-			}
-			shape[ax] += t.Shape[ax]
-		}
-		var out *tensor.Tensor
-		if first.DType == tensor.Float32 {
-			out = newF32Dirty(shape...) // recycled (a fresh mapping costs a page fault per 4 KiB), and every element is written
-		} else {
-			out = tensor.New(first.DType, shape...)
-		}
-		outer := tensor.NumElements(shape[:ax])
-		sz := first.DType.Size()
-		dst := out.Bytes()
-		o := 0
-		for i := 0; i < outer; i++ {
-			for _, t := range in {
-				block := tensor.NumElements(t.Shape[ax:]) * sz
-				copy(dst[o:o+block], t.Bytes()[i*block:(i+1)*block])
-				o += block
-			}
+			return nil, err
 		}
 		return []*tensor.Tensor{out}, nil
 	}, nil
+}
+
+// concatTensors joins in (at least one) along axis: dtypes, ranks and the
+// other dimensions must match.
+func concatTensors(in []*tensor.Tensor, axis int64) (*tensor.Tensor, error) {
+	first := in[0]
+	r := len(first.Shape)
+	ax, err := normAxis(axis, r, false)
+	if err != nil {
+		return nil, fmt.Errorf("attribute axis: %w", err)
+	}
+	shape := append([]int{}, first.Shape...)
+	shape[ax] = 0
+	for i, t := range in {
+		if t == nil {
+			return nil, fmt.Errorf("input %d is required", i)
+		}
+		if t.DType != first.DType || t.DType.Size() == 0 {
+			return nil, fmt.Errorf("input %d: dtype %s, input 0 has %s; all must match, of a fixed size", i, t.DType, first.DType)
+		}
+		if len(t.Shape) != r {
+			return nil, fmt.Errorf("input %d: shape %s, input 0 has %s; ranks must match", i, tensor.ShapeString(t.Shape), tensor.ShapeString(first.Shape))
+		}
+		for d := range t.Shape {
+			if d != ax && t.Shape[d] != first.Shape[d] {
+				return nil, fmt.Errorf("input %d: shape %s, input 0 has %s; dimensions other than axis %d must match", i, tensor.ShapeString(t.Shape), tensor.ShapeString(first.Shape), ax)
+			}
+		}
+		shape[ax] += t.Shape[ax]
+	}
+	var out *tensor.Tensor
+	if first.DType == tensor.Float32 {
+		out = newF32Dirty(shape...) // recycled (a fresh mapping costs a page fault per 4 KiB), and every element is written
+	} else {
+		out = tensor.New(first.DType, shape...)
+	}
+	outer := tensor.NumElements(shape[:ax])
+	sz := first.DType.Size()
+	dst := out.Bytes()
+	o := 0
+	for i := 0; i < outer; i++ {
+		for _, t := range in {
+			block := tensor.NumElements(t.Shape[ax:]) * sz
+			copy(dst[o:o+block], t.Bytes()[i*block:(i+1)*block])
+			o += block
+		}
+	}
+	return out, nil
 }
 
 // newSplit cuts the input along axis into len(outputs) parts: by the split
@@ -852,25 +862,32 @@ func newSplit(n *Node) (Kernel, error) {
 				sizes[i] = dim / nout
 			}
 		}
-		outer := tensor.NumElements(x.Shape[:ax])
-		inner := tensor.NumElements(x.Shape[ax+1:]) * x.DType.Size()
-		src := x.Bytes()
-		outs := make([]*tensor.Tensor, nout)
-		start := 0
-		for k, s := range sizes {
-			shape := append([]int{}, x.Shape...)
-			shape[ax] = s
-			outs[k] = tensor.New(x.DType, shape...)
-			dst := outs[k].Bytes()
-			block := s * inner
-			for i := 0; i < outer; i++ {
-				from := (i*dim + start) * inner
-				copy(dst[i*block:(i+1)*block], src[from:from+block])
-			}
-			start += s
-		}
-		return outs, nil
+		return splitTensor(x, ax, sizes), nil
 	}, nil
+}
+
+// splitTensor cuts x along axis ax into parts of the given sizes (which sum
+// to the axis's length).
+func splitTensor(x *tensor.Tensor, ax int, sizes []int) []*tensor.Tensor {
+	dim := x.Shape[ax]
+	outer := tensor.NumElements(x.Shape[:ax])
+	inner := tensor.NumElements(x.Shape[ax+1:]) * x.DType.Size()
+	src := x.Bytes()
+	outs := make([]*tensor.Tensor, len(sizes))
+	start := 0
+	for k, s := range sizes {
+		shape := append([]int{}, x.Shape...)
+		shape[ax] = s
+		outs[k] = tensor.New(x.DType, shape...)
+		dst := outs[k].Bytes()
+		block := s * inner
+		for i := 0; i < outer; i++ {
+			from := (i*dim + start) * inner
+			copy(dst[i*block:(i+1)*block], src[from:from+block])
+		}
+		start += s
+	}
+	return outs
 }
 
 // newSlice: starts, ends, axes and steps are inputs since opset 10 (attributes

@@ -41,8 +41,9 @@ float32, float64, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool
 float16 and bfloat16 are computed as float32: their weights are widened at load, a Cast to them
 rounds to their values (ties to even), graph inputs take float32 or OIP FP16/BF16 data (and .npy <f2
 files), and outputs are answered as FP16/BF16. Casts between strings and numbers follow ONNX (the
-shortest round-trip decimal; "INF", "-INF", "NaN"). Sequence and optional values are not supported
-yet.
+shortest round-trip decimal; "INF", "-INF", "NaN"). Sequences of tensors and optional values (of
+tensors or sequences) flow through the graph, If, Loop and SequenceMap, and are accepted as graph
+inputs and outputs by the engine; the Open Inference Protocol carries tensors only.
 `)
 	return b.String()
 }

@@ -69,6 +69,45 @@ func (b *Builder) Output(name string, dt tensor.DType, shape []int64, dimNames .
 	b.g.Output = append(b.g.Output, valueInfo(name, dt, shape, dimNames))
 }
 
+// InputTyped declares a graph input of any type (a sequence, an optional).
+func (b *Builder) InputTyped(name string, tp *onnxpb.TypeProto) {
+	b.g.Input = append(b.g.Input, &onnxpb.ValueInfoProto{Name: proto.String(name), Type: tp})
+}
+
+// OutputTyped declares a graph output of any type.
+func (b *Builder) OutputTyped(name string, tp *onnxpb.TypeProto) {
+	b.g.Output = append(b.g.Output, &onnxpb.ValueInfoProto{Name: proto.String(name), Type: tp})
+}
+
+// SequenceOf returns the type sequence(elem).
+func SequenceOf(elem *onnxpb.TypeProto) *onnxpb.TypeProto {
+	return &onnxpb.TypeProto{Value: &onnxpb.TypeProto_SequenceType{SequenceType: &onnxpb.TypeProto_Sequence{ElemType: elem}}}
+}
+
+// OptionalOutput declares a graph output of optional(tensor(dt)).
+func (b *Builder) OptionalOutput(name string, dt tensor.DType, shape []int64) {
+	vi := valueInfo(name, dt, shape, nil)
+	vi.Type = OptionalOf(vi.Type)
+	b.g.Output = append(b.g.Output, vi)
+}
+
+// OptionalOf returns the type optional(elem).
+func OptionalOf(elem *onnxpb.TypeProto) *onnxpb.TypeProto {
+	return &onnxpb.TypeProto{Value: &onnxpb.TypeProto_OptionalType{OptionalType: &onnxpb.TypeProto_Optional{ElemType: elem}}}
+}
+
+// TensorType returns the type tensor(dt) of unknown shape.
+func TensorType(dt tensor.DType) *onnxpb.TypeProto {
+	et := int32(dt)
+	return &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{ElemType: &et}}}
+}
+
+// AType returns a type attribute (Optional's type).
+func AType(name string, tp *onnxpb.TypeProto) Attr {
+	t := onnxpb.AttributeProto_TYPE_PROTO
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: &t, Tp: tp}
+}
+
 func valueInfo(name string, dt tensor.DType, shape []int64, dimNames []string) *onnxpb.ValueInfoProto {
 	sh := &onnxpb.TensorShapeProto{}
 	for i, d := range shape {

@@ -31,7 +31,17 @@ const (
 	BFloat16 DType = 16
 )
 
+// The kinds of ONNX's non-tensor values, held in a Tensor too so that they
+// travel where tensors do. They are not element types (ONNX gives them no
+// data_type code): a Sequence's elements are in Seq; None is an optional
+// value holding nothing (an optional holding a value is that value).
+const (
+	Sequence DType = -1
+	None     DType = -2
+)
+
 var dtypeNames = map[DType]string{
+	Sequence: "sequence", None: "none",
 	Float32: "float32", Uint8: "uint8", Int8: "int8", Uint16: "uint16", Int16: "int16", Int32: "int32",
 	Int64: "int64", String: "string", Bool: "bool", Float16: "float16", Float64: "float64",
 	Uint32: "uint32", Uint64: "uint64", BFloat16: "bfloat16",
@@ -84,7 +94,13 @@ type Tensor struct {
 	U8  []uint8
 	B   []bool
 	S   []string
+
+	// Seq holds a Sequence's elements.
+	Seq []*Tensor
 }
+
+// NewSequence returns a sequence of the given elements (not copied).
+func NewSequence(elems []*Tensor) *Tensor { return &Tensor{DType: Sequence, Seq: elems} }
 
 // NumElements returns the product of shape's dimensions (1 for a scalar).
 func NumElements(shape []int) int {
@@ -178,6 +194,17 @@ func (t *Tensor) Validate() error {
 	if t == nil {
 		return fmt.Errorf("tensor is nil")
 	}
+	switch t.DType {
+	case None:
+		return nil
+	case Sequence:
+		for i, e := range t.Seq {
+			if err := e.Validate(); err != nil {
+				return fmt.Errorf("sequence element %d: %w", i, err)
+			}
+		}
+		return nil
+	}
 	if (t.DType.Size() == 0 && t.DType != String) || t.DType.Wide() {
 		return fmt.Errorf("unsupported dtype %s", t.DType)
 	}
@@ -244,5 +271,11 @@ func ShapeString(shape []int) string {
 
 // String describes t's type and shape, not its data.
 func (t *Tensor) String() string {
+	switch t.DType {
+	case Sequence:
+		return fmt.Sprintf("sequence of %d", len(t.Seq))
+	case None:
+		return "none"
+	}
 	return t.DType.String() + ShapeString(t.Shape)
 }

@@ -155,6 +155,12 @@ func TestValidate(t *testing.T) {
 		{"negative dim", &Tensor{DType: Float32, Shape: []int{-1}, F32: nil}, false},
 		{"float16 in memory", &Tensor{DType: Float16, Shape: []int{1}}, false},
 		{"nil", nil, false},
+		{"strings", &Tensor{DType: String, Shape: []int{2}, S: []string{"a", ""}}, true},
+		{"short strings", &Tensor{DType: String, Shape: []int{2}, S: []string{"a"}}, false},
+		{"sequence", NewSequence([]*Tensor{New(Float32, 2), New(Int64)}), true},
+		{"empty sequence", NewSequence(nil), true},
+		{"sequence of a bad tensor", NewSequence([]*Tensor{New(Float32, 2), {DType: Float32, Shape: []int{3}}}), false},
+		{"none", &Tensor{DType: None}, true},
 	}
 	for _, tc := range tests {
 		if err := tc.t.Validate(); (err == nil) != tc.ok {
