@@ -70,6 +70,28 @@ func SgemmPackedParallel(threads int, transA bool, m, n, k int, alpha float32, a
 	active.gemmParallel(threads, minParallelFlops, transA, m, n, k, alpha, a, lda, bSource{packed: pb}, beta, c, ldc)
 }
 
+// SgemmHalfBParallel is SgemmParallel with B held as IEEE binary16 values
+// (a float16 model's weight, in its mapped file): each block of op(B) is
+// widened to float32 as it is packed, so B is never widened whole.
+func SgemmHalfBParallel(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []uint16, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm(transA, m, n, k, a, lda, c, ldc)
+	if transB {
+		checkHalfMatrix(b, n, k, ldb)
+	} else {
+		checkHalfMatrix(b, k, n, ldb)
+	}
+	active.gemmParallel(threads, minParallelFlops, transA, m, n, k, alpha, a, lda, bSource{trans: transB, h: b, ldb: ldb}, beta, c, ldc)
+}
+
+func checkHalfMatrix(s []uint16, rows, cols, ld int) {
+	if ld < max(1, cols) {
+		panic(fmt.Sprintf("kernels: ldb=%d is less than max(1, %d)", ld, cols))
+	}
+	if rows > 0 && cols > 0 && len(s) < matrixLen(rows, cols, ld) {
+		panic(fmt.Sprintf("kernels: b has %d halves, a %d×%d matrix with stride %d needs %d", len(s), rows, cols, ld, matrixLen(rows, cols, ld)))
+	}
+}
+
 // SgemmIndirect is Sgemm, with op(A) = A, for a k×n B whose row p is
 // b[offs[p] : offs[p]+n]: rows anywhere in b, each contiguous. An im2col
 // matrix of a stride-1 convolution over zero-padded planes is such a B
@@ -318,6 +340,9 @@ type bSource struct {
 	b      []float32
 	ldb    int
 	offs   []int // when set, row p is b[offs[p]:] (SgemmIndirect); trans and ldb are unused
+	// h, when set, holds B as binary16 values (in b's layout: trans and
+	// ldb apply); it is widened block by block as it is packed.
+	h []uint16
 }
 
 // cols returns op(B) restricted to columns [j0, n). For a packed B, j0 must
@@ -327,6 +352,10 @@ func (bs bSource) cols(j0, k int) bSource {
 	case bs.packed != nil:
 		pb := bs.packed
 		return bSource{packed: &PackedB{k: pb.k, n: pb.n - j0, data: pb.data[j0/PanelWidth*k*PanelWidth:]}}
+	case bs.h != nil && bs.trans:
+		bs.h = bs.h[j0*bs.ldb:]
+	case bs.h != nil:
+		bs.h = bs.h[j0:]
 	case bs.offs != nil:
 		bs.b = bs.b[j0:]
 	case bs.trans:
@@ -337,9 +366,10 @@ func (bs bSource) cols(j0, k int) bSource {
 	return bs
 }
 
-// workspace holds the packing buffers of one gemm call.
+// workspace holds the packing buffers of one gemm call; wide holds a
+// binary16 B block widened before it is packed.
 type workspace struct {
-	a, b, tile []float32
+	a, b, tile, wide []float32
 }
 
 var workspaces = sync.Pool{New: func() any { return new(workspace) }}
@@ -402,7 +432,7 @@ func (be *backend) gemmA(pa *PackedA, transA bool, m, n, k int, alpha float32, a
 		}
 
 	case bs.offs != nil && be.indirect != nil,
-		!bs.trans && bs.offs == nil && (m <= be.directRows || strideAlign(bs.ldb) <= be.directAlign):
+		!bs.trans && bs.offs == nil && bs.h == nil && (m <= be.directRows || strideAlign(bs.ldb) <= be.directAlign):
 		// Whole panels are read in place (through the row offsets, or rows
 		// ldb apart); only the ragged last panel, which a kernel would read
 		// past a row's end, is packed.
@@ -432,7 +462,12 @@ func (be *backend) gemmA(pa *PackedA, transA bool, m, n, k int, alpha float32, a
 			for p0 := 0; p0 < k; p0 += be.kc {
 				kb := min(be.kc, k-p0)
 				bp := ws.b[:PackedBSize(kb, nb)]
-				bs.pack(p0, kb, j0, nb, bp, kb*PanelWidth)
+				if bs.h != nil {
+					ws.wide = bs.widen(ws.wide, p0, kb, j0, nb)
+					packB(bs.trans, ws.wide, bs.wideLd(kb, nb), 0, kb, 0, nb, bp, kb*PanelWidth)
+				} else {
+					bs.pack(p0, kb, j0, nb, bp, kb*PanelWidth)
+				}
 				seg := [1]bBlock{{j0: j0, n: nb, data: bp, stride: kb * PanelWidth, row: PanelWidth}}
 				be.rowBlocks(ws, pa, transA, m, kb, alpha, a, lda, p0, seg[:], betaAt(p0), c, ldc)
 			}
@@ -530,6 +565,31 @@ func (bs bSource) inPlace(p0, kb, n int) bBlock {
 		return bBlock{n: n, data: bs.b, offs: bs.offs[p0 : p0+kb]}
 	}
 	return bBlock{n: n, data: bs.b[p0*bs.ldb:], stride: PanelWidth, row: bs.ldb}
+}
+
+// widen converts columns [j0, j0+nb) and depth [p0, p0+kb) of a binary16
+// op(B) to float32 in buf (grown as needed), in B's own layout with the
+// leading dimension wideLd gives, for packB.
+func (bs bSource) widen(buf []float32, p0, kb, j0, nb int) []float32 {
+	buf = grow(buf, kb*nb)
+	if bs.trans {
+		for x := range nb {
+			HalfToFloat32(buf[x*kb:(x+1)*kb], bs.h[(j0+x)*bs.ldb+p0:])
+		}
+		return buf
+	}
+	for p := range kb {
+		HalfToFloat32(buf[p*nb:(p+1)*nb], bs.h[(p0+p)*bs.ldb+j0:])
+	}
+	return buf
+}
+
+// wideLd is the leading dimension of a block widen made.
+func (bs bSource) wideLd(kb, nb int) int {
+	if bs.trans {
+		return kb
+	}
+	return nb
 }
 
 // pack copies columns [j0, j0+nb) and depth [p0, p0+kb) of op(B), a plain
