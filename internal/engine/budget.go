@@ -155,7 +155,11 @@ func stepBytes(st *step, args []*tensor.Tensor, threads int) (need, biggest int6
 			return int64(8 * len(args[0].Shape)), int64(8 * len(args[0].Shape))
 		case sizeGather:
 			if len(args) == 2 && args[1] != nil {
-				need = satMul(gatherCount(args[0].Shape, args[1], st.node.Int("axis", 0)), int64(args[0].DType.Size()))
+				size := int64(args[0].DType.Size())
+				if args[0].DType == tensor.Float16 {
+					size = 2 + 4 // the gathered halves, then their float32 widening
+				}
+				need = satMul(gatherCount(args[0].Shape, args[1], st.node.Int("axis", 0)), size)
 				return need, need
 			}
 		case sizeMatMul:

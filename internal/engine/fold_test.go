@@ -214,13 +214,15 @@ func TestFloat16Inputs(t *testing.T) {
 	}
 }
 
-// TestFloat16Weights checks that float16 initializers are widened to float32 at
-// load, that the load report says what that cost, and that they compute.
+// TestFloat16Weights checks that float16 initializers stay float16 at load,
+// that Compile widens those a kernel cannot read as float16 (an Add's) and
+// keeps the MatMul weight as it is mapped, that Stats says which is which,
+// and that both compute.
 func TestFloat16Weights(t *testing.T) {
 	b := modelgen.NewBuilder("half", 13, 1)
-	b.Input("x", tensor.Float32, []int64{3})
+	b.Input("x", tensor.Float32, []int64{1, 3})
 	b.Output("y", tensor.Float32, nil)
-	b.Node("Add", []string{"x", "w"}, nil, "y")
+	b.Node("MatMul", []string{b.Node("Add", []string{"x", "w"}, nil), "m"}, nil, "y")
 	path := filepath.Join(t.TempDir(), "model.onnx")
 	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
 		t.Fatal(err)
@@ -229,10 +231,14 @@ func TestFloat16Weights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1, -2 and 0.5 as IEEE half-precision bit patterns.
+	// 1, -2 and 0.5 as IEEE half-precision bit patterns: w = [1 -2 0.5], m
+	// the 3x2 matrix [[1 -2] [0.5 1] [-2 0.5]].
 	dt, half := int32(tensor.Float16), []byte{0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38}
+	mat := []byte{0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38, 0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38}
 	mp := proto.Clone(src.Proto).(*onnxpb.ModelProto)
-	mp.Graph.Initializer = append(mp.Graph.Initializer, &onnxpb.TensorProto{Name: proto.String("w"), Dims: []int64{3}, DataType: &dt, RawData: half})
+	mp.Graph.Initializer = append(mp.Graph.Initializer,
+		&onnxpb.TensorProto{Name: proto.String("w"), Dims: []int64{3}, DataType: &dt, RawData: half},
+		&onnxpb.TensorProto{Name: proto.String("m"), Dims: []int64{3, 2}, DataType: &dt, RawData: mat})
 	raw, err := proto.Marshal(mp)
 	if err != nil {
 		t.Fatal(err)
@@ -244,18 +250,25 @@ func TestFloat16Weights(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if r := src.Report; r.Float16Tensors != 1 || r.Float16AddedBytes != 6 || !strings.Contains(r.String(), "1 float16 widened adding 6 B") {
-		t.Errorf("report %+v (%s), want 1 float16 tensor widened adding 6 bytes", r, r)
+	if r := src.Report; r.Float16Tensors != 2 || r.WidenedBytes != 0 || !strings.Contains(r.String(), "(2 float16)") {
+		t.Errorf("report %+v (%s), want 2 float16 tensors, nothing widened", r, r)
+	}
+	if w := src.Weights["m"]; w.DType != tensor.Float16 || len(w.U16) != 6 {
+		t.Errorf("weight m loaded as %s, want float16 [3 2] held as float16", w)
 	}
 	m, err := Compile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{1, 1, 1}, 3)})
+	if st := m.Stats(); st.HalfBytes != 12 || st.WidenedBytes != 12 {
+		t.Errorf("HalfBytes %d, WidenedBytes %d: want 12 (m kept) and 12 (w widened)", st.HalfBytes, st.WidenedBytes)
+	}
+	out, err := m.Run(context.Background(), map[string]*tensor.Tensor{"x": f32([]float32{1, 1, 1}, 1, 3)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkTensor(t, out["y"], f32([]float32{2, -1, 1.5}, 3), 0)
+	// x + w = [2 -1 1.5]; times m: [2 - 0.5 - 3, -4 - 1 + 0.75].
+	checkTensor(t, out["y"], f32([]float32{-1.5, -4.25}, 1, 2), 0)
 }
 
 // TestPackedWeights checks that constant MatMul and Gemm weights are packed at

@@ -245,8 +245,13 @@ func (f *fuser) vectorConst(slots ...int) bool {
 func (f *fuser) isConst(s int) bool { return s >= 0 && f.consts[s] != nil }
 
 // near reports whether v is within a relative 1e-5 of want.
+//
+// A float16 graph's constant is want rounded to float16 (sqrt 2 becomes
+// 1.4140625): that counts as want too. The fused kernel then computes with
+// the exact constant, a difference (2^-11 relative at most) below the
+// precision of the float16 weights around it.
 func near(v float32, want float64) bool {
-	return math.Abs(float64(v)-want) <= 1e-5*math.Abs(want)
+	return math.Abs(float64(v)-want) <= 1e-5*math.Abs(want) || v == tensor.RoundHalf(float32(want))
 }
 
 // replace turns the steps idxs (any order) into one fused step at the

@@ -178,6 +178,19 @@ func gemmF32Par(threads int, transA, transB bool, m, n, k int, alpha float32, a 
 	kernels.SgemmParallel(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
+// gemmHalfBPar is gemmF32Par with B a float16 weight's binary16 values,
+// widened block by block as the kernels pack it.
+func gemmHalfBPar(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []uint16, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		scaleRows(m, n, beta, c, ldc)
+		return
+	}
+	kernels.SgemmHalfBParallel(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
 // gemmPackedF32Par is gemmPackedF32 split over up to threads goroutines.
 func gemmPackedF32Par(threads int, transA bool, m, n, k int, alpha float32, a []float32, lda int, pb *kernels.PackedB, beta float32, c []float32, ldc int) {
 	if threads < 2 || m == 0 || n == 0 || k == 0 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/spindleml/spindle/internal/kernels"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/onnx/onnxpb"
 	"github.com/spindleml/spindle/internal/tensor"
@@ -80,6 +81,11 @@ type Stats struct {
 	PackedBytes int64
 	// Fused counts steps merged into a neighbour by graph fusion (fuse.go).
 	Fused int
+	// HalfBytes is the size of the float16 weights the kernels read as
+	// float16 (MatMul and Gemm weights, Gather tables), where the model
+	// file holds them; WidenedBytes the float32 copies made at compile
+	// time of float16 weights used otherwise.
+	HalfBytes, WidenedBytes int64
 }
 
 // Options tunes Compile. The zero value is the default.
@@ -168,6 +174,7 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 	if err := unsupportedOps(nodes, c.opset); err != nil {
 		return nil, err
 	}
+	c.widenHalves(nodes)
 	c.m.stats.Nodes = len(nodes)
 	for i, pn := range nodes {
 		if err := c.compileNode(i, pn); err != nil {
@@ -187,6 +194,54 @@ func CompileWith(src *onnx.Model, opt Options) (*Model, error) {
 	}
 	c.plan()
 	return c.m, nil
+}
+
+// halfReaders are the inputs, by op, whose kernels read a float16 weight as
+// it is, widening it block by block as they pack or gather it: the weights
+// of a float16 transformer. Any other use takes a float32 copy.
+var halfReaders = map[string]int{"MatMul": 1, "Gemm": 1, "Gather": 0}
+
+// widenHalves replaces, among the constants, every float16 weight that a
+// node of nodes (or a subgraph, or the graph's outputs) uses other than as
+// a halfReaders input by its float32 widening, and counts both kinds.
+func (c *compiler) widenHalves(nodes []*onnxpb.NodeProto) {
+	other := map[string]bool{}
+	for _, pn := range nodes {
+		reader, ok := halfReaders[pn.GetOpType()]
+		if d := pn.GetDomain(); d != "" && d != "ai.onnx" {
+			ok = false
+		}
+		for i, in := range pn.GetInput() {
+			if !ok || i != reader {
+				other[in] = true
+			}
+		}
+		for _, name := range implicitInputs(pn) {
+			other[name] = true
+		}
+	}
+	for _, o := range c.g.GetOutput() {
+		other[o.GetName()] = true
+	}
+	for name, s := range c.slots {
+		w := c.consts[s]
+		if w == nil || w.DType != tensor.Float16 {
+			continue
+		}
+		if other[name] {
+			c.consts[s] = widenHalf(w)
+			c.m.stats.WidenedBytes += tensorBytes(c.consts[s])
+		} else {
+			c.m.stats.HalfBytes += tensorBytes(w)
+		}
+	}
+}
+
+// widenHalf returns a float16 weight's values as float32.
+func widenHalf(w *tensor.Tensor) *tensor.Tensor {
+	out := tensor.New(tensor.Float32, w.Shape...)
+	kernels.HalfToFloat32(out.F32, w.U16)
+	return out
 }
 
 // compiler is CompileWith's state while it works through a graph: per value

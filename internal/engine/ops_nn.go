@@ -910,7 +910,7 @@ func newGemm(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		A, B := in[0], in[1]
-		if A.DType != tensor.Float32 || B.DType != tensor.Float32 {
+		if A.DType != tensor.Float32 || B.DType != tensor.Float32 && B.DType != tensor.Float16 {
 			return nil, fmt.Errorf("inputs A %s and B %s: Gemm supports float32 only", A, B)
 		}
 		if len(A.Shape) != 2 || len(B.Shape) != 2 {
@@ -941,9 +941,12 @@ func newGemm(n *Node) (Kernel, error) {
 			broadcastApply(y.F32, y.Shape, y.F32, y.Shape, C.F32, C.Shape, func(_, c float32) float32 { return c })
 			b = beta
 		}
-		if pb != nil && B == constB {
+		switch {
+		case pb != nil && B == constB:
 			gemmPackedF32Par(threads, transA, M, N, K, alpha, A.F32, A.Shape[1], pb, b, y.F32, N)
-		} else {
+		case B.DType == tensor.Float16:
+			gemmHalfBPar(threads, transA, transB, M, N, K, alpha, A.F32, A.Shape[1], B.U16, B.Shape[1], b, y.F32, N)
+		default:
 			gemmF32Par(threads, transA, transB, M, N, K, alpha, A.F32, A.Shape[1], B.F32, B.Shape[1], b, y.F32, N)
 		}
 		return []*tensor.Tensor{y}, nil
@@ -986,7 +989,10 @@ func newMatMul(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		A, B := in[0], in[1]
-		if A.DType != tensor.Float32 || B.DType != tensor.Float32 {
+		if B.DType == tensor.Float16 && len(B.Shape) != 2 {
+			B = widenHalf(B) // a batched float16 weight: rare enough to widen per call
+		}
+		if A.DType != tensor.Float32 || B.DType != tensor.Float32 && B.DType != tensor.Float16 {
 			return nil, fmt.Errorf("inputs A %s and B %s: MatMul supports float32 only", A, B)
 		}
 		mg, err := matMulGeometry(A.Shape, B.Shape)
@@ -1004,9 +1010,12 @@ func newMatMul(n *Node) (Kernel, error) {
 			// A's batch axes may still broadcast against B's size-1 axes.
 			rows := tensor.NumElements(ba) * M
 			if nb == tensor.NumElements(ba) {
-				if pb != nil && B == constB {
+				switch {
+				case pb != nil && B == constB:
 					gemmPackedF32Par(threads, false, rows, N, K, 1, A.F32, K, pb, 0, y.F32, N)
-				} else {
+				case B.DType == tensor.Float16:
+					gemmHalfBPar(threads, false, false, rows, N, K, 1, A.F32, K, B.U16, N, 0, y.F32, N)
+				default:
 					gemmF32Par(threads, false, false, rows, N, K, 1, A.F32, K, B.F32, N, 0, y.F32, N)
 				}
 				return []*tensor.Tensor{y}, nil

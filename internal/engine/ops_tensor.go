@@ -420,6 +420,7 @@ func newGather(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		shape := append(append(append([]int{}, x.Shape[:ax]...), ind.Shape...), x.Shape[ax+1:]...)
+		half := x.DType == tensor.Float16 // a float16 table: gather its rows, then widen them
 		out := newTyped(x.DType, shape...)
 		sz := x.DType.Size()
 		outer := tensor.NumElements(x.Shape[:ax])
@@ -432,6 +433,9 @@ func newGather(n *Node) (Kernel, error) {
 				copy(dst[o:o+block], src[base+j*block:base+(j+1)*block])
 				o += block
 			}
+		}
+		if half {
+			out = widenHalf(out)
 		}
 		return []*tensor.Tensor{out}, nil
 	}, nil

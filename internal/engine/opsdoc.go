@@ -38,9 +38,11 @@ func OperatorsMarkdown() string {
 ## Element types
 
 float32, float64, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool and string tensors.
-float16 and bfloat16 are computed as float32: their weights are widened at load, a Cast to them
-rounds to their values (ties to even), graph inputs take float32 or OIP FP16/BF16 data (and .npy <f2
-files), and outputs are answered as FP16/BF16. Casts between strings and numbers follow ONNX (the
+float16 and bfloat16 are computed as float32: a Cast to them rounds to their values (ties to even),
+graph inputs take float32 or OIP FP16/BF16 data (and .npy <f2 files), and outputs are answered as
+FP16/BF16. float16 MatMul and Gemm weights and Gather tables stay float16 where the model file maps
+them (half the memory of float32; the matrix kernels widen each block as they pack it); other float16
+weights and all bfloat16 weights are widened once at compile (engine.Stats says how much of each). Casts between strings and numbers follow ONNX (the
 shortest round-trip decimal; "INF", "-INF", "NaN"). Sequences of tensors and optional values (of
 tensors or sequences) flow through the graph, If, Loop and SequenceMap, and are accepted as graph
 inputs and outputs by the engine; the Open Inference Protocol carries tensors only.

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -54,21 +55,25 @@ type Report struct {
 	FileBytes int64
 	// CopiedBytes is how much weight data was copied onto the Go heap rather than
 	// viewed in place: everything in Copy mode; in Single and Mmap mode only
-	// tensors whose bytes were misaligned, stored in typed fields, bool, or float16.
+	// tensors whose bytes were misaligned, stored in typed fields, bool, or bfloat16.
 	CopiedBytes int64
 	// CopiedTensors counts the tensors behind CopiedBytes.
 	CopiedTensors int
-	// Float16Tensors counts float16 initializers widened to float32 (their float32
-	// bytes are part of CopiedBytes).
+	// Float16Tensors counts float16 initializers, held as float16 (the
+	// engine widens those its kernels do not read as float16: see
+	// engine.Stats.WidenedBytes).
 	Float16Tensors int
-	// Float16AddedBytes is the memory widening cost: 2 bytes per float16 element.
-	Float16AddedBytes int64
+	// WidenedTensors counts bfloat16 initializers widened to float32 (their
+	// float32 bytes are part of CopiedBytes); WidenedBytes is what that
+	// added: 2 bytes per element.
+	WidenedTensors int
+	WidenedBytes   int64
 }
 
 // String formats r as a one-line summary.
 func (r Report) String() string {
-	return fmt.Sprintf("load %s: %d tensors, %s weights, %s copied (%d tensors, %d float16 widened adding %s) in %s",
-		r.Mode, r.Tensors, humanBytes(r.WeightBytes), humanBytes(r.CopiedBytes), r.CopiedTensors, r.Float16Tensors, humanBytes(r.Float16AddedBytes), r.Elapsed.Round(time.Microsecond))
+	return fmt.Sprintf("load %s: %d tensors (%d float16), %s weights, %s copied (%d tensors, %d bfloat16 widened adding %s) in %s",
+		r.Mode, r.Tensors, r.Float16Tensors, humanBytes(r.WeightBytes), humanBytes(r.CopiedBytes), r.CopiedTensors, r.WidenedTensors, humanBytes(r.WidenedBytes), r.Elapsed.Round(time.Microsecond))
 }
 
 func humanBytes(n int64) string {
@@ -170,9 +175,12 @@ func Load(path string, mode LoadMode) (*Model, error) {
 			m.Report.CopiedBytes += nb
 			m.Report.CopiedTensors++
 		}
-		if tensor.DType(in.meta.GetDataType()).Wide() {
+		switch tensor.DType(in.meta.GetDataType()) {
+		case tensor.Float16:
 			m.Report.Float16Tensors++
-			m.Report.Float16AddedBytes += int64(t.Len()) * 2
+		case tensor.BFloat16:
+			m.Report.WidenedTensors++
+			m.Report.WidenedBytes += int64(t.Len()) * 2
 		}
 	}
 	if mode == Copy {
@@ -224,7 +232,7 @@ func (m *Model) tensorOf(in initializer, main *file, mode LoadMode, ext map[stri
 	if dt == tensor.String {
 		return nil, false, errors.New("string tensors are stored in string_data, not raw_data")
 	}
-	if mode != Copy && !dt.Wide() {
+	if mode != Copy && dt != tensor.BFloat16 {
 		v, ok, err := tensor.View(dt, shape, raw)
 		if err != nil {
 			return nil, false, err
@@ -232,6 +240,10 @@ func (m *Model) tensorOf(in initializer, main *file, mode LoadMode, ext map[stri
 		if ok {
 			return v, false, nil
 		}
+	}
+	if dt == tensor.Float16 {
+		t, err = halfCopy(shape, raw)
+		return t, true, err
 	}
 	t, err = tensor.Decode(dt, shape, raw)
 	return t, true, err
@@ -306,6 +318,19 @@ func (m *Model) resolve(loc string) (string, error) {
 	return real, nil
 }
 
+// halfCopy copies float16 data into a Float16 tensor (held as float16, not
+// widened: see tensor.Float16).
+func halfCopy(shape []int, raw []byte) (*tensor.Tensor, error) {
+	t := tensor.New(tensor.Float16, shape...)
+	if len(raw) != 2*len(t.U16) {
+		return nil, fmt.Errorf("shape %s of float16 needs %d bytes, have %d", tensor.ShapeString(shape), 2*len(t.U16), len(raw))
+	}
+	for i := range t.U16 {
+		t.U16[i] = binary.LittleEndian.Uint16(raw[2*i:])
+	}
+	return t, nil
+}
+
 // typedFields decodes an initializer stored in TensorProto's typed repeated fields.
 func typedFields(meta *onnxpb.TensorProto, dt tensor.DType, shape []int) (*tensor.Tensor, error) {
 	n := tensor.NumElements(shape)
@@ -351,7 +376,7 @@ func typedFields(meta *onnxpb.TensorProto, dt tensor.DType, shape []int) (*tenso
 			break
 		}
 		out := dt
-		if dt.Wide() {
+		if dt == tensor.BFloat16 {
 			out = tensor.Float32
 		}
 		t = tensor.New(out, shape...)
@@ -370,7 +395,7 @@ func typedFields(meta *onnxpb.TensorProto, dt tensor.DType, shape []int) (*tenso
 			case tensor.Bool:
 				t.B[i] = v != 0
 			case tensor.Float16:
-				t.F32[i] = tensor.HalfToFloat(uint16(v))
+				t.U16[i] = uint16(v)
 			case tensor.BFloat16:
 				t.F32[i] = tensor.BFloatToFloat(uint16(v))
 			}
@@ -385,7 +410,8 @@ func typedFields(meta *onnxpb.TensorProto, dt tensor.DType, shape []int) (*tenso
 }
 
 // TensorFromProto decodes a self-contained TensorProto (a Constant node's value, a
-// conformance-suite .pb file) into a new tensor. External data is not allowed here.
+// conformance-suite .pb file) into a new tensor, float16 widened to float32 as
+// values are held. External data is not allowed here.
 func TensorFromProto(p *onnxpb.TensorProto) (*tensor.Tensor, error) {
 	dt := tensor.DType(p.GetDataType())
 	if dt.Size() == 0 && dt != tensor.String {
@@ -404,7 +430,11 @@ func TensorFromProto(p *onnxpb.TensorProto) (*tensor.Tensor, error) {
 	if p.RawData != nil && dt != tensor.String {
 		return tensor.Decode(dt, shape, p.GetRawData())
 	}
-	return typedFields(p, dt, shape)
+	t, err := typedFields(p, dt, shape)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Widen(t), nil
 }
 
 // Field numbers from onnx.proto, for the wire-level split below.

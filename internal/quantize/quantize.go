@@ -374,15 +374,7 @@ func write(m *onnxpb.ModelProto, weights map[string]*tensor.Tensor, out, dataFil
 			return fmt.Errorf("initializer %q has no data", t.GetName())
 		}
 		raw := w.Bytes()
-		if t.GetDataType() == int32(tensor.Float16) && w.DType == tensor.Float32 {
-			// The loader widened it; the file keeps the model's type.
-			half := make([]byte, 2*len(w.F32))
-			for i, v := range w.F32 {
-				h := tensor.FloatToHalf(v)
-				half[2*i], half[2*i+1] = byte(h), byte(h>>8)
-			}
-			raw = half
-		} else if int32(w.DType) != t.GetDataType() {
+		if int32(w.DType) != t.GetDataType() {
 			return fmt.Errorf("initializer %q: dtype %s in memory, %d in the model", t.GetName(), w.DType, t.GetDataType())
 		}
 		if err := data.Put(t, raw); err != nil {

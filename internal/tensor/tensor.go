@@ -10,9 +10,11 @@ import (
 // model files and tensors agree without a lookup table. The zero value is Invalid.
 type DType int32
 
-// Element types Spindle stores. Float16 and BFloat16 exist only in model files
-// and on the wire: the loader widens them to Float32, and a float32 tensor
-// computed for a float16 or bfloat16 value holds values that type can hold.
+// Element types Spindle stores. Float16 and BFloat16 are computed as
+// Float32: a float32 tensor computed for a float16 or bfloat16 value holds
+// values that type can hold. Float16 weights are held as they are (U16, the
+// IEEE binary16 bits, mapped from the model file) for the kernels that widen
+// them as they read them; BFloat16 weights are widened at load.
 const (
 	Invalid  DType = 0
 	Float32  DType = 1
@@ -47,8 +49,8 @@ var dtypeNames = map[DType]string{
 	Uint32: "uint32", Uint64: "uint64", BFloat16: "bfloat16",
 }
 
-// Wide reports whether d exists only in files and on the wire (Float16,
-// BFloat16) and is held as Float32 in memory.
+// Wide reports whether d is computed as Float32 (Float16, BFloat16): such a
+// value is a Float32 tensor everywhere but in a Float16 weight.
 func (d DType) Wide() bool { return d == Float16 || d == BFloat16 }
 
 // String returns the NumPy-style name of d, or "dtype(N)" for an unknown code.
@@ -135,6 +137,8 @@ func New(dt DType, shape ...int) *Tensor {
 		t.U32 = make([]uint32, n)
 	case Uint16:
 		t.U16 = make([]uint16, n)
+	case Float16:
+		t.U16 = make([]uint16, n)
 	case Uint8:
 		t.U8 = make([]uint8, n)
 	case Bool:
@@ -176,7 +180,7 @@ func (t *Tensor) Len() int {
 		return len(t.U64)
 	case Uint32:
 		return len(t.U32)
-	case Uint16:
+	case Uint16, Float16:
 		return len(t.U16)
 	case Uint8:
 		return len(t.U8)
@@ -237,7 +241,7 @@ func (t *Tensor) Bytes() []byte {
 		return sliceBytes(t.U64)
 	case Uint32:
 		return sliceBytes(t.U32)
-	case Uint16:
+	case Uint16, Float16:
 		return sliceBytes(t.U16)
 	case Uint8:
 		return t.U8

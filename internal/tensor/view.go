@@ -15,12 +15,13 @@ var nativeLittle = func() bool {
 }()
 
 // View returns a tensor whose data aliases raw, the little-endian bytes of
-// NumElements(shape) elements of dt. It returns ok=false, and no tensor, when
+// NumElements(shape) elements of dt (a Float16 one holds the binary16 bits in
+// U16). It returns ok=false, and no tensor, when
 // aliasing is impossible: raw is misaligned for dt, the machine is big-endian, or dt
 // is Bool (whose bytes may hold values other than 0 and 1). Callers then use Decode,
 // which copies.
 func View(dt DType, shape []int, raw []byte) (t *Tensor, ok bool, err error) {
-	if sz := dt.Size(); sz == 0 || dt.Wide() {
+	if sz := dt.Size(); sz == 0 || dt == BFloat16 {
 		return nil, false, fmt.Errorf("unsupported dtype %s", dt)
 	}
 	n, size, err := byteCount(shape, dt)
@@ -59,7 +60,7 @@ func View(dt DType, shape []int, raw []byte) (t *Tensor, ok bool, err error) {
 		t.U64 = unsafe.Slice((*uint64)(p), n)
 	case Uint32:
 		t.U32 = unsafe.Slice((*uint32)(p), n)
-	case Uint16:
+	case Uint16, Float16:
 		t.U16 = unsafe.Slice((*uint16)(p), n)
 	case Uint8:
 		t.U8 = raw[:n:n]
@@ -68,7 +69,8 @@ func View(dt DType, shape []int, raw []byte) (t *Tensor, ok bool, err error) {
 }
 
 // Decode copies raw, the little-endian bytes of NumElements(shape) elements of dt,
-// into a new tensor. Float16 and BFloat16 data is widened to Float32.
+// into a new tensor. Float16 and BFloat16 data is widened to Float32 (View
+// keeps Float16 as it is).
 func Decode(dt DType, shape []int, raw []byte) (*Tensor, error) {
 	if dt.Size() == 0 {
 		return nil, fmt.Errorf("unsupported dtype %s", dt)
@@ -228,3 +230,16 @@ func FloatToBFloat(f float32) uint16 {
 
 // RoundBFloat returns f rounded to the nearest bfloat16 value, as a float32.
 func RoundBFloat(f float32) float32 { return BFloatToFloat(FloatToBFloat(f)) }
+
+// Widen returns a Float16 tensor's values as a new Float32 tensor, and any
+// other tensor as it is.
+func Widen(t *Tensor) *Tensor {
+	if t.DType != Float16 {
+		return t
+	}
+	out := New(Float32, t.Shape...)
+	for i, h := range t.U16 {
+		out.F32[i] = HalfToFloat(h)
+	}
+	return out
+}
