@@ -1069,6 +1069,38 @@ func TestMultiHeadAttentionAndRotary(t *testing.T) {
 		"q": uniform(1, -1, 1, 2, 5, 16), "kv": uniform(2, -1, 1, 2, 7, 16), "mask": mask, "pos": pos}})
 }
 
+// TestMultiHeadAttentionForms runs com.microsoft MultiHeadAttention in its
+// other input forms against ONNX Runtime: key and value already in heads
+// [B N L H] (a cross-attention's cached encoder states), and a decoder step
+// with past_key/past_value, causal, whose present_key/present_value carry
+// the cache on.
+func TestMultiHeadAttentionForms(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("mha_forms", 17, 1)
+	b.Input("q", tensor.Float32, []int64{2, 3, 16})
+	b.Input("k4", tensor.Float32, []int64{2, 4, 7, 4})
+	b.Input("v4", tensor.Float32, []int64{2, 4, 7, 4})
+	b.Input("past_k", tensor.Float32, []int64{2, 4, 5, 4})
+	b.Input("past_v", tensor.Float32, []int64{2, 4, 5, 4})
+	heads := modelgen.AInt("num_heads", 4)
+	node := func(inputs []string, attrs []modelgen.Attr, outs ...string) {
+		b.SetDomain(b.Node("MultiHeadAttention", inputs, attrs, outs...), "com.microsoft")
+	}
+	node([]string{"q", "k4", "v4"}, []modelgen.Attr{heads}, "cross")
+	b.Output("cross", tensor.Float32, []int64{2, 3, 16})
+	node([]string{"q", "q", "q", "", "", "", "past_k", "past_v"}, []modelgen.Attr{heads, modelgen.AInt("unidirectional", 1)}, "step", "present_k", "present_v")
+	b.Output("step", tensor.Float32, []int64{2, 3, 16})
+	b.Output("present_k", tensor.Float32, []int64{2, 4, 8, 4})
+	b.Output("present_v", tensor.Float32, []int64{2, 4, 8, 4})
+	path := filepath.Join(t.TempDir(), "mha_forms.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{
+		"q": uniform(1, -1, 1, 2, 3, 16), "k4": uniform(2, -1, 1, 2, 4, 7, 4), "v4": uniform(3, -1, 1, 2, 4, 7, 4),
+		"past_k": uniform(4, -1, 1, 2, 4, 5, 4), "past_v": uniform(5, -1, 1, 2, 4, 5, 4)}})
+}
+
 // TestSpatialOps runs opset 18-20's CenterCropPad, Col2Im and AffineGrid
 // (2-D and 3-D, both corner conventions, fed to GridSample) against ONNX
 // Runtime.

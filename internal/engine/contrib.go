@@ -398,22 +398,34 @@ func (e *expander) attentionOn(pn *onnxpb.NodeProto, heads int64, qkv any, mask,
 		}
 		split.pn.Input = append(split.pn.Input, e.ints(sizes.GetInts()...).name)
 	}
-	e.out(pn, 0, e.attend(pn, heads, split.pn.Output[0], split.pn.Output[1], split.pn.Output[2], mask, bias))
+	q, k, v := split.pn.Output[0], split.pn.Output[1], split.pn.Output[2]
+	e.out(pn, 0, e.attend(pn, e.heads(q, heads, false), e.heads(k, heads, true), e.heads(v, heads, false), mask, bias))
 	return nil
 }
 
-// attend is scaled dot-product attention over heads of q [B S N·H], k and
-// v [B T N·H]: scores scaled by pn's scale attribute or 1/sqrt(H), masked
-// by mask (any mask_index form), attention bias and pn's unidirectional,
-// softmax, weights of v; the heads joined again, [B S N·Hv].
-func (e *expander) attend(pn *onnxpb.NodeProto, heads int64, q, k, v, mask, bias string) exNode {
-	headsOf := func(x string, perm ...int64) exNode {
-		r := e.node("Reshape", x, e.ints(0, 0, heads, -1))
-		return e.node("Transpose", r).with(&onnxpb.AttributeProto{Name: proto.String("perm"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: perm})
+// perm returns the Transpose attribute perm.
+func perm(p ...int64) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: proto.String("perm"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: p}
+}
+
+// heads adds opHeads on x: [B S N·H] (or heads [B N S H] as they are) to
+// [B N S H], or to [B N H S] when transposed (a key, for Q·Kᵀ).
+func (e *expander) heads(x any, heads int64, transposed bool) exNode {
+	t := int64(0)
+	if transposed {
+		t = 1
 	}
-	qh := headsOf(q, 0, 2, 1, 3)
-	kh := headsOf(k, 0, 2, 3, 1)
-	vh := headsOf(v, 0, 2, 1, 3)
+	return e.node(opHeads, x).with(
+		&onnxpb.AttributeProto{Name: proto.String("num_heads"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(heads)},
+		&onnxpb.AttributeProto{Name: proto.String("transposed"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(t)})
+}
+
+// attend computes scaled dot-product attention over heads: queries qh
+// [B N S H], keys kt [B N H L] (transposed), values vh [B N L H], with an
+// optional mask (any mask_index form) and attention bias (opMaskScores)
+// and pn's unidirectional, and returns the heads joined again, [B S N·H].
+// The scale is pn's attribute scale, or 1/sqrt(H).
+func (e *expander) attend(pn *onnxpb.NodeProto, qh, kt, vh any, mask, bias string) exNode {
 	var scale any
 	if a := attrOf(pn, "scale"); a != nil && a.GetF() != 0 {
 		scale = e.scalar(a.GetF())
@@ -424,42 +436,96 @@ func (e *expander) attend(pn *onnxpb.NodeProto, heads int64, q, k, v, mask, bias
 		hs := e.node("Cast", dim).with(&onnxpb.AttributeProto{Name: proto.String("to"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(int64(tensor.Float32))})
 		scale = e.node("Reciprocal", e.node("Sqrt", hs))
 	}
-	scores := e.node("Mul", e.node("MatMul", qh, kh), scale)
+	scores := e.node("Mul", e.node("MatMul", qh, kt), scale)
 	if mask != "" || bias != "" || attrInt(pn, "unidirectional", 0) != 0 {
 		scores = e.node(opMaskScores, scores, mask, bias).with(
 			&onnxpb.AttributeProto{Name: proto.String("mask_filter_value"), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(attrFloat(pn, "mask_filter_value", -10000))},
 			&onnxpb.AttributeProto{Name: proto.String("unidirectional"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(attrInt(pn, "unidirectional", 0))})
 	}
 	probs := e.node("Softmax", scores).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(-1)})
-	ctx := e.node("Transpose", e.node("MatMul", probs, vh)).with(&onnxpb.AttributeProto{Name: proto.String("perm"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: []int64{0, 2, 1, 3}})
+	ctx := e.node("Transpose", e.node("MatMul", probs, vh)).with(perm(0, 2, 1, 3))
 	return e.node("Reshape", ctx, e.ints(0, 0, -1))
 }
 
+// unpack splits x [B S N k H] (packed QKV, k = 3, or KV, k = 2) into k
+// heads tensors [B N S H].
+func (e *expander) unpack(x string, k int) []exNode {
+	split := e.node("Split", x).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(3)})
+	split.pn.Output = nil
+	for j := range k {
+		split.pn.Output = append(split.pn.Output, fmt.Sprintf("%s_%d", split.name, j))
+	}
+	out := make([]exNode, k)
+	for j, part := range split.pn.Output {
+		out[j] = e.node("Transpose", e.node("Squeeze", part, e.ints(3))).with(perm(0, 2, 1, 3))
+	}
+	return out
+}
+
 // multiHeadAttention expands com.microsoft MultiHeadAttention(query, key,
-// value, bias, key_padding_mask, attention_bias) with separate 3-D query,
-// key and value (self- or cross-attention): the bias's three thirds added
-// to them, then attend. Packed QKV or KV and the past/present cache are not
-// supported.
+// value, bias, key_padding_mask, attention_bias, past_key, past_value) in
+// each of its input forms: separate 3-D query, key and value (self- or
+// cross-attention, the bias's three thirds added to them); packed QKV
+// (query [B S N 3 H], no key or value); packed KV (key [B L N 2 H], no
+// value); key and value already in heads [B N L H] (a cross-attention's
+// cached encoder states). With past_key and past_value [B N P H] the new
+// keys and values follow them, and present_key and present_value (outputs 1
+// and 2) are the concatenations: a decoder's cache.
 func (e *expander) multiHeadAttention(pn *onnxpb.NodeProto) error {
 	heads := attrInt(pn, "num_heads", 0)
 	if heads < 1 {
 		return fmt.Errorf("attribute num_heads: %d, must be at least 1", heads)
 	}
-	if inputAt(pn, 1) == "" || inputAt(pn, 2) == "" {
-		return fmt.Errorf("inputs key and value: absent (packed QKV or KV): %w", ErrUnsupported)
-	}
-	if inputAt(pn, 6) != "" || inputAt(pn, 7) != "" || len(pn.GetOutput()) > 1 && (pn.GetOutput()[1] != "" || len(pn.GetOutput()) > 2 && pn.GetOutput()[2] != "") {
-		return fmt.Errorf("past and present key/value (a decoder's cache): %w", ErrUnsupported)
-	}
 	q, k, v := inputAt(pn, 0), inputAt(pn, 1), inputAt(pn, 2)
-	if b := inputAt(pn, 3); b != "" {
-		split := e.node("Split", b).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
-		split.pn.Output = []string{split.name + "_q", split.name + "_k", split.name + "_v"}
-		q = e.node("Add", q, split.pn.Output[0]).name
-		k = e.node("Add", k, split.pn.Output[1]).name
-		v = e.node("Add", v, split.pn.Output[2]).name
+	bias := inputAt(pn, 3)
+	pastK, pastV := inputAt(pn, 6), inputAt(pn, 7)
+	if (pastK == "") != (pastV == "") {
+		return fmt.Errorf("inputs past_key and past_value: give both or neither")
 	}
-	e.out(pn, 0, e.attend(pn, heads, q, k, v, inputAt(pn, 4), inputAt(pn, 5)))
+	if len(pn.GetInput()) > 8 && inputAt(pn, 8) != "" {
+		return fmt.Errorf("input 8 (past_sequence_length or cache_indirection, a beam search's): %w", ErrUnsupported)
+	}
+	if len(pn.GetOutput()) > 3 && pn.GetOutput()[3] != "" {
+		return fmt.Errorf("output 3 (qk, the attention scores): %w", ErrUnsupported)
+	}
+	var qh, kh, vh any
+	switch {
+	case k == "" && v == "":
+		// Packed QKV: [B S N 3 H].
+		if bias != "" {
+			return fmt.Errorf("input bias with packed QKV: %w", ErrUnsupported)
+		}
+		parts := e.unpack(q, 3)
+		qh, kh, vh = parts[0], parts[1], parts[2]
+	case v == "":
+		// Packed KV: [B L N 2 H].
+		if bias != "" {
+			return fmt.Errorf("input bias with packed KV: %w", ErrUnsupported)
+		}
+		parts := e.unpack(k, 2)
+		qh, kh, vh = e.heads(q, heads, false), parts[0], parts[1]
+	case k == "":
+		return fmt.Errorf("input key: absent while value is given")
+	default:
+		if bias != "" {
+			// Key and value in heads [B N L H] take no bias (ONNX
+			// Runtime's rule); opHeads refuses a 4-D input of a wrong size.
+			split := e.node("Split", bias).with(&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)})
+			split.pn.Output = []string{split.name + "_q", split.name + "_k", split.name + "_v"}
+			q = e.node("Add", q, split.pn.Output[0]).name
+			k = e.node("Add", k, split.pn.Output[1]).name
+			v = e.node("Add", v, split.pn.Output[2]).name
+		}
+		qh, kh, vh = e.heads(q, heads, false), e.heads(k, heads, false), e.heads(v, heads, false)
+	}
+	if pastK != "" {
+		axis2 := &onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(2)}
+		kh = e.node("Concat", pastK, kh).with(axis2)
+		vh = e.node("Concat", pastV, vh).with(axis2)
+	}
+	e.out(pn, 0, e.attend(pn, qh, e.heads(kh, heads, true), vh, inputAt(pn, 4), inputAt(pn, 5)))
+	e.out(pn, 1, kh)
+	e.out(pn, 2, vh)
 	return nil
 }
 
@@ -520,6 +586,60 @@ func (e *expander) embedLayerNorm(pn *onnxpb.NodeProto) error {
 	}
 	e.out(pn, 2, sum)
 	return nil
+}
+
+// opHeads splits x [B S N·H] into num_heads heads [B N S H] (taking a 4-D
+// x as heads already), transposed to [B N H S] when transposed is 1.
+const opHeads = "spindle.Heads"
+
+func init() {
+	register(opHeads, newHeads)
+}
+
+func newHeads(n *Node) (Kernel, error) {
+	heads := int(n.Int("num_heads", 0))
+	if heads < 1 {
+		return nil, fmt.Errorf("attribute num_heads: %d, must be at least 1", heads)
+	}
+	transposed := n.Int("transposed", 0) != 0
+	n.fresh = true
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input: %s, must be float32", x)
+		}
+		var B, N, S, H int
+		var st [4]int // x's strides of b, n, s, h
+		switch len(x.Shape) {
+		case 3:
+			B, S, H = x.Shape[0], x.Shape[1], x.Shape[2]
+			if H%heads != 0 {
+				return nil, fmt.Errorf("input: shape %s, its last dimension must split into %d heads", tensor.ShapeString(x.Shape), heads)
+			}
+			N, H = heads, H/heads
+			st = [4]int{S * N * H, H, N * H, 1}
+		case 4:
+			B, N, S, H = x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+			if N != heads {
+				return nil, fmt.Errorf("input: shape %s, heads [B N S H] must have %d heads", tensor.ShapeString(x.Shape), heads)
+			}
+			st = [4]int{N * S * H, S * H, H, 1}
+		default:
+			return nil, fmt.Errorf("input: shape %s, must be [B S N·H] or [B N S H]", tensor.ShapeString(x.Shape))
+		}
+		shape, strides := []int{B, N, S, H}, []int{st[0], st[1], st[2], st[3]}
+		if transposed {
+			shape, strides = []int{B, N, H, S}, []int{st[0], st[1], st[3], st[2]}
+		}
+		out := newF32Dirty(shape...)
+		if len(out.F32) > 0 {
+			copyStrided(out, x, shape, strides, 0)
+		}
+		return []*tensor.Tensor{out}, nil
+	}, nil
 }
 
 // opMaskScores masks attention scores [B N S T] (com.microsoft Attention's
