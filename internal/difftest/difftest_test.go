@@ -1101,6 +1101,65 @@ func TestMultiHeadAttentionForms(t *testing.T) {
 		"past_k": uniform(4, -1, 1, 2, 4, 5, 4), "past_v": uniform(5, -1, 1, 2, 4, 5, 4)}})
 }
 
+// TestLaterOpsets runs ops of opsets 18 to 21 that Debian's ONNX 1.12
+// conformance data predates, and the Lp family, against ONNX Runtime:
+// GroupNormalization (per-channel scale, opset 21), LpNormalization,
+// LpPool (padded, strided, dilated), GlobalLpPool, and the opset 20 string
+// ops on strings made by a Constant (whitespace and delimiter splits, with
+// and without maxsplit), read back through RegexFullMatch and counts.
+func TestLaterOpsets(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("later", 21, 1)
+	b.Input("x", tensor.Float32, []int64{2, 6, 5, 7})
+	out := func(name string, dt tensor.DType, shape ...int64) { b.Output(name, dt, shape) }
+	b.Node("GroupNormalization", []string{"x", b.Uniform("gscale", 1, 6), b.Uniform("gbias", 1, 6)}, []modelgen.Attr{modelgen.AInt("num_groups", 3), modelgen.AFloat("epsilon", 1e-3)}, "gn")
+	out("gn", tensor.Float32, 2, 6, 5, 7)
+	b.Node("LpNormalization", []string{"x"}, []modelgen.Attr{modelgen.AInt("axis", 1), modelgen.AInt("p", 1)}, "l1")
+	out("l1", tensor.Float32, 2, 6, 5, 7)
+	b.Node("LpNormalization", []string{"x"}, nil, "l2")
+	out("l2", tensor.Float32, 2, 6, 5, 7)
+	b.Node("LpPool", []string{"x"}, []modelgen.Attr{modelgen.AInts("kernel_shape", 3, 2), modelgen.AInts("pads", 1, 0, 1, 1), modelgen.AInts("strides", 2, 1)}, "lpp")
+	out("lpp", tensor.Float32, 2, 6, 3, 7)
+	b.Node("LpPool", []string{"x"}, []modelgen.Attr{modelgen.AInts("kernel_shape", 2, 2), modelgen.AInts("dilations", 2, 2), modelgen.AInt("p", 3)}, "lpp3")
+	out("lpp3", tensor.Float32, 2, 6, 3, 5)
+	b.Node("GlobalLpPool", []string{"x"}, []modelgen.Attr{modelgen.AInt("p", 3)}, "glp")
+	out("glp", tensor.Float32, 2, 6, 1, 1)
+	texts := &tensor.Tensor{DType: tensor.String, Shape: []int{5}, S: []string{"  ab cd\tef  ", "x,y,,z", "", "one", "a  b c "}}
+	str := b.Node("Constant", nil, []modelgen.Attr{modelgen.ATensor("value", texts)})
+	for i, split := range []struct {
+		delim string
+		max   int64
+	}{{"", -1}, {"", 1}, {",", -1}, {",", 1}} {
+		attrs := []modelgen.Attr{}
+		if split.delim != "" {
+			attrs = append(attrs, modelgen.AString("delimiter", split.delim))
+		}
+		if split.max >= 0 {
+			attrs = append(attrs, modelgen.AInt("maxsplit", split.max))
+		}
+		parts, counts := fmt.Sprint("parts", i), fmt.Sprint("counts", i)
+		b.Node("StringSplit", []string{str}, attrs, parts, counts)
+		out(counts, tensor.Int64, 5)
+		for j, pattern := range []string{"", "[a-z]+", ".*\\s", "[a-z]*,[a-z,]*"} {
+			name := fmt.Sprintf("match%d_%d", i, j)
+			b.Node("RegexFullMatch", []string{parts}, []modelgen.Attr{modelgen.AString("pattern", pattern)}, name)
+			out(name, tensor.Bool, 5, -1)
+		}
+	}
+	joined := b.Node("StringConcat", []string{str, b.Node("Constant", nil, []modelgen.Attr{modelgen.ATensor("value", &tensor.Tensor{DType: tensor.String, Shape: []int{1}, S: []string{"!"}})})}, nil)
+	b.Node("RegexFullMatch", []string{joined}, []modelgen.Attr{modelgen.AString("pattern", "one!|!")}, "concat_match")
+	out("concat_match", tensor.Bool, 5)
+	path := filepath.Join(t.TempDir(), "later.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	x := uniform(1, -2, 2, 2, 6, 5, 7)
+	for c := range 6 {
+		x.F32[c*35] = 0 // image 0, position (0, 0): a zero vector along the channels for LpNormalization
+	}
+	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{"x": x}})
+}
+
 // TestSpatialOps runs opset 18-20's CenterCropPad, Col2Im and AffineGrid
 // (2-D and 3-D, both corner conventions, fed to GridSample) against ONNX
 // Runtime.

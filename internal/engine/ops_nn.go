@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"strings"
 	"slices"
 	"sync"
 
@@ -14,7 +15,9 @@ func init() {
 	register("Conv", newConv)
 	register("MaxPool", newMaxPool)
 	register("AveragePool", newAveragePool)
+	register("LpPool", newAveragePool)
 	register("GlobalAveragePool", func(n *Node) (Kernel, error) { return newGlobalPool(n, false) })
+	register("GlobalLpPool", func(n *Node) (Kernel, error) { return newGlobalPool(n, false) })
 	register("GlobalMaxPool", func(n *Node) (Kernel, error) { return newGlobalPool(n, true) })
 	register("ConvTranspose", newConvTranspose)
 	register("Hardmax", newHardmax)
@@ -762,6 +765,9 @@ func maxPool[T float32 | float64 | int8 | uint8](g *geom3, x, y []T, idx []int64
 // count_include_pad the divisor counts the window's positions inside the padded
 // input (pads, not the extra room ceil_mode adds), as onnxruntime and PyTorch do;
 // without it, only positions inside the input.
+//
+// LpPool shares it: (Σ|x|^p)^(1/p) over each window's taps in the input
+// (padding adds zeros, so nothing), p from attribute p (default 2).
 func newAveragePool(n *Node) (Kernel, error) {
 	a, err := readWindowAttrs(n)
 	if err != nil {
@@ -770,7 +776,11 @@ func newAveragePool(n *Node) (Kernel, error) {
 	if len(a.kernel) == 0 {
 		return nil, fmt.Errorf("attribute kernel_shape: required")
 	}
-	if len(a.dilations) > 0 && n.Opset < 19 {
+	lp, err := lpOrder(n)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.dilations) > 0 && n.Opset < 19 && lp == 0 {
 		a.dilations = nil // not an AveragePool attribute before opset 19
 	}
 	includePad := n.Int("count_include_pad", 0) != 0
@@ -783,7 +793,7 @@ func newAveragePool(n *Node) (Kernel, error) {
 			return nil, err
 		}
 		if x.DType != tensor.Float32 {
-			return nil, fmt.Errorf("input X: dtype %s, AveragePool supports float32 only", x.DType)
+			return nil, fmt.Errorf("input X: dtype %s, %s supports float32 only", x.DType, n.OpType)
 		}
 		outSp, padBegin, padEnd, err := a.geometry(x.Shape[2:], a.kernel)
 		if err != nil {
@@ -831,11 +841,24 @@ func newAveragePool(n *Node) (Kernel, error) {
 								ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
 								base := (id*g.in[1] + ih) * g.in[2]
 								for kw := w0; kw < w1; kw++ {
-									sum += src[base+ow*g.s[2]-g.p[2]+kw*g.d[2]]
+									v := src[base+ow*g.s[2]-g.p[2]+kw*g.d[2]]
+									switch lp {
+									case 0:
+										sum += v
+									case 1:
+										sum += float32(math.Abs(float64(v)))
+									case 2:
+										sum += v * v
+									default:
+										sum += float32(math.Pow(math.Abs(float64(v)), float64(lp)))
+									}
 								}
 							}
 						}
-						if count := cd * ch * cw; count > 0 {
+						switch count := cd * ch * cw; {
+						case lp > 0:
+							dst[i] = lpRoot(sum, lp)
+						case count > 0:
 							dst[i] = sum / float32(count)
 						}
 						i++
@@ -847,9 +870,37 @@ func newAveragePool(n *Node) (Kernel, error) {
 	}, nil
 }
 
-// newGlobalPool implements GlobalAveragePool and GlobalMaxPool: X [N C ...]
-// reduces to [N C 1 ...] over all spatial axes.
+// lpOrder reads an Lp op's attribute p (default 2, at least 1); 0 for any
+// other op.
+func lpOrder(n *Node) (int, error) {
+	if !strings.HasPrefix(n.OpType, "Lp") && !strings.HasPrefix(n.OpType, "GlobalLp") {
+		return 0, nil
+	}
+	p := n.Int("p", 2)
+	if p < 1 || p > 64 {
+		return 0, fmt.Errorf("attribute p: %d, must be in [1, 64]", p)
+	}
+	return int(p), nil
+}
+
+// lpRoot is sum^(1/p).
+func lpRoot(sum float32, p int) float32 {
+	switch p {
+	case 1:
+		return sum
+	case 2:
+		return float32(math.Sqrt(float64(sum)))
+	}
+	return float32(math.Pow(float64(sum), 1/float64(p)))
+}
+
+// newGlobalPool implements GlobalAveragePool, GlobalMaxPool and
+// GlobalLpPool: X [N C ...] reduces to [N C 1 ...] over all spatial axes.
 func newGlobalPool(n *Node, isMax bool) (Kernel, error) {
+	lp, err := lpOrder(n)
+	if err != nil {
+		return nil, err
+	}
 	n.fresh = true
 	n.threaded = func(threads int, in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, 1); err != nil {
@@ -877,6 +928,14 @@ func newGlobalPool(n *Node, isMax bool) (Kernel, error) {
 						m = float32(math.NaN())
 					}
 					y.F32[pl] = m
+					continue
+				}
+				if lp > 0 {
+					var sum float64
+					for _, v := range src {
+						sum += math.Pow(math.Abs(float64(v)), float64(lp))
+					}
+					y.F32[pl] = lpRoot(float32(sum), lp)
 					continue
 				}
 				if size > 0 {

@@ -18,6 +18,115 @@ func init() {
 	register("InstanceNormalization", newInstanceNorm)
 	register("LRN", newLRN)
 	register("MeanVarianceNormalization", newMVN)
+	register("GroupNormalization", newGroupNorm)
+	register("LpNormalization", newLpNorm)
+}
+
+// newGroupNorm implements GroupNormalization: the C channels of X [N C ...]
+// in num_groups groups, each group of each image normalised over its
+// channels and positions, then scaled and shifted per channel (opset 21:
+// scale and bias [C]) or per group (opset 18: [num_groups], which ONNX
+// deprecated for the per-channel form; both are read by their size).
+func newGroupNorm(n *Node) (Kernel, error) {
+	groups := int(n.Int("num_groups", 0))
+	if groups < 1 {
+		return nil, fmt.Errorf("attribute num_groups: %d, must be at least 1 (it is required)", groups)
+	}
+	eps := float64(n.Float("epsilon", 1e-5))
+	n.fresh = true
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 3, 3); err != nil {
+			return nil, err
+		}
+		x, scale, b := in[0], in[1], in[2]
+		if x.DType != tensor.Float32 || scale.DType != tensor.Float32 || b.DType != tensor.Float32 {
+			return nil, fmt.Errorf("inputs %s, %s, %s: GroupNormalization supports float32 only", x, scale, b)
+		}
+		if len(x.Shape) < 2 {
+			return nil, fmt.Errorf("input X: shape %s, must be [N C ...]", tensor.ShapeString(x.Shape))
+		}
+		C := x.Shape[1]
+		if C%groups != 0 {
+			return nil, fmt.Errorf("input X: %d channels do not split into %d groups", C, groups)
+		}
+		perGroup := len(scale.F32) == groups && len(b.F32) == groups && groups != C
+		if !perGroup && (len(scale.F32) != C || len(b.F32) != C) {
+			return nil, fmt.Errorf("inputs scale %s and bias %s: must have %d elements (one per channel) or %d (one per group)", scale, b, C, groups)
+		}
+		size := tensor.NumElements(x.Shape[2:])
+		cg := C / groups
+		y := newF32Dirty(x.Shape...)
+		for img := range x.Shape[0] {
+			for g := range groups {
+				off := (img*C + g*cg) * size
+				m, is := meanInvStd(x.F32[off:off+cg*size], eps)
+				for c := g * cg; c < (g+1)*cg; c++ {
+					sc, sh := float64(scale.F32[c]), float64(b.F32[c%len(b.F32)])
+					if perGroup {
+						sc, sh = float64(scale.F32[g]), float64(b.F32[g])
+					}
+					k := sc * is
+					row := x.F32[(img*C+c)*size : (img*C+c+1)*size]
+					dst := y.F32[(img*C+c)*size : (img*C+c+1)*size]
+					for i, v := range row {
+						dst[i] = float32((float64(v)-m)*k + sh)
+					}
+				}
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
+}
+
+// newLpNorm implements LpNormalization: X divided by its L1 or L2 norm
+// (attribute p, default 2) along axis (default -1); a zero vector stays
+// zero.
+func newLpNorm(n *Node) (Kernel, error) {
+	axis, p := n.Int("axis", -1), n.Int("p", 2)
+	if p != 1 && p != 2 {
+		return nil, fmt.Errorf("attribute p: %d, must be 1 or 2", p)
+	}
+	n.fresh = true
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x := in[0]
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("input input: dtype %s, LpNormalization supports float32 only", x.DType)
+		}
+		ax, err := normAxis(axis, len(x.Shape), false)
+		if err != nil {
+			return nil, fmt.Errorf("attribute axis: %w", err)
+		}
+		outer, dim, inner := tensor.NumElements(x.Shape[:ax]), x.Shape[ax], tensor.NumElements(x.Shape[ax+1:])
+		y := newF32Dirty(x.Shape...)
+		for o := range outer {
+			for i := range inner {
+				base := o*dim*inner + i
+				var norm float64
+				for d := range dim {
+					v := float64(x.F32[base+d*inner])
+					if p == 1 {
+						norm += math.Abs(v)
+					} else {
+						norm += v * v
+					}
+				}
+				if p == 2 {
+					norm = math.Sqrt(norm)
+				}
+				for d := range dim {
+					v := x.F32[base+d*inner]
+					if norm != 0 {
+						v = float32(float64(v) / norm)
+					}
+					y.F32[base+d*inner] = v
+				}
+			}
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
 }
 
 // newLayerNorm implements LayerNormalization (opset 17): X is normalised over

@@ -3,6 +3,8 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/spindleml/spindle/internal/tensor"
@@ -15,6 +17,137 @@ import (
 func init() {
 	register("StringNormalizer", newStringNormalizer)
 	register("TfIdfVectorizer", newTfIdfVectorizer)
+	register("StringConcat", newStringConcat)
+	register("StringSplit", newStringSplit)
+	register("RegexFullMatch", newRegexFullMatch)
+}
+
+// stringInput returns input i, which must be a string tensor.
+func stringInput(in []*tensor.Tensor, i int, name string) (*tensor.Tensor, error) {
+	if in[i].DType != tensor.String {
+		return nil, fmt.Errorf("input %s: dtype %s, must be string", name, in[i].DType)
+	}
+	return in[i], nil
+}
+
+// newStringConcat joins X and Y elementwise, broadcasting.
+func newStringConcat(*Node) (Kernel, error) {
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 2, 2); err != nil {
+			return nil, err
+		}
+		x, err := stringInput(in, 0, "X")
+		if err != nil {
+			return nil, err
+		}
+		y, err := stringInput(in, 1, "Y")
+		if err != nil {
+			return nil, err
+		}
+		shape, err := broadcastShapes(x.Shape, y.Shape)
+		if err != nil {
+			return nil, fmt.Errorf("inputs X and Y: %w", err)
+		}
+		out := tensor.New(tensor.String, shape...)
+		broadcastApply(out.S, shape, x.S, x.Shape, y.S, y.Shape, func(a, b string) string { return a + b })
+		return []*tensor.Tensor{out}, nil
+	}, nil
+}
+
+// newStringSplit splits each string of X at delimiter (at runs of spaces
+// when delimiter is empty or absent), at most maxsplit times when given, as
+// splitString says. Outputs: Y
+// of X's shape plus one axis as long as the most parts, padded with empty
+// strings, and Z, each string's count of parts (int64).
+func newStringSplit(n *Node) (Kernel, error) {
+	delim := n.String("delimiter", "")
+	maxSplit := -1
+	if n.Has("maxsplit") {
+		if maxSplit = int(n.Int("maxsplit", 0)); maxSplit < 0 {
+			return nil, fmt.Errorf("attribute maxsplit: %d, must be >= 0", maxSplit)
+		}
+	}
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x, err := stringInput(in, 0, "X")
+		if err != nil {
+			return nil, err
+		}
+		parts := make([][]string, len(x.S))
+		width := 0
+		for i, s := range x.S {
+			parts[i] = splitString(s, delim, maxSplit)
+			width = max(width, len(parts[i]))
+		}
+		if len(x.S)*width > maxElements {
+			return nil, fmt.Errorf("output Y: %d x %d strings, more than %d", len(x.S), width, maxElements)
+		}
+		y := tensor.New(tensor.String, append(slices.Clone(x.Shape), width)...)
+		z := tensor.New(tensor.Int64, x.Shape...)
+		for i, p := range parts {
+			copy(y.S[i*width:], p)
+			z.I64[i] = int64(len(p))
+		}
+		return []*tensor.Tensor{y, z}, nil
+	}, nil
+}
+
+// splitString splits s as ONNX Runtime's StringSplit does: an empty s has
+// no parts; with a delimiter, the parts between its occurrences (empty ones
+// kept), at most maxSplit+1 of them when maxSplit >= 0, the last holding the
+// rest; without one, the runs of non-space characters (spaces, ' ' only,
+// separate them and are dropped at both ends), the last part, when maxSplit
+// stops the splitting, holding the rest with trailing spaces trimmed.
+func splitString(s, delim string, maxSplit int) []string {
+	if s == "" {
+		return nil
+	}
+	n := -1 // all
+	if maxSplit >= 0 {
+		n = maxSplit + 1
+	}
+	if delim != "" {
+		return strings.SplitN(s, delim, n)
+	}
+	var out []string
+	rest := strings.TrimLeft(s, " ")
+	for rest != "" {
+		if len(out) == n-1 {
+			return append(out, strings.TrimRight(rest, " "))
+		}
+		end := strings.IndexByte(rest, ' ')
+		if end < 0 {
+			return append(out, rest)
+		}
+		out = append(out, rest[:end])
+		rest = strings.TrimLeft(rest[end:], " ")
+	}
+	return out
+}
+
+// newRegexFullMatch says, for each string of X, whether pattern (RE2
+// syntax, as ONNX specifies) matches all of it.
+func newRegexFullMatch(n *Node) (Kernel, error) {
+	re, err := regexp.Compile(`^(?:` + n.String("pattern", "") + `)$`)
+	if err != nil {
+		return nil, fmt.Errorf("attribute pattern: %w", err)
+	}
+	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+		if err := checkInputs(in, 1, 1); err != nil {
+			return nil, err
+		}
+		x, err := stringInput(in, 0, "X")
+		if err != nil {
+			return nil, err
+		}
+		y := tensor.New(tensor.Bool, x.Shape...)
+		for i, s := range x.S {
+			y.B[i] = re.MatchString(s)
+		}
+		return []*tensor.Tensor{y}, nil
+	}, nil
 }
 
 // Strings returns string-list attribute name, or nil when it is absent.

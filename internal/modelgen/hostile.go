@@ -14,7 +14,8 @@ import (
 // and `spindle bench chaos` deploy them; each takes input x [4] FP32 and
 // has output y, so a platform that wrongly accepted one would serve it.
 
-// ATensor returns a tensor attribute holding t (ConstantOfShape's value).
+// ATensor returns a tensor attribute holding t (ConstantOfShape's value, a
+// Constant's; strings go in string_data).
 func ATensor(name string, t *tensor.Tensor) Attr {
 	typ := onnxpb.AttributeProto_TENSOR
 	dt := int32(t.DType)
@@ -22,8 +23,14 @@ func ATensor(name string, t *tensor.Tensor) Attr {
 	for i, d := range t.Shape {
 		dims[i] = int64(d)
 	}
-	return &onnxpb.AttributeProto{Name: proto.String(name), Type: &typ,
-		T: &onnxpb.TensorProto{DataType: &dt, Dims: dims, RawData: append([]byte(nil), t.Bytes()...)}}
+	tp := &onnxpb.TensorProto{DataType: &dt, Dims: dims, RawData: append([]byte(nil), t.Bytes()...)}
+	if t.DType == tensor.String {
+		tp.RawData = nil
+		for _, s := range t.S {
+			tp.StringData = append(tp.StringData, []byte(s))
+		}
+	}
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: &typ, T: tp}
 }
 
 // hostile starts a model on input x [4] FP32.
