@@ -1160,6 +1160,45 @@ func TestLaterOpsets(t *testing.T) {
 	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{"x": x}})
 }
 
+// TestLegacyOps runs ONNX's experimental opset-1 ops that ONNX Runtime's
+// CPU provider still runs (models converted from Caffe2 hold them) against
+// it, in an opset-9 model: Affine, Scale, ScaledTanh, ParametricSoftplus,
+// ImageScaler, Crop (by border and by scale), DynamicSlice and MaxRoiPool.
+func TestLegacyOps(t *testing.T) {
+	ort := reference(t)
+	b := modelgen.NewBuilder("legacy", 9, 1)
+	b.Input("x", tensor.Float32, []int64{2, 3, 6, 5})
+	b.Input("rois", tensor.Float32, []int64{4, 5})
+	ab := []modelgen.Attr{modelgen.AFloat("alpha", 0.7), modelgen.AFloat("beta", 1.3)}
+	for _, c := range []struct {
+		op    string
+		attrs []modelgen.Attr
+		shape []int64
+	}{
+		{"Affine", ab, []int64{2, 3, 6, 5}},
+		{"Scale", []modelgen.Attr{modelgen.AFloat("scale", -2.5)}, []int64{2, 3, 6, 5}},
+		{"ScaledTanh", ab, []int64{2, 3, 6, 5}},
+		{"ParametricSoftplus", ab, []int64{2, 3, 6, 5}},
+		{"ImageScaler", []modelgen.Attr{modelgen.AFloat("scale", 0.5), modelgen.AFloats("bias", 1, -2, 3)}, []int64{2, 3, 6, 5}},
+		{"Crop", []modelgen.Attr{modelgen.AInts("border", 1, 2, 0, 1)}, []int64{2, 3, 3, 4}},
+		{"Crop", []modelgen.Attr{modelgen.AInts("border", 1, 2, 0, 0), modelgen.AInts("scale", 2, 3)}, []int64{2, 3, 2, 3}},
+	} {
+		name := strings.ToLower(c.op) + fmt.Sprint(len(c.attrs))
+		b.Node(c.op, []string{"x"}, c.attrs, name)
+		b.Output(name, tensor.Float32, c.shape)
+	}
+	b.Node("DynamicSlice", []string{"x", b.Ints64("starts", 1, -4), b.Ints64("ends", 3, 100), b.Ints64("axes", 1, 3)}, nil, "dslice")
+	b.Output("dslice", tensor.Float32, []int64{2, 2, 6, 4})
+	b.Node("MaxRoiPool", []string{"x", "rois"}, []modelgen.Attr{modelgen.AInts("pooled_shape", 2, 3), modelgen.AFloat("spatial_scale", 0.5)}, "roipool")
+	b.Output("roipool", tensor.Float32, []int64{4, 3, 2, 3})
+	path := filepath.Join(t.TempDir(), "legacy.onnx")
+	if err := b.Save(path, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rois := tensor.FromF32([]float32{0, 0, 0, 9, 11, 1, 2.5, 3, 7, 9, 1, 4, 4, 4, 4, 0, -3, 1, 20, 30}, 4, 5)
+	check(t, ort, diffCase{model: func(*testing.T) string { return path }, inputs: map[string]*tensor.Tensor{"x": uniform(1, -2, 2, 2, 3, 6, 5), "rois": rois}})
+}
+
 // TestSpatialOps runs opset 18-20's CenterCropPad, Col2Im and AffineGrid
 // (2-D and 3-D, both corner conventions, fed to GridSample) against ONNX
 // Runtime.
