@@ -3,8 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/spindleml/spindle/internal/kernels"
