@@ -43,10 +43,10 @@ func fnKey(owner, name string) string { return owner + "/" + name }
 
 // authenticate wraps the API: it resolves the Bearer key to a principal and
 // enforces who may call what. Tenant routes need a tenant, /admin/v1/tenants
-// needs the admin; the health checks need nothing.
+// needs the admin; the health checks and the server metadata need nothing.
 func (g *Gateway) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v2/health/") {
+		if strings.HasPrefix(r.URL.Path, "/v2/health/") || r.URL.Path == "/v2" {
 			next.ServeHTTP(w, r)
 			return
 		}

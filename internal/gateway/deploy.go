@@ -439,6 +439,7 @@ func (g *Gateway) unregister(owner, name string) error {
 		return err
 	}
 	g.stopFunction(fnKey(owner, name))
+	g.inferStats.forget(fnKey(owner, name))
 	g.dropLogs(f)
 	return nil
 }

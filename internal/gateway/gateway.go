@@ -171,6 +171,9 @@ type Gateway struct {
 	metrics  *metrics.Metrics
 	stats    *metrics.Stats
 	recorder metrics.Recorder
+	// inferStats counts inferences per function for the statistics
+	// extension (GET /v2/models/{name}/stats).
+	inferStats inferStats
 	loop     *autoscale.Loop // nil without an autoscaler
 
 	mu  sync.Mutex
@@ -240,14 +243,14 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.recorder = metrics.Multi{g.metrics, g.stats}
+	g.recorder = metrics.Multi{g.metrics, g.stats, &g.inferStats}
 	if cfg.Autoscale != nil {
 		loop, sc, err := g.newScaler(*cfg.Autoscale)
 		if err != nil {
 			return nil, fmt.Errorf("autoscale: %w", err)
 		}
 		g.loop = loop
-		g.recorder = metrics.Multi{g.metrics, g.stats, sc.window, sc.short}
+		g.recorder = metrics.Multi{g.metrics, g.stats, &g.inferStats, sc.window, sc.short}
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -326,9 +329,15 @@ func (g *Gateway) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 	})
-	mux.HandleFunc("GET /v2/models/{name}", g.metadata)
-	mux.HandleFunc("GET /v2/models/{name}/ready", g.modelReady)
-	mux.HandleFunc("POST /v2/models/{name}/infer", g.observed(g.infer))
+	mux.HandleFunc("GET /v2", g.serverMetadata)
+	mux.HandleFunc("GET /v2/models/stats", g.modelStats)
+	for _, prefix := range []string{"/v2/models/{name}", "/v2/models/{name}/versions/{version}"} {
+		mux.HandleFunc("GET "+prefix, g.metadata)
+		mux.HandleFunc("GET "+prefix+"/ready", g.modelReady)
+		mux.HandleFunc("POST "+prefix+"/infer", g.observed(g.infer))
+		mux.HandleFunc("GET "+prefix+"/stats", g.modelStats)
+		mux.HandleFunc("GET "+prefix+"/config", g.modelConfig)
+	}
 	mux.HandleFunc("POST /v1/tasks/{name}", g.observed(g.runTask))
 	mux.HandleFunc("GET /admin/v1/functions/{name}/stats", g.functionStats)
 	mux.HandleFunc("POST /admin/v1/functions/{name}/scale", g.scale)
@@ -351,6 +360,9 @@ func (g *Gateway) Handler() http.Handler {
 // lookup returns the caller's function named in the path, or writes a 404:
 // another tenant's function is indistinguishable from a missing one.
 func (g *Gateway) lookup(w http.ResponseWriter, r *http.Request) (registry.Function, bool) {
+	if !versionOK(w, r) {
+		return registry.Function{}, false
+	}
 	name := r.PathValue("name")
 	f, err := g.reg.Get(owner(r), name)
 	if errors.Is(err, registry.ErrNotFound) {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -220,13 +221,16 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 	})
 	mux.HandleFunc("GET /v2", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"name": "spindle", "version": "0.1.0", "extensions": []string{}})
+		writeJSON(w, http.StatusOK, oip.ServerMetadata())
 	})
-	mux.HandleFunc("GET /v2/models/{model}", s.withModel(s.metadata))
-	mux.HandleFunc("GET /v2/models/{model}/ready", s.withModel(func(w http.ResponseWriter, r *http.Request) {
+	ready := func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"name": s.cfg.Name, "ready": true})
-	}))
-	mux.HandleFunc("POST /v2/models/{model}/infer", s.withModel(s.infer))
+	}
+	for _, prefix := range []string{"/v2/models/{model}", "/v2/models/{model}/versions/{version}"} {
+		mux.HandleFunc("GET "+prefix, s.withModel(s.metadata))
+		mux.HandleFunc("GET "+prefix+"/ready", s.withModel(ready))
+		mux.HandleFunc("POST "+prefix+"/infer", s.withModel(s.infer))
+	}
 	mux.HandleFunc("POST /v1/tasks/{model}", s.withTask(s.runTask))
 	mux.HandleFunc("GET /_spindle/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
@@ -293,6 +297,10 @@ func (s *Server) withModel(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("model %q: not served here (this instance serves %q)", m, s.cfg.Name))
 			return
 		}
+		if v := r.PathValue("version"); v != "" && v != oip.ModelVersion {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("model %q has no version %q (versions: %s)", s.cfg.Name, v, oip.ModelVersion))
+			return
+		}
 		if !s.ready.Load() {
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("model %q: not loaded yet", s.cfg.Name))
 			return
@@ -342,7 +350,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 
 // Metadata describes a compiled model in OIP v2 form; dynamic dimensions are -1.
 func Metadata(name string, m *engine.Model) oip.ModelMetadata {
-	md := oip.ModelMetadata{Name: name, Versions: []string{"1"}, Platform: "onnx"}
+	md := oip.ModelMetadata{Name: name, Versions: []string{oip.ModelVersion}, Platform: "onnx"}
 	conv := func(vs []engine.ValueInfo) []oip.TensorMetadata {
 		out := make([]oip.TensorMetadata, 0, len(vs))
 		for _, v := range vs {
@@ -362,7 +370,16 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	// MaxBytesReader marks an oversized body (413) apart from a malformed one.
-	req, inputs, err := oip.DecodeRequest(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), s.cfg.MaxBodyBytes)
+	headerLen := int64(-1) // the whole body is JSON
+	if h := r.Header.Get(oip.HeaderLength); h != "" {
+		n, err := strconv.ParseInt(h, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("header %s: %q, must be a non-negative integer", oip.HeaderLength, h))
+			return
+		}
+		headerLen = n
+	}
+	req, inputs, err := oip.DecodeRequestBinary(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), s.cfg.MaxBodyBytes, headerLen)
 	if err != nil {
 		writeBodyError(w, err)
 		return
@@ -391,13 +408,48 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.served.Add(1)
-	resp := &oip.InferResponse{ModelName: s.cfg.Name, ModelVersion: "1", ID: req.ID}
+	s.writeInferResponse(w, req, want, outs)
+}
+
+// writeInferResponse answers with the outputs want of a run: as JSON, or,
+// where the request asks for binary outputs, as the JSON header followed by
+// their raw data (the binary tensor data extension).
+func (s *Server) writeInferResponse(w http.ResponseWriter, req *oip.InferRequest, want []requested, outs map[string]*tensor.Tensor) {
+	resp := &oip.InferResponse{ModelName: s.cfg.Name, ModelVersion: oip.ModelVersion, ID: req.ID}
+	var raws [][]byte
 	for _, o := range want {
-		resp.Outputs = append(resp.Outputs, oip.OutputAs(o, outs[o], s.outputDType(o)))
+		if o.binary {
+			out, raw := oip.OutputBinary(o.name, outs[o.name], s.outputDType(o.name))
+			resp.Outputs = append(resp.Outputs, out)
+			raws = append(raws, raw)
+			continue
+		}
+		resp.Outputs = append(resp.Outputs, oip.OutputAs(o.name, outs[o.name], s.outputDType(o.name)))
 	}
-	w.Header().Set("Content-Type", "application/json")
-	if err := oip.EncodeResponse(w, resp); err != nil {
+	if raws == nil {
+		w.Header().Set("Content-Type", "application/json")
+		if err := oip.EncodeResponse(w, resp); err != nil {
+			s.cfg.Logger.Warn("write response", "model", s.cfg.Name, "err", err)
+		}
+		return
+	}
+	header, err := oip.MarshalResponse(resp)
+	if err != nil {
 		s.cfg.Logger.Warn("write response", "model", s.cfg.Name, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	size := len(header)
+	for _, raw := range raws {
+		size += len(raw)
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set(oip.HeaderLength, strconv.Itoa(len(header)))
+	w.Header().Set("Content-Length", strconv.Itoa(size))
+	w.WriteHeader(http.StatusOK)
+	w.Write(header)
+	for _, raw := range raws {
+		w.Write(raw)
 	}
 }
 
@@ -478,15 +530,23 @@ func (s *Server) runTask(w http.ResponseWriter, r *http.Request) {
 }
 
 // requestedOutputs returns the outputs a request asked for (all when it names none).
-func (s *Server) requestedOutputs(req *oip.InferRequest) ([]string, error) {
+// requested is an output a request asks for, and whether in binary.
+type requested struct {
+	name   string
+	binary bool
+}
+
+// requestedOutputs returns the outputs req asks for (all of the model's
+// when it names none), each with the form it wants.
+func (s *Server) requestedOutputs(req *oip.InferRequest) ([]requested, error) {
 	if len(req.Outputs) == 0 {
-		out := make([]string, len(s.model.Outputs))
+		out := make([]requested, len(s.model.Outputs))
 		for i, o := range s.model.Outputs {
-			out[i] = o.Name
+			out[i] = requested{o.Name, req.WantsBinary(nil)}
 		}
 		return out, nil
 	}
-	var out []string
+	var out []requested
 	for i, o := range req.Outputs {
 		found := false
 		for _, mo := range s.model.Outputs {
@@ -495,7 +555,7 @@ func (s *Server) requestedOutputs(req *oip.InferRequest) ([]string, error) {
 		if !found {
 			return nil, fmt.Errorf("outputs[%d].name: model %q has no output %q", i, s.cfg.Name, o.Name)
 		}
-		out = append(out, o.Name)
+		out = append(out, requested{o.Name, req.WantsBinary(&req.Outputs[i])})
 	}
 	return out, nil
 }

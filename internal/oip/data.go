@@ -1,6 +1,7 @@
 package oip
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -232,6 +233,9 @@ func (s *dataScanner) elem() *dataError {
 		if s.dt == tensor.Bool {
 			return fail("expected true or false, not %s", short(tok))
 		}
+		if s.dt == tensor.String {
+			return fail("expected a string, not %s (datatype BYTES)", short(tok))
+		}
 		if msg := s.putNumber(k, store, tok, integral); msg != "" {
 			return fail("%s", msg)
 		}
@@ -246,10 +250,32 @@ func (s *dataScanner) elem() *dataError {
 			return fail("invalid literal")
 		}
 		if s.dt != tensor.Bool {
-			return fail("expected a number, not %s (datatype %s)", word, s.datatype)
+			return fail("expected %s, not %s (datatype %s)", map[bool]string{true: "a string", false: "a number"}[s.dt == tensor.String], word, s.datatype)
 		}
 		if store {
 			s.t.B[k] = v
+		}
+		return nil
+	case c == '"':
+		end, serr := skipString(s.b, s.i)
+		if serr != nil {
+			return fail("invalid string")
+		}
+		tok := s.b[s.i:end]
+		s.i = end
+		switch s.dt {
+		case tensor.String:
+		case tensor.Bool:
+			return fail("expected true or false, not a string")
+		default:
+			return fail("expected a number, not a string (datatype %s)", s.datatype)
+		}
+		if store {
+			var v string
+			if err := json.Unmarshal(tok, &v); err != nil {
+				return fail("invalid string")
+			}
+			s.t.S[k] = v
 		}
 		return nil
 	case c == 'n':
@@ -267,8 +293,11 @@ func (s *dataScanner) elem() *dataError {
 		return nil
 	}
 	want := "a number"
-	if s.dt == tensor.Bool {
+	switch s.dt {
+	case tensor.Bool:
 		want = "true or false"
+	case tensor.String:
+		want = "a string"
 	}
 	return fail("expected %s, not %s", want, s.kind())
 }

@@ -28,6 +28,9 @@ const (
 type decoder struct {
 	kind      error
 	allowNull bool
+	// bin is the body's binary data (binary tensor data extension); nil
+	// when the body is JSON alone.
+	bin *binarySection
 }
 
 func (d decoder) errorf(field, format string, args ...any) *FieldError {
@@ -39,6 +42,15 @@ func (d decoder) errorf(field, format string, args ...any) *FieldError {
 // input name. Body errors are *FieldError values wrapping ErrBadRequest; an error
 // reading r is returned as is.
 func DecodeRequest(r io.Reader, maxBytes int64) (*InferRequest, map[string]*tensor.Tensor, error) {
+	return DecodeRequestBinary(r, maxBytes, -1)
+}
+
+// DecodeRequestBinary is DecodeRequest for a body whose first headerLen
+// bytes are the JSON request and the rest the binary data of the inputs
+// whose parameters give binary_data_size (the binary tensor data extension;
+// headerLen comes from the HeaderLength HTTP header). A negative headerLen
+// means the whole body is JSON.
+func DecodeRequestBinary(r io.Reader, maxBytes, headerLen int64) (*InferRequest, map[string]*tensor.Tensor, error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxRequestBytes
 	}
@@ -46,6 +58,13 @@ func DecodeRequest(r io.Reader, maxBytes int64) (*InferRequest, map[string]*tens
 	body, err := d.readBody(r, maxBytes)
 	if err != nil {
 		return nil, nil, err
+	}
+	if headerLen >= 0 {
+		if headerLen > int64(len(body)) {
+			return nil, nil, d.errorf("body", "%s is %d, more than the body's %d bytes", HeaderLength, headerLen, len(body))
+		}
+		d.bin = &binarySection{data: body[headerLen:]}
+		body = body[:headerLen]
 	}
 	top, err := d.body(body)
 	if err != nil {
@@ -57,6 +76,11 @@ func DecodeRequest(r io.Reader, maxBytes int64) (*InferRequest, map[string]*tens
 	}
 	if req.Parameters, err = d.params("parameters", top["parameters"]); err != nil {
 		return nil, nil, err
+	}
+	if v, ok := req.Parameters[ParamBinaryOutput]; ok {
+		if _, isBool := v.(bool); !isBool {
+			return nil, nil, d.errorf("parameters."+ParamBinaryOutput, "must be true or false")
+		}
 	}
 	inputs, err := d.array("inputs", top["inputs"])
 	if err != nil {
@@ -81,6 +105,9 @@ func DecodeRequest(r io.Reader, maxBytes int64) (*InferRequest, map[string]*tens
 		tensors[in.Name] = t
 		req.Inputs[i] = in
 	}
+	if d.bin != nil && d.bin.read < len(d.bin.data) {
+		return nil, nil, d.errorf("body", "%d bytes of binary data follow the inputs' binary_data_size bytes (%d)", len(d.bin.data)-d.bin.read, d.bin.read)
+	}
 	outputs, err := d.array("outputs", top["outputs"])
 	if err != nil {
 		return nil, nil, err
@@ -101,6 +128,9 @@ func DecodeRequest(r io.Reader, maxBytes int64) (*InferRequest, map[string]*tens
 		}
 		outIndex[o.Name] = i
 		if o.Parameters, err = d.params(path+".parameters", m["parameters"]); err != nil {
+			return nil, nil, err
+		}
+		if err := d.checkOutputParams(path, o.Parameters); err != nil {
 			return nil, nil, err
 		}
 		req.Outputs = append(req.Outputs, o)
@@ -318,8 +348,16 @@ func (d decoder) tensor(path string, raw []byte) (RequestInput, *tensor.Tensor, 
 	if in.Parameters, err = d.params(path+".parameters", w.Parameters); err != nil {
 		return in, nil, err
 	}
-	if _, ok := in.Parameters["binary_data_size"]; ok {
-		return in, nil, d.errorf(path+".parameters.binary_data_size", "binary tensor data is not supported; send data as JSON")
+	size, binary, err := d.binarySize(path, in.Parameters)
+	if err != nil {
+		return in, nil, err
+	}
+	if binary {
+		if w.Data != nil && string(w.Data) != "null" {
+			return in, nil, d.errorf(path+".data", "is given with binary_data_size: send the data one way")
+		}
+		t, err := d.binaryTensor(path, size, dt, in.Datatype, dims)
+		return in, t, err
 	}
 	if w.Data == nil {
 		return in, nil, d.errorf(path+".data", "is missing")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/spindleml/spindle/internal/tensor"
@@ -61,6 +62,35 @@ type ResponseOutput struct {
 	Parameters Parameters `json:"parameters,omitempty"`
 	// Data is the tensor's elements as a flat JSON array in row-major order.
 	Data json.RawMessage `json:"data"`
+}
+
+// ModelVersion is the one version a Spindle function has: a deploy
+// replaces the model in place.
+const ModelVersion = "1"
+
+// Extensions are the protocol extensions Spindle serves, as server
+// metadata lists them.
+var Extensions = []string{"binary_tensor_data", "statistics", "model_configuration"}
+
+// ServerMetadataResponse is the body of GET /v2.
+type ServerMetadataResponse struct {
+	Name       string   `json:"name"`
+	Version    string   `json:"version"`
+	Extensions []string `json:"extensions"`
+}
+
+// ServerMetadata describes the server: its name, version and extensions.
+func ServerMetadata() ServerMetadataResponse {
+	return ServerMetadataResponse{Name: "spindle", Version: serverVersion(), Extensions: Extensions}
+}
+
+// serverVersion is the module version the binary was built from, or
+// "devel".
+func serverVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
 
 // ModelMetadata is the body of GET /v2/models/{name}[/versions/{v}].
@@ -123,7 +153,7 @@ var datatypes = []struct {
 	{"FP32", tensor.Float32}, {"FP16", tensor.Float16}, {"BF16", tensor.BFloat16}, {"FP64", tensor.Float64},
 	{"INT64", tensor.Int64}, {"INT32", tensor.Int32}, {"INT16", tensor.Int16}, {"INT8", tensor.Int8},
 	{"UINT64", tensor.Uint64}, {"UINT32", tensor.Uint32}, {"UINT16", tensor.Uint16}, {"UINT8", tensor.Uint8},
-	{"BOOL", tensor.Bool},
+	{"BOOL", tensor.Bool}, {"BYTES", tensor.String},
 }
 
 // FP16 and BF16 data is held as float32 tensors of float16 (bfloat16) values
@@ -131,7 +161,7 @@ var datatypes = []struct {
 // with every value rounded to float16, and OutputAs writes a Float32 tensor as
 // FP16 or BF16.
 
-const supportedDatatypes = "FP32, FP16, BF16, FP64, INT64, INT32, INT16, INT8, UINT64, UINT32, UINT16, UINT8, BOOL"
+const supportedDatatypes = "FP32, FP16, BF16, FP64, INT64, INT32, INT16, INT8, UINT64, UINT32, UINT16, UINT8, BOOL, BYTES"
 
 // DatatypeOf returns the protocol's name for dt ("FP32" for tensor.Float32), or
 // "" if the protocol cannot carry dt in Spindle.
@@ -253,6 +283,9 @@ func appendData(b []byte, t *tensor.Tensor) []byte {
 			b = strconv.AppendUint(b, uint64(t.U8[i]), 10)
 		case tensor.Bool:
 			b = strconv.AppendBool(b, t.B[i])
+		case tensor.String:
+			q, _ := json.Marshal(t.S[i])
+			b = append(b, q...)
 		}
 	}
 	return append(b, ']')

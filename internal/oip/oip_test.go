@@ -171,7 +171,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"duplicate name", `{"inputs": [` + strings.Repeat(`{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]},`, 2) + `{"name": "x"}]}`, 0,
 			`inputs[1].name: "x" is also the name of inputs[0]`},
 		{"datatype missing", `{"inputs": [{"name": "x", "shape": [1], "data": [1]}]}`, 0, "inputs[0].datatype: is missing"},
-		{"datatype FP8", request("FP8", "[1]", "[1]"), 0, `inputs[0].datatype: "FP8" is not supported (supported: FP32, FP16, BF16, FP64, INT64, INT32, INT16, INT8, UINT64, UINT32, UINT16, UINT8, BOOL)`},
+		{"datatype FP8", request("FP8", "[1]", "[1]"), 0, `inputs[0].datatype: "FP8" is not supported (supported: FP32, FP16, BF16, FP64, INT64, INT32, INT16, INT8, UINT64, UINT32, UINT16, UINT8, BOOL, BYTES)`},
 		{"INT16 range", request("INT16", "[1]", "[32768]"), 0, `inputs[0].data[0]: 32768 is out of range for INT16`},
 		{"UINT16 negative", request("UINT16", "[1]", "[-1]"), 0, `inputs[0].data[0]: -1 is out of range for UINT16`},
 		{"UINT32 range", request("UINT32", "[1]", "[4294967296]"), 0, `inputs[0].data[0]: 4294967296 is out of range for UINT32`},
@@ -179,7 +179,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"UINT64 negative", request("UINT64", "[1]", "[-1]"), 0, `inputs[0].data[0]: -1 is out of range for UINT64`},
 		{"FP16 overflow", request("FP16", "[1]", "[65520]"), 0, `inputs[0].data[0]: 65520 overflows FP16`},
 		{"datatype lower case", request("fp32", "[1]", "[1]"), 0, `inputs[0].datatype: "fp32" is not supported`},
-		{"datatype BYTES", request("BYTES", "[1]", `["a"]`), 0, `inputs[0].datatype: "BYTES" is not supported`},
+		{"BYTES number", request("BYTES", "[1]", `[1]`), 0, `inputs[0].data[0]: expected a string, not 1 (datatype BYTES)`},
 		{"shape missing", `{"inputs": [{"name": "x", "datatype": "FP32", "data": [1]}]}`, 0, "inputs[0].shape: is missing"},
 		{"shape not array", request("FP32", `"1x2"`, "[1]"), 0, "inputs[0].shape: must be an array of integers, not a string"},
 		{"shape float", request("FP32", `[1.5]`, "[1]"), 0, "inputs[0].shape: must be an array of integers, found number 1.5"},
@@ -190,7 +190,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{"empty shape, too many elements", request("FP32", "[1048576, 0, 1048576]", "[]"), 0,
 			"inputs[0].shape: [1048576 0 1048576] has too many elements: its non-zero dimensions may multiply to at most 2147483648, even when another is 0"},
 		{"binary data", `{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "parameters": {"binary_data_size": 4}}]}`, 0,
-			"inputs[0].parameters.binary_data_size: binary tensor data is not supported; send data as JSON"},
+			"inputs[0].parameters.binary_data_size: the body has no binary data: send the Inference-Header-Content-Length header with the JSON header's length"},
 		{"data missing", `{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32"}]}`, 0, "inputs[0].data: is missing"},
 		{"data null", request("FP32", "[1]", "null"), 0, "inputs[0].data: must be an array, not null"},
 		{"data object", request("FP32", "[1]", `{"a": 1}`), 0, "inputs[0].data: must be an array, not an object"},
@@ -308,12 +308,12 @@ func TestDatatypes(t *testing.T) {
 	if got, err := DTypeOf("FP16"); err != nil || got != tensor.Float16 || DatatypeOf(tensor.Float16) != "FP16" {
 		t.Errorf("FP16: DTypeOf = %v, %v; DatatypeOf(float16) = %q", got, err, DatatypeOf(tensor.Float16))
 	}
-	for _, dt := range []tensor.DType{tensor.String, tensor.Invalid} {
+	for _, dt := range []tensor.DType{tensor.Sequence, tensor.Invalid} {
 		if got := DatatypeOf(dt); got != "" {
 			t.Errorf("DatatypeOf(%v) = %q, want \"\"", dt, got)
 		}
 	}
-	for _, name := range []string{"FP8", "BYTES", "fp32", ""} {
+	for _, name := range []string{"FP8", "bytes", "fp32", ""} {
 		if _, err := DTypeOf(name); err == nil || !strings.Contains(err.Error(), "is not supported (supported: FP32,") {
 			t.Errorf("DTypeOf(%q) error %v, want unsupported", name, err)
 		}
