@@ -174,7 +174,7 @@ type Gateway struct {
 	// inferStats counts inferences per function for the statistics
 	// extension (GET /v2/models/{name}/stats).
 	inferStats inferStats
-	loop     *autoscale.Loop // nil without an autoscaler
+	loop       *autoscale.Loop // nil without an autoscaler
 
 	mu  sync.Mutex
 	fns map[string]*function
