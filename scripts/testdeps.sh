@@ -10,6 +10,9 @@ need_apt=()
 [ -d /usr/share/libonnx-testdata/data/node ] || need_apt+=(libonnx-testdata)
 command -v curl >/dev/null || need_apt+=(curl) # the demo test runs the printed curl line
 command -v node >/dev/null || need_apt+=(nodejs npm)
+# A gRPC client that is not Spindle's (issue 15): Python's grpcio, with stubs
+# generated at test time by grpc_tools from Spindle's .proto.
+/usr/bin/python3 -c 'import grpc, grpc_tools' 2>/dev/null || need_apt+=(python3-grpcio python3-grpc-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "testdeps: apt-get install ${need_apt[*]}"
   apt-get update -qq

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -28,14 +29,14 @@ import (
 )
 
 func newUpCmd() *cobra.Command {
-	var listen, home, auth string
+	var listen, grpcListen, home, auth string
 	var demo, noCgroups bool
 	var idle time.Duration
 	var vcpu float64
 	var policy string
 	var params []string
 	cmd := &cobra.Command{
-		Use:   "up [--listen ADDR] [--home DIR] [--auth open|keys] [--demo]",
+		Use:   "up [--listen ADDR] [--grpc-listen ADDR|off] [--home DIR] [--auth open|keys] [--demo]",
 		Short: "Run the platform on this machine (gateway, registry, instances)",
 		Args:  args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -100,14 +101,42 @@ func newUpCmd() *cobra.Command {
 				g.Close()
 				return usagef("--listen %q: %w; listen on 127.0.0.1 or use --auth keys", listen, gateway.ErrOpenNotLoopback)
 			}
+			var gln net.Listener
+			if grpcListen != "off" {
+				addr, err := grpcAddr(grpcListen, listen)
+				if err == nil {
+					gln, err = net.Listen("tcp", addr)
+				}
+				if err != nil {
+					ln.Close()
+					g.Close()
+					return usagef("--grpc-listen %q: %v", grpcListen, err)
+				}
+				if err := g.CheckListen(gln.Addr()); err != nil {
+					ln.Close()
+					gln.Close()
+					g.Close()
+					return usagef("--grpc-listen %q: %w; listen on 127.0.0.1 or use --auth keys", grpcListen, gateway.ErrOpenNotLoopback)
+				}
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			served := make(chan error, 1)
 			go func() { served <- g.Serve(ctx, ln) }()
+			if gln != nil {
+				go func() {
+					if err := g.ServeGRPC(ctx, gln); err != nil {
+						log.Error("gRPC server", "err", err)
+					}
+				}()
+			}
 
 			base := "http://" + ln.Addr().String()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Spindle is up: gateway %s, data in %s\n", base, home)
+			if gln != nil {
+				fmt.Fprintf(out, "gRPC (Open Inference Protocol, inference.GRPCInferenceService): %s\n", gln.Addr())
+			}
 			fmt.Fprintf(out, "Sandbox: %s\n", caps)
 			if scaling != nil {
 				fmt.Fprintf(out, "Autoscaling: %s (SLO %s on p99 over %s, every %s)\n", scaling.Policy, scaling.SLO, scaling.Window, scaling.Interval)
@@ -136,6 +165,7 @@ func newUpCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "gateway address")
+	f.StringVar(&grpcListen, "grpc-listen", "", "gRPC address (Open Inference Protocol); default: --listen's host and the next port (any free port when --listen's is 0); off: no gRPC")
 	f.DurationVar(&idle, "idle", 5*time.Minute, "stop a function's instances after this long without requests (scale to zero)")
 	f.Float64Var(&vcpu, "vcpu", 1, "default CPU allotment per instance, in vCPUs (multiples of 0.25)")
 	f.StringVar(&policy, "autoscale", "hybrid", "scaling policy for every function: hybrid, hpa, static, predictive or off")
@@ -145,6 +175,26 @@ func newUpCmd() *cobra.Command {
 	f.StringVar(&auth, "auth", gateway.AuthOpen, "open: no API keys, loopback only; keys: every request needs a tenant's key")
 	f.BoolVar(&demo, "demo", false, "generate and deploy the MNIST demo function and print how to call it")
 	return cmd
+}
+
+// grpcAddr is the gRPC address: given, or the REST address rest's host and
+// the next port (port 0, any free one, when rest's is 0).
+func grpcAddr(given, rest string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	host, port, err := net.SplitHostPort(rest)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", err
+	}
+	if p == 0 || p == 65535 {
+		return net.JoinHostPort(host, "0"), nil
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
 }
 
 // loadAdminKey returns the admin key ($SPINDLE_ADMIN_KEY, else HOME/admin.key,
