@@ -18,16 +18,17 @@ import (
 
 	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/client"
+	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/quantize"
 	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/task"
 )
 
 func newDeployCmd() *cobra.Command {
-	var model, kind, quant string
+	var model, kind, quant, batch string
 	var configs, files []string
 	cmd := &cobra.Command{
-		Use:   "deploy NAME --model PATH [--task KIND [--config KEY=VALUE|JSON]... [--file PATH]...]",
+		Use:   "deploy NAME --model PATH [--task KIND [--config KEY=VALUE|JSON]... [--file PATH]...] [--batch auto|max=N[,delay=D]]",
 		Short: "Deploy a model (and its external data) as function NAME, optionally with a task endpoint",
 		Long: `Deploy a model (and its external data) as function NAME.
 
@@ -35,9 +36,15 @@ With --task the function also answers POST /v1/tasks/NAME with JSON (task kinds:
 ` + strings.Join(task.Kinds(), ", ") + `). --file uploads the task's extra files
 (tokenizer.json, labels.txt) beside the model; --config sets task options, as
 KEY=VALUE (VALUE is read as JSON when it parses, else as a string) or as one JSON
-object. cpu-burn takes no --model.`,
+object. cpu-burn takes no --model.
+
+--batch joins requests whose inputs agree in all but their first (batch)
+dimension into one run: auto batches what is already waiting (up to 32 rows;
+an idle function adds no latency), max=N,delay=D caps the rows and lets a run
+wait up to D for more. Models without a dynamic first dimension run unbatched.`,
 		Example: `  spindle deploy sentiment --model model.onnx --task text-classification --file tokenizer.json --file labels.txt --config max_length=64
-  spindle deploy burn --task cpu-burn --config burn_ms=200`,
+  spindle deploy burn --task cpu-burn --config burn_ms=200
+  spindle deploy minilm --model model.onnx --batch max=16,delay=2ms`,
 		Args: args("NAME"),
 	}
 	gw := gatewayFlag(cmd)
@@ -47,6 +54,7 @@ object. cpu-burn takes no --model.`,
 	f.StringArrayVar(&configs, "config", nil, "task option as `KEY=VALUE`, or a JSON object (repeatable)")
 	f.StringArrayVar(&files, "file", nil, "extra file `PATH` for the task, e.g. tokenizer.json or labels.txt (repeatable)")
 	f.StringVar(&quant, "quantize", "", "quantize the model before the upload: `int8` (as 'spindle model quantize' does)")
+	f.StringVar(&batch, "batch", "", "dynamic batching `POLICY`: auto, or max=N[,delay=D] (default off)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		if model == "" && kind != task.CPUBurn {
 			return usagef("--model: required (only --task cpu-burn runs without one)")
@@ -67,6 +75,11 @@ object. cpu-burn takes no --model.`,
 		cfg, err := taskConfigFlags(configs)
 		if err != nil {
 			return err
+		}
+		if batch != "" {
+			if _, err := instance.ParseBatchPolicy(batch); err != nil {
+				return usagef("--batch: %v", err)
+			}
 		}
 		switch {
 		case quant == "":
@@ -94,7 +107,7 @@ object. cpu-burn takes no --model.`,
 		if err != nil {
 			return err
 		}
-		fn, err := c.DeployWith(context.Background(), a[0], model, client.DeployOptions{Task: kind, Config: cfg, Files: files})
+		fn, err := c.DeployWith(context.Background(), a[0], model, client.DeployOptions{Task: kind, Config: cfg, Files: files, Batch: batch})
 		if err != nil {
 			return err
 		}

@@ -30,7 +30,7 @@ import (
 // sandbox) and logs to stderr.
 func newInstanceCmd() *cobra.Command {
 	var cfg instance.Config
-	var listen, load, taskConfig string
+	var listen, load, taskConfig, batch string
 	var drain time.Duration
 	var check bool
 	var maxMemory int64
@@ -56,6 +56,9 @@ func newInstanceCmd() *cobra.Command {
 			mode, err := onnx.ParseLoadMode(load)
 			if err != nil {
 				return usagef("--load: %v", err)
+			}
+			if cfg.Batch, err = instance.ParseBatchPolicy(batch); err != nil {
+				return usagef("--batch: %v", err)
 			}
 			cfg.Load = mode
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -91,6 +94,7 @@ func newInstanceCmd() *cobra.Command {
 	f.IntVar(&cfg.Workers, "workers", 0, "concurrent inferences (default GOMAXPROCS)")
 	f.Int64Var(&cfg.MemoryLimit, "memory-limit", 0, "the memory limit in bytes the instance runs under (0: none); each request's memory budget is its share")
 	f.IntVar(&cfg.Queue, "queue", 0, "requests that may wait for a worker (default 64 per worker)")
+	f.StringVar(&batch, "batch", "off", "dynamic batching: off, auto (what is waiting, up to 32 rows) or max=N[,delay=D]")
 	f.DurationVar(&drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
 	f.StringVar(&cfg.Task, "task", "", "task endpoint kind: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")
 	f.StringVar(&taskConfig, "task-config", "", "task config as JSON, or a JSON file")

@@ -113,6 +113,9 @@ type DeployOptions struct {
 	// Files are extra files (tokenizer.json, labels.txt), uploaded under their
 	// base names beside the model.
 	Files []string
+	// Batch is the dynamic batching policy ("auto", "max=N[,delay=D]");
+	// "" is off.
+	Batch string
 }
 
 // upload is one file part: its path in the upload and on disk.
@@ -179,6 +182,9 @@ func writeUpload(mw *multipart.Writer, name string, model bool, opt DeployOption
 	}
 	if len(opt.Config) > 0 {
 		fields = append(fields, [2]string{"config", string(opt.Config)})
+	}
+	if opt.Batch != "" {
+		fields = append(fields, [2]string{"batch", opt.Batch})
 	}
 	for _, kv := range fields {
 		if err := mw.WriteField(kv[0], kv[1]); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/metrics"
+	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/registry"
 )
 
@@ -94,7 +95,7 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	f := registry.Function{Name: up.name, Owner: who, Task: cmp.Or(up.kind, api.TaskInfer), TaskConfig: res.TaskConfig, Created: time.Now().UTC()}
+	f := registry.Function{Name: up.name, Owner: who, Task: cmp.Or(up.kind, api.TaskInfer), TaskConfig: res.TaskConfig, Batch: up.batch, Created: time.Now().UTC()}
 	if res.Metadata != nil {
 		f.Metadata = *res.Metadata
 	}
@@ -118,6 +119,8 @@ type upload struct {
 	checkName func(name string) error
 
 	name, modelFile, kind string
+	// batch is the batching policy (instance.ParseBatchPolicy's form).
+	batch string
 	config                json.RawMessage
 	files                 []string
 	bytes                 int64
@@ -142,7 +145,7 @@ func (u *upload) read(mr *multipart.Reader) error {
 
 func (u *upload) readPart(part *multipart.Part) error {
 	switch part.FormName() {
-	case "name", "model", "task":
+	case "name", "model", "task", "batch":
 		b, err := io.ReadAll(io.LimitReader(part, 1024))
 		if err != nil {
 			return fmt.Errorf("%s: %w", part.FormName(), err)
@@ -154,6 +157,12 @@ func (u *upload) readPart(part *multipart.Part) error {
 			return u.checkName(v)
 		case "model":
 			u.modelFile = v
+		case "batch":
+			p, err := instance.ParseBatchPolicy(v)
+			if err != nil {
+				return fmt.Errorf("batch: %w", err)
+			}
+			u.batch = p.String()
 		default:
 			u.kind = v
 		}
@@ -190,7 +199,7 @@ func (u *upload) readPart(part *multipart.Part) error {
 		}
 		u.files = append(u.files, filepath.ToSlash(rel))
 	default:
-		return fmt.Errorf("body: unknown field %q (want name, model, file, task, config)", part.FormName())
+		return fmt.Errorf("body: unknown field %q (want name, model, file, task, config, batch)", part.FormName())
 	}
 	return nil
 }

@@ -225,6 +225,9 @@ func (g *Gateway) instanceArgs(spec registry.Function) []string {
 			args = append(args, "--task-config", string(spec.TaskConfig))
 		}
 	}
+	if spec.Batch != "" {
+		args = append(args, "--batch", spec.Batch)
+	}
 	return args
 }
 

@@ -50,6 +50,10 @@ type Config struct {
 	Workers int
 	// Queue is how many requests may wait for a worker; 0 means 64 per worker.
 	Queue int
+	// Batch is the dynamic batching policy; the zero value is off. A model
+	// whose inputs and outputs do not all have a dynamic first dimension
+	// is never batched.
+	Batch BatchPolicy
 	// MaxBodyBytes caps a request body; 0 means 64 MiB.
 	MaxBodyBytes int64
 	// MaxRunBytes caps the intermediate tensors one inference holds at once
@@ -103,6 +107,10 @@ type Server struct {
 	loaded   int64
 	runBytes atomic.Int64
 	memLimit atomic.Int64
+
+	// batch joins compatible requests into one run (Config.Batch); nil
+	// when batching is off or the model has no dynamic first dimension.
+	batch *batcher
 }
 
 // New returns a server for cfg; it loads nothing yet.
@@ -130,6 +138,9 @@ func (s *Server) Load() (onnx.Report, error) {
 			return onnx.Report{}, fmt.Errorf("model %q: %w", s.cfg.ModelPath, err)
 		}
 		s.src, s.model = src, m
+		if s.cfg.Batch.Enabled() && batchable(m) {
+			s.batch = newBatcher(s, s.cfg.Batch)
+		}
 	}
 	if hasTask {
 		cfg, err := task.ParseConfig(s.cfg.TaskConfig)
@@ -251,11 +262,18 @@ type Stats struct {
 	// RunBudget is each request's memory budget in bytes (0: the engine's
 	// default).
 	RunBudget int64 `json:"run_budget_bytes"`
+	// Batch says how requests were batched; nil when batching is off.
+	Batch *BatchStats `json:"batch,omitempty"`
 }
 
 // Stats returns the instance's current load.
 func (s *Server) Stats() Stats {
-	return Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0), RunBudget: s.runBytes.Load()}
+	st := Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0), RunBudget: s.runBytes.Load()}
+	if s.batch != nil {
+		b := s.batch.stats()
+		st.Batch = &b
+	}
+	return st
 }
 
 func (s *Server) resize(w http.ResponseWriter, r *http.Request) {
@@ -395,11 +413,15 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	var outs map[string]*tensor.Tensor
 	release := func() {}
-	err = s.pool.Do(r.Context(), func() error {
-		var err error
-		outs, release, err = s.runOwned(r.Context(), inputs)
-		return err
-	})
+	if s.batch != nil {
+		outs, release, err = s.batch.run(r.Context(), inputs)
+	} else {
+		err = s.pool.Do(r.Context(), func() error {
+			var err error
+			outs, release, err = s.runOwned(r.Context(), inputs)
+			return err
+		})
+	}
 	// The answer is written from the outputs; then their memory serves the
 	// next request's.
 	defer release()

@@ -36,6 +36,12 @@ func newServerWith(t *testing.T, cfg Config) (*Server, string) {
 		t.Fatal(err)
 	}
 	cfg.Name, cfg.ModelPath = "double", path
+	return newModelServer(t, cfg)
+}
+
+// newModelServer loads cfg's model into a real server behind httptest.
+func newModelServer(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
 	s := New(cfg)
 	if _, err := s.Load(); err != nil {
 		t.Fatal(err)

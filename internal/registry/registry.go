@@ -42,6 +42,8 @@ type Function struct {
 	VCPU float64 `json:"vcpu,omitempty"`
 	// MemoryLimit is each instance's memory limit in bytes; 0 means none.
 	MemoryLimit int64 `json:"memory_limit,omitempty"`
+	// Batch is the dynamic batching policy ("max=N[,delay=D]"); "" is off.
+	Batch string `json:"batch,omitempty"`
 }
 
 var nameRule = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)

@@ -1,0 +1,379 @@
+package instance
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spindleml/spindle/internal/engine"
+	"github.com/spindleml/spindle/internal/tensor"
+)
+
+// Dynamic batching (issue 15): requests to the model whose inputs agree in
+// everything but the first (batch) dimension are concatenated along it into
+// one engine run, and the outputs split back. A transformer at saturation
+// then reads its weights once per batch, not once per request.
+//
+// It works by combining: each request joins a queue, then asks the worker
+// pool for a slot as it always did. The first to get one takes every
+// compatible request waiting (its own first, up to Max rows) and runs them
+// together; a request whose work another took releases its slot and waits
+// for its answer. So an idle function runs each request at once, alone, and
+// only requests that already wait are batched, unless Delay lets a run wait
+// for more.
+
+// BatchPolicy is a function's batching: Max rows per run (the sum of the
+// requests' first dimensions; 0 or 1 turns batching off) and Delay, how
+// long a run with fewer rows waits for more requests (0: batch only what is
+// already waiting, "auto").
+type BatchPolicy struct {
+	Max   int
+	Delay time.Duration
+}
+
+// Enabled reports whether p batches at all.
+func (p BatchPolicy) Enabled() bool { return p.Max > 1 }
+
+// maxBatchDelay bounds Delay: a batch window longer than this is latency no
+// SLO would accept.
+const maxBatchDelay = time.Second
+
+// ParseBatchPolicy reads "off", "auto" (max 32, no delay) or
+// "max=N[,delay=D]".
+func ParseBatchPolicy(s string) (BatchPolicy, error) {
+	switch s {
+	case "", "off":
+		return BatchPolicy{}, nil
+	case "auto":
+		return BatchPolicy{Max: 32}, nil
+	}
+	p := BatchPolicy{Max: 32}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return p, fmt.Errorf("%q: want off, auto or max=N[,delay=D]", s)
+		}
+		switch k {
+		case "max":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 4096 {
+				return p, fmt.Errorf("max=%s: must be an integer in [1, 4096]", v)
+			}
+			p.Max = n
+		case "delay":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > maxBatchDelay {
+				return p, fmt.Errorf("delay=%s: must be a duration in [0, %s]", v, maxBatchDelay)
+			}
+			p.Delay = d
+		default:
+			return p, fmt.Errorf("%s: unknown; want max or delay", k)
+		}
+	}
+	return p, nil
+}
+
+// String formats p as ParseBatchPolicy reads it.
+func (p BatchPolicy) String() string {
+	if !p.Enabled() {
+		return "off"
+	}
+	if p.Delay == 0 {
+		return fmt.Sprintf("max=%d", p.Max)
+	}
+	return fmt.Sprintf("max=%d,delay=%s", p.Max, p.Delay)
+}
+
+// batchItem is one request in the batch queue.
+type batchItem struct {
+	ctx    context.Context
+	inputs map[string]*tensor.Tensor
+	key    string
+	rows   int
+
+	taken   bool          // a run has it (under batcher.mu)
+	done    chan struct{} // closed when outs or err is set
+	outs    map[string]*tensor.Tensor
+	release func() // gives a lone run's output memory back
+	err     error
+}
+
+// batcher queues a server's requests for combined runs.
+type batcher struct {
+	s       *Server
+	policy  BatchPolicy
+	mu      sync.Mutex
+	queue   []*batchItem
+	arrived chan struct{} // a token per arrival, for a run waiting out Delay
+
+	// sizes counts runs by the requests they served (index: requests, the
+	// last bucket all larger ones), for metrics.
+	sizes [33]atomic.Int64
+}
+
+func newBatcher(s *Server, p BatchPolicy) *batcher {
+	return &batcher{s: s, policy: p, arrived: make(chan struct{}, 1)}
+}
+
+// batchable reports whether a model's inputs and outputs all have a
+// dynamic first dimension, along which requests can be joined.
+func batchable(m *engine.Model) bool {
+	for _, vs := range [][]engine.ValueInfo{m.Inputs, m.Outputs} {
+		for _, v := range vs {
+			if len(v.Shape) == 0 || v.Shape[0] >= 0 || v.DType.Size() == 0 && !v.DType.Wide() {
+				return false
+			}
+		}
+	}
+	return len(m.Inputs) > 0
+}
+
+// batchKey describes what must agree for requests to share a run: every
+// input's name, dtype and shape past the first dimension; and returns the
+// rows (the first dimension, the same for every input).
+func batchKey(inputs map[string]*tensor.Tensor) (string, int, bool) {
+	names := make([]string, 0, len(inputs))
+	for n := range inputs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	rows := -1
+	for _, n := range names {
+		t := inputs[n]
+		if len(t.Shape) == 0 || t.DType.Size() == 0 || rows >= 0 && t.Shape[0] != rows {
+			return "", 0, false
+		}
+		rows = t.Shape[0]
+		fmt.Fprintf(&b, "%s:%d%v;", n, t.DType, t.Shape[1:])
+	}
+	return b.String(), rows, rows > 0
+}
+
+// run serves one request's inputs, in a batch when others wait. The
+// caller calls release once it has written the outputs.
+func (b *batcher) run(ctx context.Context, inputs map[string]*tensor.Tensor) (outs map[string]*tensor.Tensor, release func(), err error) {
+	key, rows, ok := batchKey(inputs)
+	if !ok {
+		release = func() {}
+		err := b.s.pool.Do(ctx, func() error {
+			var err error
+			outs, release, err = b.s.runOwned(ctx, inputs)
+			return err
+		})
+		return outs, release, err
+	}
+	it := &batchItem{ctx: ctx, inputs: inputs, key: key, rows: rows, done: make(chan struct{}), release: func() {}}
+	b.mu.Lock()
+	b.queue = append(b.queue, it)
+	b.mu.Unlock()
+	select {
+	case b.arrived <- struct{}{}:
+	default:
+	}
+	err = b.s.pool.Do(ctx, func() error {
+		batch := b.take(it)
+		if batch != nil {
+			b.runBatch(batch)
+		}
+		return nil
+	})
+	if err != nil {
+		// No slot (queue full, deadline, cancel): withdraw, unless a run
+		// already has the request, in which case its answer stands.
+		b.mu.Lock()
+		if !it.taken {
+			b.queue = slices.DeleteFunc(b.queue, func(x *batchItem) bool { return x == it })
+			b.mu.Unlock()
+			return nil, func() {}, err
+		}
+		b.mu.Unlock()
+	}
+	<-it.done
+	return it.outs, it.release, it.err
+}
+
+// take returns the batch a run that got a slot for it serves: it and the
+// compatible requests waiting after it, up to Max rows, waiting up to Delay
+// for more when short; nil when another run already has it.
+func (b *batcher) take(it *batchItem) []*batchItem {
+	b.mu.Lock()
+	if it.taken {
+		b.mu.Unlock()
+		return nil
+	}
+	batch, rows := b.collectLocked(it, nil, 0)
+	b.mu.Unlock()
+	if b.policy.Delay > 0 && rows < b.policy.Max {
+		deadline := time.NewTimer(b.policy.Delay)
+		defer deadline.Stop()
+	wait:
+		for rows < b.policy.Max {
+			select {
+			case <-b.arrived:
+				b.mu.Lock()
+				batch, rows = b.collectLocked(it, batch, rows)
+				b.mu.Unlock()
+			case <-deadline.C:
+				break wait
+			}
+		}
+	}
+	return batch
+}
+
+// collectLocked adds to batch (which starts with it) the compatible waiting
+// requests not yet taken, while the rows stay within Max, and takes them
+// off the queue.
+func (b *batcher) collectLocked(it *batchItem, batch []*batchItem, rows int) ([]*batchItem, int) {
+	if batch == nil {
+		it.taken = true
+		batch, rows = []*batchItem{it}, it.rows
+	}
+	kept := b.queue[:0]
+	for _, x := range b.queue {
+		switch {
+		case x.taken:
+		case x.key == it.key && rows+x.rows <= b.policy.Max && x.ctx.Err() == nil:
+			x.taken = true
+			batch = append(batch, x)
+			rows += x.rows
+		default:
+			kept = append(kept, x)
+		}
+	}
+	clear(b.queue[len(kept):])
+	b.queue = kept
+	return batch, rows
+}
+
+// runBatch runs batch as one engine run and answers each request with its
+// rows of the outputs. When the joined run fails (one request's input, or
+// the batch's memory), each request runs alone, so one request cannot fail
+// another.
+func (b *batcher) runBatch(batch []*batchItem) {
+	b.sizes[min(len(batch), len(b.sizes)-1)].Add(1)
+	answer := func(it *batchItem, outs map[string]*tensor.Tensor, err error) {
+		it.outs, it.err = outs, err
+		close(it.done)
+	}
+	if len(batch) == 1 {
+		outs, release, err := b.s.runOwned(batch[0].ctx, batch[0].inputs)
+		batch[0].release = release
+		answer(batch[0], outs, err)
+		return
+	}
+	ctx, cancel := batchContext(batch)
+	defer cancel()
+	joined, err := joinRows(batch)
+	var outs map[string]*tensor.Tensor
+	release := func() {}
+	if err == nil {
+		outs, release, err = b.s.runOwned(ctx, joined)
+	}
+	var parts []map[string]*tensor.Tensor
+	if err == nil {
+		parts, err = splitRows(outs, batch)
+	}
+	release()
+	if err != nil {
+		for _, it := range batch {
+			outs, release, err := b.s.runOwned(it.ctx, it.inputs)
+			it.release = release
+			answer(it, outs, err)
+		}
+		return
+	}
+	for i, it := range batch {
+		answer(it, parts[i], nil)
+	}
+}
+
+// batchContext is the context of a joined run: not cancelled when one of
+// its requests goes away, and ending at the latest of their deadlines.
+func batchContext(batch []*batchItem) (context.Context, context.CancelFunc) {
+	var last time.Time
+	for _, it := range batch {
+		d, ok := it.ctx.Deadline()
+		if !ok {
+			return context.WithCancel(context.WithoutCancel(batch[0].ctx))
+		}
+		if d.After(last) {
+			last = d
+		}
+	}
+	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), last)
+}
+
+// joinRows concatenates the batch's inputs along their first dimension
+// (row-major data: one copy per request).
+func joinRows(batch []*batchItem) (map[string]*tensor.Tensor, error) {
+	rows := 0
+	for _, it := range batch {
+		rows += it.rows
+	}
+	joined := make(map[string]*tensor.Tensor, len(batch[0].inputs))
+	for name, first := range batch[0].inputs {
+		shape := append([]int{rows}, first.Shape[1:]...)
+		t := tensor.New(first.DType, shape...)
+		dst := t.Bytes()
+		off := 0
+		for _, it := range batch {
+			off += copy(dst[off:], it.inputs[name].Bytes())
+		}
+		if off != len(dst) {
+			return nil, fmt.Errorf("batch: input %q joined %d of %d bytes", name, off, len(dst))
+		}
+		joined[name] = t
+	}
+	return joined, nil
+}
+
+// splitRows cuts every output along its first dimension into the batch's
+// requests' rows; an output whose first dimension is not the batch's rows
+// (a model that mixes rows) cannot be split.
+func splitRows(outs map[string]*tensor.Tensor, batch []*batchItem) ([]map[string]*tensor.Tensor, error) {
+	rows := 0
+	for _, it := range batch {
+		rows += it.rows
+	}
+	parts := make([]map[string]*tensor.Tensor, len(batch))
+	for i := range parts {
+		parts[i] = make(map[string]*tensor.Tensor, len(outs))
+	}
+	for name, t := range outs {
+		if len(t.Shape) == 0 || t.Shape[0] != rows || t.DType.Size() == 0 {
+			return nil, fmt.Errorf("batch: output %q is %s, not %d rows", name, t, rows)
+		}
+		per := len(t.Bytes()) / rows
+		src := t.Bytes()
+		off := 0
+		for i, it := range batch {
+			part := tensor.New(t.DType, append([]int{it.rows}, t.Shape[1:]...)...)
+			off += copy(part.Bytes(), src[off:off+per*it.rows])
+			parts[i][name] = part
+		}
+	}
+	return parts, nil
+}
+
+// BatchStats counts the runs by how many requests each served.
+type BatchStats struct {
+	Policy string `json:"policy"`
+	// Runs[i] is the number of runs that served i requests (the last
+	// entry: that many or more).
+	Runs []int64 `json:"runs"`
+}
+
+func (b *batcher) stats() BatchStats {
+	st := BatchStats{Policy: b.policy.String(), Runs: make([]int64, len(b.sizes))}
+	for i := range b.sizes {
+		st.Runs[i] = b.sizes[i].Load()
+	}
+	return st
+}
