@@ -18,7 +18,6 @@ import (
 
 	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/client"
-	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/quantize"
 	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/task"
@@ -77,7 +76,7 @@ wait up to D for more. Models without a dynamic first dimension run unbatched.`,
 			return err
 		}
 		if batch != "" {
-			if _, err := instance.ParseBatchPolicy(batch); err != nil {
+			if _, err := api.ParseBatchPolicy(batch); err != nil {
 				return usagef("--batch: %v", err)
 			}
 		}

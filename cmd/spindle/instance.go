@@ -57,7 +57,7 @@ func newInstanceCmd() *cobra.Command {
 			if err != nil {
 				return usagef("--load: %v", err)
 			}
-			if cfg.Batch, err = instance.ParseBatchPolicy(batch); err != nil {
+			if cfg.Batch, err = api.ParseBatchPolicy(batch); err != nil {
 				return usagef("--batch: %v", err)
 			}
 			cfg.Load = mode

@@ -938,8 +938,14 @@ func runStep(st step, args []*tensor.Tensor, threads int) (outs []*tensor.Tensor
 		outs, err = st.kernel(args)
 	}
 	if err != nil {
-		// %w keeps a kernel's ErrBadInput (a size limit) visible to callers.
-		return nil, fmt.Errorf("node %q (%s): %w", st.node.Name, st.node.OpType, err)
+		if errors.Is(err, ErrBadInput) {
+			return nil, fmt.Errorf("node %q (%s): %w", st.node.Name, st.node.OpType, err)
+		}
+		// Compile checked everything that does not depend on a request's
+		// values, so a kernel refusing them at run time (an index out of
+		// range, a shape that does not reshape) is the request's fault.
+		// A bug panics instead, and is an internal error.
+		return nil, fmt.Errorf("%w: node %q (%s): %w", ErrBadInput, st.node.Name, st.node.OpType, err)
 	}
 	return outs, nil
 }

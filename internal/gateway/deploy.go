@@ -17,7 +17,6 @@ import (
 
 	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/metrics"
-	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/registry"
 )
 
@@ -119,11 +118,11 @@ type upload struct {
 	checkName func(name string) error
 
 	name, modelFile, kind string
-	// batch is the batching policy (instance.ParseBatchPolicy's form).
-	batch string
-	config                json.RawMessage
-	files                 []string
-	bytes                 int64
+	// batch is the batching policy (api.ParseBatchPolicy's form).
+	batch  string
+	config json.RawMessage
+	files  []string
+	bytes  int64
 }
 
 // read reads every part of mr, stopping early once the files are over
@@ -158,7 +157,7 @@ func (u *upload) readPart(part *multipart.Part) error {
 		case "model":
 			u.modelFile = v
 		case "batch":
-			p, err := instance.ParseBatchPolicy(v)
+			p, err := api.ParseBatchPolicy(v)
 			if err != nil {
 				return fmt.Errorf("batch: %w", err)
 			}

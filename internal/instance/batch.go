@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/engine"
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -26,68 +26,6 @@ import (
 // for its answer. So an idle function runs each request at once, alone, and
 // only requests that already wait are batched, unless Delay lets a run wait
 // for more.
-
-// BatchPolicy is a function's batching: Max rows per run (the sum of the
-// requests' first dimensions; 0 or 1 turns batching off) and Delay, how
-// long a run with fewer rows waits for more requests (0: batch only what is
-// already waiting, "auto").
-type BatchPolicy struct {
-	Max   int
-	Delay time.Duration
-}
-
-// Enabled reports whether p batches at all.
-func (p BatchPolicy) Enabled() bool { return p.Max > 1 }
-
-// maxBatchDelay bounds Delay: a batch window longer than this is latency no
-// SLO would accept.
-const maxBatchDelay = time.Second
-
-// ParseBatchPolicy reads "off", "auto" (max 32, no delay) or
-// "max=N[,delay=D]".
-func ParseBatchPolicy(s string) (BatchPolicy, error) {
-	switch s {
-	case "", "off":
-		return BatchPolicy{}, nil
-	case "auto":
-		return BatchPolicy{Max: 32}, nil
-	}
-	p := BatchPolicy{Max: 32}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		if !ok {
-			return p, fmt.Errorf("%q: want off, auto or max=N[,delay=D]", s)
-		}
-		switch k {
-		case "max":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 4096 {
-				return p, fmt.Errorf("max=%s: must be an integer in [1, 4096]", v)
-			}
-			p.Max = n
-		case "delay":
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 || d > maxBatchDelay {
-				return p, fmt.Errorf("delay=%s: must be a duration in [0, %s]", v, maxBatchDelay)
-			}
-			p.Delay = d
-		default:
-			return p, fmt.Errorf("%s: unknown; want max or delay", k)
-		}
-	}
-	return p, nil
-}
-
-// String formats p as ParseBatchPolicy reads it.
-func (p BatchPolicy) String() string {
-	if !p.Enabled() {
-		return "off"
-	}
-	if p.Delay == 0 {
-		return fmt.Sprintf("max=%d", p.Max)
-	}
-	return fmt.Sprintf("max=%d,delay=%s", p.Max, p.Delay)
-}
 
 // batchItem is one request in the batch queue.
 type batchItem struct {
@@ -106,7 +44,7 @@ type batchItem struct {
 // batcher queues a server's requests for combined runs.
 type batcher struct {
 	s       *Server
-	policy  BatchPolicy
+	policy  api.BatchPolicy
 	mu      sync.Mutex
 	queue   []*batchItem
 	arrived chan struct{} // a token per arrival, for a run waiting out Delay
@@ -116,7 +54,7 @@ type batcher struct {
 	sizes [33]atomic.Int64
 }
 
-func newBatcher(s *Server, p BatchPolicy) *batcher {
+func newBatcher(s *Server, p api.BatchPolicy) *batcher {
 	return &batcher{s: s, policy: p, arrived: make(chan struct{}, 1)}
 }
 

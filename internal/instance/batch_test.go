@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/tensor"
@@ -29,7 +30,7 @@ func TestParseBatchPolicy(t *testing.T) {
 		{"size=8", "", "size: unknown; want max or delay"},
 		{"max", "", `"max": want off, auto or max=N[,delay=D]`},
 	} {
-		p, err := ParseBatchPolicy(c.in)
+		p, err := api.ParseBatchPolicy(c.in)
 		switch {
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("%q: error %v, want %q", c.in, err, c.err)
@@ -40,7 +41,7 @@ func TestParseBatchPolicy(t *testing.T) {
 }
 
 // mnistServer serves the MNIST CNN (dynamic batch) with the given batching.
-func mnistServer(t *testing.T, p BatchPolicy) (*Server, string) {
+func mnistServer(t *testing.T, p api.BatchPolicy) (*Server, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "model.onnx")
 	if err := modelgen.MNISTCNN(3).Save(path, modelgen.SaveOptions{}); err != nil {
@@ -82,8 +83,8 @@ func inferOutput(t *testing.T, url, body string) []float32 {
 // from an instance that does not batch, within 1e-6, and that runs did
 // serve several requests.
 func TestBatchingMatchesUnbatched(t *testing.T) {
-	batched, burl := mnistServer(t, BatchPolicy{Max: 32, Delay: 300 * time.Millisecond})
-	_, plain := mnistServer(t, BatchPolicy{})
+	batched, burl := mnistServer(t, api.BatchPolicy{Max: 32, Delay: 300 * time.Millisecond})
+	_, plain := mnistServer(t, api.BatchPolicy{})
 	const n = 12
 	bodies := make([]string, n)
 	for i := range bodies {
@@ -127,7 +128,7 @@ func TestBatchingMatchesUnbatched(t *testing.T) {
 // TestBatchingKeepsShapesApart checks that requests whose shapes differ
 // past the batch dimension are never joined: each gets its own answer.
 func TestBatchingKeepsShapesApart(t *testing.T) {
-	s, url := newServerWith(t, Config{Workers: 1, Batch: BatchPolicy{Max: 8, Delay: 100 * time.Millisecond}})
+	s, url := newServerWith(t, Config{Workers: 1, Batch: api.BatchPolicy{Max: 8, Delay: 100 * time.Millisecond}})
 	// The doubling model takes [N 4] only: a [1 3] request is refused on
 	// its own; the others, sent together, batch.
 	var wg sync.WaitGroup

@@ -53,7 +53,7 @@ type Config struct {
 	// Batch is the dynamic batching policy; the zero value is off. A model
 	// whose inputs and outputs do not all have a dynamic first dimension
 	// is never batched.
-	Batch BatchPolicy
+	Batch api.BatchPolicy
 	// MaxBodyBytes caps a request body; 0 means 64 MiB.
 	MaxBodyBytes int64
 	// MaxRunBytes caps the intermediate tensors one inference holds at once
