@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -315,6 +316,7 @@ func printDescription(w io.Writer, d api.FunctionInfo) {
 		mem = formatBytes(d.MemoryLimit)
 	}
 	fmt.Fprintf(tw, "per instance\t%v vCPU, memory limit %s\n", d.CurrentVCPU, mem)
+	fmt.Fprintf(tw, "batching\t%s\n", cmp.Or(d.Batch, "off"))
 	fmt.Fprintf(tw, "instances\t%d\n", len(d.Instances))
 	for _, in := range d.Instances {
 		fmt.Fprintf(tw, "  pid %d\t%s, %d in flight, RSS %s, PSS %s\n", in.Pid, in.Addr, in.InFlight, formatBytes(int64(in.RSS)), formatBytes(int64(in.PSS)))

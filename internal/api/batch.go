@@ -9,8 +9,10 @@ import (
 
 // BatchPolicy is a function's batching: Max rows per run (the sum of the
 // requests' first dimensions; 0 or 1 turns batching off) and Delay, how
-// long a run with fewer rows waits for more requests (0: batch only what is
-// already waiting, "auto").
+// long a run with fewer rows waits for more requests. Delay 0 is "auto":
+// an idle function runs each request at once; under load (a run starting
+// within a run's time of the last one's end) a run waits up to a quarter of
+// the last run's time, at most 2 ms, for the requests on their way.
 type BatchPolicy struct {
 	Max   int
 	Delay time.Duration

@@ -52,7 +52,17 @@ type batcher struct {
 	// sizes counts runs by the requests they served (index: requests, the
 	// last bucket all larger ones), for metrics.
 	sizes [33]atomic.Int64
+
+	// lastRun is how long the last run took and lastEnd when it ended
+	// (Unix ns): with no Delay set, a run that starts within a run's time
+	// of the last one's end is under load, and waits a quarter of a run
+	// (at most autoWait) for the requests on their way (with one CPU their
+	// handlers cannot even read them while a run computes).
+	lastRun, lastEnd atomic.Int64
 }
+
+// autoWait bounds the wait of a run without a Delay under load.
+const autoWait = 2 * time.Millisecond
 
 func newBatcher(s *Server, p api.BatchPolicy) *batcher {
 	return &batcher{s: s, policy: p, arrived: make(chan struct{}, 1)}
@@ -147,8 +157,12 @@ func (b *batcher) take(it *batchItem) []*batchItem {
 	}
 	batch, rows := b.collectLocked(it, nil, 0)
 	b.mu.Unlock()
-	if b.policy.Delay > 0 && rows < b.policy.Max {
-		deadline := time.NewTimer(b.policy.Delay)
+	delay := b.policy.Delay
+	if last := time.Duration(b.lastRun.Load()); delay == 0 && time.Since(time.Unix(0, b.lastEnd.Load())) < last {
+		delay = min(autoWait, last/4)
+	}
+	if delay > 0 && rows < b.policy.Max {
+		deadline := time.NewTimer(delay)
 		defer deadline.Stop()
 	wait:
 		for rows < b.policy.Max {
@@ -196,6 +210,12 @@ func (b *batcher) collectLocked(it *batchItem, batch []*batchItem, rows int) ([]
 // another.
 func (b *batcher) runBatch(batch []*batchItem) {
 	b.sizes[min(len(batch), len(b.sizes)-1)].Add(1)
+	began := time.Now()
+	defer func() {
+		end := time.Now()
+		b.lastRun.Store(int64(end.Sub(began)))
+		b.lastEnd.Store(end.UnixNano())
+	}()
 	answer := func(it *batchItem, outs map[string]*tensor.Tensor, err error) {
 		it.outs, it.err = outs, err
 		close(it.done)
