@@ -35,6 +35,8 @@ func addExperimentCmds(bench *cobra.Command) {
 	}
 	chaos := experiment.ChaosExperiment
 	bench.AddCommand(newExperimentCmd(chaos.Name, chaos.Title+" ("+chaos.Ref+"; --duration sets the soak, default 10m, 5s with --quick)", []experiment.Experiment{chaos}))
+	gw := experiment.GatewayExperiment
+	bench.AddCommand(newExperimentCmd(gw.Name, gw.Title+" ("+gw.Ref+"; --duration per measurement, default 10s, 3s with --quick)", []experiment.Experiment{gw}))
 	bench.AddCommand(newExperimentCmd("all", "Run every thesis experiment in turn ("+strings.Join(experiment.Names(), ", ")+")", experiment.All()))
 	bench.AddCommand(newLoadOnceCmd())
 }

@@ -305,3 +305,41 @@ func checkLiveScaling(t *testing.T, dir string) {
 		t.Errorf("applied scale-ups %v, want some for hybrid and hpa", ups)
 	}
 }
+
+// TestGatewayExperimentTinyRun runs `bench gateway` for a second per
+// measurement against a real spindle up: four rows (JSON and binary,
+// straight and through the gateway), the gateway's CPU higher through it,
+// and the summary stating both costs.
+func TestGatewayExperimentTinyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds spindle and starts a gateway and an instance")
+	}
+	out := t.TempDir()
+	env := &Env{Exe: buildSpindle(t), Quick: true, Duration: time.Second, Models: filepath.Join(out, "models"), Out: out}
+	rep, err := RunOne(context.Background(), env, GatewayExperiment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Sections) != 1 || len(rep.Sections[0].Tables[0].Rows) != 4 {
+		t.Fatalf("report sections %+v", rep.Sections)
+	}
+	rows := rep.Sections[0].Tables[0].Rows
+	for i, row := range rows {
+		if n, _ := strconv.Atoi(row[2]); n < 1000 {
+			t.Errorf("row %v: want about 2,000 requests", row)
+		}
+		if row[1] != "gateway" {
+			continue
+		}
+		// The gateway's CPU per request through it is more than while the
+		// same load went straight to the instance (its idle chores only).
+		through, err1 := time.ParseDuration(row[6])
+		straight, err2 := time.ParseDuration(rows[i-1][6])
+		if err1 != nil || err2 != nil || through <= straight {
+			t.Errorf("gateway CPU per request %s through it, %s straight: want more through it", row[6], rows[i-1][6])
+		}
+	}
+	if len(rep.Summary) != 2 || !strings.Contains(rep.Summary[0], "json body: the gateway adds") || !strings.Contains(rep.Summary[1], "binary body") {
+		t.Errorf("summary %q", rep.Summary)
+	}
+}
