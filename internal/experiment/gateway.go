@@ -114,7 +114,7 @@ func GatewayCost(ctx context.Context, env *Env) (*Report, error) {
 			cpu = (g.gwCPU - d.gwCPU*time.Duration(g.sum.Requests)/time.Duration(max(d.sum.Requests, 1))) / time.Duration(g.sum.Requests)
 		}
 		rep.Summary = append(rep.Summary, fmt.Sprintf("%s body: the gateway adds %s of CPU per request (target <= 30µs) and %s to p99 (target <= 0.5 ms) at %d req/s",
-			g.body, cpu.Round(time.Microsecond), (g.sum.P99 - d.sum.P99).Round(10*time.Microsecond), gatewayRate))
+			g.body, cpu.Round(time.Microsecond), (g.sum.P99-d.sum.P99).Round(10*time.Microsecond), gatewayRate))
 	}
 	rep.Notes = append(rep.Notes, "The load generator runs in this process, on the same machine as the gateway and the instance; the CPU column is the gateway process's alone (utime + stime), its idle use during the straight-to-instance runs subtracted in the summary.")
 	return rep, nil
