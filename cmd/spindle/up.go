@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -29,7 +30,7 @@ import (
 )
 
 func newUpCmd() *cobra.Command {
-	var listen, grpcListen, home, auth string
+	var listen, grpcListen, home, auth, cpuProfile string
 	var demo, noCgroups bool
 	var idle time.Duration
 	var vcpu float64
@@ -119,6 +120,17 @@ func newUpCmd() *cobra.Command {
 					return usagef("--grpc-listen %q: %w; listen on 127.0.0.1 or use --auth keys", grpcListen, gateway.ErrOpenNotLoopback)
 				}
 			}
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return usagef("--cpuprofile: %v", err)
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return usagef("--cpuprofile: %v", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			served := make(chan error, 1)
@@ -174,6 +186,7 @@ func newUpCmd() *cobra.Command {
 	f.StringVar(&home, "home", "", "data directory (default $SPINDLE_HOME or ./.spindle)")
 	f.StringVar(&auth, "auth", gateway.AuthOpen, "open: no API keys, loopback only; keys: every request needs a tenant's key")
 	f.BoolVar(&demo, "demo", false, "generate and deploy the MNIST demo function and print how to call it")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write the gateway's CPU profile to `FILE` until it stops (go tool pprof reads it)")
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -74,6 +75,14 @@ func key(owner, name string) []byte { return []byte(owner + "/" + name) }
 // Registry is the function database. It is safe for concurrent use.
 type Registry struct {
 	db *bolt.DB
+
+	// cache holds the functions Get has read, by key: the gateway looks a
+	// function up on every request, and a database read with a JSON decode
+	// costs ~20 µs. Writes and cache fills hold mu for writing, so a fill
+	// never stores a value a concurrent write replaced; this process is the
+	// database's only writer (bbolt locks the file).
+	mu    sync.RWMutex
+	cache map[string]Function
 }
 
 // Open opens (creating if needed) the database at path.
@@ -93,7 +102,7 @@ func Open(path string) (*Registry, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Registry{db: db}, nil
+	return &Registry{db: db, cache: map[string]Function{}}, nil
 }
 
 // migrateOwners moves functions stored before they had owners (keyed by bare
@@ -152,6 +161,9 @@ func (r *Registry) PutWithin(f Function, maxFunctions int) error {
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.cache, string(key(f.Owner, f.Name)))
 	return r.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketFunctions)
 		k := key(f.Owner, f.Name)
@@ -169,6 +181,9 @@ func (r *Registry) PutWithin(f Function, maxFunctions int) error {
 // it was. A missing function is an error wrapping ErrNotFound.
 func (r *Registry) Update(owner, name string, change func(*Function) error) (Function, error) {
 	var f Function
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.cache, string(key(owner, name)))
 	err := r.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketFunctions)
 		k := key(owner, name)
@@ -203,15 +218,31 @@ func countPrefix(b *bolt.Bucket, owner string) int {
 }
 
 // Get returns owner's function called name, or an error wrapping ErrNotFound.
+// The Function shares its slices with the cache: callers must not change
+// their elements.
 func (r *Registry) Get(owner, name string) (Function, error) {
-	var f Function
+	k := string(key(owner, name))
+	r.mu.RLock()
+	f, ok := r.cache[k]
+	r.mu.RUnlock()
+	if ok {
+		return f, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.cache[k]; ok {
+		return f, nil
+	}
 	err := r.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketFunctions).Get(key(owner, name))
+		b := tx.Bucket(bucketFunctions).Get([]byte(k))
 		if b == nil {
 			return fmt.Errorf("function %q: %w", name, ErrNotFound)
 		}
 		return json.Unmarshal(b, &f)
 	})
+	if err == nil {
+		r.cache[k] = f
+	}
 	return f, err
 }
 
@@ -246,6 +277,9 @@ func (r *Registry) List(owner string) ([]Function, error) {
 // Delete removes owner's function name; deleting a missing one wraps
 // ErrNotFound.
 func (r *Registry) Delete(owner, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.cache, string(key(owner, name)))
 	return r.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFunctions)
 		if b.Get(key(owner, name)) == nil {

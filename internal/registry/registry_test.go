@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,5 +124,58 @@ func TestMigratesUnownedFunctions(t *testing.T) {
 	}
 	if fs, _ := r.List(""); len(fs) != 1 {
 		t.Fatalf("after migration: %v, want only default/mnist", names(fs))
+	}
+}
+
+// TestGetSeesEveryWrite checks the lookup cache: a Get after Put, Update or
+// Delete returns what the database holds, also while Gets and Updates run
+// concurrently (go test -race), and the last value read is the last written.
+func TestGetSeesEveryWrite(t *testing.T) {
+	r := openReg(t, filepath.Join(t.TempDir(), "reg.db"))
+	f := Function{Name: "fn", Owner: "acme", Task: "infer", VCPU: 1}
+	if err := r.Put(f); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Get("acme", "fn"); err != nil || got.VCPU != 1 {
+		t.Fatalf("Get after Put: %+v %v", got, err)
+	}
+	if _, err := r.Update("acme", "fn", func(f *Function) error { f.VCPU = 2; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.Get("acme", "fn"); got.VCPU != 2 {
+		t.Fatalf("Get after Update: VCPU %v, want 2", got.VCPU)
+	}
+	f.VCPU = 3
+	if err := r.Put(f); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := r.Get("acme", "fn"); got.VCPU != 3 {
+		t.Fatalf("Get after a second Put: VCPU %v, want 3", got.VCPU)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				r.Get("acme", "fn")
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				r.Update("acme", "fn", func(f *Function) error { f.VCPU++; return nil })
+			}
+		}()
+	}
+	wg.Wait()
+	if got, _ := r.Get("acme", "fn"); got.VCPU != 3+4*50 {
+		t.Fatalf("after 200 concurrent increments: VCPU %v, want %d", got.VCPU, 3+4*50)
+	}
+	if err := r.Delete("acme", "fn"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get("acme", "fn"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after Delete: %v, want ErrNotFound", err)
 	}
 }
