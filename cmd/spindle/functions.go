@@ -28,7 +28,7 @@ func newDeployCmd() *cobra.Command {
 	var model, kind, quant, batch string
 	var configs, files []string
 	cmd := &cobra.Command{
-		Use:   "deploy NAME --model PATH [--task KIND [--config KEY=VALUE|JSON]... [--file PATH]...] [--batch auto|max=N[,delay=D]]",
+		Use:   "deploy NAME --model PATH [--task KIND [--config KEY=VALUE|JSON]... [--file PATH]...] [--batch auto|max=N[,delay=D][,pad=MASK]]",
 		Short: "Deploy a model (and its external data) as function NAME, optionally with a task endpoint",
 		Long: `Deploy a model (and its external data) as function NAME.
 
@@ -41,10 +41,12 @@ object. cpu-burn takes no --model.
 --batch joins requests whose inputs agree in all but their first (batch)
 dimension into one run: auto batches what is already waiting (up to 32 rows;
 an idle function adds no latency), max=N,delay=D caps the rows and lets a run
-wait up to D for more. Models without a dynamic first dimension run unbatched.`,
+wait up to D for more; pad=MASK (a transformer's attention mask input) also
+batches requests of different lengths, padded to the longest and cut back.
+Models without a dynamic first dimension run unbatched.`,
 		Example: `  spindle deploy sentiment --model model.onnx --task text-classification --file tokenizer.json --file labels.txt --config max_length=64
   spindle deploy burn --task cpu-burn --config burn_ms=200
-  spindle deploy minilm --model model.onnx --batch max=16,delay=2ms`,
+  spindle deploy minilm --model model.onnx --batch max=16,delay=2ms,pad=attention_mask`,
 		Args: args("NAME"),
 	}
 	gw := gatewayFlag(cmd)
@@ -54,7 +56,7 @@ wait up to D for more. Models without a dynamic first dimension run unbatched.`,
 	f.StringArrayVar(&configs, "config", nil, "task option as `KEY=VALUE`, or a JSON object (repeatable)")
 	f.StringArrayVar(&files, "file", nil, "extra file `PATH` for the task, e.g. tokenizer.json or labels.txt (repeatable)")
 	f.StringVar(&quant, "quantize", "", "quantize the model before the upload: `int8` (as 'spindle model quantize' does)")
-	f.StringVar(&batch, "batch", "", "dynamic batching `POLICY`: auto, or max=N[,delay=D] (default off)")
+	f.StringVar(&batch, "batch", "", "dynamic batching `POLICY`: auto, or max=N[,delay=D][,pad=MASK] (default off)")
 	cmd.RunE = func(cmd *cobra.Command, a []string) error {
 		if model == "" && kind != task.CPUBurn {
 			return usagef("--model: required (only --task cpu-burn runs without one)")

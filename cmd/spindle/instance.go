@@ -94,7 +94,7 @@ func newInstanceCmd() *cobra.Command {
 	f.IntVar(&cfg.Workers, "workers", 0, "concurrent inferences (default GOMAXPROCS)")
 	f.Int64Var(&cfg.MemoryLimit, "memory-limit", 0, "the memory limit in bytes the instance runs under (0: none); each request's memory budget is its share")
 	f.IntVar(&cfg.Queue, "queue", 0, "requests that may wait for a worker (default 64 per worker)")
-	f.StringVar(&batch, "batch", "off", "dynamic batching: off, auto (what is waiting, up to 32 rows) or max=N[,delay=D]")
+	f.StringVar(&batch, "batch", "off", "dynamic batching: off, auto (what is waiting, up to 32 rows) or max=N[,delay=D][,pad=MASK]")
 	f.DurationVar(&drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
 	f.StringVar(&cfg.Task, "task", "", "task endpoint kind: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")
 	f.StringVar(&taskConfig, "task-config", "", "task config as JSON, or a JSON file")

@@ -33,6 +33,7 @@ type batchItem struct {
 	inputs map[string]*tensor.Tensor
 	key    string
 	rows   int
+	seq    int // the sequence length, when the policy pads
 
 	taken   bool          // a run has it (under batcher.mu)
 	done    chan struct{} // closed when outs or err is set
@@ -59,18 +60,33 @@ type batcher struct {
 	// (at most autoWait) for the requests on their way (with one CPU their
 	// handlers cannot even read them while a run computes).
 	lastRun, lastEnd atomic.Int64
+
+	// seqOutputs, when the policy pads, says which outputs have the
+	// sequence as their second dimension (cut back per request).
+	seqOutputs map[string]bool
 }
 
 // autoWait bounds the wait of a run without a Delay under load.
 const autoWait = 2 * time.Millisecond
 
 func newBatcher(s *Server, p api.BatchPolicy) *batcher {
-	return &batcher{s: s, policy: p, arrived: make(chan struct{}, 1)}
+	b := &batcher{s: s, policy: p, arrived: make(chan struct{}, 1)}
+	if p.Pad != "" {
+		b.seqOutputs = map[string]bool{}
+		for _, o := range s.model.Outputs {
+			// Outputs with a dynamic second dimension follow the sequence
+			// (a transformer's hidden states); the others are pooled.
+			b.seqOutputs[o.Name] = len(o.Shape) >= 2 && o.Shape[1] < 0
+		}
+	}
+	return b
 }
 
 // batchable reports whether a model's inputs and outputs all have a
-// dynamic first dimension, along which requests can be joined.
-func batchable(m *engine.Model) bool {
+// dynamic first dimension, along which requests can be joined, and, when
+// pad names the attention mask, whether that input exists and every input
+// has a dynamic second dimension (the sequence) to pad.
+func batchable(m *engine.Model, pad string) bool {
 	for _, vs := range [][]engine.ValueInfo{m.Inputs, m.Outputs} {
 		for _, v := range vs {
 			if len(v.Shape) == 0 || v.Shape[0] >= 0 || v.DType.Size() == 0 && !v.DType.Wide() {
@@ -78,35 +94,57 @@ func batchable(m *engine.Model) bool {
 			}
 		}
 	}
+	if pad != "" {
+		found := false
+		for _, v := range m.Inputs {
+			if len(v.Shape) < 2 || v.Shape[1] >= 0 {
+				return false
+			}
+			found = found || v.Name == pad
+		}
+		if !found {
+			return false
+		}
+	}
 	return len(m.Inputs) > 0
 }
 
 // batchKey describes what must agree for requests to share a run: every
-// input's name, dtype and shape past the first dimension; and returns the
-// rows (the first dimension, the same for every input).
-func batchKey(inputs map[string]*tensor.Tensor) (string, int, bool) {
+// input's name, dtype and shape past the first dimension (past the second,
+// the sequence, when padded); and returns the rows (the first dimension,
+// the same for every input) and the sequence length (the second, the same
+// for every input, when padded).
+func batchKey(inputs map[string]*tensor.Tensor, padded bool) (key string, rows, seq int, ok bool) {
 	names := make([]string, 0, len(inputs))
 	for n := range inputs {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	var b strings.Builder
-	rows := -1
+	rows, seq = -1, -1
 	for _, n := range names {
 		t := inputs[n]
 		if len(t.Shape) == 0 || t.DType.Size() == 0 || rows >= 0 && t.Shape[0] != rows {
-			return "", 0, false
+			return "", 0, 0, false
 		}
 		rows = t.Shape[0]
-		fmt.Fprintf(&b, "%s:%d%v;", n, t.DType, t.Shape[1:])
+		if !padded {
+			fmt.Fprintf(&b, "%s:%d%v;", n, t.DType, t.Shape[1:])
+			continue
+		}
+		if len(t.Shape) < 2 || seq >= 0 && t.Shape[1] != seq {
+			return "", 0, 0, false
+		}
+		seq = t.Shape[1]
+		fmt.Fprintf(&b, "%s:%d%v;", n, t.DType, t.Shape[2:])
 	}
-	return b.String(), rows, rows > 0
+	return b.String(), rows, seq, rows > 0 && (!padded || seq > 0)
 }
 
 // run serves one request's inputs, in a batch when others wait. The
 // caller calls release once it has written the outputs.
 func (b *batcher) run(ctx context.Context, inputs map[string]*tensor.Tensor) (outs map[string]*tensor.Tensor, release func(), err error) {
-	key, rows, ok := batchKey(inputs)
+	key, rows, seq, ok := batchKey(inputs, b.policy.Pad != "")
 	if !ok {
 		release = func() {}
 		err := b.s.pool.Do(ctx, func() error {
@@ -116,7 +154,7 @@ func (b *batcher) run(ctx context.Context, inputs map[string]*tensor.Tensor) (ou
 		})
 		return outs, release, err
 	}
-	it := &batchItem{ctx: ctx, inputs: inputs, key: key, rows: rows, done: make(chan struct{}), release: func() {}}
+	it := &batchItem{ctx: ctx, inputs: inputs, key: key, rows: rows, seq: seq, done: make(chan struct{}), release: func() {}}
 	b.mu.Lock()
 	b.queue = append(b.queue, it)
 	b.mu.Unlock()
@@ -228,7 +266,7 @@ func (b *batcher) runBatch(batch []*batchItem) {
 	}
 	ctx, cancel := batchContext(batch)
 	defer cancel()
-	joined, err := joinRows(batch)
+	joined, err := joinRows(batch, b.policy.Pad != "")
 	var outs map[string]*tensor.Tensor
 	release := func() {}
 	if err == nil {
@@ -236,7 +274,7 @@ func (b *batcher) runBatch(batch []*batchItem) {
 	}
 	var parts []map[string]*tensor.Tensor
 	if err == nil {
-		parts, err = splitRows(outs, batch)
+		parts, err = splitRows(outs, batch, b.seqOutputs)
 	}
 	release()
 	if err != nil {
@@ -269,20 +307,32 @@ func batchContext(batch []*batchItem) (context.Context, context.CancelFunc) {
 }
 
 // joinRows concatenates the batch's inputs along their first dimension
-// (row-major data: one copy per request).
-func joinRows(batch []*batchItem) (map[string]*tensor.Tensor, error) {
-	rows := 0
+// (row-major data: one copy per request); when padded, every input's
+// second dimension (the sequence) is first padded with zeros to the
+// batch's longest.
+func joinRows(batch []*batchItem, padded bool) (map[string]*tensor.Tensor, error) {
+	rows, seq := 0, 0
 	for _, it := range batch {
 		rows += it.rows
+		seq = max(seq, it.seq)
 	}
 	joined := make(map[string]*tensor.Tensor, len(batch[0].inputs))
 	for name, first := range batch[0].inputs {
 		shape := append([]int{rows}, first.Shape[1:]...)
+		if padded {
+			shape[1] = seq
+		}
 		t := tensor.New(first.DType, shape...)
 		dst := t.Bytes()
+		rowBytes := len(dst) / max(rows, 1) // one row of the joined tensor
 		off := 0
 		for _, it := range batch {
-			off += copy(dst[off:], it.inputs[name].Bytes())
+			src := it.inputs[name].Bytes()
+			per := len(src) / it.rows // one row of the request's
+			for r := range it.rows {
+				copy(dst[off:off+per], src[r*per:(r+1)*per])
+				off += rowBytes
+			}
 		}
 		if off != len(dst) {
 			return nil, fmt.Errorf("batch: input %q joined %d of %d bytes", name, off, len(dst))
@@ -293,12 +343,14 @@ func joinRows(batch []*batchItem) (map[string]*tensor.Tensor, error) {
 }
 
 // splitRows cuts every output along its first dimension into the batch's
-// requests' rows; an output whose first dimension is not the batch's rows
-// (a model that mixes rows) cannot be split.
-func splitRows(outs map[string]*tensor.Tensor, batch []*batchItem) ([]map[string]*tensor.Tensor, error) {
-	rows := 0
+// requests' rows, and the outputs seqOutputs names (when padded) along
+// their second dimension back to each request's sequence; an output whose
+// first dimension is not the batch's rows cannot be split.
+func splitRows(outs map[string]*tensor.Tensor, batch []*batchItem, seqOutputs map[string]bool) ([]map[string]*tensor.Tensor, error) {
+	rows, seq := 0, 0
 	for _, it := range batch {
 		rows += it.rows
+		seq = max(seq, it.seq)
 	}
 	parts := make([]map[string]*tensor.Tensor, len(batch))
 	for i := range parts {
@@ -308,12 +360,26 @@ func splitRows(outs map[string]*tensor.Tensor, batch []*batchItem) ([]map[string
 		if len(t.Shape) == 0 || t.Shape[0] != rows || t.DType.Size() == 0 {
 			return nil, fmt.Errorf("batch: output %q is %s, not %d rows", name, t, rows)
 		}
-		per := len(t.Bytes()) / rows
+		cut := seqOutputs[name]
+		if cut && (len(t.Shape) < 2 || t.Shape[1] != seq) {
+			return nil, fmt.Errorf("batch: output %q is %s, not %d long", name, t, seq)
+		}
 		src := t.Bytes()
+		rowBytes := len(src) / rows
 		off := 0
 		for i, it := range batch {
-			part := tensor.New(t.DType, append([]int{it.rows}, t.Shape[1:]...)...)
-			off += copy(part.Bytes(), src[off:off+per*it.rows])
+			shape := append([]int{it.rows}, t.Shape[1:]...)
+			keep := rowBytes
+			if cut {
+				shape[1] = it.seq
+				keep = rowBytes / seq * it.seq
+			}
+			part := tensor.New(t.DType, shape...)
+			dst := part.Bytes()
+			for r := range it.rows {
+				copy(dst[r*keep:(r+1)*keep], src[off:off+keep])
+				off += rowBytes
+			}
 			parts[i][name] = part
 		}
 	}

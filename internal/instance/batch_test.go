@@ -27,8 +27,8 @@ func TestParseBatchPolicy(t *testing.T) {
 		{"max=16,delay=2ms", "max=16,delay=2ms", ""}, {"delay=5ms", "max=32,delay=5ms", ""},
 		{"max=0", "", "max=0: must be an integer in [1, 4096]"},
 		{"max=8,delay=5s", "", "delay=5s: must be a duration in [0, 1s]"},
-		{"size=8", "", "size: unknown; want max or delay"},
-		{"max", "", `"max": want off, auto or max=N[,delay=D]`},
+		{"size=8", "", "size: unknown; want max, delay or pad"}, {"max=4,pad=attention_mask", "max=4,pad=attention_mask", ""}, {"pad=", "", "pad=: must name"},
+		{"max", "", `"max": want off, auto or max=N[,delay=D][,pad=MASK]`},
 	} {
 		p, err := api.ParseBatchPolicy(c.in)
 		switch {
@@ -164,4 +164,88 @@ func TestBatchingKeepsShapesApart(t *testing.T) {
 	if st := s.Stats().Batch; st == nil || st.Policy != "max=8,delay=100ms" {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// tinyBERTServer serves the tiny BERT (dynamic batch and sequence).
+func tinyBERTServer(t *testing.T, p api.BatchPolicy) (*Server, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := modelgen.Generate("tiny-bert", dir, 5); err != nil {
+		t.Fatal(err)
+	}
+	return newModelServer(t, Config{Name: "bert", ModelPath: filepath.Join(dir, "model.onnx"), Workers: 1, Batch: p})
+}
+
+func tokensBody(seed uint64, rows, seq int) string {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	ids, mask, types := tensor.New(tensor.Int64, rows, seq), tensor.New(tensor.Int64, rows, seq), tensor.New(tensor.Int64, rows, seq)
+	for i := range ids.I64 {
+		ids.I64[i] = 1 + rng.Int64N(90)
+		mask.I64[i] = 1
+	}
+	var b bytes.Buffer
+	oip.EncodeRequest(&b, &oip.InferRequest{Inputs: []oip.RequestInput{
+		oip.InputFromTensor("input_ids", ids), oip.InputFromTensor("attention_mask", mask), oip.InputFromTensor("token_type_ids", types)}})
+	return b.String()
+}
+
+// TestBatchingPadsSequences batches requests of 3 to 11 tokens (one of two
+// rows) with pad=attention_mask: they are padded to the longest, and each
+// answer, hidden states cut back to its own length and the pooled
+// embedding, matches the same request run alone within 1e-6.
+func TestBatchingPadsSequences(t *testing.T) {
+	batched, burl := tinyBERTServer(t, api.BatchPolicy{Max: 32, Delay: 300 * time.Millisecond, Pad: "attention_mask"})
+	_, plain := tinyBERTServer(t, api.BatchPolicy{})
+	lens := []int{3, 11, 7, 5, 11, 4, 9, 6}
+	bodies := make([]string, len(lens))
+	for i, n := range lens {
+		bodies[i] = tokensBody(uint64(i), 1+i%2, n)
+	}
+	got := make([]map[string]*tensor.Tensor, len(lens))
+	var wg sync.WaitGroup
+	for i := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = inferAll(t, burl+"/v2/models/bert/infer", bodies[i])
+		}()
+	}
+	wg.Wait()
+	for i, body := range bodies {
+		want := inferAll(t, plain+"/v2/models/bert/infer", body)
+		for name, w := range want {
+			g := got[i][name]
+			if g == nil || fmt.Sprint(g.Shape) != fmt.Sprint(w.Shape) {
+				t.Fatalf("request %d output %s: %v batched, %v alone", i, name, g, w)
+			}
+			for j := range w.F32 {
+				if math.Abs(float64(g.F32[j]-w.F32[j])) > 1e-6 {
+					t.Fatalf("request %d (%d tokens) output %s value %d: %v batched, %v alone", i, lens[i], name, j, g.F32[j], w.F32[j])
+				}
+			}
+		}
+	}
+	st := batched.Stats().Batch
+	runs := int64(0)
+	for _, c := range st.Runs {
+		runs += c
+	}
+	if runs >= int64(len(lens)) {
+		t.Errorf("batch runs %v: requests of different lengths were not batched", st.Runs)
+	}
+}
+
+func inferAll(t *testing.T, url, body string) map[string]*tensor.Tensor {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	defer resp.Body.Close()
+	_, outs, err := oip.DecodeResponse(resp.Body)
+	if err != nil {
+		t.Error(err)
+	}
+	return outs
 }

@@ -138,7 +138,7 @@ func (s *Server) Load() (onnx.Report, error) {
 			return onnx.Report{}, fmt.Errorf("model %q: %w", s.cfg.ModelPath, err)
 		}
 		s.src, s.model = src, m
-		if s.cfg.Batch.Enabled() && batchable(m) {
+		if s.cfg.Batch.Enabled() && batchable(m, s.cfg.Batch.Pad) {
 			s.batch = newBatcher(s, s.cfg.Batch)
 		}
 	}
