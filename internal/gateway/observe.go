@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/spindleml/spindle/internal/autoscale"
@@ -43,6 +44,10 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // request, labelled tenant/name. A name that is not deployed gets its 404
 // unrecorded: names come from callers, and each recorded one would keep a
 // metric series and a window for good.
+// batchSizeHeader is instance.BatchSizeHeader (the gateway does not link
+// the instance package): how many requests the engine run held.
+const batchSizeHeader = "Spindle-Batch-Size"
+
 func (g *Gateway) observed(h func(http.ResponseWriter, *http.Request, registry.Function)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		spec, ok := g.lookup(w, r)
@@ -58,6 +63,9 @@ func (g *Gateway) observed(h func(http.ResponseWriter, *http.Request, registry.F
 		defer func() {
 			took := time.Since(began)
 			g.recorder.Observe(fn, sw.code, took)
+			if n, err := strconv.Atoi(sw.Header().Get(batchSizeHeader)); err == nil && n > 0 {
+				g.metrics.ObserveBatch(fn, n)
+			}
 			if sw.code >= 400 {
 				g.logEvent(spec, "%s %s -> %d in %s: %s", r.Method, r.URL.Path, sw.code, took.Round(time.Microsecond), bytes.TrimSpace(sw.errBody))
 			}

@@ -40,6 +40,7 @@ type batchItem struct {
 	outs    map[string]*tensor.Tensor
 	release func() // gives a lone run's output memory back
 	err     error
+	served  int // requests in the run that served it
 }
 
 // batcher queues a server's requests for combined runs.
@@ -141,9 +142,15 @@ func batchKey(inputs map[string]*tensor.Tensor, padded bool) (key string, rows, 
 	return b.String(), rows, seq, rows > 0 && (!padded || seq > 0)
 }
 
-// run serves one request's inputs, in a batch when others wait. The
-// caller calls release once it has written the outputs.
-func (b *batcher) run(ctx context.Context, inputs map[string]*tensor.Tensor) (outs map[string]*tensor.Tensor, release func(), err error) {
+// BatchSizeHeader is the response header in which an instance that batches
+// says how many requests the run that served the request held; the gateway
+// turns it into the spindle_batch_size histogram.
+const BatchSizeHeader = "Spindle-Batch-Size"
+
+// run serves one request's inputs, in a batch when others wait; served is
+// how many requests the run held. The caller calls release once it has
+// written the outputs.
+func (b *batcher) run(ctx context.Context, inputs map[string]*tensor.Tensor) (outs map[string]*tensor.Tensor, release func(), served int, err error) {
 	key, rows, seq, ok := batchKey(inputs, b.policy.Pad != "")
 	if !ok {
 		release = func() {}
@@ -152,7 +159,7 @@ func (b *batcher) run(ctx context.Context, inputs map[string]*tensor.Tensor) (ou
 			outs, release, err = b.s.runOwned(ctx, inputs)
 			return err
 		})
-		return outs, release, err
+		return outs, release, 1, err
 	}
 	it := &batchItem{ctx: ctx, inputs: inputs, key: key, rows: rows, seq: seq, done: make(chan struct{}), release: func() {}}
 	b.mu.Lock()
@@ -176,12 +183,12 @@ func (b *batcher) run(ctx context.Context, inputs map[string]*tensor.Tensor) (ou
 		if !it.taken {
 			b.queue = slices.DeleteFunc(b.queue, func(x *batchItem) bool { return x == it })
 			b.mu.Unlock()
-			return nil, func() {}, err
+			return nil, func() {}, 0, err
 		}
 		b.mu.Unlock()
 	}
 	<-it.done
-	return it.outs, it.release, it.err
+	return it.outs, it.release, it.served, it.err
 }
 
 // take returns the batch a run that got a slot for it serves: it and the
@@ -255,7 +262,7 @@ func (b *batcher) runBatch(batch []*batchItem) {
 		b.lastEnd.Store(end.UnixNano())
 	}()
 	answer := func(it *batchItem, outs map[string]*tensor.Tensor, err error) {
-		it.outs, it.err = outs, err
+		it.outs, it.err, it.served = outs, err, len(batch)
 		close(it.done)
 	}
 	if len(batch) == 1 {

@@ -414,7 +414,9 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	var outs map[string]*tensor.Tensor
 	release := func() {}
 	if s.batch != nil {
-		outs, release, err = s.batch.run(r.Context(), inputs)
+		var served int
+		outs, release, served, err = s.batch.run(r.Context(), inputs)
+		w.Header().Set(BatchSizeHeader, strconv.Itoa(served))
 	} else {
 		err = s.pool.Do(r.Context(), func() error {
 			var err error

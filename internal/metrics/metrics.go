@@ -53,6 +53,7 @@ type Metrics struct {
 	pss            *prometheus.GaugeVec
 	instanceStarts *prometheus.CounterVec
 	coldStart      *prometheus.HistogramVec
+	batchSize      *prometheus.HistogramVec
 	decisions      *prometheus.CounterVec
 
 	perFunction []*prometheus.MetricVec
@@ -110,15 +111,20 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "scaling_decisions_total",
 			Help: "Autoscaler decisions, by policy and action.",
 		}, []string{LabelFunction, LabelPolicy, LabelAction}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "batch_size",
+			Help:    "Requests in the engine run that served each request, for functions deployed with batching.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}, fn),
 	}
 	m.perFunction = []*prometheus.MetricVec{
 		m.requests.MetricVec, m.duration.MetricVec, m.inFlight.MetricVec, m.queueDepth.MetricVec,
 		m.instances.MetricVec, m.vcpus.MetricVec, m.rss.MetricVec, m.pss.MetricVec,
-		m.instanceStarts.MetricVec, m.coldStart.MetricVec, m.decisions.MetricVec,
+		m.instanceStarts.MetricVec, m.coldStart.MetricVec, m.decisions.MetricVec, m.batchSize.MetricVec,
 	}
 	m.reg.MustRegister(
 		m.requests, m.duration, m.inFlight, m.queueDepth, m.instances, m.vcpus,
-		m.rss, m.pss, m.instanceStarts, m.coldStart, m.decisions,
+		m.rss, m.pss, m.instanceStarts, m.coldStart, m.decisions, m.batchSize,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -167,6 +173,12 @@ func (m *Metrics) SetVCPUs(function string, vcpus float64) {
 func (m *Metrics) SetMemory(function string, rss, pss uint64) {
 	m.rss.WithLabelValues(function).Set(float64(rss))
 	m.pss.WithLabelValues(function).Set(float64(pss))
+}
+
+// ObserveBatch records that a request of function was served by an engine
+// run of n requests (dynamic batching).
+func (m *Metrics) ObserveBatch(function string, n int) {
+	m.batchSize.WithLabelValues(function).Observe(float64(n))
 }
 
 // InstanceStarted counts an instance of function that became ready took after
