@@ -73,3 +73,46 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeRequestBinary feeds bodies with binary tensor data (the JSON
+// header's length taken from the first byte, as a client's header would
+// give it): DecodeRequestBinary never panics, errors are *FieldErrors
+// wrapping ErrBadRequest, and every decoded tensor is valid, of its input's
+// shape, and encodes back to binary data that decodes to the same tensor.
+func FuzzDecodeRequestBinary(f *testing.F) {
+	head := `{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}},{"name":"s","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":6}}]}`
+	seed := append([]byte{byte(len(head))}, head...)
+	seed = append(seed, 0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0, 2, 0, 0, 0, 'o', 'k')
+	f.Add(seed)
+	f.Add([]byte{3, '{', '}', ' ', 1, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		n, body := int64(data[0]), data[1:]
+		req, tensors, err := DecodeRequestBinary(bytes.NewReader(body), 1<<20, n)
+		if err != nil {
+			var fe *FieldError
+			if !errors.Is(err, ErrBadRequest) || !errors.As(err, &fe) {
+				t.Fatalf("error %q is not a *FieldError wrapping ErrBadRequest", err)
+			}
+			return
+		}
+		for _, in := range req.Inputs {
+			x := tensors[in.Name]
+			if err := x.Validate(); err != nil {
+				t.Fatalf("input %q: invalid tensor: %v", in.Name, err)
+			}
+			if len(x.Shape) != len(in.Shape) {
+				t.Fatalf("input %q: tensor shape %v, request shape %v", in.Name, x.Shape, in.Shape)
+			}
+			dt, _ := DTypeOf(in.Datatype)
+			raw, _ := rawData(x, dt)
+			back, err := decodeRaw(raw, dt, in.Datatype, x.Shape)
+			if err != nil {
+				t.Fatalf("input %q: its own binary data does not decode: %v", in.Name, err)
+			}
+			equalTensor(t, back, x)
+		}
+	})
+}
