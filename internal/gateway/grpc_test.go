@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/spindleml/spindle/internal/oip/oipgrpc"
+	"github.com/spindleml/spindle/internal/tenant"
 )
 
 // startGRPC serves tg's gRPC API on a loopback port and returns its address.
@@ -116,23 +117,43 @@ func TestGRPC(t *testing.T) {
 }
 
 // TestGRPCKeys checks that with API keys a gRPC call needs the tenant's key
-// in the authorization metadata, as REST calls need it in the header.
+// in the authorization metadata, as REST calls need it in the header, and
+// that a tenant sees its own function and not another's.
 func TestGRPCKeys(t *testing.T) {
-	tg := newTestGateway(t, Config{Auth: AuthKeys, AdminKey: "spk_admin_" + strings.Repeat("s", 32)})
+	tg, admin := keysGateway(t)
+	acme := tg.createTenant(t, admin, "acme", tenant.Limits{})
+	other := tg.createTenant(t, admin, "other", tenant.Limits{})
+	if err := tg.deployAs(t, acme, "add", addModel()); err != nil {
+		t.Fatal(err)
+	}
 	conn, err := grpc.NewClient(startGRPC(t, tg), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	c := oipgrpc.NewGRPCInferenceServiceClient(conn)
-	_, err = c.ModelMetadata(context.Background(), &oipgrpc.ModelMetadataRequest{Name: "add"})
-	if st, _ := status.FromError(err); st.Code() != codes.Unauthenticated {
-		t.Errorf("no key: %v, want Unauthenticated", err)
+	as := func(key string) context.Context {
+		return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+key)
 	}
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer wrong")
-	_, err = c.ModelMetadata(ctx, &oipgrpc.ModelMetadataRequest{Name: "add"})
-	if st, _ := status.FromError(err); st.Code() != codes.Unauthenticated {
-		t.Errorf("wrong key: %v, want Unauthenticated", err)
+	in := []*oipgrpc.ModelInferRequest_InferInputTensor{{Name: "x", Datatype: "FP32", Shape: []int64{4}}}
+	req := &oipgrpc.ModelInferRequest{ModelName: "add", Inputs: in, RawInputContents: [][]byte{f32le(1, 2, 3, 4)}}
+	for _, tt := range []struct {
+		name string
+		ctx  context.Context
+		code codes.Code
+	}{
+		{"no key", context.Background(), codes.Unauthenticated},
+		{"wrong key", as("spk_wrong"), codes.Unauthenticated},
+		{"another tenant", as(other), codes.NotFound},
+		{"the owner", as(acme), codes.OK},
+	} {
+		r, err := c.ModelInfer(tt.ctx, req)
+		if st, _ := status.FromError(err); st.Code() != tt.code {
+			t.Errorf("%s: %v, want %s", tt.name, err, tt.code)
+		}
+		if tt.code == codes.OK && (r == nil || string(r.RawOutputContents[0]) != string(f32le(2, 3, 4, 5))) {
+			t.Errorf("%s: %v", tt.name, r)
+		}
 	}
 	if r, err := c.ServerLive(context.Background(), &oipgrpc.ServerLiveRequest{}); err != nil || !r.Live {
 		t.Errorf("ServerLive needs no key: %v %v", r, err)
