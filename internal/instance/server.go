@@ -100,6 +100,8 @@ type Server struct {
 
 	inflight atomic.Int64
 	served   atomic.Int64
+	shrinks  atomic.Int64 // times idle memory was given back
+	arrived  atomic.Int64 // requests that reached a handler
 
 	// loaded is the resident memory after Load; runBytes each request's
 	// memory budget (see Config.MemoryLimit), memLimit the limit it was
@@ -264,11 +266,14 @@ type Stats struct {
 	RunBudget int64 `json:"run_budget_bytes"`
 	// Batch says how requests were batched; nil when batching is off.
 	Batch *BatchStats `json:"batch,omitempty"`
+	// IdleShrinks counts the times the instance, idle, gave its free
+	// memory back to the system.
+	IdleShrinks int64 `json:"idle_shrinks"`
 }
 
 // Stats returns the instance's current load.
 func (s *Server) Stats() Stats {
-	st := Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0), RunBudget: s.runBytes.Load()}
+	st := Stats{Pool: s.pool.Stats(), InFlight: s.inflight.Load(), Served: s.served.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0), RunBudget: s.runBytes.Load(), IdleShrinks: s.shrinks.Load()}
 	if s.batch != nil {
 		b := s.batch.stats()
 		st.Batch = &b
@@ -385,6 +390,7 @@ func Metadata(name string, m *engine.Model) oip.ModelMetadata {
 }
 
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
+	s.arrived.Add(1)
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	// MaxBytesReader marks an oversized body (413) apart from a malformed one.
@@ -509,6 +515,7 @@ func (s *Server) runOwned(ctx context.Context, inputs map[string]*tensor.Tensor)
 // or resizing, the model, ranking) runs in one worker slot, so the worker
 // count bounds its CPU use as it does inference's.
 func (s *Server) runTask(w http.ResponseWriter, r *http.Request) {
+	s.arrived.Add(1)
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
@@ -590,6 +597,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	ictx, stopIdle := context.WithCancel(ctx)
+	defer stopIdle()
+	go s.shrinkWhenIdle(ictx, idleCheck, idleAfter)
 	select {
 	case err := <-errc:
 		return err
@@ -602,6 +612,42 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		return fmt.Errorf("drain: %w", err)
 	}
 	return nil
+}
+
+// An instance idle for idleAfter (checked every idleCheck) gives its free
+// memory back: the heap a burst of requests grew, the engine's scratch
+// buffers (sync.Pools, emptied by two collections). Only the model and
+// what it keeps between requests stay private.
+const (
+	idleCheck = 5 * time.Second
+	idleAfter = 10 * time.Second
+)
+
+// shrinkWhenIdle returns free memory to the system once per idle period:
+// when no request arrived for after and none is in flight.
+func (s *Server) shrinkWhenIdle(ctx context.Context, every, after time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	seen, since, shrunk := s.arrived.Load(), time.Now(), true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if n := s.arrived.Load(); n != seen || s.inflight.Load() > 0 {
+				seen, since, shrunk = n, now, false
+				continue
+			}
+			if !shrunk && now.Sub(since) >= after {
+				// Two collections: the first moves sync.Pool contents to
+				// their victim caches, the second frees them.
+				runtime.GC()
+				debug.FreeOSMemory()
+				s.shrinks.Add(1)
+				shrunk = true
+			}
+		}
+	}
 }
 
 // writeBodyError answers a request whose body could not be read or decoded:

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/tensor"
@@ -146,4 +147,42 @@ func TestResizeUnderLoad(t *testing.T) {
 	if served := s.Stats().Served; served != 400 {
 		t.Fatalf("served %d, want 400", served)
 	}
+}
+
+// TestShrinkWhenIdle checks that an instance gives its free memory back
+// once per idle period: not while requests keep arriving, once after they
+// stop, and not again until another request came.
+func TestShrinkWhenIdle(t *testing.T) {
+	s, url := newServer(t, 1, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Idle means 300 ms without a request: far above the gaps between the
+	// busy requests below, even on a loaded machine.
+	go s.shrinkWhenIdle(ctx, 5*time.Millisecond, 300*time.Millisecond)
+	body := `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`
+	for i := 0; i < 30; i++ { // busy for ~300 ms: a request every 10 ms
+		call(t, "POST", url+"/v2/models/double/infer", body)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.Stats().IdleShrinks; n != 0 {
+		t.Fatalf("shrank %d times while requests arrived", n)
+	}
+	waitFor(t, func() bool { return s.Stats().IdleShrinks == 1 })
+	time.Sleep(700 * time.Millisecond)
+	if n := s.Stats().IdleShrinks; n != 1 {
+		t.Fatalf("shrank %d times in one idle period, want 1", n)
+	}
+	call(t, "POST", url+"/v2/models/double/infer", body)
+	waitFor(t, func() bool { return s.Stats().IdleShrinks == 2 })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("condition not met in 5 s")
 }
