@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"github.com/spindleml/spindle/internal/admit"
 	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/engine"
@@ -50,6 +52,8 @@ type Config struct {
 	Workers int
 	// Queue is how many requests may wait for a worker; 0 means 64 per worker.
 	Queue int
+	// Clock drives the idle memory shrink; nil means the real clock.
+	Clock clock.WithTicker
 	// Batch is the dynamic batching policy; the zero value is off. A model
 	// whose inputs and outputs do not all have a dynamic first dimension
 	// is never batched.
@@ -86,6 +90,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
 	}
 }
 
@@ -626,14 +633,14 @@ const (
 // shrinkWhenIdle returns free memory to the system once per idle period:
 // when no request arrived for after and none is in flight.
 func (s *Server) shrinkWhenIdle(ctx context.Context, every, after time.Duration) {
-	t := time.NewTicker(every)
+	t := s.cfg.Clock.NewTicker(every)
 	defer t.Stop()
-	seen, since, shrunk := s.arrived.Load(), time.Now(), true
+	seen, since, shrunk := s.arrived.Load(), s.cfg.Clock.Now(), true
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
+		case now := <-t.C():
 			if n := s.arrived.Load(); n != seen || s.inflight.Load() > 0 {
 				seen, since, shrunk = n, now, false
 				continue

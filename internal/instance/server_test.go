@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/tensor"
 )
@@ -149,30 +151,43 @@ func TestResizeUnderLoad(t *testing.T) {
 	}
 }
 
-// TestShrinkWhenIdle checks that an instance gives its free memory back
-// once per idle period: not while requests keep arriving, once after they
-// stop, and not again until another request came.
+// TestShrinkWhenIdle checks, on a fake clock, that an instance gives its
+// free memory back once per idle period: not while requests keep arriving,
+// once after they stop, and not again until another request came.
 func TestShrinkWhenIdle(t *testing.T) {
-	s, url := newServer(t, 1, 8)
+	fc := clocktesting.NewFakeClock(time.Now())
+	s, url := newServerWith(t, Config{Workers: 1, Queue: 8, Clock: fc})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// Idle means 300 ms without a request: far above the gaps between the
-	// busy requests below, even on a loaded machine.
-	go s.shrinkWhenIdle(ctx, 5*time.Millisecond, 300*time.Millisecond)
+	go s.shrinkWhenIdle(ctx, time.Second, 10*time.Second)
+	waitFor(t, fc.HasWaiters)
+	tick := func() { // one period; the loop has seen it once the ticker waits again
+		fc.Step(time.Second)
+		time.Sleep(time.Millisecond)
+		waitFor(t, fc.HasWaiters)
+	}
 	body := `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`
-	for i := 0; i < 30; i++ { // busy for ~300 ms: a request every 10 ms
+	for range 30 { // a request every second for 30 s
 		call(t, "POST", url+"/v2/models/double/infer", body)
-		time.Sleep(10 * time.Millisecond)
+		tick()
 	}
 	if n := s.Stats().IdleShrinks; n != 0 {
 		t.Fatalf("shrank %d times while requests arrived", n)
 	}
+	for range 12 {
+		tick()
+	}
 	waitFor(t, func() bool { return s.Stats().IdleShrinks == 1 })
-	time.Sleep(700 * time.Millisecond)
+	for range 30 {
+		tick()
+	}
 	if n := s.Stats().IdleShrinks; n != 1 {
 		t.Fatalf("shrank %d times in one idle period, want 1", n)
 	}
 	call(t, "POST", url+"/v2/models/double/infer", body)
+	for range 12 {
+		tick()
+	}
 	waitFor(t, func() bool { return s.Stats().IdleShrinks == 2 })
 }
 
