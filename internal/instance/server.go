@@ -109,6 +109,9 @@ type Server struct {
 	served   atomic.Int64
 	shrinks  atomic.Int64 // times idle memory was given back
 	arrived  atomic.Int64 // requests that reached a handler
+	// idleTicks counts the ticks shrinkWhenIdle has handled, so that a
+	// test stepping a fake clock knows when the loop has seen a step.
+	idleTicks atomic.Int64
 
 	// loaded is the resident memory after Load; runBytes each request's
 	// memory budget (see Config.MemoryLimit), memLimit the limit it was
@@ -643,9 +646,7 @@ func (s *Server) shrinkWhenIdle(ctx context.Context, every, after time.Duration)
 		case now := <-t.C():
 			if n := s.arrived.Load(); n != seen || s.inflight.Load() > 0 {
 				seen, since, shrunk = n, now, false
-				continue
-			}
-			if !shrunk && now.Sub(since) >= after {
+			} else if !shrunk && now.Sub(since) >= after {
 				// Two collections: the first moves sync.Pool contents to
 				// their victim caches, the second frees them.
 				runtime.GC()
@@ -653,6 +654,7 @@ func (s *Server) shrinkWhenIdle(ctx context.Context, every, after time.Duration)
 				s.shrinks.Add(1)
 				shrunk = true
 			}
+			s.idleTicks.Add(1)
 		}
 	}
 }

@@ -153,7 +153,7 @@ func TestResizeUnderLoad(t *testing.T) {
 
 // TestShrinkWhenIdle checks, on a fake clock, that an instance gives its
 // free memory back once per idle period: not while requests keep arriving,
-// once after they stop, and not again until another request came.
+// once 10 s after they stop, and not again until another request came.
 func TestShrinkWhenIdle(t *testing.T) {
 	fc := clocktesting.NewFakeClock(time.Now())
 	s, url := newServerWith(t, Config{Workers: 1, Queue: 8, Clock: fc})
@@ -161,34 +161,45 @@ func TestShrinkWhenIdle(t *testing.T) {
 	defer cancel()
 	go s.shrinkWhenIdle(ctx, time.Second, 10*time.Second)
 	waitFor(t, fc.HasWaiters)
-	tick := func() { // one period; the loop has seen it once the ticker waits again
+	// tick steps the clock by one period and waits until the loop has
+	// handled it: a fake ticker drops a step the loop has not taken yet.
+	tick := func() {
+		n := s.idleTicks.Load()
 		fc.Step(time.Second)
-		time.Sleep(time.Millisecond)
-		waitFor(t, fc.HasWaiters)
+		waitFor(t, func() bool { return s.idleTicks.Load() > n })
 	}
+	shrinks := func() int64 { return s.Stats().IdleShrinks }
 	body := `{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`
 	for range 30 { // a request every second for 30 s
 		call(t, "POST", url+"/v2/models/double/infer", body)
 		tick()
 	}
-	if n := s.Stats().IdleShrinks; n != 0 {
+	if n := shrinks(); n != 0 {
 		t.Fatalf("shrank %d times while requests arrived", n)
 	}
-	for range 12 {
+	for range 9 {
 		tick()
 	}
-	waitFor(t, func() bool { return s.Stats().IdleShrinks == 1 })
+	if n := shrinks(); n != 0 {
+		t.Fatalf("shrank %d times 9 s after the last request, want none before 10 s", n)
+	}
+	tick()
+	if n := shrinks(); n != 1 {
+		t.Fatalf("shrank %d times 10 s after the last request, want 1", n)
+	}
 	for range 30 {
 		tick()
 	}
-	if n := s.Stats().IdleShrinks; n != 1 {
+	if n := shrinks(); n != 1 {
 		t.Fatalf("shrank %d times in one idle period, want 1", n)
 	}
 	call(t, "POST", url+"/v2/models/double/infer", body)
-	for range 12 {
+	for range 11 {
 		tick()
 	}
-	waitFor(t, func() bool { return s.Stats().IdleShrinks == 2 })
+	if n := shrinks(); n != 2 {
+		t.Fatalf("shrank %d times after a second idle period, want 2", n)
+	}
 }
 
 func waitFor(t *testing.T, cond func() bool) {
