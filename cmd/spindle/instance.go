@@ -74,12 +74,15 @@ func newInstanceCmd() *cobra.Command {
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), sandbox.ListenLine+ln.Addr().String())
 			srv := instance.New(cfg)
+			began := time.Now()
 			rep, err := srv.Load()
 			if err != nil {
 				ln.Close()
 				return err
 			}
-			cfg.Logger.Info("model loaded", "report", rep.String())
+			took := time.Since(began)
+			cfg.Logger.Info("model loaded", "report", rep.String(), "took", took)
+			fmt.Fprintln(cmd.OutOrStdout(), sandbox.LoadedLine+took.String())
 			fmt.Fprintln(cmd.OutOrStdout(), sandbox.ReadyLine)
 			err = srv.Serve(ctx, ln, drain)
 			srv.Close()

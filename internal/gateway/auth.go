@@ -46,7 +46,9 @@ func fnKey(owner, name string) string { return owner + "/" + name }
 // needs the admin; the health checks and the server metadata need nothing.
 func (g *Gateway) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v2/health/") || r.URL.Path == "/v2" {
+		// The dashboard's page and assets hold no data: it asks for a key
+		// and sends it with its API calls.
+		if strings.HasPrefix(r.URL.Path, "/v2/health/") || r.URL.Path == "/v2" || r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/ui/") {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -76,7 +78,10 @@ func (g *Gateway) authenticate(next http.Handler) http.Handler {
 		// /metrics spans every tenant's functions: the operator's, with the
 		// admin key (Prometheus sends it as a bearer token).
 		metricsRoute := r.URL.Path == "/metrics"
+		// The dashboard's stream shows the admin every tenant's functions.
+		boardRoute := r.URL.Path == "/admin/v1/dashboard/stream"
 		switch {
+		case boardRoute:
 		case metricsRoute && !p.Admin:
 			writeError(w, http.StatusForbidden, "authorization: /metrics needs the admin key")
 			return

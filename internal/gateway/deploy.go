@@ -448,6 +448,7 @@ func (g *Gateway) unregister(owner, name string) error {
 	}
 	g.stopFunction(fnKey(owner, name))
 	g.inferStats.forget(fnKey(owner, name))
+	g.board.forget(fnKey(owner, name))
 	g.dropLogs(f)
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/autoscale"
+	"github.com/spindleml/spindle/internal/dashboard"
 	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/modelstore"
 	"github.com/spindleml/spindle/internal/oip"
@@ -175,6 +176,11 @@ type Gateway struct {
 	// extension (GET /v2/models/{name}/stats).
 	inferStats inferStats
 	loop       *autoscale.Loop // nil without an autoscaler
+	board      *board
+	// closing is closed when the gateway shuts down: the dashboard's
+	// streams end instead of holding Shutdown for its grace.
+	closing   chan struct{}
+	closeOnce sync.Once
 
 	mu  sync.Mutex
 	fns map[string]*function
@@ -230,7 +236,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, reg: reg, tenants: tenants, store: store, fns: map[string]*function{}, clock: cfg.Clock,
 		bodies: &bodyBudget{sem: semaphore.NewWeighted(cfg.MaxBodyBytesInFlight), max: cfg.MaxBodyBytesInFlight},
-		gates:  map[string]*tenantGate{}, logFiles: map[string]*lumberjack.Logger{}}
+		gates:  map[string]*tenantGate{}, logFiles: map[string]*lumberjack.Logger{}, closing: make(chan struct{})}
 	if err := g.reconcile(); err != nil {
 		reg.Close()
 		return nil, err
@@ -243,14 +249,17 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.recorder = metrics.Multi{g.metrics, g.stats, &g.inferStats}
+	if g.board, err = newBoard(cfg.Clock); err != nil {
+		return nil, err
+	}
+	g.recorder = metrics.Multi{g.metrics, g.stats, &g.inferStats, g.board.short}
 	if cfg.Autoscale != nil {
 		loop, sc, err := g.newScaler(*cfg.Autoscale)
 		if err != nil {
 			return nil, fmt.Errorf("autoscale: %w", err)
 		}
 		g.loop = loop
-		g.recorder = metrics.Multi{g.metrics, g.stats, &g.inferStats, sc.window, sc.short}
+		g.recorder = metrics.Multi{g.metrics, g.stats, &g.inferStats, g.board.short, sc.window, sc.short}
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
@@ -351,6 +360,9 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("DELETE /admin/v1/tenants/{name}", g.deleteTenant)
 	mux.HandleFunc("POST /admin/v1/tenants/{name}/keys", g.rotateKey)
 	mux.HandleFunc("GET /admin/v1/functions/{name}/logs", g.logs)
+	mux.HandleFunc("GET /admin/v1/dashboard/stream", g.boardStream)
+	mux.Handle("GET /{$}", dashboard.Handler())
+	mux.Handle("GET /ui/", dashboard.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %s: no such endpoint", r.Method, r.URL.Path))
 	})
@@ -482,7 +494,11 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, spec registry.
 		out := r.Clone(context.WithValue(ctx, proxyKey{}, &proxyCall{upstream: rep.url, err: &perr}))
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
+		sent := time.Now()
 		g.proxy.ServeHTTP(w, out)
+		if perr == nil && rep.served.CompareAndSwap(false, true) {
+			g.board.firstInference(f.key, rep.proc.Pid, time.Since(sent))
+		}
 		g.release(f, rep)
 		if perr == nil {
 			return
@@ -641,6 +657,7 @@ func (g *Gateway) stopFunction(key string) {
 
 // Close stops every instance, letting each drain, and closes the registry.
 func (g *Gateway) Close() error {
+	g.endStreams()
 	g.mu.Lock()
 	names := make([]string, 0, len(g.fns))
 	for n := range g.fns {
@@ -663,6 +680,9 @@ func (g *Gateway) Close() error {
 	return g.reg.Close()
 }
 
+// endStreams ends the dashboard's streams (shutdown).
+func (g *Gateway) endStreams() { g.closeOnce.Do(func() { close(g.closing) }) }
+
 // Serve serves the gateway on ln until ctx ends, then stops accepting requests,
 // drains in-flight ones, and stops the instances (each draining its own).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
@@ -684,7 +704,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	rctx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
 	go g.runReaper(rctx)
-	go g.runGauges(rctx, 5*time.Second)
+	go g.runGauges(rctx, 2*time.Second)
+	go g.runBoard(rctx)
+	srv.RegisterOnShutdown(g.endStreams)
 	if g.loop != nil {
 		go g.loop.Run(rctx)
 	}

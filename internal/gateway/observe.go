@@ -67,6 +67,7 @@ func (g *Gateway) observed(h func(http.ResponseWriter, *http.Request, registry.F
 				g.metrics.ObserveBatch(fn, n)
 			}
 			if sw.code >= 400 {
+				g.board.failed(fn, g.clock.Now().UTC(), sw.code, string(bytes.TrimSpace(sw.errBody)))
 				g.logEvent(spec, "%s %s -> %d in %s: %s", r.Method, r.URL.Path, sw.code, took.Round(time.Microsecond), bytes.TrimSpace(sw.errBody))
 			}
 		}()
@@ -134,17 +135,21 @@ func (g *Gateway) updateGauges() {
 		}
 		waiting, vcpus := f.waiting, f.vcpu*float64(len(f.replicas))
 		f.mu.Unlock()
-		var rss, pss uint64
+		var sum metrics.Usage
 		for _, pid := range pids {
-			if r, p, err := metrics.ReadMemory(pid); err == nil {
-				rss += r
-				pss += p
+			if u, err := metrics.ReadUsage(pid); err == nil {
+				sum.RSS += u.RSS
+				sum.PSS += u.PSS
+				sum.Private += u.Private
 			}
 		}
+		f.mu.Lock()
+		f.usage = sum
+		f.mu.Unlock()
 		g.metrics.SetInstances(key, len(pids))
 		g.metrics.SetQueueDepth(key, waiting)
 		g.metrics.SetVCPUs(key, vcpus)
-		g.metrics.SetMemory(key, rss, pss)
+		g.metrics.SetMemory(key, sum.RSS, sum.PSS)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spindleml/spindle/internal/api"
+	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/registry"
 	"github.com/spindleml/spindle/internal/sandbox"
 )
@@ -28,6 +30,10 @@ type replica struct {
 	proc     *sandbox.Process
 	url      *url.URL
 	inflight atomic.Int64 // requests acquired on it, sent or about to be
+	// started is how long its start took, to ready; served is set by its
+	// first request.
+	started time.Duration
+	served  atomic.Bool
 
 	drainMu  sync.Mutex
 	draining bool
@@ -100,6 +106,8 @@ type function struct {
 	lastUsed time.Time
 	// vcpu is each replica's current CPU allotment.
 	vcpu float64
+	// usage is the replicas' memory summed, as updateGauges last read it.
+	usage metrics.Usage
 	// removed is set once the gateway dropped this state (remove, redeploy,
 	// shutdown): no request is routed here any more and an instance that
 	// finishes starting is stopped at once.
@@ -193,9 +201,14 @@ func (g *Gateway) release(f *function, r *replica) {
 // startReplica starts one instance of f (the caller counted it in f.starting).
 func (g *Gateway) startReplica(f *function) {
 	f.mu.Lock()
-	spec, vcpu := f.spec, f.vcpu
+	f.pruneLocked()
+	spec, vcpu, fromZero := f.spec, f.vcpu, len(f.replicas) == 0
 	f.mu.Unlock()
+	began := g.clock.Now()
 	r, err := g.launch(spec, vcpu)
+	if err == nil {
+		g.board.started(f.key, api.ColdStart{Time: began.UTC(), Pid: r.proc.Pid, FromZero: fromZero, Start: max(0, r.started-r.proc.LoadTime), Load: r.proc.LoadTime})
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.starting--
@@ -263,9 +276,10 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 		g.cfg.Logger.Warn("instance start failed", "function", fnKey(spec.Owner, spec.Name), "err", err)
 		return nil, err
 	}
-	g.logEvent(spec, "instance %d started in %s (%v vCPU, %s workers)", p.Pid, time.Since(began).Round(time.Millisecond), vcpu, workers)
-	g.cfg.Logger.Info("instance started", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "addr", p.Addr, "elapsed", time.Since(began).Round(time.Millisecond))
-	g.metrics.InstanceStarted(fnKey(spec.Owner, spec.Name), "start", time.Since(began))
+	took := time.Since(began)
+	g.logEvent(spec, "instance %d started in %s (%v vCPU, %s workers)", p.Pid, took.Round(time.Millisecond), vcpu, workers)
+	g.cfg.Logger.Info("instance started", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "addr", p.Addr, "elapsed", took.Round(time.Millisecond))
+	g.metrics.InstanceStarted(fnKey(spec.Owner, spec.Name), "start", took)
 	g.watchers.Add(1)
 	go func() {
 		defer g.watchers.Done()
@@ -275,9 +289,10 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 			how = fmt.Sprintf("exited: %v", err)
 		}
 		g.logEvent(spec, "instance %d %s", p.Pid, how)
+		g.board.event(fnKey(spec.Owner, spec.Name), g.clock.Now().UTC(), "stop", fmt.Sprintf("instance %d %s", p.Pid, how))
 		g.cfg.Logger.Info("instance exited", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "err", p.Err())
 	}()
-	return &replica{proc: p, url: &url.URL{Scheme: "http", Host: p.Addr}}, nil
+	return &replica{proc: p, url: &url.URL{Scheme: "http", Host: p.Addr}, started: took}, nil
 }
 
 // stopAll removes every replica of f from routing and stops them, letting each

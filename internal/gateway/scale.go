@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -119,6 +120,7 @@ func (g *Gateway) scale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
+	g.board.event(fnKey(spec.Owner, spec.Name), g.clock.Now().UTC(), "scale", scaleText(req, res))
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -325,4 +327,20 @@ func (g *Gateway) checkTenantCPU(owner, key string, vcpu float64) error {
 		return fmt.Errorf("tenant %q: vcpu limit %v: %v vCPU x %d instance(s) plus %v in use elsewhere would need %v", owner, limits.MaxVCPU, vcpu, n, total, want)
 	}
 	return nil
+}
+
+// scaleText says in the dashboard's timeline what a manual resize did.
+func scaleText(req api.ScaleRequest, res api.ScaleResult) string {
+	var parts []string
+	if req.VCPU != nil {
+		parts = append(parts, fmt.Sprintf("%v vCPU (%d workers)", res.VCPU, res.Workers))
+	}
+	if req.Memory != nil {
+		mem := "no memory limit"
+		if res.Memory > 0 {
+			mem = "memory " + humanize.IBytes(uint64(res.Memory))
+		}
+		parts = append(parts, mem)
+	}
+	return fmt.Sprintf("scaled by hand to %s on %d instances", strings.Join(parts, ", "), res.Instances)
 }

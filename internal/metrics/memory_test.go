@@ -117,6 +117,27 @@ func TestReadMemoryFallback(t *testing.T) {
 	}
 }
 
+// TestReadUsagePrivate checks that Private sums the clean and dirty
+// private pages of every mapping, and that this process, which has a heap
+// of its own, reads some.
+func TestReadUsagePrivate(t *testing.T) {
+	smaps := "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n" +
+		"Rss:                 300 kB\nPss:                 100 kB\nShared_Clean:        280 kB\nPrivate_Clean:        20 kB\nPrivate_Dirty:         0 kB\n" +
+		"7f2e4c000000-7f2e4c021000 rw-p 00000000 00:00 0\n" +
+		"Rss:                   8 kB\nPss:                   8 kB\nPrivate_Clean:         0 kB\nPrivate_Dirty:         8 kB\n"
+	u, err := parseUsage(strings.NewReader(smaps))
+	if want := (Usage{RSS: 308 << 10, PSS: 108 << 10, Private: 28 << 10}); err != nil || u != want {
+		t.Errorf("parseUsage = %+v, %v; want %+v", u, err, want)
+	}
+	if _, err := parseUsage(strings.NewReader("Private_Dirty: many kB\n")); !errors.Is(err, ErrSmaps) {
+		t.Errorf("parseUsage of a bad Private_Dirty line: %v, want ErrSmaps", err)
+	}
+	self, err := ReadUsage(os.Getpid())
+	if err != nil || self.Private == 0 || self.Private > self.RSS {
+		t.Errorf("ReadUsage(self) = %+v, %v; want 0 < private <= rss", self, err)
+	}
+}
+
 func TestReadMemoryExited(t *testing.T) {
 	cmd := child()
 	if err := cmd.Run(); err != nil {

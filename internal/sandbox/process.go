@@ -18,6 +18,9 @@ import (
 // Protocol lines a child prints on stdout.
 const (
 	ListenLine = "SPINDLE-LISTEN "
+	// LoadedLine, optional, says before the ready line how long the child
+	// took to load its model, as a Go duration ("SPINDLE-LOADED 4.6ms").
+	LoadedLine = "SPINDLE-LOADED "
 	ReadyLine  = "SPINDLE-READY"
 )
 
@@ -44,6 +47,9 @@ type Process struct {
 	// Addr is the host:port the child serves on.
 	Addr string
 	Pid  int
+	// LoadTime is how long the child said its model load took (its
+	// LoadedLine); 0 when it did not say.
+	LoadTime time.Duration
 	// Cgroup is the child's cgroup (nil when unconfined): the autoscaler resizes
 	// the instance through it. It is closed once the child exits.
 	Cgroup *Cgroup
@@ -104,7 +110,7 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 			p.tailMu.Unlock()
 		}
 	}()
-	ready := make(chan string, 1)
+	ready := make(chan readiness, 1)
 	go func() {
 		defer pipes.Done()
 		readProtocol(stdout, ready, writeLog)
@@ -117,12 +123,12 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 	}()
 
 	select {
-	case addr := <-ready:
-		if addr == "" {
+	case rd := <-ready:
+		if rd.addr == "" {
 			p.Kill()
 			return nil, errors.New("instance reported ready before its address")
 		}
-		p.Addr = addr
+		p.Addr, p.LoadTime = rd.addr, rd.load
 		return p, nil
 	case <-p.done:
 		return nil, fmt.Errorf("instance exited before ready (%v): %s", p.err, p.Tail())
@@ -133,22 +139,35 @@ func Start(ctx context.Context, spec Spec) (*Process, error) {
 	}
 }
 
-// readProtocol reads a child's stdout: at the ready line it sends the address
-// of the last listen line before it ("" for none) on ready, once; every other
-// line goes to log. One reader sees both lines in order, so the address is
-// known when readiness is: two channels, one per line, would let a select
-// see "ready" first.
-func readProtocol(r io.Reader, ready chan<- string, log func(string)) {
+// readiness is what a child said up to its ready line.
+type readiness struct {
+	addr string        // from the last listen line; "" for none
+	load time.Duration // from the last loaded line; 0 for none
+}
+
+// readProtocol reads a child's stdout: at the ready line it sends what the
+// listen and loaded lines before it said on ready, once; every other line
+// goes to log. One reader sees the lines in order, so the address is known
+// when readiness is: two channels, one per line, would let a select see
+// "ready" first.
+func readProtocol(r io.Reader, ready chan<- readiness, log func(string)) {
 	sc := bufio.NewScanner(r)
-	addr, sent := "", false
+	var rd readiness
+	sent := false
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, ListenLine):
-			addr = strings.TrimSpace(strings.TrimPrefix(line, ListenLine))
+			rd.addr = strings.TrimSpace(strings.TrimPrefix(line, ListenLine))
+		case strings.HasPrefix(line, LoadedLine):
+			if d, err := time.ParseDuration(strings.TrimSpace(strings.TrimPrefix(line, LoadedLine))); err == nil && d >= 0 {
+				rd.load = d
+			} else {
+				log(line) // not the protocol's: the child's own output
+			}
 		case line == ReadyLine:
 			if !sent {
-				ready <- addr
+				ready <- rd
 				sent = true
 			}
 		default:

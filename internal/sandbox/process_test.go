@@ -47,26 +47,30 @@ func TestStartReadyWithoutAddress(t *testing.T) {
 
 // TestReadProtocol feeds the whole of a child's stdout at once, as a reader
 // that is ahead of Start would see it: ready carries the address of the
-// listen line before it, and other lines go to the log.
+// listen line before it and the load time of the loaded line, and other
+// lines go to the log.
 func TestReadProtocol(t *testing.T) {
 	tests := []struct {
 		name, out, addr string
+		load            time.Duration
 		logged          []string
 	}{
-		{"listen then ready", "SPINDLE-LISTEN 127.0.0.1:80\nSPINDLE-READY\n", "127.0.0.1:80", nil},
-		{"log lines around", "hello\nSPINDLE-LISTEN 127.0.0.1:80\nworld\nSPINDLE-READY\nbye\n", "127.0.0.1:80", []string{"hello", "world", "bye"}},
-		{"ready without address", "SPINDLE-READY\n", "", nil},
-		{"last address wins", "SPINDLE-LISTEN a:1\nSPINDLE-LISTEN b:2\nSPINDLE-READY\nSPINDLE-READY\n", "b:2", nil},
+		{"listen then ready", "SPINDLE-LISTEN 127.0.0.1:80\nSPINDLE-READY\n", "127.0.0.1:80", 0, nil},
+		{"log lines around", "hello\nSPINDLE-LISTEN 127.0.0.1:80\nworld\nSPINDLE-READY\nbye\n", "127.0.0.1:80", 0, []string{"hello", "world", "bye"}},
+		{"ready without address", "SPINDLE-READY\n", "", 0, nil},
+		{"last address wins", "SPINDLE-LISTEN a:1\nSPINDLE-LISTEN b:2\nSPINDLE-READY\nSPINDLE-READY\n", "b:2", 0, nil},
+		{"load time", "SPINDLE-LISTEN a:1\nSPINDLE-LOADED 4.5ms\nSPINDLE-READY\n", "a:1", 4500 * time.Microsecond, nil},
+		{"load time not a duration", "SPINDLE-LISTEN a:1\nSPINDLE-LOADED soon\nSPINDLE-LOADED -1s\nSPINDLE-READY\n", "a:1", 0, []string{"SPINDLE-LOADED soon", "SPINDLE-LOADED -1s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ready := make(chan string, 1)
+			ready := make(chan readiness, 1)
 			var logged []string
 			readProtocol(strings.NewReader(tt.out), ready, func(l string) { logged = append(logged, l) })
 			select {
 			case got := <-ready:
-				if got != tt.addr {
-					t.Errorf("ready sent %q, want %q", got, tt.addr)
+				if got.addr != tt.addr || got.load != tt.load {
+					t.Errorf("ready sent %q %v, want %q %v", got.addr, got.load, tt.addr, tt.load)
 				}
 			default:
 				t.Fatal("ready sent nothing")
