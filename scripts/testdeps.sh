@@ -13,6 +13,8 @@ command -v node >/dev/null || need_apt+=(nodejs npm)
 # A gRPC client that is not Spindle's (issue 15): Python's grpcio, with stubs
 # generated at test time by grpc_tools from Spindle's .proto.
 /usr/bin/python3 -c 'import grpc, grpc_tools' 2>/dev/null || need_apt+=(python3-grpcio python3-grpc-tools)
+# A real browser for the dashboard's tests (issue 17), driven by chromedp.
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "testdeps: apt-get install ${need_apt[*]}"
   apt-get update -qq

@@ -416,4 +416,19 @@ func TestDemoCurlWorksAsPasted(t *testing.T) {
 	if math.Abs(sum-1) > 1e-4 {
 		t.Fatalf("demo output is not log-probabilities: sum(exp) = %v", sum)
 	}
+	// The dashboard's URL, printed after the commands, serves the page.
+	line := p.readUntil(t, "dashboard: ")
+	page, _, _ := strings.Cut(line[strings.Index(line, "http://"):], "#")
+	if !strings.HasPrefix(page, p.url+"/") {
+		t.Fatalf("dashboard line %q: want a URL on the gateway %s", line, p.url)
+	}
+	got, err := http.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Body.Close()
+	b, _ := io.ReadAll(got.Body)
+	if got.StatusCode != 200 || !strings.Contains(string(b), `<script src="/ui/app.js"`) {
+		t.Fatalf("GET %s: %d %.200s; want the dashboard page", page, got.StatusCode, b)
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/npy"
 	"github.com/spindleml/spindle/internal/oip"
+	"github.com/spindleml/spindle/internal/registry"
 	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/tenant"
 	"github.com/spindleml/spindle/internal/tensor"
@@ -146,6 +147,7 @@ func newUpCmd() *cobra.Command {
 			base := "http://" + ln.Addr().String()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Spindle is up: gateway %s, data in %s\n", base, home)
+			fmt.Fprintf(out, "Dashboard: %s/ (open it in a browser)\n", base)
 			if gln != nil {
 				fmt.Fprintf(out, "gRPC (Open Inference Protocol, inference.GRPCInferenceService): %s\n", gln.Addr())
 			}
@@ -285,6 +287,11 @@ func deployDemo(ctx context.Context, cmd *cobra.Command, base, home, adminKey st
 	fmt.Fprintf(out, "Demo function \"mnist\" deployed (MNIST CNN, 21,840 parameters). Try:\n")
 	fmt.Fprintf(out, "  curl -s -X POST %s/v2/models/mnist/infer -H 'Content-Type: application/json'%s -d @%s\n", base, header, reqPath)
 	fmt.Fprintf(out, "  go run ./cmd/spindle invoke mnist --gateway %s%s --input input=%s\n", base, keyFlag, npyPath)
+	tenant, paste := registry.DefaultOwner, ""
+	if key != "" {
+		tenant, paste = "demo", " (paste the demo key when it asks)"
+	}
+	fmt.Fprintf(out, "Watch it live on the dashboard: %s/#/f/%s/mnist%s\n", base, tenant, paste)
 	return nil
 }
 

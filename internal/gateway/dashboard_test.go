@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/spindleml/spindle/internal/api"
+	"github.com/spindleml/spindle/internal/modelgen"
 	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/tenant"
 )
@@ -241,9 +243,7 @@ func newBrowser(t *testing.T, parent context.Context) *browser {
 			if err != nil {
 				return
 			}
-			// The 401 of the first, keyless stream is the page asking for
-			// a key, as designed; any other error is not.
-			if (m.Type == chromedp.ConsoleError || m.IsException()) && !strings.Contains(m.Text, "status of 401") {
+			if (m.Type == chromedp.ConsoleError || m.IsException()) && !answeredByPage(m) {
 				b.mu.Lock()
 				b.problems = append(b.problems, m.String()+" "+m.URL)
 				b.mu.Unlock()
@@ -251,6 +251,18 @@ func newBrowser(t *testing.T, parent context.Context) *browser {
 		}
 	}()
 	return b
+}
+
+// answeredByPage reports whether m is the browser logging an API call's
+// 4xx answer that the page shows to its user (the 401 of a keyless stream
+// asks for a key; a refused deploy says why). A failed load of the page's
+// own files is a problem.
+func answeredByPage(m chromedp.ConsoleMessage) bool {
+	if !strings.HasPrefix(m.Text, "Failed to load resource: the server responded with a status of 4") {
+		return false
+	}
+	u, err := url.Parse(m.URL)
+	return err == nil && (strings.HasPrefix(u.Path, "/admin/v1/") || strings.HasPrefix(u.Path, "/v2/") || strings.HasPrefix(u.Path, "/v1/tasks/"))
 }
 
 // run runs steps with a bound of d, failing the test with what.
@@ -413,6 +425,31 @@ func TestDashboardInBrowser(t *testing.T) {
 	if len(keys) != 1 || keys[0] != "alpha/adder" {
 		t.Fatalf("tenant alpha sees %v; want only alpha/adder", keys)
 	}
+	br.noProblems(t)
+
+	// A function deployed from the page's form, by upload.
+	model := filepath.Join(t.TempDir(), "model.onnx")
+	if err := plusModel(3).Save(model, modelgen.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	br.run(t, "deploy by upload", 30*time.Second,
+		chromedp.SendKeys(chromedp.ID("deploy-name"), "uploaded"),
+		chromedp.SetUploadFiles(chromedp.ID("deploy-files"), []string{model}),
+		chromedp.Click(chromedp.ID("deploy-submit")),
+		waitJS(`document.getElementById('deploy-out').textContent.startsWith('Deployed uploaded')`),
+		waitJS(`!!document.querySelector('#fn-rows tr[data-key="alpha/uploaded"]')`))
+	if code, body := infer(t, tg.url, "uploaded", addBody, "Authorization", "Bearer "+alpha); code != 200 || !strings.Contains(body, `"data":[4,5,6,7]`) {
+		t.Fatalf("the function deployed from the page answers %d %s; want x+3", code, body)
+	}
+	junk := filepath.Join(t.TempDir(), "junk.onnx")
+	if err := os.WriteFile(junk, []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	br.run(t, "a refused upload says why", 30*time.Second,
+		chromedp.SetValue(chromedp.ID("deploy-name"), "junk"),
+		chromedp.SetUploadFiles(chromedp.ID("deploy-files"), []string{junk}),
+		chromedp.Click(chromedp.ID("deploy-submit")),
+		waitJS(`document.getElementById('deploy-out').textContent.startsWith('Refused (400)')`))
 
 	// Under load the function page's p99 and rate charts move.
 	stop := make(chan struct{})
@@ -496,10 +533,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("key-panel")),
 		chromedp.SendKeys(chromedp.ID("key-input"), admin),
 		chromedp.Click(chromedp.ID("key-use")),
-		waitJS(`document.querySelectorAll('#fn-rows tr[data-key]').length === 2`))
+		waitJS(`document.querySelectorAll('#fn-rows tr[data-key]').length === 3`))
 	keys = eval[[]string](t, ad, rowKeys)
-	if len(keys) != 2 || keys[0] != "alpha/adder" || keys[1] != "beta/other" {
-		t.Fatalf("admin sees %v; want alpha/adder and beta/other", keys)
+	if len(keys) != 3 || keys[0] != "alpha/adder" || keys[1] != "alpha/uploaded" || keys[2] != "beta/other" {
+		t.Fatalf("admin sees %v; want alpha/adder, alpha/uploaded and beta/other", keys)
 	}
 	if eval[bool](t, ad, `!!document.getElementById('deploy-form')`) {
 		t.Fatal("the admin's view offers a deploy form; the admin key manages tenants, not functions")

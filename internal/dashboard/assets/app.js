@@ -480,7 +480,13 @@
       const box = $(spec.id);
       const series = [{}].concat(spec.series.map(([label, , stroke]) => ({ label, stroke, width: 2, points: { show: false } })));
       if (spec.slo && b.slo) series.push({ label: 'SLO', stroke: '#111827', dash: [6, 4], width: 1, points: { show: false } });
-      const plot = new uPlot({ width: plotWidth(box), height: 180, series, legend: { live: false }, scales: { x: { time: true } }, axes: [{}, { size: 50 }] },
+      // At least the last minute on the x axis, so that a new function's
+      // first seconds do not fill the chart; zero at the bottom of y.
+      const scales = {
+        x: { time: true, range: (u, min, max) => [Math.min(min, max - 60), max] },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] },
+      };
+      const plot = new uPlot({ width: plotWidth(box), height: 180, series, legend: { live: false }, scales, axes: [{}, { size: 50 }] },
         seriesData(spec, b), box.querySelector('.plot'));
       state.charts.push({ spec, plot, box });
     }
