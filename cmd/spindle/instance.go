@@ -32,7 +32,7 @@ func newInstanceCmd() *cobra.Command {
 	var cfg instance.Config
 	var listen, load, taskConfig, batch string
 	var drain time.Duration
-	var check bool
+	var check, stem bool
 	var maxMemory int64
 	cmd := &cobra.Command{
 		Use:    "instance --name NAME --model PATH [--task KIND --task-config JSON|FILE] [--listen ADDR]",
@@ -40,6 +40,9 @@ func newInstanceCmd() *cobra.Command {
 		Hidden: true,
 		Args:   args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if stem {
+				return runStem(cmd, cfg, listen, drain)
+			}
 			if cfg.Name == "" {
 				return usagef("--name: required")
 			}
@@ -102,9 +105,28 @@ func newInstanceCmd() *cobra.Command {
 	f.StringVar(&cfg.Task, "task", "", "task endpoint kind: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")
 	f.StringVar(&taskConfig, "task-config", "", "task config as JSON, or a JSON file")
 	f.StringVar(&cfg.TaskDir, "task-dir", "", "folder of the task's files (default: the model's folder)")
+	f.BoolVar(&stem, "stem", false, "start without a function and take one later (POST /_spindle/assign): a pre-started instance")
 	f.BoolVar(&check, "check", false, "check the model and task as a deploy does, print the result as JSON and exit")
 	f.Int64Var(&maxMemory, "max-memory", 0, "with --check, bytes of address space the check may map besides the model's files (0: no limit)")
 	return cmd
+}
+
+// runStem is `spindle instance --stem`: a stem cell that reports ready once
+// it listens and loads a model when the platform assigns it one.
+func runStem(cmd *cobra.Command, cfg instance.Config, listen string, drain time.Duration) error {
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return usagef("--listen %q: %v", listen, err)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), sandbox.ListenLine+ln.Addr().String())
+	fmt.Fprintln(cmd.OutOrStdout(), sandbox.ReadyLine)
+	st := instance.NewStem(cfg)
+	err = st.Serve(ctx, ln, drain)
+	st.Close()
+	return err
 }
 
 // runCheck is `spindle instance --check`: it validates the model and task of

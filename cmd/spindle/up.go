@@ -37,6 +37,7 @@ func newUpCmd() *cobra.Command {
 	var vcpu float64
 	var policy string
 	var params []string
+	var stemCells int
 	cmd := &cobra.Command{
 		Use:   "up [--listen ADDR] [--grpc-listen ADDR|off] [--home DIR] [--auth open|keys] [--demo]",
 		Short: "Run the platform on this machine (gateway, registry, instances)",
@@ -60,6 +61,9 @@ func newUpCmd() *cobra.Command {
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			if err := (sandbox.Limits{CPU: vcpu}).Validate(); err != nil || vcpu <= 0 {
 				return usagef("--vcpu %v: must be a positive multiple of %v", vcpu, sandbox.CPUStep)
+			}
+			if stemCells < 0 || stemCells > 64 {
+				return usagef("--stem-cells %d: must be between 0 and 64", stemCells)
 			}
 			if idle <= 0 {
 				return usagef("--idle %v: must be positive", idle)
@@ -88,7 +92,7 @@ func newUpCmd() *cobra.Command {
 			defer caps.Controller.Close()
 			g, err := gateway.New(gateway.Config{
 				Home: home, Exe: exe, Logger: log, Auth: auth, AdminKey: adminKey,
-				Sandbox: caps, IdleTimeout: idle, DefaultVCPU: vcpu, Autoscale: scaling,
+				Sandbox: caps, IdleTimeout: idle, DefaultVCPU: vcpu, Autoscale: scaling, StemCells: stemCells,
 			})
 			if err != nil {
 				return err
@@ -184,6 +188,7 @@ func newUpCmd() *cobra.Command {
 	f.Float64Var(&vcpu, "vcpu", 1, "default CPU allotment per instance, in vCPUs (multiples of 0.25)")
 	f.StringVar(&policy, "autoscale", "hybrid", "scaling policy for every function: hybrid, hpa, static, predictive or off")
 	f.StringArrayVar(&params, "autoscale-param", nil, "policy parameter as key=value, e.g. slo=300ms (repeatable; see 'spindle sim --help')")
+	f.IntVar(&stemCells, "stem-cells", 2, "pre-started instances kept ready for cold starts: 1 + those taken in the last minute, at most N (0: none, every instance a new process)")
 	f.BoolVar(&noCgroups, "no-cgroups", false, "run instances without cgroups (no CPU quota or memory limit), as on machines without cgroup access")
 	f.StringVar(&home, "home", "", "data directory (default $SPINDLE_HOME or ./.spindle)")
 	f.StringVar(&auth, "auth", gateway.AuthOpen, "open: no API keys, loopback only; keys: every request needs a tenant's key")

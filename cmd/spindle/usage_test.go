@@ -42,6 +42,7 @@ func TestFlagsCheckedLocally(t *testing.T) {
 		{"scale vcpu not a multiple", []string{"scale", "f", "--vcpu", "0.3", noGateway}, "--vcpu 0.3: must be a positive multiple of 0.25"},
 		{"scale nothing to change", []string{"scale", "f", noGateway}, "set --vcpu, --memory or both"},
 		{"scale vcpu zero", []string{"scale", "f", "--vcpu", "0", noGateway}, "--vcpu 0: must be a positive multiple"},
+		{"up stem cells negative", []string{"up", "--stem-cells", "-1", "--home", "/nonexistent/never"}, "--stem-cells -1: must be between 0 and 64"},
 		{"scale memory too small", []string{"scale", "f", "--vcpu", "1", "--memory", "1KiB", noGateway}, `--memory "1KiB": memory: 1024 bytes must be 0 (no limit) or at least`},
 		{"scale memory unit", []string{"scale", "f", "--vcpu", "1", "--memory", "2XB", noGateway}, `--memory "2XB": unknown unit`},
 		{"tenant max-memory", []string{"tenant", "create", "x", "--max-memory", "0.5", noGateway}, `--max-memory "0.5": must be 0 (no limit) or between`},

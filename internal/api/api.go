@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/metrics"
@@ -96,4 +97,30 @@ type InstanceInfo struct {
 	VCPU     float64 `json:"vcpu"`
 	RSS      uint64  `json:"rss_bytes"`
 	PSS      uint64  `json:"pss_bytes"`
+}
+
+// Assign is the body of a stem cell's POST /_spindle/assign (a generic
+// instance started ahead of need, `spindle instance --stem`): the function it
+// becomes, with the settings `spindle instance` otherwise takes as flags.
+type Assign struct {
+	Name string `json:"name"`
+	// Model is the model file's path; "" for a function without one.
+	Model   string `json:"model,omitempty"`
+	TaskDir string `json:"task_dir,omitempty"`
+	// Load is the load mode (onnx.LoadMode); "" means mmap.
+	Load       string          `json:"load,omitempty"`
+	Task       string          `json:"task,omitempty"`
+	TaskConfig json.RawMessage `json:"task_config,omitempty"`
+	// Batch is the batching policy (ParseBatchPolicy); "" is off.
+	Batch string `json:"batch,omitempty"`
+	// Workers is how many inferences run at once, and GOMAXPROCS.
+	Workers int `json:"workers"`
+	// MemoryLimit is the memory limit in bytes the instance runs under (0:
+	// none), as --memory-limit.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
+}
+
+// Assigned answers an Assign: how long the model's load took.
+type Assigned struct {
+	Load time.Duration `json:"load_ns"`
 }

@@ -95,6 +95,10 @@ type Config struct {
 	// (autoscale.DefaultSpec or ParseSpec); nil runs no autoscaler: instances
 	// start on demand and stop when idle.
 	Autoscale *autoscale.Spec
+	// StemCells is the most pre-started instances ("stem cells", see
+	// stem.go) Serve keeps ready for cold starts; 0 means none: every
+	// instance is a new process.
+	StemCells int
 	// Clock drives idle scale-down; nil means the real clock.
 	Clock  clock.WithTicker
 	Logger *slog.Logger
@@ -177,6 +181,7 @@ type Gateway struct {
 	inferStats inferStats
 	loop       *autoscale.Loop // nil without an autoscaler
 	board      *board
+	stems      *stemPool
 	// closing is closed when the gateway shuts down: the dashboard's
 	// streams end instead of holding Shutdown for its grace.
 	closing   chan struct{}
@@ -249,6 +254,7 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.stems = newStemPool(g, cfg.StemCells)
 	if g.board, err = newBoard(cfg.Clock); err != nil {
 		return nil, err
 	}
@@ -658,6 +664,7 @@ func (g *Gateway) stopFunction(key string) {
 // Close stops every instance, letting each drain, and closes the registry.
 func (g *Gateway) Close() error {
 	g.endStreams()
+	g.stems.close()
 	g.mu.Lock()
 	names := make([]string, 0, len(g.fns))
 	for n := range g.fns {
@@ -706,6 +713,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	go g.runReaper(rctx)
 	go g.runGauges(rctx, 2*time.Second)
 	go g.runBoard(rctx)
+	g.stems.fill()
 	srv.RegisterOnShutdown(g.endStreams)
 	if g.loop != nil {
 		go g.loop.Run(rctx)

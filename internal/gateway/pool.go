@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -226,48 +225,70 @@ func (g *Gateway) startReplica(f *function) {
 	f.broadcastLocked()
 }
 
-// instanceArgs are the flags that give an instance spec's model and task.
-func (g *Gateway) instanceArgs(spec registry.Function) []string {
-	var args []string
+// instanceSpec is what an instance of spec with vcpu and a memory limit of
+// mem bytes (0: none) runs: the flags of `spindle instance`, or a stem
+// cell's assignment.
+func (g *Gateway) instanceSpec(spec registry.Function, vcpu float64, mem int64) api.Assign {
+	a := api.Assign{Name: spec.Name, Workers: workersFor(vcpu), MemoryLimit: mem, Batch: spec.Batch}
 	if spec.ModelFile != "" { // a cpu-burn function has none
-		args = append(args, "--model", g.store.Path(spec.ModelDigest, spec.ModelFile), "--task-dir", g.store.Path(spec.ModelDigest, ""))
+		a.Model, a.TaskDir, a.Load = g.store.Path(spec.ModelDigest, spec.ModelFile), g.store.Path(spec.ModelDigest, ""), g.loadMode(spec)
 	}
-	if spec.Task != "" && spec.Task != "infer" {
-		args = append(args, "--task", spec.Task)
-		if len(spec.TaskConfig) > 0 {
-			args = append(args, "--task-config", string(spec.TaskConfig))
+	if spec.Task != "" && spec.Task != api.TaskInfer {
+		a.Task, a.TaskConfig = spec.Task, spec.TaskConfig
+	}
+	return a
+}
+
+// instanceArgs are the flags of `spindle instance` that run a.
+func instanceArgs(a api.Assign) []string {
+	args := []string{"instance", "--name", a.Name, "--listen", "127.0.0.1:0", "--workers", strconv.Itoa(a.Workers)}
+	if a.Model != "" {
+		args = append(args, "--model", a.Model, "--task-dir", a.TaskDir)
+		if a.Load != "" {
+			args = append(args, "--load", a.Load)
 		}
 	}
-	if spec.Batch != "" {
-		args = append(args, "--batch", spec.Batch)
+	if a.Task != "" {
+		args = append(args, "--task", a.Task)
+		if len(a.TaskConfig) > 0 {
+			args = append(args, "--task-config", string(a.TaskConfig))
+		}
+	}
+	if a.Batch != "" {
+		args = append(args, "--batch", a.Batch)
+	}
+	if a.MemoryLimit > 0 {
+		args = append(args, "--memory-limit", strconv.FormatInt(a.MemoryLimit, 10))
 	}
 	return args
 }
 
-// launch starts an instance process for spec and waits until it is ready.
+// launch starts an instance for spec and waits until it is ready: a stem
+// cell given spec's model when one is ready, else a new process.
 func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error) {
+	began := time.Now()
+	if cell := g.stems.take(); cell != nil {
+		p, err := g.assign(spec, vcpu, cell)
+		if err == nil {
+			return g.started(spec, p, vcpu, began, "stem cell"), nil
+		}
+		g.logEvent(spec, "stem cell %d not assigned, starting a new instance: %v", cell.proc.Pid, err)
+		g.cfg.Logger.Warn("stem cell not assigned", "function", fnKey(spec.Owner, spec.Name), "pid", cell.proc.Pid, "err", err)
+		began = time.Now()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.StartTimeout)
 	defer cancel()
-	logf := g.funcLog(spec)
-	began := time.Now()
 	cg, err := g.newCgroup(spec, vcpu)
 	if err != nil {
 		g.logEvent(spec, "instance not started: %v", err)
 		return nil, err
 	}
-	workers := strconv.Itoa(workersFor(vcpu))
-	args := append([]string{"instance", "--name", spec.Name, "--listen", "127.0.0.1:0", "--workers", workers}, g.instanceArgs(spec)...)
-	if mem := cg.Limits().Memory; mem > 0 {
-		args = append(args, "--memory-limit", strconv.FormatInt(mem, 10))
-	}
-	if load := g.loadMode(spec); load != "" && slices.Contains(args, "--model") {
-		args = append(args, "--load", load)
-	}
+	a := g.instanceSpec(spec, vcpu, cg.Limits().Memory)
 	p, err := sandbox.Start(ctx, sandbox.Spec{
 		Path:   g.cfg.Exe,
-		Args:   args,
-		Env:    []string{"GOMAXPROCS=" + workers},
-		Log:    logf,
+		Args:   instanceArgs(a),
+		Env:    []string{"GOMAXPROCS=" + strconv.Itoa(a.Workers)},
+		Log:    g.funcLog(spec),
 		Cgroup: cg,
 		Caps:   g.cfg.Sandbox,
 	})
@@ -276,9 +297,15 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 		g.cfg.Logger.Warn("instance start failed", "function", fnKey(spec.Owner, spec.Name), "err", err)
 		return nil, err
 	}
+	return g.started(spec, p, vcpu, began, "new process"), nil
+}
+
+// started makes the replica of instance p of spec, ready after a start that
+// began then (how: a new process or a stem cell), and watches its exit.
+func (g *Gateway) started(spec registry.Function, p *sandbox.Process, vcpu float64, began time.Time, how string) *replica {
 	took := time.Since(began)
-	g.logEvent(spec, "instance %d started in %s (%v vCPU, %s workers)", p.Pid, took.Round(time.Millisecond), vcpu, workers)
-	g.cfg.Logger.Info("instance started", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "addr", p.Addr, "elapsed", took.Round(time.Millisecond))
+	g.logEvent(spec, "instance %d started in %s (%s, %v vCPU, %d workers)", p.Pid, took.Round(time.Millisecond), how, vcpu, workersFor(vcpu))
+	g.cfg.Logger.Info("instance started", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "addr", p.Addr, "how", how, "elapsed", took.Round(time.Millisecond))
 	g.metrics.InstanceStarted(fnKey(spec.Owner, spec.Name), "start", took)
 	g.watchers.Add(1)
 	go func() {
@@ -292,7 +319,7 @@ func (g *Gateway) launch(spec registry.Function, vcpu float64) (*replica, error)
 		g.board.event(fnKey(spec.Owner, spec.Name), g.clock.Now().UTC(), "stop", fmt.Sprintf("instance %d %s", p.Pid, how))
 		g.cfg.Logger.Info("instance exited", "function", fnKey(spec.Owner, spec.Name), "pid", p.Pid, "err", p.Err())
 	}()
-	return &replica{proc: p, url: &url.URL{Scheme: "http", Host: p.Addr}, started: took}, nil
+	return &replica{proc: p, url: &url.URL{Scheme: "http", Host: p.Addr}, started: took}
 }
 
 // stopAll removes every replica of f from routing and stops them, letting each

@@ -604,18 +604,26 @@ func (s *Server) requestedOutputs(req *oip.InferRequest) ([]requested, error) {
 // Serve serves HTTP on ln until ctx ends, then stops taking new requests, lets
 // in-flight ones finish (up to drain), and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	return serve(ctx, ln, drain, s.Handler(), func(ictx context.Context) {
+		s.shrinkWhenIdle(ictx, idleCheck, idleAfter)
+	}, func() { s.ready.Store(false) })
+}
+
+// serve serves h on ln until ctx ends, with idle running beside it, then
+// calls stopping and drains in-flight requests for up to drain.
+func serve(ctx context.Context, ln net.Listener, drain time.Duration, h http.Handler, idle func(context.Context), stopping func()) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	ictx, stopIdle := context.WithCancel(ctx)
 	defer stopIdle()
-	go s.shrinkWhenIdle(ictx, idleCheck, idleAfter)
+	go idle(ictx)
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	s.ready.Store(false)
+	stopping()
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
