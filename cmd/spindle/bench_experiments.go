@@ -43,6 +43,7 @@ func addExperimentCmds(bench *cobra.Command) {
 
 func newExperimentCmd(name, short string, xs []experiment.Experiment) *cobra.Command {
 	var env experiment.Env
+	var stemCells int
 	var kinds, policies []string
 	cmd := &cobra.Command{
 		Use:   name + " [--quick] [--out DIR]",
@@ -72,6 +73,12 @@ the policies in 'spindle sim' (virtual time).`,
 			}
 			if env.Runs < 0 || env.Users < 0 || env.VCPUs < 0 || env.Duration < 0 {
 				return usagef("--runs, --users, --vcpus, --duration: must not be negative")
+			}
+			if cmd.Flags().Changed("stem-cells") {
+				if stemCells < 0 || stemCells > 64 {
+					return usagef("--stem-cells %d: must be between 0 and 64", stemCells)
+				}
+				env.StemCells = &stemCells
 			}
 			if env.SLO < 0 {
 				return usagef("--slo: must not be negative")
@@ -116,6 +123,7 @@ the policies in 'spindle sim' (virtual time).`,
 	f.BoolVar(&env.Quick, "quick", false, "small models, few runs: minutes on 2 cores")
 	f.StringVar(&env.Out, "out", "", "results folder `DIR` (default $SPINDLE_HOME/bench, else ./.spindle/bench)")
 	f.StringVar(&env.Models, "model-cache", "", "`DIR` where generated models are kept between runs (default OUT/models)")
+	f.IntVar(&stemCells, "stem-cells", 2, "the platforms' pre-started instances (spindle up --stem-cells)")
 	f.IntVar(&env.Runs, "runs", 0, "repetitions per measurement (default 3 with --quick, 10 without)")
 	f.IntVar(&env.Users, "users", 0, "cap on concurrent clients and ramp users (default: the thesis's 50 and 100; 10 with --quick)")
 	f.DurationVar(&env.Duration, "duration", 0, "how long the live ramp runs, per policy in hybrid-vs-hpa (default 180s, 45s with --quick; simulated variant 120s, 20s)")

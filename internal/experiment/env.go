@@ -37,6 +37,9 @@ type Env struct {
 	Duration time.Duration
 	// VCPUs caps the vCPU steps; 0 means the machine's CPU count.
 	VCPUs float64
+	// StemCells is the platforms' --stem-cells; nil means spindle up's
+	// default.
+	StemCells *int
 	// Models to run, by modelgen kind; empty means each experiment's default
 	// set (small models with Quick).
 	Kinds []string

@@ -52,6 +52,9 @@ func (e *Env) startPlatformIn(ctx context.Context, home string, extra ...string)
 	}
 	var err error
 	args := append([]string{"up", "--listen", "127.0.0.1:0", "--home", home}, extra...)
+	if e.StemCells != nil {
+		args = append(args, "--stem-cells", strconv.Itoa(*e.StemCells))
+	}
 	cmd := exec.Command(e.Exe, args...)
 	// The platform and its instances die with us, whatever happens.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
