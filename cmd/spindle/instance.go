@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/spindleml/spindle/internal/api"
+	"github.com/spindleml/spindle/internal/artifact"
 	"github.com/spindleml/spindle/internal/instance"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/sandbox"
@@ -33,6 +34,7 @@ func newInstanceCmd() *cobra.Command {
 	var listen, load, taskConfig, batch string
 	var drain time.Duration
 	var check, stem bool
+	var artifactPath string
 	var maxMemory int64
 	cmd := &cobra.Command{
 		Use:    "instance --name NAME --model PATH [--task KIND --task-config JSON|FILE] [--listen ADDR]",
@@ -66,7 +68,7 @@ func newInstanceCmd() *cobra.Command {
 			cfg.Load = mode
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 			if check {
-				return runCheck(cmd.OutOrStdout(), cfg, maxMemory)
+				return runCheck(cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, maxMemory, artifactPath)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
@@ -107,6 +109,7 @@ func newInstanceCmd() *cobra.Command {
 	f.StringVar(&cfg.TaskDir, "task-dir", "", "folder of the task's files (default: the model's folder)")
 	f.BoolVar(&stem, "stem", false, "start without a function and take one later (POST /_spindle/assign): a pre-started instance")
 	f.BoolVar(&check, "check", false, "check the model and task as a deploy does, print the result as JSON and exit")
+	f.StringVar(&artifactPath, "artifact", "", "with --check, also compile the model into an artifact at `PATH` (as 'spindle model compile')")
 	f.Int64Var(&maxMemory, "max-memory", 0, "with --check, bytes of address space the check may map besides the model's files (0: no limit)")
 	return cmd
 }
@@ -134,8 +137,11 @@ func runStem(cmd *cobra.Command, cfg instance.Config, listen string, drain time.
 // api.CheckError. An upload at fault exits 2, after the line. maxMemory, when
 // set, caps the process's address space at that much besides the mapped
 // model files: where the platform has no memory cgroup, a model built to
-// exhaust memory then fails the check instead of the machine.
-func runCheck(w io.Writer, cfg instance.Config, maxMemory int64) error {
+// exhaust memory then fails the check instead of the machine. With
+// artifactPath it also compiles a model that passed into its artifact there
+// (a deploy's instances then map prepacked weights); a model that does not
+// compile into one is no error, its instances load the model.
+func runCheck(w, stderr io.Writer, cfg instance.Config, maxMemory int64, artifactPath string) error {
 	if maxMemory > 0 {
 		if err := limitAddressSpace(maxMemory, cfg.ModelPath, cfg.TaskDir); err != nil {
 			return err
@@ -147,6 +153,19 @@ func runCheck(w io.Writer, cfg instance.Config, maxMemory int64) error {
 	if err != nil {
 		enc.Encode(api.CheckError{Error: err.Error()})
 		return usageError{err}
+	}
+	if artifactPath != "" && cfg.ModelPath != "" {
+		if err := os.MkdirAll(filepath.Dir(artifactPath), 0o755); err == nil {
+			_, err = artifact.Compile(cfg.ModelPath, artifactPath)
+		}
+		if err != nil {
+			// Nothing half-written may reach the model store.
+			os.Remove(artifactPath)
+			os.Remove(artifactPath + ".data")
+			fmt.Fprintf(stderr, "artifact: %v (instances will load the model)\n", err)
+		} else {
+			res.Artifact = filepath.ToSlash(artifactPath)
+		}
 	}
 	return enc.Encode(res)
 }

@@ -42,6 +42,10 @@ type Check struct {
 	Steps       int   `json:"steps,omitempty"`
 	FoldedBytes int64 `json:"folded_bytes,omitempty"`
 	PackedBytes int64 `json:"packed_bytes,omitempty"`
+	// Artifact is the compiled artifact the check wrote (--artifact), its
+	// path relative to the upload; "" when none was asked for or the model
+	// could not be compiled into one (instances then load the model).
+	Artifact string `json:"artifact,omitempty"`
 }
 
 // CheckError is what `spindle instance --check` prints on stdout when the

@@ -25,6 +25,15 @@ import (
 // instance that will serve the function does, and prints an api.Check or an
 // api.CheckError; whatever it does to itself, the gateway only reads a line.
 
+// artifactPath is where a deploy's check writes the compiled artifact of
+// the upload's model (`spindle model compile`), relative to the upload: in
+// a folder uploads may not use (see partPath). Instances map it: MatMul and
+// Gemm weights prepacked, page-aligned and shared, no packing at start.
+const artifactPath = artifactDir + "/model.spindle"
+
+// artifactDir is the upload folder that is the platform's.
+const artifactDir = ".spindle"
+
 // uploadError is a deploy the upload is at fault for: 400 with its message.
 type uploadError struct{ msg string }
 
@@ -63,7 +72,7 @@ func (g *Gateway) check(ctx context.Context, req checkRequest) (api.Check, error
 	memory, why := g.checkMemory(req.owner, req.uploadBytes)
 	args := []string{"instance", "--check", "--name", req.name, "--task-dir", "."}
 	if req.modelFile != "" {
-		args = append(args, "--model", req.modelFile)
+		args = append(args, "--model", req.modelFile, "--artifact", artifactPath)
 	}
 	if req.kind != "" {
 		args = append(args, "--task", req.kind)

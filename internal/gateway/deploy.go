@@ -94,7 +94,7 @@ func (g *Gateway) deploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	f := registry.Function{Name: up.name, Owner: who, Task: cmp.Or(up.kind, api.TaskInfer), TaskConfig: res.TaskConfig, Batch: up.batch, Created: time.Now().UTC()}
+	f := registry.Function{Name: up.name, Owner: who, Task: cmp.Or(up.kind, api.TaskInfer), TaskConfig: res.TaskConfig, Batch: up.batch, Created: time.Now().UTC(), Artifact: res.Artifact}
 	if res.Metadata != nil {
 		f.Metadata = *res.Metadata
 	}
@@ -348,7 +348,11 @@ func partPath(disposition string) (string, error) {
 	if !filepath.IsLocal(rel) {
 		return "", fmt.Errorf("file %q: must be a relative path without '..'", rel)
 	}
-	return filepath.Clean(rel), nil
+	rel = filepath.Clean(rel)
+	if rel == artifactDir || strings.HasPrefix(rel, artifactDir+"/") {
+		return "", fmt.Errorf("file %q: the folder %s is the platform's (compiled artifacts)", rel, artifactDir)
+	}
+	return rel, nil
 }
 
 // saveFile writes r to a new file at path and returns the bytes written.

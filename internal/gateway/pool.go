@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spindleml/spindle/internal/api"
+	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/metrics"
 	"github.com/spindleml/spindle/internal/registry"
 	"github.com/spindleml/spindle/internal/sandbox"
@@ -232,6 +233,9 @@ func (g *Gateway) instanceSpec(spec registry.Function, vcpu float64, mem int64) 
 	a := api.Assign{Name: spec.Name, Workers: workersFor(vcpu), MemoryLimit: mem, Batch: spec.Batch}
 	if spec.ModelFile != "" { // a cpu-burn function has none
 		a.Model, a.TaskDir, a.Load = g.store.Path(spec.ModelDigest, spec.ModelFile), g.store.Path(spec.ModelDigest, ""), g.loadMode(spec)
+		if spec.Artifact != "" && a.Load != autoscale.LoadCopy && a.Load != autoscale.LoadSingle {
+			a.Model = g.store.Path(spec.ModelDigest, spec.Artifact)
+		}
 	}
 	if spec.Task != "" && spec.Task != api.TaskInfer {
 		a.Task, a.TaskConfig = spec.Task, spec.TaskConfig

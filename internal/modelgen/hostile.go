@@ -131,11 +131,19 @@ func CanOnlyFail() map[string]*Builder {
 	return out
 }
 
-// WeightHog is y = x + sum(w) with w a weight of mib MiB: an instance of it
-// holds that much memory (the weight's pages), so tests can tell a memory
-// limit below what an instance uses.
+// WeightHog is y = x + sum(sum(x) * w) with w a float16 weight of mib/2
+// MiB: an instance of it holds mib MiB of private memory (the engine widens
+// a float16 weight that no matrix kernel reads to float32 when it compiles,
+// and the product with the input keeps it from folding), so tests can tell
+// a memory limit below what an instance uses.
 func WeightHog(mib int) *Builder {
 	b := hostile("weight-hog", 13)
-	w := b.Fill("w", 1e-9, int64(mib)<<18)
-	return finish(b, b.Node("ReduceSum", []string{w}, []Attr{AInt("keepdims", 0)}))
+	half := tensor.New(tensor.Float16, mib<<18)
+	for i := range half.U16 {
+		half.U16[i] = 0x1c00 // 2^-8
+	}
+	w := b.InitTensor("w", half)
+	s := b.Node("ReduceSum", []string{"x"}, []Attr{AInt("keepdims", 0)})
+	p := b.Node("Mul", []string{s, b.Node("Cast", []string{w}, []Attr{AInt("to", int64(tensor.Float32))})}, nil)
+	return finish(b, b.Node("ReduceSum", []string{p}, []Attr{AInt("keepdims", 0)}))
 }

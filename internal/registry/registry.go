@@ -34,10 +34,15 @@ type Function struct {
 	ModelDigest string `json:"model_digest"`
 	// ModelFile is the model file's name inside that folder.
 	ModelFile string `json:"model_file"`
-	// ModelBytes is the total size of the model and its external data.
-	ModelBytes int64             `json:"model_bytes"`
-	Metadata   oip.ModelMetadata `json:"metadata"`
-	Created    time.Time         `json:"created"`
+	// ModelBytes is the total size of the model and its external data,
+	// and of its artifact.
+	ModelBytes int64 `json:"model_bytes"`
+	// Artifact is the model compiled at deploy (prepacked weights), a file
+	// in the model's folder; "" for none. Instances that map their model
+	// load it; those that copy it (the hpa baseline) load ModelFile.
+	Artifact string            `json:"artifact,omitempty"`
+	Metadata oip.ModelMetadata `json:"metadata"`
+	Created  time.Time         `json:"created"`
 	// VCPU is each instance's CPU allotment in vCPUs; 0 means the platform's
 	// default. `spindle scale` and the autoscaler change it.
 	VCPU float64 `json:"vcpu,omitempty"`
