@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +24,8 @@ import (
 	"github.com/spindleml/spindle/internal/api"
 	"github.com/spindleml/spindle/internal/artifact"
 	"github.com/spindleml/spindle/internal/instance"
+	"github.com/spindleml/spindle/internal/modelgen"
+	"github.com/spindleml/spindle/internal/oip"
 	"github.com/spindleml/spindle/internal/onnx"
 	"github.com/spindleml/spindle/internal/sandbox"
 	"github.com/spindleml/spindle/internal/task"
@@ -125,6 +130,9 @@ func runStem(cmd *cobra.Command, cfg instance.Config, listen string, drain time.
 		return usagef("--listen %q: %v", listen, err)
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), sandbox.ListenLine+ln.Addr().String())
+	if err := warmStem(); err != nil {
+		cfg.Logger.Warn("stem cell warm-up", "err", err)
+	}
 	fmt.Fprintln(cmd.OutOrStdout(), sandbox.ReadyLine)
 	st := instance.NewStem(cfg)
 	err = st.Serve(ctx, ln, drain)
@@ -207,4 +215,74 @@ func readTaskConfig(v string) (json.RawMessage, error) {
 		return nil, usagef("--task-config: %v", err)
 	}
 	return b, nil
+}
+
+// warmStem runs what a cold start will run once, before the stem cell says
+// it is ready: it compiles two small generated models (a CNN and a
+// transformer encoder) into artifacts, loads them in a Server and answers an
+// inference request for each through its HTTP handler. The first run of
+// that code in a process pays for its pages, the runtime's first heap and
+// the kernels' thread pool; a stem cell pays before any function waits on it.
+func warmStem() error {
+	dir, err := os.MkdirTemp("", "spindle-stem-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	tiny := modelgen.TransformerConfig{Name: "warm", Layers: 1, Hidden: 32, Heads: 2, FFN: 64, Vocab: 64, MaxPos: 16, TypeVocab: 2, Eps: 1e-12, FusedLayerNorm: true}
+	for i, b := range []*modelgen.Builder{modelgen.MNISTCNN(1), modelgen.Transformer(tiny, 1)} {
+		src, art := filepath.Join(dir, fmt.Sprint(i, ".onnx")), filepath.Join(dir, fmt.Sprint(i, ".spindle"))
+		if err := b.Save(src, modelgen.SaveOptions{}); err != nil {
+			return err
+		}
+		if _, err := artifact.Compile(src, art); err != nil {
+			return err
+		}
+		if err := warmRun(art); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// warmRun loads the model at path in a Server and sends it one request of
+// zeros, dynamic dimensions 4, through its handler.
+func warmRun(path string) error {
+	srv := instance.New(instance.Config{Name: "warm", ModelPath: path, Workers: 1, Logger: slog.New(slog.DiscardHandler)})
+	if _, err := srv.Load(); err != nil {
+		return err
+	}
+	defer srv.Close()
+	h := srv.Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v2/models/warm", nil))
+	var md oip.ModelMetadata
+	if err := json.Unmarshal(rec.Body.Bytes(), &md); err != nil {
+		return err
+	}
+	req := oip.InferRequest{}
+	for _, in := range md.Inputs {
+		shape, n := make([]int64, len(in.Shape)), int64(1)
+		for i, d := range in.Shape {
+			shape[i] = d
+			if d < 0 {
+				shape[i] = 4
+			}
+			n *= shape[i]
+		}
+		data, _ := json.Marshal(make([]int, n))
+		req.Inputs = append(req.Inputs, oip.RequestInput{Name: in.Name, Shape: shape, Datatype: in.Datatype, Data: data})
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	rec = httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/v2/models/warm/infer", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusOK {
+		return fmt.Errorf("warm-up request: %d %s", rec.Code, rec.Body.Bytes())
+	}
+	return nil
 }
