@@ -831,8 +831,14 @@ func (c *chaos) killGateway(ctx context.Context) (string, string, error) {
 	}
 	c.p = p
 	c.clients()
-	// The new gateway's baseline: a new process, its own descriptors.
+	// The new gateway's baseline: a new process, its own descriptors. Its
+	// stem cells start in the background, each cgroup a moment before its
+	// process: a cgroup without a process is a leftover only if it stays.
 	after := c.footprint()
+	for deadline := time.Now().Add(10 * time.Second); (after.staging != 0 || after.cgroups > after.procs) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		after = c.footprint()
+	}
 	c.base.fds, c.base.rss, c.base.procs = after.fds, after.rss, after.procs
 	if after.staging != 0 || after.cgroups > after.procs {
 		return "left overs", fmt.Sprintf("%s; after the restart %d and %d", left, after.staging, after.cgroups), nil

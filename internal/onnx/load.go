@@ -102,6 +102,10 @@ type Model struct {
 	ExternalFiles []string
 	Report        Report
 
+	// resolved caches resolve's answers by location: every initializer
+	// of a model usually names the same data file, and resolving walks
+	// the path's symbolic links.
+	resolved map[string]string
 	files []*file
 }
 
@@ -300,6 +304,21 @@ func (m *Model) externalBytes(meta *onnxpb.TensorProto, mode LoadMode, ext map[s
 // rejecting locations that escape it (ONNX IR spec: locations are relative to the
 // model file's directory), including through symbolic links.
 func (m *Model) resolve(loc string) (string, error) {
+	if path, ok := m.resolved[loc]; ok {
+		return path, nil
+	}
+	path, err := m.resolveUncached(loc)
+	if err != nil {
+		return "", err
+	}
+	if m.resolved == nil {
+		m.resolved = map[string]string{}
+	}
+	m.resolved[loc] = path
+	return path, nil
+}
+
+func (m *Model) resolveUncached(loc string) (string, error) {
 	if !filepath.IsLocal(loc) {
 		return "", fmt.Errorf("external_data location %q: must be a relative path inside the model's folder", loc)
 	}
