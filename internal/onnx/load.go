@@ -106,7 +106,7 @@ type Model struct {
 	// of a model usually names the same data file, and resolving walks
 	// the path's symbolic links.
 	resolved map[string]string
-	files []*file
+	files    []*file
 }
 
 // Close releases the model's buffers and mappings. Its tensors must not be used
