@@ -15,6 +15,8 @@ command -v node >/dev/null || need_apt+=(nodejs npm)
 /usr/bin/python3 -c 'import grpc, grpc_tools' 2>/dev/null || need_apt+=(python3-grpcio python3-grpc-tools)
 # A real browser for the dashboard's tests (issue 17), driven by chromedp.
 command -v chromium >/dev/null || need_apt+=(chromium)
+# A Kubernetes client that is not Spindle's, for the operator's tests (issue 18).
+command -v kubectl >/dev/null || need_apt+=(kubectl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "testdeps: apt-get install ${need_apt[*]}"
   apt-get update -qq
@@ -28,6 +30,10 @@ if [ ! -f tools/node/node_modules/.spindle-installed ] || [ tools/node/package-l
   (cd tools/node && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   touch tools/node/node_modules/.spindle-installed
 fi
+
+# The local control plane of the operator's tests (issue 18): the upstream
+# kube-apiserver with an embedded etcd, and kwok (built once, then cached).
+bash scripts/kube-tools.sh
 
 # A real BERT-uncased tokenizer.json, used as tokenizer test data only.
 go mod download github.com/clems4ever/all-minilm-l6-v2-go@v0.0.9 >/dev/null

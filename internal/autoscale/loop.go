@@ -133,6 +133,21 @@ func (l *Loop) Set(fn string, spec Spec) error {
 	return nil
 }
 
+// Restore sets what a function's policy remembers, for a platform that keeps
+// it elsewhere (the Kubernetes operator keeps it in the function's status, so
+// that a restarted operator goes on where it stopped). The function must have
+// been Set.
+func (l *Loop) Restore(fn string, mem Memory) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, ok := l.fns[fn]
+	if !ok {
+		return fmt.Errorf("autoscale: restore: function %q: not set", fn)
+	}
+	f.mem = mem
+	return nil
+}
+
 // Remove forgets a function and its history.
 func (l *Loop) Remove(fn string) {
 	l.mu.Lock()

@@ -354,3 +354,37 @@ func TestLocalNodes(t *testing.T) {
 		t.Errorf("NewLocal(huge reserve, 0.5 used) = %+v, want %g CPUs, 0.5 used", n, Quantum)
 	}
 }
+
+// TestLoopRestore checks that remembered state set from outside counts: a
+// function calm since long before (as a restarted operator reads it from the
+// function's status) scales down at the first tick, where a loop that
+// remembers nothing first waits out the stabilization.
+func TestLoopRestore(t *testing.T) {
+	calm := Stats{Window: 30 * time.Second, Arrivals: 30, Rate: 1, Completions: 30, P99: 10 * time.Millisecond, P50: 5 * time.Millisecond, P95: 8 * time.Millisecond}
+	run := func(restore *Memory) Action {
+		l, st, act := newTestLoop(t, StaticNodes{{Name: "n0", CPUs: 8}}, 0)
+		if err := l.Restore("f", Memory{}); err == nil {
+			t.Error("Restore of a function never set: no error")
+		}
+		if err := l.Set("f", mustSpec(t, Hybrid)); err != nil {
+			t.Fatal(err)
+		}
+		if restore != nil {
+			if err := l.Restore("f", *restore); err != nil {
+				t.Fatal(err)
+			}
+		}
+		act.instances["f"] = []Instance{inst("f0", "n0", 4)}
+		st.set("f", calm)
+		if err := l.Tick(t0); err != nil {
+			t.Fatal(err)
+		}
+		return l.History("f")[0].Decision.Action
+	}
+	if a := run(nil); a != Hold {
+		t.Errorf("without memory: %s, want hold (calm only from now)", a)
+	}
+	if a := run(&Memory{CalmSince: t0.Add(-time.Minute), LastChange: t0.Add(-2 * time.Minute)}); a != ScaleDown {
+		t.Errorf("with restored memory: %s, want scale-down", a)
+	}
+}

@@ -1,0 +1,11 @@
+// Package kubernetes holds Spindle's Kubernetes manifests; the CRD is embedded
+// so that the operator and `spindle kube dev` install the one in this folder.
+package kubernetes
+
+import _ "embed"
+
+// CRD is the InferenceFunction CustomResourceDefinition, generated from the
+// Go types by scripts/kube-generate.sh.
+//
+//go:embed crd/spindle.dev_inferencefunctions.yaml
+var CRD []byte
