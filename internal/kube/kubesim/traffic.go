@@ -142,4 +142,3 @@ func splitKey(key string) (string, string) {
 	}
 	return "", key
 }
-

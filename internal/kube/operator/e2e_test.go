@@ -314,4 +314,3 @@ func waitFor(t *testing.T, d time.Duration, what string, f func() (bool, string)
 	}
 	t.Fatalf("%s: not after %v (last: %s)", what, d, last)
 }
-

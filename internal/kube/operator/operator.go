@@ -445,4 +445,3 @@ func (o *Operator) deletePods(ctx context.Context, key types.NamespacedName) err
 	}
 	return errors.Join(errs...)
 }
-

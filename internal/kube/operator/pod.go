@@ -52,10 +52,10 @@ func (o *Operator) podFor(f *v1alpha1.InferenceFunction, node string, vcpus floa
 			AutomountServiceAccountToken:  new(false),
 			TerminationGracePeriodSeconds: new(int64(15)),
 			Containers: []corev1.Container{{
-				Name:  ContainerName,
-				Image: image,
-				Args:  args,
-				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: InstancePort}},
+				Name:      ContainerName,
+				Image:     image,
+				Args:      args,
+				Ports:     []corev1.ContainerPort{{Name: "http", ContainerPort: InstancePort}},
 				Resources: corev1.ResourceRequirements{Requests: res, Limits: res},
 				ResizePolicy: []corev1.ContainerResizePolicy{
 					{ResourceName: corev1.ResourceCPU, RestartPolicy: corev1.NotRequired},

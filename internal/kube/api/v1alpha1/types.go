@@ -163,7 +163,7 @@ type PodPlacement struct {
 type Decision struct {
 	// Time is when the decision was made, to the microsecond.
 	Time   metav1.MicroTime `json:"time"`
-	Action string      `json:"action"`
+	Action string           `json:"action"`
 	// VCPUs is the target's total, Pods its number of pods.
 	VCPUs  string `json:"vcpus"`
 	Pods   int    `json:"pods"`
