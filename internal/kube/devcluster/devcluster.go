@@ -47,7 +47,9 @@ import (
 // cache folder scripts/kube-tools.sh fills, or PATH.
 const (
 	ControlPlaneBinary = "spindle-controlplane"
-	KwokBinary         = "kwok"
+	// KubeVersion is the release of the API server spindle-controlplane runs.
+	KubeVersion = "v1.37.2"
+	KwokBinary  = "kwok"
 )
 
 // NodeAnnotation marks the nodes kwok manages (simulated nodes).

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
@@ -45,7 +46,8 @@ func (k *Kubelet) SetupWithManager(mgr manager.Manager) error {
 	}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).Named("simulated-kubelet").For(&corev1.Pod{}).Complete(k)
+	return ctrl.NewControllerManagedBy(mgr).Named("simulated-kubelet").
+		WithOptions(controller.Options{SkipNameValidation: new(true)}).For(&corev1.Pod{}).Complete(k)
 }
 
 // Reconcile grants or defers one pod's resize.

@@ -2,7 +2,10 @@ package kubesim
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindleml/spindle/internal/autoscale"
+	"github.com/spindleml/spindle/internal/kube/api/v1alpha1"
 )
 
 // Traffic is a simulated load on functions whose pods run no instance: a
@@ -27,6 +31,10 @@ type Traffic struct {
 	// Client reads the function's pods; Label is the pods' function label.
 	Client client.Reader
 	Label  string
+	// FromAnnotation, if set, reads each function's load from its
+	// LoadAnnotation at every Stats (what `spindle kube dev` does, so that a
+	// user sets the load with kubectl annotate); Set still works without it.
+	FromAnnotation bool
 
 	mu   sync.Mutex
 	fns  map[string]*load
@@ -58,8 +66,57 @@ func (t *Traffic) Set(key string, rate float64, service time.Duration) {
 	l.rate, l.service = rate, service
 }
 
+// LoadAnnotation sets a function's simulated load: "RATE/s" or
+// "RATE/s,SERVICE" (requests a second, and the CPU time one request needs,
+// default 100ms), e.g. "30/s,100ms"; "0/s" or removing it stops the load.
+const LoadAnnotation = "spindle.dev/simulated-load"
+
+// ParseLoad reads a LoadAnnotation value.
+func ParseLoad(v string) (rate float64, service time.Duration, err error) {
+	service = 100 * time.Millisecond
+	r, s, hasService := strings.Cut(strings.TrimSpace(v), ",")
+	r = strings.TrimSuffix(strings.TrimSpace(r), "/s")
+	rate, err = strconv.ParseFloat(r, 64)
+	if err != nil || rate < 0 || math.IsInf(rate, 0) || math.IsNaN(rate) {
+		return 0, 0, fmt.Errorf("%s: %q: want RATE/s[,SERVICE] with RATE a number >= 0, e.g. 30/s,100ms", LoadAnnotation, v)
+	}
+	if hasService {
+		service, err = time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || service <= 0 {
+			return 0, 0, fmt.Errorf("%s: %q: SERVICE must be a duration > 0, e.g. 100ms", LoadAnnotation, v)
+		}
+	}
+	return rate, service, nil
+}
+
+// readAnnotation sets the function's load from its annotation.
+func (t *Traffic) readAnnotation(key string) error {
+	ns, name := splitKey(key)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var f v1alpha1.InferenceFunction
+	if err := t.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &f); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	v, ok := f.Annotations[LoadAnnotation]
+	if !ok {
+		v = "0/s"
+	}
+	rate, service, err := ParseLoad(v)
+	if err != nil {
+		return err
+	}
+	t.Set(key, rate, service)
+	return nil
+}
+
 // Stats implements autoscale.StatsSource.
 func (t *Traffic) Stats(key string, q autoscale.Query) (autoscale.Stats, error) {
+	if t.FromAnnotation {
+		if err := t.readAnnotation(key); err != nil {
+			return autoscale.Stats{}, err
+		}
+	}
 	t.mu.Lock()
 	l := t.fns[key]
 	var rate float64

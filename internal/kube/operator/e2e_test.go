@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -290,6 +291,20 @@ func TestVerticalThenOutThenZero(t *testing.T) {
 	if f := e.get("bert"); len(f.Status.Decisions) < 4 {
 		t.Errorf("decisions %+v", f.Status.Decisions)
 	}
+	// Each decision is an event of the function, as kubectl describe shows.
+	waitFor(t, 10*time.Second, "events of every kind of step", func() (bool, string) {
+		var evs eventsv1.EventList
+		if err := e.c.List(e.ctx, &evs, client.InNamespace("default")); err != nil {
+			return false, err.Error()
+		}
+		seen := map[string]bool{}
+		for _, ev := range evs.Items {
+			if ev.Regarding.Kind == "InferenceFunction" && ev.Regarding.Name == "bert" {
+				seen[ev.Reason] = true
+			}
+		}
+		return seen["ScaledFromZero"] && seen["ScaledUp"] && seen["ScaledToZero"], fmt.Sprint(seen)
+	})
 }
 
 func cond(f *v1alpha1.InferenceFunction, typ string) *metav1.Condition {

@@ -40,9 +40,11 @@ import (
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/spindleml/spindle/internal/autoscale"
@@ -88,6 +90,7 @@ type Operator struct {
 	c      client.Client
 	loop   *autoscale.Loop
 	events chan event.GenericEvent
+	rec    recorder.EventRecorder
 
 	mu  sync.Mutex
 	fns map[string]*function
@@ -124,6 +127,7 @@ func New(cfg Config) (*Operator, error) {
 // only by the leader) with mgr.
 func (o *Operator) SetupWithManager(mgr manager.Manager) error {
 	o.c = mgr.GetClient()
+	o.rec = mgr.GetEventRecorder("spindle-operator")
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, indexNode, func(obj client.Object) []string {
 		if n := obj.(*corev1.Pod).Spec.NodeName; n != "" {
 			return []string{n}
@@ -150,6 +154,9 @@ func (o *Operator) SetupWithManager(mgr manager.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("inferencefunction").
+		// A process may set up the controller again (a restarted operator
+		// in tests); its metrics are the same either way.
+		WithOptions(controller.Options{SkipNameValidation: new(true)}).
 		For(&v1alpha1.InferenceFunction{}).
 		Owns(&corev1.Pod{}).
 		WatchesRawSource(source.Channel(o.events, &handler.EnqueueRequestForObject{})).
@@ -322,10 +329,29 @@ func (o *Operator) observe(key string, r autoscale.Record) {
 	}
 	obj := fn.obj
 	o.mu.Unlock()
+	// kubectl describe lists the function's decisions as events.
+	if o.rec != nil && obj != nil {
+		switch {
+		case r.Applied:
+			o.rec.Eventf(obj, nil, corev1.EventTypeNormal, eventReason[r.Decision.Action], string(r.Decision.Action), "%s", r.Decision.Reason)
+		case r.Err != "":
+			o.rec.Eventf(obj, nil, corev1.EventTypeWarning, "ScalingFailed", string(r.Decision.Action), "%s", r.Err)
+		}
+	}
 	select {
 	case o.events <- event.GenericEvent{Object: obj}:
 	default: // a reconcile is already queued
 	}
+}
+
+// eventReason names each action's event.
+var eventReason = map[autoscale.Action]string{
+	autoscale.ScaleUp:   "ScaledUp",
+	autoscale.ScaleDown: "ScaledDown",
+	autoscale.FromZero:  "ScaledFromZero",
+	autoscale.ToZero:    "ScaledToZero",
+	autoscale.Reconcile: "Reconciled",
+	autoscale.Hold:      "Held",
 }
 
 func memoryOf(m autoscale.Memory) *v1alpha1.PolicyMemory {
