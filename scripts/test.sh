@@ -17,7 +17,7 @@ go test -count=1 -timeout 20m ./...
 
 echo "== go test -race (concurrent packages)"
 race_pkgs=()
-for p in gateway instance admit autoscale sandbox; do
+for p in gateway instance admit autoscale sandbox kube; do
   [ -d "internal/$p" ] && race_pkgs+=("./internal/$p/...")
 done
 go test -count=1 -race -timeout 15m "${race_pkgs[@]}"

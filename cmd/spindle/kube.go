@@ -7,12 +7,16 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/spindleml/spindle/internal/kube/devcluster"
@@ -37,6 +41,7 @@ func newKubeDevCmd() *cobra.Command {
 		dir      string
 		bin      string
 		image    string
+		withOp   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dev [--nodes N]",
@@ -63,7 +68,7 @@ everything. The binaries come from scripts/kube-tools.sh.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return kubeDev(ctx, cmd, devcluster.Config{Dir: dir, Bin: bin, Nodes: nodes, NodeCPUs: nodeCPUs, NodeMemory: nodeMem}, image)
+			return kubeDev(ctx, cmd, devcluster.Config{Dir: dir, Bin: bin, Nodes: nodes, NodeCPUs: nodeCPUs, NodeMemory: nodeMem}, image, withOp)
 		},
 	}
 	f := cmd.Flags()
@@ -73,10 +78,141 @@ everything. The binaries come from scripts/kube-tools.sh.`,
 	f.StringVar(&dir, "dir", "", "folder for the cluster's data, certificates, kubeconfig and logs (default: a temporary folder, removed at exit)")
 	f.StringVar(&bin, "bin", "", "folder with spindle-controlplane and kwok (default: $SPINDLE_KUBE_BIN, ~/.cache/spindle/kube/bin, PATH)")
 	f.StringVar(&image, "image", "spindle:dev", "container image of the functions' pods")
+	f.BoolVar(&withOp, "operator", true, "run the operator in this process (false: run 'spindle operator' yourself)")
 	return cmd
 }
 
-func kubeDev(ctx context.Context, cmd *cobra.Command, cfg devcluster.Config, image string) error {
+// operatorOptions configure the operator's manager.
+type operatorOptions struct {
+	image           string
+	metricsAddr     string
+	healthAddr      string
+	leaderElect     bool
+	leaderNS        string
+	simulatedLoad   bool
+	simulateKubelet bool
+}
+
+// runOperator runs the operator (and, in a dev cluster, the simulated
+// kubelet) until ctx ends.
+func runOperator(ctx context.Context, rc *rest.Config, o operatorOptions, log *slog.Logger, started func()) error {
+	if !o.simulatedLoad {
+		return usagef("--simulated-load: required: the operator's stats come from the %s annotation of each function until the gateway's Kubernetes data plane exists (issue 18)", kubesim.LoadAnnotation)
+	}
+	if o.leaderElect && o.leaderNS == "" {
+		// The pod's own namespace in a cluster, "default" outside one.
+		o.leaderNS = "default"
+		if ns, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(ns) > 0 {
+			o.leaderNS = strings.TrimSpace(string(ns))
+		}
+	}
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{
+		Scheme:                        devcluster.Scheme(),
+		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:        o.healthAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              "spindle-operator",
+		LeaderElectionNamespace:       o.leaderNS,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return err
+	}
+	if o.healthAddr != "0" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return err
+		}
+	}
+	if o.simulateKubelet {
+		if err := (&kubesim.Kubelet{NodeAnnotation: devcluster.NodeAnnotation}).SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	traffic := &kubesim.Traffic{Client: mgr.GetClient(), Label: operator.LabelFunction, FromAnnotation: true}
+	op, err := operator.New(operator.Config{Image: o.image, Stats: traffic, Log: log})
+	if err != nil {
+		return err
+	}
+	if err := op.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if started != nil {
+		started()
+	}
+	err = mgr.Start(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func newOperatorCmd() *cobra.Command {
+	var (
+		kubeconfig string
+		o          operatorOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "operator --simulated-load [--kubeconfig PATH]",
+		Short: "Run the Kubernetes operator: InferenceFunctions to pods, resized in place, spread over nodes",
+		Long: `Runs the InferenceFunction controller (deploy/kubernetes: CRD, RBAC and a
+Deployment). It places one pod of a function per node, grows pods in place
+through pods/resize (the thesis's vertical step) and adds pods on other nodes
+only when a node is full, with the same autoscaling policies as 'spindle up'.
+Leader election keeps one operator active among replicas.
+
+Its latency and load readings come from each function's
+` + kubesim.LoadAnnotation + ` annotation (a simulated load, --simulated-load)
+until the gateway's Kubernetes data plane exists.`,
+		Args: args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rc, err := kubeRestConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := kubeLogs(cmd)
+			return runOperator(ctx, rc, o, log, func() { log.Info("operator started", "host", rc.Host) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod's service account in a cluster)")
+	f.StringVar(&o.image, "image", "", "container image of the functions' pods, where a function names none")
+	f.StringVar(&o.metricsAddr, "metrics-addr", ":8081", `address of the Prometheus metrics endpoint ("0": none)`)
+	f.StringVar(&o.healthAddr, "health-addr", ":8082", `address of /healthz and /readyz ("0": none)`)
+	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect one active operator among replicas (a Lease)")
+	f.StringVar(&o.leaderNS, "leader-election-namespace", "", "namespace of the Lease (default: the pod's own namespace)")
+	f.BoolVar(&o.simulatedLoad, "simulated-load", false, "read each function's load from its "+kubesim.LoadAnnotation+" annotation (required for now)")
+	return cmd
+}
+
+// kubeRestConfig loads a kubeconfig the way kubectl does, or the in-cluster
+// service account.
+func kubeRestConfig(path string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = path
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		if path != "" {
+			return nil, usagef("--kubeconfig: %v", err)
+		}
+		return nil, err
+	}
+	rc.QPS, rc.Burst = 50, 100
+	return rc, nil
+}
+
+// kubeLogs is the operator's log on stderr; controller-runtime's own lines
+// go there too, from warnings up.
+func kubeLogs(cmd *cobra.Command) *slog.Logger {
+	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func kubeDev(ctx context.Context, cmd *cobra.Command, cfg devcluster.Config, image string, withOperator bool) error {
 	out := cmd.OutOrStdout()
 	if cfg.Dir == "" {
 		d, err := os.MkdirTemp("", "spindle-kube-")
@@ -95,39 +231,43 @@ func kubeDev(ctx context.Context, cmd *cobra.Command, cfg devcluster.Config, ima
 		return err
 	}
 	defer cl.Stop()
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctrl.SetLogger(logr.FromSlogHandler(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})).Handler()))
-	mgr, err := ctrl.NewManager(cl.Rest, ctrl.Options{
-		Scheme:                        devcluster.Scheme(),
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		LeaderElection:                true,
-		LeaderElectionID:              "spindle-operator",
-		LeaderElectionNamespace:       "default",
-		LeaderElectionReleaseOnCancel: true,
-	})
+	banner := func() {
+		what := "the Spindle operator"
+		if !withOperator {
+			what = "no operator (--operator=false: run 'spindle operator --kubeconfig ... --simulated-load')"
+		}
+		fmt.Fprintf(out, "Kubernetes control plane ready in %s: kube-apiserver %s with etcd, %d simulated nodes (kwok) of %g CPUs, %s\n",
+			time.Since(began).Round(time.Millisecond), devcluster.KubeVersion, cfg.Nodes, cfg.NodeCPUs, what)
+		fmt.Fprintf(out, "KUBECONFIG=%s\n", cl.Kubeconfig)
+		fmt.Fprintf(out, "Try:\n  export KUBECONFIG=%s\n  kubectl apply -f deploy/kubernetes/examples/bert.yaml\n  kubectl annotate inferencefunction bert %s=30/s\n  kubectl get inferencefunctions,pods -o wide\nCtrl-C stops it.\n",
+			cl.Kubeconfig, kubesim.LoadAnnotation)
+	}
+	o := operatorOptions{image: image, metricsAddr: "0", healthAddr: "0", leaderElect: true, leaderNS: "default", simulatedLoad: true, simulateKubelet: true}
+	if !withOperator {
+		// The simulated kubelet still runs: it is part of the simulated nodes.
+		o.simulatedLoad = false
+	}
+	err = runDev(ctx, cl.Rest, o, kubeLogs(cmd), banner)
+	fmt.Fprintln(out, "stopping")
+	return err
+}
+
+// runDev runs the simulated kubelet and, unless o says not, the operator.
+func runDev(ctx context.Context, rc *rest.Config, o operatorOptions, log *slog.Logger, started func()) error {
+	if o.simulatedLoad {
+		return runOperator(ctx, rc, o, log, started)
+	}
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{Scheme: devcluster.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		return err
 	}
 	if err := (&kubesim.Kubelet{NodeAnnotation: devcluster.NodeAnnotation}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	traffic := &kubesim.Traffic{Client: mgr.GetClient(), Label: operator.LabelFunction, FromAnnotation: true}
-	op, err := operator.New(operator.Config{Image: image, Stats: traffic, Log: log})
-	if err != nil {
-		return err
-	}
-	if err := op.SetupWithManager(mgr); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "Kubernetes control plane ready in %s: kube-apiserver %s with etcd, %d simulated nodes (kwok) of %g CPUs, the Spindle operator\n",
-		time.Since(began).Round(time.Millisecond), devcluster.KubeVersion, cfg.Nodes, cfg.NodeCPUs)
-	fmt.Fprintf(out, "KUBECONFIG=%s\n", cl.Kubeconfig)
-	fmt.Fprintf(out, "Try:\n  export KUBECONFIG=%s\n  kubectl apply -f deploy/kubernetes/examples/bert.yaml\n  kubectl annotate inferencefunction bert %s=30/s\n  kubectl get inferencefunctions,pods -o wide\nCtrl-C stops it.\n",
-		cl.Kubeconfig, kubesim.LoadAnnotation)
+	started()
 	err = mgr.Start(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	fmt.Fprintln(out, "stopping")
 	return err
 }

@@ -9,3 +9,9 @@ import _ "embed"
 //
 //go:embed crd/spindle.dev_inferencefunctions.yaml
 var CRD []byte
+
+// Operator is the operator's namespace, service account, RBAC and
+// Deployment.
+//
+//go:embed operator.yaml
+var Operator []byte

@@ -29,11 +29,14 @@ import (
 	"syscall"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -444,4 +447,39 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Apply creates every object of a multi-document YAML manifest (objects that
+// exist already are left as they are).
+func (c *Cluster) Apply(ctx context.Context, manifest []byte) error {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifest), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("devcluster: manifest: %w", err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if err := c.Client.Create(ctx, &u); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("devcluster: create %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+}
+
+// ServiceAccountConfig returns a client configuration that acts as the
+// service account namespace/name, with a token from the TokenRequest API, as
+// a pod of that account would have.
+func (c *Cluster) ServiceAccountConfig(ctx context.Context, namespace, name string) (*rest.Config, error) {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))}}
+	if err := c.Client.SubResource("token").Create(ctx, sa, tr); err != nil {
+		return nil, fmt.Errorf("devcluster: token for %s/%s: %w", namespace, name, err)
+	}
+	rc := rest.AnonymousClientConfig(c.Rest)
+	rc.BearerToken = tr.Status.Token
+	return rc, nil
 }

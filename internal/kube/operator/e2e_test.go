@@ -4,24 +4,35 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	kubemanifests "github.com/spindleml/spindle/deploy/kubernetes"
 	"github.com/spindleml/spindle/internal/kube/api/v1alpha1"
 	"github.com/spindleml/spindle/internal/kube/devcluster"
 	"github.com/spindleml/spindle/internal/kube/kubesim"
 	"github.com/spindleml/spindle/internal/kube/operator"
 )
+
+// TestMain quiets controller-runtime's own log (the operator's decisions are
+// logged through the test).
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(logr.Discard())
+	os.Exit(m.Run())
+}
 
 // env is a real API server with simulated nodes, the simulated kubelet and
 // traffic, and the operator under test.
@@ -31,6 +42,7 @@ type env struct {
 	cl      *devcluster.Cluster
 	c       client.Client
 	traffic *kubesim.Traffic
+	opRest  *rest.Config // the operator's service account
 	stopOp  func()
 }
 
@@ -81,6 +93,14 @@ func start(t *testing.T, nodes int) *env {
 		}
 		return ready == nodes, fmt.Sprintf("%d of %d", ready, nodes)
 	})
+	// The operator runs as its service account, with the RBAC of
+	// deploy/kubernetes/operator.yaml and nothing more.
+	if err := cl.Apply(ctx, kubemanifests.Operator); err != nil {
+		t.Fatal(err)
+	}
+	if e.opRest, err = cl.ServiceAccountConfig(ctx, "spindle-system", "spindle-operator"); err != nil {
+		t.Fatal(err)
+	}
 	e.startOperator()
 	return e
 }
@@ -93,12 +113,12 @@ func (e *env) startOperator() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := ctrl.NewManager(e.cl.Rest, ctrl.Options{
+	mgr, err := ctrl.NewManager(e.opRest, ctrl.Options{
 		Scheme:                        devcluster.Scheme(),
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		LeaderElection:                true,
 		LeaderElectionID:              "spindle-operator",
-		LeaderElectionNamespace:       "default",
+		LeaderElectionNamespace:       "spindle-system",
 		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/spindleml/spindle/internal/kube/api/v1alpha1"
@@ -79,6 +80,9 @@ func TestSpecUpdatesUnderLoad(t *testing.T) {
 	e.traffic.Set("default/bert", 30, 100*time.Millisecond)
 	e.waitLayout("bert", "node-1:4/4 node-2:4/4", 30*time.Second)
 
+	// Three writers and the operator's status writes race on one
+	// resourceVersion: each writer retries until its edit lands.
+	backoff := wait.Backoff{Steps: 100, Duration: 5 * time.Millisecond, Factor: 1.2, Jitter: 1, Cap: 200 * time.Millisecond}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
@@ -87,7 +91,7 @@ func TestSpecUpdatesUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 10; i++ {
-				err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+				err := retry.RetryOnConflict(backoff, func() error {
 					f := e.get("bert")
 					f.Spec.Scaling.Params["down-below"] = fmt.Sprintf("0.%d", 1+(i+w)%4)
 					return e.c.Update(e.ctx, f)
@@ -105,7 +109,7 @@ func TestSpecUpdatesUnderLoad(t *testing.T) {
 		t.Fatalf("updates failed: %v", errs)
 	}
 	// The last edit: a 5 s SLO, under which 8 vCPUs are far too many.
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+	err := retry.RetryOnConflict(backoff, func() error {
 		f := e.get("bert")
 		f.Spec.Scaling.Params["slo"] = "5s"
 		f.Spec.Scaling.Params["down-below"] = "0.5"
