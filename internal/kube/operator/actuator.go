@@ -100,13 +100,23 @@ func (o *Operator) Instances(key string) ([]autoscale.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	var nodes corev1.NodeList
-	if err := o.c.List(ctx, &nodes); err != nil {
-		return nil, err
-	}
+	// A pod's node is healthy while it exists and is Ready (a cordoned node
+	// keeps its pods).
 	healthy := map[string]bool{}
-	for i := range nodes.Items {
-		healthy[nodes.Items[i].Name] = nodeReady(&nodes.Items[i]) || nodes.Items[i].Spec.Unschedulable && readyCondition(&nodes.Items[i])
+	for _, p := range pods {
+		n := p.Spec.NodeName
+		if _, ok := healthy[n]; ok {
+			continue
+		}
+		var node corev1.Node
+		switch err := o.c.Get(ctx, types.NamespacedName{Name: n}, &node); {
+		case err == nil:
+			healthy[n] = readyCondition(&node)
+		case apierrors.IsNotFound(err):
+			healthy[n] = false
+		default:
+			return nil, err
+		}
 	}
 	now := time.Now()
 	o.mu.Lock()

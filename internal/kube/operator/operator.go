@@ -33,6 +33,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -246,6 +247,7 @@ func (o *Operator) writeStatus(ctx context.Context, key types.NamespacedName, sp
 		if err := o.c.Get(ctx, key, &f); err != nil {
 			return client.IgnoreNotFound(err)
 		}
+		before := f.Status.DeepCopy()
 		st := &f.Status
 		st.ObservedGeneration = f.Generation
 		st.Pods = len(pods)
@@ -277,6 +279,9 @@ func (o *Operator) writeStatus(ctx context.Context, key types.NamespacedName, sp
 			st.LastDecision = &d
 		}
 		setConditions(st, f.Generation, specErr, len(pods), ready, pending)
+		if equality.Semantic.DeepEqual(*before, f.Status) {
+			return nil // a steady function costs the API server nothing
+		}
 		return o.c.Status().Update(ctx, &f)
 	})
 }
@@ -314,7 +319,7 @@ func (o *Operator) observe(key string, r autoscale.Record) {
 	fn.last = &rec
 	if r.Applied {
 		fn.changes = append(fn.changes, v1alpha1.Decision{
-			Time:   metav1.NewMicroTime(r.Time),
+			Time:   metav1.NewMicroTime(r.Time.Truncate(time.Microsecond)), // as the API keeps it
 			Action: string(r.Decision.Action),
 			VCPUs:  strconv.FormatFloat(r.Decision.VCPUs(), 'f', -1, 64),
 			Pods:   len(r.Decision.Instances),
@@ -359,7 +364,9 @@ func memoryOf(m autoscale.Memory) *v1alpha1.PolicyMemory {
 		if x.IsZero() {
 			return nil
 		}
-		v := metav1.NewTime(x)
+		// To the second, as the API keeps it: a status that did not
+		// change is then equal to the one read back, and not written.
+		v := metav1.NewTime(x).Rfc3339Copy()
 		return &v
 	}
 	out := &v1alpha1.PolicyMemory{LastChange: t(m.LastChange), CalmSince: t(m.CalmSince), PanicUntil: t(m.PanicUntil)}
