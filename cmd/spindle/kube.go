@@ -21,6 +21,7 @@ import (
 
 	"github.com/spindleml/spindle/internal/kube/devcluster"
 	"github.com/spindleml/spindle/internal/kube/kubesim"
+	"github.com/spindleml/spindle/internal/kube/nodeagent"
 	"github.com/spindleml/spindle/internal/kube/operator"
 )
 
@@ -186,6 +187,72 @@ until the gateway's Kubernetes data plane exists.`,
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect one active operator among replicas (a Lease)")
 	f.StringVar(&o.leaderNS, "leader-election-namespace", "", "namespace of the Lease (default: the pod's own namespace)")
 	f.BoolVar(&o.simulatedLoad, "simulated-load", false, "read each function's load from its "+kubesim.LoadAnnotation+" annotation (required for now)")
+	return cmd
+}
+
+func newNodeAgentCmd() *cobra.Command {
+	var (
+		kubeconfig, node, cache, metricsAddr, healthAddr string
+		maxBytes                                         int64
+	)
+	cmd := &cobra.Command{
+		Use:   "node-agent --node NAME [--cache DIR]",
+		Short: "Keep a node's model cache: fetch each function's model once per node, verified by sha256",
+		Long: `Runs on every node (deploy/kubernetes/node-agent.yaml, a DaemonSet). For every
+InferenceFunction whose model is a URL with a sha256 it fetches the file once
+into DIR/sha256/HEX/model, verifies it before it becomes visible, and removes
+models no function names any more. The function's pods mount DIR read-only
+and map the file, so a node's page cache holds one copy however many pods use
+it. Fetches and failures are events of the function.`,
+		Args: args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if node == "" {
+				return usagef("--node: required (the DaemonSet passes spec.nodeName as $NODE_NAME)")
+			}
+			if maxBytes < 0 {
+				return usagef("--max-model-bytes: must be >= 0, got %d", maxBytes)
+			}
+			rc, err := kubeRestConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(cache, 0o755); err != nil {
+				return usagef("--cache: %v", err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := kubeLogs(cmd)
+			mgr, err := ctrl.NewManager(rc, ctrl.Options{
+				Scheme:                 devcluster.Scheme(),
+				Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+				HealthProbeBindAddress: healthAddr,
+			})
+			if err != nil {
+				return err
+			}
+			if healthAddr != "0" {
+				if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+					return err
+				}
+			}
+			agent := &nodeagent.Agent{Node: node, Cache: &nodeagent.Cache{Root: cache, MaxBytes: maxBytes}}
+			if err := agent.SetupWithManager(mgr); err != nil {
+				return err
+			}
+			log.Info("node agent started", "node", node, "cache", cache)
+			if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod's service account in a cluster)")
+	f.StringVar(&node, "node", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
+	f.StringVar(&cache, "cache", operator.ModelCache, "the model cache folder (a hostPath the functions' pods mount)")
+	f.Int64Var(&maxBytes, "max-model-bytes", 0, "largest model fetched, in bytes (0: 16 GiB)")
+	f.StringVar(&metricsAddr, "metrics-addr", "0", `address of the Prometheus metrics endpoint ("0": none)`)
+	f.StringVar(&healthAddr, "health-addr", ":8083", `address of /healthz ("0": none)`)
 	return cmd
 }
 

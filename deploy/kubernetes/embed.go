@@ -15,3 +15,8 @@ var CRD []byte
 //
 //go:embed operator.yaml
 var Operator []byte
+
+// NodeAgent is the node agent's service account, RBAC and DaemonSet.
+//
+//go:embed node-agent.yaml
+var NodeAgent []byte
