@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/spindleml/spindle/internal/kube/devcluster"
+	"github.com/spindleml/spindle/internal/kube/image"
 	"github.com/spindleml/spindle/internal/kube/kubesim"
 	"github.com/spindleml/spindle/internal/kube/nodeagent"
 	"github.com/spindleml/spindle/internal/kube/operator"
@@ -30,7 +32,7 @@ func newKubeCmd() *cobra.Command {
 		Use:   "kube",
 		Short: "Spindle on Kubernetes: a local control plane to try the operator with kubectl",
 	}
-	cmd.AddCommand(newKubeDevCmd())
+	cmd.AddCommand(newKubeDevCmd(), newKubeImageCmd())
 	return cmd
 }
 
@@ -254,6 +256,56 @@ it. Fetches and failures are events of the function.`,
 	f.StringVar(&metricsAddr, "metrics-addr", "0", `address of the Prometheus metrics endpoint ("0": none)`)
 	f.StringVar(&healthAddr, "health-addr", ":8083", `address of /healthz ("0": none)`)
 	return cmd
+}
+
+func newKubeImageCmd() *cobra.Command {
+	var binary, out, tag string
+	cmd := &cobra.Command{
+		Use:   "image --binary PATH -o FILE [--tag spindle:dev]",
+		Short: "Pack a static spindle binary into a container image (an OCI image layout tar), no container engine needed",
+		Long: `Writes a container image with the binary as /spindle (its entrypoint) on an
+empty base, user 65532, as an OCI image layout in a tar file. Import it into a
+node's containerd with 'ctr -n k8s.io images import FILE', or push it with
+'crane push FILE REF' or 'skopeo copy oci-archive:FILE docker://REF'.
+scripts/kube-image.sh builds the static binary (CGO_ENABLED=0) and runs this.`,
+		Args: args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case binary == "":
+				return usagef("--binary: required: a static spindle binary (CGO_ENABLED=0 go build ./cmd/spindle)")
+			case out == "":
+				return usagef("-o: required: the image archive to write")
+			case tag == "":
+				return usagef("--tag: must not be empty")
+			}
+			if _, err := os.Stat(binary); err != nil {
+				return usagef("--binary: %v", err)
+			}
+			digest, err := image.Build(image.Options{Binary: binary, Tag: tag, Version: moduleVersion()}, out)
+			if errors.Is(err, image.ErrNotStatic) {
+				return usagef("--binary: %v", err)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: image %s (%s), OCI image layout\n", out, tag, digest)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&binary, "binary", "", "the static spindle binary to pack")
+	f.StringVarP(&out, "output", "o", "", "the image archive to write (a tar of an OCI image layout)")
+	f.StringVar(&tag, "tag", "spindle:dev", "the image's name in the archive")
+	return cmd
+}
+
+// moduleVersion is the version this binary was built as ("devel" from a
+// source tree).
+func moduleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
 }
 
 // kubeRestConfig loads a kubeconfig the way kubectl does, or the in-cluster
