@@ -77,10 +77,10 @@ everything. The binaries come from scripts/kube-tools.sh.`,
 	f := cmd.Flags()
 	f.IntVar(&nodes, "nodes", 3, "simulated nodes")
 	f.Float64Var(&nodeCPUs, "node-cpus", 4, "allocatable CPUs of each node")
-	f.StringVar(&nodeMem, "node-memory", "16Gi", "allocatable memory of each node")
-	f.StringVar(&dir, "dir", "", "folder for the cluster's data, certificates, kubeconfig and logs (default: a temporary folder, removed at exit)")
-	f.StringVar(&bin, "bin", "", "folder with spindle-controlplane and kwok (default: $SPINDLE_KUBE_BIN, ~/.cache/spindle/kube/bin, PATH)")
-	f.StringVar(&image, "image", "spindle:dev", "container image of the functions' pods")
+	f.StringVar(&nodeMem, "node-memory", "16Gi", "allocatable `MEMORY` of each node (a Kubernetes quantity)")
+	f.StringVar(&dir, "dir", "", "`DIR` for the cluster's data, certificates, kubeconfig and logs (default: a temporary folder, removed at exit)")
+	f.StringVar(&bin, "bin", "", "`DIR` with spindle-controlplane and kwok (default: $SPINDLE_KUBE_BIN, ~/.cache/spindle/kube/bin, PATH)")
+	f.StringVar(&image, "image", "spindle:dev", "container `IMAGE` of the functions' pods")
 	f.BoolVar(&withOp, "operator", true, "run the operator in this process (false: run 'spindle operator' yourself)")
 	return cmd
 }
@@ -182,12 +182,12 @@ until the gateway's Kubernetes data plane exists.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod's service account in a cluster)")
-	f.StringVar(&o.image, "image", "", "container image of the functions' pods, where a function names none")
-	f.StringVar(&o.metricsAddr, "metrics-addr", ":8081", `address of the Prometheus metrics endpoint ("0": none)`)
-	f.StringVar(&o.healthAddr, "health-addr", ":8082", `address of /healthz and /readyz ("0": none)`)
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or the pod's service account in a cluster)")
+	f.StringVar(&o.image, "image", "", "container `IMAGE` of the functions' pods, where a function names none")
+	f.StringVar(&o.metricsAddr, "metrics-addr", ":8081", "`ADDR` of the Prometheus metrics endpoint (\"0\": none)")
+	f.StringVar(&o.healthAddr, "health-addr", ":8082", "`ADDR` of /healthz and /readyz (\"0\": none)")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect one active operator among replicas (a Lease)")
-	f.StringVar(&o.leaderNS, "leader-election-namespace", "", "namespace of the Lease (default: the pod's own namespace)")
+	f.StringVar(&o.leaderNS, "leader-election-namespace", "", "`NAMESPACE` of the Lease (default: the pod's own namespace, else default)")
 	f.BoolVar(&o.simulatedLoad, "simulated-load", false, "read each function's load from its "+kubesim.LoadAnnotation+" annotation (required for now)")
 	return cmd
 }
@@ -249,12 +249,12 @@ it. Fetches and failures are events of the function.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod's service account in a cluster)")
-	f.StringVar(&node, "node", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
-	f.StringVar(&cache, "cache", operator.ModelCache, "the model cache folder (a hostPath the functions' pods mount)")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or the pod's service account in a cluster)")
+	f.StringVar(&node, "node", os.Getenv("NODE_NAME"), "this node's `NAME` (default $NODE_NAME)")
+	f.StringVar(&cache, "cache", operator.ModelCache, "the model cache `DIR` (a hostPath the functions' pods mount)")
 	f.Int64Var(&maxBytes, "max-model-bytes", 0, "largest model fetched, in bytes (0: 16 GiB)")
-	f.StringVar(&metricsAddr, "metrics-addr", "0", `address of the Prometheus metrics endpoint ("0": none)`)
-	f.StringVar(&healthAddr, "health-addr", ":8083", `address of /healthz ("0": none)`)
+	f.StringVar(&metricsAddr, "metrics-addr", "0", "`ADDR` of the Prometheus metrics endpoint (\"0\": none)")
+	f.StringVar(&healthAddr, "health-addr", ":8083", "`ADDR` of /healthz (\"0\": none)")
 	return cmd
 }
 
@@ -293,9 +293,9 @@ scripts/kube-image.sh builds the static binary (CGO_ENABLED=0) and runs this.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&binary, "binary", "", "the static spindle binary to pack")
-	f.StringVarP(&out, "output", "o", "", "the image archive to write (a tar of an OCI image layout)")
-	f.StringVar(&tag, "tag", "spindle:dev", "the image's name in the archive")
+	f.StringVar(&binary, "binary", "", "the static spindle binary `PATH` to pack")
+	f.StringVarP(&out, "output", "o", "", "the image archive `FILE` to write (a tar of an OCI image layout)")
+	f.StringVar(&tag, "tag", "spindle:dev", "the image's `NAME` in the archive")
 	return cmd
 }
 
