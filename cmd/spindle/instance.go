@@ -37,7 +37,7 @@ import (
 func newInstanceCmd() *cobra.Command {
 	var cfg instance.Config
 	var listen, load, taskConfig, batch string
-	var drain time.Duration
+	var drain, follow time.Duration
 	var check, stem bool
 	var artifactPath string
 	var maxMemory int64
@@ -94,6 +94,9 @@ func newInstanceCmd() *cobra.Command {
 			cfg.Logger.Info("model loaded", "report", rep.String(), "took", took)
 			fmt.Fprintln(cmd.OutOrStdout(), sandbox.LoadedLine+took.String())
 			fmt.Fprintln(cmd.OutOrStdout(), sandbox.ReadyLine)
+			if follow > 0 {
+				go srv.FollowCPU(ctx, follow, sandbox.OwnCPULimit)
+			}
 			err = srv.Serve(ctx, ln, drain)
 			srv.Close()
 			return err
@@ -109,6 +112,7 @@ func newInstanceCmd() *cobra.Command {
 	f.IntVar(&cfg.Queue, "queue", 0, "requests that may wait for a worker (default 64 per worker)")
 	f.StringVar(&batch, "batch", "off", "dynamic batching: off, auto (what is waiting, up to 32 rows) or max=N[,delay=D][,pad=MASK]")
 	f.DurationVar(&drain, "drain", 10*time.Second, "how long in-flight requests may finish on shutdown")
+	f.DurationVar(&follow, "follow-cgroup", 0, "read the instance's cgroup CPU limit every `PERIOD` and size the workers to it (a Kubernetes pod resized in place; 0: off, the gateway tells instead)")
 	f.StringVar(&cfg.Task, "task", "", "task endpoint kind: "+strings.Join(task.Kinds(), ", ")+" (default: raw inference only)")
 	f.StringVar(&taskConfig, "task-config", "", "task config as JSON, or a JSON file")
 	f.StringVar(&cfg.TaskDir, "task-dir", "", "folder of the task's files (default: the model's folder)")

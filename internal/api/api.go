@@ -1,6 +1,7 @@
 package api
 
 import (
+	"math"
 	"encoding/json"
 	"time"
 
@@ -127,4 +128,12 @@ type Assign struct {
 // Assigned answers an Assign: how long the model's load took.
 type Assigned struct {
 	Load time.Duration `json:"load_ns"`
+}
+
+// WorkersFor is an instance's worker count for a CPU allotment: one worker
+// per started vCPU (thesis ch. 5.1: the pool grows with the CPU it is given).
+// The gateway sizes instances by it, and an instance that follows its own
+// cgroup (a Kubernetes pod resized in place) does the same.
+func WorkersFor(vcpu float64) int {
+	return max(1, int(math.Ceil(vcpu)))
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"runtime"
 	"slices"
@@ -20,11 +19,8 @@ import (
 	"github.com/spindleml/spindle/internal/sandbox"
 )
 
-// workersFor is an instance's worker count for a CPU allotment: one worker per
-// started vCPU (thesis ch. 5.1: the pool grows with the CPU it is given).
-func workersFor(vcpu float64) int {
-	return max(1, int(math.Ceil(vcpu)))
-}
+// workersFor is an instance's worker count for a CPU allotment.
+func workersFor(vcpu float64) int { return api.WorkersFor(vcpu) }
 
 // memoryFor is the memory limit an instance of spec runs under: the
 // function's, capped by its tenant's whole allowance (no single instance may

@@ -349,3 +349,46 @@ func waitFor(t *testing.T, d time.Duration, what string, f func() (bool, string)
 	}
 	t.Fatalf("%s: not after %v (last: %s)", what, d, last)
 }
+
+// TestPodTemplate checks the pod an instance runs in: Guaranteed QoS (CPU
+// and memory requests equal limits), CPU resizable without a restart, the
+// instance following its cgroup, the node's model cache mounted read-only,
+// and owned by its function.
+func TestPodTemplate(t *testing.T) {
+	e := start(t, 1)
+	f := e.create("tc", map[string]string{"slo": "500ms"})
+	f = e.get("tc")
+	f.Spec.Task = "text-classification"
+	f.Spec.Config = map[string]string{"labels": "neg,pos"}
+	if err := e.c.Update(e.ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	e.traffic.Set("default/tc", 1, 100*time.Millisecond)
+	pods := e.waitLayout("tc", "node-1:1/1", 20*time.Second)
+	p := pods[0]
+	c := p.Spec.Containers[0]
+	if p.Status.QOSClass != corev1.PodQOSGuaranteed {
+		t.Errorf("QoS %s, want Guaranteed", p.Status.QOSClass)
+	}
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"instance --name tc", "--follow-cgroup", "--task text-classification", `--task-config {"labels":"neg,pos"}`, "--model /var/lib/spindle/models/bert-base.onnx"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	var cpuPolicy corev1.ResourceResizeRestartPolicy
+	for _, rp := range c.ResizePolicy {
+		if rp.ResourceName == corev1.ResourceCPU {
+			cpuPolicy = rp.RestartPolicy
+		}
+	}
+	if cpuPolicy != corev1.NotRequired {
+		t.Errorf("CPU resize policy %q, want NotRequired", cpuPolicy)
+	}
+	if len(c.VolumeMounts) != 1 || !c.VolumeMounts[0].ReadOnly || c.VolumeMounts[0].MountPath != operator.ModelCache {
+		t.Errorf("mounts %+v", c.VolumeMounts)
+	}
+	if ref := metav1.GetControllerOf(&p); ref == nil || ref.Kind != "InferenceFunction" || ref.Name != "tc" {
+		t.Errorf("controller %+v", ref)
+	}
+}

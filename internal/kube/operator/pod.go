@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"encoding/json"
 	"fmt"
 	"path"
 	"strconv"
@@ -36,10 +37,19 @@ func (o *Operator) podFor(f *v1alpha1.InferenceFunction, node string, vcpus floa
 	}
 	cpu := cpuQuantity(vcpus)
 	res := corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: mem}
+	// The kubelet resizes the pod's cgroup in place and tells the instance
+	// nothing: it reads its own quota and sizes its workers to it.
 	args := []string{"instance", "--name", f.Name, "--model", modelPath(f), "--listen", ":" + strconv.Itoa(InstancePort),
-		"--memory-limit", strconv.FormatInt(mem.Value(), 10)}
+		"--memory-limit", strconv.FormatInt(mem.Value(), 10), "--follow-cgroup", "500ms"}
 	if f.Spec.Task != "" {
 		args = append(args, "--task", f.Spec.Task)
+		if len(f.Spec.Config) > 0 {
+			cfg, err := json.Marshal(f.Spec.Config)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, "--task-config", string(cfg))
+		}
 	}
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
