@@ -1,8 +1,8 @@
 package api
 
 import (
-	"math"
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/spindleml/spindle/internal/autoscale"
