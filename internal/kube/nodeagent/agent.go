@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +23,9 @@ type Agent struct {
 	// Node is the node's name (the DaemonSet passes spec.nodeName).
 	Node  string
 	Cache *Cache
+	// OCIOptions configure pulls of OCI model sources (credentials,
+	// transport); none means anonymous pulls over HTTPS.
+	OCIOptions []remote.Option
 
 	c   client.Client
 	rec recorder.EventRecorder
@@ -57,9 +61,13 @@ func (a *Agent) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, e
 				return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
 			}
 			a.rec.Eventf(&f, nil, corev1.EventTypeNormal, "ModelCached", "Fetch", "node %s: sha256 %s verified and cached in %s", a.Node, m.SHA256[:12], time.Since(began).Round(time.Millisecond))
-		case m.OCI != "":
-			a.rec.Eventf(&f, nil, corev1.EventTypeWarning, "ModelFetchFailed", "Fetch", "node %s: OCI model sources are not supported yet; use url with sha256", a.Node)
-			return ctrl.Result{}, nil
+		case m.OCI != "" && !a.Cache.Has(m.SHA256):
+			began := time.Now()
+			if _, err := a.Cache.EnsureOCI(ctx, m.OCI, m.SHA256, a.OCIOptions...); err != nil {
+				a.rec.Eventf(&f, nil, corev1.EventTypeWarning, "ModelFetchFailed", "Fetch", "node %s: %v", a.Node, err)
+				return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+			}
+			a.rec.Eventf(&f, nil, corev1.EventTypeNormal, "ModelCached", "Fetch", "node %s: %s (sha256 %s) verified and cached in %s", a.Node, m.OCI, m.SHA256[:12], time.Since(began).Round(time.Millisecond))
 		}
 	}
 	return ctrl.Result{}, a.prune(ctx)

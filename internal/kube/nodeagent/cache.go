@@ -60,6 +60,11 @@ func (c *Cache) Has(digest string) bool {
 // one digest share one fetch. Bytes that do not hash to the digest are
 // discarded (ErrDigest) and never become visible.
 func (c *Cache) Ensure(ctx context.Context, url, digest string) (string, error) {
+	return c.EnsureFrom(ctx, digest, url, func(ctx context.Context) (io.ReadCloser, error) { return c.openURL(ctx, url) })
+}
+
+// EnsureFrom is Ensure with the bytes from open; source names it in errors.
+func (c *Cache) EnsureFrom(ctx context.Context, digest, source string, open func(context.Context) (io.ReadCloser, error)) (string, error) {
 	if !hexDigest.MatchString(digest) {
 		return "", fmt.Errorf("sha256: %q: want 64 lowercase hex digits", digest)
 	}
@@ -85,7 +90,7 @@ func (c *Cache) Ensure(ctx context.Context, url, digest string) (string, error) 
 			return "", ctx.Err()
 		}
 	}
-	f.err = c.download(ctx, url, digest)
+	f.err = c.download(ctx, digest, source, open)
 	c.mu.Lock()
 	delete(c.inflight, digest)
 	c.mu.Unlock()
@@ -93,7 +98,7 @@ func (c *Cache) Ensure(ctx context.Context, url, digest string) (string, error) 
 	return path, f.err
 }
 
-func (c *Cache) download(ctx context.Context, url, digest string) error {
+func (c *Cache) download(ctx context.Context, digest, source string, open func(context.Context) (io.ReadCloser, error)) error {
 	dir := filepath.Dir(c.Path(digest))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -104,36 +109,25 @@ func (c *Cache) download(ctx context.Context, url, digest string) error {
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
 	defer tmp.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := open(ctx)
 	if err != nil {
-		return fmt.Errorf("url: %w", err)
+		return err
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch %s: %s", url, resp.Status)
-	}
+	defer body.Close()
 	limit := c.MaxBytes
 	if limit <= 0 {
 		limit = 16 << 30
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(resp.Body, limit+1))
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, limit+1))
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", url, err)
+		return fmt.Errorf("fetch %s: %w", source, err)
 	}
 	if n > limit {
-		return fmt.Errorf("fetch %s: larger than the cache's limit of %d bytes", url, limit)
+		return fmt.Errorf("fetch %s: larger than the cache's limit of %d bytes", source, limit)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
-		return fmt.Errorf("fetch %s: %w: got %s, want %s", url, ErrDigest, got, digest)
+		return fmt.Errorf("fetch %s: %w: got %s, want %s", source, ErrDigest, got, digest)
 	}
 	if err := tmp.Sync(); err != nil {
 		return err
@@ -146,6 +140,27 @@ func (c *Cache) download(ctx context.Context, url, digest string) error {
 	}
 	// The rename makes the whole, verified file visible at once.
 	return os.Rename(tmp.Name(), c.Path(digest))
+}
+
+// openURL starts an HTTP GET of the model.
+func (c *Cache) openURL(ctx context.Context, url string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("fetch %s: %s", url, resp.Status)
+	}
+	return resp.Body, nil
 }
 
 // Prune removes cached models whose digest keep does not hold and returns

@@ -137,6 +137,7 @@ func TestBadSpecs(t *testing.T) {
 		{v1alpha1.InferenceFunctionSpec{Model: v1alpha1.ModelSource{Path: "/m.onnx", URL: "https://example.invalid/m.onnx"}}, "set exactly one of path, url and oci"},
 		{v1alpha1.InferenceFunctionSpec{Model: v1alpha1.ModelSource{Path: "/m.onnx"}, Scaling: v1alpha1.Scaling{Policy: "fastest"}}, "spec.scaling.policy"},
 		{v1alpha1.InferenceFunctionSpec{Model: v1alpha1.ModelSource{URL: "ftp://x/m.onnx"}}, "spec.model.url"},
+		{v1alpha1.InferenceFunctionSpec{Model: v1alpha1.ModelSource{OCI: "registry.example/models/bert:v1"}}, "sha256 is required with url and oci"},
 	} {
 		f := &v1alpha1.InferenceFunction{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "default"}, Spec: tc.spec}
 		err := e.c.Create(e.ctx, f)

@@ -77,6 +77,7 @@ type InferenceFunctionSpec struct {
 // ModelSource names one model file. Exactly one of its fields is set.
 //
 // +kubebuilder:validation:XValidation:rule="(has(self.path) ? 1 : 0) + (has(self.url) ? 1 : 0) + (has(self.oci) ? 1 : 0) == 1",message="set exactly one of path, url and oci"
+// +kubebuilder:validation:XValidation:rule="!(has(self.url) || has(self.oci)) || has(self.sha256)",message="sha256 is required with url and oci: the node agent verifies the model by it"
 type ModelSource struct {
 	// Path is a file in the node agent's model cache (a hostPath every pod
 	// on the node maps), or on a volume the pods mount.
@@ -86,7 +87,9 @@ type ModelSource struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^https?://`
 	URL string `json:"url,omitempty"`
-	// OCI is an OCI artifact reference the node agent pulls once per node.
+	// OCI is an OCI artifact reference the node agent pulls once per node:
+	// the layer whose digest is SHA256 (as `oras push` stores a file), or
+	// the artifact's only layer.
 	// +optional
 	OCI string `json:"oci,omitempty"`
 	// SHA256 is the file's digest, hex; required with url and oci, checked
