@@ -251,6 +251,12 @@ func (o *Operator) startPod(ctx context.Context, fn *function, node string, vcpu
 	if err != nil {
 		return err
 	}
+	// The decision placed the pod by CPU; its memory must fit too, or the
+	// kubelet would refuse it. Another node with room for both, and none of
+	// the function's pods, takes it then.
+	if p.Spec.NodeName, err = o.nodeWithMemory(ctx, fn, node, vcpus, p.Spec.Containers[0].Resources.Requests.Memory().Value()); err != nil {
+		return err
+	}
 	if err := o.c.Create(ctx, p); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil
@@ -262,4 +268,63 @@ func (o *Operator) startPod(ctx context.Context, fn *function, node string, vcpu
 	fn.madeAt[p.Name] = time.Now()
 	o.mu.Unlock()
 	return nil
+}
+
+// nodeWithMemory returns want if it has mem bytes of memory free, else the
+// Ready node with the most free CPU among those with vcpus and mem free that
+// run none of the function's pods.
+func (o *Operator) nodeWithMemory(ctx context.Context, fn *function, want string, vcpus float64, mem int64) (string, error) {
+	var nodes corev1.NodeList
+	if err := o.c.List(ctx, &nodes); err != nil {
+		return "", err
+	}
+	taken := map[string]bool{}
+	if pods, err := o.pods(ctx, fn.key); err == nil {
+		for _, p := range pods {
+			taken[p.Spec.NodeName] = true
+		}
+	}
+	best, bestCPU := "", -1.0
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if !nodeReady(n) {
+			continue
+		}
+		freeCPU, freeMem, err := o.free(ctx, n)
+		if err != nil {
+			return "", err
+		}
+		if n.Name == want && freeMem >= mem {
+			return want, nil
+		}
+		if n.Name != want && !taken[n.Name] && freeMem >= mem && freeCPU >= vcpus-1e-9 && freeCPU > bestCPU {
+			best, bestCPU = n.Name, freeCPU
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no node has %g vCPUs and %s of memory free for a pod (node %s lacks the memory)", vcpus, resource.NewQuantity(mem, resource.BinarySI), want)
+	}
+	o.cfg.Log.Info("pod placed by memory", "function", fn.key.String(), "wanted", want, "node", best)
+	return best, nil
+}
+
+// free returns a node's CPU (vCPUs) and memory (bytes) that live pods do not
+// ask for.
+func (o *Operator) free(ctx context.Context, n *corev1.Node) (float64, int64, error) {
+	var pods corev1.PodList
+	if err := o.c.List(ctx, &pods, client.MatchingFields{indexNode: n.Name}); err != nil {
+		return 0, 0, err
+	}
+	cpu, mem := n.Status.Allocatable.Cpu().MilliValue(), n.Status.Allocatable.Memory().Value()
+	for j := range pods.Items {
+		p := &pods.Items[j]
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		cpu -= max(podCPU(p), grantedCPU(p))
+		for _, c := range p.Spec.Containers {
+			mem -= c.Resources.Requests.Memory().Value()
+		}
+	}
+	return float64(cpu) / 1000, mem, nil
 }

@@ -156,3 +156,24 @@ func TestBadSpecs(t *testing.T) {
 		t.Errorf("an invalid function got pods: %s", layout(pods))
 	}
 }
+
+// TestPlacementNeedsMemory: the node the policy picks by CPU lacks the memory
+// of another pod (512 MiB allocatable, pods of 1 GiB), so the second pod goes
+// to the node that has both; with no such node no pod is made that a kubelet
+// would refuse.
+func TestPlacementNeedsMemory(t *testing.T) {
+	e := start(t, 1)
+	if err := e.cl.AddNode(e.ctx, "node-2", 4, "512Mi"); err != nil {
+		t.Fatal(err)
+	}
+	e.create("bert", fastHybrid)
+	e.traffic.Set("default/bert", 30, 100*time.Millisecond)
+	e.waitLayout("bert", "node-1:4/4", 30*time.Second)
+	// Two more decisions' time: node-2 would be the choice but cannot hold it.
+	time.Sleep(3 * time.Second)
+	e.waitLayout("bert", "node-1:4/4", time.Second)
+	if err := e.cl.AddNode(e.ctx, "node-3", 4, "16Gi"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLayout("bert", "node-1:4/4 node-3:4/4", 30*time.Second)
+}

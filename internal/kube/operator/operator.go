@@ -450,7 +450,17 @@ func (o *Operator) pods(ctx context.Context, key types.NamespacedName) ([]*corev
 	out := make([]*corev1.Pod, 0, len(list.Items))
 	for i := range list.Items {
 		p := &list.Items[i]
-		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			// An instance that exited (or a pod its kubelet refused) is not
+			// restarted in place: remove it, the next decision replaces it.
+			if p.DeletionTimestamp == nil {
+				if err := o.c.Delete(ctx, p); client.IgnoreNotFound(err) != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		if p.DeletionTimestamp != nil {
 			continue
 		}
 		out = append(out, p)
