@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindleml/spindle/internal/kube/api/v1alpha1"
 	"github.com/spindleml/spindle/internal/kube/devcluster"
@@ -120,15 +122,72 @@ func BenchmarkKubeSteadyState(b *testing.B) {
 		if n := rt1[1] - rt0[1]; n > 0 {
 			meanRT = (rt1[0] - rt0[0]) / n * 1000
 		}
+		decide, grant := reactionTimes(b, ctx, c, list.Items[:20])
+		b.ReportMetric(decide.Seconds(), "decision-p50-s")
+		b.ReportMetric(grant.Seconds(), "granted-p50-s")
 		b.ReportMetric(cores, "operator-cores")
 		b.ReportMetric(rps, "api-req/s")
 		b.ReportMetric(meanRT, "reconcile-ms")
 		b.ReportMetric(float64(pods), "pods")
-		b.Logf("%d nodes x 64 CPUs, %d functions: %d pods, %.0f vCPUs granted; over %v the operator used %.3f cores and made %.1f API requests/s (targets < 1 core, < 200/s); mean reconcile %.2f ms",
-			nodes, len(list.Items), pods, vcpus, window, cores, rps, meanRT)
+		b.Logf("%d nodes x 64 CPUs, %d functions: %d pods, %.0f vCPUs granted; over %v the operator used %.3f cores and made %.1f API requests/s (targets < 1 core, < 200/s); mean reconcile %.2f ms; load x4 on 20 functions: decided after %v, granted in pod status after %v (medians; hybrid's interval is 5 s)",
+			nodes, len(list.Items), pods, vcpus, window, cores, rps, meanRT, decide.Round(time.Millisecond), grant.Round(time.Millisecond))
 		op.stop(b)
 		dev.stop(b)
 	}
+}
+
+// reactionTimes quadruples the load of fns at once and returns the median
+// time until the operator decided to scale each up (its status's last
+// decision) and until the pods' kubelets granted the new CPU (the status's
+// vCPUs, read from the pods' status).
+func reactionTimes(b *testing.B, ctx context.Context, c client.Client, fns []v1alpha1.InferenceFunction) (time.Duration, time.Duration) {
+	b.Helper()
+	began := time.Now()
+	before := map[string]string{}
+	for _, f := range fns {
+		before[f.Name] = f.Status.VCPUs
+		rate, service, err := kubesim.ParseLoad(f.Annotations[kubesim.LoadAnnotation])
+		if err != nil {
+			b.Fatal(err)
+		}
+		patch := client.MergeFrom(f.DeepCopy())
+		f.Annotations[kubesim.LoadAnnotation] = fmt.Sprintf("%g/s,%s", 4*rate, service)
+		if err := c.Patch(ctx, &f, patch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var decided, granted []time.Duration
+	seenD, seenG := map[string]bool{}, map[string]bool{}
+	for time.Since(began) < 60*time.Second && len(granted) < len(fns) {
+		for _, f := range fns {
+			var cur v1alpha1.InferenceFunction
+			if err := c.Get(ctx, client.ObjectKeyFromObject(&f), &cur); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Since(began)
+			if d := cur.Status.LastDecision; !seenD[f.Name] && d != nil && d.Action == "scale-up" && d.Time.After(began) {
+				seenD[f.Name] = true
+				decided = append(decided, d.Time.Sub(began))
+			}
+			if !seenG[f.Name] && seenD[f.Name] && cur.Status.VCPUs != before[f.Name] && cur.Status.VCPUs == cur.Status.LastDecision.VCPUs {
+				seenG[f.Name] = true
+				granted = append(granted, now)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(granted) < len(fns) {
+		b.Errorf("after 60 s, %d of %d functions decided and %d granted", len(decided), len(fns), len(granted))
+	}
+	return median(decided), median(granted)
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
 }
 
 type proc struct {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -356,11 +357,15 @@ func waitFor(t *testing.T, d time.Duration, what string, f func() (bool, string)
 // and owned by its function.
 func TestPodTemplate(t *testing.T) {
 	e := start(t, 1)
-	f := e.create("tc", map[string]string{"slo": "500ms"})
-	f = e.get("tc")
-	f.Spec.Task = "text-classification"
-	f.Spec.Config = map[string]string{"labels": "neg,pos"}
-	if err := e.c.Update(e.ctx, f); err != nil {
+	e.create("tc", map[string]string{"slo": "500ms"})
+	// The operator writes the status meanwhile: retry on its resourceVersion.
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		f := e.get("tc")
+		f.Spec.Task = "text-classification"
+		f.Spec.Config = map[string]string{"labels": "neg,pos"}
+		return e.c.Update(e.ctx, f)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	e.traffic.Set("default/tc", 1, 100*time.Millisecond)
