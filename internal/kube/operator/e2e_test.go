@@ -376,7 +376,7 @@ func TestPodTemplate(t *testing.T) {
 		t.Errorf("QoS %s, want Guaranteed", p.Status.QOSClass)
 	}
 	args := strings.Join(c.Args, " ")
-	for _, want := range []string{"instance --name tc", "--follow-cgroup", "--task text-classification", `--task-config {"labels":"neg,pos"}`, "--model /var/lib/spindle/models/bert-base.onnx"} {
+	for _, want := range []string{"instance --name tc", "--follow-cgroup", "--load mmap", "--task text-classification", `--task-config {"labels":"neg,pos"}`, "--model /var/lib/spindle/models/bert-base.onnx"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %q lack %q", args, want)
 		}

@@ -41,6 +41,11 @@ func (o *Operator) podFor(f *v1alpha1.InferenceFunction, node string, vcpus floa
 	// nothing: it reads its own quota and sizes its workers to it.
 	args := []string{"instance", "--name", f.Name, "--model", modelPath(f), "--listen", ":" + strconv.Itoa(InstancePort),
 		"--memory-limit", strconv.FormatInt(mem.Value(), 10), "--follow-cgroup", "500ms"}
+	// How the instance loads the model (the policy's "load": mmap shares one
+	// copy per node through the page cache; hpa's baseline copies).
+	if spec, err := specOf(f); err == nil && spec.Load != "" {
+		args = append(args, "--load", spec.Load)
+	}
 	if f.Spec.Task != "" {
 		args = append(args, "--task", f.Spec.Task)
 		if len(f.Spec.Config) > 0 {

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/spindleml/spindle/internal/autoscale"
+	"github.com/spindleml/spindle/internal/kube/api/v1alpha1"
+	"github.com/spindleml/spindle/internal/kube/devcluster"
+	"github.com/spindleml/spindle/internal/kube/kubesim"
+	"github.com/spindleml/spindle/internal/kube/operator"
+	"github.com/spindleml/spindle/internal/sim"
+)
+
+// BenchmarkKubeThesis is the thesis's experiment (ch. 6, as `spindle sim
+// --scenario thesis` runs it) on the real API server: one 64-CPU node, one
+// BERT function (200 ms a request at 1 vCPU, a 527.79 MiB model), the Locust
+// ramp (1 user, +2 a second to 100, one request every 2.5 s each), SLO 500 ms,
+// 56 vCPUs or 56 replicas at most, for hybrid (pods grown in place, the model
+// mapped once per node) and hpa (1-vCPU replicas, each with its own copy).
+// The pods, their placement and their granted CPU are the API server's; the
+// latency comes from the simulated traffic's queueing model over that CPU,
+// and memory from the simulator's model (64 MiB runtime + 32 MiB a worker per
+// pod, plus the model per pod when copied or per node when mapped). Each
+// second it samples rate, pods, vCPUs, p99 and memory. Run:
+//
+//	go test -run '^$' -bench KubeThesis -benchtime 1x -timeout 30m ./cmd/spindle
+//
+// SPINDLE_KUBE_THESIS_DURATION shortens the 300 s of each policy.
+func BenchmarkKubeThesis(b *testing.B) {
+	duration := 300 * time.Second
+	if v := os.Getenv("SPINDLE_KUBE_THESIS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		duration = d
+	}
+	ctrl.SetLogger(logr.Discard())
+	for range b.N {
+		var rows []string
+		for _, policy := range []string{"hybrid", "hpa"} {
+			// The simulator's run of the same scenario, beside.
+			cfg, err := sim.Scenario("thesis", autoscale.Policy(policy), sim.Options{Duration: duration, Seed: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := sim.Run(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := res.Summary
+			rows = append(rows, fmt.Sprintf("| %s (spindle sim) | %d | %v | %.1f%% | %.2f GiB | %.2f GiB | %.0f | %d | %d | - |", policy, m.Requests,
+				time.Duration(m.P99*float64(time.Second)).Round(time.Millisecond), 100*float64(m.SLOViolations)/float64(max(m.Completed, 1)),
+				float64(m.PeakMemory)/(1<<30), float64(m.MeanMemory)/(1<<30), m.VCPUSeconds, m.PeakReplicas, m.Changes))
+			s := runThesis(b, policy, duration)
+			rows = append(rows, s.row())
+			b.ReportMetric(s.p99.Seconds(), policy+"-p99-s")
+			b.ReportMetric(float64(s.peakMem)/(1<<30), policy+"-peak-GiB")
+		}
+		b.Logf("\n| policy | requests | p99 | SLO-violating share | peak memory | mean memory | vCPU-s | peak pods | decisions (changes) | API requests/s |\n|---|---|---|---|---|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
+	}
+}
+
+type thesisSummary struct {
+	policy              string
+	requests            float64
+	p99                 time.Duration
+	violating           float64
+	peakMem, meanMem    int64
+	vcpuSeconds         float64
+	peakPods, decisions int
+	apiPerSecond        float64
+}
+
+func (s thesisSummary) row() string {
+	return fmt.Sprintf("| %s | %.0f | %v | %.1f%% | %.2f GiB | %.2f GiB | %.0f | %d | %d | %.1f |", s.policy, s.requests,
+		s.p99.Round(time.Millisecond), 100*s.violating, float64(s.peakMem)/(1<<30), float64(s.meanMem)/(1<<30), s.vcpuSeconds, s.peakPods, s.decisions, s.apiPerSecond)
+}
+
+// countingTransport counts the operator's requests to the API server.
+type countingTransport struct {
+	rt http.RoundTripper
+	n  *atomic.Int64
+}
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.rt.RoundTrip(r)
+}
+
+func runThesis(b *testing.B, policy string, duration time.Duration) thesisSummary {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), duration+3*time.Minute)
+	defer cancel()
+	dir := b.TempDir()
+	cl, err := devcluster.Start(ctx, devcluster.Config{Dir: filepath.Join(dir, "cluster"), Nodes: 1, NodeCPUs: 64, NodeMemory: "512Gi"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Stop()
+	traffic := &kubesim.Traffic{Client: cl.Client, Label: operator.LabelFunction}
+	var calls atomic.Int64
+	rc := rest.CopyConfig(cl.Rest)
+	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return countingTransport{rt, &calls} }
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{Scheme: devcluster.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := (&kubesim.Kubelet{NodeAnnotation: devcluster.NodeAnnotation}).SetupWithManager(mgr); err != nil {
+		b.Fatal(err)
+	}
+	op, err := operator.New(operator.Config{Image: "spindle:bench", Stats: traffic, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := op.SetupWithManager(mgr); err != nil {
+		b.Fatal(err)
+	}
+	mctx, mcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mctx) }()
+	defer func() { mcancel(); <-done }()
+
+	params := map[string]string{"slo": "500ms", "min-instances": "1"}
+	if policy == "hybrid" {
+		params["max-vcpus"] = "56"
+	} else {
+		params["max-instances"] = "56"
+	}
+	f := &v1alpha1.InferenceFunction{
+		ObjectMeta: metav1.ObjectMeta{Name: "bert", Namespace: "default"},
+		Spec: v1alpha1.InferenceFunctionSpec{
+			Model:   v1alpha1.ModelSource{Path: "/var/lib/spindle/models/bert-base.onnx"},
+			Scaling: v1alpha1.Scaling{Policy: policy, Params: params},
+		},
+	}
+	if err := cl.Client.Create(ctx, f); err != nil {
+		b.Fatal(err)
+	}
+	spec, err := autoscale.ParseSpec(autoscale.Policy(policy), params)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const (
+		service    = 200 * time.Millisecond
+		modelBytes = 553_428_500
+		runtimeB   = 64 << 20
+		activation = 32 << 20
+	)
+	key := "default/bert"
+	began := time.Now()
+	calls0 := calls.Load()
+	var s thesisSummary
+	s.policy = policy
+	type sample struct {
+		rate float64
+		p99  time.Duration
+	}
+	var samples []sample
+	var memSum float64
+	for t := time.Duration(0); t < duration; t += time.Second {
+		// The Locust ramp: 1 user, +2 a second, to 100; one request every
+		// 2.5 s each.
+		users := min(100, 1+2*t.Seconds())
+		rate := users / 2.5
+		traffic.Set(key, rate, service)
+		time.Sleep(time.Until(began.Add(t + time.Second)))
+		st, err := traffic.Stats(key, autoscale.Query{Now: time.Now(), Window: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p99 := max(st.P99, st.QueueAge)
+		samples = append(samples, sample{rate, p99})
+		s.requests += rate
+		var pods corev1.PodList
+		if err := cl.Client.List(ctx, &pods, client.InNamespace("default"), client.MatchingLabels{operator.LabelFunction: "bert"}); err != nil {
+			b.Fatal(err)
+		}
+		var mem int64
+		nodes := map[string]bool{}
+		live := 0
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil {
+				continue
+			}
+			live++
+			cpu := p.Spec.Containers[0].Resources.Requests.Cpu().MilliValue()
+			s.vcpuSeconds += float64(cpu) / 1000
+			workers := int64(math.Ceil(float64(cpu) / 1000))
+			mem += runtimeB + workers*activation
+			if spec.Load == autoscale.LoadMmap {
+				nodes[p.Spec.NodeName] = true
+			} else {
+				mem += modelBytes
+			}
+		}
+		mem += int64(len(nodes)) * modelBytes
+		s.peakMem = max(s.peakMem, mem)
+		memSum += float64(mem)
+		s.peakPods = max(s.peakPods, live)
+	}
+	n := float64(len(samples))
+	s.meanMem = int64(memSum / n)
+	s.apiPerSecond = float64(calls.Load()-calls0) / duration.Seconds()
+	// The requests' p99: the 99th percentile of the per-second p99s,
+	// weighted by each second's requests; the violating share likewise.
+	sort.Slice(samples, func(i, j int) bool { return samples[i].p99 < samples[j].p99 })
+	var acc, bad float64
+	for _, x := range samples {
+		acc += x.rate
+		if s.p99 == 0 && acc >= 0.99*s.requests {
+			s.p99 = x.p99
+		}
+		if x.p99 > spec.SLO {
+			bad += x.rate
+		}
+	}
+	s.violating = bad / s.requests
+	var got v1alpha1.InferenceFunction
+	if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(f), &got); err == nil {
+		s.decisions = len(got.Status.Decisions)
+	}
+	return s
+}
