@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -43,7 +44,7 @@ func newKubeDevCmd() *cobra.Command {
 		nodeMem  string
 		dir      string
 		bin      string
-		image    string
+		podImage string
 		withOp   bool
 	)
 	cmd := &cobra.Command{
@@ -69,9 +70,12 @@ everything. The binaries come from scripts/kube-tools.sh.`,
 			if !(nodeCPUs >= 0.25) || nodeCPUs > 1024 {
 				return usagef("--node-cpus: must be 0.25 to 1024, got %v", nodeCPUs)
 			}
+			if q, err := resource.ParseQuantity(nodeMem); err != nil || q.Sign() <= 0 {
+				return usagef("--node-memory: %q: want a positive Kubernetes quantity such as 16Gi", nodeMem)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return kubeDev(ctx, cmd, devcluster.Config{Dir: dir, Bin: bin, Nodes: nodes, NodeCPUs: nodeCPUs, NodeMemory: nodeMem}, image, withOp)
+			return kubeDev(ctx, cmd, devcluster.Config{Dir: dir, Bin: bin, Nodes: nodes, NodeCPUs: nodeCPUs, NodeMemory: nodeMem}, podImage, withOp)
 		},
 	}
 	f := cmd.Flags()
@@ -80,7 +84,7 @@ everything. The binaries come from scripts/kube-tools.sh.`,
 	f.StringVar(&nodeMem, "node-memory", "16Gi", "allocatable `MEMORY` of each node (a Kubernetes quantity)")
 	f.StringVar(&dir, "dir", "", "`DIR` for the cluster's data, certificates, kubeconfig and logs (default: a temporary folder, removed at exit)")
 	f.StringVar(&bin, "bin", "", "`DIR` with spindle-controlplane and kwok (default: $SPINDLE_KUBE_BIN, ~/.cache/spindle/kube/bin, PATH)")
-	f.StringVar(&image, "image", "spindle:dev", "container `IMAGE` of the functions' pods")
+	f.StringVar(&podImage, "image", "spindle:dev", "container `IMAGE` of the functions' pods")
 	f.BoolVar(&withOp, "operator", true, "run the operator in this process (false: run 'spindle operator' yourself)")
 	return cmd
 }

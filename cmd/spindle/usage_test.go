@@ -48,6 +48,12 @@ func TestFlagsCheckedLocally(t *testing.T) {
 		{"tenant max-memory", []string{"tenant", "create", "x", "--max-memory", "0.5", noGateway}, `--max-memory "0.5": must be 0 (no limit) or between`},
 		{"logs bytes", []string{"logs", "f", "--bytes", "0", noGateway}, "--bytes: 0 must be positive"},
 		{"sgemm time", []string{"bench", "sgemm", "--time", "0s"}, "--time 0s: must be positive"},
+		{"kube dev nodes", []string{"kube", "dev", "--nodes", "0"}, "--nodes: must be 1 to 1000"},
+		{"kube dev node memory", []string{"kube", "dev", "--node-memory", "lots"}, `--node-memory: "lots": want a positive Kubernetes quantity`},
+		{"kube image binary", []string{"kube", "image", "-o", "/tmp/never.tar"}, "--binary: required"},
+		{"kube image dynamic binary", []string{"kube", "image", "--binary", "/bin/sh", "-o", "/tmp/never.tar"}, "not a static binary"},
+		{"operator simulated load", []string{"operator", "--kubeconfig", "/nonexistent/kubeconfig"}, "--kubeconfig: stat /nonexistent/kubeconfig"},
+		{"node agent node", []string{"node-agent", "--node", ""}, "--node: required"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { wantExit2(t, tc.msg, tc.args...) })
