@@ -26,9 +26,15 @@ func TestOperatorRestart(t *testing.T) {
 	e.traffic.Set("default/bert", 30, 100*time.Millisecond)
 	before := e.waitLayout("bert", "node-1:4/4 node-2:4/4", 30*time.Second)
 	var f *v1alpha1.InferenceFunction
-	waitFor(t, 5*time.Second, "status of 2 pods", func() (bool, string) {
+	// The status of the last decision: its pods, and the memory it left (a
+	// status written for the new pod before the decision's record is not).
+	waitFor(t, 5*time.Second, "status of the 2-pod decision", func() (bool, string) {
 		f = e.get("bert")
-		return f.Status.Pods == 2 && f.Status.Memory != nil && f.Status.Memory.LastChange != nil, fmt.Sprintf("%+v", f.Status)
+		st := f.Status
+		if st.Pods != 2 || st.LastDecision == nil || st.LastDecision.Pods != 2 || st.Memory == nil || st.Memory.LastChange == nil {
+			return false, fmt.Sprintf("%+v", st)
+		}
+		return st.Memory.LastChange.Time.Equal(st.LastDecision.Time.Truncate(time.Second)), fmt.Sprintf("last change %v, last decision %v", st.Memory.LastChange, st.LastDecision.Time)
 	})
 	decisions := len(f.Status.Decisions)
 	lastChange := f.Status.Memory.LastChange.Time
