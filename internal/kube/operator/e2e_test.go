@@ -47,7 +47,11 @@ type env struct {
 	stopOp  func()
 }
 
-func start(t *testing.T, nodes int) *env {
+func start(t *testing.T, nodes int) *env { return startWith(t, nodes, false) }
+
+// startWith starts the env; fromAnnotation reads each function's simulated
+// load from its annotation, as `spindle kube dev` does.
+func startWith(t *testing.T, nodes int, fromAnnotation bool) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
@@ -56,7 +60,7 @@ func start(t *testing.T, nodes int) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Stop)
-	e := &env{t: t, ctx: ctx, cl: cl, c: cl.Client, traffic: &kubesim.Traffic{Client: cl.Client, Label: operator.LabelFunction}}
+	e := &env{t: t, ctx: ctx, cl: cl, c: cl.Client, traffic: &kubesim.Traffic{Client: cl.Client, Label: operator.LabelFunction, FromAnnotation: fromAnnotation}}
 	t.Cleanup(func() {
 		if t.Failed() {
 			var pods corev1.PodList
@@ -395,5 +399,40 @@ func TestPodTemplate(t *testing.T) {
 	}
 	if ref := metav1.GetControllerOf(&p); ref == nil || ref.Kind != "InferenceFunction" || ref.Name != "tc" {
 		t.Errorf("controller %+v", ref)
+	}
+}
+
+// TestLoadChangeWakes: with a 30 s interval, a change of the function's load
+// annotation is decided on within a second or two, not at the next interval.
+func TestLoadChangeWakes(t *testing.T) {
+	e := startWith(t, 1, true)
+	f := e.create("slowtick", map[string]string{"slo": "500ms", "interval": "30s", "window": "30s", "min-vcpus": "1"})
+	annotate := func(v string) time.Time {
+		t.Helper()
+		err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			cur := e.get(f.Name)
+			if cur.Annotations == nil {
+				cur.Annotations = map[string]string{}
+			}
+			cur.Annotations[kubesim.LoadAnnotation] = v
+			return e.c.Update(e.ctx, cur)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	}
+	at := annotate("8/s,100ms")
+	e.waitLayout("slowtick", "node-1:1/1", 10*time.Second)
+	if took := time.Since(at); took > 5*time.Second {
+		t.Errorf("from zero %v after the annotation", took)
+	}
+	// The next interval is ~30 s away; the new load is decided on now.
+	at = annotate("16/s,100ms")
+	e.waitLayout("slowtick", "node-1:2/2", 10*time.Second)
+	took := time.Since(at)
+	t.Logf("load change decided and granted %v after the annotation (interval 30s)", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("scale-up %v after the annotation, want well under the 30 s interval", took)
 	}
 }

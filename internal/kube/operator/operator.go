@@ -70,6 +70,11 @@ const (
 	expectTTL = 30 * time.Second
 )
 
+// WakeAnnotations are the annotations whose change has a function decided on
+// at once: spindle.dev/wake (what holds requests for a function at zero sets
+// it) and the simulated load.
+var WakeAnnotations = []string{"spindle.dev/wake", "spindle.dev/simulated-load"}
+
 // Config configures an Operator.
 type Config struct {
 	// Image is the pods' container image when a function names none.
@@ -111,6 +116,8 @@ type function struct {
 	// changed something, newest last.
 	last    *autoscale.Record
 	changes []v1alpha1.Decision
+	// wake is the last seen values of WakeAnnotations.
+	wake string
 }
 
 // New returns an operator; cfg.Stats is required.
@@ -195,6 +202,14 @@ func (o *Operator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	}
 	fn.obj = f.DeepCopy()
 	fn.spec = spec
+	// A change of what the function's load is read from, or an explicit
+	// wake, is decided on now rather than at the function's next interval.
+	wake := ""
+	for _, a := range WakeAnnotations {
+		wake += a + "=" + f.Annotations[a] + "\n"
+	}
+	woken := fn.wake != "" && fn.wake != wake
+	fn.wake = wake
 	o.mu.Unlock()
 
 	if specErr != nil {
@@ -209,6 +224,9 @@ func (o *Operator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 				return ctrl.Result{}, err
 			}
 		}
+	}
+	if woken && specErr == nil {
+		o.loop.Wake(key)
 	}
 	return ctrl.Result{}, o.writeStatus(ctx, req.NamespacedName, specErr)
 }
