@@ -18,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/spindleml/spindle/internal/kube/podres"
 )
 
 // Kubelet grants in-place resizes of pods on simulated nodes as a kubelet
@@ -66,7 +68,7 @@ func (k *Kubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 	if _, ok := node.Annotations[k.NodeAnnotation]; !ok {
 		return ctrl.Result{}, nil // a real kubelet's pod
 	}
-	want, have := specCPU(&p), statusCPU(&p)
+	want, have := podres.RequestedCPU(&p), podres.GrantedCPU(&p)
 	if want == have {
 		return ctrl.Result{}, nil
 	}
@@ -81,7 +83,7 @@ func (k *Kubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 		if o.UID == p.UID || o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		used += max(statusCPU(o), 0)
+		used += max(podres.GrantedCPU(o), 0)
 	}
 	switch {
 	case want > alloc:
@@ -121,7 +123,7 @@ func (k *Kubelet) pending(ctx context.Context, p *corev1.Pod, reason, msg string
 	removeCondition(p, corev1.PodResizePending)
 	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{
 		Type: corev1.PodResizePending, Status: corev1.ConditionTrue, Reason: reason, Message: msg,
-		LastTransitionTime: metavNow(),
+		LastTransitionTime: metav1.Now(),
 	})
 	err := k.c.Status().Update(ctx, p)
 	if apierrors.IsConflict(err) {
@@ -139,31 +141,3 @@ func removeCondition(p *corev1.Pod, t corev1.PodConditionType) {
 	}
 	p.Status.Conditions = out
 }
-
-// specCPU is the CPU the pod's spec asks for, in millicores.
-func specCPU(p *corev1.Pod) int64 {
-	var m int64
-	for _, c := range p.Spec.Containers {
-		m += c.Resources.Requests.Cpu().MilliValue()
-	}
-	return m
-}
-
-// statusCPU is the CPU the pod was granted, in millicores; -1 if unknown.
-func statusCPU(p *corev1.Pod) int64 {
-	m, seen := int64(0), false
-	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Resources != nil {
-			if q, ok := cs.Resources.Requests[corev1.ResourceCPU]; ok {
-				m += q.MilliValue()
-				seen = true
-			}
-		}
-	}
-	if !seen {
-		return -1
-	}
-	return m
-}
-
-func metavNow() metav1.Time { return metav1.Now() }

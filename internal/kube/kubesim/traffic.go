@@ -14,6 +14,7 @@ import (
 
 	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/kube/api/v1alpha1"
+	"github.com/spindleml/spindle/internal/kube/podres"
 )
 
 // Traffic is a simulated load on functions whose pods run no instance: a
@@ -174,21 +175,12 @@ func (t *Traffic) grantedCPU(key string) (float64, error) {
 	var milli int64
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || !ready(p) {
+		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || !podres.Ready(p) {
 			continue
 		}
-		milli += max(statusCPU(p), 0)
+		milli += max(podres.GrantedCPU(p), 0)
 	}
 	return float64(milli) / 1000, nil
-}
-
-func ready(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func splitKey(key string) (string, string) {

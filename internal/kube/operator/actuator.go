@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/spindleml/spindle/internal/autoscale"
+	"github.com/spindleml/spindle/internal/kube/podres"
 )
 
 // apiTimeout bounds one call of the loop to the API server.
@@ -51,11 +52,11 @@ func (o *Operator) Nodes() []autoscale.Node {
 			if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 				continue
 			}
-			used += max(podCPU(p), grantedCPU(p))
+			used += max(podres.RequestedCPU(p), podres.GrantedCPU(p))
 		}
 		for name, p := range expected {
 			if p.Spec.NodeName == n.Name && !seen[name] {
-				used += podCPU(p)
+				used += podres.RequestedCPU(p)
 			}
 		}
 		out = append(out, autoscale.Node{
@@ -138,7 +139,7 @@ func (o *Operator) Instances(key string) ([]autoscale.Instance, error) {
 			fn.deleted[p.Name] = now
 			continue
 		}
-		out = append(out, autoscale.Instance{ID: p.Name, Node: p.Spec.NodeName, VCPUs: float64(podCPU(p)) / 1000, Ready: podReady(p)})
+		out = append(out, autoscale.Instance{ID: p.Name, Node: p.Spec.NodeName, VCPUs: float64(podres.RequestedCPU(p)) / 1000, Ready: podres.Ready(p)})
 	}
 	for name, p := range fn.created {
 		if now.Sub(fn.madeAt[name]) > expectTTL {
@@ -147,7 +148,7 @@ func (o *Operator) Instances(key string) ([]autoscale.Instance, error) {
 			continue
 		}
 		if !seen[name] {
-			out = append(out, autoscale.Instance{ID: name, Node: p.Spec.NodeName, VCPUs: float64(podCPU(p)) / 1000})
+			out = append(out, autoscale.Instance{ID: name, Node: p.Spec.NodeName, VCPUs: float64(podres.RequestedCPU(p)) / 1000})
 		}
 	}
 	for name, at := range fn.deleted {
@@ -321,7 +322,7 @@ func (o *Operator) free(ctx context.Context, n *corev1.Node) (float64, int64, er
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		cpu -= max(podCPU(p), grantedCPU(p))
+		cpu -= max(podres.RequestedCPU(p), podres.GrantedCPU(p))
 		for _, c := range p.Spec.Containers {
 			mem -= c.Resources.Requests.Memory().Value()
 		}

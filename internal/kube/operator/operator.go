@@ -50,6 +50,7 @@ import (
 
 	"github.com/spindleml/spindle/internal/autoscale"
 	"github.com/spindleml/spindle/internal/kube/api/v1alpha1"
+	"github.com/spindleml/spindle/internal/kube/podres"
 )
 
 // Labels and names on the pods the operator makes.
@@ -272,8 +273,8 @@ func (o *Operator) writeStatus(ctx context.Context, key types.NamespacedName, sp
 		st.Placement = st.Placement[:0]
 		var granted, ready, pending int64
 		for _, p := range pods {
-			req, got := podCPU(p), grantedCPU(p)
-			pl := v1alpha1.PodPlacement{Pod: p.Name, Node: p.Spec.NodeName, Requested: vcpuText(req), Ready: podReady(p)}
+			req, got := podres.RequestedCPU(p), podres.GrantedCPU(p)
+			pl := v1alpha1.PodPlacement{Pod: p.Name, Node: p.Spec.NodeName, Requested: vcpuText(req), Ready: podres.Ready(p)}
 			if got >= 0 {
 				pl.Granted = vcpuText(got)
 				granted += got
@@ -409,42 +410,6 @@ func memoryFrom(p *v1alpha1.PolicyMemory) autoscale.Memory {
 // vcpuText writes millicores as vCPUs: 2500 -> "2.5".
 func vcpuText(milli int64) string {
 	return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64)
-}
-
-// podCPU is the CPU a pod's spec asks for, in millicores.
-func podCPU(p *corev1.Pod) int64 {
-	var m int64
-	for _, c := range p.Spec.Containers {
-		m += c.Resources.Requests.Cpu().MilliValue()
-	}
-	return m
-}
-
-// grantedCPU is the CPU the pod's kubelet reports it runs with, in
-// millicores; -1 before it reports any.
-func grantedCPU(p *corev1.Pod) int64 {
-	m, seen := int64(0), false
-	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Resources != nil {
-			if q, ok := cs.Resources.Requests[corev1.ResourceCPU]; ok {
-				m += q.MilliValue()
-				seen = true
-			}
-		}
-	}
-	if !seen {
-		return -1
-	}
-	return m
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func nodeReady(n *corev1.Node) bool {
