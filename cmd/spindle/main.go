@@ -72,7 +72,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newUpCmd(), newDeployCmd(), newInvokeCmd(), newLsCmd(), newDescribeCmd(), newRmCmd(), newLogsCmd(), newScaleCmd(),
 		newRunCmd(), newInstanceCmd(), newModelCmd(), withExperiments(newBenchCmd()), newTenantCmd(), newLoadCmd(),
-		newSimCmd(), newKubeCmd(), newOperatorCmd(), newNodeAgentCmd(), newVersionCmd(),
+		newSimCmd(), newKubeCmd(), newOperatorCmd(), newGatewayCmd(), newNodeAgentCmd(), newVersionCmd(),
 	)
 	return root
 }

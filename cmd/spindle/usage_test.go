@@ -54,6 +54,12 @@ func TestFlagsCheckedLocally(t *testing.T) {
 		{"kube image dynamic binary", []string{"kube", "image", "--binary", "/bin/sh", "-o", "/tmp/never.tar"}, "not a static binary"},
 		{"operator simulated load", []string{"operator", "--kubeconfig", "/nonexistent/kubeconfig"}, "--kubeconfig: stat /nonexistent/kubeconfig"},
 		{"node agent node", []string{"node-agent", "--node", ""}, "--node: required"},
+		{"operator gateway stats url", []string{"operator", "--gateway-stats", "10.0.0.5:9090"}, `--gateway-stats: "10.0.0.5:9090": want a gateway's admin URL`},
+		{"operator gateway selector", []string{"operator", "--gateway-selector", "a b"}, `--gateway-selector: "a b": want a label selector`},
+		{"operator gateway port", []string{"operator", "--gateway-admin-port", "0"}, "--gateway-admin-port: must be 1 to 65535, got 0"},
+		{"gateway namespace", []string{"gateway"}, "--namespace: required"},
+		{"gateway max waiting", []string{"gateway", "--namespace", "default", "--max-waiting", "0"}, "--max-waiting: must be at least 1, got 0"},
+		{"kube dev processes nodes", []string{"kube", "dev", "--processes", "--nodes", "300"}, "--nodes: at most 254 with --processes, got 300"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { wantExit2(t, tc.msg, tc.args...) })

@@ -20,3 +20,9 @@ var Operator []byte
 //
 //go:embed node-agent.yaml
 var NodeAgent []byte
+
+// Gateway is the gateway's service account, RBAC (for the namespace
+// "default"), Deployment and Service.
+//
+//go:embed gateway.yaml
+var Gateway []byte

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -600,29 +599,12 @@ func (g *Gateway) readBody(ctx context.Context, w http.ResponseWriter, r *http.R
 	return body, release, nil
 }
 
-// TimeoutHeader carries a per-request deadline: a Go duration ("2.5s", "300ms")
-// or a number of seconds. The gateway caps it at Config.MaxTimeout.
-const TimeoutHeader = "Spindle-Timeout"
+// TimeoutHeader carries a per-request deadline (see api.RequestTimeout);
+// the gateway caps it at Config.MaxTimeout.
+const TimeoutHeader = api.TimeoutHeader
 
 func (g *Gateway) requestTimeout(r *http.Request) (time.Duration, error) {
-	h := r.Header.Get(TimeoutHeader)
-	if h == "" {
-		return g.cfg.DefaultTimeout, nil
-	}
-	d, err := time.ParseDuration(h)
-	if err != nil {
-		secs, ferr := strconv.ParseFloat(h, 64)
-		if ferr != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
-			return 0, fmt.Errorf("header %s %q: want a duration like 2s or 500ms, or seconds", TimeoutHeader, h)
-		}
-		// Capped before converting: seconds past about 292 years overflow a
-		// Duration, and would read as negative.
-		d = time.Duration(min(secs, g.cfg.MaxTimeout.Seconds()) * float64(time.Second))
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("header %s %q: must be positive", TimeoutHeader, h)
-	}
-	return min(d, g.cfg.MaxTimeout), nil
+	return api.RequestTimeout(r.Header.Get(TimeoutHeader), g.cfg.DefaultTimeout, g.cfg.MaxTimeout)
 }
 
 // function returns the live state for spec, creating it; a redeploy (new

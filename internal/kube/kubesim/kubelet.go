@@ -30,9 +30,25 @@ import (
 // PodResizePending condition, reason Infeasible (more than the node has) or
 // Deferred (more than is free now), and is granted once room appears.
 type Kubelet struct {
-	// NodeAnnotation selects the simulated nodes (kwok's annotation).
+	// NodeAnnotation selects the simulated nodes (kwok's annotation), unless
+	// Manages is set.
 	NodeAnnotation string
-	c              client.Client
+	// Manages, when set, selects the nodes whose pods it resizes.
+	Manages func(*corev1.Node) bool
+	// Grant, when set, applies a granted resize (the pod and its new CPU in
+	// millicores) before the status says so, as a kubelet changes the
+	// container's cgroup first; Processes.Grant does for process nodes. An
+	// error leaves the resize to a retry.
+	Grant func(ctx context.Context, p *corev1.Pod, milliCPU int64) error
+	c     client.Client
+}
+
+func (k *Kubelet) manages(n *corev1.Node) bool {
+	if k.Manages != nil {
+		return k.Manages(n)
+	}
+	_, ok := n.Annotations[k.NodeAnnotation]
+	return ok
 }
 
 const indexNode = "kubesim.spec.nodeName"
@@ -65,7 +81,7 @@ func (k *Kubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 	if err := k.c.Get(ctx, types.NamespacedName{Name: p.Spec.NodeName}, &node); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if _, ok := node.Annotations[k.NodeAnnotation]; !ok {
+	if !k.manages(&node) {
 		return ctrl.Result{}, nil // a real kubelet's pod
 	}
 	want, have := podres.RequestedCPU(&p), podres.GrantedCPU(&p)
@@ -91,6 +107,11 @@ func (k *Kubelet) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 	case used+want > alloc:
 		// Retried when another pod of the node changes.
 		return ctrl.Result{}, k.pending(ctx, &p, "Deferred", fmt.Sprintf("Node didn't have enough resource: cpu, requested: %d, used: %d, capacity: %d", want, used, alloc))
+	}
+	if k.Grant != nil {
+		if err := k.Grant(ctx, &p, want); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	for i := range p.Status.ContainerStatuses {
 		cs := &p.Status.ContainerStatuses[i]

@@ -71,10 +71,17 @@ const (
 	expectTTL = 30 * time.Second
 )
 
+// WakeAnnotation is set (to the time) by the gateway on a function while
+// requests wait for it and none of its pods is Ready.
+const WakeAnnotation = "spindle.dev/wake"
+
 // WakeAnnotations are the annotations whose change has a function decided on
-// at once: spindle.dev/wake (what holds requests for a function at zero sets
-// it) and the simulated load.
-var WakeAnnotations = []string{"spindle.dev/wake", "spindle.dev/simulated-load"}
+// at once: the gateway's WakeAnnotation and the simulated load.
+var WakeAnnotations = []string{WakeAnnotation, "spindle.dev/simulated-load"}
+
+// Expirer is a StatsSource that caches: a wake makes it read again, so the
+// decision sees the requests that woke the function.
+type Expirer interface{ Expire() }
 
 // Config configures an Operator.
 type Config struct {
@@ -193,7 +200,7 @@ func (o *Operator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	if !f.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	spec, specErr := specOf(&f)
+	spec, specErr := SpecOf(&f)
 	o.mu.Lock()
 	fn := o.fns[key]
 	if fn == nil {
@@ -227,13 +234,17 @@ func (o *Operator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		}
 	}
 	if woken && specErr == nil {
+		if e, ok := o.cfg.Stats.(Expirer); ok {
+			e.Expire()
+		}
 		o.loop.Wake(key)
 	}
 	return ctrl.Result{}, o.writeStatus(ctx, req.NamespacedName, specErr)
 }
 
-// specOf parses the function's scaling policy and parameters.
-func specOf(f *v1alpha1.InferenceFunction) (autoscale.Spec, error) {
+// SpecOf parses the function's scaling policy and parameters (hybrid when
+// it names none); the error names the field.
+func SpecOf(f *v1alpha1.InferenceFunction) (autoscale.Spec, error) {
 	policy := f.Spec.Scaling.Policy
 	if policy == "" {
 		policy = string(autoscale.Hybrid)
@@ -259,6 +270,13 @@ func (o *Operator) writeStatus(ctx context.Context, key types.NamespacedName, sp
 	if fn != nil {
 		last = fn.last
 		changes = append(changes, fn.changes...)
+		// A pod the cache shows is no longer only expected: if it goes
+		// before the next decision (its instance died), it must not be
+		// counted for the rest of expectTTL.
+		for _, p := range pods {
+			delete(fn.created, p.Name)
+			delete(fn.madeAt, p.Name)
+		}
 	}
 	o.mu.Unlock()
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {

@@ -43,7 +43,7 @@ func (o *Operator) podFor(f *v1alpha1.InferenceFunction, node string, vcpus floa
 		"--memory-limit", strconv.FormatInt(mem.Value(), 10), "--follow-cgroup", "500ms"}
 	// How the instance loads the model (the policy's "load": mmap shares one
 	// copy per node through the page cache; hpa's baseline copies).
-	if spec, err := specOf(f); err == nil && spec.Load != "" {
+	if spec, err := SpecOf(f); err == nil && spec.Load != "" {
 		args = append(args, "--load", spec.Load)
 	}
 	if f.Spec.Task != "" {
