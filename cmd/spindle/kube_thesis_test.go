@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -108,20 +107,58 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.rt.RoundTrip(r)
 }
 
+// countingHandler counts the operator's applied decisions (its "decision"
+// log lines).
+type countingHandler struct{ n *atomic.Int64 }
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "decision" {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// kubeFunction is one function of a scenario run on the real API server:
+// its name and the rate offered to it at each second.
+type kubeFunction struct {
+	name string
+	rate func(t time.Duration) float64
+}
+
 func runThesis(b *testing.B, policy string, duration time.Duration) thesisSummary {
+	params := map[string]string{"slo": "500ms", "min-instances": "1"}
+	if policy == "hybrid" {
+		params["max-vcpus"] = "56"
+	} else {
+		params["max-instances"] = "56"
+	}
+	// The Locust ramp: 1 user, +2 a second, to 100; one request every 2.5 s
+	// each.
+	ramp := func(t time.Duration) float64 { return min(100, 1+2*t.Seconds()) / 2.5 }
+	return runKube(b, policy, params, 1, []kubeFunction{{"bert", ramp}}, duration)
+}
+
+// runKube runs functions under policy with params on nodes simulated nodes
+// of 64 CPUs for duration, the operator in this process with the simulated
+// traffic (200 ms a request at 1 vCPU), and samples every second.
+func runKube(b *testing.B, policy string, params map[string]string, nodes int, fns []kubeFunction, duration time.Duration) thesisSummary {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), duration+3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), duration+5*time.Minute)
 	defer cancel()
 	dir := b.TempDir()
-	cl, err := devcluster.Start(ctx, devcluster.Config{Dir: filepath.Join(dir, "cluster"), Nodes: 1, NodeCPUs: 64, NodeMemory: "512Gi"})
+	cl, err := devcluster.Start(ctx, devcluster.Config{Dir: filepath.Join(dir, "cluster"), Nodes: nodes, NodeCPUs: 64, NodeMemory: "512Gi"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Stop()
 	traffic := &kubesim.Traffic{Client: cl.Client, Label: operator.LabelFunction}
-	var calls atomic.Int64
+	var calls, decisions atomic.Int64
 	rc := rest.CopyConfig(cl.Rest)
 	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return countingTransport{rt, &calls} }
+	rc.QPS, rc.Burst = 1000, 2000 // the benchmark's own reads share the client
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{Scheme: devcluster.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		b.Fatal(err)
@@ -129,7 +166,7 @@ func runThesis(b *testing.B, policy string, duration time.Duration) thesisSummar
 	if err := (&kubesim.Kubelet{NodeAnnotation: devcluster.NodeAnnotation}).SetupWithManager(mgr); err != nil {
 		b.Fatal(err)
 	}
-	op, err := operator.New(operator.Config{Image: "spindle:bench", Stats: traffic, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	op, err := operator.New(operator.Config{Image: "spindle:bench", Stats: traffic, Log: slog.New(countingHandler{&decisions})})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,21 +178,17 @@ func runThesis(b *testing.B, policy string, duration time.Duration) thesisSummar
 	go func() { done <- mgr.Start(mctx) }()
 	defer func() { mcancel(); <-done }()
 
-	params := map[string]string{"slo": "500ms", "min-instances": "1"}
-	if policy == "hybrid" {
-		params["max-vcpus"] = "56"
-	} else {
-		params["max-instances"] = "56"
-	}
-	f := &v1alpha1.InferenceFunction{
-		ObjectMeta: metav1.ObjectMeta{Name: "bert", Namespace: "default"},
-		Spec: v1alpha1.InferenceFunctionSpec{
-			Model:   v1alpha1.ModelSource{Path: "/var/lib/spindle/models/bert-base.onnx"},
-			Scaling: v1alpha1.Scaling{Policy: policy, Params: params},
-		},
-	}
-	if err := cl.Client.Create(ctx, f); err != nil {
-		b.Fatal(err)
+	for _, fn := range fns {
+		f := &v1alpha1.InferenceFunction{
+			ObjectMeta: metav1.ObjectMeta{Name: fn.name, Namespace: "default"},
+			Spec: v1alpha1.InferenceFunctionSpec{
+				Model:   v1alpha1.ModelSource{Path: "/var/lib/spindle/models/bert-base.onnx"},
+				Scaling: v1alpha1.Scaling{Policy: policy, Params: params},
+			},
+		}
+		if err := cl.Client.Create(ctx, f); err != nil {
+			b.Fatal(err)
+		}
 	}
 	spec, err := autoscale.ParseSpec(autoscale.Policy(policy), params)
 	if err != nil {
@@ -167,9 +200,8 @@ func runThesis(b *testing.B, policy string, duration time.Duration) thesisSummar
 		runtimeB   = 64 << 20
 		activation = 32 << 20
 	)
-	key := "default/bert"
 	began := time.Now()
-	calls0 := calls.Load()
+	calls0, decisions0 := calls.Load(), decisions.Load()
 	var s thesisSummary
 	s.policy = policy
 	type sample struct {
@@ -179,25 +211,25 @@ func runThesis(b *testing.B, policy string, duration time.Duration) thesisSummar
 	var samples []sample
 	var memSum float64
 	for t := time.Duration(0); t < duration; t += time.Second {
-		// The Locust ramp: 1 user, +2 a second, to 100; one request every
-		// 2.5 s each.
-		users := min(100, 1+2*t.Seconds())
-		rate := users / 2.5
-		traffic.Set(key, rate, service)
-		time.Sleep(time.Until(began.Add(t + time.Second)))
-		st, err := traffic.Stats(key, autoscale.Query{Now: time.Now(), Window: time.Second})
-		if err != nil {
-			b.Fatal(err)
+		for _, fn := range fns {
+			traffic.Set("default/"+fn.name, fn.rate(t), service)
 		}
-		p99 := max(st.P99, st.QueueAge)
-		samples = append(samples, sample{rate, p99})
-		s.requests += rate
+		time.Sleep(time.Until(began.Add(t + time.Second)))
+		for _, fn := range fns {
+			rate := fn.rate(t)
+			st, err := traffic.Stats("default/"+fn.name, autoscale.Query{Now: time.Now(), Window: time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			samples = append(samples, sample{rate, max(st.P99, st.QueueAge)})
+			s.requests += rate
+		}
 		var pods corev1.PodList
-		if err := cl.Client.List(ctx, &pods, client.InNamespace("default"), client.MatchingLabels{operator.LabelFunction: "bert"}); err != nil {
+		if err := cl.Client.List(ctx, &pods, client.InNamespace("default"), client.HasLabels{operator.LabelFunction}); err != nil {
 			b.Fatal(err)
 		}
 		var mem int64
-		nodes := map[string]bool{}
+		mapped := map[string]bool{} // function/node: one mapped copy each
 		live := 0
 		for _, p := range pods.Items {
 			if p.DeletionTimestamp != nil {
@@ -209,19 +241,19 @@ func runThesis(b *testing.B, policy string, duration time.Duration) thesisSummar
 			workers := int64(math.Ceil(float64(cpu) / 1000))
 			mem += runtimeB + workers*activation
 			if spec.Load == autoscale.LoadMmap {
-				nodes[p.Spec.NodeName] = true
+				mapped[p.Labels[operator.LabelFunction]+"/"+p.Spec.NodeName] = true
 			} else {
 				mem += modelBytes
 			}
 		}
-		mem += int64(len(nodes)) * modelBytes
+		mem += int64(len(mapped)) * modelBytes
 		s.peakMem = max(s.peakMem, mem)
 		memSum += float64(mem)
 		s.peakPods = max(s.peakPods, live)
 	}
-	n := float64(len(samples))
-	s.meanMem = int64(memSum / n)
+	s.meanMem = int64(memSum / duration.Seconds())
 	s.apiPerSecond = float64(calls.Load()-calls0) / duration.Seconds()
+	s.decisions = int(decisions.Load() - decisions0)
 	// The requests' p99: the 99th percentile of the per-second p99s,
 	// weighted by each second's requests; the violating share likewise.
 	sort.Slice(samples, func(i, j int) bool { return samples[i].p99 < samples[j].p99 })
@@ -236,9 +268,57 @@ func runThesis(b *testing.B, policy string, duration time.Duration) thesisSummar
 		}
 	}
 	s.violating = bad / s.requests
-	var got v1alpha1.InferenceFunction
-	if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(f), &got); err == nil {
-		s.decisions = len(got.Status.Decisions)
-	}
 	return s
+}
+
+// BenchmarkKubePoisson is `spindle sim --scenario poisson --nodes 100` on the
+// real API server: 100 simulated nodes of 64 CPUs, 400 BERT functions, each
+// offered a constant Poisson rate drawn as the simulator draws it (20 x
+// U(0.5, 1.5) a second), under hybrid and hpa with their default
+// parameters; the simulator's run of the same configuration beside. Latency
+// comes from the simulated traffic's queueing model over each function's
+// granted CPU, memory from the simulator's model. Run:
+//
+//	go test -run '^$' -bench KubePoisson -benchtime 1x -timeout 60m ./cmd/spindle
+//
+// SPINDLE_KUBE_POISSON_DURATION (default 120s) is each policy's run.
+func BenchmarkKubePoisson(b *testing.B) {
+	duration := 120 * time.Second
+	if v := os.Getenv("SPINDLE_KUBE_POISSON_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		duration = d
+	}
+	ctrl.SetLogger(logr.Discard())
+	const nodes = 100
+	for range b.N {
+		var rows []string
+		for _, policy := range []string{"hybrid", "hpa"} {
+			cfg, err := sim.Scenario("poisson", autoscale.Policy(policy), sim.Options{Nodes: nodes, Duration: duration, Seed: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := sim.Run(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := res.Summary
+			rows = append(rows, fmt.Sprintf("| %s (spindle sim) | %d | %v | %.1f%% | %.2f GiB | %.2f GiB | %.0f | %d | %d | - |", policy, m.Requests,
+				time.Duration(m.P99*float64(time.Second)).Round(time.Millisecond), 100*float64(m.SLOViolations)/float64(max(m.Completed, 1)),
+				float64(m.PeakMemory)/(1<<30), float64(m.MeanMemory)/(1<<30), m.VCPUSeconds, m.PeakReplicas, m.Changes))
+			var fns []kubeFunction
+			for _, f := range cfg.Functions {
+				r := f.Workload.Steps[0].Rate
+				fns = append(fns, kubeFunction{f.Name, func(time.Duration) float64 { return r }})
+			}
+			s := runKube(b, policy, map[string]string{}, nodes, fns, duration)
+			rows = append(rows, s.row())
+			b.ReportMetric(s.p99.Seconds(), policy+"-p99-s")
+			b.ReportMetric(float64(s.peakMem)/(1<<30), policy+"-peak-GiB")
+			b.ReportMetric(s.apiPerSecond, policy+"-api-req/s")
+		}
+		b.Logf("\n| policy | requests | p99 | SLO-violating share | peak memory | mean memory | vCPU-s | peak pods | decisions (changes) | API requests/s |\n|---|---|---|---|---|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
+	}
 }
