@@ -81,7 +81,7 @@ scripts/kube-tools.sh.`,
   spindle kube dev --nodes 2 --node-cpus 2 --processes
   spindle model gen mnist-cnn -o /var/lib/spindle/models/mnist
   kubectl apply -f deploy/kubernetes/examples/mnist.yaml
-  spindle invoke mnist --gateway http://127.0.0.1:8080 --input input=...`,
+  spindle load mnist --gateway http://127.0.0.1:8080 --random input=FP32:1x1x28x28 --rate 200`,
 		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if nodes < 1 || nodes > 1000 {
@@ -538,7 +538,7 @@ func kubeDev(ctx context.Context, cmd *cobra.Command, cfg devcluster.Config, d d
 		}
 	} else {
 		for i := 1; i <= nodes; i++ {
-			if err := kubesim.AddProcessNode(ctx, cl.Client, fmt.Sprintf("node-%d", i), i, cfg.NodeCPUs, cfg.NodeMemory); err != nil {
+			if err := kubesim.AddProcessNode(ctx, cl.Client, fmt.Sprintf("node-%d", i), fmt.Sprintf("127.42.%d.0/24", i), cfg.NodeCPUs, cfg.NodeMemory); err != nil {
 				return err
 			}
 		}
@@ -548,8 +548,8 @@ func kubeDev(ctx context.Context, cmd *cobra.Command, cfg devcluster.Config, d d
 		}
 		defer stop()
 		kind = "process nodes (their pods run as spindle instances on this machine)"
-		try = fmt.Sprintf("  spindle model gen mnist-cnn -o %s/mnist\n  kubectl apply -f deploy/kubernetes/examples/mnist.yaml\n  spindle invoke mnist --gateway http://%s --input input=%s/mnist/input.npy\n",
-			operator.ModelCache, front.Addr(), operator.ModelCache)
+		try = fmt.Sprintf("  spindle model gen mnist-cnn -o %s/mnist\n  kubectl apply -f deploy/kubernetes/examples/mnist.yaml\n  spindle load mnist --gateway http://%s --random input=FP32:1x1x28x28 --rate 200 --duration 10s\n",
+			operator.ModelCache, front.Addr())
 	}
 	banner := func() {
 		what := "the Spindle operator"

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,6 +111,174 @@ func TestKubeDevAsDocumented(t *testing.T) {
 	b, _ := exec.Command("pgrep", "-f", dir).Output()
 	if pids := strings.Fields(string(b)); len(pids) > 0 {
 		for _, p := range pids {
+			if cmdline, err := os.ReadFile("/proc/" + p + "/cmdline"); err == nil {
+				t.Errorf("still running after Ctrl-C: %s", strings.ReplaceAll(string(cmdline), "\x00", " "))
+			}
+		}
+	}
+}
+
+// TestKubeDevProcessesAsDocumented runs `spindle kube dev --processes` and
+// the lines it prints: the model is generated, the example function applied,
+// and the printed load runs through the gateway against real instance
+// processes, from zero, without an error. A second gateway, `spindle gateway`
+// as its own process with the kubeconfig, serves the same function with the
+// same answer. Ctrl-C stops the control plane and every instance.
+func TestKubeDevProcessesAsDocumented(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatalf("kubectl not installed (scripts/testdeps.sh installs it): %v", err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "kube", "dev", "--nodes", "2", "--node-cpus", "2", "--processes", "--gateway-addr", "127.0.0.1:0", "--dir", dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(t.TempDir(), "kube-dev.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("spindle kube dev log:\n%s", b)
+		}
+	}()
+	sc := bufio.NewScanner(out)
+	var kubeconfig, gateway string
+	var try []string
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "KUBECONFIG="); ok {
+			kubeconfig = v
+		}
+		if v, ok := strings.CutPrefix(line, "Gateway (namespace default): "); ok {
+			gateway = v
+		}
+		if strings.HasPrefix(line, "  kubectl ") || strings.HasPrefix(line, "  spindle ") {
+			try = append(try, strings.TrimSpace(line))
+		}
+		if strings.HasPrefix(line, "Ctrl-C") {
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if kubeconfig == "" || gateway == "" || len(try) != 4 {
+		t.Fatalf("kubeconfig %q, gateway %q, lines %q", kubeconfig, gateway, try)
+	}
+	run := func(line string) string {
+		t.Helper()
+		f := strings.Fields(line)
+		name := kubectl
+		if f[0] == "spindle" {
+			name = bin
+		}
+		c := exec.Command(name, f[1:]...)
+		c.Dir = "../.." // the printed lines name files of the repository
+		c.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+		b, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, b)
+		}
+		return string(b)
+	}
+	run(try[0]) // spindle model gen
+	run(try[1]) // kubectl apply
+	if got := run(try[3]); strings.Contains(got, "Running") {
+		t.Fatalf("a pod runs before any request:\n%s", got)
+	}
+	load := run(try[2]) // spindle load, through the gateway, from zero
+	if !strings.Contains(load, "errors 0") {
+		t.Fatalf("load through the gateway:\n%s", load)
+	}
+	t.Logf("%s", load[strings.LastIndex(load, "requests "):])
+	if got := run(try[3]); !strings.Contains(got, "Running") || !strings.Contains(got, "127.42.") {
+		t.Fatalf("no pod running on a process node after the load:\n%s", got)
+	}
+
+	// A second gateway, as a process of its own.
+	gw := exec.Command(bin, "gateway", "--kubeconfig", kubeconfig, "--namespace", "default", "--listen", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0")
+	gwErr, err := gw.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { gw.Process.Kill(); gw.Wait() }()
+	gsc := bufio.NewScanner(gwErr)
+	listen := ""
+	for listen == "" && gsc.Scan() {
+		if _, rest, ok := strings.Cut(gsc.Text(), "gateway started"); ok {
+			for _, kv := range strings.Fields(rest) {
+				if v, ok := strings.CutPrefix(kv, "listen="); ok {
+					listen = v
+				}
+			}
+		}
+	}
+	go func() {
+		for gsc.Scan() {
+		}
+	}()
+	if listen == "" {
+		t.Fatal("spindle gateway printed no address")
+	}
+	body := `{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[` + strings.TrimSuffix(strings.Repeat("0.5,", 784), ",") + `]}]}`
+	answer := func(base string) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Post(base+"/v2/models/mnist/infer", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			// A gateway started a moment ago may not have read the
+			// function yet (503 until its cache is synced).
+			if resp.StatusCode == http.StatusOK || time.Now().After(deadline) {
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s: %d %s", base, resp.StatusCode, b)
+				}
+				return string(b)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if a, b := answer(gateway), answer("http://"+listen); a != b {
+		t.Errorf("the two gateways answer differently:\n%s\n%s", a, b)
+	}
+
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		stopped = true
+		if err != nil {
+			t.Errorf("spindle kube dev after Ctrl-C: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("spindle kube dev did not stop within 30s of Ctrl-C")
+	}
+	// Its control plane and its pods' instances are gone with it.
+	for _, pattern := range []string{dir, "instance --name mnist --model /var/lib/spindle/models/mnist"} {
+		b, _ := exec.Command("pgrep", "-f", pattern).Output()
+		for _, p := range strings.Fields(string(b)) {
 			if cmdline, err := os.ReadFile("/proc/" + p + "/cmdline"); err == nil {
 				t.Errorf("still running after Ctrl-C: %s", strings.ReplaceAll(string(cmdline), "\x00", " "))
 			}

@@ -31,14 +31,21 @@ const ProcessNodeLabel = "spindle.dev/process-node"
 // IsProcessNode reports whether n is a process node.
 func IsProcessNode(n *corev1.Node) bool { return n.Labels[ProcessNodeLabel] == "true" }
 
-// AddProcessNode creates process node name, the index-th (1-254): Ready, with
-// cpus and memory allocatable, its pods addressed 127.42.index.2 to .254 (the
-// loopback network: real addresses on this machine, one per pod, so that
-// every pod serves on the same port as in a cluster).
-func AddProcessNode(ctx context.Context, c client.Client, name string, index int, cpus float64, memory string) error {
-	if index < 1 || index > 254 {
-		return fmt.Errorf("kubesim: process node index %d: want 1 to 254", index)
+// AddProcessNode creates process node name: Ready, with cpus and memory
+// allocatable, its pods addressed from podCIDR, a /24 of the loopback
+// network (127.0.0.0/8: real addresses on this machine, one per pod, so that
+// every pod serves on the same port as in a cluster). The node's own address
+// is the CIDR's .1, its pods' .2 to .254. Callers that may run at the same
+// time (tests of different packages) give disjoint CIDRs.
+func AddProcessNode(ctx context.Context, c client.Client, name, podCIDR string, cpus float64, memory string) error {
+	ip, cidr, err := net.ParseCIDR(podCIDR)
+	if err != nil || !ip.IsLoopback() || cidr.IP.To4() == nil {
+		return fmt.Errorf("kubesim: process node %s: pod CIDR %q: want a /24 of 127.0.0.0/8", name, podCIDR)
 	}
+	if ones, _ := cidr.Mask.Size(); ones != 24 {
+		return fmt.Errorf("kubesim: process node %s: pod CIDR %q: want a /24", name, podCIDR)
+	}
+	base := cidr.IP.To4()
 	mem, err := resource.ParseQuantity(memory)
 	if err != nil {
 		return fmt.Errorf("kubesim: node memory: %w", err)
@@ -49,7 +56,7 @@ func AddProcessNode(ctx context.Context, c client.Client, name string, index int
 	}
 	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{ProcessNodeLabel: "true", corev1.LabelHostname: name}},
-		Spec:       corev1.NodeSpec{PodCIDR: fmt.Sprintf("127.42.%d.0/24", index)},
+		Spec:       corev1.NodeSpec{PodCIDR: cidr.String()},
 	}
 	if err := c.Create(ctx, n); err != nil {
 		return fmt.Errorf("kubesim: create node %s: %w", name, err)
@@ -59,7 +66,7 @@ func AddProcessNode(ctx context.Context, c client.Client, name string, index int
 		Capacity: res, Allocatable: res, Phase: corev1.NodeRunning,
 		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 			Message: "process node (kubesim)", LastHeartbeatTime: now, LastTransitionTime: now}},
-		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("127.42.%d.1", index)}, {Type: corev1.NodeHostName, Address: name}},
+		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: net.IPv4(base[0], base[1], base[2], 1).String()}, {Type: corev1.NodeHostName, Address: name}},
 	}
 	if err := c.Status().Update(ctx, n); err != nil {
 		return fmt.Errorf("kubesim: node %s status: %w", name, err)
@@ -139,6 +146,10 @@ func (k *Processes) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 			defer cancel()
 			k.c.Delete(ctx, &p, client.GracePeriodSeconds(0), client.Preconditions{UID: &p.UID})
 		}()
+	case p.Status.Phase == corev1.PodRunning && pp == nil:
+		// Running by an earlier kubelet (a restarted `spindle kube dev` on
+		// the same data): its process is gone, so is the pod.
+		return ctrl.Result{}, k.setFailed(ctx, req.NamespacedName, "Error", "the node's kubelet restarted: no process runs this pod")
 	case p.Status.Phase == corev1.PodPending && pp == nil:
 		ip, err := k.allocate(key, &node)
 		if err != nil {
@@ -164,12 +175,23 @@ func (k *Processes) allocate(key string, node *corev1.Node) (string, error) {
 	base := cidr.IP.To4()
 	for host := 2; host < 255; host++ {
 		ip := net.IPv4(base[0], base[1], base[2], byte(host)).String()
-		if !used[ip] {
+		if !used[ip] && free(ip) {
 			k.pods[key] = &podProc{node: node.Name, ip: ip}
 			return ip, nil
 		}
 	}
 	return "", fmt.Errorf("node %s: no free pod address", node.Name)
+}
+
+// free reports whether nothing on this machine serves on ip's instance port
+// (a process another kubelet, or a test, left there).
+func free(ip string) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "8080"))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 // run starts pod p's process on ip and reports it Running, or Failed.

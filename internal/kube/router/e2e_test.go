@@ -72,7 +72,7 @@ func startDataPlane(t *testing.T, nodes int) *dataPlane {
 	t.Cleanup(cl.Stop)
 	d := &dataPlane{t: t, ctx: ctx, c: cl.Client}
 	for i := 1; i <= nodes; i++ {
-		if err := kubesim.AddProcessNode(ctx, cl.Client, fmt.Sprintf("node-%d", i), i, 2, "4Gi"); err != nil {
+		if err := kubesim.AddProcessNode(ctx, cl.Client, fmt.Sprintf("node-%d", i), fmt.Sprintf("127.43.%d.0/24", i), 2, "4Gi"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -393,7 +393,7 @@ func TestDataPlaneFromZeroUpOutAndBack(t *testing.T) {
 		t.Fatalf("%d pods after the first request, want 1", len(pods))
 	}
 	first := pods[0]
-	if !strings.HasPrefix(first.Status.PodIP, "127.42.") {
+	if !strings.HasPrefix(first.Status.PodIP, "127.43.") {
 		t.Fatalf("pod %s has address %q, want a process node's", first.Name, first.Status.PodIP)
 	}
 	pid, _, ok := d.procs.Process("default", first.Name)

@@ -218,10 +218,11 @@ func (r *Router) sync(ctx context.Context, name string) (*function, error) {
 		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" || !podres.Ready(p) {
 			continue
 		}
-		vcpu := float64(max(podres.GrantedCPU(p), podres.RequestedCPU(p))) / 1000
-		if g := podres.GrantedCPU(p); g >= 0 {
-			vcpu = float64(g) / 1000
+		milli := podres.GrantedCPU(p)
+		if milli < 0 { // no kubelet report yet: what it asked for
+			milli = podres.RequestedCPU(p)
 		}
+		vcpu := float64(milli) / 1000
 		eps = append(eps, &endpoint{pod: p.Name, url: &url.URL{Scheme: "http",
 			Host: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(operator.InstancePort))}, vcpu: vcpu})
 	}
@@ -427,6 +428,7 @@ func (r *Router) readBody(ctx context.Context, w http.ResponseWriter, req *http.
 	if n < 0 {
 		n = r.cfg.MaxBodyBytes
 	}
+	n = min(n, r.cfg.MaxBodyBytesInFlight) // a body larger than the budget has it all
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err := r.bodies.Acquire(wctx, n)
 	cancel()
