@@ -218,7 +218,7 @@ func TestKubeDevProcessesAsDocumented(t *testing.T) {
 	if err := gw.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { gw.Process.Kill(); gw.Wait() }()
+	defer gw.Process.Kill()
 	gsc := bufio.NewScanner(gwErr)
 	listen := ""
 	for listen == "" && gsc.Scan() {
@@ -261,6 +261,18 @@ func TestKubeDevProcessesAsDocumented(t *testing.T) {
 	}
 	if a, b := answer(gateway), answer("http://"+listen); a != b {
 		t.Errorf("the two gateways answer differently:\n%s\n%s", a, b)
+	}
+	// Ctrl-C stops the gateway cleanly.
+	gw.Process.Signal(os.Interrupt)
+	gwDone := make(chan error, 1)
+	go func() { gwDone <- gw.Wait() }()
+	select {
+	case err := <-gwDone:
+		if err != nil {
+			t.Errorf("spindle gateway after Ctrl-C: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("spindle gateway did not stop within 15s of Ctrl-C")
 	}
 
 	cmd.Process.Signal(os.Interrupt)
