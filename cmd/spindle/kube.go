@@ -275,9 +275,9 @@ real pods, such as 'spindle kube dev' with kwok nodes).`,
 
 func newGatewayCmd() *cobra.Command {
 	var (
-		kubeconfig, namespace, listen, adminAddr string
-		maxWaiting                               int
-		maxBody                                  int64
+		kubeconfig, namespace, listen, adminAddr, keysFile string
+		maxWaiting                                         int
+		maxBody                                            int64
 	)
 	cmd := &cobra.Command{
 		Use:   "gateway --namespace NS [--listen :8080] [--admin-addr :9090]",
@@ -290,7 +290,12 @@ for a function at zero waits (up to its Spindle-Timeout, at most
 --max-waiting per function) while the gateway sets the function's
 ` + operator.WakeAnnotation + ` annotation and the operator starts a pod.
 The admin address serves /metrics, /healthz, /readyz and the statistics the
-operator scales on (` + router.StatsPath + `). Any number of replicas may run.`,
+operator scales on (` + router.StatsPath + `). Any number of replicas may run.
+
+With --tenant-keys (a Secret mounted as a file, say) every request needs
+'Authorization: Bearer KEY' of a tenant, and reaches only the functions whose
+spec.tenant is that tenant ("default" when a function names none); without
+it the gateway is open and the cluster's network decides who reaches it.`,
 		Args: args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -301,6 +306,13 @@ operator scales on (` + router.StatsPath + `). Any number of replicas may run.`,
 			case maxBody < 1:
 				return usagef("--max-body-bytes: must be at least 1, got %d", maxBody)
 			}
+			var keys map[string]string
+			if keysFile != "" {
+				var err error
+				if keys, err = router.LoadKeys(keysFile); err != nil {
+					return usagef("--tenant-keys: %v", err)
+				}
+			}
 			rc, err := kubeRestConfig(kubeconfig)
 			if err != nil {
 				return err
@@ -308,7 +320,7 @@ operator scales on (` + router.StatsPath + `). Any number of replicas may run.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log := kubeLogs(cmd)
-			rt, err := router.New(router.Config{Namespace: namespace, MaxWaiting: maxWaiting, MaxBodyBytes: maxBody, Log: log})
+			rt, err := router.New(router.Config{Namespace: namespace, MaxWaiting: maxWaiting, MaxBodyBytes: maxBody, Keys: keys, Log: log})
 			if err != nil {
 				return err
 			}
@@ -362,6 +374,7 @@ operator scales on (` + router.StatsPath + `). Any number of replicas may run.`,
 	f.StringVar(&adminAddr, "admin-addr", ":9090", "`ADDR` of /metrics, /healthz, /readyz and the operator's statistics")
 	f.IntVar(&maxWaiting, "max-waiting", 1024, "requests per function that may wait for a pod (more get 429)")
 	f.Int64Var(&maxBody, "max-body-bytes", 64<<20, "largest request body, in bytes (larger get 413)")
+	f.StringVar(&keysFile, "tenant-keys", "", "JSON `FILE` of tenant -> key or [keys]: requests then need a tenant's key and reach its functions only (default: open)")
 	return cmd
 }
 

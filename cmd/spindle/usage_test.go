@@ -58,6 +58,7 @@ func TestFlagsCheckedLocally(t *testing.T) {
 		{"operator gateway selector", []string{"operator", "--gateway-selector", "a b"}, `--gateway-selector: "a b": want a label selector`},
 		{"operator gateway port", []string{"operator", "--gateway-admin-port", "0"}, "--gateway-admin-port: must be 1 to 65535, got 0"},
 		{"gateway namespace", []string{"gateway"}, "--namespace: required"},
+		{"gateway tenant keys", []string{"gateway", "--namespace", "default", "--tenant-keys", "/nonexistent/keys.json"}, "--tenant-keys: open /nonexistent/keys.json"},
 		{"gateway max waiting", []string{"gateway", "--namespace", "default", "--max-waiting", "0"}, "--max-waiting: must be at least 1, got 0"},
 		{"kube dev processes nodes", []string{"kube", "dev", "--processes", "--nodes", "300"}, "--nodes: at most 254 with --processes, got 300"},
 	}

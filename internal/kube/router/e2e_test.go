@@ -61,7 +61,8 @@ type dataPlane struct {
 	model string
 }
 
-func startDataPlane(t *testing.T, nodes int) *dataPlane {
+// startDataPlane starts it; keys, if given, are the gateway's tenant keys.
+func startDataPlane(t *testing.T, nodes int, keys ...map[string]string) *dataPlane {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
@@ -112,7 +113,11 @@ func startDataPlane(t *testing.T, nodes int) *dataPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := router.New(router.Config{Namespace: "default", MaxBodyBytes: 1 << 20, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	rcfg := router.Config{Namespace: "default", MaxBodyBytes: 1 << 20, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+	if len(keys) > 0 {
+		rcfg.Keys = keys[0]
+	}
+	rt, err := router.New(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,9 +214,15 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() (bool, string
 }
 
 func (d *dataPlane) create(name, policy string, params map[string]string) {
+	d.createFor("", name, policy, params)
+}
+
+// createFor creates a function of tenant.
+func (d *dataPlane) createFor(tenant, name, policy string, params map[string]string) {
 	f := &v1alpha1.InferenceFunction{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 		Spec: v1alpha1.InferenceFunctionSpec{
+			Tenant:  tenant,
 			Model:   v1alpha1.ModelSource{Path: d.model},
 			Memory:  "512Mi",
 			Scaling: v1alpha1.Scaling{Policy: policy, Params: params},
@@ -581,5 +592,46 @@ func TestDataPlanePodDies(t *testing.T) {
 	}
 	if ok.Load() <= before {
 		t.Error("no request answered after the kill")
+	}
+}
+
+// TestDataPlaneTenants: with tenant keys, a request needs a key, and a
+// tenant reaches its own functions only; another's reads as not deployed
+// and wakes nothing.
+func TestDataPlaneTenants(t *testing.T) {
+	const acme, globex = "acme-0123456789abcdef", "globex-0123456789abcdef"
+	d := startDataPlane(t, 1, map[string]string{acme: "acme", globex: "globex"})
+	d.createFor("acme", "mnist", "hybrid", map[string]string{"idle-to-zero": "1m"})
+	infer := d.url + "/v2/models/mnist/infer"
+	body := mnistRequest("input")
+	waitFor(t, 10*time.Second, "the gateway sees the function", func() (bool, string) {
+		code, out := post(t, infer, body, "Authorization", "Bearer "+globex)
+		return code == http.StatusNotFound && !strings.Contains(string(out), "not read"), fmt.Sprintf("%d %s", code, out)
+	})
+	for _, c := range []struct {
+		auth string
+		code int
+		want string
+	}{
+		{"", http.StatusUnauthorized, "want 'Authorization: Bearer KEY'"},
+		{"Bearer not-a-key-of-anyone", http.StatusUnauthorized, "unknown key"},
+		{"Bearer " + globex, http.StatusNotFound, `function "mnist" is not deployed`},
+	} {
+		var h []string
+		if c.auth != "" {
+			h = []string{"Authorization", c.auth}
+		}
+		code, out := post(t, infer, body, h...)
+		var e struct{ Error string }
+		json.Unmarshal(out, &e)
+		if code != c.code || !strings.Contains(e.Error, c.want) {
+			t.Errorf("%q: %d %s, want %d with %q", c.auth, code, out, c.code, c.want)
+		}
+	}
+	if n := len(d.pods("mnist")); n != 0 || d.get("mnist").Annotations[router.WakeAnnotation] != "" {
+		t.Fatalf("refused requests started %d pods or woke the function", n)
+	}
+	if code, out := post(t, infer, body, "Authorization", "Bearer "+acme); code != http.StatusOK {
+		t.Fatalf("its tenant: %d %s", code, out)
 	}
 }

@@ -38,6 +38,7 @@ type function struct {
 	key string // namespace/name
 
 	mu        sync.Mutex
+	tenant    string // who may call it, when the gateway has keys
 	specErr   error
 	endpoints []*endpoint
 	// changed is closed (and replaced) when endpoints change or the
@@ -69,10 +70,10 @@ func bucket(w time.Duration) time.Duration {
 
 // update takes the function's policy and Ready pods from a reconcile; an
 // endpoint that stays keeps its counters.
-func (f *function) update(spec autoscale.Spec, specErr error, eps []*endpoint) {
+func (f *function) update(tenant string, spec autoscale.Spec, specErr error, eps []*endpoint) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.specErr = specErr
+	f.tenant, f.specErr = tenant, specErr
 	if specErr == nil {
 		short := spec.PanicWindow
 		if short <= 0 {
@@ -106,6 +107,12 @@ func mustWindow(w time.Duration) *window.Window {
 		panic(fmt.Sprintf("router: window %v: %v", w, err))
 	}
 	return win
+}
+
+func (f *function) owner() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tenant
 }
 
 func (f *function) invalid() error {

@@ -15,6 +15,7 @@ package router
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +83,13 @@ type Config struct {
 	// WakeEvery is the least time between two wake annotations of one
 	// function while its requests wait; 0 means 1 s.
 	WakeEvery time.Duration
+	// Keys, when set, are the tenants' API keys (key -> tenant, see
+	// LoadKeys): every request but the health checks then needs
+	// `Authorization: Bearer KEY`, and a function is served only to its
+	// spec.tenant (DefaultTenant when it names none); another tenant's
+	// function is as missing as one never deployed. Without keys the
+	// gateway is open: the cluster's network decides who reaches it.
+	Keys map[string]string
 	// Log receives the router's own lines; nil discards.
 	Log *slog.Logger
 }
@@ -114,6 +123,7 @@ func (c *Config) setDefaults() {
 // and the autoscaler's statistics).
 type Router struct {
 	cfg     Config
+	keys    map[[sha256.Size]byte]string // sha256 of a key -> its tenant
 	c       client.Client
 	metrics *metrics.Metrics
 	proxy   *httputil.ReverseProxy
@@ -132,6 +142,12 @@ func New(cfg Config) (*Router, error) {
 	}
 	r := &Router{cfg: cfg, metrics: metrics.New(), fns: map[string]*function{},
 		bodies: semaphore.NewWeighted(cfg.MaxBodyBytesInFlight)}
+	if len(cfg.Keys) > 0 {
+		r.keys = map[[sha256.Size]byte]string{}
+		for k, tenant := range cfg.Keys {
+			r.keys[sha256.Sum256([]byte(k))] = tenant
+		}
+	}
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(pr.In.Context().Value(callKey{}).(*call).upstream)
@@ -227,6 +243,10 @@ func (r *Router) sync(ctx context.Context, name string) (*function, error) {
 			Host: net.JoinHostPort(p.Status.PodIP, strconv.Itoa(operator.InstancePort))}, vcpu: vcpu})
 	}
 	spec, specErr := operator.SpecOf(&f)
+	tenant := f.Spec.Tenant
+	if tenant == "" {
+		tenant = DefaultTenant
+	}
 	r.mu.Lock()
 	fn := r.fns[name]
 	if fn == nil {
@@ -234,7 +254,7 @@ func (r *Router) sync(ctx context.Context, name string) (*function, error) {
 		r.fns[name] = fn
 	}
 	r.mu.Unlock()
-	fn.update(spec, specErr, eps)
+	fn.update(tenant, spec, specErr, eps)
 	return fn, nil
 }
 
@@ -254,6 +274,10 @@ func (r *Router) drop(name string) {
 // if no reconcile made it yet (a function created a moment ago); nil, after
 // answering 404 or 503, when there is none.
 func (r *Router) lookup(w http.ResponseWriter, req *http.Request) *function {
+	tenant, ok := r.authenticate(w, req)
+	if !ok {
+		return nil
+	}
 	name := req.PathValue("name")
 	if v := req.PathValue("version"); v != "" && v != oip.ModelVersion {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("function %q has no version %q (versions: %s)", name, v, oip.ModelVersion))
@@ -274,7 +298,7 @@ func (r *Router) lookup(w http.ResponseWriter, req *http.Request) *function {
 			return nil
 		}
 	}
-	if fn == nil {
+	if fn == nil || (r.keys != nil && fn.owner() != tenant) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("function %q is not deployed in namespace %s", name, r.cfg.Namespace))
 		return nil
 	}
@@ -283,6 +307,28 @@ func (r *Router) lookup(w http.ResponseWriter, req *http.Request) *function {
 		return nil
 	}
 	return fn
+}
+
+// authenticate returns the caller's tenant ("" when the gateway has no
+// keys), or answers 401.
+func (r *Router) authenticate(w http.ResponseWriter, req *http.Request) (string, bool) {
+	if r.keys == nil {
+		return "", true
+	}
+	scheme, key, _ := strings.Cut(req.Header.Get("Authorization"), " ")
+	key = strings.TrimSpace(key)
+	if !strings.EqualFold(scheme, "Bearer") || key == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="spindle"`)
+		writeError(w, http.StatusUnauthorized, "authorization: want 'Authorization: Bearer KEY' (a tenant's key)")
+		return "", false
+	}
+	tenant, ok := r.keys[sha256.Sum256([]byte(key))]
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="spindle"`)
+		writeError(w, http.StatusUnauthorized, "authorization: unknown key")
+		return "", false
+	}
+	return tenant, true
 }
 
 // Handler serves the OIP v2 routes and the task endpoints.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -85,5 +87,42 @@ func TestGatewaysUnreadable(t *testing.T) {
 	g = &Gateways{URLs: []string{down.URL}}
 	if _, err := g.Stats("default/a", autoscale.Query{}); err == nil || !strings.Contains(err.Error(), "gateway statistics") {
 		t.Errorf("all gateways down: err %v", err)
+	}
+}
+
+func TestLoadKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(text string) string {
+		p := filepath.Join(dir, "keys.json")
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keys, err := LoadKeys(write(`{"acme": "acme-0123456789abcdef", "default": ["old-0123456789abcdef", "new-0123456789abcdef"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"acme-0123456789abcdef": "acme", "old-0123456789abcdef": "default", "new-0123456789abcdef": "default"}
+	if len(keys) != len(want) {
+		t.Fatalf("got %v", keys)
+	}
+	for k, tenant := range want {
+		if keys[k] != tenant {
+			t.Errorf("key %s: tenant %q, want %q", k, keys[k], tenant)
+		}
+	}
+	for text, msg := range map[string]string{
+		`[1, 2]`:                            "want a JSON object of tenant -> key",
+		`{}`:                                "no tenant",
+		`{"Acme": "acme-0123456789abcdef"}`: `tenant "Acme": must be lowercase`,
+		`{"acme": "short"}`:                 `tenant "acme": key 1: 5 characters, want at least 16`,
+		`{"acme": []}`:                      `tenant "acme": no key`,
+		`{"acme": 7}`:                       `tenant "acme": want a key or a list of keys`,
+		`{"a": "same-0123456789abcdef", "b": "same-0123456789abcdef"}`: `tenant "b": key 1 is also "a"'s`,
+	} {
+		if _, err := LoadKeys(write(text)); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s: err %v, want %q", text, err, msg)
+		}
 	}
 }
