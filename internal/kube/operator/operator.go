@@ -453,11 +453,13 @@ func (o *Operator) pods(ctx context.Context, key types.NamespacedName) ([]*corev
 		p := &list.Items[i]
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			// An instance that exited (or a pod its kubelet refused) is not
-			// restarted in place: remove it, the next decision replaces it.
+			// restarted in place: remove it, the next decision replaces it,
+			// and say why on the function (kubectl describe).
 			if p.DeletionTimestamp == nil {
 				if err := o.c.Delete(ctx, p); client.IgnoreNotFound(err) != nil {
 					return nil, err
 				}
+				o.podEnded(key, p)
 			}
 			continue
 		}
@@ -474,6 +476,28 @@ func (o *Operator) pods(ctx context.Context, key types.NamespacedName) ([]*corev
 		return out[a].Name < out[b].Name
 	})
 	return out, nil
+}
+
+// podEnded records, as an event of the function, why one of its pods
+// ended.
+func (o *Operator) podEnded(key types.NamespacedName, p *corev1.Pod) {
+	o.mu.Lock()
+	var obj *v1alpha1.InferenceFunction
+	if fn := o.fns[key.String()]; fn != nil {
+		obj = fn.obj
+	}
+	o.mu.Unlock()
+	if o.rec == nil || obj == nil {
+		return
+	}
+	why := p.Status.Message
+	if why == "" {
+		why = p.Status.Reason
+	}
+	if why == "" {
+		why = string(p.Status.Phase)
+	}
+	o.rec.Eventf(obj, p, corev1.EventTypeWarning, "PodFailed", "Replace", "pod %s on %s ended: %s", p.Name, p.Spec.NodeName, why)
 }
 
 func (o *Operator) deletePods(ctx context.Context, key types.NamespacedName) error {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -586,6 +587,23 @@ func TestDataPlanePodDies(t *testing.T) {
 	})
 	close(stop)
 	<-done
+	// kubectl describe says why the pod went.
+	waitFor(t, 10*time.Second, "a PodFailed event on the function", func() (bool, string) {
+		var evs eventsv1.EventList
+		if err := d.c.List(d.ctx, &evs, client.InNamespace("default")); err != nil {
+			return false, err.Error()
+		}
+		var seen []string
+		for _, ev := range evs.Items {
+			if ev.Regarding.Kind == "InferenceFunction" && ev.Regarding.Name == "mnist" && ev.Reason == "PodFailed" {
+				if strings.Contains(ev.Note, victim.Name) && strings.Contains(ev.Note, "instance exited") {
+					return true, ev.Note
+				}
+				seen = append(seen, ev.Note)
+			}
+		}
+		return false, strings.Join(seen, "; ")
+	})
 	t.Logf("%d requests answered (%d after the kill), %d failed", ok.Load(), ok.Load()-before, failed.Load())
 	if failed.Load() != 0 {
 		t.Errorf("%d requests failed while a pod died; last: %v", failed.Load(), lastErr.Load())
