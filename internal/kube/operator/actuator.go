@@ -139,7 +139,11 @@ func (o *Operator) Instances(key string) ([]autoscale.Instance, error) {
 			fn.deleted[p.Name] = now
 			continue
 		}
-		out = append(out, autoscale.Instance{ID: p.Name, Node: p.Spec.NodeName, VCPUs: float64(podres.RequestedCPU(p)) / 1000, Ready: podres.Ready(p)})
+		ready := podres.Ready(p)
+		if ready {
+			clear(fn.failed) // pods run again: no backoff
+		}
+		out = append(out, autoscale.Instance{ID: p.Name, Node: p.Spec.NodeName, VCPUs: float64(podres.RequestedCPU(p)) / 1000, Ready: ready})
 	}
 	for name, p := range fn.created {
 		if now.Sub(fn.madeAt[name]) > expectTTL {
@@ -195,7 +199,11 @@ func (o *Operator) Apply(key string, d autoscale.Decision) error {
 			err = o.startPod(ctx, fn, ch.Instance.Node, ch.Instance.VCPUs)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %s: %w", ch.Op, ch.Instance.ID, err))
+			what := ch.Instance.ID
+			if what == "" {
+				what = "a pod on " + ch.Instance.Node
+			}
+			errs = append(errs, fmt.Errorf("%s %s: %w", ch.Op, what, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -247,7 +255,17 @@ func cpuQuantity(vcpus float64) resource.Quantity {
 func (o *Operator) startPod(ctx context.Context, fn *function, node string, vcpus float64) error {
 	o.mu.Lock()
 	obj := fn.obj
+	var last time.Time
+	for _, at := range fn.failed {
+		if at.After(last) {
+			last = at
+		}
+	}
+	n := len(fn.failed)
 	o.mu.Unlock()
+	if wait := time.Until(last.Add(backoff(n))); n > 0 && wait > 0 {
+		return fmt.Errorf("%d pods failed in a row (see the PodFailed events): the next starts in %v", n, wait.Round(100*time.Millisecond))
+	}
 	p, err := o.podFor(obj, node, vcpus)
 	if err != nil {
 		return err

@@ -126,6 +126,20 @@ type function struct {
 	changes []v1alpha1.Decision
 	// wake is the last seen values of WakeAnnotations.
 	wake string
+	// failed are the function's pods that failed since one was last Ready,
+	// by name, with when the operator saw it: each is reported once, and
+	// new pods wait for backoff(len(failed)) after the last.
+	failed map[string]time.Time
+}
+
+// backoff is how long after the last of n failed pods in a row a new pod
+// may start: 1 s, doubling, at most 5 min (a model that cannot load does
+// not make a pod a second).
+func backoff(n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return min(5*time.Minute, time.Second<<min(n-1, 10))
 }
 
 // New returns an operator; cfg.Stats is required.
@@ -204,7 +218,7 @@ func (o *Operator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	o.mu.Lock()
 	fn := o.fns[key]
 	if fn == nil {
-		fn = &function{key: req.NamespacedName, created: map[string]*corev1.Pod{}, madeAt: map[string]time.Time{}, deleted: map[string]time.Time{}}
+		fn = &function{key: req.NamespacedName, created: map[string]*corev1.Pod{}, madeAt: map[string]time.Time{}, deleted: map[string]time.Time{}, failed: map[string]time.Time{}}
 		fn.changes = append(fn.changes, f.Status.Decisions...)
 		o.fns[key] = fn
 	}
@@ -483,7 +497,13 @@ func (o *Operator) pods(ctx context.Context, key types.NamespacedName) ([]*corev
 func (o *Operator) podEnded(key types.NamespacedName, p *corev1.Pod) {
 	o.mu.Lock()
 	var obj *v1alpha1.InferenceFunction
-	if fn := o.fns[key.String()]; fn != nil {
+	fn := o.fns[key.String()]
+	if fn != nil {
+		if _, seen := fn.failed[p.Name]; seen {
+			o.mu.Unlock()
+			return
+		}
+		fn.failed[p.Name] = time.Now()
 		obj = fn.obj
 	}
 	o.mu.Unlock()

@@ -653,3 +653,44 @@ func TestDataPlaneTenants(t *testing.T) {
 		t.Fatalf("its tenant: %d %s", code, out)
 	}
 }
+
+// TestDataPlaneModelThatCannotLoad: a function whose model cannot load
+// answers its waiting request with the deadline (504), says why on the
+// function (PodFailed events naming the model), and its pods are retried
+// with a backoff, not one a second.
+func TestDataPlaneModelThatCannotLoad(t *testing.T) {
+	d := startDataPlane(t, 1)
+	d.model = "/nonexistent/model.onnx"
+	d.create("broken", "hybrid", map[string]string{"interval": "1s"})
+	waitFor(t, 10*time.Second, "the gateway sees the function", func() (bool, string) {
+		resp, err := http.Get(d.url + "/v2/models/broken/ready")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	code, out := post(t, d.url+"/v2/models/broken/infer", mnistRequest("input"), "Spindle-Timeout", "8s")
+	var e struct{ Error string }
+	json.Unmarshal(out, &e)
+	if code != http.StatusGatewayTimeout || !strings.Contains(e.Error, "exceeded while waiting for a pod") {
+		t.Fatalf("%d %s, want 504 waiting for a pod", code, out)
+	}
+	var evs eventsv1.EventList
+	if err := d.c.List(d.ctx, &evs, client.InNamespace("default")); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, ev := range evs.Items {
+		if ev.Regarding.Name == "broken" && ev.Reason == "PodFailed" {
+			failed++
+			if !strings.Contains(ev.Note, "/nonexistent/model.onnx") {
+				t.Errorf("PodFailed says %q, not which model", ev.Note)
+			}
+		}
+	}
+	t.Logf("%d pods failed in 8 s", failed)
+	if failed < 2 || failed > 4 {
+		t.Errorf("%d pods failed in 8 s: want 2-4 (a retry after 1, 2, 4 s), not none and not one a second", failed)
+	}
+}
