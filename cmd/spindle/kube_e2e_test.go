@@ -22,31 +22,8 @@ func TestKubeDevAsDocumented(t *testing.T) {
 		t.Fatalf("kubectl not installed (scripts/testdeps.sh installs it): %v", err)
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "kube", "dev", "--nodes", "2", "--dir", dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "kube-dev.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("spindle kube dev log:\n%s", b)
-		}
-	}()
-	sc := bufio.NewScanner(out)
+	dev := startKubeDev(t, "--nodes", "2", "--dir", dir)
+	sc := dev.out
 	var kubeconfig string
 	var try []string
 	for sc.Scan() {
@@ -95,27 +72,9 @@ func TestKubeDevAsDocumented(t *testing.T) {
 		t.Errorf("kubectl describe shows no scale-up events:\n%s", d)
 	}
 
-	cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		stopped = true
-		if err != nil {
-			t.Errorf("spindle kube dev after Ctrl-C: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("spindle kube dev did not stop within 30s of Ctrl-C")
-	}
+	interrupt(t, dev.cmd, "spindle kube dev", 30*time.Second)
 	// Its API server and kwok are gone with it.
-	b, _ := exec.Command("pgrep", "-f", dir).Output()
-	if pids := strings.Fields(string(b)); len(pids) > 0 {
-		for _, p := range pids {
-			if cmdline, err := os.ReadFile("/proc/" + p + "/cmdline"); err == nil {
-				t.Errorf("still running after Ctrl-C: %s", strings.ReplaceAll(string(cmdline), "\x00", " "))
-			}
-		}
-	}
+	noneRunning(t, dir)
 }
 
 // TestKubeDevProcessesAsDocumented runs `spindle kube dev --processes` and
@@ -130,31 +89,8 @@ func TestKubeDevProcessesAsDocumented(t *testing.T) {
 		t.Fatalf("kubectl not installed (scripts/testdeps.sh installs it): %v", err)
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "kube", "dev", "--nodes", "2", "--node-cpus", "2", "--processes", "--gateway-addr", "127.0.0.1:0", "--dir", dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "kube-dev.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("spindle kube dev log:\n%s", b)
-		}
-	}()
-	sc := bufio.NewScanner(out)
+	dev := startKubeDev(t, "--nodes", "2", "--node-cpus", "2", "--processes", "--gateway-addr", "127.0.0.1:0", "--dir", dir)
+	sc := dev.out
 	var kubeconfig, gateway string
 	var try []string
 	for sc.Scan() {
@@ -263,32 +199,69 @@ func TestKubeDevProcessesAsDocumented(t *testing.T) {
 		t.Errorf("the two gateways answer differently:\n%s\n%s", a, b)
 	}
 	// Ctrl-C stops the gateway cleanly.
-	gw.Process.Signal(os.Interrupt)
-	gwDone := make(chan error, 1)
-	go func() { gwDone <- gw.Wait() }()
-	select {
-	case err := <-gwDone:
-		if err != nil {
-			t.Errorf("spindle gateway after Ctrl-C: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Error("spindle gateway did not stop within 15s of Ctrl-C")
-	}
+	interrupt(t, gw, "spindle gateway", 15*time.Second)
 
+	interrupt(t, dev.cmd, "spindle kube dev", 30*time.Second)
+	// Its control plane and its pods' instances are gone with it.
+	noneRunning(t, dir, "instance --name mnist --model /var/lib/spindle/models/mnist")
+}
+
+// devProc is a running `spindle kube dev`: its stdout, line by line.
+type devProc struct {
+	cmd *exec.Cmd
+	out *bufio.Scanner
+}
+
+// startKubeDev starts `spindle kube dev args...` with its log in a file the
+// test prints if it fails; it is killed at the end unless interrupt stopped
+// it.
+func startKubeDev(t *testing.T, args ...string) devProc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"kube", "dev"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(t.TempDir(), "kube-dev.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("spindle kube dev log:\n%s", b)
+		}
+	})
+	return devProc{cmd: cmd, out: bufio.NewScanner(out)}
+}
+
+// interrupt sends cmd (name) Ctrl-C and wants a clean exit within d.
+func interrupt(t *testing.T, cmd *exec.Cmd, name string, d time.Duration) {
+	t.Helper()
 	cmd.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		stopped = true
 		if err != nil {
-			t.Errorf("spindle kube dev after Ctrl-C: %v", err)
+			t.Errorf("%s after Ctrl-C: %v", name, err)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("spindle kube dev did not stop within 30s of Ctrl-C")
+	case <-time.After(d):
+		t.Fatalf("%s did not stop within %v of Ctrl-C", name, d)
 	}
-	// Its control plane and its pods' instances are gone with it.
-	for _, pattern := range []string{dir, "instance --name mnist --model /var/lib/spindle/models/mnist"} {
+}
+
+// noneRunning wants no process whose command line matches a pattern.
+func noneRunning(t *testing.T, patterns ...string) {
+	t.Helper()
+	for _, pattern := range patterns {
 		b, _ := exec.Command("pgrep", "-f", pattern).Output()
 		for _, p := range strings.Fields(string(b)) {
 			if cmdline, err := os.ReadFile("/proc/" + p + "/cmdline"); err == nil {

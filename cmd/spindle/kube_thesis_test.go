@@ -46,38 +46,55 @@ import (
 //
 // SPINDLE_KUBE_THESIS_DURATION shortens the 300 s of each policy.
 func BenchmarkKubeThesis(b *testing.B) {
-	duration := 300 * time.Second
-	if v := os.Getenv("SPINDLE_KUBE_THESIS_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		duration = d
-	}
+	duration := envDuration(b, "SPINDLE_KUBE_THESIS_DURATION", 300*time.Second)
 	ctrl.SetLogger(logr.Discard())
 	for range b.N {
 		var rows []string
 		for _, policy := range []string{"hybrid", "hpa"} {
 			// The simulator's run of the same scenario, beside.
-			cfg, err := sim.Scenario("thesis", autoscale.Policy(policy), sim.Options{Duration: duration, Seed: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			res, err := sim.Run(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m := res.Summary
-			rows = append(rows, fmt.Sprintf("| %s (spindle sim) | %d | %v | %.1f%% | %.2f GiB | %.2f GiB | %.0f | %d | %d | - |", policy, m.Requests,
-				time.Duration(m.P99*float64(time.Second)).Round(time.Millisecond), 100*float64(m.SLOViolations)/float64(max(m.Completed, 1)),
-				float64(m.PeakMemory)/(1<<30), float64(m.MeanMemory)/(1<<30), m.VCPUSeconds, m.PeakReplicas, m.Changes))
+			_, row := simRow(b, "thesis", policy, sim.Options{Duration: duration, Seed: 1})
+			rows = append(rows, row)
 			s := runThesis(b, policy, duration)
 			rows = append(rows, s.row())
 			b.ReportMetric(s.p99.Seconds(), policy+"-p99-s")
 			b.ReportMetric(float64(s.peakMem)/(1<<30), policy+"-peak-GiB")
 		}
-		b.Logf("\n| policy | requests | p99 | SLO-violating share | peak memory | mean memory | vCPU-s | peak pods | decisions (changes) | API requests/s |\n|---|---|---|---|---|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
+		b.Logf("\n%s%s", tableHead, strings.Join(rows, "\n"))
 	}
+}
+
+// tableHead heads the table of the Kubernetes benchmarks' rows (simRow's and
+// thesisSummary.row's).
+const tableHead = "| policy | requests | p99 | SLO-violating share | peak memory | mean memory | vCPU-s | peak pods | decisions (changes) | API requests/s |\n|---|---|---|---|---|---|---|---|---|---|\n"
+
+// envDuration is the duration in environment variable name, or def.
+func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
+	}
+	return d
+}
+
+// simRow runs scenario under policy in the simulator and returns its
+// configuration and its table row.
+func simRow(b *testing.B, scenario, policy string, o sim.Options) (sim.Config, string) {
+	cfg, err := sim.Scenario(scenario, autoscale.Policy(policy), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := sim.Run(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := res.Summary
+	return cfg, fmt.Sprintf("| %s (spindle sim) | %d | %v | %.1f%% | %.2f GiB | %.2f GiB | %.0f | %d | %d | - |", policy, m.Requests,
+		time.Duration(m.P99*float64(time.Second)).Round(time.Millisecond), 100*float64(m.SLOViolations)/float64(max(m.Completed, 1)),
+		float64(m.PeakMemory)/(1<<30), float64(m.MeanMemory)/(1<<30), m.VCPUSeconds, m.PeakReplicas, m.Changes)
 }
 
 type thesisSummary struct {
@@ -300,31 +317,14 @@ func runKube(b *testing.B, policy string, params map[string]string, nodes int, f
 //
 // SPINDLE_KUBE_POISSON_DURATION (default 120s) is each policy's run.
 func BenchmarkKubePoisson(b *testing.B) {
-	duration := 120 * time.Second
-	if v := os.Getenv("SPINDLE_KUBE_POISSON_DURATION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		duration = d
-	}
+	duration := envDuration(b, "SPINDLE_KUBE_POISSON_DURATION", 120*time.Second)
 	ctrl.SetLogger(logr.Discard())
 	const nodes = 100
 	for range b.N {
 		var rows []string
 		for _, policy := range []string{"hybrid", "hpa"} {
-			cfg, err := sim.Scenario("poisson", autoscale.Policy(policy), sim.Options{Nodes: nodes, Duration: duration, Seed: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			res, err := sim.Run(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m := res.Summary
-			rows = append(rows, fmt.Sprintf("| %s (spindle sim) | %d | %v | %.1f%% | %.2f GiB | %.2f GiB | %.0f | %d | %d | - |", policy, m.Requests,
-				time.Duration(m.P99*float64(time.Second)).Round(time.Millisecond), 100*float64(m.SLOViolations)/float64(max(m.Completed, 1)),
-				float64(m.PeakMemory)/(1<<30), float64(m.MeanMemory)/(1<<30), m.VCPUSeconds, m.PeakReplicas, m.Changes))
+			cfg, row := simRow(b, "poisson", policy, sim.Options{Nodes: nodes, Duration: duration, Seed: 1})
+			rows = append(rows, row)
 			var fns []kubeFunction
 			for _, f := range cfg.Functions {
 				r := f.Workload.Steps[0].Rate
@@ -336,6 +336,6 @@ func BenchmarkKubePoisson(b *testing.B) {
 			b.ReportMetric(float64(s.peakMem)/(1<<30), policy+"-peak-GiB")
 			b.ReportMetric(s.apiPerSecond, policy+"-api-req/s")
 		}
-		b.Logf("\n| policy | requests | p99 | SLO-violating share | peak memory | mean memory | vCPU-s | peak pods | decisions (changes) | API requests/s |\n|---|---|---|---|---|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
+		b.Logf("\n%s%s", tableHead, strings.Join(rows, "\n"))
 	}
 }

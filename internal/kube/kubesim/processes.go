@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -325,15 +327,11 @@ func (k *Processes) stop(key string) {
 // Close stops every process (the end of a test or of `spindle kube dev`).
 func (k *Processes) Close() {
 	k.mu.Lock()
-	keys := make([]string, 0, len(k.pods))
-	for key := range k.pods {
-		keys = append(keys, key)
-	}
+	keys := slices.Collect(maps.Keys(k.pods))
 	k.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, key := range keys {
-		wg.Add(1)
-		go func() { defer wg.Done(); k.stop(key) }()
+		wg.Go(func() { k.stop(key) })
 	}
 	wg.Wait()
 }
