@@ -1515,6 +1515,10 @@ func newConstantOfShape(n *Node) (Kernel, error) {
 		}
 		val = v
 	}
+	// A new tensor each call, float32 from the recycled buffers: a graph
+	// that makes large constants one after another reuses one buffer
+	// instead of leaving each to the collector.
+	n.fresh = true
 	return func(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		if err := checkInputs(in, 1, 1); err != nil {
 			return nil, err
@@ -1530,7 +1534,12 @@ func newConstantOfShape(n *Node) (Kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		out := tensor.New(val.DType, shape...)
+		var out *tensor.Tensor
+		if val.DType == tensor.Float32 {
+			out = newF32Dirty(shape...) // fillTensor writes every element
+		} else {
+			out = tensor.New(val.DType, shape...)
+		}
 		fillTensor(out, val)
 		return []*tensor.Tensor{out}, nil
 	}, nil
